@@ -1,0 +1,56 @@
+# face3d: the two commands users need are `make run` and `make test`.
+# Both create .venv on first use (about 3 minutes: pip resolves torch + torchvision together).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8050
+PYTEST_ARGS ?=
+
+.PHONY: run test venv venv-dev browser lint bench clean help
+
+help:
+	@echo "make run    - install into $(VENV) and start the dashboard on http://$(HOST):$(PORT)"
+	@echo "make test   - install into $(VENV) (with test tools) and run the whole test suite"
+	@echo "make lint   - ruff"
+	@echo "make bench  - run the benchmarks in benchmarks/"
+
+$(VENV)/.runtime-installed: requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.runtime-installed requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.runtime-installed
+
+venv-dev: $(VENV)/.dev-installed
+
+# Headless Chromium + ChromeDriver from Debian for the real-browser tests (tests skip, saying why, if absent).
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		echo "Installing chromium + chromium-driver (apt-get) for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "NOTE: chromium/chromium-driver not installed and not root: browser tests will be skipped"; fi
+
+run: venv
+	FACE3D_HOST=$(HOST) FACE3D_PORT=$(PORT) $(PY) -m dashboard --host $(HOST) --port $(PORT)
+
+test: venv-dev browser
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv-dev
+	$(VENV)/bin/ruff check face3d_core dashboard tests benchmarks
+
+bench: venv-dev
+	$(PY) benchmarks/depth_speed.py
+	$(PY) benchmarks/geometry_speed.py
+	$(PY) benchmarks/ui_speed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

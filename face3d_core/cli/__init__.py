@@ -1,0 +1,60 @@
+"""The ``face3d`` command line: ``face3d depth``, ``face3d mesh``, ``face3d models``, ``face3d fetch``.
+
+Each subcommand lives in its own module exposing ``add_parser(subparsers)`` (which sets
+``func=run``) and ``run(args) -> int``. User errors (:class:`~face3d_core.errors.Face3DError`)
+are printed as one line ``face3d: error: ...`` with a non-zero exit code, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from face3d_core import __version__
+from face3d_core.errors import Face3DError
+
+_SUBCOMMANDS = ("depth_cmd", "mesh_cmd", "models_cmd")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the top-level parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="face3d", description="Photo of a face -> depth map -> 3D model (MiDaS)."
+    )
+    parser.add_argument("--version", action="version", version=f"face3d {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _SUBCOMMANDS:
+        importlib.import_module(f"face3d_core.cli.{name}").add_parser(subparsers)
+    return parser
+
+
+def error_line(message: str, source: str | None = None) -> str:
+    """Format one user-facing error line (``face3d: error: <source>: <message>``)."""
+    return f"face3d: error: {source}: {message}" if source else f"face3d: error: {message}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 some inputs failed, 2 usage error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except Face3DError as exc:
+        print(error_line(exc.user_message), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("face3d: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,365 @@
+"""Comparing faces: landmark alignment, depth profiles, difference maps and metrics.
+
+Depth from a single photo is relative (unknown scale and shift) and every photo frames the
+face differently, so faces are compared in a common *canonical frame*:
+
+1. :func:`align_face` maps each face's depth map with a similarity transform (rotation,
+   uniform scale, translation) that brings its five landmarks (right eye, left eye, nose tip,
+   right and left mouth corner, as :func:`face3d_core.faces.detect_faces` returns them) onto a
+   fixed template in a ``size x size`` grid, then normalises depth robustly over the central face
+   region to ``[0, 1]`` (0 = the far 2nd percentile, 1 = the near 98th percentile; 1 = nearest).
+2. :func:`nose_profile` (vertical, through the nose tip) and :func:`eye_profile` (horizontal,
+   through the eyes) sample the aligned map; positions are in inter-ocular distances (IOD)
+   from the nose tip / face centre, so profiles of different faces overlay.
+3. :func:`difference_map` and :func:`compare_pair` compare two aligned faces.
+
+All depth values here are in normalised units (fractions of the face's own depth range),
+not millimetres.
+
+Example:
+    >>> import numpy as np
+    >>> yy, xx = np.mgrid[0:200, 0:200].astype(np.float32)
+    >>> depth = np.exp(-((xx - 100) ** 2 + (yy - 110) ** 2) / 2000.0)
+    >>> marks = np.array([[70, 80], [130, 80], [100, 110], [75, 140], [125, 140]], np.float32)
+    >>> face = align_face(depth, marks)
+    >>> face.depth.shape
+    (128, 128)
+    >>> round(compare_pair(face, face).rms_difference, 6)
+    0.0
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from face3d_core.errors import Face3DError
+
+logger = logging.getLogger(__name__)
+
+#: Landmark order used throughout face3d (YuNet's order).
+LANDMARK_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_right", "mouth_left")
+
+#: Template positions of the five landmarks as fractions of the canonical grid (x, y).
+#: The subject's right eye appears on the image's left. Proportions of an average adult face:
+#: nose tip 0.57 IOD below the eyes, mouth 1.13 IOD below, mouth width 0.83 IOD.
+TEMPLATE_XY = np.array(
+    [[0.35, 0.40], [0.65, 0.40], [0.50, 0.571], [0.375, 0.74], [0.625, 0.74]], dtype=np.float64
+)
+
+#: Central face region used for normalisation and metrics: an ellipse (centre x, centre y,
+#: half-width, half-height) as fractions of the grid.
+FACE_REGION = (0.50, 0.58, 0.28, 0.36)
+
+DEFAULT_SIZE = 128
+
+
+class ComparisonError(Face3DError):
+    """Faces cannot be compared (no landmarks, degenerate landmarks, no common area)."""
+
+    title = "Faces cannot be compared"
+
+
+@dataclass(frozen=True)
+class AlignedFace:
+    """One face's depth in the canonical frame.
+
+    Attributes:
+        depth: ``(S, S) float32`` normalised depth, 1 = nearest; NaN where there is no data.
+        valid: ``(S, S) bool``, True where ``depth`` holds data.
+        landmarks_xy: ``(5, 2) float32`` the face's own landmarks mapped into the grid (pixels).
+        transform: ``(2, 3) float64`` affine map from source pixels to grid pixels.
+        fit_error: RMS distance of the mapped landmarks from the template, in IODs (a pose
+            indicator: near 0 for a frontal face, larger for a turned head).
+    """
+
+    depth: np.ndarray
+    valid: np.ndarray
+    landmarks_xy: np.ndarray
+    transform: np.ndarray
+    fit_error: float
+
+    @property
+    def size(self) -> int:
+        """Side of the canonical grid in pixels."""
+        return int(self.depth.shape[0])
+
+    @property
+    def iod_px(self) -> float:
+        """Template inter-ocular distance in grid pixels."""
+        return float((TEMPLATE_XY[1, 0] - TEMPLATE_XY[0, 0]) * self.size)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A depth profile along one line of the canonical grid.
+
+    Attributes:
+        positions: ``(n,) float32`` position along the line in inter-ocular distances
+            (0 at the nose tip for the vertical profile, at the face centre for the horizontal).
+        values: ``(n,) float32`` normalised depth (1 = nearest); NaN where there is no data.
+    """
+
+    positions: np.ndarray
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
+class PairMetrics:
+    """Numbers comparing two aligned faces (normalised depth units unless stated).
+
+    Attributes:
+        rms_difference: Root mean square of ``a - b`` over the common face region.
+        mean_abs_difference: Mean of ``|a - b|`` over the common face region.
+        max_abs_difference: 99th percentile of ``|a - b|`` (robust maximum).
+        correlation: Pearson correlation of the two depth maps over the common region.
+        overlap: Fraction of the face region where both faces have data.
+        nose_prominence_a: Nose tip depth minus mean eye depth of face a.
+        nose_prominence_b: The same for face b.
+    """
+
+    rms_difference: float
+    mean_abs_difference: float
+    max_abs_difference: float
+    correlation: float
+    overlap: float
+    nose_prominence_a: float
+    nose_prominence_b: float
+
+
+def similarity_transform(src_xy: np.ndarray, dst_xy: np.ndarray) -> np.ndarray:
+    """Least-squares similarity transform (Umeyama) mapping ``src_xy`` onto ``dst_xy``.
+
+    Args:
+        src_xy: ``(n, 2)`` source points, n >= 2.
+        dst_xy: ``(n, 2)`` destination points.
+
+    Returns:
+        ``(2, 3) float64`` matrix ``M`` with ``dst ~= M[:, :2] @ src + M[:, 2]`` (no reflection).
+
+    Raises:
+        ComparisonError: The source points coincide.
+    """
+    src = np.asarray(src_xy, dtype=np.float64)
+    dst = np.asarray(dst_xy, dtype=np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or src.shape[0] < 2:
+        raise ValueError(f"expected two (n, 2) point sets, got {src.shape} and {dst.shape}")
+    mu_src, mu_dst = src.mean(axis=0), dst.mean(axis=0)
+    src_c, dst_c = src - mu_src, dst - mu_dst
+    var_src = float((src_c**2).sum(axis=1).mean())
+    if var_src < 1e-9:
+        raise ComparisonError("The face landmarks coincide; the face is too small or not detected properly.")
+    cov = dst_c.T @ src_c / src.shape[0]
+    u, sing, vt = np.linalg.svd(cov)
+    d = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[-1] = -1.0
+    rot = u @ np.diag(d) @ vt
+    scale = float((sing * d).sum() / var_src)
+    matrix = np.zeros((2, 3))
+    matrix[:, :2] = scale * rot
+    matrix[:, 2] = mu_dst - scale * rot @ mu_src
+    return matrix
+
+
+def apply_transform(matrix: np.ndarray, points_xy: np.ndarray) -> np.ndarray:
+    """Apply a ``(2, 3)`` affine matrix to ``(n, 2)`` points."""
+    pts = np.asarray(points_xy, dtype=np.float64)
+    return pts @ matrix[:, :2].T + matrix[:, 2]
+
+
+def face_region_mask(size: int = DEFAULT_SIZE) -> np.ndarray:
+    """Return the ``(size, size) bool`` central face ellipse of the canonical grid."""
+    cx, cy, rx, ry = (v * size for v in FACE_REGION)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
+    return ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1.0
+
+
+def _check_inputs(depth_rel: np.ndarray, landmarks_xy: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    depth = np.asarray(depth_rel, dtype=np.float32)
+    if depth.ndim != 2 or min(depth.shape) < 2:
+        raise ValueError(f"expected an (H, W) depth map, got shape {depth.shape}")
+    if landmarks_xy is None:
+        raise ComparisonError(
+            "No face landmarks are available for this photo (no face was found), so it cannot be "
+            "aligned with the others. Choose photos in which a face was detected."
+        )
+    marks = np.asarray(landmarks_xy, dtype=np.float64)
+    if marks.shape != (5, 2) or not np.all(np.isfinite(marks)):
+        raise ValueError(f"expected (5, 2) finite landmarks, got shape {marks.shape}")
+    return depth, marks
+
+
+def align_face(
+    depth_rel: np.ndarray,
+    landmarks_xy: np.ndarray | None,
+    *,
+    mask: np.ndarray | None = None,
+    size: int = DEFAULT_SIZE,
+) -> AlignedFace:
+    """Warp a face's depth map into the canonical frame and normalise it.
+
+    Args:
+        depth_rel: ``(H, W) float`` relative inverse depth (larger = nearer) of the photo or crop.
+        landmarks_xy: ``(5, 2)`` landmarks in the same pixel coordinates as ``depth_rel``.
+        mask: Optional ``(H, W) bool`` of usable pixels (e.g. the face mask).
+        size: Side of the canonical grid in pixels.
+
+    Returns:
+        The aligned, normalised face.
+
+    Raises:
+        ComparisonError: No landmarks, degenerate landmarks, or no usable depth in the face region.
+    """
+    depth, marks = _check_inputs(depth_rel, landmarks_xy)
+    valid_src = np.isfinite(depth)
+    if mask is not None:
+        mask_arr = np.asarray(mask, dtype=bool)
+        if mask_arr.shape != depth.shape:
+            raise ValueError(f"mask shape {mask_arr.shape} differs from depth shape {depth.shape}")
+        valid_src &= mask_arr
+    template = TEMPLATE_XY * size
+    matrix = similarity_transform(marks, template)
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    if scale < 0.75:  # shrink first with area averaging, so the warp does not alias
+        factor = scale * 1.25
+        new_w = max(2, round(depth.shape[1] * factor))
+        new_h = max(2, round(depth.shape[0] * factor))
+        fx, fy = new_w / depth.shape[1], new_h / depth.shape[0]
+        filled = np.where(valid_src, depth, 0.0).astype(np.float32)
+        weight = cv2.resize(valid_src.astype(np.float32), (new_w, new_h), interpolation=cv2.INTER_AREA)
+        summed = cv2.resize(filled, (new_w, new_h), interpolation=cv2.INTER_AREA)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            depth = np.where(weight > 0.5, summed / np.maximum(weight, 1e-6), np.nan).astype(np.float32)
+        valid_src = weight > 0.5
+        marks = marks * np.array([fx, fy])
+        matrix = similarity_transform(marks, template)
+    src = np.where(valid_src, depth, np.nan).astype(np.float32)
+    warped = cv2.warpAffine(
+        src, matrix, (size, size), flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"),
+    )
+    valid = np.isfinite(warped)
+    region = face_region_mask(size) & valid
+    if region.sum() < 0.2 * face_region_mask(size).sum():
+        raise ComparisonError(
+            "Too little of the face has depth data to compare it; use a crop that shows the whole face."
+        )
+    low, high = np.percentile(warped[region], [2.0, 98.0])
+    span = float(high - low)
+    if not np.isfinite(span) or span <= 1e-12:
+        raise ComparisonError("The face's depth map is flat; it cannot be compared.")
+    normalised = ((warped - low) / span).astype(np.float32)
+    normalised[~valid] = np.nan
+    mapped = apply_transform(matrix, marks)
+    iod = (TEMPLATE_XY[1, 0] - TEMPLATE_XY[0, 0]) * size
+    fit_error = float(np.sqrt(((mapped - template) ** 2).sum(axis=1).mean()) / iod)
+    return AlignedFace(
+        depth=normalised, valid=valid, landmarks_xy=mapped.astype(np.float32),
+        transform=matrix, fit_error=fit_error,
+    )
+
+
+def _band_mean(values: np.ndarray, axis: int) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices give NaN, as intended
+        return np.nanmean(values, axis=axis)
+
+
+def nose_profile(face: AlignedFace, half_width: int = 1) -> Profile:
+    """Vertical depth profile through the nose tip (forehead at negative positions, chin positive).
+
+    Args:
+        face: An aligned face.
+        half_width: Columns on each side averaged with the centre column.
+    """
+    size = face.size
+    col = int(np.clip(round(float(face.landmarks_xy[2, 0])), half_width, size - 1 - half_width))
+    band = face.depth[:, col - half_width : col + half_width + 1]
+    values = _band_mean(band, axis=1).astype(np.float32)
+    rows = np.arange(size, dtype=np.float64) + 0.5
+    positions = ((rows - float(face.landmarks_xy[2, 1])) / face.iod_px).astype(np.float32)
+    return Profile(positions=positions, values=values)
+
+
+def eye_profile(face: AlignedFace, half_width: int = 1) -> Profile:
+    """Horizontal depth profile through both eyes (image left at negative positions).
+
+    Args:
+        face: An aligned face.
+        half_width: Rows above and below averaged with the centre row.
+    """
+    size = face.size
+    row = int(np.clip(round(float(face.landmarks_xy[:2, 1].mean())), half_width, size - 1 - half_width))
+    band = face.depth[row - half_width : row + half_width + 1, :]
+    values = _band_mean(band, axis=0).astype(np.float32)
+    cols = np.arange(size, dtype=np.float64) + 0.5
+    centre = float(face.landmarks_xy[:2, 0].mean())
+    positions = ((cols - centre) / face.iod_px).astype(np.float32)
+    return Profile(positions=positions, values=values)
+
+
+def _sample(face: AlignedFace, xy: np.ndarray, radius: int = 1) -> float:
+    x, y = (int(round(float(v))) for v in xy)
+    size = face.size
+    x0, x1 = max(0, x - radius), min(size, x + radius + 1)
+    y0, y1 = max(0, y - radius), min(size, y + radius + 1)
+    patch = face.depth[y0:y1, x0:x1]
+    patch = patch[np.isfinite(patch)]
+    return float(patch.mean()) if patch.size else float("nan")
+
+
+def nose_prominence(face: AlignedFace) -> float:
+    """Nose tip depth minus the mean depth at the two eyes (normalised units; larger = longer nose)."""
+    nose = _sample(face, face.landmarks_xy[2])
+    eyes = _band_mean(np.array([_sample(face, face.landmarks_xy[0]), _sample(face, face.landmarks_xy[1])]), 0)
+    return float(nose - eyes)
+
+
+def _check_pair(a: AlignedFace, b: AlignedFace) -> None:
+    if a.depth.shape != b.depth.shape:
+        raise ValueError(f"aligned faces differ in size: {a.depth.shape} vs {b.depth.shape}")
+
+
+def difference_map(a: AlignedFace, b: AlignedFace) -> np.ndarray:
+    """Return ``a - b`` over the common face region, ``(S, S) float32``, NaN elsewhere.
+
+    Positive values: face ``a`` is nearer (more prominent) there.
+    """
+    _check_pair(a, b)
+    common = a.valid & b.valid & face_region_mask(a.size)
+    diff = np.full(a.depth.shape, np.nan, dtype=np.float32)
+    diff[common] = a.depth[common] - b.depth[common]
+    return diff
+
+
+def compare_pair(a: AlignedFace, b: AlignedFace) -> PairMetrics:
+    """Compute the numbers comparing two aligned faces.
+
+    Raises:
+        ComparisonError: The two faces share too little area.
+    """
+    _check_pair(a, b)
+    region = face_region_mask(a.size)
+    common = a.valid & b.valid & region
+    overlap = float(common.sum() / region.sum())
+    if common.sum() < 16:
+        raise ComparisonError("The two faces share too little area with depth data to be compared.")
+    da = a.depth[common].astype(np.float64)
+    db = b.depth[common].astype(np.float64)
+    diff = da - db
+    std_a, std_b = float(da.std()), float(db.std())
+    correlation = float(np.corrcoef(da, db)[0, 1]) if std_a > 1e-12 and std_b > 1e-12 else float("nan")
+    return PairMetrics(
+        rms_difference=float(np.sqrt(np.mean(diff**2))),
+        mean_abs_difference=float(np.mean(np.abs(diff))),
+        max_abs_difference=float(np.percentile(np.abs(diff), 99.0)),
+        correlation=correlation,
+        overlap=overlap,
+        nose_prominence_a=nose_prominence(a),
+        nose_prominence_b=nose_prominence(b),
+    )

@@ -1,0 +1,64 @@
+"""Typed, user-facing errors of face3d.
+
+Every error a user can cause or fix derives from :class:`Face3DError`; its message is
+written for the user (what happened, what to do) and is what the CLI prints and the
+dashboard shows in an alert. Anything else escaping the core is a bug.
+"""
+
+from __future__ import annotations
+
+
+class Face3DError(Exception):
+    """Base class of every user-facing face3d error."""
+
+    title = "Something went wrong"
+
+    @property
+    def user_message(self) -> str:
+        """The message to show to a user (the exception text)."""
+        return str(self)
+
+
+class InvalidImageError(Face3DError, ValueError):
+    """The uploaded or given file is not a usable JPEG/PNG photo."""
+
+    title = "This file can't be used"
+
+
+class NoFaceFoundError(Face3DError):
+    """No face was detected; the caller may go on with the whole image instead."""
+
+    title = "No face found"
+
+
+class WeightsUnavailableError(Face3DError):
+    """A network's weights are neither on disk nor downloadable; the message says where to put them."""
+
+    title = "Model weights missing"
+
+
+class WeightsIntegrityError(WeightsUnavailableError):
+    """A weights file does not match its published SHA-256 (the bad file is not kept)."""
+
+    title = "Model weights corrupt"
+
+
+class UnknownModelError(Face3DError, KeyError):
+    """A model name that is not in the registry."""
+
+    title = "Unknown model"
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class CacheError(Face3DError):
+    """The result cache cannot be read or written (disk full, read-only, corrupt)."""
+
+    title = "Cache problem"
+
+
+class ExportError(Face3DError):
+    """A 3D model or depth map could not be exported."""
+
+    title = "Export failed"

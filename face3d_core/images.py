@@ -1,0 +1,185 @@
+"""Image input: the one place where uploaded or given files are decoded.
+
+Every photo enters face3d through :func:`decode_image` (bytes) or :func:`load_image`
+(path) and leaves as ``(H, W, 3) uint8`` RGB with its EXIF orientation applied.
+Grayscale, grayscale+alpha, RGBA (composited on white), palette and 16-bit PNGs become
+8-bit RGB. Anything else raises :class:`~face3d_core.errors.InvalidImageError` with a
+message written for the user.
+
+Limits (checked before any pixel is decoded, so a "PNG bomb" costs nothing):
+``MAX_FILE_BYTES`` (25 MB), ``MAX_PIXELS`` (40 megapixels), ``MIN_SIDE`` (16 px).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from face3d_core.errors import InvalidImageError
+
+logger = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 25 * 1024 * 1024
+MAX_PIXELS = 40_000_000
+MIN_SIDE = 16
+ALLOWED_FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "MPO": "JPEG"}  # MPO: phone JPEGs with a depth/preview
+
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+)
+_OTHER_SIGNATURES = (
+    (b"GIF8", "a GIF"),
+    (b"RIFF", "a WebP/RIFF file"),
+    (b"%PDF", "a PDF"),
+    (b"BM", "a BMP"),
+    (b"II*\x00", "a TIFF"),
+    (b"MM\x00*", "a TIFF"),
+    (b"<?xml", "an XML/SVG file"),
+    (b"<svg", "an SVG drawing"),
+    (b"\x00\x00\x00", "a HEIC/MP4-like container"),
+)
+
+
+def sha256_hex(data: bytes) -> str:
+    """Return the lowercase hex SHA-256 of ``data`` (the content key used for caching)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _sniff(data: bytes) -> str:
+    """Return ``"JPEG"`` or ``"PNG"`` from the magic bytes, else raise InvalidImageError."""
+    for magic, fmt in _SIGNATURES:
+        if data.startswith(magic):
+            return fmt
+    head = data[:64].lstrip()
+    for magic, what in _OTHER_SIGNATURES:
+        if head.startswith(magic):
+            raise InvalidImageError(f"This file is {what}, not a JPEG or PNG photo. Please upload a JPEG or PNG.")
+    raise InvalidImageError("This file is not a JPEG or PNG image. Please upload a JPEG or PNG photo.")
+
+
+def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
+    """Convert a decoded Pillow image of any supported mode to ``(H, W, 3) uint8`` RGB."""
+    mode = img.mode
+    if mode in {"I;16", "I;16B", "I;16L", "I", "I;16N"}:
+        arr = np.asarray(img)
+        if arr.dtype != np.uint8:
+            # 16-bit (or 32-bit int) grayscale: keep the full range by scaling, not clipping.
+            arr = arr.astype(np.float64)
+            top = 65535.0 if arr.max() <= 65535 else float(arr.max())
+            arr = np.clip(np.rint(arr * (255.0 / max(top, 1.0))), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(arr[..., None], 3, axis=2))
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(arr[..., None], 3, axis=2))
+    if mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+        mode = img.mode
+    if mode == "LA":
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode in {"RGBA", "RGBa"}:
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img.convert("RGB"), mask=img.getchannel("A"))
+        img = background
+    elif mode != "RGB":
+        img = img.convert("RGB")  # L, 1, CMYK, YCbCr, RGBX ...
+    return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+
+
+def decode_image(data: bytes, *, name: str | None = None) -> np.ndarray:
+    """Decode a JPEG or PNG file's bytes to an upright RGB array.
+
+    Args:
+        data: The whole file's content.
+        name: The file's name, only for log messages (never used as a path).
+
+    Returns:
+        ``(H, W, 3) uint8`` RGB, EXIF orientation applied.
+
+    Raises:
+        InvalidImageError: Empty, too large, not JPEG/PNG, truncated/corrupt, too many pixels or
+            too small. The message says what is wrong in words a user understands.
+
+    Example:
+        >>> import io, numpy as np
+        >>> from PIL import Image
+        >>> buf = io.BytesIO(); Image.new("L", (32, 20), 128).save(buf, "PNG")
+        >>> decode_image(buf.getvalue()).shape
+        (20, 32, 3)
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InvalidImageError("No image data was received.")
+    data = bytes(data)
+    if len(data) == 0:
+        raise InvalidImageError("The file is empty (0 bytes).")
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidImageError(
+            f"The file is too large ({len(data) / 1e6:.1f} MB); the limit is {MAX_FILE_BYTES // (1024 * 1024)} MB."
+        )
+    fmt = _sniff(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            if ALLOWED_FORMATS.get(img.format or "") != fmt:
+                raise InvalidImageError("The file's content does not match a JPEG or PNG image.")
+            width, height = img.size
+            _check_size(width, height)
+            img.load()
+            img = ImageOps.exif_transpose(img)
+    except InvalidImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidImageError(
+            f"The image declares too many pixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels."
+        ) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        logger.info("Could not decode %s: %s", name or "upload", exc)
+        raise InvalidImageError(
+            f"The {fmt} file is damaged or incomplete (it may have been cut off during transfer)."
+        ) from exc
+    image_rgb = _to_rgb_uint8(img)
+    _check_size(image_rgb.shape[1], image_rgb.shape[0])
+    return image_rgb
+
+
+def _check_size(width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise InvalidImageError(
+            f"The image is too large ({width}x{height} = {width * height / 1e6:.0f} megapixels); "
+            f"the limit is {MAX_PIXELS / 1e6:.0f} megapixels."
+        )
+    if min(width, height) < MIN_SIDE:
+        raise InvalidImageError(
+            f"The image is too small ({width}x{height} pixels); both sides must be at least {MIN_SIDE} pixels."
+        )
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read and decode a JPEG/PNG file from disk (see :func:`decode_image`).
+
+    Raises:
+        InvalidImageError: Missing/unreadable file, or anything :func:`decode_image` rejects.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InvalidImageError(
+                f"The file is too large ({size / 1e6:.1f} MB); the limit is {MAX_FILE_BYTES // (1024 * 1024)} MB."
+            )
+        data = path.read_bytes()
+    except InvalidImageError:
+        raise
+    except OSError as exc:
+        raise InvalidImageError(f"Cannot read the file ({exc.strerror or exc}).") from exc
+    return decode_image(data, name=path.name)

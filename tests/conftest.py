@@ -1,0 +1,76 @@
+"""Shared fixtures: the read-only reference material in ``../shared`` and small helpers.
+
+Tests that need ``../shared`` skip cleanly where it is absent (for example in a clone
+without the shared folder beside it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DIR = Path(os.environ.get("FACE3D_SHARED_DIR", REPO_ROOT.parent / "shared"))
+REFERENCE_DIR = SHARED_DIR / "reference" / "midas"
+FACES_DIR = SHARED_DIR / "data" / "faces"
+YUNET_PATH = SHARED_DIR / "models" / "face_detection_yunet.onnx"
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is absent (../shared not available)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """Folder with ``<model>.layout.json`` / ``.output.npy`` ...; skips if absent."""
+    return _require(REFERENCE_DIR)
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    """Folder with the 20 real face photos; skips if absent."""
+    return _require(FACES_DIR)
+
+
+@pytest.fixture(scope="session")
+def yunet_path() -> Path:
+    """The YuNet ONNX face detector; skips if absent."""
+    return _require(YUNET_PATH)
+
+
+def load_fill_module():
+    """Import ``../shared/reference/fill.py`` (deterministic weights); skips if absent."""
+    path = _require(SHARED_DIR / "reference" / "fill.py")
+    spec = importlib.util.spec_from_file_location("face3d_reference_fill", path)
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_layout(model_name: str) -> dict:
+    """Return the official layout dict (keys ``state_dict``, ``net_size`` ...) of one model."""
+    return json.loads(_require(REFERENCE_DIR / f"{model_name}.layout.json").read_text())
+
+
+def load_reference_array(model_name: str, suffix: str) -> np.ndarray:
+    """Load ``<model>.<suffix>.npy`` from the reference folder (e.g. suffix ``output``)."""
+    return np.load(_require(REFERENCE_DIR / f"{model_name}.{suffix}.npy"))
+
+
+def assert_matches_reference(actual: np.ndarray, reference: np.ndarray) -> None:
+    """Apply the reference README's tolerance: max <= 1e-2 std, mean <= 1e-3 std."""
+    actual = np.asarray(actual, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    assert actual.shape == reference.shape, (actual.shape, reference.shape)
+    std = float(reference.std())
+    err = np.abs(actual - reference)
+    assert err.max() <= 1e-2 * std, f"max|err| {err.max():.3e} > 1e-2*std ({1e-2 * std:.3e})"
+    assert err.mean() <= 1e-3 * std, f"mean|err| {err.mean():.3e} > 1e-3*std ({1e-3 * std:.3e})"

@@ -221,7 +221,9 @@ class ResultCache:
                 str(self.directory),
                 size_limit=self.size_limit,
                 eviction_policy="least-recently-used",
-                cull_limit=16,
+                # diskcache evicts up to ``cull_limit`` entries at once when over the limit; our
+                # entries are large, so evict one per write and catch up in :meth:`set`.
+                cull_limit=1,
             )
         except (OSError, sqlite3.Error) as exc:
             raise CacheError(
@@ -267,6 +269,9 @@ class ResultCache:
         blob = _encode(value)
         try:
             self._cache.set(key, blob, expire=expire, retry=True)
+            if self._cache.volume() > self.size_limit * 1.25:
+                evicted = self._cache.cull(retry=True)  # far over (a large entry): evict in batches
+                logger.info("Result cache over its size limit: evicted %d entries", evicted)
         except (OSError, sqlite3.Error) as exc:
             raise CacheError(
                 f"Could not write to the result cache in {self.directory} ({exc}). "

@@ -172,10 +172,16 @@ def apply_transform(matrix: np.ndarray, points_xy: np.ndarray) -> np.ndarray:
     return pts @ matrix[:, :2].T + matrix[:, 2]
 
 
+def template_px(size: int = DEFAULT_SIZE) -> np.ndarray:
+    """Template landmarks in grid pixels (pixel centres on integers, as everywhere in face3d)."""
+    return TEMPLATE_XY * size - 0.5
+
+
 def face_region_mask(size: int = DEFAULT_SIZE) -> np.ndarray:
     """Return the ``(size, size) bool`` central face ellipse of the canonical grid."""
-    cx, cy, rx, ry = (v * size for v in FACE_REGION)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
+    cx, cy = FACE_REGION[0] * size - 0.5, FACE_REGION[1] * size - 0.5
+    rx, ry = FACE_REGION[2] * size, FACE_REGION[3] * size
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
     return ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1.0
 
 
@@ -222,7 +228,7 @@ def align_face(
         if mask_arr.shape != depth.shape:
             raise ValueError(f"mask shape {mask_arr.shape} differs from depth shape {depth.shape}")
         valid_src &= mask_arr
-    template = TEMPLATE_XY * size
+    template = template_px(size)
     matrix = similarity_transform(marks, template)
     scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
     if scale < 0.75:  # shrink first with area averaging, so the warp does not alias
@@ -236,7 +242,7 @@ def align_face(
         with np.errstate(invalid="ignore", divide="ignore"):
             depth = np.where(weight > 0.5, summed / np.maximum(weight, 1e-6), np.nan).astype(np.float32)
         valid_src = weight > 0.5
-        marks = marks * np.array([fx, fy])
+        marks = (marks + 0.5) * np.array([fx, fy]) - 0.5  # pixel centres on integers
         matrix = similarity_transform(marks, template)
     src = np.where(valid_src, depth, np.nan).astype(np.float32)
     warped = cv2.warpAffine(
@@ -281,7 +287,7 @@ def nose_profile(face: AlignedFace, half_width: int = 1) -> Profile:
     col = int(np.clip(round(float(face.landmarks_xy[2, 0])), half_width, size - 1 - half_width))
     band = face.depth[:, col - half_width : col + half_width + 1]
     values = _band_mean(band, axis=1).astype(np.float32)
-    rows = np.arange(size, dtype=np.float64) + 0.5
+    rows = np.arange(size, dtype=np.float64)
     positions = ((rows - float(face.landmarks_xy[2, 1])) / face.iod_px).astype(np.float32)
     return Profile(positions=positions, values=values)
 
@@ -297,7 +303,7 @@ def eye_profile(face: AlignedFace, half_width: int = 1) -> Profile:
     row = int(np.clip(round(float(face.landmarks_xy[:2, 1].mean())), half_width, size - 1 - half_width))
     band = face.depth[row - half_width : row + half_width + 1, :]
     values = _band_mean(band, axis=0).astype(np.float32)
-    cols = np.arange(size, dtype=np.float64) + 0.5
+    cols = np.arange(size, dtype=np.float64)
     centre = float(face.landmarks_xy[:2, 0].mean())
     positions = ((cols - centre) / face.iod_px).astype(np.float32)
     return Profile(positions=positions, values=values)

@@ -1,0 +1,70 @@
+/* face3d browser helpers: camera sync of the comparison views, upload size guard. */
+(function () {
+  "use strict";
+
+  function cameraOf(layout, scene) {
+    var s = layout && layout[scene];
+    return s && s.camera ? s.camera : null;
+  }
+
+  function sameCamera(a, b) {
+    if (!a || !b) { return false; }
+    var parts = ["eye", "up", "center"];
+    for (var i = 0; i < parts.length; i++) {
+      var p = parts[i], u = a[p], v = b[p];
+      if (!u || !v) { return false; }
+      if (Math.abs(u.x - v.x) > 1e-6 || Math.abs(u.y - v.y) > 1e-6 || Math.abs(u.z - v.z) > 1e-6) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  window.dash_clientside = Object.assign({}, window.dash_clientside, {
+    face3d: {
+      /* Copy the camera of the scene the user moved to every other scene of the figure. */
+      syncCameras: function (relayoutData, graphId) {
+        var noUpdate = window.dash_clientside.no_update;
+        if (!relayoutData) { return noUpdate; }
+        var keys = Object.keys(relayoutData).filter(function (k) { return /^scene\d*\.camera$/.test(k); });
+        if (keys.length !== 1) { return noUpdate; }
+        var source = keys[0].split(".")[0];
+        var cam = relayoutData[keys[0]];
+        var host = document.getElementById(graphId);
+        var gd = host ? host.querySelector(".js-plotly-plot") : null;
+        if (!gd || !gd._fullLayout || !window.Plotly) { return noUpdate; }
+        var update = {};
+        Object.keys(gd._fullLayout).forEach(function (k) {
+          if (/^scene\d*$/.test(k) && k !== source && !sameCamera(cameraOf(gd._fullLayout, k), cam)) {
+            update[k + ".camera"] = cam;
+          }
+        });
+        if (Object.keys(update).length) { window.Plotly.relayout(gd, update); }
+        return noUpdate;
+      }
+    }
+  });
+
+  /* Files larger than the limit never reach the server (dcc.Upload drops them silently):
+     tell the app about them so the user gets a message. */
+  function reportLarge(files, guard) {
+    var limit = parseInt(guard.getAttribute("data-max-bytes"), 10);
+    if (!files || !limit) { return; }
+    var big = [];
+    for (var i = 0; i < files.length; i++) {
+      if (files[i].size > limit) { big.push({ name: files[i].name, size: files[i].size }); }
+    }
+    if (big.length && window.dash_clientside && window.dash_clientside.set_props) {
+      window.dash_clientside.set_props("upload-rejected-store", { data: { files: big, at: Date.now() } });
+    }
+  }
+  document.addEventListener("drop", function (event) {
+    var guard = event.target && event.target.closest ? event.target.closest(".face3d-upload-guard") : null;
+    if (guard && event.dataTransfer) { reportLarge(event.dataTransfer.files, guard); }
+  }, true);
+  document.addEventListener("change", function (event) {
+    var t = event.target;
+    var guard = t && t.closest ? t.closest(".face3d-upload-guard") : null;
+    if (guard && t.type === "file") { reportLarge(t.files, guard); }
+  }, true);
+})();

@@ -1,0 +1,43 @@
+"""Shared helpers of the benchmark scripts: timing and the reference weights."""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+SHARED_DIR = Path(__file__).resolve().parent.parent.parent / "shared"
+
+
+def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
+    """Return the median wall time of ``fn()`` in milliseconds after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return statistics.median(times)
+
+
+def load_fill():
+    """Import ``shared/reference/fill.py`` or return None where shared/ is absent."""
+    path = SHARED_DIR / "reference" / "fill.py"
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("face3d_reference_fill", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def print_table(header: list[str], rows: list[list[str]]) -> None:
+    """Print a Markdown table (pasteable into the README)."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |")

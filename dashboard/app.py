@@ -1,0 +1,143 @@
+"""The app factory: ``create_app()`` builds the face3d dashboard (layout, callbacks, routes).
+
+Example:
+    >>> from dashboard.app import create_app
+    >>> app = create_app(cache_dir="/tmp/face3d-cache")        # doctest: +SKIP
+    >>> app.run(host="127.0.0.1", port=8050)                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import dash_bootstrap_components as dbc
+from dash import Dash
+from flask import Response, abort, send_file
+
+from dashboard.callbacks import register_callbacks
+from dashboard.callbacks.choices import model_options
+from dashboard.errors import handle_callback_error
+from dashboard.jobs import JobRunner, JobStore, ThreadJobRunner
+from dashboard.layout import PRODUCT_NAME, build_layout
+from dashboard.services import Face3DService
+from face3d_core.cache import ResultCache, is_sha256_hex
+from face3d_core.models.registry import DEFAULT_MODEL
+from face3d_core.weights import cache_dir as default_cache_dir
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ASSETS_DIR = REPO_ROOT / "assets"
+#: Largest request body accepted (several photos of up to 25 MB, base64-encoded).
+MAX_REQUEST_BYTES = 320 * 1024 * 1024
+_BOOTSTRAP_RELATIVE = ("static", "bootstrap5", "css", "bootstrap.min.css")
+
+
+@dataclass
+class AppContext:
+    """What tests and benchmarks may reach through ``app.face3d``."""
+
+    service: Face3DService
+    runner: JobRunner
+    cache: ResultCache
+    cache_dir: Path
+
+
+def local_bootstrap_css() -> Path | None:
+    """Return the Bootstrap 5 CSS file shipped by the ``Bootstrap-Flask`` package, if installed.
+
+    Serving it locally keeps the app working offline (no CDN), which the browser tests rely on.
+    """
+    spec = importlib.util.find_spec("flask_bootstrap")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        path = Path(folder).joinpath(*_BOOTSTRAP_RELATIVE)
+        if path.is_file():
+            return path
+    return None
+
+
+def _register_routes(app: Dash, service: Face3DService, bootstrap_css: Path | None) -> None:
+    server = app.server
+
+    @server.route("/face3d/thumb/<sha>.jpg")
+    def face3d_thumbnail(sha: str) -> Response:
+        if not is_sha256_hex(sha):
+            abort(404)
+        meta = service.upload_meta(sha)
+        if meta is None or not meta.thumb_jpeg:
+            abort(404)
+        response = Response(meta.thumb_jpeg, mimetype="image/jpeg")
+        response.headers["Cache-Control"] = "private, max-age=86400, immutable"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    @server.route("/face3d/health")
+    def face3d_health() -> dict:
+        return {"status": "ok"}
+
+    if bootstrap_css is not None:
+
+        @server.route("/face3d/vendor/bootstrap.min.css")
+        def face3d_bootstrap_css() -> Response:
+            response = send_file(bootstrap_css, mimetype="text/css", max_age=86400)
+            return response
+
+    @server.errorhandler(500)
+    def face3d_server_error(_error) -> tuple[str, int]:
+        return "The server could not handle this request. Please try again.", 500
+
+
+def create_app(
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    size_limit_mb: float | None = None,
+    runner: JobRunner | None = None,
+    job_workers: int | None = None,
+) -> Dash:
+    """Build the dashboard.
+
+    Args:
+        cache_dir: The face3d cache folder (results in ``results/``, job records in ``jobs/``);
+            default ``$FACE3D_CACHE_DIR`` or ``~/.cache/face3d``.
+        size_limit_mb: Result cache size limit (default ``$FACE3D_CACHE_SIZE_MB`` or 2048).
+        runner: A job runner (default: a :class:`~dashboard.jobs.ThreadJobRunner` in this process).
+        job_workers: Threads of the default runner (default ``$FACE3D_JOB_WORKERS`` or 1).
+
+    Returns:
+        The Dash app; ``app.face3d`` holds the service, runner and cache.
+    """
+    base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    cache = ResultCache(base / "results", size_limit_mb=size_limit_mb)
+    service = Face3DService(cache)
+    if runner is None:
+        runner = ThreadJobRunner(JobStore(base / "jobs"), service.tasks(), max_workers=job_workers)
+
+    bootstrap_css = local_bootstrap_css()
+    app = Dash(
+        __name__,
+        title=PRODUCT_NAME,
+        update_title=None,
+        assets_folder=str(ASSETS_DIR),
+        on_error=handle_callback_error,
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+    )
+    if bootstrap_css is not None:
+        app.config.external_stylesheets = [app.get_relative_path("/face3d/vendor/bootstrap.min.css")]
+    else:
+        logger.warning("Bootstrap-Flask is not installed; loading Bootstrap from a CDN (needs internet)")
+        app.config.external_stylesheets = [dbc.themes.BOOTSTRAP]
+    app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+
+    # A function, so every page load shows the current state of the weights.
+    app.layout = lambda: build_layout(model_options(), DEFAULT_MODEL)
+    register_callbacks(app, service, runner)
+    _register_routes(app, service, bootstrap_css)
+    app.face3d = AppContext(service=service, runner=runner, cache=cache, cache_dir=base)
+    logger.info("face3d dashboard ready (cache %s)", base)
+    return app

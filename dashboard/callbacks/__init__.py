@@ -1,0 +1,19 @@
+"""Thin callbacks, one module per tab; :func:`register_callbacks` wires them all."""
+
+from __future__ import annotations
+
+from dash import Dash
+
+from dashboard.callbacks import choices, compare, depth, downloads, model3d, upload
+from dashboard.jobs import JobRunner
+from dashboard.services import Face3DService
+
+
+def register_callbacks(app: Dash, service: Face3DService, runner: JobRunner) -> None:
+    """Register every callback of the dashboard on ``app``."""
+    upload.register(app, service)
+    choices.register(app, service)
+    depth.register(app, service, runner)
+    model3d.register(app, service, runner)
+    compare.register(app, service, runner)
+    downloads.register(app, service)

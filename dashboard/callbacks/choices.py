@@ -1,0 +1,151 @@
+"""The choice of face and depth model, shared by the Depth, 3D and Compare tabs.
+
+The Depth and 3D tabs each show a face and a model picker; they are kept in sync (picking a
+face in one tab picks it in the other), with one callback per pair so there is no cycle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import Dash, Input, Output, State, ctx, html
+
+from dashboard import ids
+from dashboard.callbacks.upload import store_items
+from dashboard.layout.compare import MAX_COMPARE
+from dashboard.services import Face3DService, ModelStatus, all_model_status, model_status
+from face3d_core.errors import UnknownModelError
+from face3d_core.models.registry import DEFAULT_MODEL, list_models
+
+
+def face_options(service: Face3DService, store: Any) -> list[dict]:
+    """Dropdown options for the uploaded photos: value = SHA-256, label = name and face."""
+    options = []
+    for item in store_items(store):
+        meta = service.upload_meta(item["sha"])
+        if meta is None:
+            continue
+        index = meta.face_index(item["face"])
+        if meta.face_count == 0:
+            label = f"{meta.name} (whole photo, no face found)"
+        elif meta.face_count == 1:
+            label = meta.name
+        else:
+            label = f"{meta.name} (face {index + 1} of {meta.face_count})"
+        options.append({"label": label, "value": meta.sha256})
+    return options
+
+
+def sync_faces(options: list[dict], depth_value: Any, model3d_value: Any, trigger: Any) -> Any:
+    """Return the face both pickers should show after a change (first photo by default)."""
+    valid = [o["value"] for o in options]
+    chosen = model3d_value if trigger == ids.MODEL3D_FACE else depth_value
+    if chosen not in valid:
+        other = depth_value if trigger == ids.MODEL3D_FACE else model3d_value
+        chosen = other if other in valid else (valid[0] if valid else None)
+    return chosen
+
+
+def compare_selection(options: list[dict], current: Any) -> list[str]:
+    """Keep the still-valid compare choices; preselect the first two photos when empty."""
+    valid = [o["value"] for o in options]
+    chosen = [v for v in (current or []) if v in valid][:MAX_COMPARE]
+    if not chosen and len(valid) >= 2:
+        chosen = valid[:2]
+    return chosen
+
+
+def model_options(statuses: list[ModelStatus] | None = None) -> list[dict]:
+    """Dropdown options for the depth models, saying which have weights here."""
+    options = []
+    for status in statuses if statuses is not None else all_model_status():
+        if status.ready:
+            label = f"{status.title}  ✓ ready"
+        elif status.downloadable:
+            label = f"{status.title}  ({status.size_mb:.0f} MB download)"
+        else:
+            label = f"{status.title}  (weights missing)"
+        options.append({"label": label, "value": status.name, "title": status.description})
+    return options
+
+
+def valid_model(value: Any) -> str:
+    """Return ``value`` if it is a registered model, else the default."""
+    return value if value in list_models() else DEFAULT_MODEL
+
+
+def model_info(name: str) -> Any:
+    """What the user needs to know about a model's weights, and how to get missing ones."""
+    try:
+        status = model_status(name)
+    except UnknownModelError as exc:
+        return dbc.Alert(str(exc), color="warning", className="small py-2 mb-0")
+    if status.ready:
+        return html.Div(
+            [dbc.Badge("Weights ready", color="success", className="me-2"),
+             html.Span(status.description, className="small text-muted")]
+        )
+    if status.downloadable:
+        return html.Div(
+            [dbc.Badge("Not downloaded yet", color="info", className="me-2"),
+             html.Span(f"About {status.size_mb:.0f} MB; downloaded automatically the first time you generate.",
+                       className="small text-muted")]
+        )
+    folders = " or ".join(status.folders) if status.folders else "the weights folder"
+    return dbc.Alert(
+        [
+            html.Strong("Weights missing. "),
+            html.Span("Download "),
+            html.A(status.file_name, href=status.url, target="_blank", rel="noopener noreferrer"),
+            html.Span(f" (about {status.size_mb:.0f} MB) and put it in {folders}, or set FACE3D_WEIGHTS_DIR "
+                      "to the folder that holds it. Then reload this page."),
+        ],
+        color="warning", className="small py-2 mb-0",
+    )
+
+
+def register(app: Dash, service: Face3DService) -> None:
+    """Register the face and model picker callbacks."""
+
+    @app.callback(
+        Output(ids.DEPTH_FACE, "options"),
+        Output(ids.DEPTH_FACE, "value"),
+        Output(ids.MODEL3D_FACE, "options"),
+        Output(ids.MODEL3D_FACE, "value"),
+        Input(ids.UPLOADS_STORE, "data"),
+        Input(ids.DEPTH_FACE, "value"),
+        Input(ids.MODEL3D_FACE, "value"),
+    )
+    def _sync_faces(store, depth_value, model3d_value):
+        options = face_options(service, store)
+        chosen = sync_faces(options, depth_value, model3d_value, ctx.triggered_id)
+        return options, chosen, options, chosen
+
+    @app.callback(
+        Output(ids.COMPARE_FACES, "options"),
+        Output(ids.COMPARE_FACES, "value"),
+        Input(ids.UPLOADS_STORE, "data"),
+        State(ids.COMPARE_FACES, "value"),
+    )
+    def _compare_faces(store, current):
+        options = face_options(service, store)
+        return options, compare_selection(options, current)
+
+    @app.callback(
+        Output(ids.DEPTH_MODEL, "value"),
+        Output(ids.MODEL3D_MODEL, "value"),
+        Output(ids.COMPARE_MODEL, "value"),
+        Output(ids.DEPTH_MODEL_INFO, "children"),
+        Output(ids.MODEL3D_MODEL_INFO, "children"),
+        Output(ids.COMPARE_MODEL_INFO, "children"),
+        Input(ids.DEPTH_MODEL, "value"),
+        Input(ids.MODEL3D_MODEL, "value"),
+        Input(ids.COMPARE_MODEL, "value"),
+    )
+    def _sync_models(depth_model, model3d_model, compare_model):
+        trigger = ctx.triggered_id
+        chosen = {ids.MODEL3D_MODEL: model3d_model, ids.COMPARE_MODEL: compare_model}.get(trigger, depth_model)
+        chosen = valid_model(chosen)
+        info = model_info(chosen)
+        return chosen, chosen, chosen, info, info, info

@@ -1,0 +1,183 @@
+"""Compare tab callbacks: run the comparison job, show 3D views, profiles, difference and numbers.
+
+WebGL: a page may hold only a handful of WebGL contexts and each 3D scene is one, so the
+3D views show at most 4 faces at a time (one figure, one scene each; a pager switches
+between faces 1-4 and the last 4). ``dcc.Tabs`` unmounts hidden tabs, so the 3D tab's scene
+is gone while this tab is shown. The cameras of the scenes are kept in sync in the browser
+(``assets/face3d.js``) without a server round trip.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import dash_bootstrap_components as dbc
+import numpy as np
+from dash import ClientsideFunction, Dash, Input, Output, State, html
+
+from dashboard import figures, ids
+from dashboard.callbacks.depth import NothingSelectedError
+from dashboard.callbacks.jobs import StartOutcome, register_job_controller
+from dashboard.callbacks.upload import face_for
+from dashboard.controls import DEFAULT_CONTROLS
+from dashboard.jobs import JobRunner
+from dashboard.layout.compare import MAX_COMPARE
+from dashboard.services import ComparisonResult, Face3DService
+from face3d_core.models.registry import get_spec
+
+logger = logging.getLogger(__name__)
+
+#: Most 3D scenes shown at once (WebGL contexts).
+MAX_SCENES = 4
+#: Points per face in the comparison's 3D views.
+COMPARE_POINTS = 25_000
+
+
+def start_compare(
+    service: Face3DService, runner: JobRunner, shas: Any, model: Any, store: Any
+) -> StartOutcome:
+    """Compare button: serve a cached comparison at once, otherwise queue the job."""
+    chosen = [sha for sha in (shas or []) if isinstance(sha, str)]
+    if len(chosen) < 2:
+        raise NothingSelectedError("Choose at least two faces to compare (upload more photos if needed).")
+    if len(chosen) > MAX_COMPARE:
+        raise NothingSelectedError(f"Choose at most {MAX_COMPARE} faces to compare.")
+    get_spec(model)
+    items = []
+    for sha in chosen:
+        meta = service.require_meta(sha)
+        items.append([meta.sha256, meta.face_index(face_for(store, sha))])
+    key = service.compare_key([(sha, face) for sha, face in items], model)
+    if service.comparison(key) is not None:
+        return StartOutcome(result={"key": key, "count": len(items)})
+    return StartOutcome(job_id=runner.submit("compare", {"items": items, "model": model}))
+
+
+def pages(count: int) -> list[list[int]]:
+    """Groups of face indices shown together in 3D (at most :data:`MAX_SCENES` each)."""
+    if count <= MAX_SCENES:
+        return [list(range(count))]
+    return [list(range(MAX_SCENES)), list(range(count - MAX_SCENES, count))]
+
+
+def page_options(count: int) -> list[dict]:
+    """Pager options for the 3D views (empty when all faces fit)."""
+    groups = pages(count)
+    if len(groups) == 1:
+        return []
+    return [{"label": f"Faces {g[0] + 1}–{g[-1] + 1}", "value": i} for i, g in enumerate(groups)]
+
+
+def metrics_table(result: ComparisonResult) -> Any:
+    """The small table of numbers for two faces."""
+    m = result.metrics
+    if m is None:
+        return html.Div()
+    a, b = result.names
+
+    def fmt(value: float, digits: int = 3) -> str:
+        return "–" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+
+    rows = [
+        ("RMS difference", fmt(m.rms_difference)),
+        ("Mean absolute difference", fmt(m.mean_abs_difference)),
+        ("Largest difference (99th percentile)", fmt(m.max_abs_difference)),
+        ("Correlation of the depth maps", fmt(m.correlation)),
+        ("Nose prominence: " + a, fmt(m.nose_prominence_a)),
+        ("Nose prominence: " + b, fmt(m.nose_prominence_b)),
+        ("Common face area", f"{100 * m.overlap:.0f} %"),
+    ]
+    return html.Div(
+        [
+            dbc.Table(
+                [html.Tbody([html.Tr([html.Td(label, className="text-truncate", style={"maxWidth": "16rem"}),
+                                      html.Td(value, className="text-end font-monospace")])
+                             for label, value in rows])],
+                size="sm", striped=True, className="mb-2 small",
+            ),
+            html.Div(
+                "Depth in normalised units: each face's depth range = 1. Nose prominence: nose tip minus "
+                "the eyes. Red in the map: the first face is nearer there; blue: the second.",
+                className="small text-muted",
+            ),
+        ]
+    )
+
+
+def compare_3d(service: Face3DService, result: ComparisonResult, page: int, camera: dict | None = None):
+    """The 3D views of one page of faces, one scene each, sharing the camera preset."""
+    groups = pages(len(result.names))
+    group = groups[page if isinstance(page, int) and 0 <= page < len(groups) else 0]
+    params = DEFAULT_CONTROLS.to_params()
+    traces, names = [], []
+    for index in group:
+        face_model = service.model3d(result.shas[index], result.model, result.faces[index], params)
+        traces.append(figures.points_trace(face_model.points_xyz, gray_values=face_model.depth_values,
+                                           max_points=COMPARE_POINTS, marker_size=2.0))
+        names.append(result.names[index])
+    return figures.compare_3d_figure(traces, names, camera=camera or figures.CAMERA_PRESETS["front"],
+                                     uirevision=f"compare-{'-'.join(s[:8] for s in result.shas)}-{page}")
+
+
+def render_compare(service: Face3DService, data: Any, page: Any) -> tuple:
+    """Everything the Compare tab shows for a comparison result.
+
+    Returns:
+        ``(empty hidden, results hidden, 3D figure, 3D note, page options, profiles figure,
+        pair section hidden, difference figure, metrics)``.
+    """
+    nothing = (False, True, figures.go.Figure(), "", [], figures.go.Figure(), True, figures.go.Figure(), None)
+    result = service.comparison(data.get("key")) if isinstance(data, dict) else None
+    if result is None:
+        return nothing
+    count = len(result.names)
+    fig3d = compare_3d(service, result, page if isinstance(page, int) else 0)
+    note = (f"{count} faces: 3D views show up to {MAX_SCENES} at a time (a browser allows only a few 3D "
+            "views per page). Rotate one view and the others follow." if count > MAX_SCENES
+            else "Rotate one view and the others follow.")
+    profiles = figures.profiles_figure(
+        result.names,
+        [(p.positions, p.values) for p in result.nose],
+        [(p.positions, p.values) for p in result.eyes],
+    )
+    if count == 2 and result.diff is not None:
+        diff = figures.difference_figure(result.diff, result.names[0], result.names[1])
+        return True, False, fig3d, note, page_options(count), profiles, False, diff, metrics_table(result)
+    return True, False, fig3d, note, page_options(count), profiles, True, figures.go.Figure(), None
+
+
+def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
+    """Register the Compare tab's callbacks."""
+    register_job_controller(
+        app, runner, "compare",
+        trigger_id=ids.COMPARE_RUN,
+        result_store_id=ids.COMPARE_RESULT_STORE,
+        states=[State(ids.COMPARE_FACES, "value"), State(ids.COMPARE_MODEL, "value"),
+                State(ids.UPLOADS_STORE, "data")],
+        start=lambda shas, model, store: start_compare(service, runner, shas, model, store),
+    )
+
+    @app.callback(
+        Output(ids.COMPARE_EMPTY, "hidden"),
+        Output(ids.COMPARE_RESULTS, "hidden"),
+        Output(ids.COMPARE_3D_GRAPH, "figure"),
+        Output(ids.COMPARE_3D_NOTE, "children"),
+        Output(ids.COMPARE_PAGE, "options"),
+        Output(ids.COMPARE_PROFILES_GRAPH, "figure"),
+        Output(ids.COMPARE_PAIR_SECTION, "hidden"),
+        Output(ids.COMPARE_DIFF_GRAPH, "figure"),
+        Output(ids.COMPARE_METRICS, "children"),
+        Input(ids.COMPARE_RESULT_STORE, "data"),
+        Input(ids.COMPARE_PAGE, "value"),
+    )
+    def _render(data, page):
+        return render_compare(service, data, page)
+
+    app.clientside_callback(
+        ClientsideFunction(namespace="face3d", function_name="syncCameras"),
+        Output(ids.COMPARE_CAMERA_SYNC, "data"),
+        Input(ids.COMPARE_3D_GRAPH, "relayoutData"),
+        State(ids.COMPARE_3D_GRAPH, "id"),
+        prevent_initial_call=True,
+    )

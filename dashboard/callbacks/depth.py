@@ -1,0 +1,101 @@
+"""Depth tab callbacks: start the depth job, show the photo and the depth map side by side."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from dash import Dash, Input, Output, State
+
+from dashboard import figures, ids
+from dashboard.callbacks.jobs import StartOutcome, register_job_controller
+from dashboard.callbacks.upload import face_for
+from dashboard.jobs import JobRunner
+from dashboard.services import Face3DService
+from face3d_core.depthmap import normalize_depth
+from face3d_core.errors import Face3DError
+from face3d_core.models.registry import get_spec
+
+logger = logging.getLogger(__name__)
+
+
+class NothingSelectedError(Face3DError):
+    """The user pressed a button before choosing what to work on."""
+
+    title = "Nothing to work on yet"
+
+
+def depth_request(service: Face3DService, sha: Any, model: Any, store: Any) -> dict:
+    """Return the ``{"sha", "model", "face"}`` request for the chosen photo and model.
+
+    Raises:
+        NothingSelectedError: No photo chosen.
+        PhotoMissingError: The photo is no longer in the cache.
+        UnknownModelError: Unknown model.
+    """
+    if not sha:
+        raise NothingSelectedError("Upload a face photo in the Upload tab first, then choose it here.")
+    get_spec(model)
+    meta = service.require_meta(sha)
+    return {"sha": meta.sha256, "model": model, "face": meta.face_index(face_for(store, sha))}
+
+
+def start_depth(service: Face3DService, runner: JobRunner, sha: Any, model: Any, store: Any) -> StartOutcome:
+    """Generate button: serve a cached depth map at once, otherwise queue the network job."""
+    request = depth_request(service, sha, model, store)
+    if service.cached_depth(request["sha"], request["model"], request["face"]) is not None:
+        logger.info("Depth of %s served from the cache", request["sha"][:12])
+        return StartOutcome(result=request)
+    return StartOutcome(job_id=runner.submit("depth", request))
+
+
+def render_depth(service: Face3DService, result: Any, colormap: Any) -> tuple:
+    """Figures and caption for a depth result.
+
+    Returns:
+        ``(photo figure, depth figure, caption, empty hidden, results hidden, downloads disabled)``.
+    """
+    empty = (figures.go.Figure(), figures.go.Figure(), "", False, True, True)
+    if not isinstance(result, dict) or not result.get("sha"):
+        return empty
+    face_depth = service.cached_depth(result["sha"], result.get("model"), result.get("face"))
+    meta = service.upload_meta(result["sha"])
+    if face_depth is None or meta is None:
+        return empty
+    depth_norm = normalize_depth(face_depth.depth_rel)
+    photo = figures.image_figure(face_depth.image_rgb)
+    depth = figures.depth_figure(depth_norm, colormap or figures.DEFAULT_COLORMAP)
+    height, width = face_depth.depth_rel.shape
+    face_text = "whole photo" if face_depth.face is None else f"face {int(result.get('face') or 0) + 1}"
+    caption = (
+        f"{meta.name} · {face_text} · {get_spec(face_depth.model_name).title} · {width}×{height} px. "
+        "Lighter = nearer. Hover over the depth map to read values (0 = farthest, 1 = nearest)."
+    )
+    return photo, depth, caption, True, False, False
+
+
+def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
+    """Register the Depth tab's callbacks."""
+    register_job_controller(
+        app, runner, "depth",
+        trigger_id=ids.DEPTH_GENERATE,
+        result_store_id=ids.DEPTH_RESULT_STORE,
+        states=[State(ids.DEPTH_FACE, "value"), State(ids.DEPTH_MODEL, "value"), State(ids.UPLOADS_STORE, "data")],
+        start=lambda sha, model, store: start_depth(service, runner, sha, model, store),
+    )
+
+    @app.callback(
+        Output(ids.DEPTH_ORIGINAL_GRAPH, "figure"),
+        Output(ids.DEPTH_MAP_GRAPH, "figure"),
+        Output(ids.DEPTH_CAPTION, "children"),
+        Output(ids.DEPTH_EMPTY, "hidden"),
+        Output(ids.DEPTH_RESULTS, "hidden"),
+        Output(ids.DEPTH_DOWNLOAD_PNG8, "disabled"),
+        Output(ids.DEPTH_DOWNLOAD_PNG16, "disabled"),
+        Output(ids.DEPTH_DOWNLOAD_NPY, "disabled"),
+        Input(ids.DEPTH_RESULT_STORE, "data"),
+        Input(ids.DEPTH_COLORMAP, "value"),
+    )
+    def _render(result, colormap):
+        photo, depth, caption, empty_hidden, results_hidden, disabled = render_depth(service, result, colormap)
+        return photo, depth, caption, empty_hidden, results_hidden, disabled, disabled, disabled

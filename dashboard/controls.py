@@ -1,0 +1,78 @@
+"""The 3D tab's controls as one value object, and how they map to reconstruction parameters.
+
+Only the *shape* controls (smoothing, density, depth scale) change the reconstruction and
+its cache key; *display* controls (points/mesh, colours) only change the figure, so
+toggling them is always a cache hit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+SMOOTHING_MARKS = {0: "off", 1: "1", 2: "2", 3: "3", 4: "4"}
+DENSITY_MARKS = {1: "low", 2: "medium", 3: "high", 4: "full"}
+DEPTH_SCALE_MARKS = {0.5: "0.5×", 1: "1×", 1.5: "1.5×", 2: "2×"}
+
+#: Density level -> grid stride in depth-map pixels (4 = every pixel).
+DENSITY_STRIDE = {1: 4, 2: 3, 3: 2, 4: 1}
+
+
+@dataclass(frozen=True)
+class Controls3D:
+    """Values of the 3D tab's controls.
+
+    Attributes:
+        smoothing: Gaussian smoothing sigma in depth-map pixels (0 = off).
+        density: Point density level 1 (sparse) to 4 (every pixel).
+        depth_scale: Relief multiplier (1 = natural face depth).
+        display: ``"points"`` or ``"mesh"``.
+        colors: ``"gray"`` (depth as grayscale) or ``"photo"``.
+    """
+
+    smoothing: float = 2.0
+    density: int = 3
+    depth_scale: float = 1.0
+    display: str = "points"
+    colors: str = "gray"
+
+    @classmethod
+    def from_values(cls, smoothing: Any, density: Any, depth_scale: Any, display: Any, colors: Any) -> Controls3D:
+        """Build from raw component values, falling back to defaults for missing/invalid ones."""
+        d = cls()
+
+        def num(value: Any, default: float, low: float, high: float) -> float:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                return default
+            if number != number:  # NaN
+                return default
+            return min(max(number, low), high)
+
+        return cls(
+            smoothing=num(smoothing, d.smoothing, 0.0, 10.0),
+            density=int(round(num(density, d.density, 1, 4))),
+            depth_scale=num(depth_scale, d.depth_scale, 0.1, 5.0),
+            display=display if display in ("points", "mesh") else d.display,
+            colors=colors if colors in ("gray", "photo") else d.colors,
+        )
+
+    @property
+    def stride(self) -> int:
+        """Grid stride of the reconstruction for this density."""
+        return DENSITY_STRIDE.get(self.density, 2)
+
+    def to_params(self) -> Any:
+        """Return the :class:`face3d_core.reconstruct.ReconstructionParams` for the shape controls."""
+        from face3d_core.reconstruct import ReconstructionParams
+
+        # One reconstruction serves every display option: the mesh (for the mesh view and the
+        # downloads), photo colours plus per-point nearness (grayscale) and the texture (OBJ/GLB).
+        return ReconstructionParams(
+            smoothing_sigma=float(self.smoothing), depth_scale=float(self.depth_scale), stride=self.stride,
+            representation="mesh", color_mode="photo", texture=True,
+        )
+
+
+DEFAULT_CONTROLS = Controls3D()

@@ -1,0 +1,385 @@
+"""Plotly figures from numpy arrays: depth maps, 3D faces, profiles and difference maps.
+
+Rules that keep figures small and fast (see GUIDE.md):
+
+* numpy ``float32`` arrays go straight into traces (plotly >= 6 sends them as base64 typed
+  arrays); colours are a numeric array with a colorscale, never per-point colour strings;
+* photo colours are quantised to a palette of at most 256 colours: the palette index is the
+  numeric colour and the palette is the colorscale (exact, no interpolation);
+* dense traces skip hover; point counts are capped for display;
+* every figure carries a ``uirevision`` so the camera stays where the user left it.
+
+User text (file names) is escaped before it goes into a figure: plotly renders a subset of
+HTML in titles and legend entries.
+
+Display frame of 3D figures: x to the viewer's right, y up, z towards the viewer (the nose
+has the largest z), in millimetres.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import logging
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import plotly.graph_objects as go
+from PIL import Image
+from plotly.subplots import make_subplots
+
+logger = logging.getLogger(__name__)
+
+#: Colour maps offered for the depth map: label -> plotly colorscale (low = far, high = near).
+DEPTH_COLORMAPS: dict[str, str] = {
+    "Grayscale": "gray",
+    "Viridis": "viridis",
+    "Inferno": "inferno",
+    "Magma": "magma",
+    "Turbo": "turbo",
+    "Cividis": "cividis",
+}
+DEFAULT_COLORMAP = "Grayscale"
+
+#: Colours of faces in comparison plots (colour-blind friendly, in order).
+FACE_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+
+#: Camera presets of the 3D view (plotly scene cameras).
+CAMERA_PRESETS: dict[str, dict] = {
+    "front": {"eye": {"x": 0.0, "y": 0.0, "z": 1.9}, "up": {"x": 0.0, "y": 1.0, "z": 0.0},
+              "center": {"x": 0.0, "y": 0.0, "z": 0.0}},
+    "side": {"eye": {"x": 1.9, "y": 0.0, "z": 0.25}, "up": {"x": 0.0, "y": 1.0, "z": 0.0},
+             "center": {"x": 0.0, "y": 0.0, "z": 0.0}},
+    "top": {"eye": {"x": 0.0, "y": 1.9, "z": 0.35}, "up": {"x": 0.0, "y": 0.0, "z": -1.0},
+            "center": {"x": 0.0, "y": 0.0, "z": 0.0}},
+}
+DEFAULT_CAMERA = "front"
+
+#: Display caps (keep a 3D figure well under 3 MB of JSON).
+MAX_DISPLAY_POINTS = 80_000
+MAX_DISPLAY_TRIANGLES = 90_000
+MAX_DEPTH_SIDE = 320
+MAX_IMAGE_SIDE = 480
+
+SCENE_BG = "#20242b"
+FONT = {"family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", "size": 12}
+
+_HIDDEN_AXIS = {"visible": False, "showgrid": False, "zeroline": False, "showticklabels": False}
+
+
+def plain(text: str) -> str:
+    """Escape user text for plotly titles/legends (which render a subset of HTML)."""
+    return html.escape(str(text), quote=True)
+
+
+def _base_layout(height: int, **extra) -> dict:
+    layout = {
+        "height": height,
+        "margin": {"l": 8, "r": 8, "t": 8, "b": 8},
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "font": FONT,
+    }
+    layout.update(extra)
+    return layout
+
+
+def _fit(shape: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """Return ``(height, width)`` scaled so the longer side is at most ``max_side``."""
+    height, width = shape
+    scale = min(1.0, max_side / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def encode_jpeg_data_url(image_rgb: np.ndarray, quality: int = 88) -> str:
+    """Return a ``data:image/jpeg;base64,...`` URL of an RGB image."""
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:  # pragma: no cover - JPEG encoding of uint8 RGB does not fail
+        raise ValueError("JPEG encoding failed")
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def image_figure(image_rgb: np.ndarray, height: int = 400) -> go.Figure:
+    """A photo as a figure (compressed JPEG inside, axes hidden, aspect kept)."""
+    h, w = _fit(image_rgb.shape[:2], MAX_IMAGE_SIDE)
+    small = cv2.resize(image_rgb, (w, h), interpolation=cv2.INTER_AREA) if (h, w) != image_rgb.shape[:2] else image_rgb
+    fig = go.Figure(go.Image(source=encode_jpeg_data_url(small), hoverinfo="skip"))
+    fig.update_layout(**_base_layout(height, uirevision="image"))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, scaleanchor="x")
+    return fig
+
+
+def depth_figure(depth_norm: np.ndarray, colormap: str = DEFAULT_COLORMAP, height: int = 400) -> go.Figure:
+    """A normalised depth map (1 = nearest, shown lightest in grayscale) as a heat map with hover values.
+
+    Args:
+        depth_norm: ``(H, W) float`` in ``[0, 1]``, 1 = nearest; NaN = no data.
+        colormap: A key of :data:`DEPTH_COLORMAPS`.
+        height: Figure height in pixels.
+    """
+    depth = np.asarray(depth_norm, dtype=np.float32)
+    h, w = _fit(depth.shape, MAX_DEPTH_SIDE)
+    if (h, w) != depth.shape:
+        depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_AREA)
+    scale_x = depth_norm.shape[1] / w
+    scale_y = depth_norm.shape[0] / h
+    xs = ((np.arange(w, dtype=np.float32) + 0.5) * scale_x).astype(np.float32)
+    ys = ((np.arange(h, dtype=np.float32) + 0.5) * scale_y).astype(np.float32)
+    colorscale = DEPTH_COLORMAPS.get(colormap, DEPTH_COLORMAPS[DEFAULT_COLORMAP])
+    trace = go.Heatmap(
+        z=depth, x=xs, y=ys, zmin=0.0, zmax=1.0, colorscale=colorscale,
+        colorbar={"title": {"text": "depth", "side": "right"}, "tickvals": [0, 1],
+                  "ticktext": ["far", "near"], "thickness": 12, "len": 0.8},
+        hovertemplate="x %{x:.0f}, y %{y:.0f}<br>depth %{z:.3f} (1 = nearest)<extra></extra>",
+    )
+    fig = go.Figure(trace)
+    fig.update_layout(**_base_layout(height, uirevision="depth"))
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
+    return fig
+
+
+def palette_indices(colors_rgb: np.ndarray, max_colors: int = 256) -> tuple[np.ndarray, list[list]]:
+    """Quantise per-point colours to a palette for a numeric colour array + colorscale.
+
+    Args:
+        colors_rgb: ``(N, 3) uint8`` colours.
+        max_colors: Palette size (at most 256).
+
+    Returns:
+        ``(indices, colorscale)``: ``(N,) float32`` palette index per point (use with
+        ``cmin=0``, ``cmax=len(palette) - 1``) and a plotly colorscale whose stops sit exactly
+        at the indices, so every point gets its palette colour.
+    """
+    colors = np.ascontiguousarray(np.asarray(colors_rgb, dtype=np.uint8).reshape(-1, 3))
+    if colors.shape[0] == 0:
+        return np.zeros(0, dtype=np.float32), [[0.0, "rgb(128,128,128)"], [1.0, "rgb(128,128,128)"]]
+    image = Image.fromarray(colors.reshape(-1, 1, 3), "RGB")
+    quantised = image.quantize(colors=max(2, min(max_colors, 256)), method=Image.Quantize.FASTOCTREE)
+    indices = np.asarray(quantised, dtype=np.uint8).reshape(-1)
+    palette = np.asarray(quantised.getpalette()[: 3 * 256], dtype=np.uint8).reshape(-1, 3)
+    count = int(indices.max()) + 1
+    count = max(count, 2)
+    palette = palette[:count]
+    colorscale = [[i / (count - 1), f"rgb({r},{g},{b})"] for i, (r, g, b) in enumerate(palette.tolist())]
+    return indices.astype(np.float32), colorscale
+
+
+def _subsample(n: int, cap: int, seed: int = 0) -> np.ndarray | None:
+    if n <= cap:
+        return None
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=cap, replace=False))
+
+
+def _scene(camera: dict | None = None, uirevision: str | None = None, bg: str = SCENE_BG) -> dict:
+    scene = {
+        "xaxis": dict(_HIDDEN_AXIS), "yaxis": dict(_HIDDEN_AXIS), "zaxis": dict(_HIDDEN_AXIS),
+        "aspectmode": "data", "bgcolor": bg, "dragmode": "orbit",
+        "camera": dict(camera or CAMERA_PRESETS[DEFAULT_CAMERA]),
+    }
+    if uirevision is not None:
+        scene["uirevision"] = uirevision
+    return scene
+
+
+def points_trace(
+    points_xyz: np.ndarray,
+    *,
+    gray_values: np.ndarray | None = None,
+    colors_rgb: np.ndarray | None = None,
+    marker_size: float = 2.0,
+    max_points: int = MAX_DISPLAY_POINTS,
+    scene: str = "scene",
+    name: str = "points",
+) -> go.Scatter3d:
+    """A point cloud trace (display frame), coloured by gray values or photo colours.
+
+    Args:
+        points_xyz: ``(N, 3) float`` points in the display frame (mm).
+        gray_values: ``(N,) float`` in ``[0, 1]`` shown as grayscale (1 = white); used when
+            ``colors_rgb`` is None.
+        colors_rgb: ``(N, 3) uint8`` photo colours.
+        marker_size: Marker size in pixels.
+        max_points: Random subsample above this many points.
+        scene: Scene id for multi-scene figures.
+        name: Trace name (escaped).
+    """
+    pts = np.asarray(points_xyz, dtype=np.float32).reshape(-1, 3)
+    keep = _subsample(pts.shape[0], max_points)
+    if keep is not None:
+        pts = pts[keep]
+    marker: dict = {"size": marker_size, "opacity": 1.0}
+    if colors_rgb is not None:
+        cols = np.asarray(colors_rgb, dtype=np.uint8).reshape(-1, 3)
+        if keep is not None:
+            cols = cols[keep]
+        indices, colorscale = palette_indices(cols)
+        marker.update(color=indices, colorscale=colorscale, cmin=0, cmax=max(1, len(colorscale) - 1))
+    else:
+        values = pts[:, 2] if gray_values is None else np.asarray(gray_values, dtype=np.float32).reshape(-1)
+        if keep is not None and gray_values is not None:
+            values = values[keep]
+        marker.update(color=values.astype(np.float32), colorscale="gray", cmin=0.0, cmax=1.0)
+    return go.Scatter3d(
+        x=pts[:, 0], y=pts[:, 1], z=pts[:, 2], mode="markers", marker=marker,
+        hoverinfo="skip", showlegend=False, name=plain(name), scene=scene,
+    )
+
+
+def mesh_trace(
+    vertices_xyz: np.ndarray,
+    triangles: np.ndarray,
+    *,
+    gray_values: np.ndarray | None = None,
+    colors_rgb: np.ndarray | None = None,
+    max_triangles: int = MAX_DISPLAY_TRIANGLES,
+    scene: str = "scene",
+) -> go.Mesh3d:
+    """A triangle mesh trace (display frame) with lighting.
+
+    Grayscale uses per-vertex intensity (smoothly interpolated); photo colours use one palette
+    colour per triangle (``intensitymode="cell"``), since interpolating palette indices would
+    mix unrelated colours.
+    """
+    verts = np.asarray(vertices_xyz, dtype=np.float32).reshape(-1, 3)
+    tris = np.asarray(triangles, dtype=np.int32).reshape(-1, 3)
+    keep = _subsample(tris.shape[0], max_triangles)
+    if keep is not None:
+        tris = tris[keep]
+    common = {
+        "x": verts[:, 0], "y": verts[:, 1], "z": verts[:, 2],
+        "i": tris[:, 0], "j": tris[:, 1], "k": tris[:, 2],
+        "hoverinfo": "skip", "showscale": False, "scene": scene, "flatshading": False,
+        "lighting": {"ambient": 0.55, "diffuse": 0.75, "specular": 0.12, "roughness": 0.7, "fresnel": 0.1},
+        "lightposition": {"x": 0, "y": 500, "z": 2000},
+    }
+    if colors_rgb is not None:
+        cols = np.asarray(colors_rgb, dtype=np.uint8).reshape(-1, 3)
+        face_cols = cols[tris].mean(axis=1).round().astype(np.uint8) if tris.size else cols[:0]
+        indices, colorscale = palette_indices(face_cols)
+        return go.Mesh3d(
+            intensity=indices, intensitymode="cell", colorscale=colorscale,
+            cmin=0, cmax=max(1, len(colorscale) - 1), **common,
+        )
+    values = verts[:, 2] if gray_values is None else np.asarray(gray_values, dtype=np.float32).reshape(-1)
+    return go.Mesh3d(intensity=values.astype(np.float32), intensitymode="vertex", colorscale="gray",
+                     cmin=0.0, cmax=1.0, **common)
+
+
+def model3d_figure(
+    trace: go.Scatter3d | go.Mesh3d,
+    *,
+    camera: dict | None = None,
+    uirevision: str = "model3d",
+    height: int = 560,
+) -> go.Figure:
+    """One 3D view with the camera kept across updates while ``uirevision`` stays the same."""
+    fig = go.Figure(trace)
+    fig.update_layout(**_base_layout(height, uirevision=uirevision), scene=_scene(camera, uirevision))
+    return fig
+
+
+def compare_3d_figure(
+    traces: Sequence[go.Scatter3d | go.Mesh3d],
+    names: Sequence[str],
+    *,
+    camera: dict | None = None,
+    uirevision: str = "compare",
+    height: int = 420,
+) -> go.Figure:
+    """Several faces side by side, one 3D scene each (at most 4: each scene is a WebGL context).
+
+    Every trace must name its scene (``scene``, ``scene2`` ...) in order.
+    """
+    count = len(traces)
+    if not 1 <= count <= 4:
+        raise ValueError("compare_3d_figure shows 1 to 4 faces")
+    rows, cols = (2, 2) if count == 4 else (1, count)
+    fig = make_subplots(
+        rows=rows, cols=cols, specs=[[{"type": "scene"}] * cols for _ in range(rows)],
+        subplot_titles=[plain(n) for n in names], horizontal_spacing=0.02, vertical_spacing=0.06,
+    )
+    for index, trace in enumerate(traces):
+        trace.update(scene="scene" if index == 0 else f"scene{index + 1}")
+        fig.add_trace(trace)
+    scenes = {}
+    for index in range(count):
+        key = "scene" if index == 0 else f"scene{index + 1}"
+        domain = fig.layout[key].domain
+        scenes[key] = {**_scene(camera, uirevision), "domain": domain}
+    fig.update_layout(**_base_layout(height * rows, uirevision=uirevision), **scenes)
+    fig.update_annotations(font={"size": 13})
+    return fig
+
+
+def profiles_figure(
+    names: Sequence[str],
+    nose_profiles: Sequence[tuple[np.ndarray, np.ndarray]],
+    eye_profiles: Sequence[tuple[np.ndarray, np.ndarray]],
+    height: int = 360,
+) -> go.Figure:
+    """Overlaid depth profiles: vertical through the nose (left) and horizontal through the eyes (right).
+
+    Args:
+        names: Face names (escaped here).
+        nose_profiles: ``(positions, values)`` per face; positions in inter-ocular distances.
+        eye_profiles: The same for the horizontal profile.
+        height: Figure height.
+    """
+    fig = make_subplots(
+        rows=1, cols=2, horizontal_spacing=0.08,
+        subplot_titles=("Vertical, through the nose", "Horizontal, through the eyes"),
+    )
+    for index, name in enumerate(names):
+        color = FACE_COLORS[index % len(FACE_COLORS)]
+        label = plain(name)
+        for col, (positions, values) in ((1, nose_profiles[index]), (2, eye_profiles[index])):
+            fig.add_trace(
+                go.Scatter(
+                    x=np.asarray(positions, dtype=np.float32), y=np.asarray(values, dtype=np.float32),
+                    mode="lines", line={"color": color, "width": 2}, name=label, legendgroup=label,
+                    showlegend=col == 1, connectgaps=False,
+                    hovertemplate=f"{label}<br>position %{{x:.2f}} IOD<br>depth %{{y:.3f}}<extra></extra>",
+                ),
+                row=1, col=col,
+            )
+    fig.update_layout(
+        **_base_layout(height, uirevision="profiles"),
+        legend={"orientation": "h", "y": -0.2, "x": 0.0},
+        hovermode="closest",
+    )
+    fig.update_layout(margin={"l": 50, "r": 10, "t": 30, "b": 40})
+    fig.update_xaxes(title_text="forehead ← nose tip → chin (IOD)", row=1, col=1, zeroline=True)
+    fig.update_xaxes(title_text="image left ← centre → right (IOD)", row=1, col=2, zeroline=True)
+    fig.update_yaxes(title_text="normalised depth (1 = nearest)", row=1, col=1)
+    fig.update_xaxes(gridcolor="#e9ecef")
+    fig.update_yaxes(gridcolor="#e9ecef", range=[-0.15, 1.15])
+    return fig
+
+
+def difference_figure(diff: np.ndarray, name_a: str, name_b: str, height: int = 360) -> go.Figure:
+    """Heat map of ``a - b`` in the canonical frame (red: a nearer, blue: b nearer)."""
+    values = np.asarray(diff, dtype=np.float32)
+    finite = values[np.isfinite(values)]
+    limit = float(np.percentile(np.abs(finite), 99)) if finite.size else 1.0
+    limit = max(limit, 0.05)
+    a, b = plain(name_a), plain(name_b)
+    fig = go.Figure(
+        go.Heatmap(
+            z=values, zmin=-limit, zmax=limit, zmid=0.0, colorscale="RdBu", reversescale=True,
+            colorbar={"title": {"text": "a − b", "side": "right"}, "thickness": 12, "len": 0.8},
+            hovertemplate=f"{a} − {b}: %{{z:.3f}}<extra></extra>",
+        )
+    )
+    fig.update_layout(**_base_layout(height, uirevision="diff"))
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
+    return fig
+
+
+def figure_json_bytes(fig: go.Figure) -> int:
+    """Size of a figure as Dash sends it (plotly JSON, typed arrays base64), in bytes."""
+    return len(fig.to_json().encode("utf-8"))

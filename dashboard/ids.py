@@ -1,0 +1,136 @@
+"""Every component id of the dashboard, in one place.
+
+Layout and callbacks import these constants instead of repeating strings, so a renamed id
+cannot silently break a callback. Pattern-matching ids are built by the helper functions at
+the bottom.
+"""
+
+from __future__ import annotations
+
+# -- shell ------------------------------------------------------------------------------
+NAVBAR = "navbar"
+TABS = "tabs"
+TAB_UPLOAD = "tab-upload"
+TAB_DEPTH = "tab-depth"
+TAB_MODEL3D = "tab-model3d"
+TAB_COMPARE = "tab-compare"
+ALERTS = "alerts"
+#: Browser-side keys of the uploaded photos (localStorage): ``{"items": [{"sha": str, "face": int}]}``.
+UPLOADS_STORE = "uploads-store"
+DOWNLOAD = "download"
+
+# -- upload tab -------------------------------------------------------------------------
+UPLOAD = "upload"
+UPLOAD_MESSAGES = "upload-messages"
+UPLOAD_REJECTED_MESSAGES = "upload-rejected-messages"
+#: Files the browser refused before sending (too large): filled by ``assets/upload_guard.js``.
+UPLOAD_REJECTED_STORE = "upload-rejected-store"
+GALLERY = "gallery"
+GALLERY_COUNT = "gallery-count"
+CLEAR_ALL = "clear-all"
+
+# Pattern-matching types (see the helpers below).
+FACE_BOX = "face-box"
+REMOVE_UPLOAD = "remove-upload"
+
+# -- shared choice of face and model --------------------------------------------------
+DEPTH_FACE = "depth-face"
+DEPTH_MODEL = "depth-model"
+MODEL3D_FACE = "model3d-face"
+MODEL3D_MODEL = "model3d-model"
+COMPARE_MODEL = "compare-model"
+DEPTH_MODEL_INFO = "depth-model-info"
+MODEL3D_MODEL_INFO = "model3d-model-info"
+COMPARE_MODEL_INFO = "compare-model-info"
+
+# -- depth tab --------------------------------------------------------------------------
+DEPTH_GENERATE = "depth-generate"
+DEPTH_COLORMAP = "depth-colormap"
+DEPTH_RESULT_STORE = "depth-result-store"
+DEPTH_EMPTY = "depth-empty"
+DEPTH_RESULTS = "depth-results"
+DEPTH_ORIGINAL_GRAPH = "depth-original-graph"
+DEPTH_MAP_GRAPH = "depth-map-graph"
+DEPTH_CAPTION = "depth-caption"
+DEPTH_DOWNLOAD_PNG8 = "depth-download-png8"
+DEPTH_DOWNLOAD_PNG16 = "depth-download-png16"
+DEPTH_DOWNLOAD_NPY = "depth-download-npy"
+
+# -- 3D model tab -----------------------------------------------------------------------
+MODEL3D_GENERATE = "model3d-generate"
+MODEL3D_SOURCE_STORE = "model3d-source-store"
+MODEL3D_CAMERA_STORE = "model3d-camera-store"
+MODEL3D_SMOOTHING = "model3d-smoothing"
+MODEL3D_DENSITY = "model3d-density"
+MODEL3D_DEPTH_SCALE = "model3d-depth-scale"
+MODEL3D_DISPLAY = "model3d-display"
+MODEL3D_COLORS = "model3d-colors"
+MODEL3D_CAMERA_FRONT = "model3d-camera-front"
+MODEL3D_CAMERA_SIDE = "model3d-camera-side"
+MODEL3D_CAMERA_TOP = "model3d-camera-top"
+MODEL3D_GRAPH = "model3d-graph"
+MODEL3D_EMPTY = "model3d-empty"
+MODEL3D_RESULTS = "model3d-results"
+MODEL3D_STATS = "model3d-stats"
+MODEL3D_DOWNLOAD_PLY = "model3d-download-ply"
+MODEL3D_DOWNLOAD_OBJ = "model3d-download-obj"
+MODEL3D_DOWNLOAD_GLB = "model3d-download-glb"
+MODEL3D_DOWNLOAD_STL = "model3d-download-stl"
+
+# -- compare tab ------------------------------------------------------------------------
+COMPARE_FACES = "compare-faces"
+COMPARE_RUN = "compare-run"
+COMPARE_RESULT_STORE = "compare-result-store"
+COMPARE_PAGE = "compare-page"
+COMPARE_EMPTY = "compare-empty"
+COMPARE_RESULTS = "compare-results"
+COMPARE_3D_GRAPH = "compare-3d-graph"
+COMPARE_3D_NOTE = "compare-3d-note"
+COMPARE_PROFILES_GRAPH = "compare-profiles-graph"
+COMPARE_DIFF_GRAPH = "compare-diff-graph"
+COMPARE_PAIR_SECTION = "compare-pair-section"
+COMPARE_METRICS = "compare-metrics"
+COMPARE_CAMERA_SYNC = "compare-camera-sync"
+
+# -- background jobs (one panel per tab) ----------------------------------------------
+JOB_PREFIXES = ("depth", "model3d", "compare")
+
+
+def job_store(prefix: str) -> str:
+    """Id of the store holding the running job's id for one tab."""
+    return f"{prefix}-job-store"
+
+
+def job_interval(prefix: str) -> str:
+    """Id of the interval that polls a tab's job."""
+    return f"{prefix}-job-interval"
+
+
+def job_progress(prefix: str) -> str:
+    """Id of a tab's progress bar."""
+    return f"{prefix}-job-progress"
+
+
+def job_cancel(prefix: str) -> str:
+    """Id of a tab's Cancel button."""
+    return f"{prefix}-job-cancel"
+
+
+def job_panel(prefix: str) -> str:
+    """Id of the container of a tab's progress bar and Cancel button."""
+    return f"{prefix}-job-panel"
+
+
+def job_message(prefix: str) -> str:
+    """Id of the text under a tab's progress bar."""
+    return f"{prefix}-job-message"
+
+
+def face_box(sha: str, index: int) -> dict:
+    """Pattern-matching id of the clickable box of face ``index`` on a gallery thumbnail."""
+    return {"type": FACE_BOX, "sha": sha, "index": index}
+
+
+def remove_upload(sha: str) -> dict:
+    """Pattern-matching id of a gallery card's Remove button."""
+    return {"type": REMOVE_UPLOAD, "sha": sha}

@@ -1,0 +1,302 @@
+"""Background jobs: long work (the depth network) off the request thread, with progress and cancel.
+
+Why not Dash's ``DiskcacheManager``: it starts a new OS process per job, so a PyTorch model
+would be loaded again for every job, and CUDA cannot be initialised again in a forked child.
+Here a small thread pool inside the server process runs jobs; the network is loaded once per
+process (:func:`face3d_core.models.estimator.get_estimator`) and shared by all jobs.
+
+Job state (state, progress, message, result keys, error) and the cancel flag live in a
+:class:`JobStore` on diskcache, so every server worker on the machine can report on and cancel
+any job; the browser holds only the job id and polls with a ``dcc.Interval``.
+
+The runner sits behind the small :class:`JobRunner` protocol (``submit`` / ``status`` /
+``cancel``) and jobs are named tasks with JSON parameters, so a Celery runner can be added
+later without touching the callbacks.
+
+Cancellation is cooperative: a task calls :meth:`JobContext.check` between its steps; a
+cancelled job is reported as cancelled at once, and its thread stops at the next check (a
+network forward pass in progress finishes first; its result still goes to the cache).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import diskcache
+
+from face3d_core.errors import Face3DError
+
+logger = logging.getLogger(__name__)
+
+#: How long finished job records are kept (seconds).
+JOB_TTL_S = 6 * 3600
+
+
+class JobState(str, enum.Enum):
+    """Life cycle of a job."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        """True for done, failed and cancelled."""
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+@dataclass
+class JobStatus:
+    """What the browser learns about a job (all JSON-friendly).
+
+    Attributes:
+        job_id: Random hex id.
+        kind: Task name.
+        state: Life cycle state.
+        progress: Fraction done in ``[0, 1]``.
+        message: What is happening now, for the user.
+        result: Small dict of cache keys / identifiers when done.
+        error_title: Title of the user-facing error when failed.
+        error_message: Message of the user-facing error when failed.
+        owner_pid: Process running the job (to detect jobs lost in a server restart).
+        created: Unix time of submission.
+        updated: Unix time of the last change.
+    """
+
+    job_id: str
+    kind: str
+    state: JobState = JobState.QUEUED
+    progress: float = 0.0
+    message: str = "Waiting to start..."
+    result: dict[str, Any] | None = None
+    error_title: str | None = None
+    error_message: str | None = None
+    owner_pid: int = field(default_factory=os.getpid)
+    created: float = field(default_factory=time.time)
+    updated: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a plain dict (state as its string value)."""
+        data = asdict(self)
+        data["state"] = self.state.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobStatus:
+        """Rebuild from :meth:`to_dict` output."""
+        values = dict(data)
+        values["state"] = JobState(values["state"])
+        return cls(**values)
+
+
+class JobCancelled(Exception):
+    """Raised inside a task by :meth:`JobContext.check` once the job was cancelled."""
+
+
+class JobStore:
+    """Job records and cancel flags on diskcache (shared by the processes of one machine).
+
+    Args:
+        directory: Folder of the store (``<cache dir>/jobs`` by default in the app).
+    """
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._cache = diskcache.Cache(str(self.directory), size_limit=64 * 1024 * 1024)
+
+    def put(self, status: JobStatus) -> None:
+        """Write a job record."""
+        status.updated = time.time()
+        self._cache.set(f"job/{status.job_id}", status.to_dict(), expire=JOB_TTL_S, retry=True)
+
+    def get(self, job_id: str) -> JobStatus | None:
+        """Read a job record, or None when unknown or expired."""
+        data = self._cache.get(f"job/{job_id}", retry=True)
+        if not isinstance(data, dict):
+            return None
+        try:
+            return JobStatus.from_dict(data)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def request_cancel(self, job_id: str) -> None:
+        """Raise the cancel flag of a job."""
+        self._cache.set(f"cancel/{job_id}", True, expire=JOB_TTL_S, retry=True)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        """Return True once the cancel flag of a job is raised."""
+        return bool(self._cache.get(f"cancel/{job_id}", default=False, retry=True))
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._cache.close()
+
+
+class JobContext:
+    """Handed to a running task: report progress and check for cancellation."""
+
+    def __init__(self, store: JobStore, status: JobStatus):
+        self._store = store
+        self._status = status
+
+    @property
+    def job_id(self) -> str:
+        """The job's id."""
+        return self._status.job_id
+
+    def check(self) -> None:
+        """Raise :class:`JobCancelled` if the job was cancelled."""
+        if self._store.cancel_requested(self._status.job_id):
+            raise JobCancelled(self._status.job_id)
+
+    def report(self, progress: float, message: str) -> None:
+        """Record progress (``0..1``) and a message for the user, then check for cancellation."""
+        self.check()
+        self._status.progress = float(min(max(progress, 0.0), 1.0))
+        self._status.message = message
+        self._store.put(self._status)
+
+
+#: A task: ``task(params, context) -> small JSON-able result dict``.
+Task = Callable[[dict[str, Any], JobContext], dict[str, Any]]
+
+
+class JobRunner(Protocol):
+    """What the callbacks need from a job backend (threads now; Celery later)."""
+
+    def submit(self, kind: str, params: dict[str, Any]) -> str:
+        """Queue a task by name with JSON parameters; return the job id."""
+        ...
+
+    def status(self, job_id: str) -> JobStatus | None:
+        """Return the job's current status, or None for an unknown id."""
+        ...
+
+    def cancel(self, job_id: str) -> None:
+        """Ask the job to stop; it is reported as cancelled at once."""
+        ...
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def describe_unexpected(exc: BaseException) -> tuple[str, str, str]:
+    """Log an unexpected exception and return ``(reference, title, message)`` safe for users."""
+    reference = uuid.uuid4().hex[:8]
+    logger.error("Unexpected error (reference %s)", reference, exc_info=exc)
+    return (
+        reference,
+        "Something went wrong",
+        f"An unexpected error occurred on the server (reference {reference}). "
+        "It has been logged; please try again.",
+    )
+
+
+class ThreadJobRunner:
+    """Runs tasks in a thread pool of this process; state in a :class:`JobStore`.
+
+    Args:
+        store: Where job records and cancel flags live.
+        tasks: Task name -> function.
+        max_workers: Threads running jobs at the same time (``FACE3D_JOB_WORKERS``, default 1:
+            one network at a time keeps a small CPU responsive).
+    """
+
+    def __init__(self, store: JobStore, tasks: Mapping[str, Task], max_workers: int | None = None):
+        if max_workers is None:
+            max_workers = max(1, int(os.environ.get("FACE3D_JOB_WORKERS", "1") or 1))
+        self.store = store
+        self.tasks = dict(tasks)
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="face3d-job")
+        self._lock = threading.Lock()
+
+    def submit(self, kind: str, params: dict[str, Any]) -> str:
+        """Queue ``tasks[kind](params)``; return the new job id.
+
+        Raises:
+            KeyError: Unknown task name.
+        """
+        if kind not in self.tasks:
+            raise KeyError(f"Unknown job kind {kind!r}")
+        status = JobStatus(job_id=uuid.uuid4().hex, kind=kind)
+        self.store.put(status)
+        self._pool.submit(self._run, status, dict(params))
+        logger.info("Job %s (%s) queued", status.job_id, kind)
+        return status.job_id
+
+    def _run(self, status: JobStatus, params: dict[str, Any]) -> None:
+        context = JobContext(self.store, status)
+        try:
+            context.check()
+            status.state = JobState.RUNNING
+            context.report(0.02, "Starting...")
+            started = time.perf_counter()
+            result = self.tasks[status.kind](params, context)
+            context.check()
+            status.state = JobState.DONE
+            status.progress = 1.0
+            status.message = "Done"
+            status.result = result
+            logger.info("Job %s (%s) done in %.2f s", status.job_id, status.kind, time.perf_counter() - started)
+        except JobCancelled:
+            status.state = JobState.CANCELLED
+            status.message = "Cancelled"
+            logger.info("Job %s (%s) cancelled", status.job_id, status.kind)
+        except Face3DError as exc:
+            status.state = JobState.FAILED
+            status.error_title = exc.title
+            status.error_message = exc.user_message
+            status.message = exc.title
+            logger.info("Job %s (%s) failed: %s", status.job_id, status.kind, exc)
+        except Exception as exc:  # noqa: BLE001 - a job must never kill the worker thread
+            _, status.error_title, status.error_message = describe_unexpected(exc)
+            status.state = JobState.FAILED
+            status.message = status.error_title
+        if self.store.cancel_requested(status.job_id) and status.state != JobState.CANCELLED:
+            status.state = JobState.CANCELLED
+            status.message = "Cancelled"
+        self.store.put(status)
+
+    def status(self, job_id: str) -> JobStatus | None:
+        """Return the job's status; a job whose process died is reported as failed."""
+        status = self.store.get(job_id)
+        if status is None:
+            return None
+        if not status.state.finished and self.store.cancel_requested(job_id):
+            status.state = JobState.CANCELLED
+            status.message = "Cancelled"
+        elif not status.state.finished and not _pid_alive(status.owner_pid):
+            status.state = JobState.FAILED
+            status.error_title = "Job interrupted"
+            status.error_message = "The server restarted while this job was running. Please start it again."
+        return status
+
+    def cancel(self, job_id: str) -> None:
+        """Raise the job's cancel flag (the UI shows it cancelled at once)."""
+        self.store.request_cancel(job_id)
+
+    def shutdown(self, wait: bool = False) -> None:
+        """Stop accepting jobs; optionally wait for running ones."""
+        self._pool.shutdown(wait=wait, cancel_futures=True)

@@ -1,0 +1,80 @@
+"""Layout of the dashboard: the shell (navbar, tabs, stores) and one module per tab."""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from dashboard import ids
+from dashboard.layout.common import job_stores
+from dashboard.layout.compare import compare_tab
+from dashboard.layout.depth import depth_tab
+from dashboard.layout.model3d import model3d_tab
+from dashboard.layout.upload import upload_tab
+
+PRODUCT_NAME = "face3d"
+
+
+def navbar() -> dbc.Navbar:
+    """The top bar with the product name."""
+    return dbc.Navbar(
+        dbc.Container(
+            [
+                html.A(
+                    [html.Span("◐", className="face3d-logo me-2", **{"aria-hidden": "true"}),
+                     html.Span(PRODUCT_NAME, className="fw-bold")],
+                    href="/", className="navbar-brand d-flex align-items-center",
+                ),
+                html.Span("Face photo → depth map → 3D model", className="navbar-text small text-white-50"),
+            ],
+            fluid=True,
+        ),
+        id=ids.NAVBAR, color="dark", dark=True, className="mb-3 face3d-navbar",
+    )
+
+
+def build_layout(model_options: list[dict], default_model: str) -> html.Div:
+    """The whole page.
+
+    Args:
+        model_options: Options of the model pickers (see :func:`dashboard.callbacks.choices.model_options`).
+        default_model: Model selected at first.
+    """
+    tabs = dcc.Tabs(
+        id=ids.TABS,
+        value=ids.TAB_UPLOAD,
+        className="face3d-tabs",
+        parent_className="face3d-tabs-parent",
+        content_className="face3d-tab-content pt-3",
+        children=[
+            dcc.Tab(label="1 · Upload", value=ids.TAB_UPLOAD, children=upload_tab(),
+                    className="face3d-tab", selected_className="face3d-tab--selected"),
+            dcc.Tab(label="2 · Depth map", value=ids.TAB_DEPTH, children=depth_tab(model_options, default_model),
+                    className="face3d-tab", selected_className="face3d-tab--selected"),
+            dcc.Tab(label="3 · 3D model", value=ids.TAB_MODEL3D,
+                    children=model3d_tab(model_options, default_model),
+                    className="face3d-tab", selected_className="face3d-tab--selected"),
+            dcc.Tab(label="4 · Compare", value=ids.TAB_COMPARE,
+                    children=compare_tab(model_options, default_model),
+                    className="face3d-tab", selected_className="face3d-tab--selected"),
+        ],
+    )
+    stores = [
+        dcc.Store(id=ids.UPLOADS_STORE, storage_type="local"),
+        dcc.Store(id=ids.UPLOAD_REJECTED_STORE),
+        dcc.Store(id=ids.DEPTH_RESULT_STORE, storage_type="session"),
+        dcc.Store(id=ids.MODEL3D_SOURCE_STORE, storage_type="session"),
+        dcc.Store(id=ids.MODEL3D_CAMERA_STORE, data={"preset": "front", "rev": 0}),
+        dcc.Store(id=ids.COMPARE_RESULT_STORE, storage_type="session"),
+        dcc.Download(id=ids.DOWNLOAD),
+    ]
+    for prefix in ids.JOB_PREFIXES:
+        stores.extend(job_stores(prefix))
+    return html.Div(
+        [
+            navbar(),
+            html.Div(id=ids.ALERTS, className="face3d-alerts", role="status", **{"aria-live": "polite"}),
+            dbc.Container([tabs], fluid="xl", className="pb-4"),
+            *stores,
+        ]
+    )

@@ -1,0 +1,85 @@
+"""Compare tab: 2 to 6 faces side by side, aligned depth profiles, a difference map for two."""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from dashboard import ids
+from dashboard.layout.common import card, empty_state, field, job_panel, model_dropdown
+
+MAX_COMPARE = 6
+GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
+
+
+def compare_tab(model_options: list[dict], default_model: str) -> dbc.Row:
+    """Layout of the Compare tab."""
+    settings = card(
+        "Compare faces",
+        [
+            field(
+                "Faces (2 to 6)",
+                dcc.Dropdown(id=ids.COMPARE_FACES, options=[], value=[], multi=True,
+                             placeholder="Choose at least two faces", searchable=False),
+            ),
+            field("Depth model", model_dropdown(ids.COMPARE_MODEL, model_options, default_model)),
+            html.Div(id=ids.COMPARE_MODEL_INFO, className="mb-3"),
+            dbc.Button("Compare", id=ids.COMPARE_RUN, color="primary", className="w-100"),
+            job_panel("compare"),
+            html.Hr(),
+            html.P(
+                "Faces are aligned by their eyes, nose and mouth, and each depth map is normalised "
+                "to its own range (0 = far, 1 = nearest), so shapes compare, not sizes. Positions are "
+                "in inter-ocular distances (IOD).",
+                className="small text-muted mb-0",
+            ),
+        ],
+    )
+    views = html.Div(
+        [
+            html.Div(
+                className="d-flex justify-content-between align-items-center mb-2",
+                children=[
+                    html.Div(id=ids.COMPARE_3D_NOTE, className="small text-muted"),
+                    dbc.RadioItems(id=ids.COMPARE_PAGE, options=[], value=0, inline=True,
+                                   className="small"),
+                ],
+            ),
+            dcc.Graph(id=ids.COMPARE_3D_GRAPH, config=GRAPH_CONFIG, style={"minHeight": "420px"}),
+            dcc.Store(id=ids.COMPARE_CAMERA_SYNC),
+        ]
+    )
+    results = html.Div(
+        id=ids.COMPARE_RESULTS, hidden=True,
+        children=[
+            card("3D views (one shared camera)", views),
+            card("Depth profiles", dcc.Graph(id=ids.COMPARE_PROFILES_GRAPH, config=GRAPH_CONFIG,
+                                             style={"height": "380px"})),
+            html.Div(
+                id=ids.COMPARE_PAIR_SECTION, hidden=True,
+                children=card(
+                    "Difference of the two faces",
+                    dbc.Row(
+                        [
+                            dbc.Col(dcc.Graph(id=ids.COMPARE_DIFF_GRAPH, config=GRAPH_CONFIG,
+                                              style={"height": "360px"}), md=7),
+                            dbc.Col(html.Div(id=ids.COMPARE_METRICS), md=5),
+                        ],
+                        className="g-2 align-items-center",
+                    ),
+                ),
+            ),
+        ],
+    )
+    right = html.Div(
+        [
+            html.Div(
+                id=ids.COMPARE_EMPTY,
+                children=card("Comparison", empty_state(
+                    "compare-empty-state", "Nothing to compare yet",
+                    "Upload two or more face photos, choose them here, then click Compare.")),
+            ),
+            results,
+        ]
+    )
+    return dbc.Row([dbc.Col(settings, lg=3), dbc.Col(right, lg=9)], className="g-3")

@@ -1,0 +1,70 @@
+"""Depth tab: choose a face and a model, generate the depth map, compare it with the photo."""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from dashboard import ids
+from dashboard.figures import DEFAULT_COLORMAP, DEPTH_COLORMAPS
+from dashboard.layout.common import card, empty_state, face_dropdown, field, job_panel, model_dropdown
+
+GRAPH_CONFIG = {"displaylogo": False, "responsive": True,
+                "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
+
+
+def depth_tab(model_options: list[dict], default_model: str) -> dbc.Row:
+    """Layout of the Depth tab."""
+    settings = card(
+        "Depth map",
+        [
+            field("Face", face_dropdown(ids.DEPTH_FACE)),
+            field("Depth model", model_dropdown(ids.DEPTH_MODEL, model_options, default_model)),
+            html.Div(id=ids.DEPTH_MODEL_INFO, className="mb-3"),
+            dbc.Button("Generate depth map", id=ids.DEPTH_GENERATE, color="primary", className="w-100"),
+            job_panel("depth"),
+            html.Hr(),
+            field(
+                "Colour map",
+                dcc.Dropdown(
+                    id=ids.DEPTH_COLORMAP, options=[{"label": k, "value": k} for k in DEPTH_COLORMAPS],
+                    value=DEFAULT_COLORMAP, clearable=False, searchable=False,
+                ),
+                "Grayscale: lighter = nearer.",
+            ),
+            html.Div("Download", className="fw-semibold small mb-1"),
+            dbc.ButtonGroup(
+                [
+                    dbc.Button("PNG 8-bit", id=ids.DEPTH_DOWNLOAD_PNG8, color="secondary", outline=True,
+                               size="sm", disabled=True),
+                    dbc.Button("PNG 16-bit", id=ids.DEPTH_DOWNLOAD_PNG16, color="secondary", outline=True,
+                               size="sm", disabled=True),
+                    dbc.Button(".npy", id=ids.DEPTH_DOWNLOAD_NPY, color="secondary", outline=True,
+                               size="sm", disabled=True),
+                ],
+                className="w-100",
+            ),
+        ],
+    )
+    graphs = dbc.Row(
+        [
+            dbc.Col([html.Div("Photo (face crop)", className="face3d-graph-title"),
+                     dcc.Graph(id=ids.DEPTH_ORIGINAL_GRAPH, config={**GRAPH_CONFIG, "staticPlot": False},
+                               style={"height": "420px"})], md=6),
+            dbc.Col([html.Div("Depth map", className="face3d-graph-title"),
+                     dcc.Graph(id=ids.DEPTH_MAP_GRAPH, config=GRAPH_CONFIG, style={"height": "420px"})], md=6),
+        ],
+        className="g-2",
+    )
+    results = card(
+        "Result",
+        [
+            empty_state(ids.DEPTH_EMPTY, "No depth map yet",
+                        "Choose a face and a model, then click Generate depth map."),
+            html.Div(
+                id=ids.DEPTH_RESULTS, hidden=True,
+                children=[graphs, html.Div(id=ids.DEPTH_CAPTION, className="small text-muted mt-2")],
+            ),
+        ],
+    )
+    return dbc.Row([dbc.Col(settings, lg=3), dbc.Col(results, lg=9)], className="g-3")

@@ -1,0 +1,91 @@
+"""3D model tab: generate the model, shape sliders, display options, camera presets, downloads."""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from dashboard import ids
+from dashboard.controls import DEFAULT_CONTROLS, DENSITY_MARKS, DEPTH_SCALE_MARKS, SMOOTHING_MARKS
+from dashboard.layout.common import card, empty_state, face_dropdown, field, job_panel, model_dropdown
+
+GRAPH_CONFIG = {
+    "displaylogo": False, "responsive": True,
+    "modeBarButtonsToRemove": ["resetCameraLastSave3d"],
+    "toImageButtonOptions": {"format": "png", "filename": "face3d_view"},
+}
+
+
+def _slider(component_id: str, minimum: float, maximum: float, step: float, value: float, marks: dict):
+    return dcc.Slider(
+        id=component_id, min=minimum, max=maximum, step=step, value=value, marks=marks,
+        updatemode="mouseup", tooltip={"placement": "bottom", "always_visible": False},
+    )
+
+
+def model3d_tab(model_options: list[dict], default_model: str) -> dbc.Row:
+    """Layout of the 3D Model tab."""
+    c = DEFAULT_CONTROLS
+    settings = card(
+        "3D model",
+        [
+            field("Face", face_dropdown(ids.MODEL3D_FACE)),
+            field("Depth model", model_dropdown(ids.MODEL3D_MODEL, model_options, default_model)),
+            html.Div(id=ids.MODEL3D_MODEL_INFO, className="mb-3"),
+            dbc.Button("Generate 3D model", id=ids.MODEL3D_GENERATE, color="primary", className="w-100"),
+            job_panel("model3d"),
+            html.Hr(),
+            field("Smoothing", _slider(ids.MODEL3D_SMOOTHING, 0, 4, 0.5, c.smoothing, SMOOTHING_MARKS)),
+            field("Point density", _slider(ids.MODEL3D_DENSITY, 1, 4, 1, c.density, DENSITY_MARKS)),
+            field("Depth scale", _slider(ids.MODEL3D_DEPTH_SCALE, 0.5, 2.0, 0.25, c.depth_scale,
+                                         DEPTH_SCALE_MARKS)),
+            field(
+                "Show as",
+                dbc.RadioItems(
+                    id=ids.MODEL3D_DISPLAY, value=c.display, inline=True,
+                    options=[{"label": "Points", "value": "points"}, {"label": "Mesh", "value": "mesh"}],
+                ),
+            ),
+            field(
+                "Colours",
+                dbc.RadioItems(
+                    id=ids.MODEL3D_COLORS, value=c.colors, inline=True,
+                    options=[{"label": "Grayscale depth", "value": "gray"},
+                             {"label": "Photo", "value": "photo"}],
+                ),
+            ),
+            html.Div("Camera", className="fw-semibold small mb-1"),
+            dbc.ButtonGroup(
+                [
+                    dbc.Button("Front", id=ids.MODEL3D_CAMERA_FRONT, color="secondary", outline=True, size="sm"),
+                    dbc.Button("Side", id=ids.MODEL3D_CAMERA_SIDE, color="secondary", outline=True, size="sm"),
+                    dbc.Button("Top", id=ids.MODEL3D_CAMERA_TOP, color="secondary", outline=True, size="sm"),
+                ],
+                className="w-100 mb-3",
+            ),
+            html.Div("Download", className="fw-semibold small mb-1"),
+            dbc.ButtonGroup(
+                [
+                    dbc.Button(fmt, id=bid, color="secondary", outline=True, size="sm", disabled=True)
+                    for fmt, bid in (("PLY", ids.MODEL3D_DOWNLOAD_PLY), ("OBJ", ids.MODEL3D_DOWNLOAD_OBJ),
+                                     ("GLB", ids.MODEL3D_DOWNLOAD_GLB), ("STL", ids.MODEL3D_DOWNLOAD_STL))
+                ],
+                className="w-100",
+            ),
+        ],
+    )
+    view = card(
+        "3D view",
+        [
+            empty_state(ids.MODEL3D_EMPTY, "No 3D model yet",
+                        "Choose a face, then click Generate 3D model. Drag to rotate, scroll to zoom."),
+            html.Div(
+                id=ids.MODEL3D_RESULTS, hidden=True,
+                children=[
+                    dcc.Graph(id=ids.MODEL3D_GRAPH, config=GRAPH_CONFIG, style={"height": "600px"}),
+                    html.Div(id=ids.MODEL3D_STATS, className="small text-muted mt-1"),
+                ],
+            ),
+        ],
+    )
+    return dbc.Row([dbc.Col(settings, lg=3), dbc.Col(view, lg=9)], className="g-3")

@@ -1,0 +1,546 @@
+"""Faces: YuNet detection, the crop the depth network sees, and the face mask.
+
+Detection uses OpenCV's YuNet (``cv2.FaceDetectorYN``). The model file is resolved like
+the depth weights (:func:`face3d_core.weights.resolve_weights`), in this order:
+
+1. an explicit ``model_path`` argument;
+2. the environment variable ``FACE3D_YUNET_PATH``;
+3. ``$FACE3D_WEIGHTS_DIR/face_detection_yunet_2026may.onnx``, then the face3d cache dir;
+4. a download from the OpenCV zoo (:data:`YUNET_WEIGHTS`), SHA-256 checked.
+
+The pinned file is OpenCV zoo's ``face_detection_yunet_2026may.onnx`` (229,738 bytes,
+SHA-256 ``ebafce4e…22f0f0``): the dynamic-input re-export of YuNet that the zoo ships as
+its default for OpenCV 5. It is *not* the older ``face_detection_yunet_2023mar.onnx``
+(232,589 bytes, SHA-256 ``8f2383e4…552fa4``, fixed 640x640 input); that file also works
+with :func:`detect_faces` when given by path.
+
+Coordinates are image pixels (x right, y down, pixel centres on integers). A
+:class:`Face` carries YuNet's five landmarks in YuNet's order: the person's right eye
+(image left in a frontal photo), left eye, nose tip, right and left mouth corners.
+
+``cv2.FaceDetectorYN`` is not thread-safe: one detector is kept per thread and per
+configuration, and ``setInputSize`` is called for every image.
+
+Example:
+    >>> faces = detect_faces(image_rgb)            # doctest: +SKIP
+    >>> crop = crop_face(image_rgb, faces[0])       # doctest: +SKIP
+    >>> crop.image_rgb.shape, crop.box_xyxy         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from face3d_core.errors import NoFaceFoundError, WeightsUnavailableError
+from face3d_core.weights import WeightsFile, resolve_weights
+
+logger = logging.getLogger(__name__)
+
+#: The YuNet detector file: OpenCV zoo ``face_detection_yunet_2026may.onnx`` (MIT licence).
+YUNET_WEIGHTS = WeightsFile(
+    file_name="face_detection_yunet_2026may.onnx",
+    url=(
+        "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
+        "face_detection_yunet_2026may.onnx"
+    ),
+    sha256="ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0",
+    size_mb=0.23,
+)
+
+#: Environment variable naming a YuNet ``.onnx`` file to use instead of the lookup order.
+YUNET_PATH_ENV = "FACE3D_YUNET_PATH"
+
+#: Names of the five landmarks, in YuNet's order.
+LANDMARK_NAMES: tuple[str, ...] = ("right_eye", "left_eye", "nose_tip", "mouth_right", "mouth_left")
+
+#: Default crop margin: fraction of the face box size added on every side.
+DEFAULT_MARGIN = 0.5
+
+DEFAULT_SCORE_THRESHOLD = 0.7
+DEFAULT_NMS_THRESHOLD = 0.3
+#: Photos are shrunk so that their longer side is at most this before detection: YuNet
+#: misses faces that fill a multi-megapixel frame, and it is 10-30x faster on the small image.
+DEFAULT_DETECT_MAX_SIDE = 640
+
+NO_FACE_MESSAGE = (
+    "No face was found in this photo. You can go on with the whole image instead "
+    "(full-frame mode), or try a photo where the face is clearly visible."
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """One detected face.
+
+    Attributes:
+        box_xywh: ``(x, y, width, height)`` of the face box in pixels (float).
+        landmarks_xy: ``(5, 2) float32`` landmark positions in pixels, order :data:`LANDMARK_NAMES`.
+        score: Detector confidence in ``[0, 1]``.
+    """
+
+    box_xywh: tuple[float, float, float, float]
+    landmarks_xy: np.ndarray
+    score: float
+
+    def __post_init__(self) -> None:
+        box = tuple(float(v) for v in self.box_xywh)
+        if len(box) != 4:
+            raise ValueError(f"box_xywh must have 4 values, got {len(box)}")
+        marks = np.array(self.landmarks_xy, dtype=np.float32).reshape(5, 2)
+        marks.setflags(write=False)
+        object.__setattr__(self, "box_xywh", box)
+        object.__setattr__(self, "landmarks_xy", marks)
+        object.__setattr__(self, "score", float(self.score))
+
+    @property
+    def box_xyxy(self) -> tuple[float, float, float, float]:
+        """``(x0, y0, x1, y1)`` of the face box in pixels."""
+        x, y, w, h = self.box_xywh
+        return (x, y, x + w, y + h)
+
+    @property
+    def area(self) -> float:
+        """Area of the face box in square pixels."""
+        return max(self.box_xywh[2], 0.0) * max(self.box_xywh[3], 0.0)
+
+    @property
+    def center_xy(self) -> np.ndarray:
+        """``(2,) float32`` centre of the face box."""
+        x, y, w, h = self.box_xywh
+        return np.array([x + w / 2, y + h / 2], dtype=np.float32)
+
+    @property
+    def eyes_xy(self) -> np.ndarray:
+        """``(2, 2) float32``: the right and left eye positions."""
+        return self.landmarks_xy[:2]
+
+    @property
+    def interocular_px(self) -> float:
+        """Distance between the two eye landmarks in pixels."""
+        return float(np.linalg.norm(self.landmarks_xy[0] - self.landmarks_xy[1]))
+
+    def landmark(self, name: str) -> np.ndarray:
+        """Return one landmark ``(2,) float32`` by name (see :data:`LANDMARK_NAMES`)."""
+        return self.landmarks_xy[LANDMARK_NAMES.index(name)]
+
+    def transformed(self, scale_xy: tuple[float, float] = (1.0, 1.0), offset_xy: tuple[float, float] = (0, 0)) -> Face:
+        """Return this face in another pixel frame: ``p' = p * scale + offset``.
+
+        With pixel centres on integers, resizing an image by ``s`` maps ``p`` to
+        ``(p + 0.5) * s - 0.5``; pass ``offset = 0.5 * s - 0.5`` for that.
+        """
+        sx, sy = (float(v) for v in scale_xy)
+        ox, oy = (float(v) for v in offset_xy)
+        x, y, w, h = self.box_xywh
+        marks = self.landmarks_xy * np.array([sx, sy], np.float32) + np.array([ox, oy], np.float32)
+        return Face((x * sx + ox, y * sy + oy, w * sx, h * sy), marks, self.score)
+
+    def translated(self, dx: float, dy: float) -> Face:
+        """Return this face shifted by ``(dx, dy)`` pixels (e.g. into a crop's frame)."""
+        return self.transformed((1.0, 1.0), (dx, dy))
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form: ``{"box_xywh": [...], "landmarks_xy": [[x, y], ...], "score": s}``."""
+        return {
+            "box_xywh": [round(v, 3) for v in self.box_xywh],
+            "landmarks_xy": np.round(self.landmarks_xy.astype(np.float64), 3).tolist(),
+            "score": round(self.score, 4),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Face:
+        """Inverse of :meth:`to_dict`."""
+        return cls(tuple(data["box_xywh"]), np.asarray(data["landmarks_xy"], np.float32), data["score"])
+
+    def __repr__(self) -> str:
+        x, y, w, h = self.box_xywh
+        return f"Face(box_xywh=({x:.1f}, {y:.1f}, {w:.1f}, {h:.1f}), score={self.score:.3f})"
+
+
+@dataclass(frozen=True, eq=False)
+class FaceCrop:
+    """A crop of a photo around one face.
+
+    Attributes:
+        image_rgb: ``(h, w, 3) uint8`` the cropped pixels (a contiguous copy).
+        box_xyxy: ``(x0, y0, x1, y1)`` integer crop box in the original image's pixels
+            (``x1``/``y1`` exclusive): ``image[y0:y1, x0:x1]`` is the crop.
+        face: The face in crop coordinates.
+        image_size_wh: ``(W, H)`` of the original image.
+    """
+
+    image_rgb: np.ndarray
+    box_xyxy: tuple[int, int, int, int]
+    face: Face
+    image_size_wh: tuple[int, int]
+
+    def to_image_xy(self, xy: np.ndarray) -> np.ndarray:
+        """Map ``(..., 2)`` crop pixel coordinates to original image pixels."""
+        return np.asarray(xy, dtype=np.float32) + np.array(self.box_xyxy[:2], np.float32)
+
+    def to_crop_xy(self, xy: np.ndarray) -> np.ndarray:
+        """Map ``(..., 2)`` original image pixel coordinates to crop pixels."""
+        return np.asarray(xy, dtype=np.float32) - np.array(self.box_xyxy[:2], np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Detection
+# --------------------------------------------------------------------------------------------
+
+_LOCAL = threading.local()
+
+
+def resolve_yunet_path(model_path: str | os.PathLike | None = None, *, allow_download: bool = True) -> Path:
+    """Return the YuNet model file (explicit path, ``$FACE3D_YUNET_PATH``, weights dir, cache, download).
+
+    Raises:
+        WeightsUnavailableError: Not found and not downloadable.
+        WeightsIntegrityError: A download did not match :data:`YUNET_WEIGHTS`' SHA-256.
+    """
+    if model_path is None:
+        env = os.environ.get(YUNET_PATH_ENV, "").strip()
+        model_path = env or None
+    return resolve_weights(YUNET_WEIGHTS, model_path, allow_download=allow_download)
+
+
+def _detector(path: Path, score_threshold: float, nms_threshold: float) -> cv2.FaceDetectorYN:
+    """Return this thread's detector for one configuration (created on first use)."""
+    cache = getattr(_LOCAL, "detectors", None)
+    if cache is None:
+        cache = _LOCAL.detectors = {}
+    key = (str(path), float(score_threshold), float(nms_threshold))
+    det = cache.get(key)
+    if det is None:
+        logger.debug("Creating a YuNet detector from %s in thread %s", path, threading.current_thread().name)
+        # OpenCV 5 logs a harmless "targets are not supported by the new graph engine" warning here
+        old_level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(min(old_level, cv2.utils.logging.LOG_LEVEL_ERROR))
+        try:
+            det = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, nms_threshold, 5000)
+        except cv2.error as exc:
+            raise WeightsUnavailableError(
+                f"The face detector file {path} could not be loaded ({exc.err or exc}). "
+                f"Download {YUNET_WEIGHTS.file_name} from {YUNET_WEIGHTS.url}."
+            ) from exc
+        finally:
+            cv2.utils.logging.setLogLevel(old_level)
+        cache[key] = det
+    return det
+
+
+def _as_rgb(image_rgb: np.ndarray) -> np.ndarray:
+    image = np.asarray(image_rgb)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {image.dtype}")
+    return image[..., :3]
+
+
+def detect_faces(
+    image_rgb: np.ndarray,
+    *,
+    model_path: str | os.PathLike | None = None,
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    nms_threshold: float = DEFAULT_NMS_THRESHOLD,
+    max_side: int | None = DEFAULT_DETECT_MAX_SIDE,
+) -> list[Face]:
+    """Detect every face in a photo with YuNet.
+
+    Args:
+        image_rgb: ``(H, W, 3) uint8`` RGB photo (``(H, W)`` grayscale is accepted too).
+        model_path: YuNet ``.onnx`` file; default: see the module docstring.
+        score_threshold: Minimum detector confidence.
+        nms_threshold: IoU threshold of the non-maximum suppression.
+        max_side: The photo is shrunk (area interpolation) so that its longer side is at most
+            this many pixels before detection; results are mapped back. ``None``: never shrink.
+
+    Returns:
+        All faces, largest box first, in the photo's pixel coordinates (an empty list if none).
+
+    Raises:
+        WeightsUnavailableError: The YuNet model file cannot be found or downloaded.
+    """
+    image = _as_rgb(image_rgb)
+    height, width = image.shape[:2]
+    path = resolve_yunet_path(model_path)
+    scale = 1.0
+    if max_side is not None and max(height, width) > max_side:
+        scale = max_side / max(height, width)
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    else:
+        size = (width, height)
+        small = image
+    bgr = np.ascontiguousarray(small[..., ::-1])
+    det = _detector(path, score_threshold, nms_threshold)
+    det.setInputSize(size)
+    _, raw = det.detect(bgr)
+    if raw is None or len(raw) == 0:
+        logger.info("No face found in a %dx%d image", width, height)
+        return []
+    raw = np.asarray(raw, dtype=np.float64).reshape(-1, 15)
+    # back to the original pixel frame (pixel centres on integers)
+    sx, sy = width / size[0], height / size[1]
+    faces = []
+    for row in raw:
+        x, y, w, h = row[:4]
+        marks = row[4:14].reshape(5, 2)
+        marks = (marks + 0.5) * np.array([sx, sy]) - 0.5
+        box = ((x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5, w * sx, h * sy)
+        faces.append(Face(box, marks.astype(np.float32), float(row[14])))
+    faces.sort(key=lambda f: f.area, reverse=True)
+    logger.info("Found %d face(s) in a %dx%d image", len(faces), width, height)
+    return faces
+
+
+def select_face(faces: list[Face], face_index: int) -> Face:
+    """Return ``faces[face_index]`` or raise a user-facing error.
+
+    Raises:
+        NoFaceFoundError: The list is empty, or has no face with this index.
+    """
+    if not faces:
+        raise NoFaceFoundError(NO_FACE_MESSAGE)
+    if face_index < 0 or face_index >= len(faces):
+        raise NoFaceFoundError(
+            f"Face number {face_index} was asked for, but {len(faces)} face(s) were found "
+            f"(numbers 0 to {len(faces) - 1}, largest first). Pick another face or use the whole image."
+        )
+    return faces[face_index]
+
+
+# --------------------------------------------------------------------------------------------
+# Crop
+# --------------------------------------------------------------------------------------------
+
+
+def crop_box(
+    face: Face, image_size_wh: tuple[int, int], margin: float = DEFAULT_MARGIN, *, square: bool = True
+) -> tuple[int, int, int, int]:
+    """Return the integer crop box ``(x0, y0, x1, y1)`` around a face, clipped to the image.
+
+    Args:
+        face: The face, in image pixels.
+        image_size_wh: ``(W, H)`` of the image.
+        margin: Fraction of the face box's size added on every side (0.5: the crop is twice
+            the face box's size before clipping).
+        square: Use a square of the box's longer side (the networks' inputs are near-square).
+    """
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    width, height = image_size_wh
+    x, y, w, h = face.box_xywh
+    cx, cy = x + w / 2, y + h / 2
+    if square:
+        w = h = max(w, h)
+    half_w = w * (0.5 + margin)
+    half_h = h * (0.5 + margin)
+    x0 = int(np.floor(max(cx - half_w, 0)))
+    y0 = int(np.floor(max(cy - half_h, 0)))
+    x1 = int(np.ceil(min(cx + half_w, width)))
+    y1 = int(np.ceil(min(cy + half_h, height)))
+    if x1 - x0 < 2 or y1 - y0 < 2:  # a face box outside the image: fall back to the whole image
+        return (0, 0, int(width), int(height))
+    return (x0, y0, x1, y1)
+
+
+def crop_face(image_rgb: np.ndarray, face: Face, margin: float = DEFAULT_MARGIN, *, square: bool = True) -> FaceCrop:
+    """Crop a photo around a face so that the depth network's resolution goes to the face.
+
+    Args:
+        image_rgb: ``(H, W, 3) uint8`` RGB photo.
+        face: The face in the photo's pixels.
+        margin: Fraction of the face box size added on every side (see :func:`crop_box`).
+        square: Crop a square around the face (clipped at the image borders).
+
+    Returns:
+        The :class:`FaceCrop` (pixels, box in image pixels, face in crop pixels).
+    """
+    image = _as_rgb(image_rgb)
+    height, width = image.shape[:2]
+    box = crop_box(face, (width, height), margin, square=square)
+    x0, y0, x1, y1 = box
+    crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+    return FaceCrop(crop, box, face.translated(-x0, -y0), (width, height))
+
+
+# --------------------------------------------------------------------------------------------
+# Masks
+# --------------------------------------------------------------------------------------------
+
+
+def face_ellipse(face: Face, scale: float = 1.0) -> tuple[np.ndarray, tuple[float, float], float]:
+    """Return an ellipse around the face from its landmarks: ``(center_xy, (semi_x, semi_y), angle_rad)``.
+
+    The ellipse is placed with typical face proportions: the eye-to-mouth distance ``d``
+    (eye midpoint to mouth midpoint) spans about 0.4 of the face height, the hairline is
+    about ``1.1 d`` above the eyes and the chin about ``0.7 d`` below the mouth; the half
+    width is about 1.15 interpupillary distances. The face box bounds it from below so a
+    turned head (short eye distance in the image) keeps a sensible width. ``angle`` is the
+    roll of the eye line (image y down).
+    """
+    marks = face.landmarks_xy.astype(np.float64)
+    eye_mid = (marks[0] + marks[1]) / 2
+    mouth_mid = (marks[3] + marks[4]) / 2
+    down = mouth_mid - eye_mid
+    d_em = float(np.linalg.norm(down))
+    eye_vec = marks[1] - marks[0]
+    ipd = float(np.linalg.norm(eye_vec))
+    _, _, bw, bh = face.box_xywh
+    if d_em < 1e-6:  # degenerate landmarks: use the box
+        center = np.asarray(face.center_xy, np.float64)
+        return center, (0.55 * bw * scale, 0.6 * bh * scale), 0.0
+    angle = float(np.arctan2(eye_vec[1], eye_vec[0])) if ipd > 1e-6 else 0.0
+    center = eye_mid + 0.3 * down
+    semi_x = max(1.15 * ipd, 0.55 * bw)
+    semi_y = max(1.4 * d_em, 0.6 * bh)
+    return center, (semi_x * scale, semi_y * scale), angle
+
+
+def ellipse_mask(
+    shape_hw: tuple[int, int], center_xy: np.ndarray, semi_axes: tuple[float, float], angle_rad: float = 0.0
+) -> np.ndarray:
+    """Return an ``(H, W) bool`` mask of the pixels inside an ellipse (pixel centres on integers).
+
+    Only the ellipse's bounding box is evaluated, so a small face in a large map is cheap.
+    """
+    height, width = shape_hw
+    cx, cy = (float(v) for v in center_xy)
+    ax, ay = (max(float(v), 1e-6) for v in semi_axes)
+    cos, sin = float(np.cos(angle_rad)), float(np.sin(angle_rad))
+    half_w = np.hypot(ax * cos, ay * sin)
+    half_h = np.hypot(ax * sin, ay * cos)
+    x0, x1 = max(int(np.floor(cx - half_w)), 0), min(int(np.ceil(cx + half_w)) + 1, width)
+    y0, y1 = max(int(np.floor(cy - half_h)), 0), min(int(np.ceil(cy + half_h)) + 1, height)
+    out = np.zeros((height, width), dtype=bool)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    ys = (np.arange(y0, y1, dtype=np.float32) - cy)[:, None]
+    xs = (np.arange(x0, x1, dtype=np.float32) - cx)[None, :]
+    u = (xs * cos + ys * sin) / ax
+    v = (-xs * sin + ys * cos) / ay
+    out[y0:y1, x0:x1] = (u * u + v * v) <= 1.0
+    return out
+
+
+def _largest_touching(keep: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """Keep the connected region (4-connected) of ``keep`` that overlaps ``seed`` the most."""
+    n, labels = cv2.connectedComponents(keep.view(np.uint8), connectivity=4)
+    if n <= 2:
+        return keep
+    counts = np.bincount(labels[seed & keep], minlength=n)
+    counts[0] = 0
+    if counts.max() == 0:
+        counts = np.bincount(labels.ravel(), minlength=n)
+        counts[0] = 0
+    return labels == int(np.argmax(counts))
+
+
+def fill_mask_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill the holes of a binary mask (background regions not connected to the border)."""
+    h, w = mask.shape
+    canvas = np.zeros((h + 2, w + 2), np.uint8)
+    canvas[1:-1, 1:-1] = mask
+    flood = canvas.copy()
+    cv2.floodFill(flood, np.zeros((h + 4, w + 4), np.uint8), (0, 0), 1)
+    return (canvas[1:-1, 1:-1] > 0) | (flood[1:-1, 1:-1] == 0)
+
+
+def face_mask(
+    depth_rel: np.ndarray | None,
+    face: Face,
+    *,
+    shape_hw: tuple[int, int] | None = None,
+    valid: np.ndarray | None = None,
+    ellipse_scale: float = 1.0,
+    depth_tolerance: float = 2.5,
+) -> np.ndarray:
+    """Separate the face from the background: landmark-guided ellipse refined by depth.
+
+    1. An ellipse from the landmarks (:func:`face_ellipse`, scaled by ``ellipse_scale``).
+    2. The face core (the same ellipse at 45 % size: eyes, nose, mouth, cheeks) sets the
+       reference: its 5th percentile ``lo`` and spread ``s = p95 - p5`` of relative inverse
+       depth. Pixels farther than ``lo - depth_tolerance * s`` (a wall, the background seen
+       around the head or past the chin) are dropped.
+    3. Only the connected region that holds the core is kept, its holes are filled and its
+       outline is smoothed (morphological opening).
+
+    Args:
+        depth_rel: ``(h, w) float`` relative inverse depth (larger = nearer), in the same
+            pixel frame as ``face``; ``None`` gives the plain ellipse.
+        face: The face, in the depth map's pixel coordinates.
+        shape_hw: Mask shape when ``depth_rel`` is None.
+        valid: Optional ``(h, w) bool`` of usable depth pixels (default: finite values).
+        ellipse_scale: Scale of the ellipse (1 = forehead to chin, ear to ear).
+        depth_tolerance: How far behind the face core (in units of the core's own depth
+            spread) a pixel may lie and still count as face. Lower cuts more.
+
+    Returns:
+        ``(h, w) bool``, True on the face.
+    """
+    if depth_rel is None:
+        if shape_hw is None:
+            raise ValueError("face_mask needs depth_rel or shape_hw")
+        center, axes, angle = face_ellipse(face, ellipse_scale)
+        return ellipse_mask(shape_hw, center, axes, angle)
+    depth = np.asarray(depth_rel, dtype=np.float32)
+    if depth.ndim != 2:
+        raise ValueError(f"expected an (H, W) depth map, got shape {depth.shape}")
+    ok = np.isfinite(depth)
+    if valid is not None:
+        ok &= np.asarray(valid, dtype=bool)
+    center, axes, angle = face_ellipse(face, ellipse_scale)
+    outer = ellipse_mask(depth.shape, center, axes, angle) & ok
+    core = ellipse_mask(depth.shape, center, (axes[0] * 0.45, axes[1] * 0.45), angle) & ok
+    if core.sum() < 9:
+        logger.info("Face core has too few valid depth pixels; using the ellipse alone")
+        return outer
+    core_values = depth[core]
+    lo, hi = np.percentile(core_values, [5.0, 95.0])
+    spread = max(float(hi - lo), 1e-6 * max(abs(float(hi)), 1.0))
+    with np.errstate(invalid="ignore"):
+        keep = outer & (depth >= lo - depth_tolerance * spread)
+    keep = fill_mask_holes(_largest_touching(keep, core))
+    radius = max(1, round(min(axes) * 0.03))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    opened = cv2.morphologyEx(keep.view(np.uint8), cv2.MORPH_OPEN, kernel).astype(bool)
+    if opened[core].any():
+        keep = opened
+    return keep & ok
+
+
+def foreground_mask(depth_rel: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """Return the near part of a scene without a face: Otsu's threshold on relative inverse depth.
+
+    Args:
+        depth_rel: ``(H, W) float`` relative inverse depth (larger = nearer).
+        valid: Optional ``(H, W) bool`` of usable pixels.
+
+    Returns:
+        ``(H, W) bool``: the largest connected region nearer than the threshold.
+    """
+    depth = np.asarray(depth_rel, dtype=np.float32)
+    ok = np.isfinite(depth)
+    if valid is not None:
+        ok &= np.asarray(valid, dtype=bool)
+    if not ok.any():
+        return ok
+    lo, hi = np.percentile(depth[ok], [0.5, 99.5])
+    if hi <= lo:
+        return ok
+    gray = np.zeros(depth.shape, np.uint8)
+    gray[ok] = np.clip((depth[ok] - lo) / (hi - lo) * 255.0, 0, 255).astype(np.uint8)
+    thr, _ = cv2.threshold(gray[ok].reshape(1, -1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    near = ok & (gray > thr)
+    return _largest_touching(near, near)

@@ -1,0 +1,134 @@
+"""The expensive step, composed: photo -> (face crop) -> depth network -> :class:`FaceDepth`.
+
+:func:`compute_face_depth` detects the faces, crops around the chosen one and runs the
+depth network on the crop, so the network's fixed input resolution is spent on the face.
+Its result is what gets cached (by image hash, model, face index, margin); every slider
+change afterwards only reruns the cheap step, :func:`face3d_core.reconstruct.reconstruct_face`.
+
+``face_index=None`` is the full-frame mode: exactly the official whole-image pipeline,
+no detection, no crop.
+
+Example:
+    >>> from face3d_core.images import load_image
+    >>> fd = compute_face_depth(load_image("face.jpg"))         # doctest: +SKIP
+    >>> fd.depth_rel.shape == fd.image_rgb.shape[:2]             # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from face3d_core.faces import DEFAULT_MARGIN, Face, crop_face, detect_faces, select_face
+from face3d_core.models.registry import DEFAULT_MODEL
+
+logger = logging.getLogger(__name__)
+
+
+class DepthPredictor(Protocol):
+    """Anything with the estimator's ``predict`` (see :class:`face3d_core.models.estimator.DepthEstimator`)."""
+
+    def predict(self, image_rgb: np.ndarray) -> np.ndarray:  # pragma: no cover - protocol
+        """Return ``(H, W) float32`` relative inverse depth for an ``(H, W, 3) uint8`` image."""
+        ...
+
+
+@dataclass(frozen=True, eq=False)
+class FaceDepth:
+    """The network's depth for one face (or the whole photo) and what is needed to use it.
+
+    Attributes:
+        depth_rel: ``(h, w) float32`` relative inverse depth over the crop (larger = nearer).
+        image_rgb: ``(h, w, 3) uint8`` the crop's pixels (the whole photo in full-frame mode).
+        crop_box_xyxy: ``(x0, y0, x1, y1)`` of the crop in the original photo's pixels.
+        face: The chosen face in crop pixels, or None in full-frame mode.
+        model_name: The depth network used.
+        image_size_wh: ``(W, H)`` of the original photo (the camera's field of view refers to it).
+        faces: All faces found in the photo (original pixels, largest first); empty in full-frame mode.
+        face_index: Index of the chosen face in ``faces``, or None in full-frame mode.
+        margin: Crop margin used (None in full-frame mode).
+    """
+
+    depth_rel: np.ndarray
+    image_rgb: np.ndarray
+    crop_box_xyxy: tuple[int, int, int, int]
+    face: Face | None
+    model_name: str
+    image_size_wh: tuple[int, int]
+    faces: tuple[Face, ...] = ()
+    face_index: int | None = None
+    margin: float | None = None
+
+    @property
+    def full_frame(self) -> bool:
+        """True when the depth covers the whole photo without a chosen face."""
+        return self.face is None
+
+
+def compute_face_depth(
+    image_rgb: np.ndarray,
+    *,
+    model_name: str = DEFAULT_MODEL,
+    weights: str | os.PathLike | None = None,
+    face_index: int | None = 0,
+    margin: float = DEFAULT_MARGIN,
+    faces: Sequence[Face] | None = None,
+    estimator: DepthPredictor | None = None,
+    detector_path: str | os.PathLike | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+) -> FaceDepth:
+    """Run the depth network on a crop around one face (or on the whole photo).
+
+    Args:
+        image_rgb: ``(H, W, 3) uint8`` RGB photo.
+        model_name: Registry name of the depth network.
+        weights: Explicit checkpoint path for the network.
+        face_index: Which face (0 = largest); ``None`` = the whole photo, no detection.
+        margin: Crop margin, fraction of the face box size added on every side.
+        faces: Faces already detected in this photo (skips detection).
+        estimator: An object with ``predict(image_rgb) -> depth_rel``; default: the
+            process-wide :func:`face3d_core.models.estimator.get_estimator` for ``model_name``.
+        detector_path: YuNet model file (see :mod:`face3d_core.faces`).
+        device: Device for the default estimator.
+        precision: Precision for the default estimator.
+
+    Returns:
+        The :class:`FaceDepth`.
+
+    Raises:
+        NoFaceFoundError: ``face_index`` is not None and there is no such face; the message
+            says the whole image can be used instead.
+        WeightsUnavailableError: The network or detector file is missing.
+    """
+    image = np.asarray(image_rgb)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+    height, width = image.shape[:2]
+    if estimator is None:
+        from face3d_core.models.estimator import get_estimator
+
+        estimator = get_estimator(model_name, weights=weights, device=device, precision=precision)
+    if face_index is None:
+        depth = _predict(estimator, image)
+        return FaceDepth(depth, image, (0, 0, width, height), None, model_name, (width, height))
+    found = tuple(faces) if faces is not None else tuple(detect_faces(image, model_path=detector_path))
+    face = select_face(list(found), face_index)
+    crop = crop_face(image, face, margin)
+    logger.info("Face %d of %d: crop %s of a %dx%d photo", face_index, len(found), crop.box_xyxy, width, height)
+    depth = _predict(estimator, crop.image_rgb)
+    return FaceDepth(depth, crop.image_rgb, crop.box_xyxy, crop.face, model_name, (width, height),
+                     found, face_index, float(margin))
+
+
+def _predict(estimator: DepthPredictor, image_rgb: np.ndarray) -> np.ndarray:
+    depth = np.asarray(estimator.predict(image_rgb), dtype=np.float32)
+    if depth.shape != image_rgb.shape[:2]:
+        raise ValueError(f"the estimator returned shape {depth.shape} for an image of {image_rgb.shape[:2]}")
+    return depth

@@ -1,0 +1,215 @@
+"""Tests of the content-addressed result cache (face3d_core.cache)."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from face3d_core import cache as cache_mod
+from face3d_core.cache import CACHE_VERSION, ResultCache, combine_hashes, get_cache, make_key, params_digest
+from face3d_core.errors import CacheError
+
+SHA_A = "a" * 64
+SHA_B = "b" * 64
+
+
+@dataclasses.dataclass(frozen=True)
+class _Params:
+    sigma: float = 1.5
+    stride: int = 2
+    mode: str = "mesh"
+
+
+@pytest.fixture()
+def cache(tmp_path):
+    result = ResultCache(tmp_path / "results", size_limit_mb=64)
+    yield result
+    result.close()
+
+
+# -- keys -------------------------------------------------------------------------------
+
+
+def test_key_contains_kind_hash_model_and_version():
+    key = make_key("depth", SHA_A, model="midas_v21_small_256", params={"face": 0})
+    assert key.startswith(f"face3d/v{CACHE_VERSION}/depth/{SHA_A}/midas_v21_small_256/")
+
+
+def test_key_is_deterministic_and_order_independent():
+    assert make_key("depth", SHA_A, params={"a": 1, "b": 2.5}) == make_key("depth", SHA_A, params={"b": 2.5, "a": 1})
+
+
+def test_key_changes_with_every_input():
+    base = make_key("depth", SHA_A, model="m1", params={"face": 0})
+    assert make_key("depth", SHA_B, model="m1", params={"face": 0}) != base
+    assert make_key("depth", SHA_A, model="m2", params={"face": 0}) != base
+    assert make_key("depth", SHA_A, model="m1", params={"face": 1}) != base
+    assert make_key("model3d", SHA_A, model="m1", params={"face": 0}) != base
+    assert make_key("depth", SHA_A, model="m1", params={"face": 0}, version=CACHE_VERSION + 1) != base
+
+
+def test_dataclass_params_hash_like_their_fields():
+    assert params_digest(_Params()) == params_digest({"sigma": 1.5, "stride": 2, "mode": "mesh"})
+    assert params_digest(_Params(sigma=2.0)) != params_digest(_Params())
+
+
+def test_numpy_scalars_and_tuples_are_accepted_in_params():
+    assert params_digest({"x": np.float32(1.5), "t": (1, 2)}) == params_digest({"x": 1.5, "t": [1, 2]})
+
+
+@pytest.mark.parametrize("bad", ["", "A" * 64, "a" * 63, "../../etc", None])
+def test_malformed_hash_is_rejected(bad):
+    with pytest.raises(ValueError):
+        make_key("depth", bad)
+
+
+@pytest.mark.parametrize("kind", ["", "Depth", "a/b", "../x"])
+def test_malformed_kind_is_rejected(kind):
+    with pytest.raises(ValueError):
+        make_key(kind, SHA_A)
+
+
+def test_unhashable_param_type_is_rejected():
+    with pytest.raises(TypeError):
+        params_digest({"x": object()})
+
+
+def test_combine_hashes_is_order_sensitive():
+    assert combine_hashes([SHA_A, SHA_B]) != combine_hashes([SHA_B, SHA_A])
+    assert len(combine_hashes([SHA_A])) == 64
+
+
+# -- storage ----------------------------------------------------------------------------
+
+
+def test_roundtrip_of_arrays_and_objects(cache):
+    value = {"depth": np.arange(12, dtype=np.float32).reshape(3, 4), "name": "x", "params": _Params()}
+    key = make_key("depth", SHA_A)
+    cache.set(key, value)
+    got = cache.get(key)
+    np.testing.assert_array_equal(got["depth"], value["depth"])
+    assert got["params"] == _Params()
+    assert cache.get(make_key("depth", SHA_B), "missing") == "missing"
+
+
+def test_second_request_is_served_from_the_cache(cache):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return np.ones(1000, dtype=np.float32)
+
+    key = make_key("depth", SHA_A)
+    first = cache.get_or_compute(key, compute)
+    second = cache.get_or_compute(key, compute)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(first, second)
+    assert cache.hits >= 1
+
+
+def test_concurrent_requests_compute_once(cache):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        time.sleep(0.2)
+        return 42
+
+    key = make_key("depth", SHA_A)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(cache.get_or_compute(key, compute))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [42] * 4
+    assert len(calls) == 1
+
+
+def test_corrupt_large_entry_is_detected_and_recomputed(cache):
+    key = make_key("depth", SHA_A)
+    cache.set(key, np.arange(100_000, dtype=np.float32))  # > 32 kB: stored in its own file
+    path = cache.entry_path(key)
+    assert path is not None and path.is_file()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert cache.get(key) is None  # integrity check failed -> miss
+    assert key not in cache  # and the damaged entry is gone
+    value = cache.get_or_compute(key, lambda: np.zeros(3))
+    np.testing.assert_array_equal(value, np.zeros(3))
+
+
+def test_truncated_entry_is_a_miss(cache):
+    key = make_key("depth", SHA_A)
+    cache.set(key, np.arange(100_000, dtype=np.float32))
+    path = cache.entry_path(key)
+    path.write_bytes(path.read_bytes()[:100])
+    assert cache.get(key, "recompute") == "recompute"
+
+
+def test_foreign_value_is_a_miss(cache):
+    key = make_key("depth", SHA_A)
+    cache._cache.set(key, b"not an envelope")  # noqa: SLF001 - simulate an entry written by something else
+    assert cache.get(key) is None
+
+
+def test_size_limit_evicts_least_recently_used(tmp_path):
+    small = ResultCache(tmp_path / "small", size_limit_mb=1)
+    try:
+        keys = [make_key("depth", SHA_A, params={"i": i}) for i in range(12)]
+        for key in keys:
+            small.set(key, np.random.default_rng(0).random(200_000 // 8 * 2).astype(np.float64))  # ~400 kB
+        assert small.volume() < 3 * 1024 * 1024
+        assert small.get(keys[-1]) is not None  # the newest survives
+        assert small.get(keys[0]) is None  # the oldest was evicted
+    finally:
+        small.close()
+
+
+def test_cache_dir_and_size_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACE3D_CACHE_DIR", str(tmp_path / "envcache"))
+    monkeypatch.setenv("FACE3D_CACHE_SIZE_MB", "5")
+    env_cache = ResultCache()
+    try:
+        assert env_cache.directory == tmp_path / "envcache" / "results"
+        assert env_cache.size_limit == 5 * 1024 * 1024
+    finally:
+        env_cache.close()
+
+
+def test_invalid_size_env_falls_back_to_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACE3D_CACHE_SIZE_MB", "lots")
+    fallback = ResultCache(tmp_path / "c")
+    try:
+        assert fallback.size_limit == cache_mod.DEFAULT_SIZE_MB * 1024 * 1024
+    finally:
+        fallback.close()
+
+
+def test_persists_across_instances(tmp_path):
+    key = make_key("upload", SHA_A)
+    first = ResultCache(tmp_path / "p")
+    first.set(key, b"photo bytes")
+    first.close()
+    second = ResultCache(tmp_path / "p")
+    try:
+        assert second.get(key) == b"photo bytes"
+    finally:
+        second.close()
+
+
+def test_unusable_folder_raises_cache_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(CacheError) as info:
+        ResultCache(blocker / "sub")
+    assert "FACE3D_CACHE_DIR" in str(info.value)
+
+
+def test_get_cache_shares_one_instance_per_folder(tmp_path):
+    assert get_cache(tmp_path / "g") is get_cache(tmp_path / "g")

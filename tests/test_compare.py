@@ -1,0 +1,190 @@
+"""Tests of face comparison (face3d_core.compare) on synthetic faces with known geometry."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from face3d_core import compare
+from face3d_core.compare import (
+    ComparisonError,
+    align_face,
+    apply_transform,
+    compare_pair,
+    difference_map,
+    eye_profile,
+    nose_profile,
+    nose_prominence,
+    similarity_transform,
+)
+from face3d_core.errors import Face3DError
+
+SIZE = 256
+
+
+def synthetic_face(nose_height: float = 0.35, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """A face-like relative inverse depth map (larger = nearer) and its five landmarks.
+
+    An ellipsoidal head, a nose ridge ending in a tip, eye sockets; the landmarks sit where
+    the features are (eyes 0.3 * size apart).
+    """
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    cx, cy = size / 2, size * 0.55
+    head = 1.0 - ((xx - cx) / (0.36 * size)) ** 2 - ((yy - cy) / (0.46 * size)) ** 2
+    depth = np.sqrt(np.clip(head, 0, None))
+    eyes = np.array([[cx - 0.15 * size, 0.45 * size], [cx + 0.15 * size, 0.45 * size]])
+    nose = np.array([cx, 0.62 * size])
+    mouth = np.array([[cx - 0.12 * size, 0.78 * size], [cx + 0.12 * size, 0.78 * size]])
+    ridge = np.exp(-((xx - cx) / (0.035 * size)) ** 2) * np.clip((yy - 0.42 * size) / (0.2 * size), 0, 1)
+    ridge *= np.exp(-np.clip(yy - nose[1], 0, None) ** 2 / (0.03 * size) ** 2)
+    depth += nose_height * ridge
+    for ex, ey in eyes:
+        depth -= 0.08 * np.exp(-((xx - ex) ** 2 + (yy - ey) ** 2) / (0.04 * size) ** 2)
+    depth = np.where(head > 0, depth, 0.0).astype(np.float32)
+    landmarks = np.vstack([eyes, nose, mouth]).astype(np.float32)
+    return depth, landmarks
+
+
+def warp(depth: np.ndarray, landmarks: np.ndarray, angle_deg: float, scale: float, shift: tuple[float, float]):
+    """Rotate/scale/shift a face image and its landmarks (what a differently framed photo looks like)."""
+    h, w = depth.shape
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle_deg, scale)
+    matrix[:, 2] += shift
+    out = cv2.warpAffine(depth, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    return out, apply_transform(matrix, landmarks).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def face():
+    return synthetic_face()
+
+
+def test_similarity_transform_recovers_a_known_transform():
+    rng = np.random.default_rng(1)
+    src = rng.uniform(0, 100, size=(5, 2))
+    angle = np.deg2rad(20)
+    rot = 1.7 * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    dst = src @ rot.T + np.array([5.0, -3.0])
+    matrix = similarity_transform(src, dst)
+    np.testing.assert_allclose(apply_transform(matrix, src), dst, atol=1e-9)
+
+
+def test_identical_faces_have_zero_difference(face):
+    depth, marks = face
+    a = align_face(depth, marks)
+    b = align_face(depth.copy(), marks.copy())
+    metrics = compare_pair(a, b)
+    assert metrics.rms_difference == pytest.approx(0.0, abs=1e-7)
+    assert metrics.correlation == pytest.approx(1.0, abs=1e-6)
+    assert metrics.overlap > 0.9
+    assert np.nanmax(np.abs(difference_map(a, b))) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_aligned_depth_is_normalised_with_nearest_at_one(face):
+    aligned = align_face(*face)
+    region = compare.face_region_mask(aligned.size) & aligned.valid
+    values = aligned.depth[region]
+    assert np.percentile(values, 98) == pytest.approx(1.0, abs=1e-3)
+    assert np.percentile(values, 2) == pytest.approx(0.0, abs=1e-3)
+    assert aligned.depth.dtype == np.float32 and aligned.depth.shape == (compare.DEFAULT_SIZE,) * 2
+
+
+def test_alignment_undoes_rotation_scale_and_shift(face):
+    depth, marks = face
+    reference = align_face(depth, marks)
+    moved_depth, moved_marks = warp(depth, marks, angle_deg=14, scale=0.7, shift=(12, -8))
+    moved = align_face(moved_depth, moved_marks)
+    metrics = compare_pair(reference, moved)
+    assert metrics.rms_difference < 0.04
+    assert metrics.correlation > 0.98
+    # a pure similarity changes nothing in how well the landmarks fit the template
+    assert moved.fit_error == pytest.approx(reference.fit_error, abs=1e-3)
+
+
+def test_large_photo_is_shrunk_before_warping_without_aliasing(face):
+    depth, marks = face
+    big = cv2.resize(depth, (SIZE * 4, SIZE * 4), interpolation=cv2.INTER_CUBIC)
+    aligned_big = align_face(big, marks * 4 + 1.5)
+    assert compare_pair(align_face(depth, marks), aligned_big).rms_difference < 0.03
+
+
+def test_depth_scale_and_shift_do_not_matter(face):
+    depth, marks = face
+    a = align_face(depth, marks)
+    b = align_face(3.0 * depth + 7.0, marks)  # relative depth: unknown scale and shift
+    assert compare_pair(a, b).rms_difference < 1e-4
+
+
+def test_longer_nose_is_more_prominent_and_shows_in_the_difference(face):
+    flat = align_face(*synthetic_face(nose_height=0.1))
+    long = align_face(*synthetic_face(nose_height=0.5))
+    assert nose_prominence(long) > nose_prominence(flat) + 0.1
+    metrics = compare_pair(long, flat)
+    assert metrics.nose_prominence_a > metrics.nose_prominence_b
+    diff = difference_map(long, flat)
+    nose_x, nose_y = (int(round(v)) for v in long.landmarks_xy[2])
+    assert diff[nose_y - 1, nose_x] > 0.05  # the first face is nearer at its nose
+
+
+def test_profiles_peak_at_the_nose_and_are_symmetric(face):
+    aligned = align_face(*face)
+    vertical = nose_profile(aligned)
+    horizontal = eye_profile(aligned)
+    assert vertical.positions.shape == vertical.values.shape == (aligned.size,)
+    finite = np.isfinite(vertical.values)
+    peak = vertical.positions[finite][np.argmax(vertical.values[finite])]
+    assert abs(peak) < 0.25  # within a quarter IOD of the nose tip
+    # horizontal profile through the eyes: eye sockets on both sides, symmetric about the centre
+    ok = np.isfinite(horizontal.values)
+    offsets = np.linspace(0.05, 0.9, 30)  # in IOD
+    left = np.interp(-offsets, horizontal.positions[ok], horizontal.values[ok])
+    right = np.interp(offsets, horizontal.positions[ok], horizontal.values[ok])
+    assert np.max(np.abs(left - right)) < 0.02
+
+
+def test_missing_landmarks_are_a_user_error(face):
+    with pytest.raises(ComparisonError) as info:
+        align_face(face[0], None)
+    assert isinstance(info.value, Face3DError)
+    assert "no face" in info.value.user_message.lower()
+
+
+def test_coincident_landmarks_are_a_user_error(face):
+    with pytest.raises(ComparisonError):
+        align_face(face[0], np.full((5, 2), 50.0, np.float32))
+
+
+def test_flat_depth_is_a_user_error(face):
+    with pytest.raises(ComparisonError):
+        align_face(np.ones((SIZE, SIZE), np.float32), face[1])
+
+
+def test_face_outside_the_depth_map_is_a_user_error(face):
+    with pytest.raises(ComparisonError):
+        align_face(face[0], face[1] + 1000.0)
+
+
+@pytest.mark.parametrize(
+    "depth, marks",
+    [(np.zeros((10,), np.float32), np.zeros((5, 2))), (np.zeros((20, 20), np.float32), np.zeros((4, 2)))],
+)
+def test_bad_shapes_are_programming_errors(depth, marks):
+    with pytest.raises(ValueError):
+        align_face(depth, marks)
+
+
+def test_mask_limits_the_data(face):
+    depth, marks = face
+    mask = np.zeros_like(depth, dtype=bool)
+    mask[:, : SIZE // 2] = True  # only the image-left half
+    aligned = align_face(depth, marks, mask=mask)
+    assert not aligned.valid[:, -10:].any()
+    assert aligned.valid[:, 10:20].any() or aligned.valid[:, 30:40].any()
+
+
+def test_pair_of_different_sizes_is_rejected(face):
+    a = align_face(*face)
+    b = align_face(*face, size=64)
+    with pytest.raises(ValueError):
+        compare_pair(a, b)

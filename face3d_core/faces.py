@@ -457,6 +457,44 @@ def fill_mask_holes(mask: np.ndarray) -> np.ndarray:
     return (canvas[1:-1, 1:-1] > 0) | (flood[1:-1, 1:-1] == 0)
 
 
+def otsu_split(values: np.ndarray, bins: int = 256) -> tuple[float, float]:
+    """Split 1-D values in two classes with Otsu's method.
+
+    Args:
+        values: ``(N,) float`` samples (finite).
+        bins: Histogram bins between the 0.5 and 99.5 percentiles.
+
+    Returns:
+        ``(threshold, separation)``: the threshold, and the gap between the class means in
+        units of the summed class standard deviations (``(m_hi - m_lo) / (s_hi + s_lo)``).
+        Two halves of one uniform distribution give about 1.7, a face in front of a wall
+        typically well above 3. ``separation`` is 0 when the values are constant.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size < 2:
+        return (float(v[0]) if v.size else 0.0), 0.0
+    lo, hi = np.percentile(v, [0.5, 99.5])
+    if not hi > lo:
+        return float(lo), 0.0
+    hist, edges = np.histogram(np.clip(v, lo, hi), bins=bins, range=(lo, hi))
+    centers = 0.5 * (edges[:-1] + edges[1:])
+    weight = hist.astype(np.float64)
+    w0 = np.cumsum(weight)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(weight * centers)
+    mean0 = np.divide(m0, w0, out=np.zeros_like(m0), where=w0 > 0)
+    mean1 = np.divide(m0[-1] - m0, w1, out=np.zeros_like(m0), where=w1 > 0)
+    between = w0 * w1 * (mean0 - mean1) ** 2
+    k = int(np.argmax(between[:-1]))
+    threshold = float(edges[k + 1])
+    low, high = v[v < threshold], v[v >= threshold]
+    if low.size == 0 or high.size == 0:
+        return threshold, 0.0
+    spread = float(low.std() + high.std())
+    gap = float(high.mean() - low.mean())
+    return threshold, (gap / spread if spread > 0 else float("inf"))
+
+
 def face_mask(
     depth_rel: np.ndarray | None,
     face: Face,
@@ -464,17 +502,19 @@ def face_mask(
     shape_hw: tuple[int, int] | None = None,
     valid: np.ndarray | None = None,
     ellipse_scale: float = 1.0,
-    depth_tolerance: float = 2.5,
+    min_separation: float = 2.5,
 ) -> np.ndarray:
     """Separate the face from the background: landmark-guided ellipse refined by depth.
 
     1. An ellipse from the landmarks (:func:`face_ellipse`, scaled by ``ellipse_scale``).
-    2. The face core (the same ellipse at 45 % size: eyes, nose, mouth, cheeks) sets the
-       reference: its 5th percentile ``lo`` and spread ``s = p95 - p5`` of relative inverse
-       depth. Pixels farther than ``lo - depth_tolerance * s`` (a wall, the background seen
-       around the head or past the chin) are dropped.
-    3. Only the connected region that holds the core is kept, its holes are filled and its
-       outline is smoothed (morphological opening).
+    2. Inside it, the relative inverse depth is split in two classes (:func:`otsu_split`).
+       When the classes are clearly apart (``separation >= min_separation``: a wall or
+       background seen around the head, past the chin), the far class is dropped; the
+       threshold never rises above the 5th percentile of the face core (the ellipse at
+       45 %: eyes, nose, mouth, cheeks), so the face itself is never cut. A face that fills
+       its ellipse (smooth depth, no second mode) keeps the whole ellipse.
+    3. Only the connected region that holds the core is kept, its holes are filled and,
+       after a depth cut, its outline is smoothed (morphological opening).
 
     Args:
         depth_rel: ``(h, w) float`` relative inverse depth (larger = nearer), in the same
@@ -483,8 +523,8 @@ def face_mask(
         shape_hw: Mask shape when ``depth_rel`` is None.
         valid: Optional ``(h, w) bool`` of usable depth pixels (default: finite values).
         ellipse_scale: Scale of the ellipse (1 = forehead to chin, ear to ear).
-        depth_tolerance: How far behind the face core (in units of the core's own depth
-            spread) a pixel may lie and still count as face. Lower cuts more.
+        min_separation: How clearly the background must stand apart from the face (in
+            class standard deviations) to be cut. Lower cuts more readily.
 
     Returns:
         ``(h, w) bool``, True on the face.
@@ -506,11 +546,14 @@ def face_mask(
     if core.sum() < 9:
         logger.info("Face core has too few valid depth pixels; using the ellipse alone")
         return outer
-    core_values = depth[core]
-    lo, hi = np.percentile(core_values, [5.0, 95.0])
-    spread = max(float(hi - lo), 1e-6 * max(abs(float(hi)), 1.0))
-    with np.errstate(invalid="ignore"):
-        keep = outer & (depth >= lo - depth_tolerance * spread)
+    values = depth[outer]
+    values = values[:: max(1, values.size // 100_000)]
+    threshold, separation = otsu_split(values)
+    if separation < min_separation:
+        return fill_mask_holes(_largest_touching(outer, core)) & ok
+    core_lo = float(np.percentile(depth[core], 5.0))
+    threshold = min(threshold, core_lo)
+    keep = outer & (depth >= threshold)
     keep = fill_mask_holes(_largest_touching(keep, core))
     radius = max(1, round(min(axes) * 0.03))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))

@@ -87,8 +87,8 @@ class ReconstructionParams:
         ipd_mm: Interpupillary distance that sets the millimetre scale.
         mask_mode: ``"face"`` (landmark ellipse + depth), ``"foreground"`` (Otsu on depth),
             ``"none"`` (all valid pixels), ``"auto"`` (face when a face is known, else none).
-        mask_tolerance: How far behind the face core a pixel may be and still be face (see
-            :func:`face3d_core.faces.face_mask`).
+        mask_separation: How clearly the background must stand apart from the face in depth
+            to be cut from the face ellipse (see :func:`face3d_core.faces.face_mask`).
         ellipse_scale: Size of the face ellipse (1 = forehead to chin).
         stride: Use every ``stride``-th pixel (display density).
         max_points: If set, raise the stride until at most about this many points remain.
@@ -113,7 +113,7 @@ class ReconstructionParams:
     fov_deg: float = DEFAULT_FOV_DEG
     ipd_mm: float = MEAN_IPD_MM
     mask_mode: MaskMode = "auto"
-    mask_tolerance: float = 2.5
+    mask_separation: float = 2.5
     ellipse_scale: float = 1.0
     stride: int = 1
     max_points: int | None = None
@@ -134,7 +134,7 @@ class ReconstructionParams:
             (1.0 <= self.fov_deg <= 179.0, "fov_deg must be in [1, 179]"),
             (self.ipd_mm > 0, "ipd_mm must be > 0"),
             (self.mask_mode in ("auto", "face", "foreground", "none"), "unknown mask_mode"),
-            (self.mask_tolerance > 0, "mask_tolerance must be > 0"),
+            (self.mask_separation > 0, "mask_separation must be > 0"),
             (self.ellipse_scale > 0, "ellipse_scale must be > 0"),
             (int(self.stride) >= 1, "stride must be >= 1"),
             (self.max_points is None or self.max_points >= 1, "max_points must be >= 1"),
@@ -318,8 +318,13 @@ def reconstruct_face(
         raise ValueError("the depth map has no valid pixel")
     if params.remove_outliers:
         d = refine.remove_outliers(d)
-    if params.fill_holes:
-        d = refine.fill_holes(d, keep_border_holes=True)
+    if params.fill_holes and not np.isfinite(d).all():
+        # fill spikes and interior holes; regions that were missing in the input and touch the
+        # border are outside the object (a sensor's background) and stay empty
+        outside = refine.border_regions(~valid0) if not valid0.all() else None
+        d = refine.fill_holes(d)
+        if outside is not None:
+            d[outside] = np.nan
     lap("outliers_holes")
 
     d_unsmoothed = d
@@ -335,7 +340,7 @@ def reconstruct_face(
         mode = "foreground"
     if mode == "face":
         mask = face_mask(disp, face, valid=valid, ellipse_scale=params.ellipse_scale,
-                         depth_tolerance=params.mask_tolerance)
+                         min_separation=params.mask_separation)
     elif mode == "foreground":
         mask = foreground_mask(disp, valid)
     else:

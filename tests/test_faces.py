@@ -102,11 +102,16 @@ class TestDetection:
         np.testing.assert_allclose(rotated.landmarks_xy, upright.landmarks_xy, atol=4.0)
 
     def test_downscaled_detection_maps_back_to_full_resolution(self, faces_dir, yunet_path):
-        image = load_image(faces_dir / "fr_obama_official_portrait.jpg")
-        small = detect_faces(image, model_path=yunet_path, max_side=480)[0]
-        full = detect_faces(image, model_path=yunet_path, max_side=None)[0]
-        tol = 0.08 * full.interocular_px
-        np.testing.assert_allclose(small.landmarks_xy, full.landmarks_xy, atol=tol)
+        """A 5x upscaled photo, shrunk back before detection, gives the original detection x 5."""
+        import cv2
+
+        small = load_image(faces_dir / "pillow_hopper_128.jpg")
+        big = cv2.resize(small, (640, 640), interpolation=cv2.INTER_CUBIC)
+        ref = detect_faces(small, model_path=yunet_path)[0]
+        got = detect_faces(big, model_path=yunet_path, max_side=128)[0]
+        expected = (ref.landmarks_xy + 0.5) * 5.0 - 0.5  # pixel centres on integers
+        np.testing.assert_allclose(got.landmarks_xy, expected, atol=0.1 * got.interocular_px)
+        assert got.box_xywh[2] == pytest.approx(ref.box_xywh[2] * 5.0, rel=0.1)
 
     def test_thread_safe(self, faces_dir, yunet_path):
         images = [load_image(faces_dir / n) for n in ("fr_two_people.jpg", "skimage_astronaut.png")]

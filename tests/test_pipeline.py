@@ -1,0 +1,98 @@
+"""The expensive step's composition (face3d_core.pipeline), with a test double for the network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from face3d_core.errors import NoFaceFoundError
+from face3d_core.faces import Face, crop_face, detect_faces
+from face3d_core.images import load_image
+from face3d_core.pipeline import FaceDepth, compute_face_depth
+
+
+class RecordingEstimator:
+    """Stands in for the depth network: returns the image's mean intensity per pixel, records inputs."""
+
+    def __init__(self) -> None:
+        self.inputs: list[np.ndarray] = []
+
+    def predict(self, image_rgb: np.ndarray) -> np.ndarray:
+        self.inputs.append(image_rgb)
+        return image_rgb.astype(np.float32).mean(axis=2)
+
+
+def test_crop_around_the_largest_face(faces_dir, yunet_path, monkeypatch):
+    monkeypatch.setenv("FACE3D_YUNET_PATH", str(yunet_path))
+    image = load_image(faces_dir / "fr_two_people.jpg")
+    est = RecordingEstimator()
+    fd = compute_face_depth(image, estimator=est, margin=0.4)
+    assert isinstance(fd, FaceDepth) and not fd.full_frame
+    faces = detect_faces(image)
+    expected = crop_face(image, faces[0], 0.4)
+    assert fd.crop_box_xyxy == expected.box_xyxy
+    np.testing.assert_array_equal(fd.image_rgb, expected.image_rgb)
+    np.testing.assert_array_equal(est.inputs[0], expected.image_rgb)  # the network saw the crop only
+    assert fd.depth_rel.shape == fd.image_rgb.shape[:2] and fd.depth_rel.dtype == np.float32
+    np.testing.assert_allclose(fd.depth_rel, expected.image_rgb.mean(axis=2), rtol=1e-6)
+    # the face is in crop coordinates; adding the crop offset gives the detection in the photo
+    x0, y0 = fd.crop_box_xyxy[:2]
+    np.testing.assert_allclose(fd.face.landmarks_xy + [x0, y0], faces[0].landmarks_xy, atol=1e-4)
+    assert fd.image_size_wh == (image.shape[1], image.shape[0])
+    assert len(fd.faces) == 2 and fd.face_index == 0 and fd.margin == 0.4
+
+
+def test_second_face_and_out_of_range(faces_dir, yunet_path, monkeypatch):
+    monkeypatch.setenv("FACE3D_YUNET_PATH", str(yunet_path))
+    image = load_image(faces_dir / "fr_two_people.jpg")
+    first = compute_face_depth(image, estimator=RecordingEstimator(), face_index=0)
+    second = compute_face_depth(image, estimator=RecordingEstimator(), face_index=1)
+    assert first.crop_box_xyxy != second.crop_box_xyxy
+    with pytest.raises(NoFaceFoundError, match="2 face"):
+        compute_face_depth(image, estimator=RecordingEstimator(), face_index=2)
+
+
+def test_full_frame_is_the_whole_image_without_detection(monkeypatch):
+    def no_detection(*args, **kwargs):
+        raise AssertionError("full-frame mode must not detect faces")
+
+    monkeypatch.setattr("face3d_core.pipeline.detect_faces", no_detection)
+    image = np.random.default_rng(0).integers(0, 255, (60, 80, 3)).astype(np.uint8)
+    est = RecordingEstimator()
+    fd = compute_face_depth(image, estimator=est, face_index=None)
+    assert fd.full_frame and fd.face is None and fd.crop_box_xyxy == (0, 0, 80, 60)
+    assert est.inputs[0] is image or np.array_equal(est.inputs[0], image)
+    assert fd.faces == () and fd.margin is None
+
+
+def test_no_face_raises_a_user_error_that_offers_the_whole_image(yunet_path, monkeypatch):
+    monkeypatch.setenv("FACE3D_YUNET_PATH", str(yunet_path))
+    blank = np.full((120, 160, 3), 128, np.uint8)
+    est = RecordingEstimator()
+    with pytest.raises(NoFaceFoundError, match="whole image") as info:
+        compute_face_depth(blank, estimator=est)
+    assert info.value.title == "No face found"
+    assert est.inputs == []  # the network is not run for nothing
+
+
+def test_given_faces_skip_detection(monkeypatch):
+    monkeypatch.setattr("face3d_core.pipeline.detect_faces", lambda *a, **k: pytest.fail("detected again"))
+    image = np.zeros((100, 100, 3), np.uint8)
+    face = Face((40, 40, 20, 24), np.array([[45, 48], [55, 48], [50, 54], [46, 58], [54, 58]], np.float32), 0.9)
+    fd = compute_face_depth(image, estimator=RecordingEstimator(), faces=[face], margin=0.5)
+    assert fd.crop_box_xyxy == (26, 28, 74, 76)
+    np.testing.assert_allclose(fd.face.landmarks_xy[0], [45 - 26, 48 - 28])
+
+
+def test_estimator_returning_a_wrong_shape_is_caught():
+    class Broken:
+        def predict(self, image_rgb):
+            return np.zeros((3, 3), np.float32)
+
+    with pytest.raises(ValueError, match="shape"):
+        compute_face_depth(np.zeros((20, 30, 3), np.uint8), estimator=Broken(), face_index=None)
+
+
+def test_rejects_non_rgb_input():
+    with pytest.raises(ValueError):
+        compute_face_depth(np.zeros((20, 30), np.uint8), estimator=RecordingEstimator(), face_index=None)

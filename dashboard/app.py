@@ -11,8 +11,10 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dash_bootstrap_components as dbc
 from dash import Dash
@@ -99,6 +101,8 @@ def create_app(
     size_limit_mb: float | None = None,
     runner: JobRunner | None = None,
     job_workers: int | None = None,
+    estimator_factory: Callable[[str], Any] | None = None,
+    detector_path: str | os.PathLike | None = None,
 ) -> Dash:
     """Build the dashboard.
 
@@ -108,13 +112,16 @@ def create_app(
         size_limit_mb: Result cache size limit (default ``$FACE3D_CACHE_SIZE_MB`` or 2048).
         runner: A job runner (default: a :class:`~dashboard.jobs.ThreadJobRunner` in this process).
         job_workers: Threads of the default runner (default ``$FACE3D_JOB_WORKERS`` or 1).
+        estimator_factory: ``model name -> estimator`` (tests inject a fake; default: one loaded
+            network per process, see :class:`~dashboard.services.Face3DService`).
+        detector_path: YuNet model file (default: the lookup order of :mod:`face3d_core.faces`).
 
     Returns:
         The Dash app; ``app.face3d`` holds the service, runner and cache.
     """
     base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     cache = ResultCache(base / "results", size_limit_mb=size_limit_mb)
-    service = Face3DService(cache)
+    service = Face3DService(cache, estimator_factory=estimator_factory, detector_path=detector_path)
     if runner is None:
         runner = ThreadJobRunner(JobStore(base / "jobs"), service.tasks(), max_workers=job_workers)
 

@@ -31,9 +31,12 @@ from plotly.subplots import make_subplots
 
 logger = logging.getLogger(__name__)
 
+#: Exact black-to-white scale (the same mapping as the 8-bit PNG download: 1 = nearest = white).
+GRAY_SCALE = [[0.0, "rgb(0,0,0)"], [1.0, "rgb(255,255,255)"]]
+
 #: Colour maps offered for the depth map: label -> plotly colorscale (low = far, high = near).
-DEPTH_COLORMAPS: dict[str, str] = {
-    "Grayscale": "gray",
+DEPTH_COLORMAPS: dict[str, str | list] = {
+    "Grayscale": GRAY_SCALE,
     "Viridis": "viridis",
     "Inferno": "inferno",
     "Magma": "magma",
@@ -222,7 +225,7 @@ def points_trace(
         values = pts[:, 2] if gray_values is None else np.asarray(gray_values, dtype=np.float32).reshape(-1)
         if keep is not None and gray_values is not None:
             values = values[keep]
-        marker.update(color=values.astype(np.float32), colorscale="gray", cmin=0.0, cmax=1.0)
+        marker.update(color=values.astype(np.float32), colorscale=GRAY_SCALE, cmin=0.0, cmax=1.0)
     return go.Scatter3d(
         x=pts[:, 0], y=pts[:, 1], z=pts[:, 2], mode="markers", marker=marker,
         hoverinfo="skip", showlegend=False, name=plain(name), scene=scene,
@@ -265,7 +268,7 @@ def mesh_trace(
             cmin=0, cmax=max(1, len(colorscale) - 1), **common,
         )
     values = verts[:, 2] if gray_values is None else np.asarray(gray_values, dtype=np.float32).reshape(-1)
-    return go.Mesh3d(intensity=values.astype(np.float32), intensitymode="vertex", colorscale="gray",
+    return go.Mesh3d(intensity=values.astype(np.float32), intensitymode="vertex", colorscale=GRAY_SCALE,
                      cmin=0.0, cmax=1.0, **common)
 
 
@@ -311,6 +314,7 @@ def compare_3d_figure(
         domain = fig.layout[key].domain
         scenes[key] = {**_scene(camera, uirevision), "domain": domain}
     fig.update_layout(**_base_layout(height * rows, uirevision=uirevision), **scenes)
+    fig.update_layout(margin={"l": 4, "r": 4, "t": 28, "b": 4})
     fig.update_annotations(font={"size": 13})
     return fig
 
@@ -356,7 +360,7 @@ def profiles_figure(
     fig.update_xaxes(title_text="image left ← centre → right (IOD)", row=1, col=2, zeroline=True)
     fig.update_yaxes(title_text="normalised depth (1 = nearest)", row=1, col=1)
     fig.update_xaxes(gridcolor="#e9ecef")
-    fig.update_yaxes(gridcolor="#e9ecef", range=[-0.15, 1.15])
+    fig.update_yaxes(gridcolor="#e9ecef", rangemode="normal")
     return fig
 
 

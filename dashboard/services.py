@@ -31,7 +31,7 @@ from face3d_core import compare as compare_mod
 from face3d_core.cache import ResultCache, combine_hashes, is_sha256_hex, make_key
 from face3d_core.errors import ExportError, Face3DError, InvalidImageError
 from face3d_core.images import MAX_FILE_BYTES, decode_image, sha256_hex
-from face3d_core.models.registry import DEFAULT_MODEL, get_spec, list_models
+from face3d_core.models.registry import get_spec, list_models
 from face3d_core.weights import find_weights, offline, weights_cache_dir, weights_dir
 
 logger = logging.getLogger(__name__)
@@ -159,21 +159,41 @@ def all_model_status() -> list[ModelStatus]:
     return [model_status(name) for name in list_models()]
 
 
+def _process_estimator(model: str) -> Any:
+    """The process-wide estimator of a model (torch is imported on first use only)."""
+    from face3d_core.models.estimator import get_estimator
+
+    return get_estimator(model)
+
+
 class Face3DService:
     """Uploads, cached depth maps, 3D models and comparisons for the dashboard.
 
     Args:
         cache: The result cache (shared by all server threads and workers).
         margin: Crop margin around the face (fraction of the face box on each side).
+        estimator_factory: ``model name -> estimator`` (``.loaded``, ``.load(progress)``,
+            ``.predict(image_rgb)``); default :func:`face3d_core.models.estimator.get_estimator`,
+            which keeps one loaded network per process.
+        detector_path: YuNet model file (default: the lookup order of :mod:`face3d_core.faces`).
     """
 
-    def __init__(self, cache: ResultCache, *, margin: float | None = None):
+    def __init__(
+        self,
+        cache: ResultCache,
+        *,
+        margin: float | None = None,
+        estimator_factory: Callable[[str], Any] | None = None,
+        detector_path: str | os.PathLike | None = None,
+    ):
         self.cache = cache
         if margin is None:
             from face3d_core.faces import DEFAULT_MARGIN
 
             margin = DEFAULT_MARGIN
         self.margin = float(margin)
+        self.estimator_factory = estimator_factory or _process_estimator
+        self.detector_path = detector_path
 
     # -- uploads --------------------------------------------------------------------------
 
@@ -218,7 +238,7 @@ class Face3DService:
         else:
             from face3d_core.faces import detect_faces
 
-            faces = detect_faces(image_rgb)
+            faces = detect_faces(image_rgb, model_path=self.detector_path)
             meta = UploadMeta(
                 sha256=sha, name=str(name), size_bytes=len(data), width=int(image_rgb.shape[1]),
                 height=int(image_rgb.shape[0]), faces=tuple(f.to_dict() for f in faces),
@@ -260,6 +280,8 @@ class Face3DService:
 
     def cached_depth(self, sha: str, model: str, face: int | None) -> Any | None:
         """Return a cached ``FaceDepth`` or None (never runs the network)."""
+        if not is_sha256_hex(sha) or model not in list_models() or not (face is None or isinstance(face, int)):
+            return None  # junk from the browser: nothing cached under it
         return self.cache.get(self.depth_key(sha, model, face))
 
     def compute_depth(
@@ -280,14 +302,13 @@ class Face3DService:
             if cached is not None:
                 return cached
             from face3d_core.faces import Face
-            from face3d_core.models.estimator import get_estimator
             from face3d_core.pipeline import compute_face_depth
 
             report = progress or (lambda _fraction, _message: None)
             report(0.1, "Reading the photo...")
             meta = self.require_meta(sha)
             image_rgb = self.image(sha)
-            estimator = get_estimator(model)
+            estimator = self.estimator_factory(model)
             if not estimator.loaded:
                 report(0.2, "Loading the depth model (first time only)...")
 
@@ -302,8 +323,8 @@ class Face3DService:
                 image_rgb, model_name=model, face_index=face, margin=self.margin, faces=faces,
                 estimator=estimator,
             )
-            report(0.95, "Saving the result...")
-            self.cache.set(key, result)
+            self.cache.set(key, result)  # finished work is kept, even if the job is cancelled now
+            report(0.97, "Saved.")
             return result
 
     # -- 3D model (the cheap step, per slider values) ------------------------------------

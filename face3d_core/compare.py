@@ -279,6 +279,8 @@ def _band_mean(values: np.ndarray, axis: int) -> np.ndarray:
 def nose_profile(face: AlignedFace, half_width: int = 1) -> Profile:
     """Vertical depth profile through the nose tip (forehead at negative positions, chin positive).
 
+    Values outside the central face region (:data:`FACE_REGION`) are NaN.
+
     Args:
         face: An aligned face.
         half_width: Columns on each side averaged with the centre column.
@@ -287,6 +289,7 @@ def nose_profile(face: AlignedFace, half_width: int = 1) -> Profile:
     col = int(np.clip(round(float(face.landmarks_xy[2, 0])), half_width, size - 1 - half_width))
     band = face.depth[:, col - half_width : col + half_width + 1]
     values = _band_mean(band, axis=1).astype(np.float32)
+    values[~face_region_mask(size)[:, col]] = np.nan  # only the face, not hair or background
     rows = np.arange(size, dtype=np.float64)
     positions = ((rows - float(face.landmarks_xy[2, 1])) / face.iod_px).astype(np.float32)
     return Profile(positions=positions, values=values)
@@ -294,6 +297,8 @@ def nose_profile(face: AlignedFace, half_width: int = 1) -> Profile:
 
 def eye_profile(face: AlignedFace, half_width: int = 1) -> Profile:
     """Horizontal depth profile through both eyes (image left at negative positions).
+
+    Values outside the central face region (:data:`FACE_REGION`) are NaN.
 
     Args:
         face: An aligned face.
@@ -303,6 +308,7 @@ def eye_profile(face: AlignedFace, half_width: int = 1) -> Profile:
     row = int(np.clip(round(float(face.landmarks_xy[:2, 1].mean())), half_width, size - 1 - half_width))
     band = face.depth[row - half_width : row + half_width + 1, :]
     values = _band_mean(band, axis=0).astype(np.float32)
+    values[~face_region_mask(size)[row, :]] = np.nan  # only the face, not hair or background
     cols = np.arange(size, dtype=np.float64)
     centre = float(face.landmarks_xy[:2, 0].mean())
     positions = ((cols - centre) / face.iod_px).astype(np.float32)

@@ -324,7 +324,9 @@ def glb_bytes(
 # --------------------------------------------------------------------------------------------
 
 
-def stl_bytes(vertices_xyz: np.ndarray, faces: np.ndarray, *, header: str = "face3d mesh, millimetres") -> bytes:
+def stl_bytes(
+    vertices_xyz: np.ndarray, faces: np.ndarray, *, header: str = "face3d mesh, millimetres"
+) -> bytes:
     """Encode triangles as binary STL (facet normals from the winding; no colour).
 
     Args:
@@ -341,7 +343,8 @@ def stl_bytes(vertices_xyz: np.ndarray, faces: np.ndarray, *, header: str = "fac
         raise ExportError("There is nothing to export as STL: the 3D model has no triangles.")
     if tri.min() < 0 or tri.max() >= len(verts):
         raise ExportError("Cannot export: a triangle refers to a vertex that does not exist.")
-    record = np.zeros(len(tri), dtype=np.dtype([("normal", "<f4", (3,)), ("v", "<f4", (3, 3)), ("attr", "<u2")]))
+    layout = np.dtype([("normal", "<f4", (3,)), ("v", "<f4", (3, 3)), ("attr", "<u2")])  # 50 bytes
+    record = np.zeros(len(tri), dtype=layout)
     record["normal"] = face_normals(verts, tri)
     record["v"] = verts[tri]
     head = header.encode("ascii", "replace")[:80]
@@ -382,7 +385,8 @@ def export_mesh(mesh: Mesh, fmt: str, *, name: str = "face", texture: bool | Non
     if fmt == "glb":
         return {f"{name}.glb": glb_bytes(
             mesh.vertices_xyz, mesh.faces, normals=mesh.normals, colors_rgb=mesh.colors_rgb,
-            uv=mesh.uv if use_texture else None, texture_rgb=mesh.texture_rgb if use_texture else None, name=name,
+            uv=mesh.uv if use_texture else None, texture_rgb=mesh.texture_rgb if use_texture else None,
+            name=name,
         )}
     if fmt == "stl":
         return {f"{name}.stl": stl_bytes(mesh.vertices_xyz, mesh.faces)}

@@ -130,7 +130,9 @@ class Face:
         """Return one landmark ``(2,) float32`` by name (see :data:`LANDMARK_NAMES`)."""
         return self.landmarks_xy[LANDMARK_NAMES.index(name)]
 
-    def transformed(self, scale_xy: tuple[float, float] = (1.0, 1.0), offset_xy: tuple[float, float] = (0, 0)) -> Face:
+    def transformed(
+        self, scale_xy: tuple[float, float] = (1.0, 1.0), offset_xy: tuple[float, float] = (0.0, 0.0)
+    ) -> Face:
         """Return this face in another pixel frame: ``p' = p * scale + offset``.
 
         With pixel centres on integers, resizing an image by ``s`` maps ``p`` to
@@ -355,7 +357,9 @@ def crop_box(
     return (x0, y0, x1, y1)
 
 
-def crop_face(image_rgb: np.ndarray, face: Face, margin: float = DEFAULT_MARGIN, *, square: bool = True) -> FaceCrop:
+def crop_face(
+    image_rgb: np.ndarray, face: Face, margin: float = DEFAULT_MARGIN, *, square: bool = True
+) -> FaceCrop:
     """Crop a photo around a face so that the depth network's resolution goes to the face.
 
     Args:

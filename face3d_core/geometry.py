@@ -113,7 +113,9 @@ class Intrinsics:
                           int(width), int(height))
 
 
-def disparity_to_depth(disparity: np.ndarray, a: float, b: float, *, max_depth: float | None = None) -> np.ndarray:
+def disparity_to_depth(
+    disparity: np.ndarray, a: float, b: float, *, max_depth: float | None = None
+) -> np.ndarray:
     """Convert (relative) inverse depth to depth: ``Z = 1 / (a * d + b)``.
 
     Args:
@@ -126,11 +128,13 @@ def disparity_to_depth(disparity: np.ndarray, a: float, b: float, *, max_depth: 
     Returns:
         ``(...) float32`` depth in the units of ``1 / (a d + b)``.
     """
-    inv = a * np.asarray(disparity, dtype=np.float64) + b
+    d = np.asarray(disparity)
+    dtype = np.float32 if d.dtype == np.float32 else np.float64  # float32 keeps ~1e-6 relative precision
+    inv = dtype(a) * d.astype(dtype, copy=False) + dtype(b)
     if max_depth is not None:
-        inv = np.maximum(inv, 1.0 / max_depth)
+        inv = np.maximum(inv, dtype(1.0 / max_depth))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (1.0 / inv).astype(np.float32)
+        return (dtype(1.0) / inv).astype(np.float32, copy=False)
 
 
 def inverse_depth_coefficients(d_lo: float, d_hi: float, z_near: float, z_far: float) -> tuple[float, float]:
@@ -178,6 +182,8 @@ def relative_to_metric_depth(
     if model == "inverse":
         a, b = inverse_depth_coefficients(d_lo, d_hi, z_near, z_far)
         z = disparity_to_depth(depth_rel, a, b, max_depth=z_max)
+        np.maximum(z, np.float32(z_near / 4.0), out=z)  # max_depth already bounds it above
+        return z
     elif model == "affine":
         u = (np.asarray(depth_rel, dtype=np.float64) - d_lo) / (d_hi - d_lo)
         z = (z_far - relief * u).astype(np.float32)
@@ -189,7 +195,10 @@ def relative_to_metric_depth(
 def backproject_pixels(
     u: np.ndarray, v: np.ndarray, z: np.ndarray, intrinsics: Intrinsics
 ) -> np.ndarray:
-    """Back-project pixels ``(u, v)`` at depth ``z`` to ``(..., 3) float32`` points (X right, Y up, Z to viewer)."""
+    """Back-project pixels ``(u, v)`` at depth ``z`` to ``(..., 3) float32`` points.
+
+    The output frame is X right, Y up, Z towards the viewer (see the module docstring).
+    """
     z = np.asarray(z, dtype=np.float32)
     x = (np.asarray(u, np.float32) - np.float32(intrinsics.cx)) * (z / np.float32(intrinsics.fx))
     y = (np.float32(intrinsics.cy) - np.asarray(v, np.float32)) * (z / np.float32(intrinsics.fy))
@@ -348,9 +357,3 @@ def solve_near_distance_for_ipd(
         if abs(ratio - 1.0) < 1e-6:
             break
     return float(z_near)
-
-
-def points_scale_factor(points_a: np.ndarray, points_b: np.ndarray, target: float) -> float:
-    """Return the factor that makes ``|a - b|`` equal ``target`` (1 if the distance is 0)."""
-    dist = float(np.linalg.norm(np.asarray(points_a, np.float64) - np.asarray(points_b, np.float64)))
-    return target / dist if dist > 0 else 1.0

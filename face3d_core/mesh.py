@@ -128,6 +128,10 @@ def grid_mesh(
 ) -> Mesh:
     """Triangulate a grid of points (e.g. a back-projected depth map).
 
+    Works on the bounding box of the valid points with one array per coordinate, so every
+    step is a handful of whole-array operations; vertex normals are accumulated on the grid
+    (each triangle's area-weighted normal added to its three corners) without any scatter.
+
     Args:
         points_grid: ``(h, w, 3) float`` points of a regular pixel grid, rows top to bottom.
         valid: ``(h, w) bool`` points to use (default: finite ones).
@@ -135,82 +139,119 @@ def grid_mesh(
             z / f`` in mm). With ``max_edge_factor``, triangles with an edge longer than
             ``max_edge_factor * footprint`` (at the edge's nearer end) are dropped.
         max_edge_factor: See ``footprint``; ``None`` keeps every triangle.
-        colors_grid: ``(h, w, 3) uint8`` colours per grid point.
-        uv_grid: ``(h, w, 2) float32`` texture coordinates per grid point.
+        colors_grid: ``(h, w, 3) uint8`` colours per grid point, or ``(n, 3)`` colours of the
+            ``n`` valid points in row-major order.
+        uv_grid: ``(h, w, 2) float32`` texture coordinates per grid point (or ``(n, 2)`` as above).
         texture_rgb: Texture image for ``uv_grid``.
         compute_normals: Compute vertex normals (else zeros).
 
     Returns:
-        A :class:`Mesh` with only the vertices used by some triangle.
+        A :class:`Mesh` with only the vertices used by some triangle, in row-major grid order.
     """
     pts = np.asarray(points_grid, dtype=np.float32)
     if pts.ndim != 3 or pts.shape[2] != 3:
         raise ValueError(f"expected an (h, w, 3) grid, got shape {pts.shape}")
-    height, width = pts.shape[:2]
     ok = np.isfinite(pts[..., 2])
     if valid is not None:
         ok &= np.asarray(valid, dtype=bool)
-    n_all = int(ok.sum())
-    index = np.full((height, width), -1, dtype=np.int32)
-    index[ok] = np.arange(n_all, dtype=np.int32)
+    n_ok = int(ok.sum())
     rows = np.flatnonzero(ok.any(axis=1))
     cols = np.flatnonzero(ok.any(axis=0))
-    if n_all < 3 or len(rows) < 2 or len(cols) < 2:
-        tris = np.zeros((0, 3), np.int32)
-    else:
-        # work on the bounding box of the valid points only
-        win = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-        okw, idx = ok[win], index[win]
-        # grid edges that may be used: both ends valid and (optionally) not too long
-        top = okw[:-1, :-1] & okw[:-1, 1:]       # a-b (upper row of the 2x2 block)
-        bottom = okw[1:, :-1] & okw[1:, 1:]      # c-d
-        left = okw[:-1, :-1] & okw[1:, :-1]      # a-c
-        right = okw[:-1, 1:] & okw[1:, 1:]       # b-d
-        diag = okw[1:, :-1] & okw[:-1, 1:]       # c-b (shared diagonal)
-        if footprint is not None and max_edge_factor is not None:
-            lim = np.float32(max_edge_factor) * np.asarray(footprint, dtype=np.float32)[win]
-            lim2 = lim * lim
-            planes = [np.ascontiguousarray(pts[win][..., k]) for k in range(3)]
+    if n_ok < 3 or len(rows) < 2 or len(cols) < 2:
+        empty = np.zeros((0, 3), np.float32)
+        return Mesh(empty, np.zeros((0, 3), np.int32), empty,
+                    None if colors_grid is None else np.zeros((0, 3), np.uint8),
+                    None if uv_grid is None else np.zeros((0, 2), np.float32), None)
+    win = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    okw = ok[win]
+    px, py, pz = (np.ascontiguousarray(pts[win][..., k]) for k in range(3))
+    tl, tr = (slice(None, -1), slice(None, -1)), (slice(None, -1), slice(1, None))
+    bl, br = (slice(1, None), slice(None, -1)), (slice(1, None), slice(1, None))
+    # grid edges that may be used: both ends valid and (optionally) not too long
+    top = okw[tl] & okw[tr]       # a-b (upper row of the 2x2 block)
+    bottom = okw[bl] & okw[br]    # c-d
+    left = okw[tl] & okw[bl]      # a-c
+    right = okw[tr] & okw[br]     # b-d
+    diag = okw[bl] & okw[tr]      # c-b (shared diagonal)
+    if footprint is not None and max_edge_factor is not None:
+        lim = np.float32(max_edge_factor) * np.asarray(footprint, dtype=np.float32)[win]
+        lim2 = lim * lim
 
-            def short(s0: tuple[slice, slice], s1: tuple[slice, slice]) -> np.ndarray:
-                length2 = np.zeros(top.shape, np.float32)
-                for plane in planes:
-                    diff = plane[s0] - plane[s1]
-                    length2 += diff * diff
-                with np.errstate(invalid="ignore"):
-                    return length2 <= np.minimum(lim2[s0], lim2[s1])
+        def short(s0: tuple[slice, slice], s1: tuple[slice, slice]) -> np.ndarray:
+            dx, dy, dz = px[s0] - px[s1], py[s0] - py[s1], pz[s0] - pz[s1]
+            with np.errstate(invalid="ignore"):
+                return dx * dx + dy * dy + dz * dz <= np.minimum(lim2[s0], lim2[s1])
 
-            tl, tr = (slice(None, -1), slice(None, -1)), (slice(None, -1), slice(1, None))
-            bl, br = (slice(1, None), slice(None, -1)), (slice(1, None), slice(1, None))
-            top &= short(tl, tr)
-            bottom &= short(bl, br)
-            left &= short(tl, bl)
-            right &= short(tr, br)
-            diag &= short(bl, tr)
-        upper = left & diag & top       # triangle (a, c, b)
-        lower = bottom & right & diag   # triangle (c, d, b)
-        ia, ib = idx[:-1, :-1], idx[:-1, 1:]
-        ic, id_ = idx[1:, :-1], idx[1:, 1:]
-        tris = np.concatenate([
-            np.stack([ia[upper], ic[upper], ib[upper]], axis=1),
-            np.stack([ic[lower], id_[lower], ib[lower]], axis=1),
-        ])
-    verts_all = pts[ok]
-    # keep only referenced vertices
-    used = np.zeros(len(verts_all), dtype=bool)
-    used[tris.ravel()] = True
-    if used.all():
-        faces, verts = tris.astype(np.int32, copy=False), verts_all
+        top &= short(tl, tr)
+        bottom &= short(bl, br)
+        left &= short(tl, bl)
+        right &= short(tr, br)
+        diag &= short(bl, tr)
+    upper = left & diag & top       # triangle (a, c, b)
+    lower = bottom & right & diag   # triangle (c, d, b)
+    # vertices: grid cells used by a triangle
+    used = np.zeros(okw.shape, dtype=bool)
+    used[tl] |= upper
+    used[bl] |= upper | lower
+    used[tr] |= upper | lower
+    used[br] |= lower
+    index = np.full(okw.shape, -1, dtype=np.int32)
+    n_used = int(used.sum())
+    index[used] = np.arange(n_used, dtype=np.int32)
+    faces = np.concatenate([
+        np.stack([index[tl][upper], index[bl][upper], index[tr][upper]], axis=1),
+        np.stack([index[bl][lower], index[br][lower], index[tr][lower]], axis=1),
+    ])
+    verts = np.stack([px[used], py[used], pz[used]], axis=1)
+    if compute_normals:
+        normals = _grid_vertex_normals(px, py, pz, upper, lower, used)
     else:
-        remap = (np.cumsum(used) - 1).astype(np.int32)
-        faces = remap[tris]
-        verts = verts_all[used]
-    keep = ok.copy()
-    keep[ok] = used  # grid cells whose vertex survives
-    colors = None if colors_grid is None else np.asarray(colors_grid, dtype=np.uint8)[keep]
-    uv = None if uv_grid is None else np.asarray(uv_grid, dtype=np.float32)[keep]
-    normals = vertex_normals(verts, faces) if compute_normals else np.zeros_like(verts)
+        normals = np.zeros_like(verts)
+
+    used_of_ok = None
+
+    def per_vertex(attr: np.ndarray | None, dtype) -> np.ndarray | None:
+        nonlocal used_of_ok
+        if attr is None:
+            return None
+        arr = np.asarray(attr, dtype=dtype)
+        if arr.ndim == 2:  # one row per valid point, row-major: every valid point lies in the window
+            if len(arr) != n_ok:
+                raise ValueError(f"expected {n_ok} per-point values (one per valid point), got {len(arr)}")
+            if used_of_ok is None:
+                used_of_ok = used[okw]
+            return arr[used_of_ok]
+        return arr[win][used]
+
+    colors = per_vertex(colors_grid, np.uint8)
+    uv = per_vertex(uv_grid, np.float32)
     return Mesh(verts, faces, normals, colors, uv, texture_rgb if uv is not None else None)
+
+
+def _grid_vertex_normals(px: np.ndarray, py: np.ndarray, pz: np.ndarray, upper: np.ndarray, lower: np.ndarray,
+                         used: np.ndarray) -> np.ndarray:
+    """Area-weighted vertex normals of a grid mesh, accumulated on the grid (no scatter)."""
+    tl, tr = (slice(None, -1), slice(None, -1)), (slice(None, -1), slice(1, None))
+    bl, br = (slice(1, None), slice(None, -1)), (slice(1, None), slice(1, None))
+    acc = [np.zeros(px.shape, np.float32) for _ in range(3)]
+
+    def add(p0, p1, p2, mask, corners) -> None:
+        # n = (p1 - p0) x (p2 - p0), zero where the triangle is absent
+        e1 = [c[p1] - c[p0] for c in (px, py, pz)]
+        e2 = [c[p2] - c[p0] for c in (px, py, pz)]
+        n = (e1[1] * e2[2] - e1[2] * e2[1], e1[2] * e2[0] - e1[0] * e2[2], e1[0] * e2[1] - e1[1] * e2[0])
+        for k in range(3):
+            nk = np.where(mask, n[k], np.float32(0.0))
+            for corner in corners:
+                acc[k][corner] += nk
+
+    add(tl, bl, tr, upper, (tl, bl, tr))   # triangle (a, c, b)
+    add(bl, br, tr, lower, (bl, br, tr))   # triangle (c, d, b)
+    normals = np.stack([a[used] for a in acc], axis=1)
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    normals = np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
+    normals[length[:, 0] <= 0] = (0.0, 0.0, 1.0)
+    return normals.astype(np.float32, copy=False)
 
 
 def remove_unreferenced(mesh: Mesh) -> Mesh:
@@ -252,7 +293,9 @@ def _cluster(mesh: Mesh, cell: float) -> Mesh:
         canon = np.sort(faces, axis=1)
         _, first = np.unique(canon, axis=0, return_index=True)
         faces = faces[np.sort(first)]
-    colors = None if mesh.colors_rgb is None else np.clip(np.rint(mean(mesh.colors_rgb)), 0, 255).astype(np.uint8)
+    colors = None
+    if mesh.colors_rgb is not None:
+        colors = np.clip(np.rint(mean(mesh.colors_rgb)), 0, 255).astype(np.uint8)
     uv = None if mesh.uv is None else mean(mesh.uv).astype(np.float32)
     out = Mesh(verts, faces.astype(np.int32), np.zeros_like(verts), colors, uv, mesh.texture_rgb)
     out = remove_unreferenced(out)
@@ -280,7 +323,8 @@ def decimate_mesh(mesh: Mesh, target_faces: int) -> Mesh:
     extent = float(np.ptp(mesh.vertices_xyz, axis=0).max()) or 1.0
     # mean edge length as the starting scale
     f = mesh.faces
-    edge = float(np.linalg.norm(mesh.vertices_xyz[f[:, 0]] - mesh.vertices_xyz[f[:, 1]], axis=1).mean()) or 1e-3
+    v = mesh.vertices_xyz
+    edge = float(np.linalg.norm(v[f[:, 0]] - v[f[:, 1]], axis=1).mean()) or 1e-3
     lo, hi = edge * 0.5, edge * np.sqrt(mesh.n_faces / target_faces) * 4.0
     hi = min(max(hi, lo * 2), extent)
     best = _cluster(mesh, hi)

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 
 class DepthPredictor(Protocol):
-    """Anything with the estimator's ``predict`` (see :class:`face3d_core.models.estimator.DepthEstimator`)."""
+    """Anything with the estimator's ``predict`` (:class:`face3d_core.models.estimator.DepthEstimator`)."""
 
     def predict(self, image_rgb: np.ndarray) -> np.ndarray:  # pragma: no cover - protocol
         """Return ``(H, W) float32`` relative inverse depth for an ``(H, W, 3) uint8`` image."""
@@ -121,7 +121,8 @@ def compute_face_depth(
     found = tuple(faces) if faces is not None else tuple(detect_faces(image, model_path=detector_path))
     face = select_face(list(found), face_index)
     crop = crop_face(image, face, margin)
-    logger.info("Face %d of %d: crop %s of a %dx%d photo", face_index, len(found), crop.box_xyxy, width, height)
+    logger.info("Face %d of %d: crop %s of a %dx%d photo", face_index, len(found), crop.box_xyxy,
+                width, height)
     depth = _predict(estimator, crop.image_rgb)
     return FaceDepth(depth, crop.image_rgb, crop.box_xyxy, crop.face, model_name, (width, height),
                      found, face_index, float(margin))

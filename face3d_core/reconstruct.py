@@ -18,6 +18,11 @@ the network. Stages (each can be switched in :class:`ReconstructionParams`):
    grid of every ``stride``-th pixel; **colours** by depth (grayscale, lighter = nearer) or
    from the photo; **mesh** by grid triangulation without long edges.
 
+**Density.** With ``stride`` s > 1 (or a ``max_points`` budget) every stage runs on the
+lattice of pixels ``(s i, s j)`` with the smoothing sigma divided by s: the same points as
+sampling a full-resolution result, at 1/s^2 of the cost. Depth networks predict at 224-518
+pixels and upsample smoothly, so nothing is lost by not refining the upsampled pixels.
+
 Output frame: millimetres, X right, Y up, Z towards the viewer, origin moved to the centroid
 of the face points (``center="centroid"``; :attr:`FaceModel3D.origin_mm` gives the camera-
 frame position of that origin, so ``points + origin`` are camera coordinates).
@@ -26,6 +31,7 @@ frame position of that origin, so ``points + origin`` are camera coordinates).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -36,7 +42,7 @@ import cv2
 import numpy as np
 
 from face3d_core import refine
-from face3d_core.faces import LANDMARK_NAMES, Face, face_mask, foreground_mask
+from face3d_core.faces import LANDMARK_NAMES, Face, ellipse_mask, face_ellipse, face_mask, foreground_mask
 from face3d_core.geometry import (
     DEFAULT_DISTANCE_MM,
     DEFAULT_FOV_DEG,
@@ -48,7 +54,7 @@ from face3d_core.geometry import (
     sample_bilinear,
     solve_near_distance_for_ipd,
 )
-from face3d_core.mesh import DEFAULT_MAX_EDGE_FACTOR, Mesh, grid_mesh, grid_uv
+from face3d_core.mesh import DEFAULT_MAX_EDGE_FACTOR, Mesh, grid_mesh
 from face3d_core.pipeline import FaceDepth
 
 logger = logging.getLogger(__name__)
@@ -161,8 +167,10 @@ class FaceModel3D:
         depth_values: ``(N,) float32`` nearness in ``[0, 1]`` (1 = nearest), for a colour scale.
         pixel_xy: ``(N, 2) int32`` ``(col, row)`` of each point in the depth map.
         mesh: The triangle mesh (``representation="mesh"``), or None.
-        mask: ``(h, w) bool`` pixels of the depth map that became geometry (face, valid, not flying).
-        depth_mm: ``(h, w) float32`` refined metric depth along the optical axis (``NaN`` outside ``mask``).
+        lattice_mask: ``(hl, wl) bool`` lattice pixels ``(stride i, stride j)`` that became
+            geometry (face, valid, not flying). :attr:`mask` gives it at the depth map's size.
+        lattice_depth_mm: ``(hl, wl) float32`` refined metric depth along the optical axis on the
+            lattice (``NaN`` outside the mask). :attr:`depth_mm` gives it at the depth map's size.
         landmarks_xyz: ``(5, 3) float32`` 3D landmark positions in the output frame (order
             :data:`face3d_core.faces.LANDMARK_NAMES`), or None without a face.
         origin_mm: ``(3,) float64`` camera-frame position of the output origin.
@@ -181,8 +189,8 @@ class FaceModel3D:
     depth_values: np.ndarray
     pixel_xy: np.ndarray
     mesh: Mesh | None
-    mask: np.ndarray
-    depth_mm: np.ndarray
+    lattice_mask: np.ndarray
+    lattice_depth_mm: np.ndarray
     landmarks_xyz: np.ndarray | None
     origin_mm: np.ndarray
     intrinsics: Intrinsics
@@ -192,6 +200,29 @@ class FaceModel3D:
     crop_box_xyxy: tuple[int, int, int, int]
     image_size_wh: tuple[int, int]
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def depth_shape(self) -> tuple[int, int]:
+        """``(h, w)`` of the depth map the model was built from."""
+        return (self.intrinsics.height, self.intrinsics.width)
+
+    @functools.cached_property
+    def mask(self) -> np.ndarray:
+        """``(h, w) bool`` pixels of the depth map that became geometry (nearest lattice sample)."""
+        return self._full_size(self.lattice_mask)
+
+    @functools.cached_property
+    def depth_mm(self) -> np.ndarray:
+        """``(h, w) float32`` refined metric depth, ``NaN`` outside :attr:`mask` (nearest lattice sample)."""
+        return self._full_size(self.lattice_depth_mm)
+
+    def _full_size(self, lattice: np.ndarray) -> np.ndarray:
+        h, w = self.depth_shape
+        if lattice.shape == (h, w):
+            return lattice
+        if lattice.dtype == bool:
+            return cv2.resize(lattice.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).view(bool)
+        return cv2.resize(lattice, (w, h), interpolation=cv2.INTER_NEAREST)
 
     @property
     def n_points(self) -> int:
@@ -226,10 +257,21 @@ class FaceModel3D:
         return np.stack([self.points_xyz.min(axis=0), self.points_xyz.max(axis=0)])
 
 
-def _auto_stride(n_valid: int, stride: int, max_points: int | None) -> int:
-    if max_points is None or n_valid <= max_points * stride * stride:
+def _auto_stride(n_estimate: int, stride: int, max_points: int | None) -> int:
+    if max_points is None or n_estimate <= max_points * stride * stride:
         return stride
-    return max(stride, int(math.ceil(math.sqrt(n_valid / max_points))))
+    return max(stride, int(math.ceil(math.sqrt(n_estimate / max_points))))
+
+
+def _estimate_points(depth: np.ndarray, face: Face | None, mode: str, ellipse_scale: float) -> int:
+    """Rough number of valid pixels the model will keep (for the ``max_points`` budget)."""
+    h, w = depth.shape
+    step = max(1, int(math.sqrt(h * w / 40_000)))
+    sub = np.isfinite(depth[::step, ::step])
+    if face is not None and mode in ("auto", "face"):
+        center, axes, angle = face_ellipse(face, ellipse_scale)
+        sub &= ellipse_mask(sub.shape, center / step, (axes[0] / step, axes[1] / step), angle)
+    return int(sub.sum()) * step * step
 
 
 def _unpack(source) -> tuple[np.ndarray, np.ndarray | None, Face | None, tuple[int, int, int, int] | None,
@@ -282,12 +324,12 @@ def reconstruct_face(
         clock = now
 
     depth_in, image_rgb, face, box, size_wh = _unpack(source)
-    depth = np.array(depth_in, dtype=np.float32)
-    if depth.ndim == 3 and depth.shape[0] == 1:
-        depth = depth[0]
-    if depth.ndim != 2 or min(depth.shape) < 2:
-        raise ValueError(f"expected an (H, W) depth map, got shape {depth.shape}")
-    h, w = depth.shape
+    depth_full = np.asarray(depth_in, dtype=np.float32)
+    if depth_full.ndim == 3 and depth_full.shape[0] == 1:
+        depth_full = depth_full[0]
+    if depth_full.ndim != 2 or min(depth_full.shape) < 2:
+        raise ValueError(f"expected an (H, W) depth map, got shape {depth_full.shape}")
+    h, w = depth_full.shape
     if image_rgb is not None:
         image_rgb = np.asarray(image_rgb)
         if image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
@@ -295,16 +337,28 @@ def reconstruct_face(
         ih, iw = image_rgb.shape[:2]
         if (ih, iw) != (h, w):
             sx, sy = w / iw, h / ih
-            image_rgb = cv2.resize(image_rgb, (w, h), interpolation=cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR)
+            interp = cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR
+            image_rgb = cv2.resize(image_rgb, (w, h), interpolation=interp)
             if face is not None:
                 face = face.transformed((sx, sy), (0.5 * sx - 0.5, 0.5 * sy - 0.5))
-    box = box if box is not None else crop_box_xyxy
-    if box is None:
-        box = (0, 0, w, h) if image_rgb is None else (0, 0, w, h)
+    box = box if box is not None else (crop_box_xyxy or (0, 0, w, h))
     size_wh = size_wh if size_wh is not None else (image_size_wh or (box[2] - box[0], box[3] - box[1]))
-    intr = Intrinsics.from_fov(size_wh[0], size_wh[1], params.fov_deg).cropped(box)
-    if (intr.width, intr.height) != (w, h):
-        intr = intr.resized(w, h)
+    intr_full = Intrinsics.from_fov(size_wh[0], size_wh[1], params.fov_deg).cropped(box)
+    if (intr_full.width, intr_full.height) != (w, h):
+        intr_full = intr_full.resized(w, h)
+
+    # -- 0. sampling lattice: with stride s everything runs on pixels (s i, s j) -------------
+    stride = int(params.stride)
+    if params.max_points is not None:
+        stride = _auto_stride(_estimate_points(depth_full, face, params.mask_mode, params.ellipse_scale),
+                              stride, params.max_points)
+    s = stride
+    depth = np.array(depth_full[::s, ::s], dtype=np.float32)  # own copy
+    hl, wl = depth.shape
+    intr = Intrinsics(intr_full.fx / s, intr_full.fy / s, intr_full.cx / s, intr_full.cy / s, wl, hl)
+    face_l = face.transformed((1.0 / s, 1.0 / s)) if (face is not None and s > 1) else face
+    image_l = image_rgb[::s, ::s] if image_rgb is not None else None
+    sigma = params.smoothing_sigma / s
 
     # -- 1. validity, spikes, holes ---------------------------------------------------------
     metric = params.depth_kind == "metric"
@@ -313,15 +367,26 @@ def reconstruct_face(
         valid0 = np.isfinite(depth) & (depth > 0)
     else:
         valid0 = np.isfinite(depth)
-    d = np.where(valid0, depth, np.float32(np.nan)).astype(np.float32)
     if not valid0.any():
         raise ValueError("the depth map has no valid pixel")
+    d = depth
+    if not valid0.all():
+        d[~valid0] = np.nan
     if params.remove_outliers:
         d = refine.remove_outliers(d)
     if params.fill_holes and not np.isfinite(d).all():
-        # fill spikes and interior holes; regions that were missing in the input and touch the
-        # border are outside the object (a sensor's background) and stay empty
-        outside = refine.border_regions(~valid0) if not valid0.all() else None
+        # fill spikes and interior holes; a hole that touches the border and was (partly) missing
+        # in the input is outside the object (a sensor's background) and stays empty
+        holes = ~np.isfinite(d)
+        outside = None
+        if not valid0.all():
+            seeds = refine.border_regions(~valid0)
+            if seeds.any():
+                _, labels = cv2.connectedComponents(holes.view(np.uint8), connectivity=4)
+                outside_labels = np.zeros(int(labels.max()) + 1, dtype=bool)
+                outside_labels[labels[seeds]] = True
+                outside_labels[0] = False
+                outside = outside_labels[labels]
         d = refine.fill_holes(d)
         if outside is not None:
             d[outside] = np.nan
@@ -330,87 +395,94 @@ def reconstruct_face(
     d_unsmoothed = d
     # -- 2. mask (before smoothing, so the background never bleeds into the face) -------------
     valid = np.isfinite(d)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        disp = (1.0 / d).astype(np.float32) if metric else d
+    if metric:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            disp = np.float32(1.0) / d
+    else:
+        disp = d
     mode = params.mask_mode
     if mode == "auto":
-        mode = "face" if face is not None else "none"
-    if mode == "face" and face is None:
+        mode = "face" if face_l is not None else "none"
+    if mode == "face" and face_l is None:
         logger.info("mask_mode='face' without a face: using the depth foreground instead")
         mode = "foreground"
     if mode == "face":
-        mask = face_mask(disp, face, valid=valid, ellipse_scale=params.ellipse_scale,
+        mask = face_mask(disp, face_l, valid=valid, ellipse_scale=params.ellipse_scale,
                          min_separation=params.mask_separation)
     elif mode == "foreground":
         mask = foreground_mask(disp, valid)
     else:
-        mask = valid.copy()
+        mask = valid
     if not mask.any():
         logger.info("The mask is empty; using all valid pixels")
-        mask = valid.copy()
+        mask = valid
     lap("mask")
 
     # -- 3. smoothing inside the mask -------------------------------------------------------
-    if params.smoothing_sigma > 0:
+    if sigma > 0:
         if params.edge_preserving:
-            d = refine.edge_preserving_filter(d, sigma_space=params.smoothing_sigma, valid=mask)
+            d = refine.edge_preserving_filter(d, sigma_space=sigma, valid=mask)
         else:
-            d = refine.smooth_depth(d, params.smoothing_sigma, valid=mask)
-    else:
+            d = refine.smooth_depth(d, sigma, valid=mask)
+    elif not mask.all():
         d = np.where(mask, d, np.float32(np.nan))
     lap("smooth")
 
     # -- 4. metric depth --------------------------------------------------------------------
-    eyes = face.eyes_xy if face is not None else None
+    eyes = face_l.eyes_xy if face_l is not None else None
+    d_lo = d_hi = z_near = relief = 0.0
     if metric:
         depth_mm = d
         scale_source: ScaleSource = "metric"
     else:
-        values = d[mask & np.isfinite(d)]
-        values = values[:: max(1, values.size // 200_000)]
+        sub_step = max(1, int(math.sqrt(hl * wl / 100_000)))
+        values = d[::sub_step, ::sub_step]
+        values = values[mask[::sub_step, ::sub_step] & np.isfinite(values)]
+        if values.size == 0:
+            values = d[np.isfinite(d)]
         d_lo, d_hi = (float(v) for v in np.percentile(values, [2.0, 98.0]))
         if not d_hi > d_lo:
             d_hi = d_lo + max(abs(d_lo), 1.0) * 1e-3  # a flat map: a plane at z_near
         relief = params.relief_mm * params.depth_scale
         z_near = DEFAULT_DISTANCE_MM
         scale_source = "assumed"
-        if eyes is not None and face.interocular_px > 1.0:
+        if eyes is not None and face_l.interocular_px > 0.5:
             eye_disp = sample_bilinear(np.where(np.isfinite(d), d, d_unsmoothed), eyes)
             if np.all(np.isfinite(eye_disp)):
                 z_near = solve_near_distance_for_ipd(eye_disp, eyes, intr, d_lo, d_hi, relief=relief,
                                                      ipd_mm=params.ipd_mm, model=params.depth_model)
                 scale_source = "eyes"
-        depth_mm = relative_to_metric_depth(d, d_lo, d_hi, z_near=z_near, relief=relief, model=params.depth_model)
+        depth_mm = relative_to_metric_depth(d, d_lo, d_hi, z_near=z_near, relief=relief,
+                                            model=params.depth_model)
     lap("convert")
 
     # -- 5. flying pixels -------------------------------------------------------------------
-    keep = mask & np.isfinite(depth_mm) & (depth_mm > 0)
-    if params.remove_flying_pixels:
-        keep &= ~refine.flying_pixels(depth_mm, intr.focal_px, max_slope=params.max_slope)
-    lap("flying")
-
-    # -- 6. points, colours, mesh -----------------------------------------------------------
-    stride = _auto_stride(int(keep.sum()), int(params.stride), params.max_points)
-    # work on the bounding box of the kept pixels, on the image-aligned lattice of the stride
+    keep = mask & np.isfinite(depth_mm)
+    if metric:
+        keep &= depth_mm > 0
     rows_any = np.flatnonzero(keep.any(axis=1))
     cols_any = np.flatnonzero(keep.any(axis=0))
-    if len(rows_any) == 0:
-        r0 = r1 = c0 = c1 = 0
+    if len(rows_any):
+        r0, r1, c0, c1 = int(rows_any[0]), int(rows_any[-1]) + 1, int(cols_any[0]), int(cols_any[-1]) + 1
     else:
-        r0, c0 = (rows_any[0] // stride) * stride, (cols_any[0] // stride) * stride
-        r1, c1 = rows_any[-1] + 1, cols_any[-1] + 1
-    window = (int(r0), int(r1), int(c0), int(c1))
-    win = (slice(r0, r1, stride), slice(c0, c1, stride))
-    z_g = depth_mm[win]
-    keep_g = keep[win]
-    grid = backproject_grid(depth_mm, intr, stride=stride, window=window)
-    pts_cam = grid[keep_g]
-    rows_g, cols_g = np.nonzero(keep_g)
-    pixel_xy = np.stack([c0 + cols_g * stride, r0 + rows_g * stride], axis=1).astype(np.int32)
+        r0 = r1 = c0 = c1 = 0
+    win = (slice(r0, r1), slice(c0, c1))
+    if params.remove_flying_pixels and len(rows_any):
+        keep[win] &= ~refine.flying_pixels(depth_mm[win], intr.focal_px, max_slope=params.max_slope)
+    lap("flying")
+
+    # -- 6. points, colours, landmarks ------------------------------------------------------
+    keep_w = keep[win]
+    grid = backproject_grid(depth_mm, intr, window=(r0, r1, c0, c1))
+    pts_cam = grid[keep_w]
+    rows_k, cols_k = np.nonzero(keep_w)
+    rows_k += r0
+    cols_k += c0
+    pixel_xy = np.stack([cols_k * s, rows_k * s], axis=1).astype(np.int32)
 
     landmarks_cam = None
-    if face is not None:
-        marks = face.landmarks_xy
+    if face_l is not None:
+        marks = face_l.landmarks_xy
         # landmarks may fall outside the mask (a turned head): use the unmasked depth there
         d_marks = sample_bilinear(np.where(np.isfinite(d), d, d_unsmoothed), marks)
         if metric:
@@ -426,7 +498,7 @@ def reconstruct_face(
             ], axis=1)
 
     if params.center == "centroid" and len(pts_cam):
-        origin = pts_cam.astype(np.float64).mean(axis=0)
+        origin = pts_cam.mean(axis=0, dtype=np.float64)
     elif params.center == "nose" and landmarks_cam is not None:
         origin = landmarks_cam[LANDMARK_NAMES.index("nose_tip")].astype(np.float64)
     else:
@@ -435,49 +507,48 @@ def reconstruct_face(
     points = pts_cam - origin32
     landmarks_xyz = None if landmarks_cam is None else (landmarks_cam - origin).astype(np.float32)
 
-    z_pts = z_g[keep_g]
+    z_pts = -pts_cam[:, 2]
     if len(z_pts):
-        z_lo, z_hi = np.percentile(z_pts[:: max(1, z_pts.size // 100_000)], [1.0, 99.0])
+        z_lo, z_hi = np.percentile(z_pts[:: max(1, z_pts.size // 50_000)], [1.0, 99.0])
         span = max(float(z_hi - z_lo), 1e-6)
-        nearness = np.clip((z_hi - z_pts) / span, 0.0, 1.0).astype(np.float32)
+        nearness = np.clip((np.float32(z_hi) - z_pts) / np.float32(span), 0.0, 1.0).astype(np.float32)
     else:
         nearness = np.zeros(0, np.float32)
-        z_lo, span = 0.0, 1.0
-    colors_grid = None
-    if params.color_mode == "photo" and image_rgb is not None:
-        colors_grid = np.asarray(image_rgb, np.uint8)[win]
+    if params.color_mode == "photo" and image_l is not None:
+        colors = image_l[rows_k, cols_k]
     else:
         if params.color_mode == "photo":
             logger.info("color_mode='photo' without a photo: using depth colours")
-        near_g = np.clip((z_lo + span - z_g) / span, 0.0, 1.0)
-        near_g = np.nan_to_num(near_g, nan=0.0)
-        gray = (_DEPTH_GRAY_MIN + (255 - _DEPTH_GRAY_MIN) * near_g).astype(np.uint8)
-        colors_grid = np.repeat(gray[..., None], 3, axis=2)
-    colors = colors_grid[keep_g]
+        gray = (_DEPTH_GRAY_MIN + (255 - _DEPTH_GRAY_MIN) * nearness).astype(np.uint8)
+        colors = np.repeat(gray[:, None], 3, axis=1)
     lap("points")
 
+    # -- 7. mesh ----------------------------------------------------------------------------
     mesh = None
     if params.representation == "mesh":
-        footprint = stride * z_g / np.float32(intr.focal_px)
+        footprint = depth_mm[win] / np.float32(intr.focal_px)
         texture = np.asarray(image_rgb, np.uint8) if (params.texture and image_rgb is not None) else None
-        uv_grid = grid_uv((h, w), stride, window) if texture is not None else None
-        mesh = grid_mesh(grid - origin32, keep_g, footprint=footprint,
+        uv = None
+        if texture is not None:
+            uv = np.stack([(pixel_xy[:, 0] + 0.5) / w, 1.0 - (pixel_xy[:, 1] + 0.5) / h], axis=1)
+            uv = uv.astype(np.float32)
+        mesh = grid_mesh(grid - origin32, keep_w, footprint=footprint,
                          max_edge_factor=max(DEFAULT_MAX_EDGE_FACTOR, params.max_slope),
-                         colors_grid=colors_grid, uv_grid=uv_grid, texture_rgb=texture)
+                         colors_grid=colors, uv_grid=uv, texture_rgb=texture)
     lap("mesh")
 
-    depth_out = np.where(keep, depth_mm, np.float32(np.nan)).astype(np.float32)
+    depth_out = np.where(keep, depth_mm, np.float32(np.nan)).astype(np.float32, copy=False)
     model = FaceModel3D(
         points_xyz=points.astype(np.float32, copy=False),
         colors_rgb=colors,
         depth_values=nearness,
         pixel_xy=pixel_xy,
         mesh=mesh,
-        mask=keep,
-        depth_mm=depth_out,
+        lattice_mask=keep,
+        lattice_depth_mm=depth_out,
         landmarks_xyz=landmarks_xyz,
         origin_mm=origin,
-        intrinsics=intr,
+        intrinsics=intr_full,
         scale_source=scale_source,
         stride=stride,
         params=params,

@@ -46,7 +46,8 @@ def remove_outliers(
     A pixel is a spike when ``|d - median_k(d)| > max(threshold * sigma, min_jump * range)``
     where ``sigma`` is the robust (MAD) scale of the residuals over the whole map and
     ``range`` the 1-99 % range of the values. A median keeps straight depth edges, so the
-    outline of a face against a wall is not removed.
+    outline of a face against a wall is not removed. The outer ``kernel_size // 2`` pixels of
+    the map are never flagged (the median is biased there by the replicated border).
 
     Args:
         depth: ``(H, W) float`` depth (``NaN`` = missing).
@@ -73,6 +74,9 @@ def remove_outliers(
     if limit <= 0:
         return arr.copy()
     spikes = finite & (resid > limit)
+    # the median is biased in the outer frame (replicated border): never flag it
+    r = kernel_size // 2
+    spikes[:r], spikes[-r:], spikes[:, :r], spikes[:, -r:] = False, False, False, False
     out = arr.copy()
     out[spikes] = np.nan
     if spikes.any():

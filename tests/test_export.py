@@ -22,7 +22,8 @@ def mesh() -> Mesh:
     """A small curved, coloured, textured grid mesh (mm)."""
     rng = np.random.default_rng(7)
     rows, cols = np.mgrid[0:6, 0:8].astype(np.float32)
-    grid = np.stack([cols * 5.0 - 17.5, 12.5 - rows * 5.0, 10.0 * np.cos(cols / 3.0) * np.cos(rows / 3.0)], -1)
+    relief = 10.0 * np.cos(cols / 3.0) * np.cos(rows / 3.0)
+    grid = np.stack([cols * 5.0 - 17.5, 12.5 - rows * 5.0, relief], -1)
     colors = rng.integers(0, 256, (6, 8, 3)).astype(np.uint8)
     texture = rng.integers(0, 256, (12, 16, 3)).astype(np.uint8)
     return grid_mesh(grid, colors_grid=colors, uv_grid=grid_uv((6, 8)), texture_rgb=texture)
@@ -89,8 +90,9 @@ class TestGlb:
         geom = next(iter(scene.geometry.values()))
         np.testing.assert_allclose(geom.vertices, mesh.vertices_xyz, rtol=1e-6)  # the data stays in mm
         np.testing.assert_array_equal(geom.faces, mesh.faces)
-        # with a material (ours is matte, not glTF's default metal) trimesh keeps COLOR_0 as a vertex attribute
-        np.testing.assert_array_equal(np.asarray(geom.visual.vertex_attributes["color"])[:, :3], mesh.colors_rgb)
+        # with a material (ours is matte, not glTF's default metal) trimesh keeps COLOR_0 as an attribute
+        colors = np.asarray(geom.visual.vertex_attributes["color"])[:, :3]
+        np.testing.assert_array_equal(colors, mesh.colors_rgb)
         world = scene.to_geometry() if hasattr(scene, "to_geometry") else scene.dump(concatenate=True)
         np.testing.assert_allclose(world.vertices, mesh.vertices_xyz / 1000.0, rtol=1e-6, atol=1e-9)
 

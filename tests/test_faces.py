@@ -98,7 +98,8 @@ class TestDetection:
 
     def test_exif_rotated_photo_matches_the_upright_one(self, faces_dir, yunet_path):
         upright = detect_faces(load_image(faces_dir / "pillow_hopper_128.jpg"), model_path=yunet_path)[0]
-        rotated = detect_faces(load_image(faces_dir / "pillow_hopper_exif_orientation6.jpg"), model_path=yunet_path)[0]
+        rotated_image = load_image(faces_dir / "pillow_hopper_exif_orientation6.jpg")
+        rotated = detect_faces(rotated_image, model_path=yunet_path)[0]
         np.testing.assert_allclose(rotated.landmarks_xy, upright.landmarks_xy, atol=4.0)
 
     def test_downscaled_detection_maps_back_to_full_resolution(self, faces_dir, yunet_path):

@@ -18,7 +18,7 @@ from face3d_core.geometry import (
 
 
 def ray_depth_plane(intr: Intrinsics, normal, offset) -> np.ndarray:
-    """Depth along the optical axis where each pixel's ray meets the plane ``n . P = offset`` (camera frame, y down)."""
+    """Depth along the axis where each pixel's ray meets the plane ``n . P = offset`` (camera, y down)."""
     v, u = np.mgrid[0:intr.height, 0:intr.width].astype(np.float64)
     rays = np.stack([(u - intr.cx) / intr.fx, (v - intr.cy) / intr.fy, np.ones_like(u)], axis=-1)
     return offset / (rays @ np.asarray(normal, np.float64))
@@ -133,7 +133,8 @@ class TestDisparityModel:
         z_true = rng.uniform(450.0, 700.0, size=1000)
         d = 3.0e4 / z_true - 12.0
         lo_i, hi_i = np.argmin(d), np.argmax(d)
-        z = relative_to_metric_depth(d, d[lo_i], d[hi_i], z_near=z_true[hi_i], relief=z_true[lo_i] - z_true[hi_i])
+        relief = z_true[lo_i] - z_true[hi_i]
+        z = relative_to_metric_depth(d, d[lo_i], d[hi_i], z_near=z_true[hi_i], relief=relief)
         np.testing.assert_allclose(z, z_true, rtol=1e-5)
 
     def test_nearer_is_never_inverted(self):

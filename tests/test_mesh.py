@@ -91,6 +91,19 @@ class TestGridMesh:
         np.testing.assert_allclose(mesh.uv[:, 1], 1.0 - (rows + 0.5) / h)
         assert mesh.texture_rgb is not None
 
+    def test_per_point_colours_in_row_major_order(self):
+        h, w = 4, 6
+        valid = np.ones((h, w), bool)
+        valid[0, 0] = False
+        per_point = np.arange(valid.sum() * 3, dtype=np.uint8).reshape(-1, 3)
+        grid_colors = np.zeros((h, w, 3), np.uint8)
+        grid_colors[valid] = per_point
+        a = grid_mesh(flat_grid(h, w), valid, colors_grid=per_point)
+        b = grid_mesh(flat_grid(h, w), valid, colors_grid=grid_colors)
+        np.testing.assert_array_equal(a.colors_rgb, b.colors_rgb)
+        with pytest.raises(ValueError, match="per-point"):
+            grid_mesh(flat_grid(h, w), valid, colors_grid=per_point[:-1])
+
     def test_rejects_bad_shapes(self):
         with pytest.raises(ValueError):
             grid_mesh(np.zeros((4, 4)))

@@ -78,7 +78,8 @@ def test_no_face_raises_a_user_error_that_offers_the_whole_image(yunet_path, mon
 def test_given_faces_skip_detection(monkeypatch):
     monkeypatch.setattr("face3d_core.pipeline.detect_faces", lambda *a, **k: pytest.fail("detected again"))
     image = np.zeros((100, 100, 3), np.uint8)
-    face = Face((40, 40, 20, 24), np.array([[45, 48], [55, 48], [50, 54], [46, 58], [54, 58]], np.float32), 0.9)
+    marks = np.array([[45, 48], [55, 48], [50, 54], [46, 58], [54, 58]], np.float32)
+    face = Face((40, 40, 20, 24), marks, 0.9)
     fd = compute_face_depth(image, estimator=RecordingEstimator(), faces=[face], margin=0.5)
     assert fd.crop_box_xyxy == (26, 28, 74, 76)
     np.testing.assert_allclose(fd.face.landmarks_xy[0], [45 - 26, 48 - 28])

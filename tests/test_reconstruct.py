@@ -76,6 +76,17 @@ class TestMetricInput:
         np.testing.assert_allclose(camera_points(model), exact_points(depth, intr, model.pixel_xy), atol=1e-3)
         assert model.scale_source == "metric"
 
+    def test_stride_samples_the_same_lattice_exactly(self):
+        depth, head, face, intr = head_scene()
+        model = reconstruct_face((depth, None, face), dataclasses.replace(METRIC_EXACT, stride=2))
+        assert model.stride == 2 and (model.pixel_xy % 2 == 0).all()
+        np.testing.assert_allclose(camera_points(model), exact_points(depth, intr, model.pixel_xy), atol=1e-3)
+        assert model.mask.shape == depth.shape and model.depth_mm.shape == depth.shape
+        full = reconstruct_face((depth, None, face), METRIC_EXACT)
+        assert model.n_points == pytest.approx(full.n_points / 4, rel=0.05)
+        eyes = np.linalg.norm(model.landmarks["right_eye"] - model.landmarks["left_eye"])
+        assert eyes == pytest.approx(63.0, abs=0.05)
+
     def test_mask_drops_the_wall(self):
         depth, head, face, _ = head_scene()
         model = reconstruct_face((depth, None, face), METRIC_EXACT)
@@ -106,7 +117,9 @@ class TestMetricInput:
 
     def test_crop_and_whole_image_give_the_same_points(self):
         depth, head, face, intr = head_scene(wall=None)
-        params = dataclasses.replace(METRIC_EXACT, mask_mode="none", remove_flying_pixels=False)
+        # spike removal uses whole-map statistics, so it is off for this geometric comparison
+        params = dataclasses.replace(METRIC_EXACT, mask_mode="none", remove_flying_pixels=False,
+                                     remove_outliers=False)
         full = reconstruct_face((depth, None, None), params)
         box = (150, 80, 330, 300)
         crop = depth[80:300, 150:330]
@@ -155,7 +168,8 @@ class TestInverseDepth:
         d_lo, d_hi = np.percentile(disp, [2.0, 98.0])
         relief = (4.0e4 / (d_lo + 17.0)) - (4.0e4 / (d_hi + 17.0))
         crop_face = face.transformed(offset_xy=(-205, -125))
-        params = ReconstructionParams(fov_deg=50.0, smoothing_sigma=0.0, relief_mm=float(relief), mask_mode="none",
+        params = ReconstructionParams(fov_deg=50.0, smoothing_sigma=0.0, relief_mm=float(relief),
+                                      mask_mode="none",
                                       center="none")
         model = reconstruct_face((disp.astype(np.float32), None, crop_face), params, crop_box_xyxy=box,
                                  image_size_wh=(480, 360))
@@ -181,13 +195,15 @@ class TestInverseDepth:
         disp = (3.0e4 / depth).astype(np.float32)
         spans = []
         for scale in (1.0, 2.0):
-            model = reconstruct_face((disp, None, face), ReconstructionParams(fov_deg=50.0, depth_scale=scale))
+            params = ReconstructionParams(fov_deg=50.0, depth_scale=scale)
+            model = reconstruct_face((disp, None, face), params)
             z = model.points_xyz[:, 2]
             spans.append(np.percentile(z, 98) - np.percentile(z, 2))
         assert spans[0] == pytest.approx(80.0, rel=0.05)  # the default relief
         assert spans[1] / spans[0] == pytest.approx(2.0, rel=0.05)
         # the mm scale is kept: the eyes stay 63 mm apart whatever the relief
-        assert np.linalg.norm(model.landmarks["right_eye"] - model.landmarks["left_eye"]) == pytest.approx(63.0, abs=0.05)
+        eyes = np.linalg.norm(model.landmarks["right_eye"] - model.landmarks["left_eye"])
+        assert eyes == pytest.approx(63.0, abs=0.05)
 
     def test_ipd_parameter_sets_the_scale(self):
         depth, _, face, _ = head_scene()
@@ -257,7 +273,8 @@ class TestOutputs:
 
     def test_stride_and_point_budget(self, scene):
         full = reconstruct_face(scene, ReconstructionParams(fov_deg=50.0, representation="points"))
-        coarse = reconstruct_face(scene, ReconstructionParams(fov_deg=50.0, stride=3, representation="points"))
+        coarse = reconstruct_face(scene, ReconstructionParams(fov_deg=50.0, stride=3,
+                                                              representation="points"))
         assert coarse.stride == 3 and coarse.n_points == pytest.approx(full.n_points / 9, rel=0.1)
         assert (coarse.pixel_xy % 3 == 0).all()
         budget = reconstruct_face(scene, ReconstructionParams(fov_deg=50.0, max_points=2000))
@@ -287,7 +304,8 @@ class TestOutputs:
 
     def test_edge_preserving_option_runs_and_differs(self, scene):
         a = reconstruct_face(scene, ReconstructionParams(fov_deg=50.0, smoothing_sigma=3.0))
-        b = reconstruct_face(scene, ReconstructionParams(fov_deg=50.0, smoothing_sigma=3.0, edge_preserving=True))
+        b = reconstruct_face(scene, ReconstructionParams(fov_deg=50.0, smoothing_sigma=3.0,
+                                                         edge_preserving=True))
         assert a.n_points > 0 and b.n_points > 0
         assert not np.array_equal(np.nan_to_num(a.depth_mm), np.nan_to_num(b.depth_mm))
 

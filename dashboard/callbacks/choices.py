@@ -61,11 +61,11 @@ def model_options(statuses: list[ModelStatus] | None = None) -> list[dict]:
     options = []
     for status in statuses if statuses is not None else all_model_status():
         if status.ready:
-            label = f"{status.title}  ✓ ready"
+            label = f"✓ {status.title}"
         elif status.downloadable:
-            label = f"{status.title}  ({status.size_mb:.0f} MB download)"
+            label = f"{status.title} · {status.size_mb:.0f} MB download"
         else:
-            label = f"{status.title}  (weights missing)"
+            label = f"{status.title} · weights missing"
         options.append({"label": label, "value": status.name, "title": status.description})
     return options
 

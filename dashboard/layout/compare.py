@@ -82,4 +82,4 @@ def compare_tab(model_options: list[dict], default_model: str) -> dbc.Row:
             results,
         ]
     )
-    return dbc.Row([dbc.Col(settings, lg=3), dbc.Col(right, lg=9)], className="g-3")
+    return dbc.Row([dbc.Col(settings, lg=3, className="face3d-settings"), dbc.Col(right, lg=9)], className="g-3")

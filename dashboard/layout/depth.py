@@ -67,4 +67,4 @@ def depth_tab(model_options: list[dict], default_model: str) -> dbc.Row:
             ),
         ],
     )
-    return dbc.Row([dbc.Col(settings, lg=3), dbc.Col(results, lg=9)], className="g-3")
+    return dbc.Row([dbc.Col(settings, lg=3, className="face3d-settings"), dbc.Col(results, lg=9)], className="g-3")

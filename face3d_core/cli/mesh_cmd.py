@@ -40,7 +40,9 @@ def _face_arg(value: str) -> int | None:
     try:
         index = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a face number (0 = largest) or 'none', got {value!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a face number (0 = largest) or 'none', got {value!r}"
+        ) from None
     if index < 0:
         raise argparse.ArgumentTypeError("face numbers start at 0 (the largest face)")
     return index
@@ -67,7 +69,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
     p.add_argument("image", metavar="IMG", help="JPEG or PNG photo")
-    p.add_argument("--depth", metavar="FILE.npy", help="use this depth map (.npy, H x W) instead of the network")
+    p.add_argument("--depth", metavar="FILE.npy",
+                   help="use this depth map (.npy, H x W) instead of the network")
     p.add_argument("--depth-kind", choices=["inverse", "metric"], default="inverse",
                    help="inverse: relative inverse depth (larger = nearer); metric: depth from a sensor")
     p.add_argument("--depth-unit", choices=sorted(_UNITS_MM), default="mm", help="unit of metric depth (mm)")
@@ -79,17 +82,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--smooth", type=_non_negative, default=2.0, metavar="S",
                    help="Gaussian smoothing sigma in depth-map pixels (0 = none; default 2)")
     p.add_argument("--edge-preserving", action="store_true", help="bilateral filter instead of the Gaussian")
-    p.add_argument("--depth-scale", type=_positive, default=1.0, help="exaggerate (>1) or flatten (<1) the relief")
+    p.add_argument("--depth-scale", type=_positive, default=1.0,
+                   help="exaggerate (>1) or flatten (<1) the relief")
     p.add_argument("--face", type=_face_arg, default=0, metavar="N",
                    help="which face, 0 = largest (default 0); 'none' = whole image")
     p.add_argument("--full-frame", action="store_true", help="whole image, no face (same as --face none)")
-    p.add_argument("--margin", type=_non_negative, default=None, help="crop margin around the face (fraction)")
+    p.add_argument("--margin", type=_non_negative, default=None,
+                   help="crop margin around the face (fraction of its size)")
     p.add_argument("--stride", type=int, default=1, help="use every N-th pixel (coarser, smaller files)")
     p.add_argument("--color", choices=["depth", "photo"], default="photo",
                    help="vertex colours: the photo's (default) or grayscale by depth")
     p.add_argument("--texture", action="store_true", help="OBJ/GLB: attach the photo as a texture")
     p.add_argument("--no-mask", action="store_true", help="keep the background (no face mask)")
-    p.add_argument("--model", default=DEFAULT_MODEL, choices=list_models(), help=f"depth model ({DEFAULT_MODEL})")
+    p.add_argument("--model", default=DEFAULT_MODEL, choices=list_models(),
+                   help=f"depth model ({DEFAULT_MODEL})")
     p.add_argument("--weights", metavar="PATH", help="depth checkpoint file")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("-o", "--output", metavar="OUT", help="output file (default: <image stem>_3d.<format>)")
@@ -181,12 +187,16 @@ def run(args: argparse.Namespace) -> int:
             files = export_mesh(model.mesh, fmt, name=name, texture=args.texture)
         paths = write_files(files, out.parent)
     except NoFaceFoundError as exc:
-        print(error_line(f"{exc.user_message} (use --face none for the whole image)", source), file=sys.stderr)
+        hint = f"{exc.user_message} (use --face none for the whole image)"
+        print(error_line(hint, source), file=sys.stderr)
         return 1
     except Face3DError as exc:
         print(error_line(exc.user_message, source), file=sys.stderr)
         return 1
-    what = f"{model.n_points} points" if args.points else f"{model.mesh.n_vertices} vertices, {model.n_faces} triangles"
+    if args.points:
+        what = f"{model.n_points} points"
+    else:
+        what = f"{model.mesh.n_vertices} vertices, {model.n_faces} triangles"
     scale = {"eyes": "mm (63 mm between the eyes)", "metric": "mm (metric depth)",
              "assumed": "nominal mm (no face: 500 mm distance assumed)"}[model.scale_source]
     print(f"{', '.join(str(p) for p in paths)}: {what}, units {scale}, "

@@ -1,0 +1,83 @@
+"""Helpers for tests and benchmarks of the dashboard (no network weights needed).
+
+* :class:`FakeEstimator`: a stand-in depth network giving a face-like relative depth map,
+  counting its calls (to prove that sliders never rerun the network);
+* :func:`write_fill_checkpoint`: a real checkpoint file for a registered model with the
+  deterministic weights of ``shared/reference/fill.py`` (for end-to-end runs of the real
+  network code without downloading weights).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from pathlib import Path
+
+import numpy as np
+
+
+class FakeEstimator:
+    """Face-like depth without a network: a dome, a nose bump and a little photo detail.
+
+    Attributes:
+        calls: How many times :meth:`predict` ran.
+    """
+
+    loaded = True
+
+    def __init__(self, delay_s: float = 0.0):
+        self.calls = 0
+        self.delay_s = delay_s
+        self._lock = threading.Lock()
+
+    def load(self, progress=None) -> None:
+        """Nothing to load."""
+        return None
+
+    def predict(self, image_rgb: np.ndarray) -> np.ndarray:
+        """Return ``(H, W) float32`` relative inverse depth (larger = nearer) for a photo."""
+        import time
+
+        with self._lock:
+            self.calls += 1
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        height, width = image_rgb.shape[:2]
+        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+        cx, cy = width / 2, height * 0.5
+        r2 = ((xx - cx) / (0.42 * width)) ** 2 + ((yy - cy) / (0.5 * height)) ** 2
+        dome = np.sqrt(np.clip(1.0 - r2, 0.0, None))
+        nose = 0.25 * np.exp(-(((xx - cx) / (0.05 * width)) ** 2 + ((yy - height * 0.55) / (0.09 * height)) ** 2))
+        detail = image_rgb.astype(np.float32).mean(axis=2) / 255.0
+        return (1.0 + 2.0 * dome + nose + 0.03 * detail).astype(np.float32)
+
+
+def load_fill_module(fill_py: str | Path):
+    """Import ``fill.py`` (deterministic reference weights) from a path."""
+    spec = importlib.util.spec_from_file_location("face3d_reference_fill", str(fill_py))
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {fill_py}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_fill_checkpoint(weights_dir: str | Path, fill_py: str | Path, model: str = "midas_v21_small_256") -> Path:
+    """Write ``<weights_dir>/<model file name>`` with the weights of ``fill.py``.
+
+    Returns:
+        The checkpoint path (reused if it already exists).
+    """
+    import torch
+
+    from face3d_core.models.registry import get_spec
+
+    spec = get_spec(model)
+    path = Path(weights_dir) / spec.file_name
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fill = load_fill_module(fill_py)
+    network = spec.build()
+    torch.save(fill.fill_state_dict(network.state_dict()), path)
+    return path

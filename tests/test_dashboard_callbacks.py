@@ -1,0 +1,408 @@
+"""Callbacks as plain functions: call them with values, check what they return.
+
+A real service (cache in a temp folder, real YuNet detector, real photos) with a fake depth
+network, so no weights are needed and the network's calls can be counted.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+import zipfile
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from dash import no_update
+
+from dashboard import figures, ids
+from dashboard.callbacks import choices, compare, depth, downloads, model3d, upload
+from dashboard.callbacks.jobs import StartOutcome, cancel_view, poll_view, start_view
+from dashboard.errors import alert_for_exception
+from dashboard.jobs import JobState, JobStatus, JobStore, ThreadJobRunner
+from dashboard.services import Face3DService, PhotoMissingError, safe_stem
+from dashboard.testing import FakeEstimator
+from face3d_core.cache import ResultCache
+from face3d_core.errors import Face3DError, InvalidImageError, NoFaceFoundError
+
+MODEL = "midas_v21_small_256"
+
+
+def data_url(data: bytes, mime: str = "image/jpeg") -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, yunet_path, faces_dir):
+    root = tmp_path_factory.mktemp("dash")
+    cache = ResultCache(root / "results")
+    estimator = FakeEstimator()
+    service = Face3DService(cache, estimator_factory=lambda name: estimator, detector_path=yunet_path)
+    store = JobStore(root / "jobs")
+    runner = ThreadJobRunner(store, service.tasks(), max_workers=1)
+    yield {"service": service, "runner": runner, "estimator": estimator, "faces": faces_dir, "cache": cache}
+    runner.shutdown()
+    store.close()
+    cache.close()
+
+
+@pytest.fixture(scope="module")
+def uploaded(env):
+    """Upload three photos once: a portrait, two people, no face."""
+    names = ["fr_obama_official_portrait.jpg", "fr_two_people.jpg", "skimage_coffee_noface.png"]
+    contents = [data_url((env["faces"] / n).read_bytes()) for n in names]
+    store, messages = upload.handle_upload(env["service"], contents, names, None)
+    return {"store": store, "messages": messages, "shas": [i["sha"] for i in store["items"]], "names": names}
+
+
+def run_job(env, outcome: StartOutcome) -> dict:
+    """Poll a started job like the interval does; return the result store value."""
+    view = start_view(outcome)
+    if outcome.job_id is None:
+        return view.result
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        view = poll_view(env["runner"], view.job)
+        if view.result is not no_update:
+            return view.result
+        assert view.alert is None, view.alert
+        time.sleep(0.05)
+    raise AssertionError("job did not finish")
+
+
+# -- upload -------------------------------------------------------------------------
+
+
+def test_upload_keeps_good_files_and_explains_bad_ones(env, faces_dir):
+    good = (faces_dir / "skimage_astronaut.png").read_bytes()
+    corrupt = (faces_dir / "pillow_hopper_128.jpg").read_bytes()[:2000]
+    contents = [data_url(good, "image/png"), data_url(b"hello, not an image", "text/plain"),
+                data_url(corrupt), "garbage"]
+    names = ["astronaut.png", "notes.txt", "broken.jpg", "weird.bin"]
+    store, messages = upload.handle_upload(env["service"], contents, names, {"items": []})
+    assert len(store["items"]) == 1
+    text = json.dumps([m.to_plotly_json() for m in messages], default=str)
+    assert "Added 1 photo" in text
+    assert "notes.txt" in text and "not a JPEG or PNG" in text
+    assert "broken.jpg" in text and "damaged" in text
+    assert "weird.bin" in text
+
+
+def test_upload_too_large_file_gets_a_message(env):
+    big = b"\xff\xd8\xff" + b"\0" * (26 * 1024 * 1024)
+    store, messages = upload.handle_upload(env["service"], [data_url(big)], ["huge.jpg"], {"items": []})
+    assert store["items"] == []
+    assert "too large" in json.dumps(messages[0].to_plotly_json(), default=str)
+
+
+def test_upload_stores_keys_only_and_detects_faces(env, uploaded):
+    store = uploaded["store"]
+    assert len(store["items"]) == 3
+    assert len(json.dumps(store)) < 500  # keys, not pixels
+    portrait, two, noface = (env["service"].upload_meta(s) for s in uploaded["shas"])
+    assert portrait.face_count == 1 and two.face_count == 2 and noface.face_count == 0
+    assert store["items"][2]["face"] is None
+    assert portrait.thumb_jpeg[:3] == b"\xff\xd8\xff"
+
+
+def test_same_photo_twice_is_recognised(env, uploaded):
+    data = (env["faces"] / uploaded["names"][0]).read_bytes()
+    store, messages = upload.handle_upload(env["service"], [data_url(data)], [uploaded["names"][0]],
+                                           uploaded["store"])
+    assert len(store["items"]) == 3
+    assert "already in the gallery" in json.dumps(messages[0].to_plotly_json(), default=str)
+
+
+def test_rejected_files_messages():
+    messages = upload.rejected_messages({"files": [{"name": "<b>big</b>.jpg", "size": 40_000_000}, "junk"]})
+    assert len(messages) == 1
+    text = json.dumps(messages[0].to_plotly_json(), default=str)
+    assert "40.0 MB" in text and "<b>big</b>.jpg" in text  # shown as text (React escapes it)
+    assert upload.rejected_messages(None) == []
+
+
+def test_gallery_cards_boxes_and_empty_state(env, uploaded):
+    children, count = upload.render_gallery(env["service"], uploaded["store"], lambda sha: f"/t/{sha}.jpg")
+    assert count == "3"
+    text = json.dumps([c.to_plotly_json() for c in children], default=str)
+    assert text.count(ids.FACE_BOX) == 3  # 1 + 2 faces, none on the coffee cup
+    assert "No face found" in text and "2 faces" in text
+    empty, count = upload.render_gallery(env["service"], None, lambda sha: "")
+    assert count == "0" and "Upload a face photo to begin" in json.dumps(empty[0].to_plotly_json(), default=str)
+
+
+def test_gallery_reports_photos_no_longer_cached(env):
+    store = {"items": [{"sha": "f" * 64, "face": 0}]}
+    children, count = upload.render_gallery(env["service"], store, lambda sha: "")
+    assert count == "0"
+    assert "no longer stored" in json.dumps(children[0].to_plotly_json(), default=str)
+
+
+def test_pick_and_remove_faces(uploaded):
+    two = uploaded["shas"][1]
+    picked = upload.pick_face(uploaded["store"], two, 1)
+    assert upload.face_for(picked, two) == 1
+    removed = upload.remove_photo(picked, two)
+    assert two not in [i["sha"] for i in removed["items"]] and len(removed["items"]) == 2
+
+
+def test_store_items_ignores_junk():
+    junk = {"items": [{"sha": "../../etc/passwd"}, "x", {"sha": "a" * 64, "face": -3}, {"sha": "a" * 64}]}
+    assert upload.store_items(junk) == [{"sha": "a" * 64, "face": None}]
+    assert upload.store_items("nonsense") == []
+
+
+# -- choices ------------------------------------------------------------------------
+
+
+def test_face_options_and_sync(env, uploaded):
+    options = choices.face_options(env["service"], upload.pick_face(uploaded["store"], uploaded["shas"][1], 1))
+    labels = [o["label"] for o in options]
+    assert "fr_two_people.jpg (face 2 of 2)" in labels
+    assert any("no face found" in label for label in labels)
+    first, second = options[0]["value"], options[1]["value"]
+    assert choices.sync_faces(options, None, None, None) == first
+    assert choices.sync_faces(options, first, second, ids.MODEL3D_FACE) == second
+    assert choices.sync_faces(options, second, first, ids.DEPTH_FACE) == second
+    assert choices.sync_faces([], "x", "y", None) is None
+    assert choices.compare_selection(options, None) == [first, second]
+    assert choices.compare_selection(options, ["gone", second]) == [second]
+
+
+def test_model_options_show_weights(monkeypatch, tmp_path):
+    monkeypatch.setenv("FACE3D_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("FACE3D_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FACE3D_OFFLINE", "1")
+    (tmp_path / "midas_v21_small_256.pt").write_bytes(b"x")
+    options = {o["value"]: o["label"] for o in choices.model_options()}
+    assert options[MODEL].startswith("✓")
+    assert "weights missing" in options["dpt_large_384"]
+    info = json.dumps(choices.model_info("dpt_large_384").to_plotly_json(), default=str)
+    assert "dpt_large_384.pt" in info and "https://github.com/isl-org/MiDaS" in info and str(tmp_path) in info
+    monkeypatch.delenv("FACE3D_OFFLINE")
+    assert "MB download" in {o["value"]: o["label"] for o in choices.model_options()}["dpt_large_384"]
+    assert choices.valid_model("nonsense") == MODEL
+
+
+# -- depth --------------------------------------------------------------------------
+
+
+def test_generate_depth_then_served_from_cache(env, uploaded):
+    sha = uploaded["shas"][0]
+    calls = env["estimator"].calls
+    outcome = depth.start_depth(env["service"], env["runner"], sha, MODEL, uploaded["store"])
+    assert outcome.job_id is not None
+    result = run_job(env, outcome)
+    assert result == {"sha": sha, "model": MODEL, "face": 0}
+    assert env["estimator"].calls == calls + 1
+    again = depth.start_depth(env["service"], env["runner"], sha, MODEL, uploaded["store"])
+    assert again.job_id is None and again.result == result  # second request: cache, no job
+    assert env["estimator"].calls == calls + 1
+
+    photo, depth_fig, caption, empty_hidden, results_hidden, disabled = depth.render_depth(
+        env["service"], result, "Grayscale")
+    assert isinstance(photo, go.Figure) and isinstance(depth_fig, go.Figure)
+    assert depth_fig.data[0].type == "heatmap" and depth_fig.data[0].zmax == 1.0
+    assert "Lighter = nearer" in caption and empty_hidden and not results_hidden and not disabled
+    viridis = depth.render_depth(env["service"], result, "Viridis")[1]
+    assert viridis.data[0].colorscale != depth_fig.data[0].colorscale
+
+
+def test_depth_without_a_photo_is_a_user_error(env):
+    with pytest.raises(Face3DError) as info:
+        depth.start_depth(env["service"], env["runner"], None, MODEL, None)
+    assert "Upload" in info.value.user_message
+    with pytest.raises(PhotoMissingError):
+        depth.start_depth(env["service"], env["runner"], "e" * 64, MODEL, None)
+
+
+def test_depth_render_empty_state(env):
+    assert depth.render_depth(env["service"], None, None)[3:] == (False, True, True)
+
+
+def test_whole_photo_when_no_face(env, uploaded):
+    sha = uploaded["shas"][2]
+    result = run_job(env, depth.start_depth(env["service"], env["runner"], sha, MODEL, uploaded["store"]))
+    assert result["face"] is None
+    caption = depth.render_depth(env["service"], result, None)[2]
+    assert "whole photo" in caption
+
+
+def test_failed_job_becomes_an_alert(env):
+    outcome = StartOutcome(job_id=env["runner"].submit("depth", {"sha": "d" * 64, "model": MODEL, "face": 0}))
+    view = start_view(outcome)
+    deadline = time.monotonic() + 20
+    while view.alert is None and time.monotonic() < deadline:
+        view = poll_view(env["runner"], view.job)
+        time.sleep(0.05)
+    assert view.alert is not None and "upload it again" in view.alert.message
+    assert view.panel_hidden and view.interval_disabled and not view.busy
+
+
+def test_cancel_view():
+    class Runner:
+        cancelled: list = []
+
+        def cancel(self, job_id):
+            self.cancelled.append(job_id)
+
+        def status(self, job_id):
+            return JobStatus(job_id=job_id, kind="depth", state=JobState.CANCELLED)
+
+    runner = Runner()
+    view = cancel_view(runner, {"id": "j1"})
+    assert view.message == "Cancelled." and view.interval_disabled and not view.busy
+    assert runner.cancelled == ["j1"]
+    assert poll_view(runner, {"id": "j1"}).message == "Cancelled."
+    assert cancel_view(runner, None).message == "Cancelled." and runner.cancelled == ["j1"]
+
+
+# -- 3D -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def source(env, uploaded):
+    sha = uploaded["shas"][0]
+    return run_job(env, depth.start_depth(env["service"], env["runner"], sha, MODEL, uploaded["store"]))
+
+
+def test_sliders_never_rerun_the_network(env, source):
+    calls = env["estimator"].calls
+    camera = {"preset": "front", "rev": 0}
+    shown = []
+    for smoothing, density, scale, display, colors in [
+        (2.0, 3, 1.0, "points", "gray"), (0.0, 3, 1.0, "points", "gray"), (2.0, 2, 1.5, "mesh", "photo"),
+        (2.0, 3, 1.0, "mesh", "gray"), (2.0, 3, 1.0, "points", "photo"),
+    ]:
+        fig, stats, empty_hidden, results_hidden, disabled = model3d.render_model3d(
+            env["service"], source, smoothing, density, scale, display, colors, camera)
+        assert empty_hidden and not results_hidden and not disabled
+        assert fig.data[0].type == ("mesh3d" if display == "mesh" else "scatter3d")
+        assert fig.data[0].hoverinfo == "skip"
+        shown.append(fig)
+        assert "points" in stats and "mm" in stats
+    assert env["estimator"].calls == calls
+    assert len({f.layout.uirevision for f in shown}) == 1  # the camera stays put
+
+
+def test_photo_colours_are_numeric_with_a_colorscale(env, source):
+    fig = model3d.render_model3d(env["service"], source, 2.0, 3, 1.0, "points", "photo", None)[0]
+    marker = fig.data[0].marker
+    assert not isinstance(marker.color[0], str)
+    assert len(marker.colorscale) >= 2
+
+
+def test_camera_presets_patch_only_the_camera(source):
+    store, patch = model3d.camera_patch(source, {"preset": "front", "rev": 3}, "side")
+    assert store == {"preset": "side", "rev": 4}
+    operations = json.dumps(patch.to_plotly_json())
+    assert "camera" in operations and "uirevision" in operations and '"x": 1.9' in operations
+
+
+def test_3d_empty_state(env):
+    assert model3d.render_model3d(env["service"], None, 1, 3, 1, "points", "gray", None)[2:] == (False, True, True)
+
+
+# -- downloads ----------------------------------------------------------------------
+
+
+def test_depth_downloads(env, source, uploaded):
+    name, png8 = downloads.depth_file(env["service"], source, "png8")
+    assert name == "fr_obama_official_portrait_depth.png" and png8[:8] == b"\x89PNG\r\n\x1a\n"
+    name16, png16 = downloads.depth_file(env["service"], source, "png16")
+    assert name16.endswith("_depth16.png") and png16[:8] == b"\x89PNG\r\n\x1a\n"
+    _, npy = downloads.depth_file(env["service"], source, "npy")
+    array = np.load(io.BytesIO(npy), allow_pickle=False)
+    assert array.dtype == np.float32 and array.ndim == 2
+    with pytest.raises(Face3DError):
+        downloads.depth_file(env["service"], None, "png8")
+
+
+@pytest.mark.parametrize("fmt, check", [
+    ("ply", lambda name, data: name.endswith(".ply") and data.startswith(b"ply")),
+    ("glb", lambda name, data: name.endswith(".glb") and data[:4] == b"glTF"),
+    ("stl", lambda name, data: name.endswith(".stl") and len(data) > 84),
+    ("obj", lambda name, data: name.endswith(".zip") and any(
+        n.endswith(".obj") for n in zipfile.ZipFile(io.BytesIO(data)).namelist())),
+])
+def test_model_downloads(env, source, fmt, check):
+    name, data = downloads.model_file(env["service"], source, fmt, 2.0, 3, 1.0)
+    assert check(name, data), name
+
+
+def test_download_names_are_safe():
+    assert safe_stem("../../etc/passwd") == "passwd"
+    assert safe_stem("<script>.jpg") == "script"
+    assert safe_stem("....") == "face"
+
+
+# -- compare ------------------------------------------------------------------------
+
+
+def test_compare_two_faces(env, uploaded, faces_dir):
+    store, _ = upload.handle_upload(
+        env["service"], [data_url((faces_dir / "skimage_astronaut.png").read_bytes(), "image/png")],
+        ["skimage_astronaut.png"], uploaded["store"])
+    shas = [uploaded["shas"][0], store["items"][-1]["sha"]]
+    with pytest.raises(Face3DError):
+        compare.start_compare(env["service"], env["runner"], shas[:1], MODEL, store)
+    result = run_job(env, compare.start_compare(env["service"], env["runner"], shas, MODEL, store))
+    assert result["count"] == 2
+    again = compare.start_compare(env["service"], env["runner"], shas, MODEL, store)
+    assert again.job_id is None  # cached
+    (empty_hidden, results_hidden, fig3d, note, pages, profiles, pair_hidden, diff, metrics) = \
+        compare.render_compare(env["service"], result, 0)
+    assert empty_hidden and not results_hidden and not pair_hidden
+    assert sum(1 for key in fig3d.layout.to_plotly_json() if key.startswith("scene")) == 2
+    assert len(profiles.data) == 4  # 2 faces x (nose, eyes)
+    assert diff.data[0].type == "heatmap"
+    assert "RMS difference" in json.dumps(metrics.to_plotly_json(), default=str)
+    assert pages == []
+
+
+def test_compare_refuses_a_photo_without_face(env, uploaded):
+    shas = [uploaded["shas"][0], uploaded["shas"][2]]
+    outcome = compare.start_compare(env["service"], env["runner"], shas, MODEL, uploaded["store"])
+    view = start_view(outcome)
+    deadline = time.monotonic() + 30
+    while view.alert is None and view.result is no_update and time.monotonic() < deadline:
+        view = poll_view(env["runner"], view.job)
+        time.sleep(0.05)
+    assert view.alert is not None and "No face was found" in view.alert.message
+
+
+def test_compare_pages_respect_the_webgl_limit():
+    assert compare.pages(3) == [[0, 1, 2]]
+    assert compare.pages(6) == [[0, 1, 2, 3], [2, 3, 4, 5]]
+    assert all(len(group) <= compare.MAX_SCENES for n in range(2, 7) for group in compare.pages(n))
+    assert [o["label"] for o in compare.page_options(5)] == ["Faces 1–4", "Faces 2–5"]
+
+
+def test_compare_empty_state(env):
+    assert compare.render_compare(env["service"], None, 0)[:2] == (False, True)
+
+
+# -- errors -------------------------------------------------------------------------
+
+
+def test_user_errors_show_their_message():
+    info = alert_for_exception(NoFaceFoundError("No face was found in this photo."))
+    assert info.title == "No face found" and "No face" in info.message and info.color == "warning"
+
+
+def test_unexpected_errors_never_show_internals():
+    info = alert_for_exception(ZeroDivisionError("internal detail"))
+    assert "internal detail" not in info.message and "Traceback" not in info.message
+    assert "reference" in info.message
+
+
+def test_figures_escape_user_text():
+    fig = figures.profiles_figure(["<img src=x onerror=alert(1)>"], [(np.zeros(3), np.zeros(3))],
+                                  [(np.zeros(3), np.zeros(3))])
+    assert "<img" not in fig.data[0].name and "&lt;img" in fig.data[0].name
+
+
+def test_invalid_image_error_is_user_facing():
+    assert issubclass(InvalidImageError, Face3DError)

@@ -22,6 +22,13 @@
 
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     face3d: {
+      /* Remember where the user turned the 3D view, so rebuilt figures keep that camera. */
+      rememberCamera: function (relayoutData, view) {
+        var noUpdate = window.dash_clientside.no_update;
+        if (!relayoutData || !relayoutData["scene.camera"]) { return noUpdate; }
+        return Object.assign({ rev: 0 }, view || {}, { camera: relayoutData["scene.camera"] });
+      },
+
       /* Copy the camera of the scene the user moved to every other scene of the figure. */
       syncCameras: function (relayoutData, graphId) {
         var noUpdate = window.dash_clientside.no_update;

@@ -59,7 +59,8 @@ DEPTH_DOWNLOAD_NPY = "depth-download-npy"
 # -- 3D model tab -----------------------------------------------------------------------
 MODEL3D_GENERATE = "model3d-generate"
 MODEL3D_SOURCE_STORE = "model3d-source-store"
-MODEL3D_CAMERA_STORE = "model3d-camera-store"
+#: The 3D view's camera as the user left it (``{"camera": dict | None, "rev": int}``), kept by the browser.
+MODEL3D_VIEW_STORE = "model3d-view-store"
 MODEL3D_SMOOTHING = "model3d-smoothing"
 MODEL3D_DENSITY = "model3d-density"
 MODEL3D_DEPTH_SCALE = "model3d-depth-scale"

@@ -111,7 +111,7 @@ def _missing_message(wf: WeightsFile, reason: str) -> str:
     wdir = weights_dir()
     if wdir is not None:
         folders.insert(0, str(wdir))
-    size = f" (about {wf.size_mb:.0f} MB)" if wf.size_mb else ""
+    size = f" (about {wf.size_mb:.3g} MB)" if wf.size_mb else ""
     return (
         f"The file {wf.file_name}{size} is not on this machine and could not be downloaded: {reason}. "
         f"Download it from {wf.url} and put it in {' or '.join(folders)} "

@@ -270,21 +270,26 @@ def source(env, uploaded):
 
 def test_sliders_never_rerun_the_network(env, source):
     calls = env["estimator"].calls
-    camera = {"preset": "front", "rev": 0}
+    turned = {"eye": {"x": 1.1, "y": 0.2, "z": 1.4}, "up": {"x": 0, "y": 1, "z": 0}, "center": {"x": 0, "y": 0, "z": 0}}
+    camera = {"camera": turned, "rev": 2}
     shown = []
     for smoothing, density, scale, display, colors in [
         (2.0, 3, 1.0, "points", "gray"), (0.0, 3, 1.0, "points", "gray"), (2.0, 2, 1.5, "mesh", "photo"),
         (2.0, 3, 1.0, "mesh", "gray"), (2.0, 3, 1.0, "points", "photo"),
     ]:
-        fig, stats, empty_hidden, results_hidden, disabled = model3d.render_model3d(
+        fig, stats, empty_hidden, results_hidden, disabled, view = model3d.render_model3d(
             env["service"], source, smoothing, density, scale, display, colors, camera)
-        assert empty_hidden and not results_hidden and not disabled
+        assert empty_hidden and not results_hidden and not disabled and view is no_update
+        assert fig.layout.scene.camera.eye.x == 1.1  # the user's camera, not a preset
         assert fig.data[0].type == ("mesh3d" if display == "mesh" else "scatter3d")
         assert fig.data[0].hoverinfo == "skip"
         shown.append(fig)
         assert "points" in stats and "mm" in stats
     assert env["estimator"].calls == calls
     assert len({f.layout.uirevision for f in shown}) == 1  # the camera stays put
+    fig, *_, view = model3d.render_model3d(env["service"], source, 2.0, 3, 1.0, "points", "gray", camera,
+                                           new_source=True)
+    assert view == {"camera": None, "rev": 3} and fig.layout.scene.camera.eye.z == 1.9  # new face: front
 
 
 def test_photo_colours_are_numeric_with_a_colorscale(env, source):
@@ -295,14 +300,22 @@ def test_photo_colours_are_numeric_with_a_colorscale(env, source):
 
 
 def test_camera_presets_patch_only_the_camera(source):
-    store, patch = model3d.camera_patch(source, {"preset": "front", "rev": 3}, "side")
-    assert store == {"preset": "side", "rev": 4}
+    store, patch = model3d.camera_patch(source, {"camera": None, "rev": 3}, "side")
+    assert store == {"camera": figures.CAMERA_PRESETS["side"], "rev": 4}
     operations = json.dumps(patch.to_plotly_json())
     assert "camera" in operations and "uirevision" in operations and '"x": 1.9' in operations
 
 
 def test_3d_empty_state(env):
-    assert model3d.render_model3d(env["service"], None, 1, 3, 1, "points", "gray", None)[2:] == (False, True, True)
+    assert model3d.render_model3d(env["service"], None, 1, 3, 1, "points", "gray", None)[2:] == (
+        False, True, True, no_update)
+
+
+def test_camera_from_the_browser_is_validated():
+    assert model3d.valid_camera({"eye": {"x": "1", "y": 0, "z": 2}}) == {"eye": {"x": 1.0, "y": 0.0, "z": 2.0}}
+    assert model3d.valid_camera({"eye": "evil"}) is None
+    assert model3d.valid_camera(None) is None
+    assert model3d.view_state({"camera": {"eye": {"x": 0}}, "rev": "x"}) == (None, 0)
 
 
 # -- downloads ----------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Moving a slider never reruns the network: the depth map comes from the cache and only the
 cheap reconstruction runs (itself cached per parameter set). The camera stays where the user
-left it because the figure's ``uirevision`` only changes for a new face or a camera preset.
+left it: the browser keeps the last camera in a small store (a clientside callback on the
+graph's ``relayoutData``) and every rebuilt figure is given that camera.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 from typing import Any
 
 import numpy as np
-from dash import Dash, Input, Output, Patch, State, ctx
+from dash import ClientsideFunction, Dash, Input, Output, Patch, State, ctx, no_update, set_props
 from dash.exceptions import PreventUpdate
 
 from dashboard import figures, ids
@@ -30,16 +31,38 @@ CAMERA_BUTTONS = {
 }
 
 
-def camera_state(store: Any) -> tuple[str, int]:
-    """Return ``(preset name, revision)`` from the camera store."""
-    if isinstance(store, dict) and store.get("preset") in figures.CAMERA_PRESETS:
-        return store["preset"], int(store.get("rev") or 0)
-    return figures.DEFAULT_CAMERA, 0
+def valid_camera(camera: Any) -> dict | None:
+    """Return a plotly scene camera dict when ``camera`` looks like one (from the browser), else None."""
+    if not isinstance(camera, dict) or not isinstance(camera.get("eye"), dict):
+        return None
+    out = {}
+    for part in ("eye", "up", "center"):
+        value = camera.get(part)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            return None
+        try:
+            out[part] = {axis: float(value[axis]) for axis in ("x", "y", "z")}
+        except (KeyError, TypeError, ValueError):
+            return None
+    return out
+
+
+def view_state(view: Any) -> tuple[dict | None, int]:
+    """Return ``(camera or None, revision)`` from the view store."""
+    if not isinstance(view, dict):
+        return None, 0
+    try:
+        rev = int(view.get("rev") or 0)
+    except (TypeError, ValueError):
+        rev = 0
+    return valid_camera(view.get("camera")), rev
 
 
 def uirevision_for(source: dict, rev: int) -> str:
     """The figure's ``uirevision``: new for another face or a camera preset, same for sliders."""
-    return f"m3d-{source.get('sha', '')[:12]}-{source.get('model')}-{source.get('face')}-{rev}"
+    return f"m3d-{str(source.get('sha', ''))[:12]}-{source.get('model')}-{source.get('face')}-{rev}"
 
 
 def gray_from_z(z: np.ndarray) -> np.ndarray:
@@ -85,33 +108,52 @@ def stats_text(face_model: Any, controls: Controls3D) -> str:
 
 def render_model3d(
     service: Face3DService, source: Any, smoothing: Any, density: Any, depth_scale: Any,
-    display: Any, colors: Any, camera_store: Any,
+    display: Any, colors: Any, view: Any, *, new_source: bool = False,
 ) -> tuple:
     """Figure and stats for the 3D tab.
 
+    The camera is the one the user left (kept in the view store by the browser), so moving a
+    slider never moves the view; a new face starts from the front camera.
+
+    Args:
+        service: The dashboard service.
+        source: The 3D source store (``{"sha", "model", "face"}``).
+        smoothing: Smoothing slider value.
+        density: Density slider value.
+        depth_scale: Depth scale slider value.
+        display: ``"points"`` or ``"mesh"``.
+        colors: ``"gray"`` or ``"photo"``.
+        view: The view store (``{"camera", "rev"}``).
+        new_source: True when the source itself changed (reset the camera).
+
     Returns:
-        ``(figure, stats, empty hidden, results hidden, downloads disabled)``.
+        ``(figure, stats, empty hidden, results hidden, downloads disabled, new view store or no_update)``.
     """
     if not isinstance(source, dict) or not source.get("sha"):
-        return figures.go.Figure(), "", False, True, True
+        return figures.go.Figure(), "", False, True, True, no_update
     controls = Controls3D.from_values(smoothing, density, depth_scale, display, colors)
     face_model = service.model3d(source["sha"], source["model"], source.get("face"), controls.to_params())
-    preset, rev = camera_state(camera_store)
-    fig = build_model_figure(face_model, controls, camera=figures.CAMERA_PRESETS[preset],
+    camera, rev = view_state(view)
+    new_view: Any = no_update
+    if new_source:
+        camera, rev = None, rev + 1
+        new_view = {"camera": None, "rev": rev}
+    fig = build_model_figure(face_model, controls, camera=camera or figures.CAMERA_PRESETS[figures.DEFAULT_CAMERA],
                              uirevision=uirevision_for(source, rev))
-    return fig, stats_text(face_model, controls), True, False, False
+    return fig, stats_text(face_model, controls), True, False, False, new_view
 
 
-def camera_patch(source: Any, camera_store: Any, preset: str) -> tuple[dict, Patch]:
-    """New camera store and a figure patch that moves the camera to a preset (no data resent)."""
-    _, rev = camera_state(camera_store)
+def camera_patch(source: Any, view: Any, preset: str) -> tuple[dict, Patch]:
+    """New view store and a figure patch that moves the camera to a preset (no data resent)."""
+    _, rev = view_state(view)
     rev += 1
+    camera = figures.CAMERA_PRESETS[preset]
     patch = Patch()
     revision = uirevision_for(source if isinstance(source, dict) else {}, rev)
     patch["layout"]["uirevision"] = revision
     patch["layout"]["scene"]["uirevision"] = revision
-    patch["layout"]["scene"]["camera"] = figures.CAMERA_PRESETS[preset]
-    return {"preset": preset, "rev": rev}, patch
+    patch["layout"]["scene"]["camera"] = camera
+    return {"camera": camera, "rev": rev}, patch
 
 
 def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
@@ -140,25 +182,37 @@ def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
         Input(ids.MODEL3D_DEPTH_SCALE, "value"),
         Input(ids.MODEL3D_DISPLAY, "value"),
         Input(ids.MODEL3D_COLORS, "value"),
-        State(ids.MODEL3D_CAMERA_STORE, "data"),
+        State(ids.MODEL3D_VIEW_STORE, "data"),
     )
-    def _render(source, smoothing, density, depth_scale, display, colors, camera_store):
-        fig, stats, empty_hidden, results_hidden, disabled = render_model3d(
-            service, source, smoothing, density, depth_scale, display, colors, camera_store)
+    def _render(source, smoothing, density, depth_scale, display, colors, view):
+        new_source = ctx.triggered_id in (None, ids.MODEL3D_SOURCE_STORE)
+        fig, stats, empty_hidden, results_hidden, disabled, new_view = render_model3d(
+            service, source, smoothing, density, depth_scale, display, colors, view, new_source=new_source)
+        if new_view is not no_update:
+            set_props(ids.MODEL3D_VIEW_STORE, {"data": new_view})
         return fig, stats, empty_hidden, results_hidden, disabled, disabled, disabled, disabled
 
     @app.callback(
-        Output(ids.MODEL3D_CAMERA_STORE, "data"),
+        Output(ids.MODEL3D_VIEW_STORE, "data", allow_duplicate=True),
         Output(ids.MODEL3D_GRAPH, "figure", allow_duplicate=True),
         Input(ids.MODEL3D_CAMERA_FRONT, "n_clicks"),
         Input(ids.MODEL3D_CAMERA_SIDE, "n_clicks"),
         Input(ids.MODEL3D_CAMERA_TOP, "n_clicks"),
         State(ids.MODEL3D_SOURCE_STORE, "data"),
-        State(ids.MODEL3D_CAMERA_STORE, "data"),
+        State(ids.MODEL3D_VIEW_STORE, "data"),
         prevent_initial_call=True,
     )
-    def _camera(_front, _side, _top, source, camera_store):
+    def _camera(_front, _side, _top, source, view):
         preset = CAMERA_BUTTONS.get(ctx.triggered_id)
         if preset is None:
             raise PreventUpdate
-        return camera_patch(source, camera_store, preset)
+        return camera_patch(source, view, preset)
+
+    # The browser remembers where the user turned the camera (no server round trip).
+    app.clientside_callback(
+        ClientsideFunction(namespace="face3d", function_name="rememberCamera"),
+        Output(ids.MODEL3D_VIEW_STORE, "data", allow_duplicate=True),
+        Input(ids.MODEL3D_GRAPH, "relayoutData"),
+        State(ids.MODEL3D_VIEW_STORE, "data"),
+        prevent_initial_call=True,
+    )

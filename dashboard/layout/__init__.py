@@ -64,7 +64,7 @@ def build_layout(model_options: list[dict], default_model: str) -> html.Div:
         dcc.Store(id=ids.UPLOAD_REJECTED_STORE),
         dcc.Store(id=ids.DEPTH_RESULT_STORE, storage_type="session"),
         dcc.Store(id=ids.MODEL3D_SOURCE_STORE, storage_type="session"),
-        dcc.Store(id=ids.MODEL3D_CAMERA_STORE, data={"preset": "front", "rev": 0}),
+        dcc.Store(id=ids.MODEL3D_VIEW_STORE, data={"camera": None, "rev": 0}),
         dcc.Store(id=ids.COMPARE_RESULT_STORE, storage_type="session"),
         dcc.Download(id=ids.DOWNLOAD),
     ]

@@ -130,7 +130,9 @@ class Reassemble(nn.Sequential):
         return x
 
 
-def make_vit_reassembles(dim: int, channels: Sequence[int], levels: Sequence[int] = (1, 2, 3, 4)) -> dict[int, Reassemble]:
+def make_vit_reassembles(
+    dim: int, channels: Sequence[int], levels: Sequence[int] = (1, 2, 3, 4)
+) -> dict[int, Reassemble]:
     """Build the official reassemble blocks of a patch-16 ViT/BEiT backbone.
 
     Level 1 upsamples 4x (stride 4), level 2 upsamples 2x (stride 8), level 3 keeps stride 16,
@@ -333,7 +335,9 @@ def build_dpt_hybrid_384() -> DPTDepthModel:
     """MiDaS v3.0 DPT-Hybrid (ResNet-50 + ViT-B/16, 384 px); random init, eval mode."""
     from face3d_core.models.dpt_vit import VitBackbone
 
-    backbone = VitBackbone("vit_base_r50_s16_384", hooks=(0, 1, 8, 11), channels=(256, 512, 768, 768), hybrid=True)
+    backbone = VitBackbone(
+        "vit_base_r50_s16_384", hooks=(0, 1, 8, 11), channels=(256, 512, 768, 768), hybrid=True
+    )
     return DPTDepthModel(backbone, backbone.out_channels).eval()
 
 

@@ -43,7 +43,9 @@ _HOOKS = (3, 11, 21)
 class ConvNorm(nn.Sequential):
     """Conv2d without bias + BatchNorm2d (keys ``c``, ``bn``)."""
 
-    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1, padding: int = 0) -> None:
+    def __init__(
+        self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1, padding: int = 0
+    ) -> None:
         super().__init__()
         self.c = nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding, bias=False)
         self.bn = nn.BatchNorm2d(out_chs)
@@ -96,7 +98,7 @@ def _mlp(dim: int, ratio: int) -> nn.Sequential:
     return nn.Sequential(LinearNorm(dim, dim * ratio), nn.Hardswish(), LinearNorm(dim * ratio, dim))
 
 
-def _offset_index(query_side: int, key_side: int, stride: int) -> torch.Tensor:
+def _offset_index(query_side: int, key_side: int, stride: int) -> tuple[torch.Tensor, int]:
     """Index of the absolute 2-D offset between each query and key position (first seen first).
 
     Args:
@@ -105,7 +107,8 @@ def _offset_index(query_side: int, key_side: int, stride: int) -> torch.Tensor:
         stride: Query grid step in key positions.
 
     Returns:
-        ``(query_side**2, key_side**2)`` int64 index; offsets are numbered in order of appearance.
+        ``(query_side**2, key_side**2)`` int64 index (offsets numbered in order of appearance)
+        and the number of distinct offsets.
     """
     queries = list(itertools.product(range(query_side), range(query_side)))
     keys = list(itertools.product(range(key_side), range(key_side)))
@@ -115,7 +118,7 @@ def _offset_index(query_side: int, key_side: int, stride: int) -> torch.Tensor:
         for qy, qx in queries
         for ky, kx in keys
     ]
-    return torch.tensor(index, dtype=torch.long).reshape(len(queries), len(keys))
+    return torch.tensor(index, dtype=torch.long).reshape(len(queries), len(keys)), len(numbering)
 
 
 class Attention(nn.Module):
@@ -134,8 +137,8 @@ class Attention(nn.Module):
         self.value_dim = _ATTN_RATIO * _KEY_DIM
         self.qkv = LinearNorm(dim, num_heads * (2 * self.key_dim + self.value_dim))
         self.proj = nn.Sequential(nn.Hardswish(), LinearNorm(num_heads * self.value_dim, dim))
-        index = _offset_index(resolution, resolution, 1)
-        self.attention_biases = nn.Parameter(torch.zeros(num_heads, int(index.max()) + 1))
+        index, num_offsets = _offset_index(resolution, resolution, 1)
+        self.attention_biases = nn.Parameter(torch.zeros(num_heads, num_offsets))
         self.register_buffer("attention_bias_idxs", index)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -183,8 +186,8 @@ class AttentionSubsample(nn.Module):
         self.kv = LinearNorm(in_dim, num_heads * (self.key_dim + self.value_dim))
         self.q = nn.Sequential(Subsample(stride, resolution), LinearNorm(in_dim, num_heads * self.key_dim))
         self.proj = nn.Sequential(nn.Hardswish(), LinearNorm(num_heads * self.value_dim, out_dim))
-        index = _offset_index(self.resolution_out, resolution, stride)
-        self.attention_biases = nn.Parameter(torch.zeros(num_heads, int(index.max()) + 1))
+        index, num_offsets = _offset_index(self.resolution_out, resolution, stride)
+        self.attention_biases = nn.Parameter(torch.zeros(num_heads, num_offsets))
         self.register_buffer("attention_bias_idxs", index)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -227,7 +230,7 @@ class LeVit(nn.Module):
         )
         resolution = IMG_SIZE // 16
         blocks: list[nn.Module] = []
-        for stage, (dim, heads, depth) in enumerate(zip(dims, _NUM_HEADS, _DEPTHS)):
+        for stage, (dim, heads, depth) in enumerate(zip(dims, _NUM_HEADS, _DEPTHS, strict=True)):
             for _ in range(depth):
                 blocks.append(Residual(Attention(dim, heads, resolution)))
                 blocks.append(Residual(_mlp(dim, _MLP_RATIO)))

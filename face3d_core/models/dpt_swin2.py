@@ -66,11 +66,19 @@ SWIN2_CONFIGS: dict[str, Swin2Config] = {
         img_size=256, window_size=16, embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)
     ),
     "swinv2_base_window12to24_192to384": Swin2Config(
-        img_size=384, window_size=24, embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32),
+        img_size=384,
+        window_size=24,
+        embed_dim=128,
+        depths=(2, 2, 18, 2),
+        num_heads=(4, 8, 16, 32),
         pretrained_window_sizes=(12, 12, 12, 6),
     ),
     "swinv2_large_window12to24_192to384": Swin2Config(
-        img_size=384, window_size=24, embed_dim=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48),
+        img_size=384,
+        window_size=24,
+        embed_dim=192,
+        depths=(2, 2, 18, 2),
+        num_heads=(6, 12, 24, 48),
         pretrained_window_sizes=(12, 12, 12, 6),
     ),
 }
@@ -177,7 +185,11 @@ class WindowAttention(nn.Module):
             bias = bias.unsqueeze(0) + mask.unsqueeze(1)
             q, k, v = (t.reshape(batch, -1, *t.shape[1:]) for t in (q, k, v))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), scale=1.0)
-        out = out.reshape(windows, self.num_heads, tokens, -1).transpose(1, 2).reshape(windows, tokens, channels)
+        out = (
+            out.reshape(windows, self.num_heads, tokens, -1)
+            .transpose(1, 2)
+            .reshape(windows, tokens, channels)
+        )
         return self.proj(out)
 
 
@@ -275,7 +287,12 @@ class SwinStage(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList(
             SwinTransformerV2Block(
-                dim, resolution, num_heads, window, 0 if index % 2 == 0 else window // 2, mlp_ratio,
+                dim,
+                resolution,
+                num_heads,
+                window,
+                0 if index % 2 == 0 else window // 2,
+                mlp_ratio,
                 pretrained_window,
             )
             for index in range(depth)
@@ -308,11 +325,17 @@ class SwinTransformerV2(nn.Module):
         self.patch_embed = _PatchEmbed(config.patch_size, config.embed_dim)
         resolution = config.img_size // config.patch_size
         layers = []
-        for stage, (depth, heads) in enumerate(zip(config.depths, config.num_heads)):
+        for stage, (depth, heads) in enumerate(zip(config.depths, config.num_heads, strict=True)):
             layers.append(
                 SwinStage(
-                    config.embed_dim * 2**stage, resolution // 2**stage, depth, heads, config.window_size,
-                    config.mlp_ratio, config.pretrained_window_sizes[stage], downsample=stage < 3,
+                    config.embed_dim * 2**stage,
+                    resolution // 2**stage,
+                    depth,
+                    heads,
+                    config.window_size,
+                    config.mlp_ratio,
+                    config.pretrained_window_sizes[stage],
+                    downsample=stage < 3,
                 )
             )
         self.layers = nn.ModuleList(layers)

@@ -29,7 +29,9 @@ __all__ = ["VitBackbone", "resize_position_embedding"]
 PATCH_SIZE = 16
 
 
-def resize_position_embedding(pos_embed: torch.Tensor, grid: tuple[int, int], num_prefix: int = 1) -> torch.Tensor:
+def resize_position_embedding(
+    pos_embed: torch.Tensor, grid: tuple[int, int], num_prefix: int = 1
+) -> torch.Tensor:
     """Resize a square learned position embedding to another patch grid (bilinear, as MiDaS).
 
     Args:
@@ -61,7 +63,9 @@ class VitBackbone(nn.Module):
         hybrid: Take levels 1 and 2 from the ResNet stem stages 0 and 1.
     """
 
-    def __init__(self, timm_name: str, hooks: Sequence[int], channels: Sequence[int], hybrid: bool = False) -> None:
+    def __init__(
+        self, timm_name: str, hooks: Sequence[int], channels: Sequence[int], hybrid: bool = False
+    ) -> None:
         super().__init__()
         self.model = timm.create_model(timm_name, pretrained=False)
         self.hybrid = hybrid

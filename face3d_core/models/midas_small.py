@@ -204,8 +204,8 @@ class MidasSmall(nn.Module):
                 Any memory format.
 
         Returns:
-            ``(B, H, W)`` relative inverse depth (unitless, >= 0, larger is nearer), in the
-            dtype the network computes in (float32 unless under autocast).
+            ``(B, H, W)`` relative inverse depth (unitless, >= 0, larger is nearer), float32
+            (also under a bfloat16/float16 autocast; float64 if the network is float64).
 
         Raises:
             ValueError: ``x`` is not 4-D with 3 channels, or a side is not a multiple of 32.
@@ -213,10 +213,9 @@ class MidasSmall(nn.Module):
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected a (B, 3, H, W) tensor, got shape {tuple(x.shape)}")
         if x.shape[-2] % INPUT_MULTIPLE or x.shape[-1] % INPUT_MULTIPLE:
-            raise ValueError(
-                f"input sides must be multiples of {INPUT_MULTIPLE}, got {tuple(x.shape[-2:])}"
-            )
-        return self.scratch(*self.pretrained(x)).squeeze(1)
+            raise ValueError(f"input sides must be multiples of {INPUT_MULTIPLE}, got {tuple(x.shape[-2:])}")
+        depth = self.scratch(*self.pretrained(x)).squeeze(1)
+        return depth.to(torch.promote_types(depth.dtype, torch.float32))
 
 
 def build_midas_v21_small_256() -> MidasSmall:

@@ -172,7 +172,13 @@ def test_compare_tab(page, artifacts_dir):
     )
     page.wait_for_function(
         f"Math.abs({graph_js('compare-3d-graph')}._fullLayout.scene2.camera.eye.x - 1.5) < 1e-6", timeout=20_000)
-    page.click("#compare-3d-graph .modebar-btn[data-title='Reset camera to default']", timeout=5_000)
+    # back to the front view for the screenshot (the second view follows again)
+    page.evaluate(
+        f"Plotly.relayout({graph_js('compare-3d-graph')}, "
+        "{'scene.camera': {eye: {x: 0, y: 0, z: 1.9}, up: {x: 0, y: 1, z: 0}, center: {x: 0, y: 0, z: 0}}})"
+    )
+    page.wait_for_function(
+        f"Math.abs({graph_js('compare-3d-graph')}._fullLayout.scene2.camera.eye.z - 1.9) < 1e-6", timeout=20_000)
     shot(page, artifacts_dir, "4_compare")
 
 

@@ -1,0 +1,173 @@
+"""The DPT networks (MiDaS v3.0 / v3.1) against the official reference in ``../shared``.
+
+For every model, with one instance per model (module-scoped fixture):
+
+* its ``state_dict()`` has exactly the official keys and shapes (so the official checkpoint
+  loads with ``strict=True``);
+* with the deterministic weights of ``fill.py``, its output on ``<model>.input.npy`` matches
+  ``<model>.output.npy`` within the reference tolerance;
+* where the reference has it, the end-to-end pattern (network on the official preprocessing of
+  ``pattern_480x640.png``, then bicubic upsampling to 480x640) matches too; for the ViT and BEiT
+  models that input is not square (384x512, 512x672), which exercises the resizing of the
+  position embeddings / relative-position tables.
+
+Plus input checks, batching, ``channels_last`` and bfloat16 autocast on small inputs.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from face3d_core.models import dpt
+from tests.conftest import (
+    REFERENCE_DIR,
+    assert_matches_reference,
+    load_fill_module,
+    load_layout,
+    load_reference_array,
+)
+
+FAST = ("dpt_swin2_tiny_256", "dpt_levit_224")
+SLOW = (
+    "dpt_hybrid_384",
+    "dpt_large_384",
+    "dpt_beit_large_512",
+    "dpt_beit_large_384",
+    "dpt_beit_base_384",
+    "dpt_swin2_base_384",
+    "dpt_swin2_large_384",
+)
+#: Models that take any input whose sides are multiples of 32 (the others run at a fixed size).
+FLEXIBLE = (
+    "dpt_hybrid_384",
+    "dpt_large_384",
+    "dpt_beit_large_512",
+    "dpt_beit_large_384",
+    "dpt_beit_base_384",
+)
+
+#: Fixed-size models whose bf16/channels_last check would only repeat a smaller model's.
+SAME_CODE_AS = {"dpt_swin2_base_384": "dpt_swin2_tiny_256", "dpt_swin2_large_384": "dpt_swin2_tiny_256"}
+
+MODELS = [pytest.param(name, id=name) for name in FAST] + [
+    pytest.param(name, id=name, marks=pytest.mark.slow) for name in SLOW
+]
+
+PATTERN_SIZE = (480, 640)
+
+
+@dataclass
+class Case:
+    """One built model and what the tests of it share."""
+
+    name: str
+    model: torch.nn.Module
+    layout: dict = field(repr=False)
+    _filled: bool = False
+
+    def filled(self) -> torch.nn.Module:
+        """The model with the reference weights of ``fill.py`` (loaded once, strictly)."""
+        if not self._filled:
+            fill = load_fill_module()
+            self.model.load_state_dict(fill.fill_state_dict(self.model.state_dict()), strict=True)
+            self._filled = True
+        return self.model
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def case(request: pytest.FixtureRequest):
+    name = request.param
+    layout = load_layout(name)  # skips without ../shared
+    torch.manual_seed(0)
+    model = getattr(dpt, f"build_{name}")()
+    yield Case(name, model, layout)
+    del model
+    gc.collect()
+
+
+def _run(model: torch.nn.Module, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        return model(torch.as_tensor(x))
+
+
+def test_builder_returns_eval_module(case: Case) -> None:
+    assert isinstance(case.model, torch.nn.Module)
+    assert not case.model.training
+    assert all(not m.training for m in case.model.modules())
+
+
+def test_state_dict_layout_is_official(case: Case) -> None:
+    expected = {key: (tuple(shape), dtype) for key, (shape, dtype) in case.layout["state_dict"].items()}
+    actual = {
+        key: (tuple(t.shape), str(t.dtype).removeprefix("torch."))
+        for key, t in case.model.state_dict().items()
+    }
+    assert sorted(set(expected) - set(actual)) == [], "missing official keys"
+    assert sorted(set(actual) - set(expected)) == [], "keys the official checkpoint lacks"
+    mismatched = {key: (actual[key], expected[key]) for key in expected if actual[key] != expected[key]}
+    assert mismatched == {}
+    assert len(actual) == case.layout["tensors"]
+
+
+def test_output_matches_reference(case: Case) -> None:
+    model = case.filled()
+    x = load_reference_array(case.name, "input")
+    reference = load_reference_array(case.name, "output")
+    out = _run(model, x)
+    assert out.dtype == torch.float32
+    assert_matches_reference(out.numpy(), reference)
+
+
+def test_pattern_end_to_end_matches_reference(case: Case) -> None:
+    if not (REFERENCE_DIR / f"{case.name}.pattern.net_input.npy").exists():
+        pytest.skip(f"no pattern reference for {case.name}")
+    model = case.filled()
+    net_input = load_reference_array(case.name, "pattern.net_input")
+    reference = load_reference_array(case.name, "pattern.depth")
+    pred = _run(model, net_input[None])
+    depth = F.interpolate(pred.unsqueeze(1), size=PATTERN_SIZE, mode="bicubic", align_corners=False)
+    assert_matches_reference(depth[0, 0].numpy(), reference)
+
+
+def test_rejects_unsupported_input_size(case: Case) -> None:
+    height, width = case.layout["net_size"]
+    bad = (height + 16, width) if case.name in FLEXIBLE else (height + 32, width)
+    with pytest.raises(ValueError, match="input"):
+        _run(case.model, torch.zeros(1, 3, *bad))
+
+
+def test_channels_last_and_bfloat16_autocast(case: Case) -> None:
+    """Small (non-square where allowed) input: same result with channels_last; bf16 stays close."""
+    if case.name in SAME_CODE_AS:
+        pytest.skip(f"same code as {SAME_CODE_AS[case.name]}, and slow at its fixed 384 px")
+    model = case.filled()
+    size = (96, 160) if case.name in FLEXIBLE else tuple(case.layout["net_size"])
+    x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (1, 3, *size)).astype(np.float32))
+    reference = _run(model, x)
+    assert reference.shape == (1, *size)
+    channels_last = _run(model, x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(channels_last, reference, rtol=1e-3, atol=1e-3 * float(reference.std()))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = _run(model, x.contiguous(memory_format=torch.channels_last))
+    assert low.dtype == torch.float32 and low.shape == reference.shape
+    assert torch.isfinite(low).all()
+    corr = np.corrcoef(low.numpy().ravel(), reference.numpy().ravel())[0, 1]
+    assert corr > 0.99, corr
+
+
+@pytest.mark.parametrize("case", ["dpt_swin2_tiny_256"], indirect=True)
+def test_batch_matches_reference(case: Case) -> None:
+    """A batch of two (Swin-V2 shifted-window masks broadcast over it) gives each image's reference."""
+    model = case.filled()
+    single = load_reference_array(case.name, "input")[0]
+    pattern = load_reference_array(case.name, "pattern.net_input")
+    batched = _run(model, np.stack((single, pattern)))
+    assert_matches_reference(batched[:1].numpy(), load_reference_array(case.name, "output"))
+    depth = F.interpolate(batched[1:].unsqueeze(1), size=PATTERN_SIZE, mode="bicubic", align_corners=False)
+    assert_matches_reference(depth[0, 0].numpy(), load_reference_array(case.name, "pattern.depth"))

@@ -203,6 +203,7 @@ def test_user_errors_are_dismissable_alerts(page):
 def test_uploads_survive_reload_and_server_restart(page, dashboard_server, artifacts_dir):
     page.reload()
     page.wait_for_function("document.querySelectorAll('.face3d-gallery-card').length === 3", timeout=60_000)
+    page.wait_for_load_state("networkidle")  # no callback in flight while the server is down
     dashboard_server.restart()
     page.reload()
     page.wait_for_function("document.querySelectorAll('.face3d-gallery-card').length === 3", timeout=60_000)

@@ -20,6 +20,7 @@ import dash_bootstrap_components as dbc
 from dash import Dash
 from flask import Response, abort, send_file
 
+from dashboard import figures
 from dashboard.callbacks import register_callbacks
 from dashboard.callbacks.choices import model_options
 from dashboard.errors import handle_callback_error
@@ -145,6 +146,7 @@ def create_app(
     app.layout = lambda: build_layout(model_options(), DEFAULT_MODEL)
     register_callbacks(app, service, runner)
     _register_routes(app, service, bootstrap_css)
+    figures.warm_up()
     app.face3d = AppContext(service=service, runner=runner, cache=cache, cache_dir=base)
     logger.info("face3d dashboard ready (cache %s)", base)
     return app

@@ -70,8 +70,12 @@ class Controls3D:
         # One reconstruction serves every display option: the mesh (for the mesh view and the
         # downloads), photo colours plus per-point nearness (grayscale) and the texture (OBJ/GLB).
         return ReconstructionParams(
-            smoothing_sigma=float(self.smoothing), depth_scale=float(self.depth_scale), stride=self.stride,
-            representation="mesh", color_mode="photo", texture=True,
+            smoothing_sigma=float(self.smoothing),
+            depth_scale=float(self.depth_scale),
+            stride=self.stride,
+            representation="mesh",
+            color_mode="photo",
+            texture=True,
         )
 
 

@@ -2,8 +2,9 @@
 
 Rules that keep figures small and fast (see GUIDE.md):
 
-* numpy ``float32`` arrays go straight into traces (plotly >= 6 sends them as base64 typed
-  arrays); colours are a numeric array with a colorscale, never per-point colour strings;
+* numpy arrays go to the browser as base64 typed arrays (the 3D figures are built as plain
+  dicts with the typed arrays already encoded: no per-attribute validation on every slider
+  move); colours are a numeric ``uint8`` array with a colorscale, never per-point colour strings;
 * photo colours are quantised to a palette of at most 256 colours: the palette index is the
   numeric colour and the palette is the colorscale (exact, no interpolation);
 * dense traces skip hover; point counts are capped for display;
@@ -26,6 +27,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 from PIL import Image
 from plotly.subplots import make_subplots
 
@@ -50,18 +52,27 @@ FACE_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
 #: Camera presets of the 3D view (plotly scene cameras).
 CAMERA_PRESETS: dict[str, dict] = {
-    "front": {"eye": {"x": 0.0, "y": 0.0, "z": 1.9}, "up": {"x": 0.0, "y": 1.0, "z": 0.0},
-              "center": {"x": 0.0, "y": 0.0, "z": 0.0}},
-    "side": {"eye": {"x": 1.9, "y": 0.0, "z": 0.25}, "up": {"x": 0.0, "y": 1.0, "z": 0.0},
-             "center": {"x": 0.0, "y": 0.0, "z": 0.0}},
-    "top": {"eye": {"x": 0.0, "y": 1.9, "z": 0.35}, "up": {"x": 0.0, "y": 0.0, "z": -1.0},
-            "center": {"x": 0.0, "y": 0.0, "z": 0.0}},
+    "front": {
+        "eye": {"x": 0.0, "y": 0.0, "z": 1.9},
+        "up": {"x": 0.0, "y": 1.0, "z": 0.0},
+        "center": {"x": 0.0, "y": 0.0, "z": 0.0},
+    },
+    "side": {
+        "eye": {"x": 1.9, "y": 0.0, "z": 0.25},
+        "up": {"x": 0.0, "y": 1.0, "z": 0.0},
+        "center": {"x": 0.0, "y": 0.0, "z": 0.0},
+    },
+    "top": {
+        "eye": {"x": 0.0, "y": 1.9, "z": 0.35},
+        "up": {"x": 0.0, "y": 0.0, "z": -1.0},
+        "center": {"x": 0.0, "y": 0.0, "z": 0.0},
+    },
 }
 DEFAULT_CAMERA = "front"
 
 #: Display caps (keep a 3D figure well under 3 MB of JSON).
 MAX_DISPLAY_POINTS = 80_000
-MAX_DISPLAY_TRIANGLES = 90_000
+MAX_DISPLAY_TRIANGLES = 80_000
 MAX_DEPTH_SIDE = 320
 MAX_IMAGE_SIDE = 480
 
@@ -109,6 +120,7 @@ def image_figure(image_rgb: np.ndarray, height: int = 400) -> go.Figure:
     small = cv2.resize(image_rgb, (w, h), interpolation=cv2.INTER_AREA) if (h, w) != image_rgb.shape[:2] else image_rgb
     fig = go.Figure(go.Image(source=encode_jpeg_data_url(small), hoverinfo="skip"))
     fig.update_layout(**_base_layout(height, uirevision="image"))
+    fig.update_layout(margin={"l": 8, "r": 8, "t": 8, "b": 48})  # the same box as the depth map
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x")
     return fig
@@ -132,16 +144,58 @@ def depth_figure(depth_norm: np.ndarray, colormap: str = DEFAULT_COLORMAP, heigh
     ys = ((np.arange(h, dtype=np.float32) + 0.5) * scale_y).astype(np.float32)
     colorscale = DEPTH_COLORMAPS.get(colormap, DEPTH_COLORMAPS[DEFAULT_COLORMAP])
     trace = go.Heatmap(
-        z=depth, x=xs, y=ys, zmin=0.0, zmax=1.0, colorscale=colorscale,
-        colorbar={"title": {"text": "depth", "side": "right"}, "tickvals": [0, 1],
-                  "ticktext": ["far", "near"], "thickness": 12, "len": 0.8},
+        z=depth,
+        x=xs,
+        y=ys,
+        zmin=0.0,
+        zmax=1.0,
+        colorscale=colorscale,
+        colorbar={
+            "orientation": "h",
+            "y": -0.02,
+            "yanchor": "top",
+            "x": 0.5,
+            "len": 0.6,
+            "thickness": 10,
+            "tickvals": [0, 0.5, 1],
+            "ticktext": ["far", "depth", "near"],
+            "outlinewidth": 0,
+        },
         hovertemplate="x %{x:.0f}, y %{y:.0f}<br>depth %{z:.3f} (1 = nearest)<extra></extra>",
     )
     fig = go.Figure(trace)
     fig.update_layout(**_base_layout(height, uirevision="depth"))
+    fig.update_layout(margin={"l": 8, "r": 8, "t": 8, "b": 48})
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
     return fig
+
+
+#: numpy dtype -> plotly.js typed-array code.
+_TYPED_CODES = {
+    "float32": "f4",
+    "float64": "f8",
+    "int32": "i4",
+    "uint32": "u4",
+    "int16": "i2",
+    "uint16": "u2",
+    "int8": "i1",
+    "uint8": "u1",
+}
+
+
+def typed_array(values: np.ndarray) -> dict:
+    """Encode a 1-D numpy array as a plotly.js typed-array spec ``{"dtype", "bdata"}`` (base64).
+
+    The same wire format plotly >= 6 uses; building it here lets the 3D figures skip
+    plotly's per-attribute validation on every slider move.
+    """
+    array = np.ascontiguousarray(values).reshape(-1)
+    code = _TYPED_CODES.get(array.dtype.name)
+    if code is None:
+        raise TypeError(f"cannot send {array.dtype} as a typed array")
+    little = array.astype(array.dtype.newbyteorder("<"), copy=False)
+    return {"dtype": code, "bdata": base64.b64encode(little.tobytes()).decode("ascii")}
 
 
 def palette_indices(colors_rgb: np.ndarray, max_colors: int = 256) -> tuple[np.ndarray, list[list]]:
@@ -152,22 +206,26 @@ def palette_indices(colors_rgb: np.ndarray, max_colors: int = 256) -> tuple[np.n
         max_colors: Palette size (at most 256).
 
     Returns:
-        ``(indices, colorscale)``: ``(N,) float32`` palette index per point (use with
+        ``(indices, colorscale)``: ``(N,) uint8`` palette index per point (use with
         ``cmin=0``, ``cmax=len(palette) - 1``) and a plotly colorscale whose stops sit exactly
         at the indices, so every point gets its palette colour.
     """
     colors = np.ascontiguousarray(np.asarray(colors_rgb, dtype=np.uint8).reshape(-1, 3))
     if colors.shape[0] == 0:
-        return np.zeros(0, dtype=np.float32), [[0.0, "rgb(128,128,128)"], [1.0, "rgb(128,128,128)"]]
+        return np.zeros(0, dtype=np.uint8), [[0.0, "rgb(128,128,128)"], [1.0, "rgb(128,128,128)"]]
     image = Image.fromarray(colors.reshape(-1, 1, 3), "RGB")
     quantised = image.quantize(colors=max(2, min(max_colors, 256)), method=Image.Quantize.FASTOCTREE)
     indices = np.asarray(quantised, dtype=np.uint8).reshape(-1)
     palette = np.asarray(quantised.getpalette()[: 3 * 256], dtype=np.uint8).reshape(-1, 3)
-    count = int(indices.max()) + 1
-    count = max(count, 2)
+    count = max(int(indices.max()) + 1, 2)
     palette = palette[:count]
     colorscale = [[i / (count - 1), f"rgb({r},{g},{b})"] for i, (r, g, b) in enumerate(palette.tolist())]
-    return indices.astype(np.float32), colorscale
+    return indices, colorscale
+
+
+def gray_levels(values: np.ndarray) -> np.ndarray:
+    """``[0, 1]`` values as ``uint8`` levels 0-255 (sent as one byte each, shown with :data:`GRAY_SCALE`)."""
+    return np.rint(np.clip(np.nan_to_num(np.asarray(values, np.float32), nan=0.0), 0, 1) * 255).astype(np.uint8)
 
 
 def _subsample(n: int, cap: int, seed: int = 0) -> np.ndarray | None:
@@ -179,8 +237,12 @@ def _subsample(n: int, cap: int, seed: int = 0) -> np.ndarray | None:
 
 def _scene(camera: dict | None = None, uirevision: str | None = None, bg: str = SCENE_BG) -> dict:
     scene = {
-        "xaxis": dict(_HIDDEN_AXIS), "yaxis": dict(_HIDDEN_AXIS), "zaxis": dict(_HIDDEN_AXIS),
-        "aspectmode": "data", "bgcolor": bg, "dragmode": "orbit",
+        "xaxis": dict(_HIDDEN_AXIS),
+        "yaxis": dict(_HIDDEN_AXIS),
+        "zaxis": dict(_HIDDEN_AXIS),
+        "aspectmode": "data",
+        "bgcolor": bg,
+        "dragmode": "orbit",
         "camera": dict(camera or CAMERA_PRESETS[DEFAULT_CAMERA]),
     }
     if uirevision is not None:
@@ -197,39 +259,55 @@ def points_trace(
     max_points: int = MAX_DISPLAY_POINTS,
     scene: str = "scene",
     name: str = "points",
-) -> go.Scatter3d:
+) -> dict:
     """A point cloud trace (display frame), coloured by gray values or photo colours.
 
     Args:
         points_xyz: ``(N, 3) float`` points in the display frame (mm).
-        gray_values: ``(N,) float`` in ``[0, 1]`` shown as grayscale (1 = white); used when
-            ``colors_rgb`` is None.
-        colors_rgb: ``(N, 3) uint8`` photo colours.
+        gray_values: ``(N,) float`` in ``[0, 1]`` shown as grayscale (1 = white); default: the
+            points' z, normalised.
+        colors_rgb: ``(N, 3) uint8`` photo colours (used instead of gray when given).
         marker_size: Marker size in pixels.
         max_points: Random subsample above this many points.
         scene: Scene id for multi-scene figures.
         name: Trace name (escaped).
+
+    Returns:
+        A plotly trace as a dict; arrays are base64 typed arrays (positions ``f4``, colours ``u1``).
     """
     pts = np.asarray(points_xyz, dtype=np.float32).reshape(-1, 3)
     keep = _subsample(pts.shape[0], max_points)
     if keep is not None:
         pts = pts[keep]
-    marker: dict = {"size": marker_size, "opacity": 1.0}
+    marker: dict = {"size": marker_size, "opacity": 1.0, "line": {"width": 0}}
     if colors_rgb is not None:
         cols = np.asarray(colors_rgb, dtype=np.uint8).reshape(-1, 3)
         if keep is not None:
             cols = cols[keep]
         indices, colorscale = palette_indices(cols)
-        marker.update(color=indices, colorscale=colorscale, cmin=0, cmax=max(1, len(colorscale) - 1))
+        marker.update(color=typed_array(indices), colorscale=colorscale, cmin=0, cmax=max(1, len(colorscale) - 1))
     else:
-        values = pts[:, 2] if gray_values is None else np.asarray(gray_values, dtype=np.float32).reshape(-1)
-        if keep is not None and gray_values is not None:
-            values = values[keep]
-        marker.update(color=values.astype(np.float32), colorscale=GRAY_SCALE, cmin=0.0, cmax=1.0)
-    return go.Scatter3d(
-        x=pts[:, 0], y=pts[:, 1], z=pts[:, 2], mode="markers", marker=marker,
-        hoverinfo="skip", showlegend=False, name=plain(name), scene=scene,
-    )
+        if gray_values is None:
+            z = pts[:, 2]
+            lo, hi = np.percentile(z, [1, 99]) if z.size else (0.0, 1.0)
+            values = (z - lo) / max(float(hi - lo), 1e-6)
+        else:
+            values = np.asarray(gray_values, dtype=np.float32).reshape(-1)
+            if keep is not None:
+                values = values[keep]
+        marker.update(color=typed_array(gray_levels(values)), colorscale=GRAY_SCALE, cmin=0, cmax=255)
+    return {
+        "type": "scatter3d",
+        "mode": "markers",
+        "name": plain(name),
+        "scene": scene,
+        "x": typed_array(pts[:, 0]),
+        "y": typed_array(pts[:, 1]),
+        "z": typed_array(pts[:, 2]),
+        "marker": marker,
+        "hoverinfo": "skip",
+        "showlegend": False,
+    }
 
 
 def mesh_trace(
@@ -240,22 +318,32 @@ def mesh_trace(
     colors_rgb: np.ndarray | None = None,
     max_triangles: int = MAX_DISPLAY_TRIANGLES,
     scene: str = "scene",
-) -> go.Mesh3d:
-    """A triangle mesh trace (display frame) with lighting.
+) -> dict:
+    """A triangle mesh trace (display frame) with lighting, as a dict with typed arrays.
 
     Grayscale uses per-vertex intensity (smoothly interpolated); photo colours use one palette
     colour per triangle (``intensitymode="cell"``), since interpolating palette indices would
-    mix unrelated colours.
+    mix unrelated colours. Callers keep meshes under ``max_triangles`` (a coarser grid); beyond
+    it triangles are dropped at random as a last resort.
     """
     verts = np.asarray(vertices_xyz, dtype=np.float32).reshape(-1, 3)
-    tris = np.asarray(triangles, dtype=np.int32).reshape(-1, 3)
+    tris = np.asarray(triangles, dtype=np.int64).reshape(-1, 3)
     keep = _subsample(tris.shape[0], max_triangles)
     if keep is not None:
         tris = tris[keep]
-    common = {
-        "x": verts[:, 0], "y": verts[:, 1], "z": verts[:, 2],
-        "i": tris[:, 0], "j": tris[:, 1], "k": tris[:, 2],
-        "hoverinfo": "skip", "showscale": False, "scene": scene, "flatshading": False,
+    index_type = np.uint16 if verts.shape[0] <= np.iinfo(np.uint16).max else np.int32
+    trace = {
+        "type": "mesh3d",
+        "scene": scene,
+        "x": typed_array(verts[:, 0]),
+        "y": typed_array(verts[:, 1]),
+        "z": typed_array(verts[:, 2]),
+        "i": typed_array(tris[:, 0].astype(index_type)),
+        "j": typed_array(tris[:, 1].astype(index_type)),
+        "k": typed_array(tris[:, 2].astype(index_type)),
+        "hoverinfo": "skip",
+        "showscale": False,
+        "flatshading": False,
         "lighting": {"ambient": 0.55, "diffuse": 0.75, "specular": 0.12, "roughness": 0.7, "fresnel": 0.1},
         "lightposition": {"x": 0, "y": 500, "z": 2000},
     }
@@ -263,60 +351,87 @@ def mesh_trace(
         cols = np.asarray(colors_rgb, dtype=np.uint8).reshape(-1, 3)
         face_cols = cols[tris].mean(axis=1).round().astype(np.uint8) if tris.size else cols[:0]
         indices, colorscale = palette_indices(face_cols)
-        return go.Mesh3d(
-            intensity=indices, intensitymode="cell", colorscale=colorscale,
-            cmin=0, cmax=max(1, len(colorscale) - 1), **common,
+        trace.update(
+            intensity=typed_array(indices),
+            intensitymode="cell",
+            colorscale=colorscale,
+            cmin=0,
+            cmax=max(1, len(colorscale) - 1),
         )
-    values = verts[:, 2] if gray_values is None else np.asarray(gray_values, dtype=np.float32).reshape(-1)
-    return go.Mesh3d(intensity=values.astype(np.float32), intensitymode="vertex", colorscale=GRAY_SCALE,
-                     cmin=0.0, cmax=1.0, **common)
+        return trace
+    if gray_values is None:
+        z = verts[:, 2]
+        lo, hi = np.percentile(z, [1, 99]) if z.size else (0.0, 1.0)
+        gray_values = (z - lo) / max(float(hi - lo), 1e-6)
+    trace.update(
+        intensity=typed_array(gray_levels(gray_values)), intensitymode="vertex", colorscale=GRAY_SCALE, cmin=0, cmax=255
+    )
+    return trace
 
 
 def model3d_figure(
-    trace: go.Scatter3d | go.Mesh3d,
+    trace: dict,
     *,
     camera: dict | None = None,
     uirevision: str = "model3d",
     height: int = 560,
-) -> go.Figure:
-    """One 3D view with the camera kept across updates while ``uirevision`` stays the same."""
-    fig = go.Figure(trace)
-    fig.update_layout(**_base_layout(height, uirevision=uirevision), scene=_scene(camera, uirevision))
-    return fig
+) -> dict:
+    """One 3D view (a figure dict); the camera is kept across updates while ``uirevision`` is the same."""
+    layout = _base_layout(height, uirevision=uirevision)
+    layout["scene"] = _scene(camera, uirevision)
+    return {"data": [trace], "layout": layout}
+
+
+def _grid_domains(count: int) -> list[tuple[list[float], list[float]]]:
+    """Paper domains ``(x, y)`` of ``count`` scenes: one row for up to 3, a 2x2 grid for 4."""
+    rows, cols = (2, 2) if count == 4 else (1, count)
+    gap_x, gap_y = 0.02, 0.06
+    domains = []
+    for index in range(count):
+        row, col = divmod(index, cols)
+        x0 = col / cols + (gap_x / 2 if col else 0)
+        x1 = (col + 1) / cols - (gap_x / 2 if col < cols - 1 else 0)
+        y1 = 1 - row / rows - (gap_y / 2 if row else 0)
+        y0 = 1 - (row + 1) / rows + (gap_y / 2 if row < rows - 1 else 0)
+        domains.append(([round(x0, 4), round(x1, 4)], [round(y0, 4), round(y1, 4)]))
+    return domains
 
 
 def compare_3d_figure(
-    traces: Sequence[go.Scatter3d | go.Mesh3d],
+    traces: Sequence[dict],
     names: Sequence[str],
     *,
     camera: dict | None = None,
     uirevision: str = "compare",
     height: int = 420,
-) -> go.Figure:
-    """Several faces side by side, one 3D scene each (at most 4: each scene is a WebGL context).
-
-    Every trace must name its scene (``scene``, ``scene2`` ...) in order.
-    """
+) -> dict:
+    """Several faces side by side, one 3D scene each (at most 4: each scene is a WebGL context)."""
     count = len(traces)
     if not 1 <= count <= 4:
         raise ValueError("compare_3d_figure shows 1 to 4 faces")
-    rows, cols = (2, 2) if count == 4 else (1, count)
-    fig = make_subplots(
-        rows=rows, cols=cols, specs=[[{"type": "scene"}] * cols for _ in range(rows)],
-        subplot_titles=[plain(n) for n in names], horizontal_spacing=0.02, vertical_spacing=0.06,
-    )
-    for index, trace in enumerate(traces):
-        trace.update(scene="scene" if index == 0 else f"scene{index + 1}")
-        fig.add_trace(trace)
-    scenes = {}
-    for index in range(count):
+    rows = 2 if count == 4 else 1
+    layout = _base_layout(height * rows, uirevision=uirevision)
+    layout["margin"] = {"l": 4, "r": 4, "t": 28, "b": 4}
+    annotations, data = [], []
+    for index, ((x_domain, y_domain), trace, name) in enumerate(zip(_grid_domains(count), traces, names, strict=True)):
         key = "scene" if index == 0 else f"scene{index + 1}"
-        domain = fig.layout[key].domain
-        scenes[key] = {**_scene(camera, uirevision), "domain": domain}
-    fig.update_layout(**_base_layout(height * rows, uirevision=uirevision), **scenes)
-    fig.update_layout(margin={"l": 4, "r": 4, "t": 28, "b": 4})
-    fig.update_annotations(font={"size": 13})
-    return fig
+        layout[key] = {**_scene(camera, uirevision), "domain": {"x": x_domain, "y": y_domain}}
+        data.append({**trace, "scene": key})
+        annotations.append(
+            {
+                "text": plain(name),
+                "x": (x_domain[0] + x_domain[1]) / 2,
+                "y": y_domain[1],
+                "xref": "paper",
+                "yref": "paper",
+                "xanchor": "center",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"size": 13},
+            }
+        )
+    layout["annotations"] = annotations
+    return {"data": data, "layout": layout}
 
 
 def profiles_figure(
@@ -334,7 +449,9 @@ def profiles_figure(
         height: Figure height.
     """
     fig = make_subplots(
-        rows=1, cols=2, horizontal_spacing=0.08,
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.08,
         subplot_titles=("Vertical, through the nose", "Horizontal, through the eyes"),
     )
     for index, name in enumerate(names):
@@ -343,12 +460,18 @@ def profiles_figure(
         for col, (positions, values) in ((1, nose_profiles[index]), (2, eye_profiles[index])):
             fig.add_trace(
                 go.Scatter(
-                    x=np.asarray(positions, dtype=np.float32), y=np.asarray(values, dtype=np.float32),
-                    mode="lines", line={"color": color, "width": 2}, name=label, legendgroup=label,
-                    showlegend=col == 1, connectgaps=False,
+                    x=np.asarray(positions, dtype=np.float32),
+                    y=np.asarray(values, dtype=np.float32),
+                    mode="lines",
+                    line={"color": color, "width": 2},
+                    name=label,
+                    legendgroup=label,
+                    showlegend=col == 1,
+                    connectgaps=False,
                     hovertemplate=f"{label}<br>position %{{x:.2f}} IOD<br>depth %{{y:.3f}}<extra></extra>",
                 ),
-                row=1, col=col,
+                row=1,
+                col=col,
             )
     fig.update_layout(
         **_base_layout(height, uirevision="profiles"),
@@ -367,14 +490,23 @@ def profiles_figure(
 def difference_figure(diff: np.ndarray, name_a: str, name_b: str, height: int = 360) -> go.Figure:
     """Heat map of ``a - b`` in the canonical frame (red: a nearer, blue: b nearer)."""
     values = np.asarray(diff, dtype=np.float32)
+    rows = np.flatnonzero(np.isfinite(values).any(axis=1))
+    cols = np.flatnonzero(np.isfinite(values).any(axis=0))
+    if rows.size and cols.size:  # show only the compared region, as large as the figure allows
+        values = values[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     finite = values[np.isfinite(values)]
     limit = float(np.percentile(np.abs(finite), 99)) if finite.size else 1.0
     limit = max(limit, 0.05)
     a, b = plain(name_a), plain(name_b)
     fig = go.Figure(
         go.Heatmap(
-            z=values, zmin=-limit, zmax=limit, zmid=0.0, colorscale="RdBu", reversescale=True,
-            colorbar={"title": {"text": "a − b", "side": "right"}, "thickness": 12, "len": 0.8},
+            z=values,
+            zmin=-limit,
+            zmax=limit,
+            zmid=0.0,
+            colorscale="RdBu",
+            reversescale=True,
+            colorbar={"title": {"text": "1st − 2nd", "side": "top"}, "thickness": 12, "len": 0.8},
             hovertemplate=f"{a} − {b}: %{{z:.3f}}<extra></extra>",
         )
     )
@@ -384,6 +516,19 @@ def difference_figure(diff: np.ndarray, name_a: str, name_b: str, height: int = 
     return fig
 
 
-def figure_json_bytes(fig: go.Figure) -> int:
+def warm_up() -> None:
+    """Build one small figure of each kind once, so plotly's lazy imports do not slow the first user."""
+    points = np.zeros((3, 3), np.float32)
+    points[:, 0] = (0, 1, 0)
+    points[:, 1] = (0, 0, 1)
+    tris = np.array([[0, 1, 2]], np.int32)
+    colours = np.full((3, 3), 128, np.uint8)
+    pio.json.to_json_plotly(model3d_figure(points_trace(points, colors_rgb=colours)))
+    pio.json.to_json_plotly(model3d_figure(mesh_trace(points, tris, gray_values=np.ones(3, np.float32))))
+    depth_figure(np.zeros((4, 4), np.float32)).to_json()
+    image_figure(np.zeros((4, 4, 3), np.uint8)).to_json()
+
+
+def figure_json_bytes(fig: go.Figure | dict) -> int:
     """Size of a figure as Dash sends it (plotly JSON, typed arrays base64), in bytes."""
-    return len(fig.to_json().encode("utf-8"))
+    return len(pio.json.to_json_plotly(fig).encode("utf-8"))

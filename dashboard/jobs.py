@@ -209,8 +209,7 @@ def describe_unexpected(exc: BaseException) -> tuple[str, str, str]:
     return (
         reference,
         "Something went wrong",
-        f"An unexpected error occurred on the server (reference {reference}). "
-        "It has been logged; please try again.",
+        f"An unexpected error occurred on the server (reference {reference}). It has been logged; please try again.",
     )
 
 

@@ -15,11 +15,14 @@ Nothing here imports Dash, so every function is testable with plain values.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
 import re
+import threading
 import zipfile
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,15 +151,111 @@ def model_status(name: str) -> ModelStatus:
     found = find_weights(wf)
     folders = tuple(str(p) for p in (weights_dir(), weights_cache_dir()) if p is not None)
     return ModelStatus(
-        name=spec.name, title=spec.title, ready=found is not None,
-        downloadable=found is None and not offline(), size_mb=float(spec.size_mb),
-        file_name=wf.file_name, url=wf.url, folders=folders, description=spec.description,
+        name=spec.name,
+        title=spec.title,
+        ready=found is not None,
+        downloadable=found is None and not offline(),
+        size_mb=float(spec.size_mb),
+        file_name=wf.file_name,
+        url=wf.url,
+        folders=folders,
+        description=spec.description,
     )
 
 
 def all_model_status() -> list[ModelStatus]:
     """Status of every registered model, the default first."""
     return [model_status(name) for name in list_models()]
+
+
+def approx_nbytes(value: Any, _depth: int = 0) -> int:
+    """Bytes held by the numpy arrays of a value (dataclasses, tuples, dicts; shallowly nested)."""
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if _depth > 3:
+        return 0
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return sum(approx_nbytes(getattr(value, f.name), _depth + 1) for f in dataclasses.fields(value))
+    if isinstance(value, (list, tuple)):
+        return sum(approx_nbytes(v, _depth + 1) for v in value)
+    if isinstance(value, dict):
+        return sum(approx_nbytes(v, _depth + 1) for v in value.values())
+    if isinstance(value, (bytes, bytearray)):
+        return len(value)
+    return 0
+
+
+class MemoryLRU:
+    """A small thread-safe least-recently-used store of objects in this process.
+
+    Args:
+        max_items: Entries kept at most.
+        max_bytes: Bytes of numpy arrays kept at most (see :func:`approx_nbytes`); the least
+            recently used entries go first. One entry larger than this is still kept alone.
+    """
+
+    def __init__(self, max_items: int, max_bytes: int = 256 * 1024 * 1024):
+        self.max_items = max(1, int(max_items))
+        self.max_bytes = int(max_bytes)
+        self._items: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._key_locks: dict[str, threading.Lock] = {}
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held now."""
+        return self._bytes
+
+    def get(self, key: str) -> Any | None:
+        """Return the value of ``key`` (marking it recently used) or None."""
+        with self._lock:
+            entry = self._items.get(key)
+            if entry is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return entry[0]
+
+    def put(self, key: str, value: Any) -> None:
+        """Store ``value``, evicting the least recently used entries beyond the limits."""
+        size = approx_nbytes(value)
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            self._items[key] = (value, size)
+            self._bytes += size
+            while len(self._items) > 1 and (len(self._items) > self.max_items or self._bytes > self.max_bytes):
+                _, (_, dropped) = self._items.popitem(last=False)
+                self._bytes -= dropped
+
+    def get_or_compute(self, key: str, compute: Callable[[], Any]) -> Any:
+        """Return the stored value or compute it once (concurrent callers wait for it)."""
+        value = self.get(key)
+        if value is not None:
+            return value
+        with self._lock:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                entry = self._items.get(key)
+            value = entry[0] if entry is not None else None
+            if value is None:
+                value = compute()
+                self.put(key, value)
+        with self._lock:
+            self._key_locks.pop(key, None)
+        return value
+
+    def clear(self) -> None:
+        """Forget everything."""
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
 
 
 def _process_estimator(model: str) -> Any:
@@ -194,6 +293,9 @@ class Face3DService:
         self.margin = float(margin)
         self.estimator_factory = estimator_factory or _process_estimator
         self.detector_path = detector_path
+        #: Hot depth maps (a memory tier in front of the disk cache) and reconstructions.
+        self.depths = MemoryLRU(max_items=16, max_bytes=128 * 1024 * 1024)
+        self.models = MemoryLRU(max_items=64, max_bytes=192 * 1024 * 1024)
 
     # -- uploads --------------------------------------------------------------------------
 
@@ -222,8 +324,7 @@ class Face3DService:
         """
         if len(data) > MAX_FILE_BYTES:
             raise InvalidImageError(
-                f"The file is too large ({len(data) / 1e6:.1f} MB); the limit is "
-                f"{MAX_FILE_BYTES // (1024 * 1024)} MB."
+                f"The file is too large ({len(data) / 1e6:.1f} MB); the limit is {MAX_FILE_BYTES // (1024 * 1024)} MB."
             )
         sha = sha256_hex(data)
         existing = self.upload_meta(sha)
@@ -232,16 +333,25 @@ class Face3DService:
         image_rgb = decode_image(data, name=name)
         if existing is not None:
             meta = UploadMeta(
-                sha256=sha, name=str(name), size_bytes=existing.size_bytes, width=existing.width,
-                height=existing.height, faces=existing.faces, thumb_jpeg=existing.thumb_jpeg,
+                sha256=sha,
+                name=str(name),
+                size_bytes=existing.size_bytes,
+                width=existing.width,
+                height=existing.height,
+                faces=existing.faces,
+                thumb_jpeg=existing.thumb_jpeg,
             )
         else:
             from face3d_core.faces import detect_faces
 
             faces = detect_faces(image_rgb, model_path=self.detector_path)
             meta = UploadMeta(
-                sha256=sha, name=str(name), size_bytes=len(data), width=int(image_rgb.shape[1]),
-                height=int(image_rgb.shape[0]), faces=tuple(f.to_dict() for f in faces),
+                sha256=sha,
+                name=str(name),
+                size_bytes=len(data),
+                width=int(image_rgb.shape[1]),
+                height=int(image_rgb.shape[0]),
+                faces=tuple(f.to_dict() for f in faces),
                 thumb_jpeg=make_thumbnail(image_rgb),
             )
             self.cache.set(self._upload_key(sha), bytes(data))
@@ -282,11 +392,15 @@ class Face3DService:
         """Return a cached ``FaceDepth`` or None (never runs the network)."""
         if not is_sha256_hex(sha) or model not in list_models() or not (face is None or isinstance(face, int)):
             return None  # junk from the browser: nothing cached under it
-        return self.cache.get(self.depth_key(sha, model, face))
+        key = self.depth_key(sha, model, face)
+        value = self.depths.get(key)
+        if value is None:
+            value = self.cache.get(key)
+            if value is not None:
+                self.depths.put(key, value)
+        return value
 
-    def compute_depth(
-        self, sha: str, model: str, face: int | None, progress: ProgressFn | None = None
-    ) -> Any:
+    def compute_depth(self, sha: str, model: str, face: int | None, progress: ProgressFn | None = None) -> Any:
         """Return the ``FaceDepth`` of one face, from the cache or by running the network.
 
         Raises:
@@ -294,7 +408,7 @@ class Face3DService:
         """
         get_spec(model)  # UnknownModelError early
         key = self.depth_key(sha, model, face)
-        cached = self.cache.get(key)
+        cached = self.cached_depth(sha, model, face)
         if cached is not None:
             return cached
         with self.cache.key_lock(key):
@@ -320,10 +434,15 @@ class Face3DService:
             report(0.45, "Estimating depth...")
             faces = [Face.from_dict(f) for f in meta.faces]
             result = compute_face_depth(
-                image_rgb, model_name=model, face_index=face, margin=self.margin, faces=faces,
+                image_rgb,
+                model_name=model,
+                face_index=face,
+                margin=self.margin,
+                faces=faces,
                 estimator=estimator,
             )
             self.cache.set(key, result)  # finished work is kept, even if the job is cancelled now
+            self.depths.put(key, result)
             report(0.97, "Saved.")
             return result
 
@@ -334,22 +453,26 @@ class Face3DService:
         return make_key("model3d", sha, model=model, params={"face": face, "margin": self.margin, "recon": params})
 
     def model3d(self, sha: str, model: str, face: int | None, params: Any) -> Any:
-        """Return the ``FaceModel3D`` for these parameters (cached; never runs the network).
+        """Return the ``FaceModel3D`` for these parameters (never runs the network).
+
+        Reconstructions are kept in this process's memory (:class:`MemoryLRU`): a slider moved
+        back is served at once, and a new value costs only the cheap reconstruction (tens of ms),
+        less than writing a 10 MB model to disk would. The depth map comes from the result cache.
 
         Raises:
-            Face3DError: The depth map is not in the cache (generate it first).
+            DepthMissingError: The depth map is not in the cache (generate it first).
         """
         from face3d_core.reconstruct import reconstruct_face
+
+        key = self.model3d_key(sha, model, face, params)
 
         def build():
             face_depth = self.cached_depth(sha, model, face)
             if face_depth is None:
-                raise DepthMissingError(
-                    "The depth map of this face is not ready. Click Generate 3D model first."
-                )
+                raise DepthMissingError("The depth map of this face is not ready. Click Generate 3D model first.")
             return reconstruct_face(face_depth, params)
 
-        return self.cache.get_or_compute(self.model3d_key(sha, model, face, params), build)
+        return self.models.get_or_compute(key, build)
 
     def export_model(self, sha: str, model: str, face: int | None, params: Any, fmt: str) -> tuple[str, bytes]:
         """Return ``(file name, bytes)`` of the 3D model in ``fmt`` (ply, obj, glb, stl).
@@ -366,7 +489,7 @@ class Face3DService:
         files = export_mod.export_mesh(face_model.mesh, fmt)
         stem = safe_stem(meta.name)
         if len(files) == 1:
-            (name, data), = files.items()
+            ((name, data),) = files.items()
             ext = os.path.splitext(name)[1] or f".{fmt}"
             return f"{stem}_3d{ext}", data
         buffer = io.BytesIO()
@@ -381,9 +504,10 @@ class Face3DService:
         """Cache key of a comparison of ``(sha, face)`` items with one model."""
         combined = combine_hashes([sha for sha, _ in items])
         return make_key(
-            "compare", combined, model=model,
-            params={"faces": [face for _, face in items], "size": compare_mod.DEFAULT_SIZE,
-                    "margin": self.margin},
+            "compare",
+            combined,
+            model=model,
+            params={"faces": [face for _, face in items], "size": compare_mod.DEFAULT_SIZE, "margin": self.margin},
         )
 
     def comparison(self, key: str) -> ComparisonResult | None:
@@ -428,18 +552,22 @@ class Face3DService:
             face_depth = self.compute_depth(sha, model, face, progress=sub)
             mask = face_mask(face_depth.depth_rel, face_depth.face)
             aligned.append(compare_mod.align_face(face_depth.depth_rel, face_depth.face.landmarks_xy, mask=mask))
-            names.append(meta.name)
+            names.append(meta.name if meta.face_count <= 1 else f"{meta.name} (face {face + 1})")
         report(0.93, "Comparing profiles...")
         diff = metrics = None
         if len(aligned) == 2:
             diff = compare_mod.difference_map(aligned[0], aligned[1])
             metrics = compare_mod.compare_pair(aligned[0], aligned[1])
         result = ComparisonResult(
-            shas=tuple(sha for sha, _ in items), faces=tuple(face for _, face in items), names=tuple(names),
-            model=model, aligned=tuple(aligned),
+            shas=tuple(sha for sha, _ in items),
+            faces=tuple(face for _, face in items),
+            names=tuple(names),
+            model=model,
+            aligned=tuple(aligned),
             nose=tuple(compare_mod.nose_profile(a) for a in aligned),
             eyes=tuple(compare_mod.eye_profile(a) for a in aligned),
-            diff=diff, metrics=metrics,
+            diff=diff,
+            metrics=metrics,
         )
         self.cache.set(key, result)
         return key, result

@@ -47,9 +47,7 @@ LANDMARK_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_right", "mouth_lef
 #: Template positions of the five landmarks as fractions of the canonical grid (x, y).
 #: The subject's right eye appears on the image's left. Proportions of an average adult face:
 #: nose tip 0.57 IOD below the eyes, mouth 1.13 IOD below, mouth width 0.83 IOD.
-TEMPLATE_XY = np.array(
-    [[0.35, 0.40], [0.65, 0.40], [0.50, 0.571], [0.375, 0.74], [0.625, 0.74]], dtype=np.float64
-)
+TEMPLATE_XY = np.array([[0.35, 0.40], [0.65, 0.40], [0.50, 0.571], [0.375, 0.74], [0.625, 0.74]], dtype=np.float64)
 
 #: Central face region used for normalisation and metrics: an ellipse (centre x, centre y,
 #: half-width, half-height) as fractions of the grid.
@@ -246,8 +244,12 @@ def align_face(
         matrix = similarity_transform(marks, template)
     src = np.where(valid_src, depth, np.nan).astype(np.float32)
     warped = cv2.warpAffine(
-        src, matrix, (size, size), flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"),
+        src,
+        matrix,
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=float("nan"),
     )
     valid = np.isfinite(warped)
     region = face_region_mask(size) & valid
@@ -265,8 +267,11 @@ def align_face(
     iod = (TEMPLATE_XY[1, 0] - TEMPLATE_XY[0, 0]) * size
     fit_error = float(np.sqrt(((mapped - template) ** 2).sum(axis=1).mean()) / iod)
     return AlignedFace(
-        depth=normalised, valid=valid, landmarks_xy=mapped.astype(np.float32),
-        transform=matrix, fit_error=fit_error,
+        depth=normalised,
+        valid=valid,
+        landmarks_xy=mapped.astype(np.float32),
+        transform=matrix,
+        fit_error=fit_error,
     )
 
 

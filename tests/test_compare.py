@@ -36,8 +36,8 @@ def synthetic_face(nose_height: float = 0.35, size: int = SIZE) -> tuple[np.ndar
     eyes = np.array([[cx - 0.15 * size, 0.45 * size], [cx + 0.15 * size, 0.45 * size]])
     nose = np.array([cx, 0.62 * size])
     mouth = np.array([[cx - 0.12 * size, 0.78 * size], [cx + 0.12 * size, 0.78 * size]])
-    ridge = np.exp(-((xx - cx) / (0.035 * size)) ** 2) * np.clip((yy - 0.42 * size) / (0.2 * size), 0, 1)
-    ridge *= np.exp(-np.clip(yy - nose[1], 0, None) ** 2 / (0.03 * size) ** 2)
+    ridge = np.exp(-(((xx - cx) / (0.035 * size)) ** 2)) * np.clip((yy - 0.42 * size) / (0.2 * size), 0, 1)
+    ridge *= np.exp(-(np.clip(yy - nose[1], 0, None) ** 2) / (0.03 * size) ** 2)
     depth += nose_height * ridge
     for ex, ey in eyes:
         depth -= 0.08 * np.exp(-((xx - ex) ** 2 + (yy - ey) ** 2) / (0.04 * size) ** 2)

@@ -78,8 +78,12 @@ def run_job(env, outcome: StartOutcome) -> dict:
 def test_upload_keeps_good_files_and_explains_bad_ones(env, faces_dir):
     good = (faces_dir / "skimage_astronaut.png").read_bytes()
     corrupt = (faces_dir / "pillow_hopper_128.jpg").read_bytes()[:2000]
-    contents = [data_url(good, "image/png"), data_url(b"hello, not an image", "text/plain"),
-                data_url(corrupt), "garbage"]
+    contents = [
+        data_url(good, "image/png"),
+        data_url(b"hello, not an image", "text/plain"),
+        data_url(corrupt),
+        "garbage",
+    ]
     names = ["astronaut.png", "notes.txt", "broken.jpg", "weird.bin"]
     store, messages = upload.handle_upload(env["service"], contents, names, {"items": []})
     assert len(store["items"]) == 1
@@ -109,8 +113,7 @@ def test_upload_stores_keys_only_and_detects_faces(env, uploaded):
 
 def test_same_photo_twice_is_recognised(env, uploaded):
     data = (env["faces"] / uploaded["names"][0]).read_bytes()
-    store, messages = upload.handle_upload(env["service"], [data_url(data)], [uploaded["names"][0]],
-                                           uploaded["store"])
+    store, messages = upload.handle_upload(env["service"], [data_url(data)], [uploaded["names"][0]], uploaded["store"])
     assert len(store["items"]) == 3
     assert "already in the gallery" in json.dumps(messages[0].to_plotly_json(), default=str)
 
@@ -202,7 +205,8 @@ def test_generate_depth_then_served_from_cache(env, uploaded):
     assert env["estimator"].calls == calls + 1
 
     photo, depth_fig, caption, empty_hidden, results_hidden, disabled = depth.render_depth(
-        env["service"], result, "Grayscale")
+        env["service"], result, "Grayscale"
+    )
     assert isinstance(photo, go.Figure) and isinstance(depth_fig, go.Figure)
     assert depth_fig.data[0].type == "heatmap" and depth_fig.data[0].zmax == 1.0
     assert "Lighter = nearer" in caption and empty_hidden and not results_hidden and not disabled
@@ -274,29 +278,34 @@ def test_sliders_never_rerun_the_network(env, source):
     camera = {"camera": turned, "rev": 2}
     shown = []
     for smoothing, density, scale, display, colors in [
-        (2.0, 3, 1.0, "points", "gray"), (0.0, 3, 1.0, "points", "gray"), (2.0, 2, 1.5, "mesh", "photo"),
-        (2.0, 3, 1.0, "mesh", "gray"), (2.0, 3, 1.0, "points", "photo"),
+        (2.0, 3, 1.0, "points", "gray"),
+        (0.0, 3, 1.0, "points", "gray"),
+        (2.0, 2, 1.5, "mesh", "photo"),
+        (2.0, 3, 1.0, "mesh", "gray"),
+        (2.0, 3, 1.0, "points", "photo"),
     ]:
         fig, stats, empty_hidden, results_hidden, disabled, view = model3d.render_model3d(
-            env["service"], source, smoothing, density, scale, display, colors, camera)
+            env["service"], source, smoothing, density, scale, display, colors, camera
+        )
         assert empty_hidden and not results_hidden and not disabled and view is no_update
-        assert fig.layout.scene.camera.eye.x == 1.1  # the user's camera, not a preset
-        assert fig.data[0].type == ("mesh3d" if display == "mesh" else "scatter3d")
-        assert fig.data[0].hoverinfo == "skip"
+        assert fig["layout"]["scene"]["camera"]["eye"]["x"] == 1.1  # the user's camera, not a preset
+        assert fig["data"][0]["type"] == ("mesh3d" if display == "mesh" else "scatter3d")
+        assert fig["data"][0]["hoverinfo"] == "skip"
         shown.append(fig)
         assert "points" in stats and "mm" in stats
     assert env["estimator"].calls == calls
-    assert len({f.layout.uirevision for f in shown}) == 1  # the camera stays put
-    fig, *_, view = model3d.render_model3d(env["service"], source, 2.0, 3, 1.0, "points", "gray", camera,
-                                           new_source=True)
-    assert view == {"camera": None, "rev": 3} and fig.layout.scene.camera.eye.z == 1.9  # new face: front
+    assert len({f["layout"]["uirevision"] for f in shown}) == 1  # the camera stays put
+    fig, *_, view = model3d.render_model3d(
+        env["service"], source, 2.0, 3, 1.0, "points", "gray", camera, new_source=True
+    )
+    assert view == {"camera": None, "rev": 3} and fig["layout"]["scene"]["camera"]["eye"]["z"] == 1.9
 
 
 def test_photo_colours_are_numeric_with_a_colorscale(env, source):
     fig = model3d.render_model3d(env["service"], source, 2.0, 3, 1.0, "points", "photo", None)[0]
-    marker = fig.data[0].marker
-    assert not isinstance(marker.color[0], str)
-    assert len(marker.colorscale) >= 2
+    marker = fig["data"][0]["marker"]
+    assert marker["color"]["dtype"] == "u1"  # one byte per point, no colour strings
+    assert len(marker["colorscale"]) >= 2
 
 
 def test_camera_presets_patch_only_the_camera(source):
@@ -308,7 +317,11 @@ def test_camera_presets_patch_only_the_camera(source):
 
 def test_3d_empty_state(env):
     assert model3d.render_model3d(env["service"], None, 1, 3, 1, "points", "gray", None)[2:] == (
-        False, True, True, no_update)
+        False,
+        True,
+        True,
+        no_update,
+    )
 
 
 def test_camera_from_the_browser_is_validated():
@@ -333,13 +346,20 @@ def test_depth_downloads(env, source, uploaded):
         downloads.depth_file(env["service"], None, "png8")
 
 
-@pytest.mark.parametrize("fmt, check", [
-    ("ply", lambda name, data: name.endswith(".ply") and data.startswith(b"ply")),
-    ("glb", lambda name, data: name.endswith(".glb") and data[:4] == b"glTF"),
-    ("stl", lambda name, data: name.endswith(".stl") and len(data) > 84),
-    ("obj", lambda name, data: name.endswith(".zip") and any(
-        n.endswith(".obj") for n in zipfile.ZipFile(io.BytesIO(data)).namelist())),
-])
+@pytest.mark.parametrize(
+    "fmt, check",
+    [
+        ("ply", lambda name, data: name.endswith(".ply") and data.startswith(b"ply")),
+        ("glb", lambda name, data: name.endswith(".glb") and data[:4] == b"glTF"),
+        ("stl", lambda name, data: name.endswith(".stl") and len(data) > 84),
+        (
+            "obj",
+            lambda name, data: (
+                name.endswith(".zip") and any(n.endswith(".obj") for n in zipfile.ZipFile(io.BytesIO(data)).namelist())
+            ),
+        ),
+    ],
+)
 def test_model_downloads(env, source, fmt, check):
     name, data = downloads.model_file(env["service"], source, fmt, 2.0, 3, 1.0)
     assert check(name, data), name
@@ -356,8 +376,11 @@ def test_download_names_are_safe():
 
 def test_compare_two_faces(env, uploaded, faces_dir):
     store, _ = upload.handle_upload(
-        env["service"], [data_url((faces_dir / "skimage_astronaut.png").read_bytes(), "image/png")],
-        ["skimage_astronaut.png"], uploaded["store"])
+        env["service"],
+        [data_url((faces_dir / "skimage_astronaut.png").read_bytes(), "image/png")],
+        ["skimage_astronaut.png"],
+        uploaded["store"],
+    )
     shas = [uploaded["shas"][0], store["items"][-1]["sha"]]
     with pytest.raises(Face3DError):
         compare.start_compare(env["service"], env["runner"], shas[:1], MODEL, store)
@@ -365,10 +388,11 @@ def test_compare_two_faces(env, uploaded, faces_dir):
     assert result["count"] == 2
     again = compare.start_compare(env["service"], env["runner"], shas, MODEL, store)
     assert again.job_id is None  # cached
-    (empty_hidden, results_hidden, fig3d, note, pages, profiles, pair_hidden, diff, metrics) = \
-        compare.render_compare(env["service"], result, 0)
+    (empty_hidden, results_hidden, fig3d, note, pages, profiles, pair_hidden, diff, metrics) = compare.render_compare(
+        env["service"], result, 0
+    )
     assert empty_hidden and not results_hidden and not pair_hidden
-    assert sum(1 for key in fig3d.layout.to_plotly_json() if key.startswith("scene")) == 2
+    assert sum(1 for key in fig3d["layout"] if key.startswith("scene")) == 2
     assert len(profiles.data) == 4  # 2 faces x (nose, eyes)
     assert diff.data[0].type == "heatmap"
     assert "RMS difference" in json.dumps(metrics.to_plotly_json(), default=str)
@@ -412,10 +436,26 @@ def test_unexpected_errors_never_show_internals():
 
 
 def test_figures_escape_user_text():
-    fig = figures.profiles_figure(["<img src=x onerror=alert(1)>"], [(np.zeros(3), np.zeros(3))],
-                                  [(np.zeros(3), np.zeros(3))])
+    fig = figures.profiles_figure(
+        ["<img src=x onerror=alert(1)>"], [(np.zeros(3), np.zeros(3))], [(np.zeros(3), np.zeros(3))]
+    )
     assert "<img" not in fig.data[0].name and "&lt;img" in fig.data[0].name
 
 
 def test_invalid_image_error_is_user_facing():
     assert issubclass(InvalidImageError, Face3DError)
+
+
+def test_memory_lru_limits_items_and_bytes():
+    from dashboard.services import MemoryLRU
+
+    lru = MemoryLRU(max_items=3, max_bytes=1000)
+    for i in range(5):
+        lru.put(f"k{i}", np.zeros(10, np.float32))  # 40 bytes each
+    assert lru.get("k0") is None and lru.get("k4") is not None  # item limit
+    lru.put("big", np.zeros(200, np.float32))  # 800 bytes: pushes older ones out
+    assert lru.nbytes <= 1000 and lru.get("big") is not None
+    calls = []
+    assert lru.get_or_compute("c", lambda: calls.append(1) or np.ones(2)).sum() == 2
+    lru.get_or_compute("c", lambda: calls.append(1) or np.ones(2))
+    assert calls == [1]

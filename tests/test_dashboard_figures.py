@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -16,19 +17,28 @@ def _points(n: int, seed: int = 0) -> np.ndarray:
     return rng.normal(size=(n, 3)).astype(np.float32) * 50
 
 
-def test_palette_maps_every_point_to_its_colour_exactly():
+def decode(spec: dict) -> np.ndarray:
+    dtype = {"f4": np.float32, "u1": np.uint8, "u2": np.uint16, "i4": np.int32}[spec["dtype"]]
+    return np.frombuffer(base64.b64decode(spec["bdata"]), dtype=dtype)
+
+
+def test_typed_array_roundtrip():
+    values = np.array([1.5, -2.0, 3.25], dtype=np.float32)
+    spec = figures.typed_array(values)
+    assert spec["dtype"] == "f4"
+    np.testing.assert_array_equal(decode(spec), values)
+    with pytest.raises(TypeError):
+        figures.typed_array(np.array(["a"]))
+
+
+def test_palette_maps_every_point_to_its_colour():
     rng = np.random.default_rng(1)
     colours = rng.integers(0, 256, size=(5000, 3), dtype=np.uint8)
-    colours[:10] = [255, 0, 0]
     indices, colorscale = figures.palette_indices(colours)
-    assert indices.dtype == np.float32 and indices.shape == (5000,)
+    assert indices.dtype == np.uint8 and indices.shape == (5000,)
     assert len(colorscale) <= 256
-    stops = [s for s, _ in colorscale]
-    assert stops[0] == 0.0 and stops[-1] == 1.0
-    # every index sits exactly on a stop, so no colour is interpolated
-    count = len(colorscale)
-    assert set(np.unique(indices).tolist()) <= set(range(count))
-    # the palette colour of a point is close to its true colour
+    assert colorscale[0][0] == 0.0 and colorscale[-1][0] == 1.0
+    assert set(np.unique(indices).tolist()) <= set(range(len(colorscale)))  # exactly on the stops
     palette = np.array([[int(c) for c in rgb[4:-1].split(",")] for _, rgb in colorscale])
     error = np.abs(palette[indices.astype(int)].astype(int) - colours.astype(int)).mean()
     assert error < 20
@@ -37,28 +47,32 @@ def test_palette_maps_every_point_to_its_colour_exactly():
 def test_few_colours_are_kept_exactly():
     colours = np.array([[10, 20, 30], [200, 100, 0]] * 50, dtype=np.uint8)
     indices, colorscale = figures.palette_indices(colours)
-    used = {colorscale[int(i)][1] for i in indices}
-    assert used == {"rgb(10,20,30)", "rgb(200,100,0)"}
+    assert {colorscale[int(i)][1] for i in indices} == {"rgb(10,20,30)", "rgb(200,100,0)"}
 
 
 def test_point_cloud_uses_typed_arrays_and_is_capped():
     trace = figures.points_trace(_points(200_000), gray_values=np.linspace(0, 1, 200_000))
-    assert len(trace.x) == figures.MAX_DISPLAY_POINTS
+    assert len(decode(trace["x"])) == figures.MAX_DISPLAY_POINTS
+    assert trace["marker"]["color"]["dtype"] == "u1"
     fig = figures.model3d_figure(trace)
-    text = fig.to_json()
-    assert '"bdata"' in text  # base64 typed arrays, not lists of numbers
-    assert '"dtype":"f4"' in text.replace(" ", "")
     assert figures.figure_json_bytes(fig) < 3_000_000
-    assert fig.layout.uirevision == fig.layout.scene.uirevision == "model3d"
-    assert fig.data[0].hoverinfo == "skip"
+    assert fig["layout"]["uirevision"] == fig["layout"]["scene"]["uirevision"] == "model3d"
+    assert trace["hoverinfo"] == "skip"
+    go.Figure(fig)  # a valid plotly figure
+
+
+def test_gray_is_lighter_for_nearer():
+    trace = figures.points_trace(_points(3), gray_values=np.array([0.0, 0.5, 1.0]))
+    np.testing.assert_array_equal(decode(trace["marker"]["color"]), [0, 128, 255])
+    assert trace["marker"]["colorscale"] == figures.GRAY_SCALE
 
 
 def test_photo_coloured_points_carry_no_colour_strings():
     colours = np.random.default_rng(0).integers(0, 256, size=(50_000, 3), dtype=np.uint8)
     fig = figures.model3d_figure(figures.points_trace(_points(50_000), colors_rgb=colours))
-    marker = json.loads(fig.to_json())["data"][0]["marker"]
-    assert isinstance(marker["color"], dict) and "bdata" in marker["color"]
-    assert figures.figure_json_bytes(fig) < 2_000_000
+    marker = json.loads(json.dumps(fig))["data"][0]["marker"]
+    assert set(marker["color"]) == {"dtype", "bdata"}
+    assert figures.figure_json_bytes(fig) < 1_500_000
 
 
 def test_mesh_photo_colours_are_per_triangle():
@@ -66,9 +80,11 @@ def test_mesh_photo_colours_are_per_triangle():
     tris = np.random.default_rng(2).integers(0, 300, size=(500, 3)).astype(np.int32)
     colours = np.random.default_rng(3).integers(0, 256, size=(300, 3), dtype=np.uint8)
     trace = figures.mesh_trace(verts, tris, colors_rgb=colours)
-    assert trace.intensitymode == "cell" and len(trace.intensity) == 500
+    assert trace["intensitymode"] == "cell" and len(decode(trace["intensity"])) == 500
+    assert trace["i"]["dtype"] == "u2"  # small meshes send 16-bit indices
     gray = figures.mesh_trace(verts, tris, gray_values=np.linspace(0, 1, 300))
-    assert gray.intensitymode == "vertex" and len(gray.intensity) == 300
+    assert gray["intensitymode"] == "vertex" and len(decode(gray["intensity"])) == 300
+    go.Figure(figures.model3d_figure(gray))
 
 
 def test_depth_figure_hover_and_size():
@@ -79,11 +95,10 @@ def test_depth_figure_hover_and_size():
     assert "depth" in heat.hovertemplate and heat.zmin == 0 and heat.zmax == 1
     assert fig.layout.yaxis.autorange == "reversed"
     assert figures.figure_json_bytes(fig) < 1_000_000
-    # x/y hover coordinates stay in the original pixel frame
-    assert heat.x[-1] == pytest.approx(800 - 800 / 256 / 2, rel=1e-3)
+    assert heat.x[-1] == pytest.approx(800 - 800 / 256 / 2, rel=1e-3)  # hover in original pixels
 
 
-def test_grayscale_is_lighter_for_nearer():
+def test_grayscale_depth_map_is_black_far_white_near():
     scale = go.Heatmap(colorscale=figures.DEPTH_COLORMAPS["Grayscale"]).colorscale
     assert scale[0] == (0.0, "rgb(0,0,0)") and scale[-1] == (1.0, "rgb(255,255,255)")
 
@@ -91,12 +106,15 @@ def test_grayscale_is_lighter_for_nearer():
 def test_compare_figure_has_one_scene_per_face_and_at_most_four():
     traces = [figures.points_trace(_points(1000, i)) for i in range(4)]
     fig = figures.compare_3d_figure(traces, ["a", "b", "c", "<d>"])
-    layout = fig.layout.to_plotly_json()
-    scenes = [k for k in layout if k.startswith("scene")]
-    assert sorted(scenes) == ["scene", "scene2", "scene3", "scene4"]
-    assert {fig.data[i].scene for i in range(4)} == {"scene", "scene2", "scene3", "scene4"}
+    layout = fig["layout"]
+    scenes = sorted(k for k in layout if k.startswith("scene"))
+    assert scenes == ["scene", "scene2", "scene3", "scene4"]
+    assert [t["scene"] for t in fig["data"]] == scenes
     assert all(layout[s]["camera"] == layout["scene"]["camera"] for s in scenes)
+    domains = [layout[s]["domain"] for s in scenes]
+    assert all(0 <= d["x"][0] < d["x"][1] <= 1 and 0 <= d["y"][0] < d["y"][1] <= 1 for d in domains)
     assert "&lt;d&gt;" in json.dumps(layout["annotations"])
+    go.Figure(fig)
     with pytest.raises(ValueError):
         figures.compare_3d_figure([figures.points_trace(_points(10))] * 5, list("abcde"))
 
@@ -106,8 +124,16 @@ def test_camera_presets_are_distinct():
     assert len(eyes) == 3
 
 
-def test_difference_figure_is_symmetric_about_zero():
-    diff = np.linspace(-0.3, 0.1, 100, dtype=np.float32).reshape(10, 10)
-    diff[0, 0] = np.nan
+def test_difference_figure_is_symmetric_about_zero_and_cropped():
+    diff = np.full((20, 20), np.nan, dtype=np.float32)
+    diff[5:15, 4:12] = np.linspace(-0.3, 0.1, 80, dtype=np.float32).reshape(10, 8)
     fig = figures.difference_figure(diff, "a", "b")
     assert fig.data[0].zmin == -fig.data[0].zmax and fig.data[0].zmid == 0
+    assert np.asarray(fig.data[0].z).shape == (10, 8)
+
+
+def test_profiles_escape_user_text():
+    fig = figures.profiles_figure(
+        ["<img src=x onerror=alert(1)>"], [(np.zeros(3), np.zeros(3))], [(np.zeros(3), np.zeros(3))]
+    )
+    assert "<img" not in fig.data[0].name and "&lt;img" in fig.data[0].name

@@ -115,8 +115,13 @@ def test_main_flows_are_wired(dependencies):
 
 
 def test_sliders_only_rebuild_the_figure(dependencies):
-    for slider in (ids.MODEL3D_SMOOTHING, ids.MODEL3D_DENSITY, ids.MODEL3D_DEPTH_SCALE,
-                   ids.MODEL3D_DISPLAY, ids.MODEL3D_COLORS):
+    for slider in (
+        ids.MODEL3D_SMOOTHING,
+        ids.MODEL3D_DENSITY,
+        ids.MODEL3D_DEPTH_SCALE,
+        ids.MODEL3D_DISPLAY,
+        ids.MODEL3D_COLORS,
+    ):
         deps = _deps_with_input(dependencies, slider, "value")
         assert len(deps) == 1
         outputs = _split_outputs(deps[0]["output"])
@@ -140,11 +145,14 @@ def test_page_is_served_without_external_resources(client):
     assert client.get("/assets/face3d.js").status_code == 200
 
 
-@pytest.mark.parametrize("path", [
-    "/face3d/thumb/" + "a" * 64 + ".jpg",
-    "/face3d/thumb/..%2F..%2Fetc%2Fpasswd.jpg",
-    "/face3d/thumb/ABC.jpg",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/face3d/thumb/" + "a" * 64 + ".jpg",
+        "/face3d/thumb/..%2F..%2Fetc%2Fpasswd.jpg",
+        "/face3d/thumb/ABC.jpg",
+    ],
+)
 def test_thumbnail_route_only_serves_known_hashes(client, path):
     response = client.get(path)
     # 404, or Dash's catch-all page for unknown paths: never a file
@@ -154,8 +162,9 @@ def test_thumbnail_route_only_serves_known_hashes(client, path):
 
 def _post_callback(client, dependencies, trigger_id, trigger_prop, value, states=None):
     dep = _deps_with_input(dependencies, trigger_id, trigger_prop)[0]
-    outputs = [{"id": _component(o), "property": o.split("@")[0].rsplit(".", 1)[1]}
-               for o in _split_outputs(dep["output"])]
+    outputs = [
+        {"id": _component(o), "property": o.split("@")[0].rsplit(".", 1)[1]} for o in _split_outputs(dep["output"])
+    ]
     inputs = []
     for item in dep["inputs"]:
         entry = {"id": item["id"], "property": item["property"]}
@@ -164,15 +173,21 @@ def _post_callback(client, dependencies, trigger_id, trigger_prop, value, states
     state = [{"id": s["id"], "property": s["property"], "value": (states or {}).get(s["id"])} for s in dep["state"]]
     if not dep["output"].startswith(".."):
         outputs = outputs[0]  # a single-output callback gets one output spec, as the browser sends it
-    body = {"output": dep["output"], "outputs": outputs, "inputs": inputs, "state": state,
-            "changedPropIds": [f"{trigger_id}.{trigger_prop}"]}
+    body = {
+        "output": dep["output"],
+        "outputs": outputs,
+        "inputs": inputs,
+        "state": state,
+        "changedPropIds": [f"{trigger_id}.{trigger_prop}"],
+    }
     return client.post("/_dash-update-component", json=body)
 
 
 def test_user_error_becomes_an_alert(client, dependencies):
     source = {"sha": "a" * 64, "model": "midas_v21_small_256", "face": 0}
-    response = _post_callback(client, dependencies, ids.MODEL3D_DOWNLOAD_PLY, "n_clicks", 1,
-                              {ids.MODEL3D_SOURCE_STORE: source})
+    response = _post_callback(
+        client, dependencies, ids.MODEL3D_DOWNLOAD_PLY, "n_clicks", 1, {ids.MODEL3D_SOURCE_STORE: source}
+    )
     assert response.status_code == 200
     text = response.get_data(as_text=True)
     assert "no longer stored" in text and ids.ALERTS in text

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import assert_matches_reference, load_fill_module, load_layout, load_reference_array
 
-from face3d_core.models.depth_anything import DinoV2Encoder, build_depth_anything_v2_vits
+from face3d_core.models.depth_anything import build_depth_anything_v2_vits
 
 MODEL = "depth_anything_v2_vits"
 
@@ -92,20 +92,24 @@ def _keys_cubic_resample(values: np.ndarray, out_len: int, scale: float) -> np.n
     return out
 
 
-def test_position_embedding_follows_dinov2_rule() -> None:
+def test_position_embedding_follows_dinov2_rule(net: torch.nn.Module) -> None:
     """For a 37x49 token grid (518x686 input) the 37x37 table is resized with the scale
     factor ``(grid + 0.1) / 37`` (not to the target size), rows included."""
-    encoder = DinoV2Encoder()
+    encoder = net.pretrained
     rng = np.random.default_rng(0)
     row_values, col_values = rng.normal(size=37), rng.normal(size=37)
     table = (row_values[:, None, None] + col_values[None, :, None]) * np.ones((1, 1, 384))
     cls_value = rng.normal(size=384)
-    with torch.no_grad():
-        encoder.pos_embed.copy_(
-            torch.from_numpy(np.concatenate([cls_value[None], table.reshape(-1, 384)])[None]).float()
-        )
-        resized = encoder.interpolate_pos_embed(1 + 37 * 49, 518, 686)
-        unchanged = encoder.interpolate_pos_embed(1 + 37 * 37, 518, 518)
+    probe = np.concatenate([cls_value[None], table.reshape(-1, 384)])[None]
+    saved = encoder.pos_embed.detach().clone()
+    try:
+        with torch.no_grad():
+            encoder.pos_embed.copy_(torch.from_numpy(probe).float())
+            resized = encoder.interpolate_pos_embed(1 + 37 * 49, 518, 686).clone()
+            unchanged = encoder.interpolate_pos_embed(1 + 37 * 37, 518, 518)
+    finally:
+        with torch.no_grad():
+            encoder.pos_embed.copy_(saved)
     assert resized.shape == (1, 1 + 37 * 49, 384)
     np.testing.assert_allclose(resized[0, 0].numpy(), cls_value, rtol=1e-6)
     # Separable input and kernels summing to one: output = resampled rows + resampled columns.

@@ -83,14 +83,20 @@ def model_info(name: str) -> Any:
         return dbc.Alert(str(exc), color="warning", className="small py-2 mb-0")
     if status.ready:
         return html.Div(
-            [dbc.Badge("Weights ready", color="success", className="me-2"),
-             html.Span(status.description, className="small text-muted")]
+            [
+                dbc.Badge("Weights ready", color="success", className="me-2"),
+                html.Span(status.description, className="small text-muted"),
+            ]
         )
     if status.downloadable:
         return html.Div(
-            [dbc.Badge("Not downloaded yet", color="info", className="me-2"),
-             html.Span(f"About {status.size_mb:.0f} MB; downloaded automatically the first time you generate.",
-                       className="small text-muted")]
+            [
+                dbc.Badge("Not downloaded yet", color="info", className="me-2"),
+                html.Span(
+                    f"About {status.size_mb:.0f} MB; downloaded automatically the first time you generate.",
+                    className="small text-muted",
+                ),
+            ]
         )
     folders = " or ".join(status.folders) if status.folders else "the weights folder"
     return dbc.Alert(
@@ -98,10 +104,13 @@ def model_info(name: str) -> Any:
             html.Strong("Weights missing. "),
             html.Span("Download "),
             html.A(status.file_name, href=status.url, target="_blank", rel="noopener noreferrer"),
-            html.Span(f" (about {status.size_mb:.0f} MB) and put it in {folders}, or set FACE3D_WEIGHTS_DIR "
-                      "to the folder that holds it. Then reload this page."),
+            html.Span(
+                f" (about {status.size_mb:.0f} MB) and put it in {folders}, or set FACE3D_WEIGHTS_DIR "
+                "to the folder that holds it. Then reload this page."
+            ),
         ],
-        color="warning", className="small py-2 mb-0",
+        color="warning",
+        className="small py-2 mb-0",
     )
 
 

@@ -34,9 +34,7 @@ MAX_SCENES = 4
 COMPARE_POINTS = 25_000
 
 
-def start_compare(
-    service: Face3DService, runner: JobRunner, shas: Any, model: Any, store: Any
-) -> StartOutcome:
+def start_compare(service: Face3DService, runner: JobRunner, shas: Any, model: Any, store: Any) -> StartOutcome:
     """Compare button: serve a cached comparison at once, otherwise queue the job."""
     chosen = [sha for sha in (shas or []) if isinstance(sha, str)]
     if len(chosen) < 2:
@@ -91,10 +89,22 @@ def metrics_table(result: ComparisonResult) -> Any:
     return html.Div(
         [
             dbc.Table(
-                [html.Tbody([html.Tr([html.Td(label, className="text-truncate", style={"maxWidth": "16rem"}),
-                                      html.Td(value, className="text-end font-monospace")])
-                             for label, value in rows])],
-                size="sm", striped=True, className="mb-2 small",
+                [
+                    html.Tbody(
+                        [
+                            html.Tr(
+                                [
+                                    html.Td(label, className="text-truncate", style={"maxWidth": "16rem"}),
+                                    html.Td(value, className="text-end font-monospace"),
+                                ]
+                            )
+                            for label, value in rows
+                        ]
+                    )
+                ],
+                size="sm",
+                striped=True,
+                className="mb-2 small",
             ),
             html.Div(
                 "Depth in normalised units: each face's depth range = 1. Nose prominence: nose tip minus "
@@ -113,11 +123,18 @@ def compare_3d(service: Face3DService, result: ComparisonResult, page: int, came
     traces, names = [], []
     for index in group:
         face_model = service.model3d(result.shas[index], result.model, result.faces[index], params)
-        traces.append(figures.points_trace(face_model.points_xyz, gray_values=face_model.depth_values,
-                                           max_points=COMPARE_POINTS, marker_size=2.0))
+        traces.append(
+            figures.points_trace(
+                face_model.points_xyz, gray_values=face_model.depth_values, max_points=COMPARE_POINTS, marker_size=2.0
+            )
+        )
         names.append(result.names[index])
-    return figures.compare_3d_figure(traces, names, camera=camera or figures.CAMERA_PRESETS["front"],
-                                     uirevision=f"compare-{'-'.join(s[:8] for s in result.shas)}-{page}")
+    return figures.compare_3d_figure(
+        traces,
+        names,
+        camera=camera or figures.CAMERA_PRESETS["front"],
+        uirevision=f"compare-{'-'.join(s[:8] for s in result.shas)}-{page}",
+    )
 
 
 def render_compare(service: Face3DService, data: Any, page: Any) -> tuple:
@@ -133,9 +150,12 @@ def render_compare(service: Face3DService, data: Any, page: Any) -> tuple:
         return nothing
     count = len(result.names)
     fig3d = compare_3d(service, result, page if isinstance(page, int) else 0)
-    note = (f"{count} faces: 3D views show up to {MAX_SCENES} at a time (a browser allows only a few 3D "
-            "views per page). Rotate one view and the others follow." if count > MAX_SCENES
-            else "Rotate one view and the others follow.")
+    note = (
+        f"{count} faces: 3D views show up to {MAX_SCENES} at a time (a browser allows only a few 3D "
+        "views per page). Rotate one view and the others follow."
+        if count > MAX_SCENES
+        else "Rotate one view and the others follow."
+    )
     profiles = figures.profiles_figure(
         result.names,
         [(p.positions, p.values) for p in result.nose],
@@ -150,11 +170,12 @@ def render_compare(service: Face3DService, data: Any, page: Any) -> tuple:
 def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
     """Register the Compare tab's callbacks."""
     register_job_controller(
-        app, runner, "compare",
+        app,
+        runner,
+        "compare",
         trigger_id=ids.COMPARE_RUN,
         result_store_id=ids.COMPARE_RESULT_STORE,
-        states=[State(ids.COMPARE_FACES, "value"), State(ids.COMPARE_MODEL, "value"),
-                State(ids.UPLOADS_STORE, "data")],
+        states=[State(ids.COMPARE_FACES, "value"), State(ids.COMPARE_MODEL, "value"), State(ids.UPLOADS_STORE, "data")],
         start=lambda shas, model, store: start_compare(service, runner, shas, model, store),
     )
 

@@ -67,9 +67,14 @@ def render_depth(service: Face3DService, result: Any, colormap: Any) -> tuple:
     depth = figures.depth_figure(depth_norm, colormap or figures.DEFAULT_COLORMAP)
     height, width = face_depth.depth_rel.shape
     face_text = "whole photo" if face_depth.face is None else f"face {int(result.get('face') or 0) + 1}"
+    nearer = (
+        "Lighter = nearer."
+        if (colormap or figures.DEFAULT_COLORMAP) == "Grayscale"
+        else "Colours at the “near” end of the bar are nearer."
+    )
     caption = (
         f"{meta.name} · {face_text} · {get_spec(face_depth.model_name).title} · {width}×{height} px. "
-        "Lighter = nearer. Hover over the depth map to read values (0 = farthest, 1 = nearest)."
+        f"{nearer} Hover over the depth map to read values (0 = farthest, 1 = nearest)."
     )
     return photo, depth, caption, True, False, False
 
@@ -77,7 +82,9 @@ def render_depth(service: Face3DService, result: Any, colormap: Any) -> tuple:
 def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
     """Register the Depth tab's callbacks."""
     register_job_controller(
-        app, runner, "depth",
+        app,
+        runner,
+        "depth",
         trigger_id=ids.DEPTH_GENERATE,
         result_store_id=ids.DEPTH_RESULT_STORE,
         states=[State(ids.DEPTH_FACE, "value"), State(ids.DEPTH_MODEL, "value"), State(ids.UPLOADS_STORE, "data")],

@@ -58,8 +58,16 @@ class JobView:
 
     def outputs(self) -> tuple:
         """The callback's return tuple, in the order of :func:`register_job_controller`'s outputs."""
-        return (self.job, self.interval_disabled, self.panel_hidden, self.progress, self.label,
-                self.message, self.result, self.busy)
+        return (
+            self.job,
+            self.interval_disabled,
+            self.panel_hidden,
+            self.progress,
+            self.label,
+            self.message,
+            self.result,
+            self.busy,
+        )
 
 
 def start_view(outcome: StartOutcome) -> JobView:
@@ -67,8 +75,13 @@ def start_view(outcome: StartOutcome) -> JobView:
     if outcome.job_id is None:
         return JobView(result=outcome.result)
     return JobView(
-        job={"id": outcome.job_id}, interval_disabled=False, panel_hidden=False, progress=2,
-        label="", message="Waiting to start...", busy=True,
+        job={"id": outcome.job_id},
+        interval_disabled=False,
+        panel_hidden=False,
+        progress=2,
+        label="",
+        message="Waiting to start...",
+        busy=True,
     )
 
 
@@ -83,14 +96,22 @@ def poll_view(runner: JobRunner, job: Any) -> JobView:
     if status.state == JobState.DONE:
         return JobView(result=status.result)
     if status.state == JobState.FAILED:
-        return JobView(alert=AlertInfo(status.error_title or "Something went wrong",
-                                       status.error_message or "The job failed.", "warning"))
+        return JobView(
+            alert=AlertInfo(
+                status.error_title or "Something went wrong", status.error_message or "The job failed.", "warning"
+            )
+        )
     if status.state == JobState.CANCELLED:
         return JobView(panel_hidden=False, message="Cancelled.", progress=0)
     percent = round(100 * status.progress)
     return JobView(
-        job={"id": job_id}, interval_disabled=False, panel_hidden=False, progress=max(percent, 2),
-        label=f"{percent}%" if percent >= 10 else "", message=status.message, busy=True,
+        job={"id": job_id},
+        interval_disabled=False,
+        panel_hidden=False,
+        progress=max(percent, 2),
+        label=f"{percent}%" if percent >= 10 else "",
+        message=status.message,
+        busy=True,
     )
 
 

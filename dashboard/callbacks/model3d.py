@@ -80,7 +80,8 @@ def build_model_figure(face_model: Any, controls: Controls3D, *, camera: dict | 
     if controls.display == "mesh" and face_model.mesh is not None and face_model.mesh.n_faces > 0:
         mesh = face_model.mesh
         trace = figures.mesh_trace(
-            mesh.vertices_xyz, mesh.faces,
+            mesh.vertices_xyz,
+            mesh.faces,
             colors_rgb=mesh.colors_rgb if photo and mesh.colors_rgb is not None else None,
             gray_values=gray_from_z(mesh.vertices_xyz[:, 2]),
         )
@@ -94,21 +95,41 @@ def build_model_figure(face_model: Any, controls: Controls3D, *, camera: dict | 
     return figures.model3d_figure(trace, camera=camera, uirevision=uirevision)
 
 
-def stats_text(face_model: Any, controls: Controls3D) -> str:
-    """One line about the model: size, points, triangles, scale source."""
+def stats_text(face_model: Any, controls: Controls3D, shown_model: Any = None) -> str:
+    """One line about the model (as downloaded): size, points, triangles, scale source, what is shown."""
+    shown_model = shown_model if shown_model is not None else face_model
     bounds = face_model.bounds_mm
     size = bounds[1] - bounds[0]
-    scale = {"eyes": "scaled by the eye distance (63 mm)", "assumed": "scale assumed (no face landmarks)",
-             "metric": "metric input"}.get(face_model.scale_source, "")
-    shown = min(face_model.n_points, figures.MAX_DISPLAY_POINTS)
-    points = f"{face_model.n_points:,} points" + (f" ({shown:,} shown)" if shown < face_model.n_points else "")
-    return (f"{points} · {face_model.n_faces:,} triangles · {size[0]:.0f} × {size[1]:.0f} × {size[2]:.0f} mm "
-            f"(W × H × D) · {scale}. Drag to rotate, scroll to zoom, right-drag to pan.")
+    scale = {
+        "eyes": "scaled by the eye distance (63 mm)",
+        "assumed": "scale assumed (no face landmarks)",
+        "metric": "metric input",
+    }.get(face_model.scale_source, "")
+    if controls.display == "mesh":
+        shown = shown_model.n_faces
+        note = f" ({shown:,} shown)" if shown < face_model.n_faces else ""
+        counts = f"{face_model.n_points:,} points · {face_model.n_faces:,} triangles{note}"
+    else:
+        shown = min(face_model.n_points, figures.MAX_DISPLAY_POINTS)
+        note = f" ({shown:,} shown)" if shown < face_model.n_points else ""
+        counts = f"{face_model.n_points:,} points{note} · {face_model.n_faces:,} triangles"
+    return (
+        f"{counts} · {size[0]:.0f} × {size[1]:.0f} × {size[2]:.0f} mm (W × H × D) · {scale}. "
+        "Drag to rotate, scroll to zoom, right-drag to pan."
+    )
 
 
 def render_model3d(
-    service: Face3DService, source: Any, smoothing: Any, density: Any, depth_scale: Any,
-    display: Any, colors: Any, view: Any, *, new_source: bool = False,
+    service: Face3DService,
+    source: Any,
+    smoothing: Any,
+    density: Any,
+    depth_scale: Any,
+    display: Any,
+    colors: Any,
+    view: Any,
+    *,
+    new_source: bool = False,
 ) -> tuple:
     """Figure and stats for the 3D tab.
 
@@ -132,15 +153,29 @@ def render_model3d(
     if not isinstance(source, dict) or not source.get("sha"):
         return figures.go.Figure(), "", False, True, True, no_update
     controls = Controls3D.from_values(smoothing, density, depth_scale, display, colors)
-    face_model = service.model3d(source["sha"], source["model"], source.get("face"), controls.to_params())
+    params = controls.to_params()
+    face_model = service.model3d(source["sha"], source["model"], source.get("face"), params)
+    shown_model = face_model
+    if controls.display == "mesh" and face_model.n_faces > figures.MAX_DISPLAY_TRIANGLES:
+        # too many triangles for a light figure: show a coarser grid of the same surface
+        shown_model = service.model3d(
+            source["sha"],
+            source["model"],
+            source.get("face"),
+            params.replace(max_points=figures.MAX_DISPLAY_TRIANGLES // 2),
+        )
     camera, rev = view_state(view)
     new_view: Any = no_update
     if new_source:
         camera, rev = None, rev + 1
         new_view = {"camera": None, "rev": rev}
-    fig = build_model_figure(face_model, controls, camera=camera or figures.CAMERA_PRESETS[figures.DEFAULT_CAMERA],
-                             uirevision=uirevision_for(source, rev))
-    return fig, stats_text(face_model, controls), True, False, False, new_view
+    fig = build_model_figure(
+        shown_model,
+        controls,
+        camera=camera or figures.CAMERA_PRESETS[figures.DEFAULT_CAMERA],
+        uirevision=uirevision_for(source, rev),
+    )
+    return fig, stats_text(face_model, controls, shown_model), True, False, False, new_view
 
 
 def camera_patch(source: Any, view: Any, preset: str) -> tuple[dict, Patch]:
@@ -159,11 +194,12 @@ def camera_patch(source: Any, view: Any, preset: str) -> tuple[dict, Patch]:
 def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
     """Register the 3D tab's callbacks."""
     register_job_controller(
-        app, runner, "model3d",
+        app,
+        runner,
+        "model3d",
         trigger_id=ids.MODEL3D_GENERATE,
         result_store_id=ids.MODEL3D_SOURCE_STORE,
-        states=[State(ids.MODEL3D_FACE, "value"), State(ids.MODEL3D_MODEL, "value"),
-                State(ids.UPLOADS_STORE, "data")],
+        states=[State(ids.MODEL3D_FACE, "value"), State(ids.MODEL3D_MODEL, "value"), State(ids.UPLOADS_STORE, "data")],
         start=lambda sha, model, store: start_depth(service, runner, sha, model, store),
     )
 
@@ -187,7 +223,8 @@ def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
     def _render(source, smoothing, density, depth_scale, display, colors, view):
         new_source = ctx.triggered_id in (None, ids.MODEL3D_SOURCE_STORE)
         fig, stats, empty_hidden, results_hidden, disabled, new_view = render_model3d(
-            service, source, smoothing, density, depth_scale, display, colors, view, new_source=new_source)
+            service, source, smoothing, density, depth_scale, display, colors, view, new_source=new_source
+        )
         if new_view is not no_update:
             set_props(ids.MODEL3D_VIEW_STORE, {"data": new_view})
         return fig, stats, empty_hidden, results_hidden, disabled, disabled, disabled, disabled

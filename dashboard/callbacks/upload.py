@@ -75,13 +75,13 @@ def file_message(name: str, text: str, color: str) -> dbc.Alert:
     """A dismissable per-file message (file name and text are rendered as plain text)."""
     return dbc.Alert(
         [html.Strong(str(name)), html.Span(": "), html.Span(text)],
-        color=color, dismissable=True, className="py-2 small mb-2",
+        color=color,
+        dismissable=True,
+        className="py-2 small mb-2",
     )
 
 
-def handle_upload(
-    service: Face3DService, contents: Any, filenames: Any, store: Any
-) -> tuple[dict, list]:
+def handle_upload(service: Face3DService, contents: Any, filenames: Any, store: Any) -> tuple[dict, list]:
     """Ingest uploaded files one by one; a bad file gets its own message, the others are kept.
 
     Args:
@@ -107,9 +107,7 @@ def handle_upload(
     for content, name in zip(contents, filenames, strict=False):
         try:
             if len(items) >= MAX_UPLOADS:
-                raise InvalidImageError(
-                    f"The gallery is full ({MAX_UPLOADS} photos). Remove some photos first."
-                )
+                raise InvalidImageError(f"The gallery is full ({MAX_UPLOADS} photos). Remove some photos first.")
             data = decode_data_url(content)
             meta = service.ingest_upload(data, name)
         except Face3DError as exc:
@@ -126,12 +124,17 @@ def handle_upload(
         items.append({"sha": meta.sha256, "face": 0 if meta.face_count else None})
         added += 1
         if meta.face_count == 0:
-            messages.append(file_message(
-                name, "No face was found; the whole photo will be used for depth and 3D.", "info"))
+            messages.append(
+                file_message(name, "No face was found; the whole photo will be used for depth and 3D.", "info")
+            )
     if added:
         noun = "photo" if added == 1 else "photos"
-        messages.insert(0, dbc.Alert(f"Added {added} {noun}.", color="success", dismissable=True,
-                                     className="py-2 small mb-2", duration=6000))
+        messages.insert(
+            0,
+            dbc.Alert(
+                f"Added {added} {noun}.", color="success", dismissable=True, className="py-2 small mb-2", duration=6000
+            ),
+        )
     return {"items": items}, messages
 
 
@@ -147,10 +150,13 @@ def rejected_messages(rejected: Any) -> list:
             size_mb = float(entry.get("size", 0)) / 1e6
         except (TypeError, ValueError):
             size_mb = 0.0
-        messages.append(file_message(
-            name, f"The file is too large ({size_mb:.1f} MB); the limit is {MAX_FILE_BYTES // (1024 * 1024)} MB.",
-            "warning",
-        ))
+        messages.append(
+            file_message(
+                name,
+                f"The file is too large ({size_mb:.1f} MB); the limit is {MAX_FILE_BYTES // (1024 * 1024)} MB.",
+                "warning",
+            )
+        )
     return messages
 
 
@@ -179,8 +185,12 @@ def _face_boxes(meta: UploadMeta, selected: int | None) -> list:
                 n_clicks=0,
                 title=f"Use face {index + 1}",
                 className="face3d-box" + (" face3d-box-selected" if chosen else ""),
-                style={"left": f"{left:.2f}%", "top": f"{top:.2f}%", "width": f"{width:.2f}%",
-                       "height": f"{height:.2f}%"},
+                style={
+                    "left": f"{left:.2f}%",
+                    "top": f"{top:.2f}%",
+                    "width": f"{width:.2f}%",
+                    "height": f"{height:.2f}%",
+                },
                 **{"aria-label": f"Use face {index + 1}", "aria-pressed": "true" if chosen else "false"},
             )
         )
@@ -202,20 +212,29 @@ def gallery_card(meta: UploadMeta, selected: int | None, thumb_url: str) -> dbc.
     return dbc.Card(
         [
             html.Div(
-                [html.Img(src=thumb_url, alt=f"Photo {meta.name}", className="face3d-thumb"),
-                 *_face_boxes(meta, selected)],
+                [
+                    html.Img(src=thumb_url, alt=f"Photo {meta.name}", className="face3d-thumb"),
+                    *_face_boxes(meta, selected),
+                ],
                 className="face3d-thumb-wrap",
             ),
             dbc.CardBody(
                 [
                     html.Div(meta.name, className="fw-semibold text-truncate small", title=meta.name),
-                    html.Div(f"{_size_text(meta.size_bytes)} · {meta.width}×{meta.height} px",
-                             className="text-muted small"),
-                    html.Div([faces_badge, html.Span(faces_text, className="small text-muted")],
-                             className="mt-1"),
-                    dbc.Button("Remove", id=ids.remove_upload(meta.sha256), n_clicks=0, size="sm",
-                               color="danger", outline=True, className="mt-2 face3d-remove",
-                               title=f"Remove {meta.name} from the gallery"),
+                    html.Div(
+                        f"{_size_text(meta.size_bytes)} · {meta.width}×{meta.height} px", className="text-muted small"
+                    ),
+                    html.Div([faces_badge, html.Span(faces_text, className="small text-muted")], className="mt-1"),
+                    dbc.Button(
+                        "Remove",
+                        id=ids.remove_upload(meta.sha256),
+                        n_clicks=0,
+                        size="sm",
+                        color="danger",
+                        outline=True,
+                        className="mt-2 face3d-remove",
+                        title=f"Remove {meta.name} from the gallery",
+                    ),
                 ],
                 className="p-2",
             ),
@@ -242,19 +261,25 @@ def render_gallery(service: Face3DService, store: Any, thumb_url_for) -> tuple[A
         cards.append(gallery_card(meta, meta.face_index(item["face"]), thumb_url_for(meta.sha256)))
     children: list = []
     if missing:
-        children.append(dbc.Alert(
-            f"{missing} photo(s) are no longer stored on the server and were left out. Please upload them again.",
-            color="info", className="small py-2", dismissable=True,
-        ))
+        children.append(
+            dbc.Alert(
+                f"{missing} photo(s) are no longer stored on the server and were left out. Please upload them again.",
+                color="info",
+                className="small py-2",
+                dismissable=True,
+            )
+        )
     if not cards:
-        children.append(html.Div(
-            className="face3d-empty text-center text-muted",
-            children=[
-                html.Div("☺", className="face3d-empty-icon", **{"aria-hidden": "true"}),
-                html.H5("No photos yet", className="mb-1"),
-                html.P("Upload a face photo to begin: drag it onto the box on the left.", className="small mb-0"),
-            ],
-        ))
+        children.append(
+            html.Div(
+                className="face3d-empty text-center text-muted",
+                children=[
+                    html.Div("☺", className="face3d-empty-icon", **{"aria-hidden": "true"}),
+                    html.H5("No photos yet", className="mb-1"),
+                    html.P("Upload a face photo to begin: drag it onto the box on the left.", className="small mb-0"),
+                ],
+            )
+        )
     else:
         children.append(html.Div(cards, className="face3d-gallery-grid"))
     return children, str(len(cards))

@@ -21,15 +21,21 @@ def navbar() -> dbc.Navbar:
         dbc.Container(
             [
                 html.A(
-                    [html.Span("◐", className="face3d-logo me-2", **{"aria-hidden": "true"}),
-                     html.Span(PRODUCT_NAME, className="fw-bold")],
-                    href="/", className="navbar-brand d-flex align-items-center",
+                    [
+                        html.Span("◐", className="face3d-logo me-2", **{"aria-hidden": "true"}),
+                        html.Span(PRODUCT_NAME, className="fw-bold"),
+                    ],
+                    href="/",
+                    className="navbar-brand d-flex align-items-center",
                 ),
                 html.Span("Face photo → depth map → 3D model", className="navbar-text small text-white-50"),
             ],
             fluid=True,
         ),
-        id=ids.NAVBAR, color="dark", dark=True, className="mb-3 face3d-navbar",
+        id=ids.NAVBAR,
+        color="dark",
+        dark=True,
+        className="mb-3 face3d-navbar",
     )
 
 
@@ -47,16 +53,34 @@ def build_layout(model_options: list[dict], default_model: str) -> html.Div:
         parent_className="face3d-tabs-parent",
         content_className="face3d-tab-content pt-3",
         children=[
-            dcc.Tab(label="1 · Upload", value=ids.TAB_UPLOAD, children=upload_tab(),
-                    className="face3d-tab", selected_className="face3d-tab--selected"),
-            dcc.Tab(label="2 · Depth map", value=ids.TAB_DEPTH, children=depth_tab(model_options, default_model),
-                    className="face3d-tab", selected_className="face3d-tab--selected"),
-            dcc.Tab(label="3 · 3D model", value=ids.TAB_MODEL3D,
-                    children=model3d_tab(model_options, default_model),
-                    className="face3d-tab", selected_className="face3d-tab--selected"),
-            dcc.Tab(label="4 · Compare", value=ids.TAB_COMPARE,
-                    children=compare_tab(model_options, default_model),
-                    className="face3d-tab", selected_className="face3d-tab--selected"),
+            dcc.Tab(
+                label="1 · Upload",
+                value=ids.TAB_UPLOAD,
+                children=upload_tab(),
+                className="face3d-tab",
+                selected_className="face3d-tab--selected",
+            ),
+            dcc.Tab(
+                label="2 · Depth map",
+                value=ids.TAB_DEPTH,
+                children=depth_tab(model_options, default_model),
+                className="face3d-tab",
+                selected_className="face3d-tab--selected",
+            ),
+            dcc.Tab(
+                label="3 · 3D model",
+                value=ids.TAB_MODEL3D,
+                children=model3d_tab(model_options, default_model),
+                className="face3d-tab",
+                selected_className="face3d-tab--selected",
+            ),
+            dcc.Tab(
+                label="4 · Compare",
+                value=ids.TAB_COMPARE,
+                children=compare_tab(model_options, default_model),
+                className="face3d-tab",
+                selected_className="face3d-tab--selected",
+            ),
         ],
     )
     stores = [

@@ -29,8 +29,12 @@ def job_panel(prefix: str) -> html.Div:
         className="mt-3",
         children=[
             dbc.Progress(
-                id=ids.job_progress(prefix), value=0, striped=True, animated=True,
-                className="face3d-progress", style={"height": "1.1rem"},
+                id=ids.job_progress(prefix),
+                value=0,
+                striped=True,
+                animated=True,
+                className="face3d-progress",
+                style={"height": "1.1rem"},
             ),
             html.Div(
                 className="d-flex justify-content-between align-items-center mt-2 gap-2",
@@ -61,8 +65,10 @@ def field(label: str, control, help_text: str | None = None, *, html_for: str | 
 
 def card(title: str, body, *, header_extra=None, class_name: str = "", body_class: str = "") -> dbc.Card:
     """A titled card."""
-    header = html.Div([html.Span(title, className="fw-semibold"), header_extra],
-                      className="d-flex justify-content-between align-items-center")
+    header = html.Div(
+        [html.Span(title, className="fw-semibold"), header_extra],
+        className="d-flex justify-content-between align-items-center",
+    )
     return dbc.Card(
         [dbc.CardHeader(header, className="bg-white"), dbc.CardBody(body, className=body_class)],
         className=f"shadow-sm mb-3 {class_name}",
@@ -77,6 +83,10 @@ def model_dropdown(component_id: str, options: list[dict], value: str) -> dcc.Dr
 def face_dropdown(component_id: str) -> dcc.Dropdown:
     """The face picker (options come from the uploads)."""
     return dcc.Dropdown(
-        id=component_id, options=[], value=None, clearable=False, searchable=False,
+        id=component_id,
+        options=[],
+        value=None,
+        clearable=False,
+        searchable=False,
         placeholder="Upload a photo first",
     )

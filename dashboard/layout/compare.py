@@ -19,8 +19,14 @@ def compare_tab(model_options: list[dict], default_model: str) -> dbc.Row:
         [
             field(
                 "Faces (2 to 6)",
-                dcc.Dropdown(id=ids.COMPARE_FACES, options=[], value=[], multi=True,
-                             placeholder="Choose at least two faces", searchable=False),
+                dcc.Dropdown(
+                    id=ids.COMPARE_FACES,
+                    options=[],
+                    value=[],
+                    multi=True,
+                    placeholder="Choose at least two faces",
+                    searchable=False,
+                ),
             ),
             field("Depth model", model_dropdown(ids.COMPARE_MODEL, model_options, default_model)),
             html.Div(id=ids.COMPARE_MODEL_INFO, className="mb-3"),
@@ -41,8 +47,7 @@ def compare_tab(model_options: list[dict], default_model: str) -> dbc.Row:
                 className="d-flex justify-content-between align-items-center mb-2",
                 children=[
                     html.Div(id=ids.COMPARE_3D_NOTE, className="small text-muted"),
-                    dbc.RadioItems(id=ids.COMPARE_PAGE, options=[], value=0, inline=True,
-                                   className="small"),
+                    dbc.RadioItems(id=ids.COMPARE_PAGE, options=[], value=0, inline=True, className="small"),
                 ],
             ),
             dcc.Graph(id=ids.COMPARE_3D_GRAPH, config=GRAPH_CONFIG, style={"minHeight": "420px"}),
@@ -50,19 +55,25 @@ def compare_tab(model_options: list[dict], default_model: str) -> dbc.Row:
         ]
     )
     results = html.Div(
-        id=ids.COMPARE_RESULTS, hidden=True,
+        id=ids.COMPARE_RESULTS,
+        hidden=True,
         children=[
             card("3D views (one shared camera)", views),
-            card("Depth profiles", dcc.Graph(id=ids.COMPARE_PROFILES_GRAPH, config=GRAPH_CONFIG,
-                                             style={"height": "380px"})),
+            card(
+                "Depth profiles",
+                dcc.Graph(id=ids.COMPARE_PROFILES_GRAPH, config=GRAPH_CONFIG, style={"height": "380px"}),
+            ),
             html.Div(
-                id=ids.COMPARE_PAIR_SECTION, hidden=True,
+                id=ids.COMPARE_PAIR_SECTION,
+                hidden=True,
                 children=card(
                     "Difference of the two faces",
                     dbc.Row(
                         [
-                            dbc.Col(dcc.Graph(id=ids.COMPARE_DIFF_GRAPH, config=GRAPH_CONFIG,
-                                              style={"height": "360px"}), md=7),
+                            dbc.Col(
+                                dcc.Graph(id=ids.COMPARE_DIFF_GRAPH, config=GRAPH_CONFIG, style={"height": "360px"}),
+                                md=7,
+                            ),
                             dbc.Col(html.Div(id=ids.COMPARE_METRICS), md=5),
                         ],
                         className="g-2 align-items-center",
@@ -75,9 +86,14 @@ def compare_tab(model_options: list[dict], default_model: str) -> dbc.Row:
         [
             html.Div(
                 id=ids.COMPARE_EMPTY,
-                children=card("Comparison", empty_state(
-                    "compare-empty-state", "Nothing to compare yet",
-                    "Upload two or more face photos, choose them here, then click Compare.")),
+                children=card(
+                    "Comparison",
+                    empty_state(
+                        "compare-empty-state",
+                        "Nothing to compare yet",
+                        "Upload two or more face photos, choose them here, then click Compare.",
+                    ),
+                ),
             ),
             results,
         ]

@@ -9,8 +9,11 @@ from dashboard import ids
 from dashboard.figures import DEFAULT_COLORMAP, DEPTH_COLORMAPS
 from dashboard.layout.common import card, empty_state, face_dropdown, field, job_panel, model_dropdown
 
-GRAPH_CONFIG = {"displaylogo": False, "responsive": True,
-                "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
+GRAPH_CONFIG = {
+    "displaylogo": False,
+    "responsive": True,
+    "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
+}
 
 
 def depth_tab(model_options: list[dict], default_model: str) -> dbc.Row:
@@ -27,20 +30,36 @@ def depth_tab(model_options: list[dict], default_model: str) -> dbc.Row:
             field(
                 "Colour map",
                 dcc.Dropdown(
-                    id=ids.DEPTH_COLORMAP, options=[{"label": k, "value": k} for k in DEPTH_COLORMAPS],
-                    value=DEFAULT_COLORMAP, clearable=False, searchable=False,
+                    id=ids.DEPTH_COLORMAP,
+                    options=[{"label": k, "value": k} for k in DEPTH_COLORMAPS],
+                    value=DEFAULT_COLORMAP,
+                    clearable=False,
+                    searchable=False,
                 ),
                 "Grayscale: lighter = nearer.",
             ),
             html.Div("Download", className="fw-semibold small mb-1"),
             dbc.ButtonGroup(
                 [
-                    dbc.Button("PNG 8-bit", id=ids.DEPTH_DOWNLOAD_PNG8, color="secondary", outline=True,
-                               size="sm", disabled=True),
-                    dbc.Button("PNG 16-bit", id=ids.DEPTH_DOWNLOAD_PNG16, color="secondary", outline=True,
-                               size="sm", disabled=True),
-                    dbc.Button(".npy", id=ids.DEPTH_DOWNLOAD_NPY, color="secondary", outline=True,
-                               size="sm", disabled=True),
+                    dbc.Button(
+                        "PNG 8-bit",
+                        id=ids.DEPTH_DOWNLOAD_PNG8,
+                        color="secondary",
+                        outline=True,
+                        size="sm",
+                        disabled=True,
+                    ),
+                    dbc.Button(
+                        "PNG 16-bit",
+                        id=ids.DEPTH_DOWNLOAD_PNG16,
+                        color="secondary",
+                        outline=True,
+                        size="sm",
+                        disabled=True,
+                    ),
+                    dbc.Button(
+                        ".npy", id=ids.DEPTH_DOWNLOAD_NPY, color="secondary", outline=True, size="sm", disabled=True
+                    ),
                 ],
                 className="w-100",
             ),
@@ -48,21 +67,36 @@ def depth_tab(model_options: list[dict], default_model: str) -> dbc.Row:
     )
     graphs = dbc.Row(
         [
-            dbc.Col([html.Div("Photo (face crop)", className="face3d-graph-title"),
-                     dcc.Graph(id=ids.DEPTH_ORIGINAL_GRAPH, config={**GRAPH_CONFIG, "staticPlot": False},
-                               style={"height": "420px"})], md=6),
-            dbc.Col([html.Div("Depth map", className="face3d-graph-title"),
-                     dcc.Graph(id=ids.DEPTH_MAP_GRAPH, config=GRAPH_CONFIG, style={"height": "420px"})], md=6),
+            dbc.Col(
+                [
+                    html.Div("Photo (face crop)", className="face3d-graph-title"),
+                    dcc.Graph(
+                        id=ids.DEPTH_ORIGINAL_GRAPH,
+                        config={**GRAPH_CONFIG, "staticPlot": False},
+                        style={"height": "420px"},
+                    ),
+                ],
+                md=6,
+            ),
+            dbc.Col(
+                [
+                    html.Div("Depth map", className="face3d-graph-title"),
+                    dcc.Graph(id=ids.DEPTH_MAP_GRAPH, config=GRAPH_CONFIG, style={"height": "420px"}),
+                ],
+                md=6,
+            ),
         ],
         className="g-2",
     )
     results = card(
         "Result",
         [
-            empty_state(ids.DEPTH_EMPTY, "No depth map yet",
-                        "Choose a face and a model, then click Generate depth map."),
+            empty_state(
+                ids.DEPTH_EMPTY, "No depth map yet", "Choose a face and a model, then click Generate depth map."
+            ),
             html.Div(
-                id=ids.DEPTH_RESULTS, hidden=True,
+                id=ids.DEPTH_RESULTS,
+                hidden=True,
                 children=[graphs, html.Div(id=ids.DEPTH_CAPTION, className="small text-muted mt-2")],
             ),
         ],

@@ -10,7 +10,8 @@ from dashboard.controls import DEFAULT_CONTROLS, DENSITY_MARKS, DEPTH_SCALE_MARK
 from dashboard.layout.common import card, empty_state, face_dropdown, field, job_panel, model_dropdown
 
 GRAPH_CONFIG = {
-    "displaylogo": False, "responsive": True,
+    "displaylogo": False,
+    "responsive": True,
     "modeBarButtonsToRemove": ["resetCameraLastSave3d"],
     "toImageButtonOptions": {"format": "png", "filename": "face3d_view"},
 }
@@ -18,8 +19,14 @@ GRAPH_CONFIG = {
 
 def _slider(component_id: str, minimum: float, maximum: float, step: float, value: float, marks: dict):
     return dcc.Slider(
-        id=component_id, min=minimum, max=maximum, step=step, value=value, marks=marks,
-        updatemode="mouseup", tooltip={"placement": "bottom", "always_visible": False},
+        id=component_id,
+        min=minimum,
+        max=maximum,
+        step=step,
+        value=value,
+        marks=marks,
+        updatemode="mouseup",
+        tooltip={"placement": "bottom", "always_visible": False},
     )
 
 
@@ -37,21 +44,23 @@ def model3d_tab(model_options: list[dict], default_model: str) -> dbc.Row:
             html.Hr(),
             field("Smoothing", _slider(ids.MODEL3D_SMOOTHING, 0, 4, 0.5, c.smoothing, SMOOTHING_MARKS)),
             field("Point density", _slider(ids.MODEL3D_DENSITY, 1, 4, 1, c.density, DENSITY_MARKS)),
-            field("Depth scale", _slider(ids.MODEL3D_DEPTH_SCALE, 0.5, 2.0, 0.25, c.depth_scale,
-                                         DEPTH_SCALE_MARKS)),
+            field("Depth scale", _slider(ids.MODEL3D_DEPTH_SCALE, 0.5, 2.0, 0.25, c.depth_scale, DEPTH_SCALE_MARKS)),
             field(
                 "Show as",
                 dbc.RadioItems(
-                    id=ids.MODEL3D_DISPLAY, value=c.display, inline=True,
+                    id=ids.MODEL3D_DISPLAY,
+                    value=c.display,
+                    inline=True,
                     options=[{"label": "Points", "value": "points"}, {"label": "Mesh", "value": "mesh"}],
                 ),
             ),
             field(
                 "Colours",
                 dbc.RadioItems(
-                    id=ids.MODEL3D_COLORS, value=c.colors, inline=True,
-                    options=[{"label": "Grayscale depth", "value": "gray"},
-                             {"label": "Photo", "value": "photo"}],
+                    id=ids.MODEL3D_COLORS,
+                    value=c.colors,
+                    inline=True,
+                    options=[{"label": "Grayscale depth", "value": "gray"}, {"label": "Photo", "value": "photo"}],
                 ),
             ),
             html.Div("Camera", className="fw-semibold small mb-1"),
@@ -67,8 +76,12 @@ def model3d_tab(model_options: list[dict], default_model: str) -> dbc.Row:
             dbc.ButtonGroup(
                 [
                     dbc.Button(fmt, id=bid, color="secondary", outline=True, size="sm", disabled=True)
-                    for fmt, bid in (("PLY", ids.MODEL3D_DOWNLOAD_PLY), ("OBJ", ids.MODEL3D_DOWNLOAD_OBJ),
-                                     ("GLB", ids.MODEL3D_DOWNLOAD_GLB), ("STL", ids.MODEL3D_DOWNLOAD_STL))
+                    for fmt, bid in (
+                        ("PLY", ids.MODEL3D_DOWNLOAD_PLY),
+                        ("OBJ", ids.MODEL3D_DOWNLOAD_OBJ),
+                        ("GLB", ids.MODEL3D_DOWNLOAD_GLB),
+                        ("STL", ids.MODEL3D_DOWNLOAD_STL),
+                    )
                 ],
                 className="w-100",
             ),
@@ -77,12 +90,16 @@ def model3d_tab(model_options: list[dict], default_model: str) -> dbc.Row:
     view = card(
         "3D view",
         [
-            empty_state(ids.MODEL3D_EMPTY, "No 3D model yet",
-                        "Choose a face, then click Generate 3D model. Drag to rotate, scroll to zoom."),
+            empty_state(
+                ids.MODEL3D_EMPTY,
+                "No 3D model yet",
+                "Choose a face, then click Generate 3D model. Drag to rotate, scroll to zoom.",
+            ),
             html.Div(
-                id=ids.MODEL3D_RESULTS, hidden=True,
+                id=ids.MODEL3D_RESULTS,
+                hidden=True,
                 children=[
-                    dcc.Graph(id=ids.MODEL3D_GRAPH, config=GRAPH_CONFIG, style={"height": "600px"}),
+                    dcc.Graph(id=ids.MODEL3D_GRAPH, config=GRAPH_CONFIG, style={"height": "560px"}),
                     html.Div(id=ids.MODEL3D_STATS, className="small text-muted mt-1"),
                 ],
             ),

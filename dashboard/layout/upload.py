@@ -24,8 +24,13 @@ def upload_tab() -> html.Div:
         children=html.Div(
             [
                 html.Div("⇪", className="face3d-dropzone-icon", **{"aria-hidden": "true"}),
-                html.Div([html.Strong("Drag and drop face photos here"), " or ",
-                          html.Span("choose files", className="face3d-link")]),
+                html.Div(
+                    [
+                        html.Strong("Drag and drop face photos here"),
+                        " or ",
+                        html.Span("choose files", className="face3d-link"),
+                    ]
+                ),
                 html.Div(
                     f"JPEG or PNG, up to {MAX_FILE_BYTES // (1024 * 1024)} MB each. Several at once is fine.",
                     className="small text-muted mt-1",
@@ -61,8 +66,9 @@ def upload_tab() -> html.Div:
         header_extra=html.Div(
             [
                 dbc.Badge("0", id=ids.GALLERY_COUNT, color="secondary", pill=True, className="me-2"),
-                dbc.Button("Remove all", id=ids.CLEAR_ALL, size="sm", color="link",
-                           className="text-danger p-0 face3d-clear"),
+                dbc.Button(
+                    "Remove all", id=ids.CLEAR_ALL, size="sm", color="link", className="text-danger p-0 face3d-clear"
+                ),
             ],
             className="d-flex align-items-center",
         ),

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from face3d_core.cli import error_line
 from face3d_core.depthmap import write_depth_outputs
-from face3d_core.errors import Face3DError, NoFaceFoundError
+from face3d_core.errors import Face3DError
 from face3d_core.images import load_image
 from face3d_core.models.registry import DEFAULT_MODEL, list_models
 
@@ -73,10 +73,6 @@ def run(args: argparse.Namespace) -> int:
             paths = write_depth_outputs(result.depth_rel, out_dir, stem)
             written += 1
             logger.info("%s -> %s", image_path, ", ".join(p.name for p in paths))
-        except NoFaceFoundError as exc:
-            failures.append(image_path)
-            tqdm.write(error_line(f"{exc.user_message} (use --full-frame for the whole image)", image_path),
-                       file=sys.stderr)
         except Face3DError as exc:
             failures.append(image_path)
             tqdm.write(error_line(exc.user_message, image_path), file=sys.stderr)

@@ -32,6 +32,7 @@ __all__ = ["BeitBackbone", "resize_relative_position_bias"]
 
 PATCH_SIZE = 16
 _NUM_CLS_ENTRIES = 3  # cls->token, token->cls, cls->cls
+_MAX_CACHED_GRIDS = 8  # relative position indices kept (8 MB each for a 32x32 grid)
 
 
 def resize_relative_position_bias(
@@ -88,6 +89,8 @@ class BeitBackbone(nn.Module):
         key = (grid[0], grid[1], str(device))
         index = self._index_cache.get(key)
         if index is None:
+            if len(self._index_cache) >= _MAX_CACHED_GRIDS:
+                self._index_cache.clear()
             index = gen_relative_position_index(grid).to(device)
             self._index_cache[key] = index
         return index

@@ -70,7 +70,10 @@ class DashboardServer:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dashboard", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -148,8 +151,10 @@ class ConsoleLog:
         self.errors: list[str] = []
 
     def attach(self, page) -> None:
-        page.on("console", lambda msg: self.errors.append(f"console.{msg.type}: {msg.text}")
-                if msg.type == "error" else None)
+        page.on(
+            "console",
+            lambda msg: self.errors.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None,
+        )
         page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
 
 
@@ -171,8 +176,12 @@ def no_console_errors(page, dashboard_server):
     start = len(page.face3d_console.errors)
     yield
     new = page.face3d_console.errors[start:]
-    assert not new, "browser console errors:\n" + "\n".join(new) + "\n--- server log tail ---\n" + \
-        dashboard_server.log_text()[-3000:]
+    assert not new, (
+        "browser console errors:\n"
+        + "\n".join(new)
+        + "\n--- server log tail ---\n"
+        + dashboard_server.log_text()[-3000:]
+    )
 
 
 @pytest.fixture(scope="session")
@@ -189,4 +198,3 @@ def text_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("txt") / "notes.txt"
     path.write_text("not a photo")
     return path
-

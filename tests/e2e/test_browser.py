@@ -45,15 +45,15 @@ def test_upload_tab(page, e2e_faces, text_file, oversized_file, artifacts_dir):
     assert "huge_photo.jpg" in page.inner_text("#upload-rejected-messages")
 
     # the group photo: two boxes; choose the second face
-    boxes = page.locator(".face3d-gallery-card").nth(1).locator(".face3d-box")
+    boxes = page.locator(".face3d-gallery-card", has_text="fr_two_people.jpg").locator(".face3d-box")
     assert boxes.count() == 2
     boxes.nth(1).click()
-    page.wait_for_function(
-        "document.querySelectorAll('.face3d-gallery-card')[1]"
-        ".querySelectorAll('.face3d-box')[1].classList.contains('face3d-box-selected')"
-    )
+    page.locator(".face3d-gallery-card", has_text="fr_two_people.jpg").locator(
+        ".face3d-box-selected >> text=2"
+    ).wait_for(timeout=20_000)
     thumbs_ok = page.evaluate(
-        "Array.from(document.querySelectorAll('.face3d-thumb')).every(i => i.complete && i.naturalWidth > 0)")
+        "Array.from(document.querySelectorAll('.face3d-thumb')).every(i => i.complete && i.naturalWidth > 0)"
+    )
     assert thumbs_ok
     shot(page, artifacts_dir, "1_upload")
 
@@ -89,8 +89,7 @@ def test_depth_tab_generate_cancel_and_download(page, artifacts_dir, tmp_path):
     # colour map
     page.click("#depth-colormap")
     page.get_by_role("option", name="Viridis").click()
-    page.wait_for_function(
-        f"{graph_js('depth-map-graph')}.data[0].colorscale.length > 2", timeout=20_000)
+    page.wait_for_function(f"{graph_js('depth-map-graph')}.data[0].colorscale.length > 2", timeout=20_000)
 
     # 16-bit PNG download
     with page.expect_download() as info:
@@ -128,8 +127,7 @@ def test_model3d_tab_sliders_keep_the_camera(page, artifacts_dir, tmp_path):
     stats_before = page.inner_text("#model3d-stats")
     page.focus("#model3d-density [role=slider]")
     page.keyboard.press("ArrowLeft")
-    page.wait_for_function(
-        f"document.querySelector('#model3d-stats').innerText !== {stats_before!r}", timeout=60_000)
+    page.wait_for_function(f"document.querySelector('#model3d-stats').innerText !== {stats_before!r}", timeout=60_000)
     page.wait_for_timeout(500)
     eye = page.evaluate(f"{graph_js('model3d-graph')}._fullLayout.scene.camera.eye")
     for axis in "xyz":
@@ -161,7 +159,8 @@ def test_compare_tab(page, artifacts_dir):
     page.wait_for_selector("#compare-pair-section:not([hidden])")
     assert "RMS difference" in page.inner_text("#compare-metrics")
     scenes = page.evaluate(
-        f"Object.keys({graph_js('compare-3d-graph')}._fullLayout).filter(k => /^scene\\d*$/.test(k)).length")
+        f"Object.keys({graph_js('compare-3d-graph')}._fullLayout).filter(k => /^scene\\d*$/.test(k)).length"
+    )
     assert scenes == 2
     assert page.evaluate(f"{graph_js('compare-profiles-graph')}.data.length") == 4
 
@@ -171,14 +170,16 @@ def test_compare_tab(page, artifacts_dir):
         "{'scene.camera': {eye: {x: 1.5, y: 0.3, z: 0.9}, up: {x: 0, y: 1, z: 0}, center: {x: 0, y: 0, z: 0}}})"
     )
     page.wait_for_function(
-        f"Math.abs({graph_js('compare-3d-graph')}._fullLayout.scene2.camera.eye.x - 1.5) < 1e-6", timeout=20_000)
+        f"Math.abs({graph_js('compare-3d-graph')}._fullLayout.scene2.camera.eye.x - 1.5) < 1e-6", timeout=20_000
+    )
     # back to the front view for the screenshot (the second view follows again)
     page.evaluate(
         f"Plotly.relayout({graph_js('compare-3d-graph')}, "
         "{'scene.camera': {eye: {x: 0, y: 0, z: 1.9}, up: {x: 0, y: 1, z: 0}, center: {x: 0, y: 0, z: 0}}})"
     )
     page.wait_for_function(
-        f"Math.abs({graph_js('compare-3d-graph')}._fullLayout.scene2.camera.eye.z - 1.9) < 1e-6", timeout=20_000)
+        f"Math.abs({graph_js('compare-3d-graph')}._fullLayout.scene2.camera.eye.z - 1.9) < 1e-6", timeout=20_000
+    )
     shot(page, artifacts_dir, "4_compare")
 
 
@@ -209,11 +210,18 @@ def test_uploads_survive_reload_and_server_restart(page, dashboard_server, artif
     page.wait_for_function("document.querySelectorAll('.face3d-gallery-card').length === 3", timeout=60_000)
     page.wait_for_function(
         "Array.from(document.querySelectorAll('.face3d-thumb')).every(i => i.complete && i.naturalWidth > 0)",
-        timeout=30_000)
+        timeout=30_000,
+    )
     # the chosen face of the group photo is remembered too
-    assert page.locator(".face3d-gallery-card").nth(1).locator(".face3d-box-selected").count() == 1
+    group = page.locator(".face3d-gallery-card", has_text="fr_two_people.jpg")
+    assert group.locator(".face3d-box-selected").inner_text() == "2"
     # and the depth map is still in the cache: Generate is served at once, no job
     open_tab(page, "2 · Depth map")
     page.click("#depth-generate")
     page.wait_for_selector("#depth-results:not([hidden])", timeout=30_000)
     shot(page, artifacts_dir, "5_after_restart")
+    # remove a photo from the gallery
+    open_tab(page, "1 · Upload")
+    page.locator(".face3d-gallery-card", has_text="skimage_astronaut").get_by_text("Remove").click()
+    page.wait_for_function("document.querySelectorAll('.face3d-gallery-card').length === 2", timeout=20_000)
+    assert page.inner_text("#gallery-count") == "2"

@@ -1,0 +1,273 @@
+"""UI speed of the face3d dashboard: slider updates, cache hit versus miss, figure sizes.
+
+Everything goes through the real Dash app (Flask test client, the same JSON a browser gets):
+
+* **slider update**: server time of the 3D view's callback (``/_dash-update-component``) for
+  every slider position, first visit (reconstruction) and revisit (memory cache);
+* **cache hit vs miss**: the depth network's first computation versus the same request again
+  (from the memory tier and from the disk cache);
+* **figure sizes**: JSON bytes of every figure the app sends.
+
+Targets for a ~1 MP photo on this CPU: slider update < 150 ms server time, a 3D figure
+< 3 MB, a cache hit at least 50x faster than the first computation.
+
+Usage::
+
+    python benchmarks/ui_speed.py                      # fill.py weights, ../shared photo
+    python benchmarks/ui_speed.py --photo me.jpg --json out.json
+    python benchmarks/ui_speed.py --fake-network       # no torch network at all
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+SHARED = Path(os.environ.get("FACE3D_SHARED_DIR", REPO_ROOT.parent / "shared"))
+DEFAULT_PHOTO = SHARED / "data" / "faces" / "fr_obama_official_portrait.jpg"
+SECOND_PHOTO = SHARED / "data" / "faces" / "skimage_astronaut.png"
+FILL_PY = SHARED / "reference" / "fill.py"
+YUNET = SHARED / "models" / "face_detection_yunet.onnx"
+
+TARGET_SLIDER_MS = 150.0
+TARGET_FIGURE_BYTES = 3_000_000
+TARGET_HIT_SPEEDUP = 50.0
+
+
+def _split_outputs(output: str) -> list[str]:
+    if output.startswith(".."):
+        return [part for part in output.strip(".").split("...") if part]
+    return [output]
+
+
+class DashClient:
+    """Calls callbacks of a Dash app over its HTTP API, like the browser does."""
+
+    def __init__(self, app):
+        self.client = app.server.test_client()
+        self.deps = self.client.get("/_dash-dependencies").get_json()
+
+    def call(self, trigger: tuple[str, str], inputs: dict, states: dict | None = None) -> tuple[dict, float, int]:
+        """POST one callback; return ``(response json, seconds, response bytes)``."""
+        dep = next(d for d in self.deps if any((i["id"], i["property"]) == trigger for i in d["inputs"]))
+        outputs = []
+        for spec in _split_outputs(dep["output"]):
+            component, prop = spec.split("@")[0].rsplit(".", 1)
+            outputs.append({"id": component, "property": prop})
+        if not dep["output"].startswith(".."):
+            outputs = outputs[0]
+        body = {
+            "output": dep["output"],
+            "outputs": outputs,
+            "inputs": [{"id": i["id"], "property": i["property"], "value": inputs.get(i["id"])} for i in dep["inputs"]],
+            "state": [
+                {"id": s["id"], "property": s["property"], "value": (states or {}).get(s["id"])} for s in dep["state"]
+            ],
+            "changedPropIds": [f"{trigger[0]}.{trigger[1]}"],
+        }
+        start = time.perf_counter()
+        response = self.client.post("/_dash-update-component", json=body)
+        seconds = time.perf_counter() - start
+        if response.status_code != 200:
+            raise RuntimeError(f"callback {trigger} failed: HTTP {response.status_code}")
+        data = response.get_data()
+        return json.loads(data), seconds, len(data)
+
+
+def figure_bytes(response: dict, component: str) -> int:
+    """JSON bytes of one figure output in a callback response."""
+    return len(json.dumps(response["response"][component]["figure"], separators=(",", ":")))
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--photo", type=Path, default=DEFAULT_PHOTO, help="the photo (default: a 1 MP portrait)")
+    parser.add_argument("--model", default="midas_v21_small_256", help="depth model")
+    parser.add_argument("--fake-network", action="store_true", help="use a stand-in depth network")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    from dashboard import ids
+    from dashboard.app import create_app
+    from dashboard.controls import DENSITY_STRIDE
+    from dashboard.testing import FakeEstimator, write_fill_checkpoint
+
+    work = Path(tempfile.mkdtemp(prefix="face3d-ui-speed-"))
+    os.environ.setdefault("FACE3D_OFFLINE", "1")
+    if YUNET.is_file():
+        os.environ.setdefault("FACE3D_YUNET_PATH", str(YUNET))
+    estimator_factory = None
+    if args.fake_network:
+        fake = FakeEstimator()
+        estimator_factory = lambda name: fake  # noqa: E731
+    elif "FACE3D_WEIGHTS_DIR" not in os.environ:
+        if not FILL_PY.is_file():
+            parser.error("no FACE3D_WEIGHTS_DIR and no ../shared/reference/fill.py: use --fake-network")
+        write_fill_checkpoint(work / "weights", FILL_PY, args.model)
+        os.environ["FACE3D_WEIGHTS_DIR"] = str(work / "weights")
+
+    app = create_app(work / "cache", estimator_factory=estimator_factory)
+    service = app.face3d.service
+    dash = DashClient(app)
+    results: dict = {"photo": str(args.photo), "model": args.model, "fake_network": args.fake_network}
+
+    # -- upload (decode, detect faces, thumbnail) ---------------------------------------
+    data = args.photo.read_bytes()
+    content = "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+    response, seconds, _ = dash.call(
+        (ids.UPLOAD, "contents"), {ids.UPLOAD: [content]}, {ids.UPLOAD: [args.photo.name], ids.UPLOADS_STORE: None}
+    )
+    store = response["response"][ids.UPLOADS_STORE]["data"]
+    sha = store["items"][0]["sha"]
+    meta = service.upload_meta(sha)
+    face = 0 if meta.face_count else None
+    results["photo_size"] = f"{meta.width}x{meta.height} ({meta.width * meta.height / 1e6:.2f} MP)"
+    results["upload_ms"] = ms(seconds)
+
+    # -- the expensive step: miss, then hits --------------------------------------------
+    start = time.perf_counter()
+    service.compute_depth(sha, args.model, face)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    service.compute_depth(sha, args.model, face)
+    hit_memory = time.perf_counter() - start
+    service.depths.clear()
+    start = time.perf_counter()
+    service.compute_depth(sha, args.model, face)
+    hit_disk = time.perf_counter() - start
+    warm_network = None
+    if SECOND_PHOTO.is_file() and SECOND_PHOTO != args.photo:
+        other = service.ingest_upload(SECOND_PHOTO.read_bytes(), SECOND_PHOTO.name)
+        start = time.perf_counter()
+        service.compute_depth(other.sha256, args.model, 0 if other.face_count else None)
+        warm_network = time.perf_counter() - start
+    # the Generate button for cached work: one request, no job
+    response, generate_seconds, _ = dash.call(
+        (ids.DEPTH_GENERATE, "n_clicks"),
+        {ids.DEPTH_GENERATE: 1},
+        {ids.DEPTH_FACE: sha, ids.DEPTH_MODEL: args.model, ids.UPLOADS_STORE: store},
+    )
+    assert response["response"][ids.DEPTH_RESULT_STORE]["data"]["sha"] == sha
+    results["depth"] = {
+        "first_computation_ms": ms(first),
+        "network_with_model_loaded_ms": ms(warm_network) if warm_network else None,
+        "cache_hit_memory_ms": ms(hit_memory),
+        "cache_hit_disk_ms": ms(hit_disk),
+        "speedup_disk_hit": round(first / max(hit_disk, 1e-9), 1),
+        "speedup_vs_warm_network": round(warm_network / max(hit_disk, 1e-9), 1) if warm_network else None,
+        "generate_button_cached_ms": ms(generate_seconds),
+    }
+
+    source = {"sha": sha, "model": args.model, "face": face}
+    response, _, _ = dash.call(
+        (ids.DEPTH_RESULT_STORE, "data"), {ids.DEPTH_RESULT_STORE: source, ids.DEPTH_COLORMAP: "Grayscale"}
+    )
+    results["figure_bytes"] = {
+        "depth_photo": figure_bytes(response, ids.DEPTH_ORIGINAL_GRAPH),
+        "depth_map": figure_bytes(response, ids.DEPTH_MAP_GRAPH),
+    }
+
+    # -- slider updates -----------------------------------------------------------------
+    view = {"camera": None, "rev": 1}
+    base = {
+        ids.MODEL3D_SOURCE_STORE: source,
+        ids.MODEL3D_SMOOTHING: 2.0,
+        ids.MODEL3D_DENSITY: 3,
+        ids.MODEL3D_DEPTH_SCALE: 1.0,
+        ids.MODEL3D_DISPLAY: "points",
+        ids.MODEL3D_COLORS: "gray",
+    }
+    moves = [(ids.MODEL3D_SMOOTHING, v) for v in (0.0, 0.5, 1.0, 1.5, 2.5, 3.0, 4.0)]
+    moves += [(ids.MODEL3D_DEPTH_SCALE, v) for v in (0.5, 0.75, 1.25, 1.5, 2.0)]
+    moves += [(ids.MODEL3D_DENSITY, v) for v in sorted(DENSITY_STRIDE)]
+    moves += [(ids.MODEL3D_DISPLAY, "mesh"), (ids.MODEL3D_COLORS, "photo")]
+    dash.call((ids.MODEL3D_SOURCE_STORE, "data"), base, {ids.MODEL3D_VIEW_STORE: view})  # the first view
+    first_visit, revisit, sizes = [], [], {}
+    for rounds, timings in ((0, first_visit), (1, revisit)):
+        for component, value in moves:
+            values = dict(base, **{component: value})
+            response, seconds, _ = dash.call((component, "value"), values, {ids.MODEL3D_VIEW_STORE: view})
+            timings.append(seconds)
+            if rounds == 0:
+                sizes[f"{component}={value}"] = figure_bytes(response, ids.MODEL3D_GRAPH)
+    # every display combination at every density (the largest figures)
+    for density in sorted(DENSITY_STRIDE):
+        for display in ("points", "mesh"):
+            for colors in ("gray", "photo"):
+                values = dict(
+                    base, **{ids.MODEL3D_DENSITY: density, ids.MODEL3D_DISPLAY: display, ids.MODEL3D_COLORS: colors}
+                )
+                response, seconds, _ = dash.call((ids.MODEL3D_COLORS, "value"), values, {ids.MODEL3D_VIEW_STORE: view})
+                sizes[f"density={density} {display} {colors}"] = figure_bytes(response, ids.MODEL3D_GRAPH)
+                first_visit.append(seconds)
+    results["slider_update_ms"] = {
+        "first_visit_median": ms(statistics.median(first_visit)),
+        "first_visit_max": ms(max(first_visit)),
+        "revisit_median": ms(statistics.median(revisit)),
+        "revisit_max": ms(max(revisit)),
+        "count": len(first_visit) + len(revisit),
+    }
+    results["figure_bytes"].update({f"3d {k}": v for k, v in sizes.items()})
+
+    # -- comparison figures -------------------------------------------------------------
+    if SECOND_PHOTO.is_file() and SECOND_PHOTO != args.photo and face is not None:
+        other_face = 0 if other.face_count else None
+        if other_face is not None:
+            key, _ = service.compute_comparison([(sha, face), (other.sha256, other_face)], args.model)
+            response, seconds, _ = dash.call(
+                (ids.COMPARE_RESULT_STORE, "data"),
+                {ids.COMPARE_RESULT_STORE: {"key": key, "count": 2}, ids.COMPARE_PAGE: 0},
+            )
+            results["compare_render_ms"] = ms(seconds)
+            for name, component in (
+                ("compare 3d", ids.COMPARE_3D_GRAPH),
+                ("compare profiles", ids.COMPARE_PROFILES_GRAPH),
+                ("compare difference", ids.COMPARE_DIFF_GRAPH),
+            ):
+                results["figure_bytes"][name] = figure_bytes(response, component)
+
+    # -- verdict ------------------------------------------------------------------------
+    largest_3d = max(v for k, v in results["figure_bytes"].items() if k.startswith("3d") or k == "compare 3d")
+    checks = {
+        f"slider update < {TARGET_SLIDER_MS:.0f} ms (median of first visits)": results["slider_update_ms"][
+            "first_visit_median"
+        ]
+        < TARGET_SLIDER_MS,
+        f"slider update < {TARGET_SLIDER_MS:.0f} ms (slowest revisit)": results["slider_update_ms"]["revisit_max"]
+        < TARGET_SLIDER_MS,
+        f"largest 3D figure < {TARGET_FIGURE_BYTES / 1e6:.0f} MB ({largest_3d / 1e6:.2f} MB)": largest_3d
+        < TARGET_FIGURE_BYTES,
+        f"disk cache hit >= {TARGET_HIT_SPEEDUP:.0f}x faster than the first computation": results["depth"][
+            "speedup_disk_hit"
+        ]
+        >= TARGET_HIT_SPEEDUP,
+    }
+    results["checks"] = checks
+    print(json.dumps(results, indent=2, ensure_ascii=False))
+    for label, ok in checks.items():
+        print(f"{'PASS' if ok else 'MISS'}  {label}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    app.face3d.runner.shutdown()
+    return 0 if (all(checks.values()) or not args.strict) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

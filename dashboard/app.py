@@ -30,6 +30,7 @@ from dashboard.services import Face3DService
 from face3d_core.cache import ResultCache, is_sha256_hex
 from face3d_core.models.registry import DEFAULT_MODEL
 from face3d_core.weights import cache_dir as default_cache_dir
+from face3d_core.weights import offline
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +138,8 @@ def create_app(
     )
     if bootstrap_css is not None:
         app.config.external_stylesheets = [app.get_relative_path("/face3d/vendor/bootstrap.min.css")]
+    elif offline():
+        logger.warning("Bootstrap-Flask is not installed and FACE3D_OFFLINE is set: the page is unstyled")
     else:
         logger.warning("Bootstrap-Flask is not installed; loading Bootstrap from a CDN (needs internet)")
         app.config.external_stylesheets = [dbc.themes.BOOTSTRAP]

@@ -25,6 +25,12 @@ class InvalidImageError(Face3DError, ValueError):
     title = "This file can't be used"
 
 
+class InvalidDepthError(Face3DError, ValueError):
+    """A given depth map file is unreadable or not a usable ``(H, W)`` array of numbers."""
+
+    title = "This depth map can't be used"
+
+
 class NoFaceFoundError(Face3DError):
     """No face was detected; the caller may go on with the whole image instead."""
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from face3d_core.cli import error_line
-from face3d_core.errors import ExportError, Face3DError, InvalidImageError, NoFaceFoundError
+from face3d_core.errors import ExportError, Face3DError, InvalidDepthError, NoFaceFoundError
 from face3d_core.export import MESH_FORMATS, POINT_FORMATS, export_mesh, export_points, write_files
 from face3d_core.geometry import DEFAULT_FOV_DEG
 from face3d_core.models.registry import DEFAULT_MODEL, list_models
@@ -106,20 +106,20 @@ def load_depth_file(path: str | Path) -> np.ndarray:
     """Read a ``.npy`` depth map as ``(H, W) float32``.
 
     Raises:
-        InvalidImageError: Unreadable, not numeric, not 2D, or without any finite value.
+        InvalidDepthError: Unreadable, not numeric, not 2D, or without any finite value.
     """
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
-        raise InvalidImageError(f"Cannot read the depth map {path} as a .npy array ({exc}).") from exc
+        raise InvalidDepthError(f"Cannot read the depth map {path} as a .npy array ({exc}).") from exc
     array = np.squeeze(array)
     if array.ndim != 2 or min(array.shape) < 2:
-        raise InvalidImageError(f"The depth map {path} must be a 2D (H, W) array, got shape {array.shape}.")
+        raise InvalidDepthError(f"The depth map {path} must be a 2D (H, W) array, got shape {array.shape}.")
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
-        raise InvalidImageError(f"The depth map {path} must hold real numbers, got {array.dtype}.")
+        raise InvalidDepthError(f"The depth map {path} must hold real numbers, got {array.dtype}.")
     depth = array.astype(np.float32)
     if not np.isfinite(depth).any():
-        raise InvalidImageError(f"The depth map {path} has no finite value.")
+        raise InvalidDepthError(f"The depth map {path} has no finite value.")
     return depth
 
 

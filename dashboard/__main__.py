@@ -1,25 +1,56 @@
-"""``python -m dashboard``: serve the face3d dashboard (default http://127.0.0.1:8050)."""
+"""``python -m dashboard``: serve the face3d dashboard (default http://127.0.0.1:8050).
+
+The server listens on 127.0.0.1 (this machine only) unless ``--host`` or ``FACE3D_HOST`` says
+otherwise; any other address is logged as a warning, because the app has no login: anyone who
+can reach the port can upload photos and read the results.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
+import os
 
 from dashboard.app import create_app
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+
+
+def is_loopback(host: str) -> bool:
+    """Return True when ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run the development server (threaded)."""
     parser = argparse.ArgumentParser(prog="python -m dashboard", description="Serve the face3d dashboard.")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("FACE3D_HOST", "").strip() or DEFAULT_HOST,
+        help="interface to listen on (default $FACE3D_HOST or 127.0.0.1: this machine only)",
+    )
     parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
     parser.add_argument("--cache-dir", default=None, help="cache folder (default $FACE3D_CACHE_DIR or ~/.cache/face3d)")
     parser.add_argument("--debug", action="store_true", help="Dash dev tools and reloading (development only)")
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not is_loopback(args.host):
+        logger.warning(
+            "Listening on %s: the dashboard has no login, so anyone who can reach this port can upload photos "
+            "and see results. Put it behind an authenticating reverse proxy (see README, Deployment).",
+            args.host,
+        )
     app = create_app(args.cache_dir)
-    logging.getLogger(__name__).info("Serving on http://%s:%d", args.host, args.port)
+    logger.info("Serving on http://%s:%d", args.host, args.port)
     app.run(host=args.host, port=args.port, debug=args.debug, threaded=True)
 
 

@@ -47,7 +47,7 @@ class AppContext:
 
     service: Face3DService
     runner: JobRunner
-    cache: ResultCache
+    cache: ResultCache | Any
     cache_dir: Path
 
 
@@ -82,7 +82,10 @@ def _register_routes(app: Dash, service: Face3DService, bootstrap_css: Path | No
         return response
 
     @server.route("/face3d/health")
-    def face3d_health() -> dict:
+    def face3d_health() -> Any:
+        ping = getattr(service.cache, "ping", None)
+        if ping is not None and not ping():  # the shared Redis of a scale-out deployment is down
+            return {"status": "unavailable", "reason": "the shared result cache cannot be reached"}, 503
         return {"status": "ok"}
 
     if bootstrap_css is not None:
@@ -105,6 +108,7 @@ def create_app(
     job_workers: int | None = None,
     estimator_factory: Callable[[str], Any] | None = None,
     detector_path: str | os.PathLike | None = None,
+    redis_url: str | None = None,
 ) -> Dash:
     """Build the dashboard.
 
@@ -112,20 +116,38 @@ def create_app(
         cache_dir: The face3d cache folder (results in ``results/``, job records in ``jobs/``);
             default ``$FACE3D_CACHE_DIR`` or ``~/.cache/face3d``.
         size_limit_mb: Result cache size limit (default ``$FACE3D_CACHE_SIZE_MB`` or 2048).
-        runner: A job runner (default: a :class:`~dashboard.jobs.ThreadJobRunner` in this process).
+        runner: A job runner (default: a :class:`~dashboard.jobs.ThreadJobRunner` in this process,
+            or a :class:`~dashboard.jobs_celery.CeleryJobRunner` when a Redis URL is set).
         job_workers: Threads of the default runner (default ``$FACE3D_JOB_WORKERS`` or 1).
         estimator_factory: ``model name -> estimator`` (tests inject a fake; default: one loaded
             network per process, see :class:`~dashboard.services.Face3DService`).
         detector_path: YuNet model file (default: the lookup order of :mod:`face3d_core.faces`).
+        redis_url: Scale-out mode (default ``$FACE3D_REDIS_URL``; empty: off). Results live in
+            Redis (:class:`~face3d_core.redis_cache.RedisResultCache`, same keys as the disk
+            cache) and jobs run on Celery workers (``celery -A dashboard.celery_app worker``);
+            this process then never loads a depth network.
 
     Returns:
         The Dash app; ``app.face3d`` holds the service, runner and cache.
     """
     base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    cache = ResultCache(base / "results", size_limit_mb=size_limit_mb)
+    if redis_url is None:
+        redis_url = os.environ.get("FACE3D_REDIS_URL", "").strip()
+    if redis_url:
+        from face3d_core.redis_cache import RedisResultCache, redact_url
+
+        cache = RedisResultCache(redis_url)
+        logger.info("Scale-out mode: results in Redis at %s, jobs on Celery workers", redact_url(redis_url))
+    else:
+        cache = ResultCache(base / "results", size_limit_mb=size_limit_mb)
     service = Face3DService(cache, estimator_factory=estimator_factory, detector_path=detector_path)
     if runner is None:
-        runner = ThreadJobRunner(JobStore(base / "jobs"), service.tasks(), max_workers=job_workers)
+        if redis_url:
+            from dashboard.jobs_celery import CeleryJobRunner
+
+            runner = CeleryJobRunner.from_url(redis_url, kinds=service.tasks())
+        else:
+            runner = ThreadJobRunner(JobStore(base / "jobs"), service.tasks(), max_workers=job_workers)
 
     bootstrap_css = local_bootstrap_css()
     app = Dash(
@@ -151,5 +173,5 @@ def create_app(
     _register_routes(app, service, bootstrap_css)
     figures.warm_up()
     app.face3d = AppContext(service=service, runner=runner, cache=cache, cache_dir=base)
-    logger.info("face3d dashboard ready (cache %s)", base)
+    logger.info("face3d dashboard ready (cache %s)", cache.directory)
     return app

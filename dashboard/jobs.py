@@ -10,8 +10,9 @@ Job state (state, progress, message, result keys, error) and the cancel flag liv
 any job; the browser holds only the job id and polls with a ``dcc.Interval``.
 
 The runner sits behind the small :class:`JobRunner` protocol (``submit`` / ``status`` /
-``cancel``) and jobs are named tasks with JSON parameters, so a Celery runner can be added
-later without touching the callbacks.
+``cancel``) and jobs are named tasks with JSON parameters, so another backend plugs in without
+touching the callbacks: with ``FACE3D_REDIS_URL`` set, :mod:`dashboard.jobs_celery` runs the
+same tasks on Celery workers (job records in Redis), through the same :func:`execute_job`.
 
 Cancellation is cooperative: a task calls :meth:`JobContext.check` between its steps; a
 cancelled job is reported as cancelled at once, and its thread stops at the next check (a
@@ -23,6 +24,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import sqlite3
 import threading
 import time
 import uuid
@@ -34,7 +36,7 @@ from typing import Any, Protocol
 
 import diskcache
 
-from face3d_core.errors import Face3DError
+from face3d_core.errors import CacheError, Face3DError
 
 logger = logging.getLogger(__name__)
 
@@ -118,9 +120,19 @@ class JobStore:
         self._cache = diskcache.Cache(str(self.directory), size_limit=64 * 1024 * 1024)
 
     def put(self, status: JobStatus) -> None:
-        """Write a job record."""
+        """Write a job record.
+
+        Raises:
+            CacheError: The folder cannot be written (disk full, read-only).
+        """
         status.updated = time.time()
-        self._cache.set(f"job/{status.job_id}", status.to_dict(), expire=JOB_TTL_S, retry=True)
+        try:
+            self._cache.set(f"job/{status.job_id}", status.to_dict(), expire=JOB_TTL_S, retry=True)
+        except (OSError, sqlite3.Error) as exc:
+            raise CacheError(
+                f"Could not record the job in {self.directory} ({exc}). "
+                "Free some disk space or set FACE3D_CACHE_DIR to a writable folder."
+            ) from exc
 
     def get(self, job_id: str) -> JobStatus | None:
         """Read a job record, or None when unknown or expired."""
@@ -213,6 +225,60 @@ def describe_unexpected(exc: BaseException) -> tuple[str, str, str]:
     )
 
 
+def execute_job(store: JobStore, status: JobStatus, task: Task, params: dict[str, Any]) -> JobStatus:
+    """Run one job to its end and record every state change in ``store`` (any job backend).
+
+    The task's user-facing errors become a failed job with their message; anything else is
+    logged with a reference and reported without internals. Never raises (a job must never
+    kill the thread or worker process that runs it).
+
+    Args:
+        store: Where the job record and its cancel flag live (a :class:`JobStore` or any object
+            with the same ``put`` / ``cancel_requested`` methods).
+        status: The job's record (queued).
+        task: The function to run.
+        params: The task's JSON parameters.
+
+    Returns:
+        The final status (also written to ``store``).
+    """
+    context = JobContext(store, status)
+    try:
+        context.check()
+        status.state = JobState.RUNNING
+        context.report(0.02, "Starting...")
+        started = time.perf_counter()
+        result = task(params, context)
+        context.check()
+        status.state = JobState.DONE
+        status.progress = 1.0
+        status.message = "Done"
+        status.result = result
+        logger.info("Job %s (%s) done in %.2f s", status.job_id, status.kind, time.perf_counter() - started)
+    except JobCancelled:
+        status.state = JobState.CANCELLED
+        status.message = "Cancelled"
+        logger.info("Job %s (%s) cancelled", status.job_id, status.kind)
+    except Face3DError as exc:
+        status.state = JobState.FAILED
+        status.error_title = exc.title
+        status.error_message = exc.user_message
+        status.message = exc.title
+        logger.info("Job %s (%s) failed: %s", status.job_id, status.kind, exc)
+    except Exception as exc:  # noqa: BLE001 - a job must never kill the worker thread
+        _, status.error_title, status.error_message = describe_unexpected(exc)
+        status.state = JobState.FAILED
+        status.message = status.error_title
+    try:
+        if store.cancel_requested(status.job_id) and status.state != JobState.CANCELLED:
+            status.state = JobState.CANCELLED
+            status.message = "Cancelled"
+        store.put(status)
+    except Exception as exc:  # noqa: BLE001 - the job store itself failed (disk full, Redis gone)
+        logger.error("Could not record the end of job %s (%s): %s", status.job_id, status.state.value, exc)
+    return status
+
+
 class ThreadJobRunner:
     """Runs tasks in a thread pool of this process; state in a :class:`JobStore`.
 
@@ -246,37 +312,7 @@ class ThreadJobRunner:
         return status.job_id
 
     def _run(self, status: JobStatus, params: dict[str, Any]) -> None:
-        context = JobContext(self.store, status)
-        try:
-            context.check()
-            status.state = JobState.RUNNING
-            context.report(0.02, "Starting...")
-            started = time.perf_counter()
-            result = self.tasks[status.kind](params, context)
-            context.check()
-            status.state = JobState.DONE
-            status.progress = 1.0
-            status.message = "Done"
-            status.result = result
-            logger.info("Job %s (%s) done in %.2f s", status.job_id, status.kind, time.perf_counter() - started)
-        except JobCancelled:
-            status.state = JobState.CANCELLED
-            status.message = "Cancelled"
-            logger.info("Job %s (%s) cancelled", status.job_id, status.kind)
-        except Face3DError as exc:
-            status.state = JobState.FAILED
-            status.error_title = exc.title
-            status.error_message = exc.user_message
-            status.message = exc.title
-            logger.info("Job %s (%s) failed: %s", status.job_id, status.kind, exc)
-        except Exception as exc:  # noqa: BLE001 - a job must never kill the worker thread
-            _, status.error_title, status.error_message = describe_unexpected(exc)
-            status.state = JobState.FAILED
-            status.message = status.error_title
-        if self.store.cancel_requested(status.job_id) and status.state != JobState.CANCELLED:
-            status.state = JobState.CANCELLED
-            status.message = "Cancelled"
-        self.store.put(status)
+        execute_job(self.store, status, self.tasks[status.kind], params)
 
     def status(self, job_id: str) -> JobStatus | None:
         """Return the job's status; a job whose process died is reported as failed."""

@@ -1,7 +1,12 @@
 """WSGI entry point for a production server, e.g. ``gunicorn -w 2 --threads 8 dashboard.wsgi:server``.
 
-Each worker process loads the depth model once (on its first job); job state lives in the
-shared cache folder, so any worker can report on and cancel any job.
+gunicorn binds to 127.0.0.1:8000 unless ``--bind`` says otherwise (see README, Deployment).
+
+Without ``FACE3D_REDIS_URL`` each worker process loads the depth model once (on its first job)
+and job state lives in the shared cache folder, so the workers of one machine share the cache
+and any worker can report on and cancel any job. With ``FACE3D_REDIS_URL`` set, results and job
+state live in Redis and jobs run on Celery workers (``celery -A dashboard.celery_app worker``):
+the web workers never load a network, and several machines can serve the same users.
 """
 
 from __future__ import annotations

@@ -200,6 +200,11 @@ def _decode(blob: Any) -> Any:
         return MISSING
 
 
+#: The envelope codec, public for other stores of the same entries (:mod:`face3d_core.redis_cache`).
+encode_entry = _encode
+decode_entry = _decode
+
+
 class ResultCache:
     """A size-limited, integrity-checked, process-safe cache of computed results.
 

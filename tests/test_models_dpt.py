@@ -25,6 +25,7 @@ import torch
 from torch.nn import functional as F
 
 from face3d_core.models import dpt
+from face3d_core.models.registry import get_spec
 from tests.conftest import (
     REFERENCE_DIR,
     assert_matches_reference,
@@ -76,9 +77,13 @@ class Case:
     """One built model and what the tests of it share."""
 
     name: str
-    model: torch.nn.Module
-    layout: dict = field(repr=False)
+    model: torch.nn.Module = field(repr=False)
     _filled: bool = False
+
+    @property
+    def layout(self) -> dict:
+        """The official layout (skips the test without ``../shared``)."""
+        return load_layout(self.name)
 
     def filled(self) -> torch.nn.Module:
         """The model with the reference weights of ``fill.py`` (loaded once, strictly)."""
@@ -91,18 +96,21 @@ class Case:
 
 @pytest.fixture(scope="module", params=MODELS)
 def case(request: pytest.FixtureRequest):
-    name = request.param
-    layout = load_layout(name)  # skips without ../shared
     torch.manual_seed(0)
-    model = getattr(dpt, f"build_{name}")()
-    yield Case(name, model, layout)
-    del model
+    built = Case(request.param, getattr(dpt, f"build_{request.param}")())
+    yield built
+    built.model = None  # free the weights (up to 1.4 GB) before the next model is built
     gc.collect()
 
 
 def _run(model: torch.nn.Module, x: np.ndarray | torch.Tensor) -> torch.Tensor:
     with torch.inference_mode():
         return model(torch.as_tensor(x))
+
+
+def test_registry_builds_these_networks(case: Case) -> None:
+    spec = get_spec(case.name)
+    assert spec.builder == f"face3d_core.models.dpt:build_{case.name}"
 
 
 def test_builder_returns_eval_module(case: Case) -> None:
@@ -112,13 +120,14 @@ def test_builder_returns_eval_module(case: Case) -> None:
 
 
 def test_state_dict_layout_is_official(case: Case) -> None:
-    expected = {key: (tuple(shape), dtype) for key, (shape, dtype) in case.layout["state_dict"].items()}
+    layout = case.layout
+    expected = {key: (tuple(shape), dtype) for key, (shape, dtype) in layout["state_dict"].items()}
     actual = {key: (tuple(t.shape), str(t.dtype).removeprefix("torch.")) for key, t in case.model.state_dict().items()}
     assert sorted(set(expected) - set(actual)) == [], "missing official keys"
     assert sorted(set(actual) - set(expected)) == [], "keys the official checkpoint lacks"
     mismatched = {key: (actual[key], expected[key]) for key in expected if actual[key] != expected[key]}
     assert mismatched == {}
-    assert len(actual) == case.layout["tensors"]
+    assert len(actual) == layout["tensors"]
 
 
 def test_output_matches_reference(case: Case) -> None:
@@ -131,9 +140,9 @@ def test_output_matches_reference(case: Case) -> None:
 
 
 def test_pattern_end_to_end_matches_reference(case: Case) -> None:
+    model = case.filled()  # skips without ../shared
     if not (REFERENCE_DIR / f"{case.name}.pattern.net_input.npy").exists():
         pytest.skip(f"no pattern reference for {case.name}")
-    model = case.filled()
     net_input = load_reference_array(case.name, "pattern.net_input")
     reference = load_reference_array(case.name, "pattern.depth")
     pred = _run(model, net_input[None])
@@ -142,7 +151,7 @@ def test_pattern_end_to_end_matches_reference(case: Case) -> None:
 
 
 def test_rejects_unsupported_input_size(case: Case) -> None:
-    height, width = case.layout["net_size"]
+    height, width = get_spec(case.name).net_size
     bad = (height + 16, width) if case.name in FLEXIBLE else (height + 32, width)
     with pytest.raises(ValueError, match="input"):
         _run(case.model, torch.zeros(1, 3, *bad))
@@ -154,7 +163,7 @@ def test_channels_last_and_bfloat16_autocast(case: Case) -> None:
         pytest.skip(f"same code path as {SAME_CODE_AS[case.name]}, checked there")
     model = case.filled()
     # bf16 convolutions are very slow on CPUs without AVX512-BF16/AMX: keep the input small.
-    size = (64, 96) if case.name in FLEXIBLE else tuple(case.layout["net_size"])
+    size = (64, 96) if case.name in FLEXIBLE else get_spec(case.name).net_size
     x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (1, 3, *size)).astype(np.float32))
     reference = _run(model, x)
     assert reference.shape == (1, *size)

@@ -53,9 +53,7 @@ def test_pattern_end_to_end_matches_reference(filled_net: torch.nn.Module) -> No
     assert net_input.shape == (1, 3, 192, 256)  # "upper_bound" resize of 480x640, not square
     with torch.inference_mode():
         pred = filled_net(net_input)
-        depth = torch.nn.functional.interpolate(
-            pred.unsqueeze(1), size=(480, 640), mode="bicubic", align_corners=False
-        )
+        depth = torch.nn.functional.interpolate(pred.unsqueeze(1), size=(480, 640), mode="bicubic", align_corners=False)
     assert_matches_reference(depth[0, 0].numpy(), load_reference_array(MODEL, "pattern.depth"))
 
 

@@ -249,9 +249,7 @@ class DPTHead(nn.Module):
         path = scratch.refinenet2(path, layer_2, size=layer_1.shape[2:])
         path = scratch.refinenet1(path, layer_1)
         out = scratch.output_conv1(path)
-        out = F.interpolate(
-            out, size=(grid_h * PATCH_SIZE, grid_w * PATCH_SIZE), mode="bilinear", align_corners=True
-        )
+        out = F.interpolate(out, size=(grid_h * PATCH_SIZE, grid_w * PATCH_SIZE), mode="bilinear", align_corners=True)
         return scratch.output_conv2(out)
 
 

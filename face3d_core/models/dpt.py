@@ -243,9 +243,7 @@ class _Scratch(nn.Module):
         super().__init__()
         self.num_levels = len(in_channels)
         for level, channels in enumerate(in_channels, start=1):
-            self.add_module(
-                f"layer{level}_rn", nn.Conv2d(channels, features, kernel_size=3, padding=1, bias=False)
-            )
+            self.add_module(f"layer{level}_rn", nn.Conv2d(channels, features, kernel_size=3, padding=1, bias=False))
         self.refinenet1 = FeatureFusionBlock(features)
         self.refinenet2 = FeatureFusionBlock(features)
         self.refinenet3 = FeatureFusionBlock(features, size=refinenet3_size)
@@ -309,9 +307,7 @@ class DPTDepthModel(nn.Module):
         if len(in_channels) not in (3, 4):
             raise ValueError(f"DPT needs 3 or 4 feature levels, got {len(in_channels)}")
         self.pretrained = backbone
-        self.scratch = _Scratch(
-            in_channels, features, _make_head(*head_features), refinenet3_size, stem_transpose
-        )
+        self.scratch = _Scratch(in_channels, features, _make_head(*head_features), refinenet3_size, stem_transpose)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Predict relative inverse depth.
@@ -335,9 +331,7 @@ def build_dpt_hybrid_384() -> DPTDepthModel:
     """MiDaS v3.0 DPT-Hybrid (ResNet-50 + ViT-B/16, 384 px); random init, eval mode."""
     from face3d_core.models.dpt_vit import VitBackbone
 
-    backbone = VitBackbone(
-        "vit_base_r50_s16_384", hooks=(0, 1, 8, 11), channels=(256, 512, 768, 768), hybrid=True
-    )
+    backbone = VitBackbone("vit_base_r50_s16_384", hooks=(0, 1, 8, 11), channels=(256, 512, 768, 768), hybrid=True)
     return DPTDepthModel(backbone, backbone.out_channels).eval()
 
 

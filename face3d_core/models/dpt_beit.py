@@ -134,9 +134,7 @@ class BeitBackbone(nn.Module):
         hooked: list[torch.Tensor] = []
         for block_index, block in enumerate(model.blocks[: self.hooks[-1] + 1]):
             attn = block.attn
-            bias = resize_relative_position_bias(
-                attn.relative_position_bias_table, attn.window_size, grid, index
-            )
+            bias = resize_relative_position_bias(attn.relative_position_bias_table, attn.window_size, grid, index)
             tokens = tokens + block.gamma_1 * self._attention(attn, block.norm1(tokens), bias)
             tokens = tokens + block.gamma_2 * block.mlp(block.norm2(tokens))
             if block_index in self.hooks:

@@ -43,9 +43,7 @@ _HOOKS = (3, 11, 21)
 class ConvNorm(nn.Sequential):
     """Conv2d without bias + BatchNorm2d (keys ``c``, ``bn``)."""
 
-    def __init__(
-        self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1, padding: int = 0
-    ) -> None:
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1, padding: int = 0) -> None:
         super().__init__()
         self.c = nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding, bias=False)
         self.bn = nn.BatchNorm2d(out_chs)

@@ -142,9 +142,7 @@ class WindowAttention(nn.Module):
         self.window = window
         self.num_heads = num_heads
         self.logit_scale = nn.Parameter(torch.log(10 * torch.ones(num_heads, 1, 1)))
-        self.cpb_mlp = nn.Sequential(
-            nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, num_heads, bias=False)
-        )
+        self.cpb_mlp = nn.Sequential(nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, num_heads, bias=False))
         self.register_buffer(
             "relative_coords_table", _relative_coords_table(window, pretrained_window), persistent=False
         )
@@ -185,11 +183,7 @@ class WindowAttention(nn.Module):
             bias = bias.unsqueeze(0) + mask.unsqueeze(1)
             q, k, v = (t.reshape(batch, -1, *t.shape[1:]) for t in (q, k, v))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), scale=1.0)
-        out = (
-            out.reshape(windows, self.num_heads, tokens, -1)
-            .transpose(1, 2)
-            .reshape(windows, tokens, channels)
-        )
+        out = out.reshape(windows, self.num_heads, tokens, -1).transpose(1, 2).reshape(windows, tokens, channels)
         return self.proj(out)
 
 

@@ -29,9 +29,7 @@ __all__ = ["VitBackbone", "resize_position_embedding"]
 PATCH_SIZE = 16
 
 
-def resize_position_embedding(
-    pos_embed: torch.Tensor, grid: tuple[int, int], num_prefix: int = 1
-) -> torch.Tensor:
+def resize_position_embedding(pos_embed: torch.Tensor, grid: tuple[int, int], num_prefix: int = 1) -> torch.Tensor:
     """Resize a square learned position embedding to another patch grid (bilinear, as MiDaS).
 
     Args:
@@ -60,14 +58,14 @@ class VitBackbone(nn.Module):
         hooks: Indices of the transformer blocks whose outputs are used (for the hybrid, only
             the last two are).
         channels: Channels of the four feature maps.
-        hybrid: Take levels 1 and 2 from the ResNet stem stages 0 and 1.
+        hybrid: Take levels 1 and 2 from the outputs of ResNet stages 0 and 1.
     """
 
-    def __init__(
-        self, timm_name: str, hooks: Sequence[int], channels: Sequence[int], hybrid: bool = False
-    ) -> None:
+    def __init__(self, timm_name: str, hooks: Sequence[int], channels: Sequence[int], hybrid: bool = False) -> None:
         super().__init__()
         self.model = timm.create_model(timm_name, pretrained=False)
+        if self.model.num_prefix_tokens != 1:
+            raise ValueError(f"{timm_name}: expected exactly one class token before the patch tokens")
         self.hybrid = hybrid
         # The hybrid's first two levels come from the ResNet, not from transformer blocks.
         self.token_hooks = tuple(hooks[2:]) if hybrid else tuple(hooks)

@@ -1,0 +1,118 @@
+"""The Celery worker of face3d: runs the dashboard's jobs (depth network, comparisons).
+
+Start one per inference machine (``FACE3D_REDIS_URL`` must point at the shared Redis)::
+
+    FACE3D_REDIS_URL=redis://10.0.0.5:6379/0 celery -A dashboard.celery_app worker --concurrency 1
+
+Each worker process builds one :class:`~dashboard.services.Face3DService` on its first job, with
+the shared :class:`~face3d_core.redis_cache.RedisResultCache`, and loads each depth network once
+(:func:`face3d_core.models.estimator.get_estimator`); every later job in that process reuses it.
+Nothing is loaded in the parent process before the pool forks, so CUDA is initialised only in
+the child that uses it. This module never imports Dash.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from dashboard.jobs import JobState, JobStatus, execute_job
+from dashboard.jobs_celery import TASK_NAME, Heartbeat, RedisJobStore, make_celery
+
+logger = logging.getLogger(__name__)
+
+
+def _redis_url() -> str:
+    url = os.environ.get("FACE3D_REDIS_URL", "").strip()
+    if not url:
+        raise RuntimeError(
+            "FACE3D_REDIS_URL is not set: the face3d Celery worker needs the Redis URL shared with the "
+            "web workers, e.g. FACE3D_REDIS_URL=redis://127.0.0.1:6379/0"
+        )
+    return url
+
+
+#: The Celery app (``celery -A dashboard.celery_app worker``).
+app = make_celery(_redis_url())
+
+_state_lock = threading.Lock()
+_service: Any = None
+_store: RedisJobStore | None = None
+#: Depth networks loaded by this process: model name -> how many times (1 unless something is wrong).
+MODEL_LOADS: dict[str, int] = {}
+
+
+class _LoadLoggingEstimator:
+    """Wraps the process's estimator to log (and count) the one time its network is loaded."""
+
+    def __init__(self, inner: Any, model: str):
+        self._inner = inner
+        self._model = model
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self._inner.loaded)
+
+    def load(self, progress: Any = None) -> Any:
+        with _state_lock:
+            was_loaded = self._inner.loaded
+            started = time.perf_counter()
+            network = self._inner.load(progress=progress)
+            if not was_loaded:
+                MODEL_LOADS[self._model] = MODEL_LOADS.get(self._model, 0) + 1
+                logger.info(
+                    "face3d worker process %d loaded depth model %s in %.1f s (load #%d in this process)",
+                    os.getpid(),
+                    self._model,
+                    time.perf_counter() - started,
+                    MODEL_LOADS[self._model],
+                )
+        return network
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _worker_estimator(model: str) -> Any:
+    from face3d_core.models.estimator import get_estimator
+
+    return _LoadLoggingEstimator(get_estimator(model), model)
+
+
+def worker_state() -> tuple[Any, RedisJobStore]:
+    """Return this process's service and job store (built on first use, after the fork)."""
+    global _service, _store
+    with _state_lock:
+        if _service is None:
+            from dashboard.services import Face3DService
+            from face3d_core.redis_cache import RedisResultCache
+
+            url = _redis_url()
+            _service = Face3DService(RedisResultCache(url), estimator_factory=_worker_estimator)
+            _store = RedisJobStore(url)
+            logger.info("face3d worker process %d ready (shared cache in Redis)", os.getpid())
+        assert _store is not None
+        return _service, _store
+
+
+@app.task(name=TASK_NAME, ignore_result=True)
+def run_job(job_id: str, kind: str, params: dict[str, Any]) -> str:
+    """Run one dashboard job (``kind`` is a :meth:`Face3DService.tasks` name); return its final state."""
+    service, store = worker_state()
+    status = store.get(job_id) or JobStatus(job_id=job_id, kind=kind)
+    if status.state.finished:
+        return status.state.value
+    status.owner_pid = os.getpid()
+    task = service.tasks().get(kind)
+    if task is None:
+        status.state = JobState.FAILED
+        status.error_title = "Something went wrong"
+        status.error_message = f"This server does not know the job {kind!r}. Please reload the page."
+        store.put(status)
+        return status.state.value
+    with Heartbeat(store, job_id):
+        final = execute_job(store, status, task, params)
+    return final.state.value

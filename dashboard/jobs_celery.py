@@ -1,0 +1,260 @@
+"""Scale-out job backend: the dashboard's jobs on Celery workers, job records in Redis.
+
+Used when ``FACE3D_REDIS_URL`` is set (see :func:`dashboard.app.create_app`). Why Celery behind
+the existing :class:`~dashboard.jobs.JobRunner` interface rather than Dash's ``CeleryManager``:
+
+* the callbacks, progress bar and cancel button stay exactly as they are (``submit`` /
+  ``status`` / ``cancel``); ``CeleryManager`` would turn them into ``background=True``
+  callbacks with another progress and cancel mechanism;
+* a web worker only *sends* a task by name (``send_task``) with JSON parameters: it never
+  imports torch or builds a network, and the inference workers never import Dash (they
+  import :mod:`dashboard.celery_app`, which needs only the core and the service);
+* the network is loaded once per Celery worker process, on its first job, and reused by every
+  later job (``CeleryManager`` runs the whole callback, Dash included, in the worker);
+* the results (depth maps, comparisons) go to the shared result cache
+  (:class:`~face3d_core.redis_cache.RedisResultCache`) under the same keys as the embedded
+  diskcache, so the web workers read them by key; Celery's own result backend is not used.
+
+Job records (state, progress, message, result keys, error) and cancel flags are JSON in Redis
+(:class:`RedisJobStore`), so any web worker can report on or cancel any job. A running job
+refreshes a heartbeat key; a job whose worker died (no heartbeat) is reported as interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from dashboard.jobs import JOB_TTL_S, JobState, JobStatus
+from face3d_core.errors import CacheError, Face3DError
+from face3d_core.redis_cache import redact_url
+
+logger = logging.getLogger(__name__)
+
+#: Name of the one Celery task that runs any dashboard job (see :mod:`dashboard.celery_app`).
+TASK_NAME = "face3d.run_job"
+#: Default seconds between heartbeats of a running job.
+DEFAULT_HEARTBEAT_S = 5.0
+
+
+class JobQueueError(Face3DError):
+    """The job queue (Redis) cannot be reached, so a job cannot be started."""
+
+    title = "Job queue unavailable"
+
+
+def heartbeat_interval() -> float:
+    """Seconds between heartbeats of a running job (``FACE3D_JOB_HEARTBEAT_S``, default 5)."""
+    try:
+        value = float(os.environ.get("FACE3D_JOB_HEARTBEAT_S", "") or DEFAULT_HEARTBEAT_S)
+    except ValueError:
+        value = DEFAULT_HEARTBEAT_S
+    return value if value > 0 else DEFAULT_HEARTBEAT_S
+
+
+def make_celery(url: str) -> Any:
+    """Return a Celery app that uses Redis at ``url`` as its broker (no result backend).
+
+    Settings: JSON messages only; no Celery results (state lives in :class:`RedisJobStore`);
+    one message prefetched per worker process, so long network jobs spread over all workers
+    instead of queueing behind a busy one.
+    """
+    from celery import Celery
+
+    celery = Celery("face3d", broker=url)
+    celery.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        task_default_queue="face3d",
+    )
+    return celery
+
+
+def _broker_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions of the broker client libraries that mean "Redis cannot be reached"."""
+    import redis
+    from kombu.exceptions import OperationalError
+
+    return (OperationalError, redis.RedisError)
+
+
+class RedisJobStore:
+    """Job records, cancel flags and heartbeats in Redis (shared by every machine).
+
+    Same methods as :class:`dashboard.jobs.JobStore` plus :meth:`beat` / :meth:`alive`.
+
+    Args:
+        url: Redis URL.
+        client: An existing ``redis.Redis`` client (tests); built from ``url`` otherwise.
+    """
+
+    def __init__(self, url: str, client: Any = None):
+        import redis
+
+        self._errors = (redis.RedisError, OSError)
+        self.url = url
+        self._client = client if client is not None else redis.Redis.from_url(url, socket_timeout=30)
+
+    def _fail(self, exc: BaseException) -> CacheError:
+        return CacheError(f"The job store at {redact_url(self.url)} cannot be reached ({exc}). Is Redis running?")
+
+    def put(self, status: JobStatus) -> None:
+        """Write a job record.
+
+        Raises:
+            CacheError: Redis is unreachable or refused the write.
+        """
+        status.updated = time.time()
+        try:
+            self._client.set(f"face3d-job:{status.job_id}", json.dumps(status.to_dict()), ex=JOB_TTL_S)
+        except self._errors as exc:
+            raise self._fail(exc) from exc
+
+    def get(self, job_id: str) -> JobStatus | None:
+        """Read a job record, or None when unknown, expired or unreadable."""
+        try:
+            raw = self._client.get(f"face3d-job:{job_id}")
+        except self._errors as exc:
+            logger.warning("Job store read failed: %s", exc)
+            return None
+        if raw is None:
+            return None
+        try:
+            return JobStatus.from_dict(json.loads(raw))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def request_cancel(self, job_id: str) -> None:
+        """Raise the cancel flag of a job."""
+        try:
+            self._client.set(f"face3d-cancel:{job_id}", b"1", ex=JOB_TTL_S)
+        except self._errors as exc:
+            raise self._fail(exc) from exc
+
+    def cancel_requested(self, job_id: str) -> bool:
+        """Return True once the cancel flag of a job is raised."""
+        try:
+            return bool(self._client.exists(f"face3d-cancel:{job_id}"))
+        except self._errors:
+            return False
+
+    def beat(self, job_id: str, ttl_s: float) -> None:
+        """Mark the job as being worked on for the next ``ttl_s`` seconds."""
+        try:
+            self._client.set(f"face3d-alive:{job_id}", str(os.getpid()), ex=max(1, int(ttl_s + 0.999)))
+        except self._errors as exc:
+            logger.warning("Heartbeat of job %s failed: %s", job_id, exc)
+
+    def alive(self, job_id: str) -> bool:
+        """Return True while a worker's heartbeat for the job is fresh (True if Redis is unreachable)."""
+        try:
+            return bool(self._client.exists(f"face3d-alive:{job_id}"))
+        except self._errors:
+            return True
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+
+class Heartbeat:
+    """Context manager: refresh a job's heartbeat from a background thread while it runs."""
+
+    def __init__(self, store: RedisJobStore, job_id: str, interval_s: float | None = None):
+        self.store = store
+        self.job_id = job_id
+        self.interval_s = interval_s or heartbeat_interval()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"face3d-heartbeat-{job_id[:8]}", daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.store.beat(self.job_id, 3 * self.interval_s)
+
+    def __enter__(self) -> Heartbeat:
+        self.store.beat(self.job_id, 3 * self.interval_s)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class CeleryJobRunner:
+    """A :class:`~dashboard.jobs.JobRunner` that queues jobs for Celery workers.
+
+    Args:
+        store: Job records in Redis.
+        celery: The Celery app used to send tasks (see :func:`make_celery`).
+        kinds: Task names the workers know (``Face3DService.tasks()`` keys).
+    """
+
+    def __init__(self, store: RedisJobStore, celery: Any, kinds: Iterable[str]):
+        self.store = store
+        self.celery = celery
+        self.kinds = frozenset(kinds)
+
+    @classmethod
+    def from_url(cls, url: str, kinds: Iterable[str]) -> CeleryJobRunner:
+        """Build the runner for a Redis URL (job store and broker on the same Redis)."""
+        return cls(RedisJobStore(url), make_celery(url), kinds)
+
+    def submit(self, kind: str, params: dict[str, Any]) -> str:
+        """Record a queued job and send it to the workers; return its id.
+
+        Raises:
+            KeyError: Unknown task name.
+            JobQueueError: Redis cannot be reached.
+        """
+        if kind not in self.kinds:
+            raise KeyError(f"Unknown job kind {kind!r}")
+        status = JobStatus(job_id=uuid.uuid4().hex, kind=kind, owner_pid=0)
+        try:
+            self.store.put(status)
+            self.celery.send_task(TASK_NAME, args=[status.job_id, kind, dict(params)], task_id=status.job_id)
+        except (CacheError, OSError, *_broker_errors()) as exc:
+            raise JobQueueError(
+                "The job could not be queued because the job queue (Redis) cannot be reached. "
+                "Please try again in a moment."
+            ) from exc
+        logger.info("Job %s (%s) sent to the Celery workers", status.job_id, kind)
+        return status.job_id
+
+    def status(self, job_id: str) -> JobStatus | None:
+        """Return the job's status; a running job without a heartbeat is reported as interrupted."""
+        status = self.store.get(job_id)
+        if status is None:
+            return None
+        if status.state.finished:
+            return status
+        if self.store.cancel_requested(job_id):
+            status.state = JobState.CANCELLED
+            status.message = "Cancelled"
+        elif (
+            status.state == JobState.RUNNING
+            and time.time() - status.updated > 3 * heartbeat_interval()
+            and not self.store.alive(job_id)
+        ):
+            status.state = JobState.FAILED
+            status.error_title = "Job interrupted"
+            status.error_message = "The worker running this job stopped (restart or crash). Please start it again."
+        return status
+
+    def cancel(self, job_id: str) -> None:
+        """Raise the job's cancel flag; a queued job stops before it starts, a running one at its next step."""
+        self.store.request_cancel(job_id)
+
+    def shutdown(self, wait: bool = False) -> None:
+        """Close the connections (the workers keep running)."""
+        self.store.close()

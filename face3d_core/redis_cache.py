@@ -1,0 +1,238 @@
+"""The result cache on Redis: one store shared by every web and inference worker of a deployment.
+
+:class:`RedisResultCache` has the interface of :class:`~face3d_core.cache.ResultCache` (``get``,
+``set``, ``in``, ``delete``, ``key_lock``, ``get_or_compute``) and stores exactly the same
+entries under exactly the same keys (:func:`~face3d_core.cache.make_key`, e.g.
+``face3d/v1/depth/<sha256>/midas_v21_small_256/<digest>``) in the same integrity-checked
+envelope (``MAGIC | sha256(payload) | payload``), so a depth map computed by an inference
+worker on one machine is a cache hit for a web worker on another.
+
+Size: every entry gets a time to live (``FACE3D_CACHE_TTL_S``, default 30 days) and Redis is
+meant to run with ``--maxmemory <size> --maxmemory-policy volatile-lru``: when memory is
+full Redis evicts the least recently used *cache entries* (they have a TTL) and never the
+Celery queue (its keys have none). An evicted entry is a miss: a depth map is recomputed; a
+photo is reported as no longer stored.
+
+Locks: :meth:`RedisResultCache.key_lock` is a Redis lock, so two inference workers never run
+the network for the same key at the same time, even on different machines.
+
+Example:
+    >>> cache = RedisResultCache("redis://127.0.0.1:6379/0")     # doctest: +SKIP
+    >>> cache.get_or_compute(make_key("demo", "0" * 64), lambda: 42)  # doctest: +SKIP
+    42
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from face3d_core.cache import MISSING, decode_entry, encode_entry
+from face3d_core.errors import CacheError
+
+logger = logging.getLogger(__name__)
+
+#: Default time to live of a cache entry (seconds).
+DEFAULT_TTL_S = 30 * 24 * 3600
+#: Longest a worker may hold the compute lock of one key (seconds); a crashed holder frees it then.
+LOCK_TIMEOUT_S = 900
+#: Prefix of every key this module writes (the cache keys already start with it).
+KEY_PREFIX = "face3d/"
+_LOCK_PREFIX = "face3d-lock:"
+
+T = TypeVar("T")
+
+
+def _ttl_from_env() -> int:
+    env = os.environ.get("FACE3D_CACHE_TTL_S", "").strip()
+    if not env:
+        return DEFAULT_TTL_S
+    try:
+        value = int(float(env))
+    except ValueError:
+        logger.warning("Ignoring FACE3D_CACHE_TTL_S=%r (not a number)", env)
+        return DEFAULT_TTL_S
+    return value if value > 0 else DEFAULT_TTL_S
+
+
+def redact_url(url: str) -> str:
+    """Return a Redis URL without its password, for messages and logs."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
+class RedisResultCache:
+    """Integrity-checked results in Redis, keyed like :class:`~face3d_core.cache.ResultCache`.
+
+    Args:
+        url: Redis URL (``redis://host:port/db``).
+        ttl_s: Time to live of each entry (default ``$FACE3D_CACHE_TTL_S`` or 30 days).
+        client: An existing ``redis.Redis`` client (tests); built from ``url`` otherwise.
+
+    Raises:
+        CacheError: The ``redis`` package is missing.
+    """
+
+    def __init__(self, url: str, *, ttl_s: int | None = None, client: Any = None):
+        try:
+            import redis
+        except ImportError as exc:  # pragma: no cover - redis is in requirements.txt
+            raise CacheError("FACE3D_REDIS_URL is set but the 'redis' package is not installed.") from exc
+        self._redis_module = redis
+        self.url = url
+        self.directory = redact_url(url)  # shown in messages, like ResultCache.directory
+        self.ttl_s = int(ttl_s) if ttl_s else _ttl_from_env()
+        self._client = client if client is not None else redis.Redis.from_url(url, socket_timeout=30)
+        self._stats_lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def _errors(self) -> tuple[type[BaseException], ...]:
+        return (self._redis_module.RedisError, OSError)
+
+    def ping(self) -> bool:
+        """Return True when Redis answers."""
+        try:
+            return bool(self._client.ping())
+        except self._errors:
+            return False
+
+    # -- basic access -------------------------------------------------------------------
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Return the value under ``key``, or ``default`` when absent, damaged or unreachable.
+
+        A damaged entry (failed integrity check) is deleted, so it is recomputed next time.
+        """
+        try:
+            blob = self._client.get(key)
+        except self._errors as exc:
+            logger.warning("Redis read of %s failed: %s", key, exc)
+            blob = None
+        value = MISSING if blob is None else decode_entry(blob)
+        if blob is not None and value is MISSING:
+            logger.warning("Cache entry %s failed its integrity check; it will be recomputed", key)
+            self.delete(key)
+        with self._stats_lock:
+            if value is MISSING:
+                self.misses += 1
+            else:
+                self.hits += 1
+        return default if value is MISSING else value
+
+    def set(self, key: str, value: Any, *, expire: float | None = None) -> None:
+        """Store ``value`` under ``key`` with a time to live.
+
+        Raises:
+            CacheError: Redis refused the write (out of memory, read-only replica) or is down.
+        """
+        blob = encode_entry(value)
+        ttl = int(expire) if expire else self.ttl_s
+        try:
+            self._client.set(key, blob, ex=max(1, ttl))
+        except self._errors as exc:
+            raise CacheError(
+                f"Could not write to the result cache at {self.directory} ({exc}). "
+                "Check that Redis is running and has memory left (maxmemory, volatile-lru)."
+            ) from exc
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; return True when it was present."""
+        try:
+            return bool(self._client.delete(key))
+        except self._errors as exc:
+            logger.warning("Redis delete of %s failed: %s", key, exc)
+            return False
+
+    def __contains__(self, key: str) -> bool:
+        """Return True when an entry exists (without checking its integrity)."""
+        try:
+            return bool(self._client.exists(key))
+        except self._errors:
+            return False
+
+    # -- compute-through ----------------------------------------------------------------
+
+    @contextmanager
+    def key_lock(self, key: str) -> Iterator[None]:
+        """Serialise work on one key across every process and machine using this Redis."""
+        lock = self._client.lock(
+            _LOCK_PREFIX + key, timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_TIMEOUT_S, thread_local=False
+        )
+        try:
+            acquired = lock.acquire()
+        except self._errors as exc:
+            raise CacheError(f"The result cache at {self.directory} cannot be reached ({exc}).") from exc
+        try:
+            yield
+        finally:
+            if acquired:
+                try:
+                    lock.release()
+                except self._errors as exc:  # expired (work took longer than the timeout) or Redis gone
+                    logger.warning("Could not release the lock of %s: %s", key, exc)
+
+    def get_or_compute(self, key: str, compute: Callable[[], T], *, expire: float | None = None) -> T:
+        """Return the cached value of ``key`` or compute, store and return it (once across workers)."""
+        value = self.get(key, MISSING)
+        if value is not MISSING:
+            return value
+        with self.key_lock(key):
+            value = self.get(key, MISSING)
+            if value is not MISSING:
+                with self._stats_lock:
+                    self.misses -= 1
+                return value
+            value = compute()
+            try:
+                self.set(key, value, expire=expire)
+            except CacheError as exc:
+                logger.warning("%s", exc)
+            return value
+
+    # -- housekeeping -------------------------------------------------------------------
+
+    def _keys(self) -> Iterator[bytes]:
+        yield from self._client.scan_iter(match=KEY_PREFIX + "*", count=500)
+
+    def volume(self) -> int:
+        """Return the memory Redis uses in bytes (the whole instance)."""
+        try:
+            return int(self._client.info("memory").get("used_memory", 0))
+        except self._errors:
+            return 0
+
+    def __len__(self) -> int:
+        try:
+            return sum(1 for _ in self._keys())
+        except self._errors:
+            return 0
+
+    def clear(self) -> None:
+        """Remove every face3d cache entry (not the job queue)."""
+        batch = []
+        for key in self._keys():
+            batch.append(key)
+            if len(batch) >= 500:
+                self._client.delete(*batch)
+                batch.clear()
+        if batch:
+            self._client.delete(*batch)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        try:
+            self._client.close()
+        except self._errors:  # pragma: no cover
+            pass
+
+    def entry_path(self, key: str) -> None:
+        """Entries are not files here (API parity with ResultCache)."""
+        return None

@@ -131,7 +131,7 @@ class JobStore:
         except (OSError, sqlite3.Error) as exc:
             raise CacheError(
                 f"Could not record the job in {self.directory} ({exc}). "
-                "Free some disk space or set FACE3D_CACHE_DIR to a writable folder."
+                "Free some disk space, make sure the folder is writable, or set FACE3D_CACHE_DIR to another folder."
             ) from exc
 
     def get(self, job_id: str) -> JobStatus | None:

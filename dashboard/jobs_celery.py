@@ -74,7 +74,6 @@ def make_celery(url: str) -> Any:
         task_ignore_result=True,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
-        worker_hijack_root_logger=False,
         task_default_queue="face3d",
     )
     return celery

@@ -43,6 +43,7 @@ import pickle
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -252,8 +253,11 @@ class ResultCache:
         try:
             blob = self._cache.get(key, default=MISSING, retry=True)
         except (OSError, sqlite3.Error) as exc:
-            logger.warning("Cache read of %s failed: %s", key, exc)
-            blob = MISSING
+            # A read also records the access time (LRU eviction), which fails on a full or
+            # read-only disk: read without recording it, so stored uploads stay available.
+            blob = self._get_without_recording_access(key)
+            log = logger.info if blob is not MISSING else logger.warning
+            log("Cache read of %s could not record its access (%s); read it without", key, exc)
         value = MISSING if blob is MISSING else _decode(blob)
         if blob is not MISSING and value is MISSING:
             logger.warning("Cache entry %s failed its integrity check; it will be recomputed", key)
@@ -264,6 +268,22 @@ class ResultCache:
             else:
                 self.hits += 1
         return default if value is MISSING else value
+
+    def _get_without_recording_access(self, key: str) -> Any:
+        """Read an entry with a plain SELECT (no write at all); :data:`MISSING` when absent or unreadable."""
+        try:
+            db_key, raw = self._cache._disk.put(key)  # noqa: SLF001 - diskcache's key encoding
+            row = self._cache._sql(  # noqa: SLF001 - diskcache has no read-only accessor
+                "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = ?"
+                " AND (expire_time IS NULL OR expire_time > ?)",
+                (db_key, raw, time.time()),
+            ).fetchone()
+            if row is None:
+                return MISSING
+            return self._cache._disk.fetch(row[0], row[1], row[2], False)  # noqa: SLF001
+        except (OSError, sqlite3.Error) as exc:
+            logger.warning("Cache read of %s failed: %s", key, exc)
+            return MISSING
 
     def set(self, key: str, value: Any, *, expire: float | None = None) -> None:
         """Store ``value`` (any picklable object) under ``key``.
@@ -280,7 +300,7 @@ class ResultCache:
         except (OSError, sqlite3.Error) as exc:
             raise CacheError(
                 f"Could not write to the result cache in {self.directory} ({exc}). "
-                "Free some disk space or set FACE3D_CACHE_DIR to another folder."
+                "Free some disk space, make sure the folder is writable, or set FACE3D_CACHE_DIR to another folder."
             ) from exc
 
     def delete(self, key: str) -> bool:

@@ -63,21 +63,54 @@ def test_pipeline_matches_official_large(model_name, weights_dir, reference_dir)
     _check_pattern(model_name, weights_dir, reference_dir)
 
 
-def test_unaccelerated_path_matches_too(weights_dir, reference_dir):
+@pytest.mark.parametrize(
+    ("backend", "accelerate"), [("torch", False), ("torch", True), ("onnxruntime", True)]
+)
+def test_every_backend_matches_official(backend, accelerate, weights_dir, reference_dir):
     _write_checkpoint("midas_v21_small_256", weights_dir)
-    est = DepthEstimator("midas_v21_small_256", device="cpu", precision="fp32", accelerate=False)
+    est = DepthEstimator("midas_v21_small_256", device="cpu", precision="fp32", accelerate=accelerate,
+                         backend=backend)
+    assert est.backend == backend
     depth_rel = est.predict(load_image(reference_dir / "pattern_480x640.png"))
+    assert est.backend == backend  # no silent fallback
     assert_matches_reference(depth_rel, load_reference_array("midas_v21_small_256", "pattern.depth"))
 
 
-def test_bf16_on_cpu_stays_close(weights_dir, reference_dir):
-    """bf16 is optional on the CPU; it must still give the same depth ordering, roughly."""
+def test_onnx_export_is_cached_on_disk(weights_dir, reference_dir):
     _write_checkpoint("midas_v21_small_256", weights_dir)
-    est = DepthEstimator("midas_v21_small_256", device="cpu", precision="bf16")
-    depth_rel = est.predict(load_image(reference_dir / "pattern_480x640.png"))
-    ref = load_reference_array("midas_v21_small_256", "pattern.depth")
-    corr = np.corrcoef(depth_rel.ravel(), ref.ravel())[0, 1]
-    assert corr > 0.99, corr
+    image = load_image(reference_dir / "pattern_480x640.png")
+    DepthEstimator("midas_v21_small_256", device="cpu", backend="onnxruntime").predict(image)
+    exported = list((weights_dir / "cache" / "onnx").glob("midas_v21_small_256-*.onnx"))
+    assert len(exported) == 1
+    mtime = exported[0].stat().st_mtime_ns
+    DepthEstimator("midas_v21_small_256", device="cpu", backend="onnxruntime").predict(image)
+    assert exported[0].stat().st_mtime_ns == mtime  # reused, not exported again
+
+
+def test_onnx_network_falls_back_when_it_deviates():
+    from face3d_core.models.onnx_backend import VerifiedOnnxNetwork
+
+    class WrongSession:  # an ONNX session whose answer is off: must be caught, never served
+        def run(self, outputs, feeds):
+            return [np.zeros((1, 8, 8), np.float32) + 5.0]
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 1, 1), torch.nn.Flatten(0, 1))
+    wrapped = VerifiedOnnxNetwork(WrongSession(), net)
+    x = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        expected = net(x)
+        np.testing.assert_allclose(wrapped(x).numpy(), expected.numpy())
+        np.testing.assert_allclose(wrapped(x).numpy(), expected.numpy())  # shape remembered as bad
+
+
+def test_bf16_on_cpu_stays_close(weights_dir):
+    """bf16 is optional on the CPU (slow where it is emulated): small input, same depth ordering."""
+    _write_checkpoint("midas_v21_small_256", weights_dir)
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    fp32 = DepthEstimator("midas_v21_small_256", device="cpu", precision="fp32", backend="torch").infer(x)
+    bf16 = DepthEstimator("midas_v21_small_256", device="cpu", precision="bf16").infer(x)
+    corr = np.corrcoef(fp32.numpy().ravel(), bf16.numpy().ravel())[0, 1]
+    assert bf16.dtype == torch.float32 and corr > 0.98, corr
 
 
 def test_missing_weights_is_a_clear_error(weights_dir):

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from face3d_http import (
     FACES_DIR,
     FILL_PY,

@@ -31,13 +31,15 @@ import torch.nn.functional as F
 
 from face3d_core.errors import WeightsUnavailableError
 from face3d_core.models.acceleration import accelerate_for_cpu
+from face3d_core.models.onnx_backend import build_onnx_network, onnxruntime_available
 from face3d_core.models.registry import DEFAULT_MODEL, ModelSpec, get_spec
 from face3d_core.models.transforms import prepare_input
-from face3d_core.weights import ProgressFn, resolve_weights
+from face3d_core.weights import ProgressFn, cache_dir, resolve_weights
 
 logger = logging.getLogger(__name__)
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Backend = Literal["auto", "torch", "onnxruntime"]
 
 
 def select_device(device: str = "auto") -> torch.device:
@@ -57,6 +59,13 @@ def select_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def _cpu_has_native_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
+        return False
+
+
 def resolve_precision(precision: str, device: torch.device) -> Literal["fp32", "bf16", "fp16"]:
     """Return the concrete precision: ``auto`` is fp16 on CUDA and fp32 elsewhere.
 
@@ -72,6 +81,8 @@ def resolve_precision(precision: str, device: torch.device) -> Literal["fp32", "
     if precision == "fp16" and device.type == "cpu":
         logger.warning("fp16 is not supported on the CPU; using fp32")
         return "fp32"
+    if precision == "bf16" and device.type == "cpu" and not _cpu_has_native_bf16():
+        logger.warning("This CPU has no native bfloat16 support: bf16 is emulated and much slower than fp32")
     return precision  # type: ignore[return-value]
 
 
@@ -112,6 +123,7 @@ class EstimatorConfig:
     device: str
     precision: str
     accelerate: bool
+    backend: str
 
 
 class DepthEstimator:
@@ -129,6 +141,10 @@ class DepthEstimator:
         accelerate: Fold Conv+BatchNorm and use channels-last on the CPU (fp32-exact up to
             float rounding; checked against the plain model on load).
         allow_download: Whether a missing checkpoint may be downloaded.
+        backend: ``auto`` uses ONNX Runtime for fp32 CPU inference where the spec says it is
+            faster (``spec.cpu_onnx``) and it is installed, else PyTorch; ``torch`` or
+            ``onnxruntime`` force one (``FACE3D_BACKEND`` overrides ``auto``). The ONNX path
+            checks itself against PyTorch for every new input shape.
     """
 
     def __init__(
@@ -139,6 +155,7 @@ class DepthEstimator:
         precision: Precision = "auto",
         accelerate: bool = True,
         allow_download: bool = True,
+        backend: Backend = "auto",
     ) -> None:
         self.spec: ModelSpec = get_spec(model_name)
         self.weights = Path(weights) if weights is not None else None
@@ -146,10 +163,24 @@ class DepthEstimator:
         self.precision = resolve_precision(precision, self.device)
         self.accelerate = accelerate
         self.allow_download = allow_download
+        self.backend = self._resolve_backend(backend)
         self._net: torch.nn.Module | None = None
         self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()
         self.weights_path: Path | None = None
+
+    def _resolve_backend(self, backend: str) -> str:
+        if backend == "auto":
+            backend = os.environ.get("FACE3D_BACKEND", "auto")
+        if backend not in {"auto", "torch", "onnxruntime"}:
+            raise ValueError(f"unknown backend {backend!r} (use auto, torch or onnxruntime)")
+        cpu_fp32 = self.device.type == "cpu" and self.precision == "fp32"
+        if backend == "auto":
+            backend = "onnxruntime" if cpu_fp32 and self.spec.cpu_onnx and onnxruntime_available() else "torch"
+        if backend == "onnxruntime" and not (cpu_fp32 and onnxruntime_available()):
+            logger.warning("ONNX Runtime is only used for fp32 on the CPU (and must be installed); using PyTorch")
+            backend = "torch"
+        return backend
 
     @property
     def loaded(self) -> bool:
@@ -190,6 +221,12 @@ class DepthEstimator:
                 f"(is it the checkpoint of another model?). Expected {self.spec.file_name} from {self.spec.url}."
             ) from exc
         net.eval().requires_grad_(False)
+        if self.backend == "onnxruntime":
+            example = torch.zeros(1, 3, *self.spec.net_size)
+            fast = build_onnx_network(net, self.spec.name, path, example, cache_dir() / "onnx")
+            if fast is not None:
+                return fast  # type: ignore[return-value]
+            self.backend = "torch"
         if self.device.type == "cpu" and self.accelerate and self.precision == "fp32":
             example = torch.zeros(1, 3, *self.spec.net_size)
             net = accelerate_for_cpu(net, example)
@@ -254,16 +291,17 @@ def get_estimator(
     device: str = "auto",
     precision: Precision = "auto",
     accelerate: bool = True,
+    backend: Backend = "auto",
 ) -> DepthEstimator:
     """Return the process-wide estimator for this configuration (created on first call).
 
     The network itself is loaded lazily, on the first prediction.
     """
-    key = EstimatorConfig(model_name, str(weights) if weights else None, device, precision, accelerate)
+    key = EstimatorConfig(model_name, str(weights) if weights else None, device, precision, accelerate, backend)
     with _ESTIMATORS_LOCK:
         est = _ESTIMATORS.get(key)
         if est is None:
-            est = DepthEstimator(model_name, weights, device, precision, accelerate)
+            est = DepthEstimator(model_name, weights, device, precision, accelerate, backend=backend)
             _ESTIMATORS[key] = est
         return est
 

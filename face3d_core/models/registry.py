@@ -53,6 +53,8 @@ class ModelSpec:
         upsample_mode: Interpolation of the prediction back to the image size (MiDaS' ``run.py``:
             bicubic; Depth Anything V2's ``infer_image``: bilinear).
         upsample_align_corners: ``align_corners`` of that interpolation (MiDaS: False, DA V2: True).
+        cpu_onnx: Run fp32 CPU inference with ONNX Runtime by default (set where
+            ``benchmarks/depth_speed.py`` measured it faster than PyTorch).
         license: Licence of the official weights.
         description: One line for ``face3d models`` and the UI.
     """
@@ -71,6 +73,7 @@ class ModelSpec:
     std: tuple[float, float, float]
     upsample_mode: Literal["bicubic", "bilinear"] = "bicubic"
     upsample_align_corners: bool = False
+    cpu_onnx: bool = False
     license: str = "MIT"
     description: str = ""
 
@@ -97,7 +100,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         builder="face3d_core.models.midas_small:build_midas_v21_small_256",
         sha256="70d6b9c891758c67f974a6097fb0c608c7ee67fb81ac3e5588847d5596d56fca",
         size_mb=81.8, net_size=(256, 256), resize_mode="upper_bound", multiple_of=32,
-        mean=IMAGENET_MEAN, std=IMAGENET_STD,
+        mean=IMAGENET_MEAN, std=IMAGENET_STD, cpu_onnx=True,
         description="Fast EfficientNet-Lite3 network; the default, good on CPU.",
     ),
     _midas(

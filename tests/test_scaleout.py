@@ -1,0 +1,338 @@
+"""Scale-out mode, for real: Redis + Celery inference workers + several gunicorn web workers.
+
+The test starts, on 127.0.0.1 with free ports and temporary folders:
+
+* ``redis-server`` (the Debian package), no persistence, ``volatile-lru``;
+* two Celery workers (``celery -A dashboard.celery_app worker --concurrency 1``), each with its
+  own cache folder (two "GPU machines" that share nothing but Redis) and a ``fill.py`` checkpoint;
+* gunicorn with two web worker processes (``dashboard.wsgi:server``) whose weights folder is
+  empty and downloads are off, so a web worker that tried to load a network would fail.
+
+Simulated users then upload, generate depth and view 3D models over HTTP. Asserted: no error,
+each user's results are its own, the depth maps are in Redis under exactly the diskcache keys,
+each Celery worker process loaded the network once for all its jobs, both web workers served
+requests, and everything survives a SIGKILL of the whole web tier.
+
+Skipped (saying why) only when ``redis-server`` is not installed or ``../shared`` is absent.
+``FACE3D_SCALEOUT_SECONDS`` (default 20) and ``FACE3D_SCALEOUT_USERS`` (default 8) bound it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from face3d_http import (
+    FACES_DIR,
+    FILL_PY,
+    MODEL,
+    REPO_ROOT,
+    YUNET_PATH,
+    DashHttp,
+    ManagedProcess,
+    Stats,
+    UserSession,
+    base_env,
+    free_port,
+    output,
+    python_exe,
+    run_users,
+    wait_for_http,
+)
+
+from dashboard import ids
+
+pytestmark = pytest.mark.slow
+
+USERS = int(os.environ.get("FACE3D_SCALEOUT_USERS", "8"))
+SECONDS = float(os.environ.get("FACE3D_SCALEOUT_SECONDS", "20"))
+WEB_WORKERS = 2
+INFERENCE_WORKERS = 2
+ARTIFACTS = Path(os.environ.get("FACE3D_RELIABILITY_ARTIFACTS", REPO_ROOT / "test-artifacts" / "reliability"))
+REDIS_SERVER = shutil.which("redis-server")
+
+
+def test_without_redis_the_embedded_diskcache_backend_is_used(tmp_path, monkeypatch):
+    from dashboard.app import create_app
+    from dashboard.jobs import ThreadJobRunner
+    from dashboard.testing import FakeEstimator
+    from face3d_core.cache import ResultCache
+
+    monkeypatch.delenv("FACE3D_REDIS_URL", raising=False)
+    app = create_app(tmp_path, estimator_factory=lambda name: FakeEstimator())
+    assert isinstance(app.face3d.runner, ThreadJobRunner)
+    assert isinstance(app.face3d.cache, ResultCache)
+    assert app.face3d.cache.directory == tmp_path / "results"
+    app.face3d.runner.shutdown()
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (apt-get install -y redis-server; `make test` does it as root)")
+    import redis
+
+    root = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    argv = [
+        REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root), "--save", "",
+        "--appendonly", "no", "--maxmemory", "1gb", "--maxmemory-policy", "volatile-lru",
+    ]  # fmt: skip
+    process = ManagedProcess(argv, dict(os.environ), root / "redis.log", cwd=root).start()
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if client.ping():
+                    break
+            except redis.RedisError:
+                if time.monotonic() > deadline or not process.alive():
+                    raise RuntimeError(f"redis-server did not start:\n{process.log_text()}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        client.close()
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_ready():
+    if not FACES_DIR.is_dir() or not YUNET_PATH.is_file() or not FILL_PY.is_file():
+        pytest.skip("../shared (faces, YuNet, reference/fill.py) is absent")
+    return sorted(p for p in FACES_DIR.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+
+
+@pytest.fixture(scope="module")
+def deployment(redis_url, shared_ready, tmp_path_factory):
+    """Two Celery workers and a two-worker gunicorn, all on one Redis; stopped at the end."""
+    from dashboard.testing import write_fill_checkpoint
+
+    root = tmp_path_factory.mktemp("scaleout")
+    weights = root / "weights"
+    write_fill_checkpoint(weights, FILL_PY, MODEL)
+    empty_weights = root / "web-weights-empty"
+    empty_weights.mkdir()
+    started: list[ManagedProcess] = []
+    try:
+        workers = []
+        for number in range(INFERENCE_WORKERS):
+            env = base_env(
+                FACE3D_REDIS_URL=redis_url,
+                FACE3D_CACHE_DIR=str(root / f"gpu{number}-cache"),
+                FACE3D_WEIGHTS_DIR=str(weights),
+                FACE3D_JOB_HEARTBEAT_S="1",
+            )
+            argv = [
+                python_exe(), "-m", "celery", "-A", "dashboard.celery_app", "worker", "--concurrency", "1",
+                "--pool", "prefork", "--hostname", f"gpu{number}@%h", "--loglevel", "INFO", "--without-gossip",
+                "--without-mingle", "--without-heartbeat",
+            ]  # fmt: skip
+            worker = ManagedProcess(argv, env, root / f"celery{number}.log").start()
+            started.append(worker)
+            workers.append(worker)
+        port = free_port()
+        web_env = base_env(
+            FACE3D_REDIS_URL=redis_url,
+            FACE3D_CACHE_DIR=str(root / "web-cache"),
+            FACE3D_WEIGHTS_DIR=str(empty_weights),
+            FACE3D_JOB_HEARTBEAT_S="1",
+            HOME=str(root / "web-home"),  # gunicorn >= 24 puts a control socket under $HOME
+        )
+        web_argv = [
+            python_exe(), "-m", "gunicorn", "--workers", str(WEB_WORKERS), "--threads", "8", "--bind",
+            f"127.0.0.1:{port}", "--timeout", "120", "--access-logfile", "-",
+            "--access-logformat", "ACCESS pid=%(p)s %(m)s %(U)s %(s)s", "dashboard.wsgi:server",
+        ]  # fmt: skip
+        web = ManagedProcess(web_argv, web_env, root / "gunicorn.log")
+        web.start()
+        started.append(web)
+        url = f"http://127.0.0.1:{port}/"
+        wait_for_http(url + "face3d/health", web, timeout=180)
+        deadline = time.monotonic() + 120
+        while not all("ready." in w.log_text() for w in workers):
+            assert time.monotonic() < deadline, "the Celery workers did not start:\n" + workers[0].log_text()[-3000:]
+            assert all(w.alive() for w in workers), "a Celery worker died:\n" + workers[0].log_text()[-3000:]
+            time.sleep(0.3)
+        yield {"url": url, "web": web, "workers": workers, "redis_url": redis_url, "root": root}
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+def test_users_share_one_cache_across_web_and_inference_workers(deployment, shared_ready, capsys):
+    import redis
+
+    from dashboard.services import Face3DService
+    from face3d_core.cache import make_key
+    from face3d_core.faces import DEFAULT_MARGIN
+    from face3d_core.redis_cache import RedisResultCache
+
+    url, web, workers = deployment["url"], deployment["web"], deployment["workers"]
+    stats = Stats()
+    started = time.perf_counter()
+    sessions = run_users(url, USERS, shared_ready, SECONDS, stats, poll_s=0.5)
+    elapsed = time.perf_counter() - started
+
+    worker_logs = [w.log_text() for w in workers]
+    web_log = web.log_text()
+    jobs_per_worker = [len(re.findall(r"Job \w+ \(depth\) done", log)) for log in worker_logs]
+    loads = [re.findall(r"worker process (\d+) loaded depth model (\S+)", log) for log in worker_logs]
+    web_pids = sorted(set(re.findall(r"ACCESS pid=<?(\d+)>? POST /_dash-update-component 200", web_log)))
+    table = stats.table(
+        f"SCALE-OUT: {USERS} users for {SECONDS:.0f} s; gunicorn {WEB_WORKERS} web workers, "
+        f"{INFERENCE_WORKERS} Celery workers, Redis"
+    )
+    table += f"\ndepth jobs per Celery worker {jobs_per_worker}; network loads per worker {[len(x) for x in loads]}"
+    table += f"; web worker pids serving callbacks {len(web_pids)}; wall {elapsed:.0f} s"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "scaleout.json").write_text(
+        json.dumps(
+            {
+                "users": USERS,
+                "seconds": SECONDS,
+                "requests": stats.requests,
+                "errors": stats.errors,
+                "flows": stats.flows,
+                "jobs": stats.jobs,
+                "latency": stats.summary(),
+                "jobs_per_worker": jobs_per_worker,
+                "network_loads_per_worker": [len(x) for x in loads],
+                "web_worker_pids": web_pids,
+            },
+            indent=2,
+        )
+    )
+    with capsys.disabled():
+        print("\n" + table)
+
+    assert not stats.errors, "errors:\n" + "\n".join(stats.errors[:20]) + "\n" + worker_logs[0][-2000:]
+    assert stats.flows >= USERS
+    # Each user got their own results (checked per request by UserSession), and no photo twice.
+    owners: dict[str, int] = {}
+    for session in sessions:
+        assert session.results, f"user {session.user} completed no flow"
+        for record in session.results:
+            assert owners.setdefault(record["sha"], session.user) == session.user
+    # Both inference workers worked; each process loaded the network exactly once for all its jobs.
+    assert all(count >= 1 for count in jobs_per_worker), jobs_per_worker
+    for worker_loads, jobs in zip(loads, jobs_per_worker, strict=True):
+        pids = [pid for pid, _ in worker_loads]
+        assert len(pids) == len(set(pids)) >= 1, f"a worker process loaded the network twice: {worker_loads}"
+        assert jobs >= len(pids)
+    assert sum(jobs_per_worker) > sum(len(x) for x in loads), "the network was not reused across jobs"
+    # The web workers never loaded a network (and could not have: no weights there, offline).
+    assert "face3d_core.models.estimator" not in web_log and "Loading midas" not in web_log
+    assert len(web_pids) == WEB_WORKERS, f"only web workers {web_pids} served callbacks"
+    # The depth maps live in Redis under exactly the keys of the embedded diskcache.
+    client = redis.Redis.from_url(deployment["redis_url"])
+    try:
+        shared = Face3DService(RedisResultCache(deployment["redis_url"], client=client))
+        for session in sessions:
+            for record in session.results:
+                result = record["result"]
+                key = make_key(
+                    "depth", record["sha"], model=MODEL, params={"face": result["face"], "margin": DEFAULT_MARGIN}
+                )
+                assert key == shared.depth_key(record["sha"], MODEL, result["face"])
+                assert client.exists(key), key
+                depth = shared.cached_depth(record["sha"], MODEL, result["face"])
+                assert depth is not None and depth.depth_rel.ndim == 2
+                assert client.exists(make_key("upload", record["sha"]))
+    finally:
+        client.close()
+
+
+def test_web_tier_killed_and_restarted_keeps_uploads_and_results(deployment, shared_ready):
+    """SIGKILL the whole gunicorn (master and workers), start it again: every upload and depth map is still there."""
+    import redis
+
+    url, web = deployment["url"], deployment["web"]
+    before = Stats()
+    record = UserSession(url, 90, shared_ready, before).flow(0)  # one more user, so this test stands alone
+    assert not before.errors
+    client = redis.Redis.from_url(deployment["redis_url"])
+    try:
+        shas = {key.decode().split("/")[3] for key in client.scan_iter(match="face3d/v1/upload/*", count=500)}
+    finally:
+        client.close()
+    assert record["sha"] in shas
+
+    web.kill()
+    web.start()
+    wait_for_http(url + "face3d/health", web, timeout=180)
+
+    for sha in shas:
+        assert requests.get(f"{url}face3d/thumb/{sha}.jpg", timeout=30).status_code == 200, sha
+    http = DashHttp(url)
+    store = {"items": [{"sha": record["sha"], "face": record["result"]["face"]}]}
+    values = {
+        ids.job_store("depth"): None,
+        ids.DEPTH_FACE: record["sha"],
+        ids.DEPTH_MODEL: MODEL,
+        ids.UPLOADS_STORE: store,
+        ids.DEPTH_GENERATE: 1,
+    }
+    response = http.call((ids.DEPTH_GENERATE, "n_clicks"), values)
+    # the depth map computed before the crash is served from Redis at once: no new job
+    assert output(response, ids.DEPTH_RESULT_STORE, "data") == record["result"], response
+    assert output(response, ids.job_store("depth"), "data") is None
+
+
+def test_job_of_a_dead_worker_is_reported_interrupted_and_cancel_works(redis_url, monkeypatch):
+    from dashboard.jobs import JobState, JobStatus
+    from dashboard.jobs_celery import CeleryJobRunner, Heartbeat, RedisJobStore, make_celery
+
+    monkeypatch.setenv("FACE3D_JOB_HEARTBEAT_S", "0.2")
+    store = RedisJobStore(redis_url)
+    runner = CeleryJobRunner(store, make_celery(redis_url), kinds=["depth"])
+    try:
+        running = JobStatus(job_id="a" * 32, kind="depth", state=JobState.RUNNING, message="Estimating depth...")
+        store.put(running)
+        with Heartbeat(store, running.job_id, interval_s=0.2):
+            time.sleep(1.0)
+            assert runner.status(running.job_id).state == JobState.RUNNING  # heartbeat fresh
+        time.sleep(1.5)  # the worker "died": no heartbeat any more
+        status = runner.status(running.job_id)
+        assert status.state == JobState.FAILED and status.error_title == "Job interrupted"
+
+        queued = JobStatus(job_id="b" * 32, kind="depth")
+        store.put(queued)
+        runner.cancel(queued.job_id)
+        assert runner.status(queued.job_id).state == JobState.CANCELLED
+        assert runner.status("c" * 32) is None
+        with pytest.raises(KeyError):
+            runner.submit("unknown", {})
+    finally:
+        store.close()
+
+
+def test_redis_cache_detects_damaged_entries_and_reports_an_unreachable_redis(redis_url):
+    from face3d_core.cache import make_key
+    from face3d_core.errors import CacheError
+    from face3d_core.redis_cache import RedisResultCache
+
+    cache = RedisResultCache(redis_url, ttl_s=60)
+    key = make_key("demo", "1" * 64, params={"n": 1})
+    try:
+        cache.set(key, {"depth": list(range(10))})
+        assert cache.get(key) == {"depth": list(range(10))}
+        assert 0 < cache._client.ttl(key) <= 60  # every entry can be evicted (volatile-lru)
+        blob = cache._client.get(key)
+        cache._client.set(key, blob[: len(blob) // 2])  # half-written
+        assert cache.get(key) is None and key not in cache, "a damaged entry must be a miss and be deleted"
+        assert cache.get_or_compute(key, lambda: 7) == 7 and cache.get(key) == 7
+    finally:
+        cache.delete(key)
+        cache.close()
+    dead = RedisResultCache(f"redis://127.0.0.1:{free_port()}/0")
+    assert dead.get(key) is None and not dead.ping()
+    with pytest.raises(CacheError, match="Check that Redis is running"):
+        dead.set(key, 1)

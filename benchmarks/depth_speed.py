@@ -57,7 +57,6 @@ def bench_model(name: str, fill, repeats: int, bf16: bool, folder: Path) -> list
         bf_ms = median_ms(lambda: est16.infer(x), repeats)
         row += [f"{bf_ms:.1f}", f"{base_ms / bf_ms:.2f}x",
                 f"{float((out16 - ref).abs().max()) / std:.1e} / {float((out16 - ref).abs().mean()) / std:.1e}"]
-    del net, est
     weights.unlink()
     return row
 

@@ -68,7 +68,10 @@ def export_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path) -> Path
             torch.onnx.export(
                 net, (example,), tmp, dynamo=False, opset_version=17,
                 input_names=["x"], output_names=["depth"],
-                dynamic_axes={"x": {0: "batch", 2: "height", 3: "width"}, "depth": {0: "batch", 1: "height", 2: "width"}},
+                dynamic_axes={
+                    "x": {0: "batch", 2: "height", 3: "width"},
+                    "depth": {0: "batch", 1: "height", 2: "width"},
+                },
             )
         os.replace(tmp, path)
     except BaseException:

@@ -313,12 +313,21 @@ def photo_variant(path: Path, user: int, iteration: int, max_side: int = 1024) -
     return buffer.getvalue()
 
 
+def _percentiles(values: list[float]) -> dict[str, float]:
+    """Count, median and 95th percentile (nearest rank) in milliseconds."""
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return {"n": len(ordered), "p50_ms": 1000 * statistics.median(ordered), "p95_ms": 1000 * p95}
+
+
 @dataclass
 class Stats:
     """Requests, latencies and errors of a set of simulated users (thread-safe)."""
 
     latencies: dict[str, list[float]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    #: Seconds from pressing Generate to having the depth map (queue + network), per flow.
+    depth_waits: list[float] = field(default_factory=list)
     flows: int = 0
     jobs: int = 0
     cache_hits: int = 0
@@ -328,6 +337,11 @@ class Stats:
         """One served request."""
         with self._lock:
             self.latencies.setdefault(kind, []).append(seconds)
+
+    def depth_wait(self, seconds: float) -> None:
+        """Time a user waited for one depth map (not a request: many polls)."""
+        with self._lock:
+            self.depth_waits.append(seconds)
 
     def error(self, text: str) -> None:
         """One error (failed request, wrong result, alert)."""
@@ -347,15 +361,10 @@ class Stats:
     def summary(self) -> dict[str, Any]:
         """Per request kind and overall: count, p50 and p95 in milliseconds."""
 
-        def row(values: list[float]) -> dict[str, float]:
-            ordered = sorted(values)
-            p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-            return {"n": len(ordered), "p50_ms": 1000 * statistics.median(ordered), "p95_ms": 1000 * p95}
-
         every = [v for values in self.latencies.values() for v in values]
-        out = {kind: row(values) for kind, values in sorted(self.latencies.items())}
+        out = {kind: _percentiles(values) for kind, values in sorted(self.latencies.items())}
         if every:
-            out["ALL"] = row(every)
+            out["ALL"] = _percentiles(every)
         return out
 
     def table(self, title: str) -> str:
@@ -363,6 +372,12 @@ class Stats:
         lines = [title, f"{'request':<16}{'n':>7}{'p50 ms':>10}{'p95 ms':>10}"]
         for kind, values in self.summary().items():
             lines.append(f"{kind:<16}{values['n']:>7}{values['p50_ms']:>10.0f}{values['p95_ms']:>10.0f}")
+        if self.depth_waits:
+            wait = _percentiles(self.depth_waits)
+            lines.append(
+                f"{'(depth wait)':<16}{wait['n']:>7}{wait['p50_ms']:>10.0f}{wait['p95_ms']:>10.0f}"
+                "   Generate -> depth map, queue + network (not a request)"
+            )
         lines.append(
             f"flows {self.flows}, depth jobs {self.jobs}, cache hits {self.cache_hits}, errors {len(self.errors)}"
         )
@@ -463,6 +478,7 @@ class UserSession:
             ids.UPLOADS_STORE: store,
             ids.DEPTH_GENERATE: 1,
         }
+        wait_started = time.perf_counter()
         response = self._call("depth_start", (ids.DEPTH_GENERATE, "n_clicks"), values)
         result = output(response, ids.DEPTH_RESULT_STORE, "data")
         job = output(response, ids.job_store("depth"), "data")
@@ -473,6 +489,7 @@ class UserSession:
             result = self._wait_job(job, values)
         else:
             self.stats.count("cache_hits")
+        self.stats.depth_wait(time.perf_counter() - wait_started)
         if result.get("sha") != sha or result.get("model") != MODEL:
             raise AssertionError(f"user {self.user}: depth result {result} is not for this user's photo {sha[:12]}")
 
@@ -533,18 +550,27 @@ class UserSession:
 
 
 def run_users(
-    base_url: str, users: int, photos: list[Path], duration_s: float, stats: Stats, **session_kwargs: Any
+    base_url: str,
+    users: int,
+    photos: list[Path],
+    duration_s: float,
+    stats: Stats,
+    *,
+    first_user: int = 0,
+    max_flows: int = 1000,
+    **session_kwargs: Any,
 ) -> list[UserSession]:
     """Run ``users`` simulated users in threads, each repeating flows until ``duration_s`` has passed.
 
-    A flow that started before the deadline runs to its end (every request has a timeout).
+    Every user does at least one flow; a flow that started before the deadline runs to its end
+    (every request has a timeout). User numbers start at ``first_user`` (unique photos per user).
     """
-    sessions = [UserSession(base_url, user, photos, stats, **session_kwargs) for user in range(users)]
+    sessions = [UserSession(base_url, first_user + n, photos, stats, **session_kwargs) for n in range(users)]
     deadline = time.monotonic() + duration_s
 
     def run(session: UserSession) -> None:
         iteration = 0
-        while time.monotonic() < deadline and iteration < 1000:
+        while (iteration == 0 or time.monotonic() < deadline) and iteration < max_flows:
             try:
                 session.flow(iteration)
             except Exception as exc:  # noqa: BLE001 - every failure is counted and reported

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import assert_matches_reference, load_fill_module, load_layout, load_reference_array
 
 from face3d_core.models.depth_anything import build_depth_anything_v2_vits
+from tests.conftest import assert_matches_reference, load_fill_module, load_layout, load_reference_array
 
 MODEL = "depth_anything_v2_vits"
 

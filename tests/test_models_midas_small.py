@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import assert_matches_reference, load_fill_module, load_layout, load_reference_array
 
 from face3d_core.models.midas_small import build_midas_v21_small_256
+from tests.conftest import assert_matches_reference, load_fill_module, load_layout, load_reference_array
 
 MODEL = "midas_v21_small_256"
 

@@ -31,7 +31,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from face3d_http import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from dashboard import ids
+from dashboard.app import MAX_REQUEST_BYTES
+from dashboard.callbacks.upload import handle_upload, store_items
+from dashboard.jobs import JobState, JobStore, ThreadJobRunner
+from dashboard.services import Face3DService, PhotoMissingError
+from dashboard.testing import FakeEstimator
+from face3d_core.cache import ResultCache
+from tests.face3d_http import (
     FACES_DIR,
     FAKE_SERVER_CODE,
     FILL_PY,
@@ -48,18 +59,7 @@ from face3d_http import (
     vm_hwm_bytes,
     wait_for_http,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from PIL import Image
-from test_hostile_inputs import hostile_corpus
-
-from dashboard import ids
-from dashboard.app import MAX_REQUEST_BYTES
-from dashboard.callbacks.upload import handle_upload, store_items
-from dashboard.jobs import JobState, JobStore, ThreadJobRunner
-from dashboard.services import Face3DService, PhotoMissingError
-from dashboard.testing import FakeEstimator
-from face3d_core.cache import ResultCache
+from tests.test_hostile_inputs import hostile_corpus
 
 PHOTO = FACES_DIR / "skimage_astronaut.png"
 SECOND_PHOTO = FACES_DIR / "pillow_hopper_128.jpg"

@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8050
 PYTEST_ARGS ?=
 
-.PHONY: run test venv venv-dev browser lint bench clean help
+.PHONY: run test venv venv-dev browser redis lint bench clean help
 
 help:
 	@echo "make run    - install into $(VENV) and start the dashboard on http://$(HOST):$(PORT)"
@@ -38,10 +38,21 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	else echo "NOTE: chromium/chromium-driver not installed and not root: browser tests will be skipped"; fi
 
+# redis-server from Debian for the scale-out tests (tests/test_scaleout.py skips, saying why, if absent).
+# The package index is refreshed only when the plain install fails (`browser` usually just did it).
+redis:
+	@if command -v redis-server >/dev/null; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		echo "Installing redis-server (apt-get) for the scale-out tests"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq redis-server >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }; \
+	else echo "NOTE: redis-server not installed and not root: scale-out tests will be skipped"; fi
+
 run: venv
 	FACE3D_HOST=$(HOST) FACE3D_PORT=$(PORT) $(PY) -m dashboard --host $(HOST) --port $(PORT)
 
-test: venv-dev browser
+test: venv-dev browser redis
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv-dev

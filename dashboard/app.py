@@ -47,7 +47,7 @@ class AppContext:
 
     service: Face3DService
     runner: JobRunner
-    cache: ResultCache | Any
+    cache: Any  # ResultCache, or RedisResultCache in scale-out mode
     cache_dir: Path
 
 

@@ -795,6 +795,7 @@ class _CutHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow
 def test_download_cut_off_inside_a_depth_job_leaves_no_partial_weights(tmp_path, monkeypatch, fill_weights):
     _need_shared()
     import dataclasses

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     from dashboard import ids
     from dashboard.app import create_app
     from dashboard.controls import DENSITY_STRIDE
-    from dashboard.testing import FakeEstimator, write_fill_checkpoint
+    from tests.doubles import FakeEstimator, write_fill_checkpoint
 
     work = Path(tempfile.mkdtemp(prefix="face3d-ui-speed-"))
     os.environ.setdefault("FACE3D_OFFLINE", "1")

@@ -47,7 +47,7 @@ import logging, os, sys
 sys.path.insert(0, os.environ["FACE3D_REPO"])
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 from dashboard.app import create_app
-from dashboard.testing import FakeEstimator
+from tests.doubles import FakeEstimator
 fake = FakeEstimator(delay_s=float(os.environ.get("FACE3D_TEST_FAKE_DELAY_S", "0")))
 app = create_app(os.environ["FACE3D_CACHE_DIR"], estimator_factory=lambda name: fake)
 app.run(host="127.0.0.1", port=int(os.environ["FACE3D_TEST_PORT"]), threaded=True)

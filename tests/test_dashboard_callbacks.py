@@ -23,9 +23,9 @@ from dashboard.callbacks.jobs import StartOutcome, cancel_view, poll_view, start
 from dashboard.errors import alert_for_exception
 from dashboard.jobs import JobState, JobStatus, JobStore, ThreadJobRunner
 from dashboard.services import Face3DService, PhotoMissingError, safe_stem
-from dashboard.testing import FakeEstimator
 from face3d_core.cache import ResultCache
 from face3d_core.errors import Face3DError, InvalidImageError, NoFaceFoundError
+from tests.doubles import FakeEstimator
 
 MODEL = "midas_v21_small_256"
 

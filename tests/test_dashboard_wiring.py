@@ -9,7 +9,7 @@ import pytest
 
 from dashboard import ids
 from dashboard.app import create_app, local_bootstrap_css
-from dashboard.testing import FakeEstimator
+from tests.doubles import FakeEstimator
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,7 @@ def photos() -> list[Path]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, photos):
-    from dashboard.testing import write_fill_checkpoint
+    from tests.doubles import write_fill_checkpoint
 
     root = tmp_path_factory.mktemp("load")
     write_fill_checkpoint(root / "weights", FILL_PY, MODEL)

@@ -40,8 +40,8 @@ from dashboard.app import MAX_REQUEST_BYTES
 from dashboard.callbacks.upload import handle_upload, store_items
 from dashboard.jobs import JobState, JobStore, ThreadJobRunner
 from dashboard.services import Face3DService, PhotoMissingError
-from dashboard.testing import FakeEstimator
 from face3d_core.cache import ResultCache
+from tests.doubles import FakeEstimator
 from tests.face3d_http import (
     FACES_DIR,
     FAKE_SERVER_CODE,
@@ -128,7 +128,7 @@ sys.exit(code)
 def fill_weights(tmp_path_factory) -> Path:
     if not FILL_PY.is_file():
         pytest.skip("../shared/reference/fill.py is absent")
-    from dashboard.testing import write_fill_checkpoint
+    from tests.doubles import write_fill_checkpoint
 
     folder = tmp_path_factory.mktemp("weights")
     write_fill_checkpoint(folder, FILL_PY, MODEL)
@@ -608,7 +608,7 @@ mode, cache_dir, yunet, photo_a, photo_b, photo_c = sys.argv[1:7]
 from dashboard.callbacks.upload import handle_upload
 from dashboard.jobs import JobStore, ThreadJobRunner
 from dashboard.services import Face3DService
-from dashboard.testing import FakeEstimator
+from tests.doubles import FakeEstimator
 from face3d_core.cache import ResultCache
 from face3d_core.errors import CacheError
 import diskcache

@@ -61,8 +61,8 @@ REDIS_SERVER = shutil.which("redis-server")
 def test_without_redis_the_embedded_diskcache_backend_is_used(tmp_path, monkeypatch):
     from dashboard.app import create_app
     from dashboard.jobs import ThreadJobRunner
-    from dashboard.testing import FakeEstimator
     from face3d_core.cache import ResultCache
+    from tests.doubles import FakeEstimator
 
     monkeypatch.delenv("FACE3D_REDIS_URL", raising=False)
     app = create_app(tmp_path, estimator_factory=lambda name: FakeEstimator())
@@ -113,7 +113,7 @@ def shared_ready():
 @pytest.fixture(scope="module")
 def deployment(redis_url, shared_ready, tmp_path_factory):
     """Two Celery workers and a two-worker gunicorn, all on one Redis; stopped at the end."""
-    from dashboard.testing import write_fill_checkpoint
+    from tests.doubles import write_fill_checkpoint
 
     root = tmp_path_factory.mktemp("scaleout")
     weights = root / "weights"

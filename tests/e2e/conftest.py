@@ -114,7 +114,7 @@ def dashboard_server(tmp_path_factory, e2e_faces):
         import face3d_core.models.midas_small  # noqa: F401
     except ImportError:
         pytest.skip("the MiDaS small network is not available")
-    from dashboard.testing import write_fill_checkpoint
+    from tests.doubles import write_fill_checkpoint
 
     root = tmp_path_factory.mktemp("e2e")
     weights = root / "weights"

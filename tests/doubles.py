@@ -1,4 +1,4 @@
-"""Helpers for tests and benchmarks of the dashboard (no network weights needed).
+"""Test doubles and helpers for tests and benchmarks (kept out of the product packages).
 
 * :class:`FakeEstimator`: a stand-in depth network giving a face-like relative depth map,
   counting its calls (to prove that sliders never rerun the network);

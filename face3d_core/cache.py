@@ -206,7 +206,37 @@ encode_entry = _encode
 decode_entry = _decode
 
 
-class ResultCache:
+class ComputeOnceMixin:
+    """``get_or_compute`` for caches with ``get``, ``set``, ``key_lock``, ``misses`` and ``_stats_lock``.
+
+    Shared by the disk cache and the Redis cache so both compute a missing entry once.
+    """
+
+    def get_or_compute(self, key: str, compute: Callable[[], T], *, expire: float | None = None) -> T:
+        """Return the cached value of ``key`` or compute, store and return it.
+
+        Concurrent calls for the same key compute once (within a process for the disk cache,
+        across workers for the Redis cache, as far as each ``key_lock`` reaches). A failure to store
+        the result is logged and the computed value still returned.
+        """
+        value = self.get(key, MISSING)
+        if value is not MISSING:
+            return value
+        with self.key_lock(key):
+            value = self.get(key, MISSING)
+            if value is not MISSING:
+                # Counted as a miss above and a hit now: undo the miss for clean statistics.
+                with self._stats_lock:
+                    self.misses -= 1
+                return value
+            value = compute()
+            try:
+                self.set(key, value, expire=expire)
+            except CacheError as exc:
+                logger.warning("%s", exc)
+            return value
+
+class ResultCache(ComputeOnceMixin):
     """A size-limited, integrity-checked, process-safe cache of computed results.
 
     Args:
@@ -327,29 +357,6 @@ class ResultCache:
             lock = self._key_locks.setdefault(key, threading.Lock())
         with lock:
             yield
-
-    def get_or_compute(self, key: str, compute: Callable[[], T], *, expire: float | None = None) -> T:
-        """Return the cached value of ``key`` or compute, store and return it.
-
-        Concurrent calls for the same key in one process compute once. A failure to store
-        the result is logged and the computed value still returned.
-        """
-        value = self.get(key, MISSING)
-        if value is not MISSING:
-            return value
-        with self.key_lock(key):
-            value = self.get(key, MISSING)
-            if value is not MISSING:
-                # Counted as a miss above and a hit now: undo the miss for clean statistics.
-                with self._stats_lock:
-                    self.misses -= 1
-                return value
-            value = compute()
-            try:
-                self.set(key, value, expire=expire)
-            except CacheError as exc:
-                logger.warning("%s", exc)
-            return value
 
     # -- housekeeping -------------------------------------------------------------------
 

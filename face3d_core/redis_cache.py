@@ -27,11 +27,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
-from face3d_core.cache import MISSING, decode_entry, encode_entry
+from face3d_core.cache import MISSING, ComputeOnceMixin, decode_entry, encode_entry
 from face3d_core.errors import CacheError
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,6 @@ LOCK_TIMEOUT_S = 900
 KEY_PREFIX = "face3d/"
 _LOCK_PREFIX = "face3d-lock:"
 
-T = TypeVar("T")
 
 
 def _ttl_from_env() -> int:
@@ -67,7 +66,7 @@ def redact_url(url: str) -> str:
     return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
-class RedisResultCache:
+class RedisResultCache(ComputeOnceMixin):
     """Integrity-checked results in Redis, keyed like :class:`~face3d_core.cache.ResultCache`.
 
     Args:
@@ -178,24 +177,6 @@ class RedisResultCache:
                     lock.release()
                 except self._errors as exc:  # expired (work took longer than the timeout) or Redis gone
                     logger.warning("Could not release the lock of %s: %s", key, exc)
-
-    def get_or_compute(self, key: str, compute: Callable[[], T], *, expire: float | None = None) -> T:
-        """Return the cached value of ``key`` or compute, store and return it (once across workers)."""
-        value = self.get(key, MISSING)
-        if value is not MISSING:
-            return value
-        with self.key_lock(key):
-            value = self.get(key, MISSING)
-            if value is not MISSING:
-                with self._stats_lock:
-                    self.misses -= 1
-                return value
-            value = compute()
-            try:
-                self.set(key, value, expire=expire)
-            except CacheError as exc:
-                logger.warning("%s", exc)
-            return value
 
     # -- housekeeping -------------------------------------------------------------------
 

@@ -65,6 +65,18 @@ def load_reference_array(model_name: str, suffix: str) -> np.ndarray:
     return np.load(_require(REFERENCE_DIR / f"{model_name}.{suffix}.npy"))
 
 
+def assert_state_dict_matches_layout(state_dict: dict, model_name: str) -> None:
+    """Assert the same keys, shapes and dtypes as the official checkpoint (strict-load compatible)."""
+    layout = load_layout(model_name)
+    expected = {key: (tuple(shape), dtype) for key, (shape, dtype) in layout["state_dict"].items()}
+    actual = {key: (tuple(t.shape), str(t.dtype).removeprefix("torch.")) for key, t in state_dict.items()}
+    assert sorted(set(expected) - set(actual)) == [], "missing official keys"
+    assert sorted(set(actual) - set(expected)) == [], "keys the official checkpoint lacks"
+    mismatched = {key: (actual[key], expected[key]) for key in expected if actual[key] != expected[key]}
+    assert mismatched == {}
+    assert len(actual) == layout["tensors"]
+
+
 def assert_matches_reference(actual: np.ndarray, reference: np.ndarray) -> None:
     """Apply the reference README's tolerance: max <= 1e-2 std, mean <= 1e-3 std."""
     actual = np.asarray(actual, dtype=np.float64)

@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from face3d_core.models.depth_anything import build_depth_anything_v2_vits
-from tests.conftest import assert_matches_reference, load_fill_module, load_layout, load_reference_array
+from tests.conftest import (
+    assert_matches_reference,
+    assert_state_dict_matches_layout,
+    load_fill_module,
+    load_reference_array,
+)
 
 MODEL = "depth_anything_v2_vits"
 
@@ -34,13 +39,7 @@ def reference_input() -> torch.Tensor:
 
 
 def test_state_dict_matches_official_layout(net: torch.nn.Module) -> None:
-    layout = load_layout(MODEL)["state_dict"]
-    state = net.state_dict()
-    assert sorted(state) == sorted(layout)
-    for key, tensor in state.items():
-        shape, dtype = layout[key]
-        assert list(tensor.shape) == shape, key
-        assert str(tensor.dtype).removeprefix("torch.") == dtype, key
+    assert_state_dict_matches_layout(net.state_dict(), MODEL)
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ from face3d_core.models.registry import get_spec
 from tests.conftest import (
     REFERENCE_DIR,
     assert_matches_reference,
+    assert_state_dict_matches_layout,
     load_fill_module,
     load_layout,
     load_reference_array,
@@ -120,14 +121,7 @@ def test_builder_returns_eval_module(case: Case) -> None:
 
 
 def test_state_dict_layout_is_official(case: Case) -> None:
-    layout = case.layout
-    expected = {key: (tuple(shape), dtype) for key, (shape, dtype) in layout["state_dict"].items()}
-    actual = {key: (tuple(t.shape), str(t.dtype).removeprefix("torch.")) for key, t in case.model.state_dict().items()}
-    assert sorted(set(expected) - set(actual)) == [], "missing official keys"
-    assert sorted(set(actual) - set(expected)) == [], "keys the official checkpoint lacks"
-    mismatched = {key: (actual[key], expected[key]) for key in expected if actual[key] != expected[key]}
-    assert mismatched == {}
-    assert len(actual) == layout["tensors"]
+    assert_state_dict_matches_layout(case.model.state_dict(), case.name)
 
 
 def test_output_matches_reference(case: Case) -> None:

@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from face3d_core.models.midas_small import build_midas_v21_small_256
-from tests.conftest import assert_matches_reference, load_fill_module, load_layout, load_reference_array
+from tests.conftest import (
+    assert_matches_reference,
+    assert_state_dict_matches_layout,
+    load_fill_module,
+    load_reference_array,
+)
 
 MODEL = "midas_v21_small_256"
 
@@ -32,13 +37,7 @@ def reference_input() -> torch.Tensor:
 
 
 def test_state_dict_matches_official_layout(net: torch.nn.Module) -> None:
-    layout = load_layout(MODEL)["state_dict"]
-    state = net.state_dict()
-    assert sorted(state) == sorted(layout)
-    for key, tensor in state.items():
-        shape, dtype = layout[key]
-        assert list(tensor.shape) == shape, key
-        assert str(tensor.dtype).removeprefix("torch.") == dtype, key
+    assert_state_dict_matches_layout(net.state_dict(), MODEL)
 
 
 def test_output_matches_reference(filled_net: torch.nn.Module, reference_input: torch.Tensor) -> None:

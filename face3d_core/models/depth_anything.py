@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from face3d_core.models.blocks import ResidualConvUnit
+
 __all__ = ["DepthAnythingV2", "build_depth_anything_v2_vits"]
 
 #: Patch size of the encoder; input sides must be a multiple of it.
@@ -118,25 +120,6 @@ class DinoV2Encoder(nn.Module):
             if index in self.tapped_blocks:
                 outputs.append(self.norm(tokens)[:, 1:])
         return outputs
-
-
-class ResidualConvUnit(nn.Module):
-    """Pre-activation residual unit: ``x + conv2(relu(conv1(relu(x))))``.
-
-    Args:
-        channels: Number of input and output channels.
-    """
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
-        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the unit to ``(B, C, h, w)`` features; same shape out."""
-        out = self.conv1(F.relu(x))
-        out = self.conv2(F.relu(out))
-        return out + x
 
 
 class FusionBlock(nn.Module):

@@ -35,6 +35,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from face3d_core.models.blocks import ResidualConvUnit
+
 __all__ = [
     "DPTDepthModel",
     "FeatureFusionBlock",
@@ -169,23 +171,6 @@ class Interpolate(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Resize ``(B, C, h, w)`` to ``(B, C, h * s, w * s)``."""
         return F.interpolate(x, scale_factor=self.scale_factor, mode="bilinear", align_corners=True)
-
-
-class ResidualConvUnit(nn.Module):
-    """Pre-activation residual unit: ``x + conv2(relu(conv1(relu(x))))``.
-
-    Args:
-        features: Input and output channels.
-    """
-
-    def __init__(self, features: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(features, features, kernel_size=3, padding=1)
-        self.conv2 = nn.Conv2d(features, features, kernel_size=3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the unit to ``(B, C, h, w)`` features."""
-        return self.conv2(F.relu(self.conv1(F.relu(x)))) + x
 
 
 class FeatureFusionBlock(nn.Module):

@@ -31,6 +31,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from face3d_core.models.blocks import ResidualConvUnit
+
 __all__ = ["MidasSmall", "build_midas_v21_small_256"]
 
 #: Sides of the input must be a multiple of this (the encoder's total stride).
@@ -38,32 +40,6 @@ INPUT_MULTIPLE = 32
 
 _FEATURES = 64
 _ENCODER_CHANNELS = (32, 48, 136, 384)
-
-
-class ResidualConvUnit(nn.Module):
-    """Pre-activation residual unit: ``x + conv2(relu(conv1(relu(x))))``.
-
-    Args:
-        channels: Number of input and output channels.
-    """
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
-        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the unit.
-
-        Args:
-            x: ``(B, C, h, w)`` features.
-
-        Returns:
-            ``(B, C, h, w)`` features.
-        """
-        out = self.conv1(F.relu(x))
-        out = self.conv2(F.relu(out))
-        return out + x
 
 
 class FusionBlock(nn.Module):

@@ -201,16 +201,34 @@ def _decode(blob: Any) -> Any:
         return MISSING
 
 
-#: The envelope codec, public for other stores of the same entries (:mod:`face3d_core.redis_cache`).
+#: The envelope encoder, public for other stores of the same entries (:mod:`face3d_core.redis_cache`).
 encode_entry = _encode
-decode_entry = _decode
 
 
 class ComputeOnceMixin:
-    """``get_or_compute`` for caches with ``get``, ``set``, ``key_lock``, ``misses`` and ``_stats_lock``.
+    """Checked reads and ``get_or_compute``, shared by the disk cache and the Redis cache.
 
-    Shared by the disk cache and the Redis cache so both compute a missing entry once.
+    The host class provides ``get``, ``set``, ``delete``, ``key_lock``, ``hits``, ``misses`` and
+    ``_stats_lock``. Shared by the disk cache and the Redis cache so both verify entries and compute a missing one once.
     """
+
+    def _checked_value(self, key: str, blob: Any) -> Any:
+        """Decode a stored envelope (or :data:`MISSING`), drop it if damaged, count the hit or miss.
+
+        Returns:
+            The value, or :data:`MISSING` when absent or damaged (a damaged entry is deleted, so it
+            is recomputed next time).
+        """
+        value = MISSING if blob is MISSING else _decode(blob)
+        if blob is not MISSING and value is MISSING:
+            logger.warning("Cache entry %s failed its integrity check; it will be recomputed", key)
+            self.delete(key)
+        with self._stats_lock:
+            if value is MISSING:
+                self.misses += 1
+            else:
+                self.hits += 1
+        return value
 
     def get_or_compute(self, key: str, compute: Callable[[], T], *, expire: float | None = None) -> T:
         """Return the cached value of ``key`` or compute, store and return it.
@@ -288,15 +306,7 @@ class ResultCache(ComputeOnceMixin):
             blob = self._get_without_recording_access(key)
             log = logger.info if blob is not MISSING else logger.warning
             log("Cache read of %s could not record its access (%s); read it without", key, exc)
-        value = MISSING if blob is MISSING else _decode(blob)
-        if blob is not MISSING and value is MISSING:
-            logger.warning("Cache entry %s failed its integrity check; it will be recomputed", key)
-            self.delete(key)
-        with self._stats_lock:
-            if value is MISSING:
-                self.misses += 1
-            else:
-                self.hits += 1
+        value = self._checked_value(key, blob)
         return default if value is MISSING else value
 
     def _get_without_recording_access(self, key: str) -> Any:

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from face3d_core.cache import MISSING, ComputeOnceMixin, decode_entry, encode_entry
+from face3d_core.cache import MISSING, ComputeOnceMixin, encode_entry
 from face3d_core.errors import CacheError
 
 logger = logging.getLogger(__name__)
@@ -115,15 +115,7 @@ class RedisResultCache(ComputeOnceMixin):
         except self._errors as exc:
             logger.warning("Redis read of %s failed: %s", key, exc)
             blob = None
-        value = MISSING if blob is None else decode_entry(blob)
-        if blob is not None and value is MISSING:
-            logger.warning("Cache entry %s failed its integrity check; it will be recomputed", key)
-            self.delete(key)
-        with self._stats_lock:
-            if value is MISSING:
-                self.misses += 1
-            else:
-                self.hits += 1
+        value = self._checked_value(key, MISSING if blob is None else blob)
         return default if value is MISSING else value
 
     def set(self, key: str, value: Any, *, expire: float | None = None) -> None:

@@ -27,8 +27,13 @@ from benchmarks._common import load_fill, median_ms, print_table  # noqa: E402
 from face3d_core.models.estimator import DepthEstimator, _cpu_has_native_bf16  # noqa: E402
 from face3d_core.models.registry import get_spec, list_models  # noqa: E402
 
-DEFAULT_MODELS = ["midas_v21_small_256", "dpt_levit_224", "dpt_swin2_tiny_256", "depth_anything_v2_vits",
-                  "dpt_hybrid_384"]
+DEFAULT_MODELS = [
+    "midas_v21_small_256",
+    "dpt_levit_224",
+    "dpt_swin2_tiny_256",
+    "depth_anything_v2_vits",
+    "dpt_hybrid_384",
+]
 
 
 def bench_model(name: str, fill, repeats: int, bf16: bool, folder: Path) -> list[str]:
@@ -48,15 +53,23 @@ def bench_model(name: str, fill, repeats: int, bf16: bool, folder: Path) -> list
     out = est.infer(x)
     ours_ms = median_ms(lambda: est.infer(x), repeats)
     std = float(ref.std())
-    row = [name, f"{spec.net_size[0]}x{spec.net_size[1]}", f"{base_ms:.1f}", f"{ours_ms:.1f} ({est.backend})",
-           f"{base_ms / ours_ms:.2f}x",
-           f"{float((out - ref).abs().max()) / std:.1e} / {float((out - ref).abs().mean()) / std:.1e}"]
+    row = [
+        name,
+        f"{spec.net_size[0]}x{spec.net_size[1]}",
+        f"{base_ms:.1f}",
+        f"{ours_ms:.1f} ({est.backend})",
+        f"{base_ms / ours_ms:.2f}x",
+        f"{float((out - ref).abs().max()) / std:.1e} / {float((out - ref).abs().mean()) / std:.1e}",
+    ]
     if bf16:
         est16 = DepthEstimator(name, weights=weights, device="cpu", precision="bf16")
         out16 = est16.infer(x)
         bf_ms = median_ms(lambda: est16.infer(x), repeats)
-        row += [f"{bf_ms:.1f}", f"{base_ms / bf_ms:.2f}x",
-                f"{float((out16 - ref).abs().max()) / std:.1e} / {float((out16 - ref).abs().mean()) / std:.1e}"]
+        row += [
+            f"{bf_ms:.1f}",
+            f"{base_ms / bf_ms:.2f}x",
+            f"{float((out16 - ref).abs().max()) / std:.1e} / {float((out16 - ref).abs().mean()) / std:.1e}",
+        ]
     weights.unlink()
     return row
 
@@ -72,8 +85,10 @@ def main() -> int:
         print("shared/reference/fill.py not found: nothing to benchmark")
         return 0
     bf16 = args.bf16 or _cpu_has_native_bf16()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}, "
-          f"native bf16: {_cpu_has_native_bf16()}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}, "
+        f"native bf16: {_cpu_has_native_bf16()}"
+    )
     header = ["model", "input", "eager fp32 ms", "ours fp32 ms", "speed-up", "dev max / mean (x std)"]
     if bf16:
         header += ["ours bf16 ms", "bf16 speed-up", "bf16 dev max / mean"]

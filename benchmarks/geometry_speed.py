@@ -102,14 +102,30 @@ def figure_bytes(model) -> tuple[int, int]:
     except ImportError:  # pragma: no cover
         return -1, -1
     pts = model.points_xyz
-    scatter = go.Figure(go.Scatter3d(
-        x=pts[:, 0], y=pts[:, 1], z=pts[:, 2], mode="markers", hoverinfo="skip",
-        marker={"size": 2, "color": model.depth_values, "colorscale": "gray"}))
+    scatter = go.Figure(
+        go.Scatter3d(
+            x=pts[:, 0],
+            y=pts[:, 1],
+            z=pts[:, 2],
+            mode="markers",
+            hoverinfo="skip",
+            marker={"size": 2, "color": model.depth_values, "colorscale": "gray"},
+        )
+    )
     mesh = model.mesh
-    mesh_fig = go.Figure(go.Mesh3d(
-        x=mesh.vertices_xyz[:, 0], y=mesh.vertices_xyz[:, 1], z=mesh.vertices_xyz[:, 2],
-        i=mesh.faces[:, 0], j=mesh.faces[:, 1], k=mesh.faces[:, 2], hoverinfo="skip",
-        intensity=mesh.colors_rgb[:, 0].astype(np.float32) / 255.0, colorscale="gray"))
+    mesh_fig = go.Figure(
+        go.Mesh3d(
+            x=mesh.vertices_xyz[:, 0],
+            y=mesh.vertices_xyz[:, 1],
+            z=mesh.vertices_xyz[:, 2],
+            i=mesh.faces[:, 0],
+            j=mesh.faces[:, 1],
+            k=mesh.faces[:, 2],
+            hoverinfo="skip",
+            intensity=mesh.colors_rgb[:, 0].astype(np.float32) / 255.0,
+            colorscale="gray",
+        )
+    )
     return len(scatter.to_json()), len(mesh_fig.to_json())
 
 
@@ -173,8 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=float, nargs="+", default=[0.25, 1.0, 4.0], help="megapixels")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    print(f"# geometry speed, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"numpy {np.__version__}; times in ms (median of {args.repeats})\n")
+    print(
+        f"# geometry speed, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"numpy {np.__version__}; times in ms (median of {args.repeats})\n"
+    )
     results = [bench(mp, args.repeats) for mp in args.sizes]
     keys = list(results[0])
     rows = [[k] + [r.get(k, "") for r in results] for k in keys[1:]]

@@ -267,25 +267,42 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(results, indent=2, ensure_ascii=False))
     depth, slider = results["depth"], results["slider_update_ms"]
     figures = results["figure_bytes"]
-    print(f"# UI speed, {results['photo_size']}, {results['model']}"
-          f"{' (stand-in network)' if args.fake_network else ''}")
+    print(
+        f"# UI speed, {results['photo_size']}, {results['model']}{' (stand-in network)' if args.fake_network else ''}"
+    )
     print_table(
         ["measure", "baseline", "face3d", "target"],
         [
             ["depth map, first request (ms)", "-", f"{depth['first_computation_ms']:.0f}", "-"],
-            ["depth map again: network rerun vs cache hit (ms)",
-             f"{depth['network_with_model_loaded_ms']:.0f}", f"{depth['cache_hit_disk_ms']:.1f}", "-"],
+            [
+                "depth map again: network rerun vs cache hit (ms)",
+                f"{depth['network_with_model_loaded_ms']:.0f}",
+                f"{depth['cache_hit_disk_ms']:.1f}",
+                "-",
+            ],
             ["cache hit speed-up vs first computation", "1x", f"{depth['speedup_disk_hit']:.0f}x", ">= 50x"],
-            ["slider update, server ms (median / max, first visit)", "-",
-             f"{slider['first_visit_median']:.0f} / {slider['first_visit_max']:.0f}", "< 150"],
-            ["slider update, server ms (median / max, revisit)", "-",
-             f"{slider['revisit_median']:.0f} / {slider['revisit_max']:.0f}", "< 150"],
+            [
+                "slider update, server ms (median / max, first visit)",
+                "-",
+                f"{slider['first_visit_median']:.0f} / {slider['first_visit_max']:.0f}",
+                "< 150",
+            ],
+            [
+                "slider update, server ms (median / max, revisit)",
+                "-",
+                f"{slider['revisit_median']:.0f} / {slider['revisit_max']:.0f}",
+                "< 150",
+            ],
             ["3D figure, default view (MB)", "-", f"{figures['3d model3d-density=3'] / 1e6:.2f}", "< 3"],
             ["3D figure, largest (MB)", "-", f"{largest_3d / 1e6:.2f}", "< 3"],
             ["depth map figure (MB)", "-", f"{figures['depth_map'] / 1e6:.2f}", "-"],
-            ["compare: 3D views / profiles / difference (MB)", "-",
-             f"{figures['compare 3d'] / 1e6:.2f} / {figures['compare profiles'] / 1e6:.3f} / "
-             f"{figures['compare difference'] / 1e6:.3f}", "-"],
+            [
+                "compare: 3D views / profiles / difference (MB)",
+                "-",
+                f"{figures['compare 3d'] / 1e6:.2f} / {figures['compare profiles'] / 1e6:.3f} / "
+                f"{figures['compare difference'] / 1e6:.3f}",
+                "-",
+            ],
         ],
     )
     for label, ok in checks.items():

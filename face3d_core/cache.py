@@ -254,6 +254,7 @@ class ComputeOnceMixin:
                 logger.warning("%s", exc)
             return value
 
+
 class ResultCache(ComputeOnceMixin):
     """A size-limited, integrity-checked, process-safe cache of computed results.
 

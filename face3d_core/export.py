@@ -108,8 +108,15 @@ def ply_bytes(
     n = len(pts)
     cols = _check_colors(colors_rgb, n)
     fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
-    header = ["ply", "format binary_little_endian 1.0", f"comment {comment}", f"element vertex {n}",
-              "property float x", "property float y", "property float z"]
+    header = [
+        "ply",
+        "format binary_little_endian 1.0",
+        f"comment {comment}",
+        f"element vertex {n}",
+        "property float x",
+        "property float y",
+        "property float z",
+    ]
     if normals is not None:
         fields += [("nx", "<f4"), ("ny", "<f4"), ("nz", "<f4")]
         header += ["property float nx", "property float ny", "property float nz"]
@@ -220,8 +227,16 @@ class _GltfBuffer:
         self.views.append(view)
         return len(self.views) - 1
 
-    def add_accessor(self, array: np.ndarray, component: int, kind: str, target: int | None,
-                     *, normalized: bool = False, minmax: bool = False) -> int:
+    def add_accessor(
+        self,
+        array: np.ndarray,
+        component: int,
+        kind: str,
+        target: int | None,
+        *,
+        normalized: bool = False,
+        minmax: bool = False,
+    ) -> int:
         view = self.add_view(np.ascontiguousarray(array).tobytes(), target)
         acc = {"bufferView": view, "componentType": component, "count": int(array.shape[0]), "type": kind}
         if normalized:
@@ -277,20 +292,23 @@ def glb_bytes(
     elif colors_rgb is not None:
         cols = _check_colors(colors_rgb, n)
         rgba = np.concatenate([cols, np.full((n, 1), 255, np.uint8)], axis=1)
-        attributes["COLOR_0"] = buf.add_accessor(rgba, _GLTF_UNSIGNED_BYTE, "VEC4", _GLTF_ARRAY_BUFFER,
-                                                 normalized=True)
+        attributes["COLOR_0"] = buf.add_accessor(rgba, _GLTF_UNSIGNED_BYTE, "VEC4", _GLTF_ARRAY_BUFFER, normalized=True)
     primitive: dict = {"attributes": attributes, "material": 0}
     if faces is not None:
         tri = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
         if tri.size and (tri.min() < 0 or tri.max() >= n):
             raise ExportError("Cannot export: a triangle refers to a vertex that does not exist.")
-        primitive["indices"] = buf.add_accessor(tri.astype(np.uint32).reshape(-1, 1), _GLTF_UNSIGNED_INT,
-                                                "SCALAR", _GLTF_ELEMENT_ARRAY_BUFFER)
+        primitive["indices"] = buf.add_accessor(
+            tri.astype(np.uint32).reshape(-1, 1), _GLTF_UNSIGNED_INT, "SCALAR", _GLTF_ELEMENT_ARRAY_BUFFER
+        )
         primitive["mode"] = 4
     else:
         primitive["mode"] = 0
-    material: dict = {"name": name, "pbrMetallicRoughness": {"metallicFactor": 0.0, "roughnessFactor": 1.0},
-                      "doubleSided": True}
+    material: dict = {
+        "name": name,
+        "pbrMetallicRoughness": {"metallicFactor": 0.0, "roughnessFactor": 1.0},
+        "doubleSided": True,
+    }
     gltf: dict = {
         "asset": {"version": "2.0", "generator": "face3d"},
         "scene": 0,
@@ -312,11 +330,15 @@ def glb_bytes(
     json_chunk = json.dumps(gltf, separators=(",", ":")).encode("utf-8")
     json_chunk += b" " * ((-len(json_chunk)) % 4)
     total = 12 + 8 + len(json_chunk) + 8 + len(binary)
-    return b"".join([
-        struct.pack("<4sII", b"glTF", 2, total),
-        struct.pack("<I4s", len(json_chunk), b"JSON"), json_chunk,
-        struct.pack("<I4s", len(binary), b"BIN\x00"), binary,
-    ])
+    return b"".join(
+        [
+            struct.pack("<4sII", b"glTF", 2, total),
+            struct.pack("<I4s", len(json_chunk), b"JSON"),
+            json_chunk,
+            struct.pack("<I4s", len(binary), b"BIN\x00"),
+            binary,
+        ]
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -324,9 +346,7 @@ def glb_bytes(
 # --------------------------------------------------------------------------------------------
 
 
-def stl_bytes(
-    vertices_xyz: np.ndarray, faces: np.ndarray, *, header: str = "face3d mesh, millimetres"
-) -> bytes:
+def stl_bytes(vertices_xyz: np.ndarray, faces: np.ndarray, *, header: str = "face3d mesh, millimetres") -> bytes:
     """Encode triangles as binary STL (facet normals from the winding; no colour).
 
     Args:
@@ -383,11 +403,17 @@ def export_mesh(mesh: Mesh, fmt: str, *, name: str = "face", texture: bool | Non
     if fmt == "obj":
         return obj_files(mesh, name, texture=use_texture)
     if fmt == "glb":
-        return {f"{name}.glb": glb_bytes(
-            mesh.vertices_xyz, mesh.faces, normals=mesh.normals, colors_rgb=mesh.colors_rgb,
-            uv=mesh.uv if use_texture else None, texture_rgb=mesh.texture_rgb if use_texture else None,
-            name=name,
-        )}
+        return {
+            f"{name}.glb": glb_bytes(
+                mesh.vertices_xyz,
+                mesh.faces,
+                normals=mesh.normals,
+                colors_rgb=mesh.colors_rgb,
+                uv=mesh.uv if use_texture else None,
+                texture_rgb=mesh.texture_rgb if use_texture else None,
+                name=name,
+            )
+        }
     if fmt == "stl":
         return {f"{name}.stl": stl_bytes(mesh.vertices_xyz, mesh.faces)}
     raise ExportError(f"Unknown 3D format {fmt!r}; choose one of {', '.join(MESH_FORMATS)}.")
@@ -421,9 +447,7 @@ def export_points(
         return {f"{name}.ply": ply_bytes(points_xyz, colors_rgb, normals)}
     if fmt == "glb":
         return {f"{name}.glb": glb_bytes(points_xyz, None, normals=normals, colors_rgb=colors_rgb, name=name)}
-    raise ExportError(
-        f"A point cloud cannot be saved as {fmt.upper()}; use PLY or GLB, or export the mesh instead."
-    )
+    raise ExportError(f"A point cloud cannot be saved as {fmt.upper()}; use PLY or GLB, or export the mesh instead.")
 
 
 def write_files(files: Mapping[str, bytes], out_dir: str | os.PathLike) -> list[Path]:

@@ -46,10 +46,7 @@ logger = logging.getLogger(__name__)
 #: The YuNet detector file: OpenCV zoo ``face_detection_yunet_2026may.onnx`` (MIT licence).
 YUNET_WEIGHTS = WeightsFile(
     file_name="face_detection_yunet_2026may.onnx",
-    url=(
-        "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
-        "face_detection_yunet_2026may.onnx"
-    ),
+    url=("https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2026may.onnx"),
     sha256="ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0",
     size_mb=0.23,
 )
@@ -357,9 +354,7 @@ def crop_box(
     return (x0, y0, x1, y1)
 
 
-def crop_face(
-    image_rgb: np.ndarray, face: Face, margin: float = DEFAULT_MARGIN, *, square: bool = True
-) -> FaceCrop:
+def crop_face(image_rgb: np.ndarray, face: Face, margin: float = DEFAULT_MARGIN, *, square: bool = True) -> FaceCrop:
     """Crop a photo around a face so that the depth network's resolution goes to the face.
 
     Args:

@@ -109,13 +109,12 @@ class Intrinsics:
     def resized(self, width: int, height: int) -> Intrinsics:
         """Intrinsics of the same view resampled to ``width x height`` pixels."""
         sx, sy = width / self.width, height / self.height
-        return Intrinsics(self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5,
-                          int(width), int(height))
+        return Intrinsics(
+            self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5, int(width), int(height)
+        )
 
 
-def disparity_to_depth(
-    disparity: np.ndarray, a: float, b: float, *, max_depth: float | None = None
-) -> np.ndarray:
+def disparity_to_depth(disparity: np.ndarray, a: float, b: float, *, max_depth: float | None = None) -> np.ndarray:
     """Convert (relative) inverse depth to depth: ``Z = 1 / (a * d + b)``.
 
     Args:
@@ -192,9 +191,7 @@ def relative_to_metric_depth(
     return np.clip(z, z_near / 4.0, z_max).astype(np.float32)
 
 
-def backproject_pixels(
-    u: np.ndarray, v: np.ndarray, z: np.ndarray, intrinsics: Intrinsics
-) -> np.ndarray:
+def backproject_pixels(u: np.ndarray, v: np.ndarray, z: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
     """Back-project pixels ``(u, v)`` at depth ``z`` to ``(..., 3) float32`` points.
 
     The output frame is X right, Y up, Z towards the viewer (see the module docstring).
@@ -235,9 +232,7 @@ def backproject_depth(
         raise ValueError(f"expected an (H, W) depth map, got shape {z.shape}")
     height, width = z.shape
     if (intrinsics.width, intrinsics.height) != (width, height):
-        raise ValueError(
-            f"intrinsics are for {intrinsics.width}x{intrinsics.height}, depth map is {width}x{height}"
-        )
+        raise ValueError(f"intrinsics are for {intrinsics.width}x{intrinsics.height}, depth map is {width}x{height}")
     stride = max(1, int(stride))
     rows = np.arange(0, height, stride)
     cols = np.arange(0, width, stride)

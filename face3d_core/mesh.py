@@ -100,9 +100,7 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
-def grid_uv(
-    shape_hw: tuple[int, int], stride: int = 1, window: tuple[int, int, int, int] | None = None
-) -> np.ndarray:
+def grid_uv(shape_hw: tuple[int, int], stride: int = 1, window: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Return ``(h, w, 2) float32`` UVs of the pixels ``[r0:r1:stride, c0:c1:stride]`` of an ``H x W`` image.
 
     ``window`` is ``(r0, r1, c0, c1)`` (default: the whole image); ``v = 0`` at the bottom row.
@@ -159,20 +157,25 @@ def grid_mesh(
     cols = np.flatnonzero(ok.any(axis=0))
     if n_ok < 3 or len(rows) < 2 or len(cols) < 2:
         empty = np.zeros((0, 3), np.float32)
-        return Mesh(empty, np.zeros((0, 3), np.int32), empty,
-                    None if colors_grid is None else np.zeros((0, 3), np.uint8),
-                    None if uv_grid is None else np.zeros((0, 2), np.float32), None)
+        return Mesh(
+            empty,
+            np.zeros((0, 3), np.int32),
+            empty,
+            None if colors_grid is None else np.zeros((0, 3), np.uint8),
+            None if uv_grid is None else np.zeros((0, 2), np.float32),
+            None,
+        )
     win = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     okw = ok[win]
     px, py, pz = (np.ascontiguousarray(pts[win][..., k]) for k in range(3))
     tl, tr = (slice(None, -1), slice(None, -1)), (slice(None, -1), slice(1, None))
     bl, br = (slice(1, None), slice(None, -1)), (slice(1, None), slice(1, None))
     # grid edges that may be used: both ends valid and (optionally) not too long
-    top = okw[tl] & okw[tr]       # a-b (upper row of the 2x2 block)
-    bottom = okw[bl] & okw[br]    # c-d
-    left = okw[tl] & okw[bl]      # a-c
-    right = okw[tr] & okw[br]     # b-d
-    diag = okw[bl] & okw[tr]      # c-b (shared diagonal)
+    top = okw[tl] & okw[tr]  # a-b (upper row of the 2x2 block)
+    bottom = okw[bl] & okw[br]  # c-d
+    left = okw[tl] & okw[bl]  # a-c
+    right = okw[tr] & okw[br]  # b-d
+    diag = okw[bl] & okw[tr]  # c-b (shared diagonal)
     if footprint is not None and max_edge_factor is not None:
         lim = np.float32(max_edge_factor) * np.asarray(footprint, dtype=np.float32)[win]
         lim2 = lim * lim
@@ -187,8 +190,8 @@ def grid_mesh(
         left &= short(tl, bl)
         right &= short(tr, br)
         diag &= short(bl, tr)
-    upper = left & diag & top       # triangle (a, c, b)
-    lower = bottom & right & diag   # triangle (c, d, b)
+    upper = left & diag & top  # triangle (a, c, b)
+    lower = bottom & right & diag  # triangle (c, d, b)
     # vertices: grid cells used by a triangle
     used = np.zeros(okw.shape, dtype=bool)
     used[tl] |= upper
@@ -198,10 +201,12 @@ def grid_mesh(
     index = np.full(okw.shape, -1, dtype=np.int32)
     n_used = int(used.sum())
     index[used] = np.arange(n_used, dtype=np.int32)
-    faces = np.concatenate([
-        np.stack([index[tl][upper], index[bl][upper], index[tr][upper]], axis=1),
-        np.stack([index[bl][lower], index[br][lower], index[tr][lower]], axis=1),
-    ])
+    faces = np.concatenate(
+        [
+            np.stack([index[tl][upper], index[bl][upper], index[tr][upper]], axis=1),
+            np.stack([index[bl][lower], index[br][lower], index[tr][lower]], axis=1),
+        ]
+    )
     verts = np.stack([px[used], py[used], pz[used]], axis=1)
     if compute_normals:
         normals = _grid_vertex_normals(px, py, pz, upper, lower, used)
@@ -228,8 +233,9 @@ def grid_mesh(
     return Mesh(verts, faces, normals, colors, uv, texture_rgb if uv is not None else None)
 
 
-def _grid_vertex_normals(px: np.ndarray, py: np.ndarray, pz: np.ndarray, upper: np.ndarray, lower: np.ndarray,
-                         used: np.ndarray) -> np.ndarray:
+def _grid_vertex_normals(
+    px: np.ndarray, py: np.ndarray, pz: np.ndarray, upper: np.ndarray, lower: np.ndarray, used: np.ndarray
+) -> np.ndarray:
     """Area-weighted vertex normals of a grid mesh, accumulated on the grid (no scatter)."""
     tl, tr = (slice(None, -1), slice(None, -1)), (slice(None, -1), slice(1, None))
     bl, br = (slice(1, None), slice(None, -1)), (slice(1, None), slice(1, None))
@@ -245,8 +251,8 @@ def _grid_vertex_normals(px: np.ndarray, py: np.ndarray, pz: np.ndarray, upper: 
             for corner in corners:
                 acc[k][corner] += nk
 
-    add(tl, bl, tr, upper, (tl, bl, tr))   # triangle (a, c, b)
-    add(bl, br, tr, lower, (bl, br, tr))   # triangle (c, d, b)
+    add(tl, bl, tr, upper, (tl, bl, tr))  # triangle (a, c, b)
+    add(bl, br, tr, lower, (bl, br, tr))  # triangle (c, d, b)
     normals = np.stack([a[used] for a in acc], axis=1)
     length = np.linalg.norm(normals, axis=1, keepdims=True)
     normals = np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
@@ -265,8 +271,14 @@ def remove_unreferenced(mesh: Mesh) -> Mesh:
     def pick(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else a[used]
 
-    return Mesh(mesh.vertices_xyz[used], remap[mesh.faces].astype(np.int32), mesh.normals[used],
-                pick(mesh.colors_rgb), pick(mesh.uv), mesh.texture_rgb)
+    return Mesh(
+        mesh.vertices_xyz[used],
+        remap[mesh.faces].astype(np.int32),
+        mesh.normals[used],
+        pick(mesh.colors_rgb),
+        pick(mesh.uv),
+        mesh.texture_rgb,
+    )
 
 
 def _cluster(mesh: Mesh, cell: float) -> Mesh:
@@ -280,8 +292,10 @@ def _cluster(mesh: Mesh, cell: float) -> Mesh:
     counts = np.bincount(inverse, minlength=n).astype(np.float64)
 
     def mean(attr: np.ndarray) -> np.ndarray:
-        cols = [np.bincount(inverse, weights=attr[:, k].astype(np.float64), minlength=n) / counts
-                for k in range(attr.shape[1])]
+        cols = [
+            np.bincount(inverse, weights=attr[:, k].astype(np.float64), minlength=n) / counts
+            for k in range(attr.shape[1])
+        ]
         return np.stack(cols, axis=1)
 
     verts = mean(v).astype(np.float32)

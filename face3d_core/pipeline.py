@@ -121,11 +121,11 @@ def compute_face_depth(
     found = tuple(faces) if faces is not None else tuple(detect_faces(image, model_path=detector_path))
     face = select_face(list(found), face_index)
     crop = crop_face(image, face, margin)
-    logger.info("Face %d of %d: crop %s of a %dx%d photo", face_index, len(found), crop.box_xyxy,
-                width, height)
+    logger.info("Face %d of %d: crop %s of a %dx%d photo", face_index, len(found), crop.box_xyxy, width, height)
     depth = _predict(estimator, crop.image_rgb)
-    return FaceDepth(depth, crop.image_rgb, crop.box_xyxy, crop.face, model_name, (width, height),
-                     found, face_index, float(margin))
+    return FaceDepth(
+        depth, crop.image_rgb, crop.box_xyxy, crop.face, model_name, (width, height), found, face_index, float(margin)
+    )
 
 
 def _predict(estimator: DepthPredictor, image_rgb: np.ndarray) -> np.ndarray:

@@ -274,8 +274,9 @@ def _estimate_points(depth: np.ndarray, face: Face | None, mode: str, ellipse_sc
     return int(sub.sum()) * step * step
 
 
-def _unpack(source) -> tuple[np.ndarray, np.ndarray | None, Face | None, tuple[int, int, int, int] | None,
-                             tuple[int, int] | None]:
+def _unpack(
+    source,
+) -> tuple[np.ndarray, np.ndarray | None, Face | None, tuple[int, int, int, int] | None, tuple[int, int] | None]:
     if isinstance(source, FaceDepth):
         return source.depth_rel, source.image_rgb, source.face, source.crop_box_xyxy, source.image_size_wh
     if isinstance(source, tuple):
@@ -350,8 +351,9 @@ def reconstruct_face(
     # -- 0. sampling lattice: with stride s everything runs on pixels (s i, s j) -------------
     stride = int(params.stride)
     if params.max_points is not None:
-        stride = _auto_stride(_estimate_points(depth_full, face, params.mask_mode, params.ellipse_scale),
-                              stride, params.max_points)
+        stride = _auto_stride(
+            _estimate_points(depth_full, face, params.mask_mode, params.ellipse_scale), stride, params.max_points
+        )
     s = stride
     depth = np.array(depth_full[::s, ::s], dtype=np.float32)  # own copy
     hl, wl = depth.shape
@@ -407,8 +409,9 @@ def reconstruct_face(
         logger.info("mask_mode='face' without a face: using the depth foreground instead")
         mode = "foreground"
     if mode == "face":
-        mask = face_mask(disp, face_l, valid=valid, ellipse_scale=params.ellipse_scale,
-                         min_separation=params.mask_separation)
+        mask = face_mask(
+            disp, face_l, valid=valid, ellipse_scale=params.ellipse_scale, min_separation=params.mask_separation
+        )
     elif mode == "foreground":
         mask = foreground_mask(disp, valid)
     else:
@@ -449,11 +452,11 @@ def reconstruct_face(
         if eyes is not None and face_l.interocular_px > 0.5:
             eye_disp = sample_bilinear(np.where(np.isfinite(d), d, d_unsmoothed), eyes)
             if np.all(np.isfinite(eye_disp)):
-                z_near = solve_near_distance_for_ipd(eye_disp, eyes, intr, d_lo, d_hi, relief=relief,
-                                                     ipd_mm=params.ipd_mm, model=params.depth_model)
+                z_near = solve_near_distance_for_ipd(
+                    eye_disp, eyes, intr, d_lo, d_hi, relief=relief, ipd_mm=params.ipd_mm, model=params.depth_model
+                )
                 scale_source = "eyes"
-        depth_mm = relative_to_metric_depth(d, d_lo, d_hi, z_near=z_near, relief=relief,
-                                            model=params.depth_model)
+        depth_mm = relative_to_metric_depth(d, d_lo, d_hi, z_near=z_near, relief=relief, model=params.depth_model)
     lap("convert")
 
     # -- 5. flying pixels -------------------------------------------------------------------
@@ -488,14 +491,18 @@ def reconstruct_face(
         if metric:
             z_marks = d_marks
         else:
-            z_marks = relative_to_metric_depth(d_marks, d_lo, d_hi, z_near=z_near, relief=relief,
-                                               model=params.depth_model)
+            z_marks = relative_to_metric_depth(
+                d_marks, d_lo, d_hi, z_near=z_near, relief=relief, model=params.depth_model
+            )
         if np.all(np.isfinite(z_marks)):
-            landmarks_cam = np.stack([
-                (marks[:, 0] - intr.cx) * z_marks / intr.fx,
-                (intr.cy - marks[:, 1]) * z_marks / intr.fy,
-                -z_marks,
-            ], axis=1)
+            landmarks_cam = np.stack(
+                [
+                    (marks[:, 0] - intr.cx) * z_marks / intr.fx,
+                    (intr.cy - marks[:, 1]) * z_marks / intr.fy,
+                    -z_marks,
+                ],
+                axis=1,
+            )
 
     if params.center == "centroid" and len(pts_cam):
         origin = pts_cam.mean(axis=0, dtype=np.float64)
@@ -532,9 +539,15 @@ def reconstruct_face(
         if texture is not None:
             uv = np.stack([(pixel_xy[:, 0] + 0.5) / w, 1.0 - (pixel_xy[:, 1] + 0.5) / h], axis=1)
             uv = uv.astype(np.float32)
-        mesh = grid_mesh(grid - origin32, keep_w, footprint=footprint,
-                         max_edge_factor=max(DEFAULT_MAX_EDGE_FACTOR, params.max_slope),
-                         colors_grid=colors, uv_grid=uv, texture_rgb=texture)
+        mesh = grid_mesh(
+            grid - origin32,
+            keep_w,
+            footprint=footprint,
+            max_edge_factor=max(DEFAULT_MAX_EDGE_FACTOR, params.max_slope),
+            colors_grid=colors,
+            uv_grid=uv,
+            texture_rgb=texture,
+        )
     lap("mesh")
 
     depth_out = np.where(keep, depth_mm, np.float32(np.nan)).astype(np.float32, copy=False)
@@ -556,6 +569,11 @@ def reconstruct_face(
         image_size_wh=(int(size_wh[0]), int(size_wh[1])),
         timings_ms=timings,
     )
-    logger.debug("reconstruct_face: %d points, %d triangles, stride %d, %s", model.n_points, model.n_faces,
-                 stride, ", ".join(f"{k} {v:.1f} ms" for k, v in timings.items()))
+    logger.debug(
+        "reconstruct_face: %d points, %d triangles, stride %d, %s",
+        model.n_points,
+        model.n_faces,
+        stride,
+        ", ".join(f"{k} {v:.1f} ms" for k, v in timings.items()),
+    )
     return model

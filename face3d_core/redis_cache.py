@@ -45,7 +45,6 @@ KEY_PREFIX = "face3d/"
 _LOCK_PREFIX = "face3d-lock:"
 
 
-
 def _ttl_from_env() -> int:
     env = os.environ.get("FACE3D_CACHE_TTL_S", "").strip()
     if not env:

@@ -174,8 +174,7 @@ def _relax(level: np.ndarray, free: np.ndarray, iterations: int) -> None:
     target = np.flatnonzero(free)
     rows, cols = np.divmod(target, w)
     neighbours = [
-        (np.clip(rows + dr, 0, h - 1) * w + np.clip(cols + dc, 0, w - 1))
-        for dr in (-1, 0, 1) for dc in (-1, 0, 1)
+        (np.clip(rows + dr, 0, h - 1) * w + np.clip(cols + dc, 0, w - 1)) for dr in (-1, 0, 1) for dc in (-1, 0, 1)
     ]
     flat = level.reshape(-1)
     for _ in range(iterations):
@@ -213,8 +212,9 @@ def smooth_depth(depth: np.ndarray, sigma: float, *, valid: np.ndarray | None = 
     if ok.all():
         return cv2.GaussianBlur(arr, (ksize, ksize), sigma, borderType=cv2.BORDER_REFLECT)
     weight = ok.astype(np.float32)
-    num = cv2.GaussianBlur(np.where(ok, arr, 0.0).astype(np.float32), (ksize, ksize), sigma,
-                           borderType=cv2.BORDER_CONSTANT)
+    num = cv2.GaussianBlur(
+        np.where(ok, arr, 0.0).astype(np.float32), (ksize, ksize), sigma, borderType=cv2.BORDER_CONSTANT
+    )
     den = cv2.GaussianBlur(weight, (ksize, ksize), sigma, borderType=cv2.BORDER_CONSTANT)
     out = np.divide(num, den, out=np.full_like(num, np.nan), where=ok & (den > 1e-6))
     return out
@@ -243,8 +243,7 @@ def edge_preserving_filter(
     work = fill_holes(np.where(ok, arr, np.nan)) if not ok.all() else arr
     span = robust_range(work, ok) or 1.0
     radius = max(1, int(round(1.5 * sigma_space)))
-    out = cv2.bilateralFilter(np.ascontiguousarray(work), 2 * radius + 1, float(sigma_range * span),
-                              float(sigma_space))
+    out = cv2.bilateralFilter(np.ascontiguousarray(work), 2 * radius + 1, float(sigma_range * span), float(sigma_space))
     return np.where(ok, out, np.nan).astype(np.float32)
 
 
@@ -265,8 +264,12 @@ def depth_slope(depth_mm: np.ndarray, focal_px: float) -> np.ndarray:
     pad = np.pad(z, 1, mode="edge")
     center = pad[1:-1, 1:-1]
     with np.errstate(invalid="ignore"):
-        diffs = [np.abs(center - pad[:-2, 1:-1]), np.abs(center - pad[2:, 1:-1]),
-                 np.abs(center - pad[1:-1, :-2]), np.abs(center - pad[1:-1, 2:])]
+        diffs = [
+            np.abs(center - pad[:-2, 1:-1]),
+            np.abs(center - pad[2:, 1:-1]),
+            np.abs(center - pad[1:-1, :-2]),
+            np.abs(center - pad[1:-1, 2:]),
+        ]
         step = np.fmax(np.fmax(diffs[0], diffs[1]), np.fmax(diffs[2], diffs[3]))
         footprint = np.abs(z) / float(focal_px)
         slope = np.divide(step, footprint, out=np.zeros_like(z), where=footprint > 0)

@@ -233,9 +233,7 @@ class DashHttp:
                 return dep
         raise KeyError(f"no callback for {trigger} -> {output_id}")
 
-    def call(
-        self, trigger: tuple[str, str], values: dict[str, Any], *, output_id: str | None = None
-    ) -> dict | None:
+    def call(self, trigger: tuple[str, str], values: dict[str, Any], *, output_id: str | None = None) -> dict | None:
         """POST one callback; ``values`` maps ``"id.prop"`` or ``"id"`` to the values of its inputs and states.
 
         Returns:

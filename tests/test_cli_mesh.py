@@ -11,8 +11,7 @@ from face3d_core.cli import main
 from face3d_core.geometry import Intrinsics
 
 
-def sphere_depth(h: int = 240, w: int = 320, fov: float = 60.0, center=(10.0, -5.0, 400.0),
-                 radius: float = 60.0):
+def sphere_depth(h: int = 240, w: int = 320, fov: float = 60.0, center=(10.0, -5.0, 400.0), radius: float = 60.0):
     """Depth (mm along the axis) of a sphere's near side; 0 where the ray misses (a sensor's "no data")."""
     intr = Intrinsics.from_fov(w, h, fov)
     v, u = np.mgrid[0:h, 0:w].astype(np.float64)
@@ -55,9 +54,25 @@ def run(argv, capsys):
 def test_metric_sphere_stays_a_sphere(sphere_files, tmp_path, capsys):
     png, npy = sphere_files
     out = tmp_path / "sphere.ply"
-    code, stdout, stderr = run(["mesh", png, "--depth", npy, "--depth-kind", "metric", "--fov", 60,
-                                "--smooth", 0,
-                                "--face", "none", "-o", out], capsys)
+    code, stdout, stderr = run(
+        [
+            "mesh",
+            png,
+            "--depth",
+            npy,
+            "--depth-kind",
+            "metric",
+            "--fov",
+            60,
+            "--smooth",
+            0,
+            "--face",
+            "none",
+            "-o",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0, stderr
     assert "metric" in stdout
     mesh = trimesh.load(out, process=False)
@@ -73,8 +88,25 @@ def test_wrong_fov_bends_the_sphere(sphere_files, tmp_path, capsys):
     """The back-projection really uses --fov: a wrong field of view is no longer a sphere."""
     png, npy = sphere_files
     out = tmp_path / "wrong.ply"
-    code, _, stderr = run(["mesh", png, "--depth", npy, "--depth-kind", "metric", "--fov", 30, "--smooth", 0,
-                           "--face", "none", "-o", out], capsys)
+    code, _, stderr = run(
+        [
+            "mesh",
+            png,
+            "--depth",
+            npy,
+            "--depth-kind",
+            "metric",
+            "--fov",
+            30,
+            "--smooth",
+            0,
+            "--face",
+            "none",
+            "-o",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0, stderr
     _, _, residual = fit_sphere(trimesh.load(out, process=False).vertices)
     assert np.abs(residual).max() > 0.5
@@ -85,8 +117,27 @@ def test_depth_units(sphere_files, tmp_path, capsys):
     metres = tmp_path / "metres.npy"
     np.save(metres, np.load(npy) / 1000.0)
     out = tmp_path / "m.ply"
-    code, _, stderr = run(["mesh", png, "--depth", metres, "--depth-kind", "metric", "--depth-unit", "m",
-                           "--fov", 60, "--smooth", 0, "--face", "none", "-o", out], capsys)
+    code, _, stderr = run(
+        [
+            "mesh",
+            png,
+            "--depth",
+            metres,
+            "--depth-kind",
+            "metric",
+            "--depth-unit",
+            "m",
+            "--fov",
+            60,
+            "--smooth",
+            0,
+            "--face",
+            "none",
+            "-o",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0, stderr
     _, radius, _ = fit_sphere(trimesh.load(out, process=False).vertices)
     assert radius == pytest.approx(60.0, rel=1e-4)
@@ -96,8 +147,9 @@ def test_depth_units(sphere_files, tmp_path, capsys):
 def test_every_format_is_readable(sphere_files, tmp_path, capsys, fmt):
     png, npy = sphere_files
     out = tmp_path / f"model.{fmt}"
-    code, stdout, stderr = run(["mesh", png, "--depth", npy, "--depth-kind", "metric", "--fov", 60,
-                                "--face", "none", "-o", out], capsys)
+    code, stdout, stderr = run(
+        ["mesh", png, "--depth", npy, "--depth-kind", "metric", "--fov", 60, "--face", "none", "-o", out], capsys
+    )
     assert code == 0, stderr
     assert str(out) in stdout
     loaded = trimesh.load(out, force="mesh")
@@ -111,9 +163,9 @@ def test_every_format_is_readable(sphere_files, tmp_path, capsys, fmt):
 def test_textured_obj_writes_three_files(sphere_files, tmp_path, capsys):
     png, npy = sphere_files
     out = tmp_path / "tex.obj"
-    code, _, stderr = run(["mesh", png, "--depth", npy, "--depth-kind", "metric", "--face", "none",
-                           "--texture",
-                           "-o", out], capsys)
+    code, _, stderr = run(
+        ["mesh", png, "--depth", npy, "--depth-kind", "metric", "--face", "none", "--texture", "-o", out], capsys
+    )
     assert code == 0, stderr
     assert (tmp_path / "tex.mtl").exists() and (tmp_path / "tex.png").exists()
 
@@ -121,8 +173,10 @@ def test_textured_obj_writes_three_files(sphere_files, tmp_path, capsys):
 def test_points(sphere_files, tmp_path, capsys):
     png, npy = sphere_files
     out = tmp_path / "cloud.ply"
-    code, stdout, stderr = run(["mesh", png, "--depth", npy, "--depth-kind", "metric", "--face", "none",
-                                "--points", "--stride", 2, "-o", out], capsys)
+    code, stdout, stderr = run(
+        ["mesh", png, "--depth", npy, "--depth-kind", "metric", "--face", "none", "--points", "--stride", 2, "-o", out],
+        capsys,
+    )
     assert code == 0, stderr
     cloud = trimesh.load(out)
     assert isinstance(cloud, trimesh.PointCloud)
@@ -174,14 +228,15 @@ class TestErrors:
 
     def test_points_cannot_be_stl(self, sphere_files, tmp_path, capsys):
         png, npy = sphere_files
-        code, _, stderr = run(["mesh", png, "--depth", npy, "--face", "none", "--points", "--format", "stl",
-                               "-o", tmp_path / "p.stl"], capsys)
+        code, _, stderr = run(
+            ["mesh", png, "--depth", npy, "--face", "none", "--points", "--format", "stl", "-o", tmp_path / "p.stl"],
+            capsys,
+        )
         assert code == 1 and "point cloud" in stderr
 
     def test_usage_errors_exit_2(self, sphere_files, capsys):
         png, _ = sphere_files
-        bad = (["mesh", png, "--face", "-1"], ["mesh", png, "--smooth", "-2"],
-               ["mesh", png, "--format", "fbx"])
+        bad = (["mesh", png, "--face", "-1"], ["mesh", png, "--smooth", "-2"], ["mesh", png, "--format", "fbx"])
         for argv in bad:
             with pytest.raises(SystemExit) as info:
                 main([str(a) for a in argv])

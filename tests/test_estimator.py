@@ -63,13 +63,10 @@ def test_pipeline_matches_official_large(model_name, weights_dir, reference_dir)
     _check_pattern(model_name, weights_dir, reference_dir)
 
 
-@pytest.mark.parametrize(
-    ("backend", "accelerate"), [("torch", False), ("torch", True), ("onnxruntime", True)]
-)
+@pytest.mark.parametrize(("backend", "accelerate"), [("torch", False), ("torch", True), ("onnxruntime", True)])
 def test_every_backend_matches_official(backend, accelerate, weights_dir, reference_dir):
     _write_checkpoint("midas_v21_small_256", weights_dir)
-    est = DepthEstimator("midas_v21_small_256", device="cpu", precision="fp32", accelerate=accelerate,
-                         backend=backend)
+    est = DepthEstimator("midas_v21_small_256", device="cpu", precision="fp32", accelerate=accelerate, backend=backend)
     assert est.backend == backend
     depth_rel = est.predict(load_image(reference_dir / "pattern_480x640.png"))
     assert est.backend == backend  # no silent fallback

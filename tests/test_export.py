@@ -118,7 +118,7 @@ class TestGlb:
         assert (magic, version, length) == (b"glTF", 2, len(data))
         json_len, json_type = struct.unpack_from("<I4s", data, 12)
         assert json_type == b"JSON" and json_len % 4 == 0
-        gltf = json.loads(data[20:20 + json_len])
+        gltf = json.loads(data[20 : 20 + json_len])
         bin_len, bin_type = struct.unpack_from("<I4s", data, 20 + json_len)
         assert bin_type == b"BIN\x00" and bin_len % 4 == 0 and bin_len == gltf["buffers"][0]["byteLength"]
         assert all(view["byteOffset"] % 4 == 0 for view in gltf["bufferViews"])
@@ -134,8 +134,9 @@ class TestStl:
         assert len(files["face.stl"]) == 84 + 50 * mesh.n_faces
         loaded = load(files, tmp_path, "stl")
         np.testing.assert_allclose(loaded.triangles, mesh.vertices_xyz[mesh.faces], rtol=1e-6)
-        expected = np.cross(*(mesh.vertices_xyz[mesh.faces][:, k] - mesh.vertices_xyz[mesh.faces][:, 0]
-                              for k in (1, 2)))
+        expected = np.cross(
+            *(mesh.vertices_xyz[mesh.faces][:, k] - mesh.vertices_xyz[mesh.faces][:, 0] for k in (1, 2))
+        )
         expected /= np.linalg.norm(expected, axis=1, keepdims=True)
         np.testing.assert_allclose(loaded.face_normals, expected, atol=1e-5)
 

@@ -26,11 +26,24 @@ from face3d_core.faces import (
 from face3d_core.images import load_image
 
 FACE_PHOTOS = [
-    "skimage_astronaut.png", "skimage_camera_gray.png", "pillow_hopper_128.jpg",
-    "pillow_hopper_exif_orientation6.jpg", "pillow_hopper_gray_128.jpg", "fr_obama_official_portrait.jpg",
-    "fr_biden_large_2204px.jpg", "fr_two_people.jpg", "fr_obama_speech_rgba.png", "max_bryan_115px_rgba.png",
-    "max_angry_bw.jpg", "max_group_meeting.jpg", "max_santa_glasses_beard.jpg", "interfaces_016.jpg",
-    "interfaces_039.jpg", "interfaces_051.jpg", "interfaces_064.jpg", "interfaces_080.jpg",
+    "skimage_astronaut.png",
+    "skimage_camera_gray.png",
+    "pillow_hopper_128.jpg",
+    "pillow_hopper_exif_orientation6.jpg",
+    "pillow_hopper_gray_128.jpg",
+    "fr_obama_official_portrait.jpg",
+    "fr_biden_large_2204px.jpg",
+    "fr_two_people.jpg",
+    "fr_obama_speech_rgba.png",
+    "max_bryan_115px_rgba.png",
+    "max_angry_bw.jpg",
+    "max_group_meeting.jpg",
+    "max_santa_glasses_beard.jpg",
+    "interfaces_016.jpg",
+    "interfaces_039.jpg",
+    "interfaces_051.jpg",
+    "interfaces_064.jpg",
+    "interfaces_080.jpg",
 ]
 NO_FACE_PHOTOS = ["skimage_coffee_noface.png", "exif_portrait6_noface.jpg"]
 
@@ -38,8 +51,13 @@ NO_FACE_PHOTOS = ["skimage_coffee_noface.png", "exif_portrait6_noface.jpg"]
 def synthetic_face(cx=100.0, cy=90.0, ipd=40.0) -> Face:
     """A frontal face: eyes ``ipd`` apart, mouth 1.1 ipd below the eyes."""
     eye_y, mouth_y = cy - 0.35 * ipd, cy + 0.75 * ipd
-    marks = [[cx - ipd / 2, eye_y], [cx + ipd / 2, eye_y], [cx, cy + 0.2 * ipd],
-             [cx - 0.4 * ipd, mouth_y], [cx + 0.4 * ipd, mouth_y]]
+    marks = [
+        [cx - ipd / 2, eye_y],
+        [cx + ipd / 2, eye_y],
+        [cx, cy + 0.2 * ipd],
+        [cx - 0.4 * ipd, mouth_y],
+        [cx + 0.4 * ipd, mouth_y],
+    ]
     return Face((cx - ipd, cy - 1.1 * ipd, 2 * ipd, 2.3 * ipd), np.array(marks, np.float32), 0.95)
 
 
@@ -122,8 +140,9 @@ class TestDetection:
 
         def work(k: int) -> None:
             try:
-                results[k] = [[f.box_xywh for f in detect_faces(images[(k + i) % 2], model_path=yunet_path)]
-                              for i in range(4)]
+                results[k] = [
+                    [f.box_xywh for f in detect_faces(images[(k + i) % 2], model_path=yunet_path)] for i in range(4)
+                ]
             except BaseException as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
 

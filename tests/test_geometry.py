@@ -19,14 +19,14 @@ from face3d_core.geometry import (
 
 def ray_depth_plane(intr: Intrinsics, normal, offset) -> np.ndarray:
     """Depth along the axis where each pixel's ray meets the plane ``n . P = offset`` (camera, y down)."""
-    v, u = np.mgrid[0:intr.height, 0:intr.width].astype(np.float64)
+    v, u = np.mgrid[0 : intr.height, 0 : intr.width].astype(np.float64)
     rays = np.stack([(u - intr.cx) / intr.fx, (v - intr.cy) / intr.fy, np.ones_like(u)], axis=-1)
     return offset / (rays @ np.asarray(normal, np.float64))
 
 
 def ray_depth_sphere(intr: Intrinsics, center, radius) -> np.ndarray:
     """Depth of the near side of a sphere (camera frame, y down); NaN where the ray misses."""
-    v, u = np.mgrid[0:intr.height, 0:intr.width].astype(np.float64)
+    v, u = np.mgrid[0 : intr.height, 0 : intr.width].astype(np.float64)
     rays = np.stack([(u - intr.cx) / intr.fx, (v - intr.cy) / intr.fy, np.ones_like(u)], axis=-1)
     c = np.asarray(center, np.float64)
     a = (rays * rays).sum(-1)

@@ -81,8 +81,13 @@ class TestGridMesh:
         colors[..., 1] = np.arange(h)[:, None] * 20
         valid = np.ones((h, w), bool)
         valid[0, 0] = False
-        mesh = grid_mesh(flat_grid(h, w), valid, colors_grid=colors, uv_grid=grid_uv((h, w)),
-                         texture_rgb=np.zeros((h, w, 3), np.uint8))
+        mesh = grid_mesh(
+            flat_grid(h, w),
+            valid,
+            colors_grid=colors,
+            uv_grid=grid_uv((h, w)),
+            texture_rgb=np.zeros((h, w, 3), np.uint8),
+        )
         cols = mesh.vertices_xyz[:, 0]
         rows = -mesh.vertices_xyz[:, 1]
         np.testing.assert_array_equal(mesh.colors_rgb[:, 0], cols * 10)

@@ -110,16 +110,16 @@ class TestMetricInput:
         model = reconstruct_face((metres, None, face), params)
         assert model.mask[150:153, 240:243].all()  # interior hole filled
         assert not model.mask[~head].any()  # outside the head stays empty
-        ok = ~np.isin(model.pixel_xy[:, 1] * 480 + model.pixel_xy[:, 0],
-                      [r * 480 + c for r in range(150, 153) for c in range(240, 243)])
-        np.testing.assert_allclose(camera_points(model)[ok],
-                                   exact_points(depth, intr, model.pixel_xy[ok]), atol=2e-3)
+        ok = ~np.isin(
+            model.pixel_xy[:, 1] * 480 + model.pixel_xy[:, 0],
+            [r * 480 + c for r in range(150, 153) for c in range(240, 243)],
+        )
+        np.testing.assert_allclose(camera_points(model)[ok], exact_points(depth, intr, model.pixel_xy[ok]), atol=2e-3)
 
     def test_crop_and_whole_image_give_the_same_points(self):
         depth, head, face, intr = head_scene(wall=None)
         # spike removal uses whole-map statistics, so it is off for this geometric comparison
-        params = dataclasses.replace(METRIC_EXACT, mask_mode="none", remove_flying_pixels=False,
-                                     remove_outliers=False)
+        params = dataclasses.replace(METRIC_EXACT, mask_mode="none", remove_flying_pixels=False, remove_outliers=False)
         full = reconstruct_face((depth, None, None), params)
         box = (150, 80, 330, 300)
         crop = depth[80:300, 150:330]
@@ -147,8 +147,14 @@ def test_smoothing_lowers_the_error_of_a_noisy_sphere():
     depth, center = noisy_sphere(3.0)
     errors = []
     for sigma in (0.0, 1.5, 3.0):
-        params = ReconstructionParams(depth_kind="metric", smoothing_sigma=sigma, fov_deg=40.0, center="none",
-                                      mask_mode="none", remove_outliers=False)
+        params = ReconstructionParams(
+            depth_kind="metric",
+            smoothing_sigma=sigma,
+            fov_deg=40.0,
+            center="none",
+            mask_mode="none",
+            remove_outliers=False,
+        )
         model = reconstruct_face(depth, params)
         inner = np.hypot(*(model.pixel_xy - 99.5).T) < 35  # the disc is 56 px: away from its silhouette
         radius = np.linalg.norm(camera_points(model)[inner] - center, axis=1)
@@ -168,17 +174,17 @@ class TestInverseDepth:
         d_lo, d_hi = np.percentile(disp, [2.0, 98.0])
         relief = (4.0e4 / (d_lo + 17.0)) - (4.0e4 / (d_hi + 17.0))
         crop_face = face.transformed(offset_xy=(-205, -125))
-        params = ReconstructionParams(fov_deg=50.0, smoothing_sigma=0.0, relief_mm=float(relief),
-                                      mask_mode="none",
-                                      center="none")
-        model = reconstruct_face((disp.astype(np.float32), None, crop_face), params, crop_box_xyxy=box,
-                                 image_size_wh=(480, 360))
+        params = ReconstructionParams(
+            fov_deg=50.0, smoothing_sigma=0.0, relief_mm=float(relief), mask_mode="none", center="none"
+        )
+        model = reconstruct_face(
+            (disp.astype(np.float32), None, crop_face), params, crop_box_xyxy=box, image_size_wh=(480, 360)
+        )
         assert model.scale_source == "eyes"
         rows, cols = model.pixel_xy[:, 1], model.pixel_xy[:, 0]
         # bilinear sampling of the curved surface at the sub-pixel eyes costs a few 1e-4 of scale
         np.testing.assert_allclose(model.depth_mm[rows, cols], z[rows, cols], rtol=5e-4)
-        np.testing.assert_allclose(camera_points(model), exact_points(z, intr.cropped(box), model.pixel_xy),
-                                   atol=0.2)
+        np.testing.assert_allclose(camera_points(model), exact_points(z, intr.cropped(box), model.pixel_xy), atol=0.2)
 
     def test_face_is_not_inverted_and_is_in_millimetres(self):
         depth, head, face, _ = head_scene()
@@ -222,8 +228,9 @@ class TestInverseDepth:
     def test_mesh_has_no_curtain_to_the_wall(self):
         depth, head, face, _ = head_scene()
         disp = (3.0e4 / depth).astype(np.float32)
-        model = reconstruct_face((disp, None, face), ReconstructionParams(fov_deg=50.0, mask_mode="none",
-                                                                          smoothing_sigma=2.0))
+        model = reconstruct_face(
+            (disp, None, face), ReconstructionParams(fov_deg=50.0, mask_mode="none", smoothing_sigma=2.0)
+        )
         tri_z = model.mesh.vertices_xyz[model.mesh.faces][:, :, 2]
         assert np.ptp(tri_z, axis=1).max() < 30.0  # no triangle spans head and wall
         assert model.mesh.normals[:, 2].mean() > 0.5  # facing the viewer
@@ -273,8 +280,7 @@ class TestOutputs:
 
     def test_stride_and_point_budget(self, scene):
         full = reconstruct_face(scene, ReconstructionParams(fov_deg=50.0, representation="points"))
-        coarse = reconstruct_face(scene, ReconstructionParams(fov_deg=50.0, stride=3,
-                                                              representation="points"))
+        coarse = reconstruct_face(scene, ReconstructionParams(fov_deg=50.0, stride=3, representation="points"))
         assert coarse.stride == 3 and coarse.n_points == pytest.approx(full.n_points / 9, rel=0.1)
         assert (coarse.pixel_xy % 3 == 0).all()
         budget = reconstruct_face(scene, ReconstructionParams(fov_deg=50.0, max_points=2000))
@@ -304,8 +310,7 @@ class TestOutputs:
 
     def test_edge_preserving_option_runs_and_differs(self, scene):
         a = reconstruct_face(scene, ReconstructionParams(fov_deg=50.0, smoothing_sigma=3.0))
-        b = reconstruct_face(scene, ReconstructionParams(fov_deg=50.0, smoothing_sigma=3.0,
-                                                         edge_preserving=True))
+        b = reconstruct_face(scene, ReconstructionParams(fov_deg=50.0, smoothing_sigma=3.0, edge_preserving=True))
         assert a.n_points > 0 and b.n_points > 0
         assert not np.array_equal(np.nan_to_num(a.depth_mm), np.nan_to_num(b.depth_mm))
 
@@ -319,11 +324,21 @@ class TestParams:
         with pytest.raises(dataclasses.FrozenInstanceError):
             a.smoothing_sigma = 3.0  # type: ignore[misc]
 
-    @pytest.mark.parametrize("changes", [
-        {"smoothing_sigma": -1.0}, {"depth_scale": 0.0}, {"fov_deg": 0.5}, {"stride": 0},
-        {"color_mode": "rainbow"}, {"representation": "voxels"}, {"depth_kind": "disparity"},
-        {"mask_mode": "magic"}, {"max_points": 0}, {"center": "chin"},
-    ])
+    @pytest.mark.parametrize(
+        "changes",
+        [
+            {"smoothing_sigma": -1.0},
+            {"depth_scale": 0.0},
+            {"fov_deg": 0.5},
+            {"stride": 0},
+            {"color_mode": "rainbow"},
+            {"representation": "voxels"},
+            {"depth_kind": "disparity"},
+            {"mask_mode": "magic"},
+            {"max_points": 0},
+            {"center": "chin"},
+        ],
+    )
     def test_invalid_values_are_rejected(self, changes):
         with pytest.raises(ValueError):
             ReconstructionParams(**changes)

@@ -601,7 +601,7 @@ def test_corrupted_or_half_written_cache_entries_are_recomputed(tmp_path):
         other.compute_depth(meta.sha256, MODEL, None)
 
 
-FAULT_CHILD = r'''
+FAULT_CHILD = r"""
 import errno, json, os, sqlite3, subprocess, sys
 sys.path.insert(0, os.environ["FACE3D_REPO"])
 mode, cache_dir, yunet, photo_a, photo_b, photo_c = sys.argv[1:7]
@@ -723,7 +723,7 @@ final = make_service()
 out["final_a_ok"] = stored_ok(final, meta_a.sha256)
 out["final_b_ok"] = sha_b is not None and stored_ok(final, sha_b)
 print("FAULT_RESULT " + json.dumps(out))
-'''
+"""
 
 
 def _mount_namespace_available() -> bool:

@@ -11,8 +11,12 @@ from face3d_core.models.transforms import network_input_size, prepare_array, pre
 from tests.conftest import load_layout, load_reference_array
 
 PATTERN_MODELS = [
-    "midas_v21_small_256", "dpt_swin2_tiny_256", "dpt_levit_224",
-    "dpt_hybrid_384", "dpt_large_384", "dpt_beit_large_512",
+    "midas_v21_small_256",
+    "dpt_swin2_tiny_256",
+    "dpt_levit_224",
+    "dpt_hybrid_384",
+    "dpt_large_384",
+    "dpt_beit_large_512",
 ]
 
 
@@ -33,10 +37,10 @@ def test_net_size_agrees_with_layout(model_name, reference_dir):
 @pytest.mark.parametrize(
     ("model_name", "hw", "expected"),
     [
-        ("midas_v21_small_256", (480, 640), (192, 256)),   # upper_bound: fits inside 256
+        ("midas_v21_small_256", (480, 640), (192, 256)),  # upper_bound: fits inside 256
         ("midas_v21_small_256", (1000, 700), (256, 192)),
-        ("dpt_hybrid_384", (480, 640), (384, 512)),         # minimal: the side scaled least
-        ("dpt_swin2_tiny_256", (480, 640), (256, 256)),     # square
+        ("dpt_hybrid_384", (480, 640), (384, 512)),  # minimal: the side scaled least
+        ("dpt_swin2_tiny_256", (480, 640), (256, 256)),  # square
         ("depth_anything_v2_vits", (480, 640), (518, 686)),  # lower_bound, multiple of 14
     ],
 )

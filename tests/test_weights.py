@@ -84,8 +84,11 @@ def test_download_verifies_hash_and_loads(http_server, dirs, checkpoint_bytes):
     from face3d_core.models.registry import get_spec
 
     http_server.files["/w/midas_v21_small_256.pt"] = checkpoint_bytes
-    wf = WeightsFile("midas_v21_small_256.pt", _url(http_server, "/w/midas_v21_small_256.pt"),
-                     hashlib.sha256(checkpoint_bytes).hexdigest())
+    wf = WeightsFile(
+        "midas_v21_small_256.pt",
+        _url(http_server, "/w/midas_v21_small_256.pt"),
+        hashlib.sha256(checkpoint_bytes).hexdigest(),
+    )
     seen = []
     path = resolve_weights(wf, progress=lambda done, total: seen.append((done, total)))
     assert path == dirs[1] / "midas_v21_small_256.pt"

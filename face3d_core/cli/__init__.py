@@ -21,9 +21,7 @@ _SUBCOMMANDS = ("depth_cmd", "mesh_cmd", "models_cmd")
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the top-level parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(
-        prog="face3d", description="Photo of a face -> depth map -> 3D model (MiDaS)."
-    )
+    parser = argparse.ArgumentParser(prog="face3d", description="Photo of a face -> depth map -> 3D model (MiDaS).")
     parser.add_argument("--version", action="version", version=f"face3d {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

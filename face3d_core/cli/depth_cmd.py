@@ -62,8 +62,12 @@ def run(args: argparse.Namespace) -> int:
             image_rgb = load_image(image_path)
             kwargs = {} if args.margin is None else {"margin": args.margin}
             result = compute_face_depth(
-                image_rgb, model_name=args.model, weights=args.weights,
-                face_index=None if args.full_frame else args.face, estimator=estimator, **kwargs,
+                image_rgb,
+                model_name=args.model,
+                weights=args.weights,
+                face_index=None if args.full_frame else args.face,
+                estimator=estimator,
+                **kwargs,
             )
             stem = Path(image_path).stem or "image"
             count = used_stems.get(stem, 0)

@@ -40,9 +40,7 @@ def _face_arg(value: str) -> int | None:
     try:
         index = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a face number (0 = largest) or 'none', got {value!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(f"expected a face number (0 = largest) or 'none', got {value!r}") from None
     if index < 0:
         raise argparse.ArgumentTypeError("face numbers start at 0 (the largest face)")
     return index
@@ -65,37 +63,63 @@ def _non_negative(value: str) -> float:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``face3d mesh``."""
     p = subparsers.add_parser(
-        "mesh", help="build a 3D model (PLY/OBJ/GLB/STL) of a face",
+        "mesh",
+        help="build a 3D model (PLY/OBJ/GLB/STL) of a face",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
     p.add_argument("image", metavar="IMG", help="JPEG or PNG photo")
-    p.add_argument("--depth", metavar="FILE.npy",
-                   help="use this depth map (.npy, H x W) instead of the network")
-    p.add_argument("--depth-kind", choices=["inverse", "metric"], default="inverse",
-                   help="inverse: relative inverse depth (larger = nearer); metric: depth from a sensor")
+    p.add_argument("--depth", metavar="FILE.npy", help="use this depth map (.npy, H x W) instead of the network")
+    p.add_argument(
+        "--depth-kind",
+        choices=["inverse", "metric"],
+        default="inverse",
+        help="inverse: relative inverse depth (larger = nearer); metric: depth from a sensor",
+    )
     p.add_argument("--depth-unit", choices=sorted(_UNITS_MM), default="mm", help="unit of metric depth (mm)")
-    p.add_argument("--fov", type=float, default=DEFAULT_FOV_DEG, metavar="DEG",
-                   help=f"horizontal field of view of the photo in degrees (default {DEFAULT_FOV_DEG:g})")
-    p.add_argument("--format", choices=list(MESH_FORMATS), default=None,
-                   help="output format (default: from -o's extension, else ply)")
+    p.add_argument(
+        "--fov",
+        type=float,
+        default=DEFAULT_FOV_DEG,
+        metavar="DEG",
+        help=f"horizontal field of view of the photo in degrees (default {DEFAULT_FOV_DEG:g})",
+    )
+    p.add_argument(
+        "--format",
+        choices=list(MESH_FORMATS),
+        default=None,
+        help="output format (default: from -o's extension, else ply)",
+    )
     p.add_argument("--points", action="store_true", help="write a point cloud instead of a mesh (ply or glb)")
-    p.add_argument("--smooth", type=_non_negative, default=2.0, metavar="S",
-                   help="Gaussian smoothing sigma in depth-map pixels (0 = none; default 2)")
+    p.add_argument(
+        "--smooth",
+        type=_non_negative,
+        default=2.0,
+        metavar="S",
+        help="Gaussian smoothing sigma in depth-map pixels (0 = none; default 2)",
+    )
     p.add_argument("--edge-preserving", action="store_true", help="bilateral filter instead of the Gaussian")
-    p.add_argument("--depth-scale", type=_positive, default=1.0,
-                   help="exaggerate (>1) or flatten (<1) the relief")
-    p.add_argument("--face", type=_face_arg, default=0, metavar="N",
-                   help="which face, 0 = largest (default 0); 'none' = whole image")
+    p.add_argument("--depth-scale", type=_positive, default=1.0, help="exaggerate (>1) or flatten (<1) the relief")
+    p.add_argument(
+        "--face",
+        type=_face_arg,
+        default=0,
+        metavar="N",
+        help="which face, 0 = largest (default 0); 'none' = whole image",
+    )
     p.add_argument("--full-frame", action="store_true", help="whole image, no face (same as --face none)")
-    p.add_argument("--margin", type=_non_negative, default=None,
-                   help="crop margin around the face (fraction of its size)")
+    p.add_argument(
+        "--margin", type=_non_negative, default=None, help="crop margin around the face (fraction of its size)"
+    )
     p.add_argument("--stride", type=int, default=1, help="use every N-th pixel (coarser, smaller files)")
-    p.add_argument("--color", choices=["depth", "photo"], default="photo",
-                   help="vertex colours: the photo's (default) or grayscale by depth")
+    p.add_argument(
+        "--color",
+        choices=["depth", "photo"],
+        default="photo",
+        help="vertex colours: the photo's (default) or grayscale by depth",
+    )
     p.add_argument("--texture", action="store_true", help="OBJ/GLB: attach the photo as a texture")
     p.add_argument("--no-mask", action="store_true", help="keep the background (no face mask)")
-    p.add_argument("--model", default=DEFAULT_MODEL, choices=list_models(),
-                   help=f"depth model ({DEFAULT_MODEL})")
+    p.add_argument("--model", default=DEFAULT_MODEL, choices=list_models(), help=f"depth model ({DEFAULT_MODEL})")
     p.add_argument("--weights", metavar="PATH", help="depth checkpoint file")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("-o", "--output", metavar="OUT", help="output file (default: <image stem>_3d.<format>)")
@@ -155,10 +179,17 @@ def run(args: argparse.Namespace) -> int:
         face_index = None if args.full_frame else args.face
         image_rgb = load_image(args.image)
         params = ReconstructionParams(
-            smoothing_sigma=args.smooth, edge_preserving=args.edge_preserving, depth_kind=args.depth_kind,
-            depth_unit_mm=_UNITS_MM[args.depth_unit], depth_scale=args.depth_scale, fov_deg=args.fov,
-            stride=max(1, args.stride), representation="points" if args.points else "mesh",
-            color_mode=args.color, texture=args.texture, mask_mode="none" if args.no_mask else "auto",
+            smoothing_sigma=args.smooth,
+            edge_preserving=args.edge_preserving,
+            depth_kind=args.depth_kind,
+            depth_unit_mm=_UNITS_MM[args.depth_unit],
+            depth_scale=args.depth_scale,
+            fov_deg=args.fov,
+            stride=max(1, args.stride),
+            representation="points" if args.points else "mesh",
+            color_mode=args.color,
+            texture=args.texture,
+            mask_mode="none" if args.no_mask else "auto",
         )
         if args.depth:
             source = args.depth
@@ -167,14 +198,19 @@ def run(args: argparse.Namespace) -> int:
             face = None
             if face_index is not None:
                 face = select_face(detect_faces(image_rgb), face_index)
-            model = reconstruct_face((depth, image_rgb, face), params,
-                                     image_size_wh=(image_rgb.shape[1], image_rgb.shape[0]))
+            model = reconstruct_face(
+                (depth, image_rgb, face), params, image_size_wh=(image_rgb.shape[1], image_rgb.shape[0])
+            )
         else:
             from face3d_core.pipeline import compute_face_depth
 
             face_depth = compute_face_depth(
-                image_rgb, model_name=args.model, weights=args.weights, face_index=face_index,
-                margin=DEFAULT_MARGIN if args.margin is None else args.margin, device=args.device,
+                image_rgb,
+                model_name=args.model,
+                weights=args.weights,
+                face_index=face_index,
+                margin=DEFAULT_MARGIN if args.margin is None else args.margin,
+                device=args.device,
             )
             model = reconstruct_face(face_depth, params)
         out = _output_path(args, fmt)
@@ -197,8 +233,10 @@ def run(args: argparse.Namespace) -> int:
         what = f"{model.n_points} points"
     else:
         what = f"{model.mesh.n_vertices} vertices, {model.n_faces} triangles"
-    scale = {"eyes": "mm (63 mm between the eyes)", "metric": "mm (metric depth)",
-             "assumed": "nominal mm (no face: 500 mm distance assumed)"}[model.scale_source]
-    print(f"{', '.join(str(p) for p in paths)}: {what}, units {scale}, "
-          f"{time.perf_counter() - started:.1f} s")
+    scale = {
+        "eyes": "mm (63 mm between the eyes)",
+        "metric": "mm (metric depth)",
+        "assumed": "nominal mm (no face: 500 mm distance assumed)",
+    }[model.scale_source]
+    print(f"{', '.join(str(p) for p in paths)}: {what}, units {scale}, {time.perf_counter() - started:.1f} s")
     return 0

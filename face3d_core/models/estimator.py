@@ -110,7 +110,7 @@ def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsUnavailableError(f"The weights file {path} does not hold a state dict of tensors.")
     if obj and all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
     return obj
 
 
@@ -275,7 +275,9 @@ class DepthEstimator:
         pred = self.infer(batch)
         height, width = image_rgb.shape[:2]
         up = F.interpolate(
-            pred.unsqueeze(1), size=(height, width), mode=self.spec.upsample_mode,
+            pred.unsqueeze(1),
+            size=(height, width),
+            mode=self.spec.upsample_mode,
             align_corners=self.spec.upsample_align_corners,
         )
         return up[0, 0].numpy().astype(np.float32, copy=False)

@@ -43,8 +43,10 @@ def _cache_key(model_name: str, weights_path: Path) -> str:
     import onnxruntime
 
     stat = weights_path.stat()
-    text = f"{model_name}|{weights_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{torch.__version__}|" \
-           f"{onnxruntime.__version__}|v1"
+    text = (
+        f"{model_name}|{weights_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{torch.__version__}|"
+        f"{onnxruntime.__version__}|v1"
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -66,8 +68,13 @@ def export_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path) -> Path
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                net, (example,), tmp, dynamo=False, opset_version=17,
-                input_names=["x"], output_names=["depth"],
+                net,
+                (example,),
+                tmp,
+                dynamo=False,
+                opset_version=17,
+                input_names=["x"],
+                output_names=["depth"],
                 dynamic_axes={
                     "x": {0: "batch", 2: "height", 3: "width"},
                     "depth": {0: "batch", 1: "height", 2: "width"},

@@ -55,12 +55,16 @@ def network_input_size(height: int, width: int, spec: ModelSpec) -> tuple[int, i
         return _round_to_multiple(scale_h * height, m), _round_to_multiple(scale_w * width, m)
     if mode == "lower_bound":  # cover the target: the larger scale wins
         scale = max(scale_h, scale_w)
-        return (_round_to_multiple(scale * height, m, lower=target_h),
-                _round_to_multiple(scale * width, m, lower=target_w))
+        return (
+            _round_to_multiple(scale * height, m, lower=target_h),
+            _round_to_multiple(scale * width, m, lower=target_w),
+        )
     if mode == "upper_bound":  # fit inside the target: the smaller scale wins
         scale = min(scale_h, scale_w)
-        return (_round_to_multiple(scale * height, m, upper=target_h),
-                _round_to_multiple(scale * width, m, upper=target_w))
+        return (
+            _round_to_multiple(scale * height, m, upper=target_h),
+            _round_to_multiple(scale * width, m, upper=target_w),
+        )
     if mode == "minimal":  # change the image as little as possible
         scale = scale_w if abs(1 - scale_w) < abs(1 - scale_h) else scale_h
         return _round_to_multiple(scale * height, m), _round_to_multiple(scale * width, m)

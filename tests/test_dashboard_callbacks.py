@@ -21,7 +21,7 @@ from dashboard import figures, ids
 from dashboard.callbacks import choices, compare, depth, downloads, model3d, upload
 from dashboard.callbacks.jobs import StartOutcome, cancel_view, poll_view, start_view
 from dashboard.errors import alert_for_exception
-from dashboard.jobs import JobState, JobStatus, JobStore, ThreadJobRunner
+from dashboard.jobs import DiskJobStore, JobState, JobStatus, ThreadJobRunner
 from dashboard.services import Face3DService, PhotoMissingError, safe_stem
 from face3d_core.cache import ResultCache
 from face3d_core.errors import Face3DError, InvalidImageError, NoFaceFoundError
@@ -40,7 +40,7 @@ def env(tmp_path_factory, yunet_path, faces_dir):
     cache = ResultCache(root / "results")
     estimator = FakeEstimator()
     service = Face3DService(cache, estimator_factory=lambda name: estimator, detector_path=yunet_path)
-    store = JobStore(root / "jobs")
+    store = DiskJobStore(root / "jobs")
     runner = ThreadJobRunner(store, service.tasks(), max_workers=1)
     yield {"service": service, "runner": runner, "estimator": estimator, "faces": faces_dir, "cache": cache}
     runner.shutdown()

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from dashboard.jobs import JobCancelled, JobState, JobStatus, JobStore, ThreadJobRunner
+from dashboard.jobs import DiskJobStore, JobCancelled, JobState, JobStatus, ThreadJobRunner
 from face3d_core.errors import NoFaceFoundError
 
 
@@ -23,7 +23,7 @@ def wait_finished(runner, job_id, timeout=10.0) -> JobStatus:
 
 @pytest.fixture()
 def store(tmp_path):
-    result = JobStore(tmp_path / "jobs")
+    result = DiskJobStore(tmp_path / "jobs")
     yield result
     result.close()
 
@@ -152,7 +152,7 @@ def test_another_worker_process_sees_and_cancels_the_job(tmp_path):
             time.sleep(0.01)
         return {}
 
-    store_a, store_b = JobStore(tmp_path / "jobs"), JobStore(tmp_path / "jobs")
+    store_a, store_b = DiskJobStore(tmp_path / "jobs"), DiskJobStore(tmp_path / "jobs")
     worker_a = make_runner(store_a, {"t": task})
     worker_b = make_runner(store_b, {"t": task})
     job_id = worker_a.submit("t", {})

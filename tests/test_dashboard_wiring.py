@@ -198,7 +198,7 @@ def test_unexpected_error_never_shows_a_traceback(app, client, dependencies, mon
     def broken(*args, **kwargs):
         raise RuntimeError("internal secret /srv/data")
 
-    monkeypatch.setattr(app.face3d.service, "model3d", broken)
+    monkeypatch.setattr(app.face3d.service.models3d, "model", broken)
     source = {"sha": "b" * 64, "model": "midas_v21_small_256", "face": 0}
     response = _post_callback(client, dependencies, ids.MODEL3D_SOURCE_STORE, "data", source)
     assert response.status_code == 200

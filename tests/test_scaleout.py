@@ -180,8 +180,8 @@ def test_users_share_one_cache_across_web_and_inference_workers(deployment, shar
 
     from dashboard.services import Face3DService
     from face3d_core.cache import make_key
+    from face3d_core.cache.redis import RedisResultCache
     from face3d_core.faces import DEFAULT_MARGIN
-    from face3d_core.redis_cache import RedisResultCache
 
     url, web, workers = deployment["url"], deployment["web"], deployment["workers"]
     warm = Stats()  # one job per inference worker: each loads its network before the clock starts
@@ -370,8 +370,8 @@ def test_job_of_a_dead_worker_is_reported_interrupted_and_cancel_works(redis_url
 
 def test_redis_cache_detects_damaged_entries_and_reports_an_unreachable_redis(redis_url):
     from face3d_core.cache import make_key
+    from face3d_core.cache.redis import RedisResultCache
     from face3d_core.errors import CacheError
-    from face3d_core.redis_cache import RedisResultCache
 
     cache = RedisResultCache(redis_url, ttl_s=60)
     key = make_key("demo", "1" * 64, params={"n": 1})

@@ -191,3 +191,30 @@ def test_job_context_check_raises_after_cancel(store):
     store.request_cancel("c1")
     with pytest.raises(JobCancelled):
         context.report(0.5, "x")
+
+
+def test_live_status_is_shared_logic_with_the_owner_check_injected(store):
+    from dashboard.jobs import live_status
+
+    checked = []
+
+    def owner_alive(alive):
+        def check(status):
+            checked.append(status.job_id)
+            return alive
+
+        return check
+
+    store.put(JobStatus(job_id="run", kind="t", state=JobState.RUNNING))
+    assert live_status(store, "run", owner_alive(True), "gone").state == JobState.RUNNING
+    interrupted = live_status(store, "run", owner_alive(False), "The worker stopped.")
+    assert interrupted.state == JobState.FAILED and interrupted.error_title == "Job interrupted"
+    assert interrupted.error_message == "The worker stopped."
+    assert store.get("run").state == JobState.RUNNING  # reporting never rewrites the record
+    store.request_cancel("run")
+    assert live_status(store, "run", owner_alive(False), "gone").state == JobState.CANCELLED  # cancel wins
+    store.put(JobStatus(job_id="done", kind="t", state=JobState.DONE, result={"k": 1}))
+    checked.clear()
+    assert live_status(store, "done", owner_alive(False), "gone").result == {"k": 1}
+    assert checked == []  # a finished job is not checked at all
+    assert live_status(store, "unknown", owner_alive(True), "gone") is None

@@ -39,6 +39,12 @@ def test_key_contains_kind_hash_model_and_version():
     assert key.startswith(f"face3d/v{CACHE_VERSION}/depth/{SHA_A}/midas_v21_small_256/")
 
 
+def test_upload_bytes_keep_their_version_when_the_cache_version_moves():
+    assert make_key("upload", SHA_A) == f"face3d/v{cache_mod.UPLOAD_VERSION}/upload/{SHA_A}/-/-"
+    assert make_key("upload-meta", SHA_A).startswith(f"face3d/v{CACHE_VERSION}/upload-meta/")
+    assert make_key("upload", SHA_A, version=CACHE_VERSION + 1) != make_key("upload", SHA_A)
+
+
 def test_key_is_deterministic_and_order_independent():
     assert make_key("depth", SHA_A, params={"a": 1, "b": 2.5}) == make_key("depth", SHA_A, params={"b": 2.5, "a": 1})
 

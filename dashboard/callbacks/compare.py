@@ -115,7 +115,7 @@ def metrics_table(result: ComparisonResult) -> Any:
     )
 
 
-def compare_3d(service: Face3DService, result: ComparisonResult, page: int, camera: dict | None = None):
+def compare_3d(service: Face3DService, result: ComparisonResult, page: int, camera: dict | None = None) -> dict:
     """The 3D views of one page of faces, one scene each, sharing the camera preset."""
     groups = pages(len(result.names))
     group = groups[page if isinstance(page, int) and 0 <= page < len(groups) else 0]

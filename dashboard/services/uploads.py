@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from dashboard.services.errors import PhotoMissingError
-from face3d_core.cache import UPLOAD_VERSION, ResultStore, is_sha256_hex, make_key
+from face3d_core.cache import ResultStore, is_sha256_hex, make_key
 from face3d_core.errors import InvalidImageError
 from face3d_core.faces import Face, detect_faces
 from face3d_core.images import MAX_FILE_BYTES, decode_image, sha256_hex
@@ -101,8 +101,8 @@ class Uploads:
 
     @staticmethod
     def bytes_key(sha: str) -> str:
-        """Key of a photo's original bytes (their format never changes: :data:`UPLOAD_VERSION`)."""
-        return make_key("upload", sha, version=UPLOAD_VERSION)
+        """Key of a photo's original bytes (a pinned version: see :data:`face3d_core.cache.keys.UPLOAD_VERSION`)."""
+        return make_key("upload", sha)
 
     @staticmethod
     def meta_key(sha: str) -> str:

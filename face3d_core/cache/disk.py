@@ -182,7 +182,7 @@ class ResultCache(EnvelopeStore):
         except (OSError, sqlite3.Error):
             return False
 
-    # -- compute-through ----------------------------------------------------------------
+    # -- compute-once -------------------------------------------------------------------
 
     def key_lock(self, key: str) -> AbstractContextManager[None]:
         """Serialise work on one key within this process (two threads never compute it twice)."""

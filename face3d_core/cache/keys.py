@@ -29,8 +29,12 @@ from typing import Any
 CACHE_VERSION = 2
 
 #: Version of the ``upload`` entries (the user's original file bytes): their format never
-#: changes, so a :data:`CACHE_VERSION` bump must not make every user upload their photos again.
+#: changes, so they keep this version whatever :data:`CACHE_VERSION` says and a bump does not
+#: throw away the photos themselves (their derived metadata is rebuilt on the next upload).
 UPLOAD_VERSION = 1
+
+#: Entry kinds whose version does not follow :data:`CACHE_VERSION`.
+PINNED_VERSIONS = {"upload": UPLOAD_VERSION}
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _KIND_RE = re.compile(r"^[a-z0-9_][a-z0-9_.-]*$")
@@ -77,7 +81,7 @@ def make_key(
     *,
     model: str | None = None,
     params: Any = None,
-    version: int = CACHE_VERSION,
+    version: int | None = None,
 ) -> str:
     """Build a cache key from the content hash of the input and what is computed from it.
 
@@ -87,7 +91,8 @@ def make_key(
             comparison) may be combined into one hash by the caller (:func:`combine_hashes`).
         model: Depth model name, if the result depends on one.
         params: Parameters of the computation (mapping or dataclass), hashed canonically.
-        version: Format/algorithm version; defaults to :data:`CACHE_VERSION`.
+        version: Format/algorithm version; defaults to :data:`CACHE_VERSION` (or the kind's
+            entry in :data:`PINNED_VERSIONS`).
 
     Returns:
         A key such as ``face3d/v2/depth/<sha>/midas_v21_small_256/<digest>``.
@@ -102,6 +107,8 @@ def make_key(
     model_part = model if model else "-"
     if "/" in model_part:
         raise ValueError(f"Invalid model name {model!r}")
+    if version is None:
+        version = PINNED_VERSIONS.get(kind, CACHE_VERSION)
     return f"face3d/v{int(version)}/{kind}/{image_sha256}/{model_part}/{params_digest(params)}"
 
 

@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     from dashboard import ids
     from dashboard.app import create_app
     from dashboard.controls import DENSITY_STRIDE
+    from face3d_core.pipeline import DepthRef
     from tests.doubles import FakeEstimator, write_fill_checkpoint
 
     work = Path(tempfile.mkdtemp(prefix="face3d-ui-speed-"))
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     service.compute_depth(sha, args.model, face)
     hit_memory = time.perf_counter() - start
-    service.depths.clear()
+    service.depth_maps.memory.clear()
     start = time.perf_counter()
     service.compute_depth(sha, args.model, face)
     hit_disk = time.perf_counter() - start
@@ -233,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     if SECOND_PHOTO.is_file() and SECOND_PHOTO != args.photo and face is not None:
         other_face = 0 if other.face_count else None
         if other_face is not None:
-            key, _ = service.compute_comparison([(sha, face), (other.sha256, other_face)], args.model)
+            refs = [DepthRef(sha, args.model, face), DepthRef(other.sha256, args.model, other_face)]
+            key, _ = service.comparisons.compute(refs)
             response, seconds, _ = dash.call(
                 (ids.COMPARE_RESULT_STORE, "data"),
                 {ids.COMPARE_RESULT_STORE: {"key": key, "count": 2}, ids.COMPARE_PAGE: 0},

@@ -11,10 +11,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import dash_bootstrap_components as dbc
 from dash import Dash
@@ -24,10 +22,11 @@ from dashboard import figures
 from dashboard.callbacks import register_callbacks
 from dashboard.callbacks.choices import model_options
 from dashboard.errors import handle_callback_error
-from dashboard.jobs import JobRunner, JobStore, ThreadJobRunner
+from dashboard.jobs import DiskJobStore, JobRunner, ThreadJobRunner
 from dashboard.layout import PRODUCT_NAME, build_layout
 from dashboard.services import Face3DService
-from face3d_core.cache import ResultCache, is_sha256_hex
+from dashboard.services.depth import EstimatorFactory
+from face3d_core.cache import ResultCache, ResultStore, is_sha256_hex
 from face3d_core.models.registry import DEFAULT_MODEL
 from face3d_core.weights import cache_dir as default_cache_dir
 from face3d_core.weights import offline
@@ -47,7 +46,7 @@ class AppContext:
 
     service: Face3DService
     runner: JobRunner
-    cache: Any  # ResultCache, or RedisResultCache in scale-out mode
+    cache: ResultStore  # ResultCache, or RedisResultCache in scale-out mode
     cache_dir: Path
 
 
@@ -73,7 +72,7 @@ def _register_routes(app: Dash, service: Face3DService, bootstrap_css: Path | No
     def face3d_thumbnail(sha: str) -> Response:
         if not is_sha256_hex(sha):
             abort(404)
-        meta = service.upload_meta(sha)
+        meta = service.uploads.meta(sha)
         if meta is None or not meta.thumb_jpeg:
             abort(404)
         response = Response(meta.thumb_jpeg, mimetype="image/jpeg")
@@ -82,9 +81,8 @@ def _register_routes(app: Dash, service: Face3DService, bootstrap_css: Path | No
         return response
 
     @server.route("/face3d/health")
-    def face3d_health() -> Any:
-        ping = getattr(service.cache, "ping", None)
-        if ping is not None and not ping():  # the shared Redis of a scale-out deployment is down
+    def face3d_health() -> dict | tuple[dict, int]:
+        if not service.cache.ping():  # e.g. the shared Redis of a scale-out deployment is down
             return {"status": "unavailable", "reason": "the shared result cache cannot be reached"}, 503
         return {"status": "ok"}
 
@@ -106,7 +104,7 @@ def create_app(
     size_limit_mb: float | None = None,
     runner: JobRunner | None = None,
     job_workers: int | None = None,
-    estimator_factory: Callable[[str], Any] | None = None,
+    estimator_factory: EstimatorFactory | None = None,
     detector_path: str | os.PathLike | None = None,
     redis_url: str | None = None,
 ) -> Dash:
@@ -123,7 +121,7 @@ def create_app(
             network per process, see :class:`~dashboard.services.Face3DService`).
         detector_path: YuNet model file (default: the lookup order of :mod:`face3d_core.faces`).
         redis_url: Scale-out mode (default ``$FACE3D_REDIS_URL``; empty: off). Results live in
-            Redis (:class:`~face3d_core.redis_cache.RedisResultCache`, same keys as the disk
+            Redis (:class:`~face3d_core.cache.redis.RedisResultCache`, same keys as the disk
             cache) and jobs run on Celery workers (``celery -A dashboard.celery_app worker``);
             this process then never loads a depth network.
 
@@ -133,8 +131,9 @@ def create_app(
     base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     if redis_url is None:
         redis_url = os.environ.get("FACE3D_REDIS_URL", "").strip()
+    cache: ResultStore
     if redis_url:
-        from face3d_core.redis_cache import RedisResultCache, redact_url
+        from face3d_core.cache.redis import RedisResultCache, redact_url
 
         cache = RedisResultCache(redis_url)
         logger.info("Scale-out mode: results in Redis at %s, jobs on Celery workers", redact_url(redis_url))
@@ -147,7 +146,7 @@ def create_app(
 
             runner = CeleryJobRunner.from_url(redis_url, kinds=service.tasks())
         else:
-            runner = ThreadJobRunner(JobStore(base / "jobs"), service.tasks(), max_workers=job_workers)
+            runner = ThreadJobRunner(DiskJobStore(base / "jobs"), service.tasks(), max_workers=job_workers)
 
     bootstrap_css = local_bootstrap_css()
     app = Dash(
@@ -173,5 +172,5 @@ def create_app(
     _register_routes(app, service, bootstrap_css)
     figures.warm_up()
     app.face3d = AppContext(service=service, runner=runner, cache=cache, cache_dir=base)
-    logger.info("face3d dashboard ready (cache %s)", cache.directory)
+    logger.info("face3d dashboard ready (cache %s)", cache.location)
     return app

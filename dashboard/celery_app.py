@@ -5,7 +5,7 @@ Start one per inference machine (``FACE3D_REDIS_URL`` must point at the shared R
     FACE3D_REDIS_URL=redis://10.0.0.5:6379/0 celery -A dashboard.celery_app worker --concurrency 1
 
 Each worker process builds one :class:`~dashboard.services.Face3DService` on its first job, with
-the shared :class:`~face3d_core.redis_cache.RedisResultCache`, and loads each depth network once
+the shared :class:`~face3d_core.cache.redis.RedisResultCache`, and loads each depth network once
 (:func:`face3d_core.models.estimator.get_estimator`); every later job in that process reuses it.
 Nothing is loaded in the parent process before the pool forks, so CUDA is initialised only in
 the child that uses it. This module never imports Dash.
@@ -17,10 +17,17 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from dashboard.jobs import JobState, JobStatus, execute_job
 from dashboard.jobs_celery import TASK_NAME, Heartbeat, RedisJobStore, make_celery
+from face3d_core.pipeline import LoadableDepthPredictor
+from face3d_core.weights import ProgressFn as DownloadProgressFn
+
+if TYPE_CHECKING:  # the service is built after the fork (see worker_state)
+    from dashboard.services import Face3DService
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +46,7 @@ def _redis_url() -> str:
 app = make_celery(_redis_url())
 
 _state_lock = threading.Lock()
-_service: Any = None
+_service: Face3DService | None = None
 _store: RedisJobStore | None = None
 #: Depth networks loaded by this process: model name -> how many times (1 unless something is wrong).
 MODEL_LOADS: dict[str, int] = {}
@@ -48,7 +55,7 @@ MODEL_LOADS: dict[str, int] = {}
 class _LoadLoggingEstimator:
     """Wraps the process's estimator to log (and count) the one time its network is loaded."""
 
-    def __init__(self, inner: Any, model: str):
+    def __init__(self, inner: LoadableDepthPredictor, model: str):
         self._inner = inner
         self._model = model
 
@@ -56,7 +63,7 @@ class _LoadLoggingEstimator:
     def loaded(self) -> bool:
         return bool(self._inner.loaded)
 
-    def load(self, progress: Any = None) -> Any:
+    def load(self, progress: DownloadProgressFn | None = None) -> object:
         with _state_lock:
             was_loaded = self._inner.loaded
             started = time.perf_counter()
@@ -72,23 +79,26 @@ class _LoadLoggingEstimator:
                 )
         return network
 
-    def __getattr__(self, name: str) -> Any:
+    def predict(self, image_rgb: np.ndarray) -> np.ndarray:
+        return self._inner.predict(image_rgb)
+
+    def __getattr__(self, name: str) -> object:
         return getattr(self._inner, name)
 
 
-def _worker_estimator(model: str) -> Any:
+def _worker_estimator(model: str) -> LoadableDepthPredictor:
     from face3d_core.models.estimator import get_estimator
 
     return _LoadLoggingEstimator(get_estimator(model), model)
 
 
-def worker_state() -> tuple[Any, RedisJobStore]:
+def worker_state() -> tuple[Face3DService, RedisJobStore]:
     """Return this process's service and job store (built on first use, after the fork)."""
     global _service, _store
     with _state_lock:
         if _service is None:
             from dashboard.services import Face3DService
-            from face3d_core.redis_cache import RedisResultCache
+            from face3d_core.cache.redis import RedisResultCache
 
             url = _redis_url()
             _service = Face3DService(RedisResultCache(url), estimator_factory=_worker_estimator)
@@ -99,7 +109,7 @@ def worker_state() -> tuple[Any, RedisJobStore]:
 
 
 @app.task(name=TASK_NAME, ignore_result=True)
-def run_job(job_id: str, kind: str, params: dict[str, Any]) -> str:
+def run_job(job_id: str, kind: str, params: dict[str, object]) -> str:
     """Run one dashboard job (``kind`` is a :meth:`Face3DService.tasks` name); return its final state."""
     service, store = worker_state()
     status = store.get(job_id) or JobStatus(job_id=job_id, kind=kind)

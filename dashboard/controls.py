@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from face3d_core.reconstruct import ReconstructionParams
+
 SMOOTHING_MARKS = {0: "off", 1: "1", 2: "2", 3: "3", 4: "4"}
 DENSITY_MARKS = {1: "low", 2: "medium", 3: "high", 4: "full"}
 DEPTH_SCALE_MARKS = {0.5: "0.5×", 1: "1×", 1.5: "1.5×", 2: "2×"}
@@ -63,10 +65,8 @@ class Controls3D:
         """Grid stride of the reconstruction for this density."""
         return DENSITY_STRIDE.get(self.density, 2)
 
-    def to_params(self) -> Any:
-        """Return the :class:`face3d_core.reconstruct.ReconstructionParams` for the shape controls."""
-        from face3d_core.reconstruct import ReconstructionParams
-
+    def to_params(self) -> ReconstructionParams:
+        """Return the reconstruction parameters of the shape controls."""
         # One reconstruction serves every display option: the mesh (for the mesh view and the
         # downloads), photo colours plus per-point nearness (grayscale) and the texture (OBJ/GLB).
         return ReconstructionParams(

@@ -6,13 +6,16 @@ Here a small thread pool inside the server process runs jobs; the network is loa
 process (:func:`face3d_core.models.estimator.get_estimator`) and shared by all jobs.
 
 Job state (state, progress, message, result keys, error) and the cancel flag live in a
-:class:`JobStore` on diskcache, so every server worker on the machine can report on and cancel
-any job; the browser holds only the job id and polls with a ``dcc.Interval``.
+:class:`JobStore`: :class:`DiskJobStore` on diskcache here, so every server worker on the
+machine can report on and cancel any job; the browser holds only the job id and polls with a
+``dcc.Interval``.
 
 The runner sits behind the small :class:`JobRunner` protocol (``submit`` / ``status`` /
 ``cancel``) and jobs are named tasks with JSON parameters, so another backend plugs in without
 touching the callbacks: with ``FACE3D_REDIS_URL`` set, :mod:`dashboard.jobs_celery` runs the
-same tasks on Celery workers (job records in Redis), through the same :func:`execute_job`.
+same tasks on Celery workers (:class:`~dashboard.jobs_celery.RedisJobStore`), through the same
+:func:`execute_job`, and both runners answer ``status`` through :func:`live_status` (only the
+check whether a job's owner is still alive differs: a process id here, a heartbeat there).
 
 Cancellation is cooperative: a task calls :meth:`JobContext.check` between its steps; a
 cancelled job is reported as cancelled at once, and its thread stops at the next check (a
@@ -107,7 +110,34 @@ class JobCancelled(Exception):
     """Raised inside a task by :meth:`JobContext.check` once the job was cancelled."""
 
 
-class JobStore:
+class JobStore(Protocol):
+    """Where job records and cancel flags live.
+
+    Implemented by :class:`DiskJobStore` and :class:`~dashboard.jobs_celery.RedisJobStore`.
+    """
+
+    def put(self, status: JobStatus) -> None:
+        """Write a job record (raise :class:`~face3d_core.errors.CacheError` when impossible)."""
+        ...
+
+    def get(self, job_id: str) -> JobStatus | None:
+        """Read a job record, or None when unknown, expired or unreadable."""
+        ...
+
+    def request_cancel(self, job_id: str) -> None:
+        """Raise the cancel flag of a job."""
+        ...
+
+    def cancel_requested(self, job_id: str) -> bool:
+        """Return True once the cancel flag of a job is raised."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class DiskJobStore:
     """Job records and cancel flags on diskcache (shared by the processes of one machine).
 
     Args:
@@ -187,7 +217,10 @@ Task = Callable[[dict[str, Any], JobContext], dict[str, Any]]
 
 
 class JobRunner(Protocol):
-    """What the callbacks need from a job backend (threads now; Celery later)."""
+    """What the callbacks need from a job backend.
+
+    Implemented by :class:`ThreadJobRunner` and :class:`~dashboard.jobs_celery.CeleryJobRunner`.
+    """
 
     def submit(self, kind: str, params: dict[str, Any]) -> str:
         """Queue a task by name with JSON parameters; return the job id."""
@@ -200,6 +233,37 @@ class JobRunner(Protocol):
     def cancel(self, job_id: str) -> None:
         """Ask the job to stop; it is reported as cancelled at once."""
         ...
+
+
+def live_status(
+    store: JobStore, job_id: str, owner_alive: Callable[[JobStatus], bool], interrupted_message: str
+) -> JobStatus | None:
+    """A job's status as the user should see it, for any runner.
+
+    A raised cancel flag shows the job cancelled at once (its worker stops at its next step);
+    an unfinished job whose owner is gone shows as interrupted.
+
+    Args:
+        store: The job store.
+        job_id: The job.
+        owner_alive: Whether the process or worker running an unfinished job still works on it
+            (the backend's own check: a process id, a heartbeat).
+        interrupted_message: What to tell the user when it does not.
+
+    Returns:
+        The status, or None for an unknown job.
+    """
+    status = store.get(job_id)
+    if status is None or status.state.finished:
+        return status
+    if store.cancel_requested(job_id):
+        status.state = JobState.CANCELLED
+        status.message = "Cancelled"
+    elif not owner_alive(status):
+        status.state = JobState.FAILED
+        status.error_title = "Job interrupted"
+        status.error_message = interrupted_message
+    return status
 
 
 def _pid_alive(pid: int) -> bool:
@@ -233,8 +297,7 @@ def execute_job(store: JobStore, status: JobStatus, task: Task, params: dict[str
     kill the thread or worker process that runs it).
 
     Args:
-        store: Where the job record and its cancel flag live (a :class:`JobStore` or any object
-            with the same ``put`` / ``cancel_requested`` methods).
+        store: Where the job record and its cancel flag live.
         status: The job's record (queued).
         task: The function to run.
         params: The task's JSON parameters.
@@ -315,18 +378,13 @@ class ThreadJobRunner:
         execute_job(self.store, status, self.tasks[status.kind], params)
 
     def status(self, job_id: str) -> JobStatus | None:
-        """Return the job's status; a job whose process died is reported as failed."""
-        status = self.store.get(job_id)
-        if status is None:
-            return None
-        if not status.state.finished and self.store.cancel_requested(job_id):
-            status.state = JobState.CANCELLED
-            status.message = "Cancelled"
-        elif not status.state.finished and not _pid_alive(status.owner_pid):
-            status.state = JobState.FAILED
-            status.error_title = "Job interrupted"
-            status.error_message = "The server restarted while this job was running. Please start it again."
-        return status
+        """Return the job's status; a job whose process died is reported as interrupted."""
+        return live_status(
+            self.store,
+            job_id,
+            lambda status: _pid_alive(status.owner_pid),
+            "The server restarted while this job was running. Please start it again.",
+        )
 
     def cancel(self, job_id: str) -> None:
         """Raise the job's cancel flag (the UI shows it cancelled at once)."""

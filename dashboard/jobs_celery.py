@@ -11,13 +11,14 @@ the existing :class:`~dashboard.jobs.JobRunner` interface rather than Dash's ``C
   import :mod:`dashboard.celery_app`, which needs only the core and the service);
 * the network is loaded once per Celery worker process, on its first job, and reused by every
   later job (``CeleryManager`` runs the whole callback, Dash included, in the worker);
-* the results (depth maps, comparisons) go to the shared result cache
-  (:class:`~face3d_core.redis_cache.RedisResultCache`) under the same keys as the embedded
+* the results (depth maps, comparisons) go to the shared result store
+  (:class:`~face3d_core.cache.redis.RedisResultCache`) under the same keys as the embedded
   diskcache, so the web workers read them by key; Celery's own result backend is not used.
 
 Job records (state, progress, message, result keys, error) and cancel flags are JSON in Redis
-(:class:`RedisJobStore`), so any web worker can report on or cancel any job. A running job
-refreshes a heartbeat key; a job whose worker died (no heartbeat) is reported as interrupted.
+(:class:`RedisJobStore`, a :class:`~dashboard.jobs.JobStore`), so any web worker can report on
+or cancel any job. A running job refreshes a heartbeat key; a job whose worker died (no
+heartbeat) is reported as interrupted by the shared :func:`~dashboard.jobs.live_status`.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from dashboard.jobs import JOB_TTL_S, JobState, JobStatus
+from dashboard.jobs import JOB_TTL_S, JobState, JobStatus, live_status
+from face3d_core.cache.redis import redact_url
 from face3d_core.errors import CacheError, Face3DError
-from face3d_core.redis_cache import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def _broker_errors() -> tuple[type[BaseException], ...]:
 class RedisJobStore:
     """Job records, cancel flags and heartbeats in Redis (shared by every machine).
 
-    Same methods as :class:`dashboard.jobs.JobStore` plus :meth:`beat` / :meth:`alive`.
+    Implements :class:`dashboard.jobs.JobStore`, plus the heartbeat (:meth:`beat` / :meth:`alive`).
 
     Args:
         url: Redis URL.
@@ -232,23 +233,19 @@ class CeleryJobRunner:
 
     def status(self, job_id: str) -> JobStatus | None:
         """Return the job's status; a running job without a heartbeat is reported as interrupted."""
-        status = self.store.get(job_id)
-        if status is None:
-            return None
-        if status.state.finished:
-            return status
-        if self.store.cancel_requested(job_id):
-            status.state = JobState.CANCELLED
-            status.message = "Cancelled"
-        elif (
-            status.state == JobState.RUNNING
-            and time.time() - status.updated > 3 * heartbeat_interval()
-            and not self.store.alive(job_id)
-        ):
-            status.state = JobState.FAILED
-            status.error_title = "Job interrupted"
-            status.error_message = "The worker running this job stopped (restart or crash). Please start it again."
-        return status
+
+        def worker_alive(status: JobStatus) -> bool:
+            # a queued job waits for a worker; a running one is alive while it beats (3 beats of slack)
+            if status.state != JobState.RUNNING or time.time() - status.updated <= 3 * heartbeat_interval():
+                return True
+            return self.store.alive(job_id)
+
+        return live_status(
+            self.store,
+            job_id,
+            worker_alive,
+            "The worker running this job stopped (restart or crash). Please start it again.",
+        )
 
     def cancel(self, job_id: str) -> None:
         """Raise the job's cancel flag; a queued job stops before it starts, a running one at its next step."""

@@ -12,6 +12,9 @@ face differently, so faces are compared in a common *canonical frame*:
    through the eyes) sample the aligned map; positions are in inter-ocular distances (IOD)
    from the nose tip / face centre, so profiles of different faces overlay.
 3. :func:`difference_map` and :func:`compare_pair` compare two aligned faces.
+4. :func:`compare_faces` composes these for 2 to 6 faces into a :class:`ComparisonResult`; it
+   gets each face's depth from a caller-supplied provider (the dashboard's cached depth maps,
+   or :func:`face3d_core.pipeline.compute_face_depth` directly), so it knows nothing of caches.
 
 All depth values here are in normalised units (fractions of the face's own depth range),
 not millimetres.
@@ -32,12 +35,15 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from face3d_core.errors import Face3DError
+from face3d_core.faces import face_mask
+from face3d_core.pipeline import DepthRef, FaceDepth, TaskProgress, no_progress
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +60,12 @@ TEMPLATE_XY = np.array([[0.35, 0.40], [0.65, 0.40], [0.50, 0.571], [0.375, 0.74]
 FACE_REGION = (0.50, 0.58, 0.28, 0.36)
 
 DEFAULT_SIZE = 128
+
+#: Fewest and most faces in one comparison.
+MIN_FACES, MAX_FACES = 2, 6
+
+#: ``depth_of(ref, progress) -> FaceDepth``: the depth map of one face, from wherever the caller keeps them.
+DepthProvider = Callable[[DepthRef, TaskProgress], FaceDepth]
 
 
 class ComparisonError(Face3DError):
@@ -379,4 +391,111 @@ def compare_pair(a: AlignedFace, b: AlignedFace) -> PairMetrics:
         overlap=overlap,
         nose_prominence_a=nose_prominence(a),
         nose_prominence_b=nose_prominence(b),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class ComparisonResult:
+    """A comparison of 2 to 6 aligned faces (what :func:`compare_faces` returns).
+
+    Attributes:
+        shas: Photos (content hashes), in the caller's order.
+        faces: Face index used in each photo.
+        names: Display names.
+        model: Depth model used.
+        aligned: Aligned, normalised faces.
+        nose: Vertical profiles through the nose.
+        eyes: Horizontal profiles through the eyes.
+        diff: ``(S, S) float32`` difference map, first minus second face (two faces only).
+        metrics: Numbers comparing the two faces (two faces only).
+    """
+
+    shas: tuple[str, ...]
+    faces: tuple[int | None, ...]
+    names: tuple[str, ...]
+    model: str
+    aligned: tuple[AlignedFace, ...]
+    nose: tuple[Profile, ...]
+    eyes: tuple[Profile, ...]
+    diff: np.ndarray | None = None
+    metrics: PairMetrics | None = None
+
+    @property
+    def refs(self) -> tuple[DepthRef, ...]:
+        """The compared depth maps, in order."""
+        return tuple(DepthRef(sha, self.model, face) for sha, face in zip(self.shas, self.faces, strict=True))
+
+
+def check_comparable(refs: Sequence[DepthRef]) -> None:
+    """Check that ``refs`` can form one comparison: 2 to 6 faces, one depth model.
+
+    Raises:
+        ComparisonError: Too few or too many faces, or mixed models.
+    """
+    if not MIN_FACES <= len(refs) <= MAX_FACES:
+        raise ComparisonError(f"Choose between {MIN_FACES} and {MAX_FACES} faces to compare.")
+    if len({ref.model for ref in refs}) != 1:
+        raise ComparisonError("All faces of a comparison must use the same depth model.")
+
+
+def compare_faces(
+    refs: Sequence[DepthRef],
+    names: Sequence[str],
+    depth_of: DepthProvider,
+    progress: TaskProgress | None = None,
+    *,
+    size: int = DEFAULT_SIZE,
+) -> ComparisonResult:
+    """Align 2 to 6 faces by their landmarks and compare their depth.
+
+    Args:
+        refs: The faces, all with the same model and each with a face index.
+        names: Display name of each face (also used in messages).
+        depth_of: Returns the :class:`~face3d_core.pipeline.FaceDepth` of one face; it gets a
+            progress function for its own share of the work.
+        progress: Progress of the whole comparison.
+        size: Side of the canonical grid.
+
+    Returns:
+        The :class:`ComparisonResult` (difference map and metrics for two faces).
+
+    Raises:
+        ComparisonError: Fewer than 2 or more than 6 faces, a photo without a face, mixed
+            models, or faces that cannot be aligned.
+    """
+    refs = list(refs)
+    check_comparable(refs)
+    if len(names) != len(refs):
+        raise ValueError(f"expected {len(refs)} names, got {len(names)}")
+    for ref, name in zip(refs, names, strict=True):
+        if ref.face is None:
+            raise ComparisonError(
+                f"No face was found in {name}, so it cannot be aligned with the others. Remove it from the comparison."
+            )
+    report = progress or no_progress
+    count = len(refs)
+    aligned = []
+    for number, ref in enumerate(refs):
+
+        def sub(fraction: float, message: str, number: int = number) -> None:
+            report(0.05 + 0.85 * (number + fraction) / count, f"Face {number + 1} of {count}: {message}")
+
+        face_depth = depth_of(ref, sub)  # a face was asked for, so face_depth.face is set
+        mask = face_mask(face_depth.depth_rel, face_depth.face)
+        aligned.append(align_face(face_depth.depth_rel, face_depth.face.landmarks_xy, mask=mask, size=size))
+    report(0.93, "Comparing profiles...")
+    diff = metrics = None
+    if count == 2:
+        diff = difference_map(aligned[0], aligned[1])
+        metrics = compare_pair(aligned[0], aligned[1])
+    return ComparisonResult(
+        shas=tuple(ref.sha for ref in refs),
+        faces=tuple(ref.face for ref in refs),
+        names=tuple(names),
+        model=refs[0].model,
+        aligned=tuple(aligned),
+        nose=tuple(nose_profile(a) for a in aligned),
+        eyes=tuple(eye_profile(a) for a in aligned),
+        diff=diff,
+        metrics=metrics,
     )

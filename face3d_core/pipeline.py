@@ -8,6 +8,9 @@ change afterwards only reruns the cheap step, :func:`face3d_core.reconstruct.rec
 ``face_index=None`` is the full-frame mode: exactly the official whole-image pipeline,
 no detection, no crop.
 
+:class:`DepthRef` names one such result (photo hash, model, face) wherever it travels: from
+the browser into the dashboard's services, job parameters and cache keys.
+
 Example:
     >>> from face3d_core.images import load_image
     >>> fd = compute_face_depth(load_image("face.jpg"))         # doctest: +SKIP
@@ -19,16 +22,81 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
+from face3d_core.cache.keys import is_sha256_hex
+from face3d_core.errors import Face3DError, UnknownModelError
 from face3d_core.faces import DEFAULT_MARGIN, Face, crop_face, detect_faces, select_face
-from face3d_core.models.registry import DEFAULT_MODEL
+from face3d_core.models.registry import DEFAULT_MODEL, get_spec
+from face3d_core.weights import ProgressFn as DownloadProgressFn
 
 logger = logging.getLogger(__name__)
+
+#: Progress of a long task: ``progress(fraction done in [0, 1], message for the user)``.
+TaskProgress = Callable[[float, str], None]
+
+
+def no_progress(_fraction: float, _message: str) -> None:
+    """A :data:`TaskProgress` that reports nothing."""
+
+
+@dataclass(frozen=True)
+class DepthRef:
+    """Which depth map: a photo (by content hash), a registered model and a face (or the whole photo).
+
+    Validated once, when built; everything downstream (services, jobs, cache keys) can rely
+    on it.
+
+    Attributes:
+        sha: Lowercase hex SHA-256 of the photo's bytes.
+        model: Registered depth model name.
+        face: Index of the face in the photo's detected faces (0 = largest), or None for the
+            whole photo (full-frame mode).
+
+    Raises:
+        ValueError: ``sha`` is not a lowercase 64-character hex string, or ``face`` is neither
+            None nor a non-negative int.
+        UnknownModelError: ``model`` is not a registered model name.
+
+    Example:
+        >>> ref = DepthRef("0" * 64, "midas_v21_small_256", 0)
+        >>> DepthRef.from_dict(ref.to_dict()) == ref
+        True
+        >>> DepthRef.from_dict({"sha": "junk", "model": "midas_v21_small_256"}) is None
+        True
+    """
+
+    sha: str
+    model: str
+    face: int | None = None
+
+    def __post_init__(self) -> None:
+        if not is_sha256_hex(self.sha):
+            raise ValueError(f"Invalid photo key {self.sha!r}: expected 64 lowercase hex digits")
+        try:
+            get_spec(self.model)
+        except TypeError:  # unhashable junk
+            raise UnknownModelError(f"Unknown depth model {self.model!r}.") from None
+        if self.face is not None and (isinstance(self.face, bool) or not isinstance(self.face, int) or self.face < 0):
+            raise ValueError(f"Invalid face index {self.face!r}: expected None or an int >= 0")
+
+    @classmethod
+    def from_dict(cls, data: Any) -> DepthRef | None:
+        """Parse ``{"sha", "model", "face"}`` as the browser or a job sends it; None for anything invalid."""
+        if not isinstance(data, Mapping):
+            return None
+        try:
+            return cls(data.get("sha"), data.get("model"), data.get("face"))
+        except (ValueError, Face3DError):
+            return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form ``{"sha", "model", "face"}`` (job parameters, result stores in the browser)."""
+        return {"sha": self.sha, "model": self.model, "face": self.face}
 
 
 class DepthPredictor(Protocol):
@@ -36,6 +104,19 @@ class DepthPredictor(Protocol):
 
     def predict(self, image_rgb: np.ndarray) -> np.ndarray:  # pragma: no cover - protocol
         """Return ``(H, W) float32`` relative inverse depth for an ``(H, W, 3) uint8`` image."""
+        ...
+
+
+class LoadableDepthPredictor(DepthPredictor, Protocol):
+    """A predictor that loads its network on demand (:class:`face3d_core.models.estimator.DepthEstimator`)."""
+
+    @property
+    def loaded(self) -> bool:  # pragma: no cover - protocol
+        """True once the network is in memory."""
+        ...
+
+    def load(self, progress: DownloadProgressFn | None = None) -> object:  # pragma: no cover - protocol
+        """Load the network (downloading its weights if needed), reporting ``(bytes_done, bytes_total)``."""
         ...
 
 

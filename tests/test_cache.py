@@ -39,6 +39,12 @@ def test_key_contains_kind_hash_model_and_version():
     assert key.startswith(f"face3d/v{CACHE_VERSION}/depth/{SHA_A}/midas_v21_small_256/")
 
 
+def test_upload_bytes_keep_their_version_when_the_cache_version_moves():
+    assert make_key("upload", SHA_A) == f"face3d/v{cache_mod.UPLOAD_VERSION}/upload/{SHA_A}/-/-"
+    assert make_key("upload-meta", SHA_A).startswith(f"face3d/v{CACHE_VERSION}/upload-meta/")
+    assert make_key("upload", SHA_A, version=CACHE_VERSION + 1) != make_key("upload", SHA_A)
+
+
 def test_key_is_deterministic_and_order_independent():
     assert make_key("depth", SHA_A, params={"a": 1, "b": 2.5}) == make_key("depth", SHA_A, params={"b": 2.5, "a": 1})
 
@@ -128,6 +134,64 @@ def test_concurrent_requests_compute_once(cache):
         t.join()
     assert results == [42] * 4
     assert len(calls) == 1
+    assert cache.locks_in_use == 0  # the key's lock is dropped once nobody waits for it
+
+
+def test_key_locks_do_not_accumulate_over_many_keys(cache):
+    for i in range(200):
+        cache.get_or_compute(make_key("depth", SHA_A, params={"i": i}), lambda i=i: i)
+    assert cache.locks_in_use == 0
+    failing_key = make_key("depth", SHA_B)
+    with pytest.raises(ZeroDivisionError):  # a failed computation releases its lock too
+        cache.get_or_compute(failing_key, lambda: 1 / 0)
+    assert cache.locks_in_use == 0
+    assert cache.get_or_compute(failing_key, lambda: "second try") == "second try"
+
+
+def test_key_locks_serialise_one_key_and_drop_it_after_the_last_waiter():
+    locks = cache_mod.KeyLocks()
+    inside, release = threading.Event(), threading.Event()
+    order = []
+
+    def first():
+        with locks.hold("k"):
+            inside.set()
+            release.wait(5)
+            order.append("first")
+
+    def second():
+        with locks.hold("k"):
+            order.append("second")
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    inside.wait(5)
+    waiter = threading.Thread(target=second)
+    waiter.start()
+    time.sleep(0.2)
+    with locks.hold("other"):  # another key is not blocked
+        assert len(locks) == 2
+    assert order == [] and len(locks) == 1  # the waiter waits on the holder's lock
+    release.set()
+    holder.join()
+    waiter.join()
+    assert order == ["first", "second"] and len(locks) == 0
+
+
+def test_a_store_failure_is_logged_or_raised_as_asked(cache, monkeypatch):
+    def refuse(*_args, **_kwargs):
+        raise CacheError("disk full")
+
+    monkeypatch.setattr(cache, "set", refuse)
+    assert cache.get_or_compute(make_key("depth", SHA_A), lambda: 5) == 5  # logged, value returned
+    with pytest.raises(CacheError):
+        cache.get_or_compute(make_key("depth", SHA_B), lambda: 6, must_store=True)
+
+
+def test_ping_and_location(cache, tmp_path):
+    assert cache.ping() is True
+    assert cache.location == str(tmp_path / "results")
+    assert isinstance(cache, cache_mod.ResultStore)
 
 
 def test_corrupt_large_entry_is_detected_and_recomputed(cache):

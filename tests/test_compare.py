@@ -188,3 +188,84 @@ def test_pair_of_different_sizes_is_rejected(face):
     b = align_face(*face, size=64)
     with pytest.raises(ValueError):
         compare_pair(a, b)
+
+
+# -- compare_faces: the workflow over a depth provider -----------------------------------
+
+
+def _face_depth(depth: np.ndarray, landmarks: np.ndarray, model: str = "midas_v21_small_256"):
+    from face3d_core.faces import Face
+    from face3d_core.pipeline import FaceDepth
+
+    x0, y0 = landmarks.min(axis=0) - 40
+    x1, y1 = landmarks.max(axis=0) + 40
+    face = Face((float(x0), float(y0), float(x1 - x0), float(y1 - y0)), landmarks, 0.99)
+    image = np.zeros((*depth.shape, 3), np.uint8)
+    h, w = depth.shape
+    return FaceDepth(depth, image, (0, 0, w, h), face, model, (w, h), (face,), 0, 0.5)
+
+
+def _refs(count: int, model: str = "midas_v21_small_256"):
+    from face3d_core.pipeline import DepthRef
+
+    return [DepthRef(f"{i + 1:x}" * 64, model, 0) for i in range(count)]
+
+
+def test_compare_faces_composes_alignment_profiles_and_metrics(face):
+    depth, landmarks = face
+    other = _face_depth(*synthetic_face(nose_height=0.6))
+    depths = {0: _face_depth(depth, landmarks), 1: other}
+    refs = _refs(2)
+    asked, progress = [], []
+
+    def depth_of(ref, report):
+        report(0.5, "half way")
+        asked.append(ref)
+        return depths[refs.index(ref)]
+
+    result = compare.compare_faces(refs, ["a.jpg", "b.jpg"], depth_of, lambda f, m: progress.append((f, m)))
+    assert asked == refs and result.refs == tuple(refs)
+    assert result.names == ("a.jpg", "b.jpg") and result.model == refs[0].model
+    # the same numbers as the building blocks give for the same masked, aligned faces
+    from face3d_core.faces import face_mask
+
+    aligned = [
+        align_face(fd.depth_rel, fd.face.landmarks_xy, mask=face_mask(fd.depth_rel, fd.face))
+        for fd in (depths[0], depths[1])
+    ]
+    np.testing.assert_array_equal(result.diff, difference_map(aligned[0], aligned[1]), strict=True)
+    assert result.metrics == compare_pair(aligned[0], aligned[1])
+    assert result.metrics.nose_prominence_b > result.metrics.nose_prominence_a  # the longer nose
+    np.testing.assert_array_equal(result.nose[1].values, nose_profile(aligned[1]).values)
+    # progress: each face's share in order, then the comparison
+    fractions = [f for f, _ in progress]
+    assert fractions == sorted(fractions) and progress[-1] == (0.93, "Comparing profiles...")
+    assert progress[0][1] == "Face 1 of 2: half way" and progress[1][1] == "Face 2 of 2: half way"
+
+
+def test_compare_faces_of_three_has_no_pair_numbers(face):
+    fd = _face_depth(*face)
+    result = compare.compare_faces(_refs(3), ["a", "b", "c"], lambda ref, report: fd)
+    assert len(result.aligned) == 3 and result.diff is None and result.metrics is None
+
+
+def test_compare_faces_refuses_what_cannot_be_compared(face):
+    from face3d_core.pipeline import DepthRef
+
+    fd = _face_depth(*face)
+    never = []
+
+    def depth_of(ref, report):
+        never.append(ref)
+        return fd
+
+    for refs in (_refs(1), _refs(7)):
+        with pytest.raises(ComparisonError, match="between 2 and 6"):
+            compare.compare_faces(refs, ["x"] * len(refs), depth_of)
+    no_face = [*_refs(1), DepthRef("f" * 64, "midas_v21_small_256", None)]
+    with pytest.raises(ComparisonError, match="No face was found in group.jpg"):
+        compare.compare_faces(no_face, ["a.jpg", "group.jpg"], depth_of)
+    mixed = [*_refs(1), DepthRef("f" * 64, "dpt_hybrid_384", 0)]
+    with pytest.raises(ComparisonError, match="same depth model"):
+        compare.compare_faces(mixed, ["a", "b"], depth_of)
+    assert never == []  # refused before any depth map was asked for

@@ -20,11 +20,13 @@ from dash import no_update
 from dashboard import figures, ids
 from dashboard.callbacks import choices, compare, depth, downloads, model3d, upload
 from dashboard.callbacks.jobs import StartOutcome, cancel_view, poll_view, start_view
+from dashboard.controls import Controls3D
 from dashboard.errors import alert_for_exception
-from dashboard.jobs import JobState, JobStatus, JobStore, ThreadJobRunner
+from dashboard.jobs import DiskJobStore, JobState, JobStatus, ThreadJobRunner
 from dashboard.services import Face3DService, PhotoMissingError, safe_stem
 from face3d_core.cache import ResultCache
 from face3d_core.errors import Face3DError, InvalidImageError, NoFaceFoundError
+from face3d_core.pipeline import DepthRef
 from tests.doubles import FakeEstimator
 
 MODEL = "midas_v21_small_256"
@@ -40,7 +42,7 @@ def env(tmp_path_factory, yunet_path, faces_dir):
     cache = ResultCache(root / "results")
     estimator = FakeEstimator()
     service = Face3DService(cache, estimator_factory=lambda name: estimator, detector_path=yunet_path)
-    store = JobStore(root / "jobs")
+    store = DiskJobStore(root / "jobs")
     runner = ThreadJobRunner(store, service.tasks(), max_workers=1)
     yield {"service": service, "runner": runner, "estimator": estimator, "faces": faces_dir, "cache": cache}
     runner.shutdown()
@@ -301,6 +303,29 @@ def test_sliders_never_rerun_the_network(env, source):
     assert view == {"camera": None, "rev": 3} and fig["layout"]["scene"]["camera"]["eye"]["z"] == 1.9
 
 
+def _typed_length(spec: dict) -> int:
+    return len(base64.b64decode(spec["bdata"])) // np.dtype(spec["dtype"]).itemsize
+
+
+def test_a_large_mesh_view_reconstructs_once_and_stays_light(env, source, monkeypatch):
+    from dashboard.services import model3d as model3d_service
+
+    built = []
+    real = model3d_service.reconstruct_face
+    monkeypatch.setattr(model3d_service, "reconstruct_face", lambda *a, **k: built.append(1) or real(*a, **k))
+    values = (1.25, 4, 1.0, "mesh", "gray")  # full density: more triangles than a light figure holds
+    fig, stats, *_ = model3d.render_model3d(env["service"], source, *values, None)
+    assert len(built) == 1  # the view is drawn from the one reconstruction the download uses
+    full = env["service"].models3d.model(DepthRef.from_dict(source), Controls3D.from_values(*values).to_params())
+    assert full.n_faces > figures.MAX_DISPLAY_TRIANGLES
+    shown = _typed_length(fig["data"][0]["i"])
+    assert 0.5 * figures.MAX_DISPLAY_TRIANGLES < shown <= figures.MAX_DISPLAY_TRIANGLES
+    assert f"{full.n_faces:,} triangles ({shown:,} shown)" in stats
+    model3d.render_model3d(env["service"], source, *values[:3], "mesh", "photo", None)  # colours: no rebuild
+    model3d.render_model3d(env["service"], source, *values, None)  # revisit: from memory
+    assert len(built) == 1
+
+
 def test_photo_colours_are_numeric_with_a_colorscale(env, source):
     fig = model3d.render_model3d(env["service"], source, 2.0, 3, 1.0, "points", "photo", None)[0]
     marker = fig["data"][0]["marker"]
@@ -444,6 +469,54 @@ def test_figures_escape_user_text():
 
 def test_invalid_image_error_is_user_facing():
     assert issubclass(InvalidImageError, Face3DError)
+
+
+def test_a_depth_job_decodes_the_photo_once_and_faces_stay_face_objects(tmp_path, yunet_path, faces_dir, monkeypatch):
+    from dashboard.services import uploads as uploads_service
+    from face3d_core.faces import Face
+
+    decoded = []
+    real = uploads_service.decode_image
+    monkeypatch.setattr(uploads_service, "decode_image", lambda *a, **k: decoded.append(1) or real(*a, **k))
+    cache = ResultCache(tmp_path / "results")
+    service = Face3DService(cache, estimator_factory=lambda name: FakeEstimator(), detector_path=yunet_path)
+    data = (faces_dir / "fr_two_people.jpg").read_bytes()
+    meta = service.uploads.ingest(data, "two.jpg")
+    assert len(decoded) == 1 and meta.face_count == 2
+    assert all(isinstance(face, Face) for face in meta.faces)
+    service.uploads.ingest(data, "renamed.jpg")  # same bytes, another name: validated already
+    assert len(decoded) == 1
+    ref = DepthRef(meta.sha256, MODEL, 1)
+    face_depth = service.depth_maps.compute(ref)
+    assert len(decoded) == 2  # one decode for the depth job
+    assert face_depth.faces[1].box_xywh == meta.faces[1].box_xywh  # the stored faces, not re-detected
+    fresh = Face3DService(ResultCache(tmp_path / "results"), detector_path=yunet_path)
+    assert all(isinstance(face, Face) for face in fresh.uploads.meta(meta.sha256).faces)  # through the store
+    cache.close()
+
+
+def test_memory_lru_computes_once_and_keeps_no_locks():
+    import threading
+
+    from dashboard.services import MemoryLRU
+
+    lru = MemoryLRU(max_items=8)
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.2)
+        return np.arange(3)
+
+    threads = [threading.Thread(target=lambda: lru.get_or_compute("k", slow)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [1] and lru.locks_in_use == 0
+    with pytest.raises(ZeroDivisionError):
+        lru.get_or_compute("bad", lambda: 1 / 0)
+    assert lru.locks_in_use == 0 and lru.get("bad") is None
 
 
 def test_memory_lru_limits_items_and_bytes():

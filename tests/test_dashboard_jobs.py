@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from dashboard.jobs import JobCancelled, JobState, JobStatus, JobStore, ThreadJobRunner
+from dashboard.jobs import DiskJobStore, JobCancelled, JobState, JobStatus, ThreadJobRunner
 from face3d_core.errors import NoFaceFoundError
 
 
@@ -23,7 +23,7 @@ def wait_finished(runner, job_id, timeout=10.0) -> JobStatus:
 
 @pytest.fixture()
 def store(tmp_path):
-    result = JobStore(tmp_path / "jobs")
+    result = DiskJobStore(tmp_path / "jobs")
     yield result
     result.close()
 
@@ -152,7 +152,7 @@ def test_another_worker_process_sees_and_cancels_the_job(tmp_path):
             time.sleep(0.01)
         return {}
 
-    store_a, store_b = JobStore(tmp_path / "jobs"), JobStore(tmp_path / "jobs")
+    store_a, store_b = DiskJobStore(tmp_path / "jobs"), DiskJobStore(tmp_path / "jobs")
     worker_a = make_runner(store_a, {"t": task})
     worker_b = make_runner(store_b, {"t": task})
     job_id = worker_a.submit("t", {})
@@ -191,3 +191,30 @@ def test_job_context_check_raises_after_cancel(store):
     store.request_cancel("c1")
     with pytest.raises(JobCancelled):
         context.report(0.5, "x")
+
+
+def test_live_status_is_shared_logic_with_the_owner_check_injected(store):
+    from dashboard.jobs import live_status
+
+    checked = []
+
+    def owner_alive(alive):
+        def check(status):
+            checked.append(status.job_id)
+            return alive
+
+        return check
+
+    store.put(JobStatus(job_id="run", kind="t", state=JobState.RUNNING))
+    assert live_status(store, "run", owner_alive(True), "gone").state == JobState.RUNNING
+    interrupted = live_status(store, "run", owner_alive(False), "The worker stopped.")
+    assert interrupted.state == JobState.FAILED and interrupted.error_title == "Job interrupted"
+    assert interrupted.error_message == "The worker stopped."
+    assert store.get("run").state == JobState.RUNNING  # reporting never rewrites the record
+    store.request_cancel("run")
+    assert live_status(store, "run", owner_alive(False), "gone").state == JobState.CANCELLED  # cancel wins
+    store.put(JobStatus(job_id="done", kind="t", state=JobState.DONE, result={"k": 1}))
+    checked.clear()
+    assert live_status(store, "done", owner_alive(False), "gone").result == {"k": 1}
+    assert checked == []  # a finished job is not checked at all
+    assert live_status(store, "unknown", owner_alive(True), "gone") is None

@@ -198,7 +198,7 @@ def test_unexpected_error_never_shows_a_traceback(app, client, dependencies, mon
     def broken(*args, **kwargs):
         raise RuntimeError("internal secret /srv/data")
 
-    monkeypatch.setattr(app.face3d.service, "model3d", broken)
+    monkeypatch.setattr(app.face3d.service.models3d, "model", broken)
     source = {"sha": "b" * 64, "model": "midas_v21_small_256", "face": 0}
     response = _post_callback(client, dependencies, ids.MODEL3D_SOURCE_STORE, "data", source)
     assert response.status_code == 200
@@ -206,3 +206,13 @@ def test_unexpected_error_never_shows_a_traceback(app, client, dependencies, mon
     assert "internal secret" not in text and "Traceback" not in text
     assert "reference" in text and ids.ALERTS in text
     assert client.get("/face3d/health").get_json() == {"status": "ok"}  # still serving
+
+
+def test_health_asks_the_result_store(app, client, monkeypatch):
+    from face3d_core.cache import ResultStore
+
+    assert isinstance(app.face3d.cache, ResultStore) and app.face3d.cache.ping()
+    assert client.get("/face3d/health").status_code == 200
+    monkeypatch.setattr(app.face3d.cache, "ping", lambda: False)  # the store stops answering
+    response = client.get("/face3d/health")
+    assert response.status_code == 503 and response.get_json()["status"] == "unavailable"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from face3d_core.errors import NoFaceFoundError
+from face3d_core.errors import NoFaceFoundError, UnknownModelError
 from face3d_core.faces import Face, crop_face, detect_faces
 from face3d_core.images import load_image
-from face3d_core.pipeline import FaceDepth, compute_face_depth
+from face3d_core.pipeline import DepthRef, FaceDepth, compute_face_depth
 
 
 class RecordingEstimator:
@@ -97,3 +97,42 @@ def test_estimator_returning_a_wrong_shape_is_caught():
 def test_rejects_non_rgb_input():
     with pytest.raises(ValueError):
         compute_face_depth(np.zeros((20, 30), np.uint8), estimator=RecordingEstimator(), face_index=None)
+
+
+# -- DepthRef: which depth map, validated once ---------------------------------------------
+
+SHA = "0123456789abcdef" * 4
+
+
+def test_depth_ref_accepts_valid_values_and_round_trips():
+    for face in (None, 0, 3):
+        ref = DepthRef(SHA, "midas_v21_small_256", face)
+        assert DepthRef.from_dict(ref.to_dict()) == ref
+        assert ref.to_dict() == {"sha": SHA, "model": "midas_v21_small_256", "face": face}
+    assert len({DepthRef(SHA, "midas_v21_small_256", 0), DepthRef(SHA, "midas_v21_small_256", 0)}) == 1
+
+
+@pytest.mark.parametrize("sha", ["", "A" * 64, "a" * 63, "../../etc/passwd", None, 5])
+def test_depth_ref_rejects_malformed_photo_keys(sha):
+    with pytest.raises(ValueError):
+        DepthRef(sha, "midas_v21_small_256", 0)
+    assert DepthRef.from_dict({"sha": sha, "model": "midas_v21_small_256", "face": 0}) is None
+
+
+@pytest.mark.parametrize("face", [-1, 1.0, "0", True, [0]])
+def test_depth_ref_rejects_bad_face_indices(face):
+    with pytest.raises(ValueError):
+        DepthRef(SHA, "midas_v21_small_256", face)
+    assert DepthRef.from_dict({"sha": SHA, "model": "midas_v21_small_256", "face": face}) is None
+
+
+@pytest.mark.parametrize("model", ["no_such_model", None, ["midas_v21_small_256"], ""])
+def test_depth_ref_rejects_unregistered_models_as_user_errors(model):
+    with pytest.raises(UnknownModelError):
+        DepthRef(SHA, model, 0)
+    assert DepthRef.from_dict({"sha": SHA, "model": model}) is None
+
+
+@pytest.mark.parametrize("junk", [None, "x", 5, ["sha"], {"model": "midas_v21_small_256"}])
+def test_depth_ref_from_junk_is_none(junk):
+    assert DepthRef.from_dict(junk) is None

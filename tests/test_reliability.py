@@ -38,7 +38,8 @@ from PIL import Image
 from dashboard import ids
 from dashboard.app import MAX_REQUEST_BYTES
 from dashboard.callbacks.upload import handle_upload, store_items
-from dashboard.jobs import JobState, JobStore, ThreadJobRunner
+from dashboard.jobs import DiskJobStore as JobStore
+from dashboard.jobs import JobState, ThreadJobRunner
 from dashboard.services import Face3DService, PhotoMissingError
 from face3d_core.cache import ResultCache
 from tests.doubles import FakeEstimator
@@ -606,7 +607,7 @@ import errno, json, os, sqlite3, subprocess, sys
 sys.path.insert(0, os.environ["FACE3D_REPO"])
 mode, cache_dir, yunet, photo_a, photo_b, photo_c = sys.argv[1:7]
 from dashboard.callbacks.upload import handle_upload
-from dashboard.jobs import JobStore, ThreadJobRunner
+from dashboard.jobs import DiskJobStore as JobStore, ThreadJobRunner
 from dashboard.services import Face3DService
 from tests.doubles import FakeEstimator
 from face3d_core.cache import ResultCache

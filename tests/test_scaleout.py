@@ -180,8 +180,8 @@ def test_users_share_one_cache_across_web_and_inference_workers(deployment, shar
 
     from dashboard.services import Face3DService
     from face3d_core.cache import make_key
+    from face3d_core.cache.redis import RedisResultCache
     from face3d_core.faces import DEFAULT_MARGIN
-    from face3d_core.redis_cache import RedisResultCache
 
     url, web, workers = deployment["url"], deployment["web"], deployment["workers"]
     warm = Stats()  # one job per inference worker: each loads its network before the clock starts
@@ -370,8 +370,8 @@ def test_job_of_a_dead_worker_is_reported_interrupted_and_cancel_works(redis_url
 
 def test_redis_cache_detects_damaged_entries_and_reports_an_unreachable_redis(redis_url):
     from face3d_core.cache import make_key
+    from face3d_core.cache.redis import RedisResultCache
     from face3d_core.errors import CacheError
-    from face3d_core.redis_cache import RedisResultCache
 
     cache = RedisResultCache(redis_url, ttl_s=60)
     key = make_key("demo", "1" * 64, params={"n": 1})
@@ -390,3 +390,38 @@ def test_redis_cache_detects_damaged_entries_and_reports_an_unreachable_redis(re
     assert dead.get(key) is None and not dead.ping()
     with pytest.raises(CacheError, match="Check that Redis is running"):
         dead.set(key, 1)
+
+
+def test_redis_cache_is_a_result_store_and_computes_once_across_clients(redis_url):
+    import threading
+
+    from face3d_core.cache import ResultStore, make_key
+    from face3d_core.cache.redis import RedisResultCache
+
+    first, second = RedisResultCache(redis_url, ttl_s=60), RedisResultCache(redis_url, ttl_s=60)
+    secret = RedisResultCache("redis://:hunter2@127.0.0.1:1/0")
+    key = make_key("demo", "2" * 64, params={"once": True})
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.3)
+        return "value"
+
+    try:
+        assert isinstance(first, ResultStore) and first.ping()
+        assert "hunter2" not in secret.location and secret.location.endswith("127.0.0.1:1/0")
+        results = []
+        threads = [
+            threading.Thread(target=lambda cache=cache: results.append(cache.get_or_compute(key, slow)))
+            for cache in (first, second, first, second)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results == ["value"] * 4 and calls == [1]  # one computation for two clients (two "machines")
+    finally:
+        first.delete(key)
+        first.close()
+        second.close()

@@ -14,7 +14,8 @@ from dash import Dash, Input, Output, State, ctx, html
 from dashboard import ids
 from dashboard.callbacks.upload import store_items
 from dashboard.layout.compare import MAX_COMPARE
-from dashboard.services import Face3DService, ModelStatus, all_model_status, model_status
+from dashboard.services import Face3DService
+from dashboard.services.model_status import ModelStatus, all_model_status, model_status
 from face3d_core.errors import UnknownModelError
 from face3d_core.models.registry import DEFAULT_MODEL, list_models
 
@@ -23,7 +24,7 @@ def face_options(service: Face3DService, store: Any) -> list[dict]:
     """Dropdown options for the uploaded photos: value = SHA-256, label = name and face."""
     options = []
     for item in store_items(store):
-        meta = service.upload_meta(item["sha"])
+        meta = service.uploads.meta(item["sha"])
         if meta is None:
             continue
         index = meta.face_index(item["face"])

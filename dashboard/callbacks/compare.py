@@ -23,8 +23,9 @@ from dashboard.callbacks.upload import face_for
 from dashboard.controls import DEFAULT_CONTROLS
 from dashboard.jobs import JobRunner
 from dashboard.layout.compare import MAX_COMPARE
-from dashboard.services import ComparisonResult, Face3DService
-from face3d_core.models.registry import get_spec
+from dashboard.services import Face3DService
+from face3d_core.compare import ComparisonResult
+from face3d_core.pipeline import DepthRef
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +42,14 @@ def start_compare(service: Face3DService, runner: JobRunner, shas: Any, model: A
         raise NothingSelectedError("Choose at least two faces to compare (upload more photos if needed).")
     if len(chosen) > MAX_COMPARE:
         raise NothingSelectedError(f"Choose at most {MAX_COMPARE} faces to compare.")
-    get_spec(model)
-    items = []
+    refs = []
     for sha in chosen:
-        meta = service.require_meta(sha)
-        items.append([meta.sha256, meta.face_index(face_for(store, sha))])
-    key = service.compare_key([(sha, face) for sha, face in items], model)
-    if service.comparison(key) is not None:
-        return StartOutcome(result={"key": key, "count": len(items)})
-    return StartOutcome(job_id=runner.submit("compare", {"items": items, "model": model}))
+        meta = service.uploads.require_meta(sha)
+        refs.append(DepthRef(meta.sha256, model, meta.face_index(face_for(store, sha))))
+    key = service.comparisons.key(refs)
+    if service.comparisons.cached(key) is not None:
+        return StartOutcome(result={"key": key, "count": len(refs)})
+    return StartOutcome(job_id=runner.submit("compare", {"refs": [ref.to_dict() for ref in refs]}))
 
 
 def pages(count: int) -> list[list[int]]:
@@ -115,14 +115,15 @@ def metrics_table(result: ComparisonResult) -> Any:
     )
 
 
-def compare_3d(service: Face3DService, result: ComparisonResult, page: int, camera: dict | None = None):
+def compare_3d(service: Face3DService, result: ComparisonResult, page: int, camera: dict | None = None) -> dict:
     """The 3D views of one page of faces, one scene each, sharing the camera preset."""
     groups = pages(len(result.names))
     group = groups[page if isinstance(page, int) and 0 <= page < len(groups) else 0]
     params = DEFAULT_CONTROLS.to_params()
     traces, names = [], []
+    refs = result.refs
     for index in group:
-        face_model = service.model3d(result.shas[index], result.model, result.faces[index], params)
+        face_model = service.models3d.model(refs[index], params)
         traces.append(
             figures.points_trace(
                 face_model.points_xyz, gray_values=face_model.depth_values, max_points=COMPARE_POINTS, marker_size=2.0
@@ -145,7 +146,7 @@ def render_compare(service: Face3DService, data: Any, page: Any) -> tuple:
         pair section hidden, difference figure, metrics)``.
     """
     nothing = (False, True, figures.go.Figure(), "", [], figures.go.Figure(), True, figures.go.Figure(), None)
-    result = service.comparison(data.get("key")) if isinstance(data, dict) else None
+    result = service.comparisons.cached(data.get("key")) if isinstance(data, dict) else None
     if result is None:
         return nothing
     count = len(result.names)

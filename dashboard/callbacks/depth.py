@@ -15,6 +15,7 @@ from dashboard.services import Face3DService
 from face3d_core.depthmap import normalize_depth
 from face3d_core.errors import Face3DError
 from face3d_core.models.registry import get_spec
+from face3d_core.pipeline import DepthRef
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +26,8 @@ class NothingSelectedError(Face3DError):
     title = "Nothing to work on yet"
 
 
-def depth_request(service: Face3DService, sha: Any, model: Any, store: Any) -> dict:
-    """Return the ``{"sha", "model", "face"}`` request for the chosen photo and model.
+def depth_request(service: Face3DService, sha: Any, model: Any, store: Any) -> DepthRef:
+    """Return the depth map the user asks for: the chosen photo, model and face (from the browser's values).
 
     Raises:
         NothingSelectedError: No photo chosen.
@@ -35,18 +36,17 @@ def depth_request(service: Face3DService, sha: Any, model: Any, store: Any) -> d
     """
     if not sha:
         raise NothingSelectedError("Upload a face photo in the Upload tab first, then choose it here.")
-    get_spec(model)
-    meta = service.require_meta(sha)
-    return {"sha": meta.sha256, "model": model, "face": meta.face_index(face_for(store, sha))}
+    meta = service.uploads.require_meta(sha)
+    return DepthRef(meta.sha256, model, meta.face_index(face_for(store, sha)))
 
 
 def start_depth(service: Face3DService, runner: JobRunner, sha: Any, model: Any, store: Any) -> StartOutcome:
     """Generate button: serve a cached depth map at once, otherwise queue the network job."""
-    request = depth_request(service, sha, model, store)
-    if service.cached_depth(request["sha"], request["model"], request["face"]) is not None:
-        logger.info("Depth of %s served from the cache", request["sha"][:12])
-        return StartOutcome(result=request)
-    return StartOutcome(job_id=runner.submit("depth", request))
+    ref = depth_request(service, sha, model, store)
+    if service.depth_maps.cached(ref) is not None:
+        logger.info("Depth of %s served from the cache", ref.sha[:12])
+        return StartOutcome(result=ref.to_dict())
+    return StartOutcome(job_id=runner.submit("depth", ref.to_dict()))
 
 
 def render_depth(service: Face3DService, result: Any, colormap: Any) -> tuple:
@@ -56,17 +56,18 @@ def render_depth(service: Face3DService, result: Any, colormap: Any) -> tuple:
         ``(photo figure, depth figure, caption, empty hidden, results hidden, downloads disabled)``.
     """
     empty = (figures.go.Figure(), figures.go.Figure(), "", False, True, True)
-    if not isinstance(result, dict) or not result.get("sha"):
+    ref = DepthRef.from_dict(result)
+    if ref is None:
         return empty
-    face_depth = service.cached_depth(result["sha"], result.get("model"), result.get("face"))
-    meta = service.upload_meta(result["sha"])
+    face_depth = service.depth_maps.cached(ref)
+    meta = service.uploads.meta(ref.sha)
     if face_depth is None or meta is None:
         return empty
     depth_norm = normalize_depth(face_depth.depth_rel)
     photo = figures.image_figure(face_depth.image_rgb)
     depth = figures.depth_figure(depth_norm, colormap or figures.DEFAULT_COLORMAP)
     height, width = face_depth.depth_rel.shape
-    face_text = "whole photo" if face_depth.face is None else f"face {int(result.get('face') or 0) + 1}"
+    face_text = "whole photo" if face_depth.face is None else f"face {(ref.face or 0) + 1}"
     nearer = (
         "Lighter = nearer."
         if (colormap or figures.DEFAULT_COLORMAP) == "Grayscale"

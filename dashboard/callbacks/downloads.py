@@ -14,15 +14,16 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import ids
 from dashboard.controls import Controls3D
-from dashboard.services import DepthMissingError, Face3DService, safe_stem
-from face3d_core.depthmap import encode_depth_npy, encode_depth_png8, encode_depth_png16
+from dashboard.services import DepthMissingError, Face3DService
+from face3d_core.pipeline import DepthRef
 
 logger = logging.getLogger(__name__)
 
+#: Button -> depth map format (see :data:`dashboard.services.exports.DEPTH_FORMATS`).
 DEPTH_BUTTONS = {
-    ids.DEPTH_DOWNLOAD_PNG8: ("png8", "_depth.png"),
-    ids.DEPTH_DOWNLOAD_PNG16: ("png16", "_depth16.png"),
-    ids.DEPTH_DOWNLOAD_NPY: ("npy", "_depth.npy"),
+    ids.DEPTH_DOWNLOAD_PNG8: "png8",
+    ids.DEPTH_DOWNLOAD_PNG16: "png16",
+    ids.DEPTH_DOWNLOAD_NPY: "npy",
 }
 MODEL_BUTTONS = {
     ids.MODEL3D_DOWNLOAD_PLY: "ply",
@@ -38,15 +39,10 @@ def depth_file(service: Face3DService, result: Any, kind: str) -> tuple[str, byt
     Raises:
         DepthMissingError: No depth map for this result in the cache.
     """
-    face_depth = None
-    if isinstance(result, dict) and result.get("sha"):
-        face_depth = service.cached_depth(result["sha"], result.get("model"), result.get("face"))
-    if face_depth is None:
+    ref = DepthRef.from_dict(result)
+    if ref is None:
         raise DepthMissingError("Generate the depth map first.")
-    meta = service.require_meta(result["sha"])
-    encoders = {"png8": encode_depth_png8, "png16": encode_depth_png16, "npy": encode_depth_npy}
-    suffix = {k: v for k, v in DEPTH_BUTTONS.values()}[kind]
-    return safe_stem(meta.name) + suffix, encoders[kind](face_depth.depth_rel)
+    return service.exports.depth_file(ref, kind)
 
 
 def model_file(
@@ -57,10 +53,11 @@ def model_file(
     Raises:
         DepthMissingError: No 3D model yet.
     """
-    if not isinstance(source, dict) or not source.get("sha"):
+    ref = DepthRef.from_dict(source)
+    if ref is None:
         raise DepthMissingError("Generate the 3D model first.")
     controls = Controls3D.from_values(smoothing, density, depth_scale, None, None)
-    return service.export_model(source["sha"], source["model"], source.get("face"), controls.to_params(), fmt)
+    return service.exports.model_file(ref, controls.to_params(), fmt)
 
 
 def register(app: Dash, service: Face3DService) -> None:
@@ -82,7 +79,7 @@ def register(app: Dash, service: Face3DService) -> None:
         if not ctx.triggered or not ctx.triggered[0].get("value"):
             raise PreventUpdate
         if trigger in DEPTH_BUTTONS:
-            name, data = depth_file(service, depth_result, DEPTH_BUTTONS[trigger][0])
+            name, data = depth_file(service, depth_result, DEPTH_BUTTONS[trigger])
         elif trigger in MODEL_BUTTONS:
             name, data = model_file(service, source, MODEL_BUTTONS[trigger], smoothing, density, depth_scale)
         else:

@@ -1,9 +1,10 @@
 """3D tab callbacks: generate (depth job), rebuild the view from the cache on slider changes, cameras.
 
 Moving a slider never reruns the network: the depth map comes from the cache and only the
-cheap reconstruction runs (itself cached per parameter set). The camera stays where the user
-left it: the browser keeps the last camera in a small store (a clientside callback on the
-graph's ``relayoutData``) and every rebuilt figure is given that camera.
+cheap reconstruction runs, once per set of slider values (kept in memory); a mesh too large
+for a light figure is shown as a coarser grid of that same reconstruction. The camera stays
+where the user left it: the browser keeps the last camera in a small store (a clientside
+callback on the graph's ``relayoutData``) and every rebuilt figure is given that camera.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from dashboard.callbacks.jobs import register_job_controller
 from dashboard.controls import Controls3D
 from dashboard.jobs import JobRunner
 from dashboard.services import Face3DService
+from face3d_core.mesh import Mesh
+from face3d_core.pipeline import DepthRef
+from face3d_core.reconstruct import FaceModel3D
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +64,11 @@ def view_state(view: Any) -> tuple[dict | None, int]:
     return valid_camera(view.get("camera")), rev
 
 
-def uirevision_for(source: dict, rev: int) -> str:
+def uirevision_for(ref: DepthRef | None, rev: int) -> str:
     """The figure's ``uirevision``: new for another face or a camera preset, same for sliders."""
-    return f"m3d-{str(source.get('sha', ''))[:12]}-{source.get('model')}-{source.get('face')}-{rev}"
+    if ref is None:
+        return f"m3d--None-None-{rev}"
+    return f"m3d-{ref.sha[:12]}-{ref.model}-{ref.face}-{rev}"
 
 
 def gray_from_z(z: np.ndarray) -> np.ndarray:
@@ -74,11 +80,27 @@ def gray_from_z(z: np.ndarray) -> np.ndarray:
     return np.clip((z - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0).astype(np.float32)
 
 
-def build_model_figure(face_model: Any, controls: Controls3D, *, camera: dict | None, uirevision: str):
-    """The 3D figure of a reconstructed face for the display controls."""
+def build_model_figure(
+    face_model: FaceModel3D,
+    controls: Controls3D,
+    *,
+    camera: dict | None,
+    uirevision: str,
+    shown_mesh: Mesh | None = None,
+) -> dict:
+    """The 3D figure of a reconstructed face for the display controls.
+
+    Args:
+        face_model: The reconstruction.
+        controls: The 3D tab's controls.
+        camera: The scene camera.
+        uirevision: See :func:`uirevision_for`.
+        shown_mesh: The mesh to draw in mesh mode (default the model's own; a coarser one
+            keeps a large model's figure light).
+    """
     photo = controls.colors == "photo"
-    if controls.display == "mesh" and face_model.mesh is not None and face_model.mesh.n_faces > 0:
-        mesh = face_model.mesh
+    mesh = shown_mesh if shown_mesh is not None else face_model.mesh
+    if controls.display == "mesh" and mesh is not None and mesh.n_faces > 0:
         trace = figures.mesh_trace(
             mesh.vertices_xyz,
             mesh.faces,
@@ -95,9 +117,8 @@ def build_model_figure(face_model: Any, controls: Controls3D, *, camera: dict | 
     return figures.model3d_figure(trace, camera=camera, uirevision=uirevision)
 
 
-def stats_text(face_model: Any, controls: Controls3D, shown_model: Any = None) -> str:
+def stats_text(face_model: FaceModel3D, controls: Controls3D, shown_triangles: int | None = None) -> str:
     """One line about the model (as downloaded): size, points, triangles, scale source, what is shown."""
-    shown_model = shown_model if shown_model is not None else face_model
     bounds = face_model.bounds_mm
     size = bounds[1] - bounds[0]
     scale = {
@@ -106,7 +127,7 @@ def stats_text(face_model: Any, controls: Controls3D, shown_model: Any = None) -
         "metric": "metric input",
     }.get(face_model.scale_source, "")
     if controls.display == "mesh":
-        shown = shown_model.n_faces
+        shown = face_model.n_faces if shown_triangles is None else shown_triangles
         note = f" ({shown:,} shown)" if shown < face_model.n_faces else ""
         counts = f"{face_model.n_points:,} points · {face_model.n_faces:,} triangles{note}"
     else:
@@ -150,32 +171,30 @@ def render_model3d(
     Returns:
         ``(figure, stats, empty hidden, results hidden, downloads disabled, new view store or no_update)``.
     """
-    if not isinstance(source, dict) or not source.get("sha"):
+    ref = DepthRef.from_dict(source)
+    if ref is None:
         return figures.go.Figure(), "", False, True, True, no_update
     controls = Controls3D.from_values(smoothing, density, depth_scale, display, colors)
     params = controls.to_params()
-    face_model = service.model3d(source["sha"], source["model"], source.get("face"), params)
-    shown_model = face_model
-    if controls.display == "mesh" and face_model.n_faces > figures.MAX_DISPLAY_TRIANGLES:
-        # too many triangles for a light figure: show a coarser grid of the same surface
-        shown_model = service.model3d(
-            source["sha"],
-            source["model"],
-            source.get("face"),
-            params.replace(max_points=figures.MAX_DISPLAY_TRIANGLES // 2),
-        )
+    face_model = service.models3d.model(ref, params)
+    shown_mesh = None
+    if controls.display == "mesh":
+        # too many triangles for a light figure: a coarser grid of the same reconstruction
+        shown_mesh = service.models3d.display_mesh(ref, params, figures.MAX_DISPLAY_TRIANGLES)
     camera, rev = view_state(view)
     new_view: Any = no_update
     if new_source:
         camera, rev = None, rev + 1
         new_view = {"camera": None, "rev": rev}
     fig = build_model_figure(
-        shown_model,
+        face_model,
         controls,
         camera=camera or figures.CAMERA_PRESETS[figures.DEFAULT_CAMERA],
-        uirevision=uirevision_for(source, rev),
+        uirevision=uirevision_for(ref, rev),
+        shown_mesh=shown_mesh,
     )
-    return fig, stats_text(face_model, controls, shown_model), True, False, False, new_view
+    shown_triangles = shown_mesh.n_faces if shown_mesh is not None else None
+    return fig, stats_text(face_model, controls, shown_triangles), True, False, False, new_view
 
 
 def camera_patch(source: Any, view: Any, preset: str) -> tuple[dict, Patch]:
@@ -184,7 +203,7 @@ def camera_patch(source: Any, view: Any, preset: str) -> tuple[dict, Patch]:
     rev += 1
     camera = figures.CAMERA_PRESETS[preset]
     patch = Patch()
-    revision = uirevision_for(source if isinstance(source, dict) else {}, rev)
+    revision = uirevision_for(DepthRef.from_dict(source), rev)
     patch["layout"]["uirevision"] = revision
     patch["layout"]["scene"]["uirevision"] = revision
     patch["layout"]["scene"]["camera"] = camera

@@ -109,7 +109,7 @@ def handle_upload(service: Face3DService, contents: Any, filenames: Any, store: 
             if len(items) >= MAX_UPLOADS:
                 raise InvalidImageError(f"The gallery is full ({MAX_UPLOADS} photos). Remove some photos first.")
             data = decode_data_url(content)
-            meta = service.ingest_upload(data, name)
+            meta = service.uploads.ingest(data, name)
         except Face3DError as exc:
             messages.append(file_message(name, exc.user_message, "warning"))
             continue
@@ -172,7 +172,7 @@ def _size_text(size_bytes: int) -> str:
 def _face_boxes(meta: UploadMeta, selected: int | None) -> list:
     boxes = []
     for index, face in enumerate(meta.faces):
-        x, y, w, h = face["box_xywh"]
+        x, y, w, h = face.box_xywh
         left = max(0.0, x / meta.width * 100)
         top = max(0.0, y / meta.height * 100)
         width = min(100.0 - left, w / meta.width * 100)
@@ -254,7 +254,7 @@ def render_gallery(service: Face3DService, store: Any, thumb_url_for) -> tuple[A
     items = store_items(store)
     cards, missing = [], 0
     for item in items:
-        meta = service.upload_meta(item["sha"])
+        meta = service.uploads.meta(item["sha"])
         if meta is None:
             missing += 1
             continue

@@ -1,11 +1,11 @@
-"""The result cache on Redis: one store shared by every web and inference worker of a deployment.
+"""The result store of a deployment: :class:`RedisResultCache`, shared by every web and inference worker.
 
-:class:`RedisResultCache` has the interface of :class:`~face3d_core.cache.ResultCache` (``get``,
-``set``, ``in``, ``delete``, ``key_lock``, ``get_or_compute``) and stores exactly the same
-entries under exactly the same keys (:func:`~face3d_core.cache.make_key`, e.g.
-``face3d/v1/depth/<sha256>/midas_v21_small_256/<digest>``) in the same integrity-checked
-envelope (``MAGIC | sha256(payload) | payload``), so a depth map computed by an inference
-worker on one machine is a cache hit for a web worker on another.
+:class:`RedisResultCache` implements :class:`~face3d_core.cache.store.ResultStore` like the
+disk :class:`~face3d_core.cache.disk.ResultCache` and stores exactly the same entries under
+exactly the same keys (:func:`~face3d_core.cache.keys.make_key`, e.g.
+``face3d/v2/depth/<sha256>/midas_v21_small_256/<digest>``) in the same integrity-checked
+envelope (:func:`~face3d_core.cache.store.encode_entry`), so a depth map computed by an
+inference worker on one machine is a cache hit for a web worker on another.
 
 Size: every entry gets a time to live (``FACE3D_CACHE_TTL_S``, default 30 days) and Redis is
 meant to run with ``--maxmemory <size> --maxmemory-policy volatile-lru``: when memory is
@@ -16,7 +16,11 @@ photo is reported as no longer stored.
 Locks: :meth:`RedisResultCache.key_lock` is a Redis lock, so two inference workers never run
 the network for the same key at the same time, even on different machines.
 
+The module is named after the backend; ``import redis`` below is the client library
+(absolute imports), not this module.
+
 Example:
+    >>> from face3d_core.cache.keys import make_key
     >>> cache = RedisResultCache("redis://127.0.0.1:6379/0")     # doctest: +SKIP
     >>> cache.get_or_compute(make_key("demo", "0" * 64), lambda: 42)  # doctest: +SKIP
     42
@@ -26,12 +30,11 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from face3d_core.cache import MISSING, ComputeOnceMixin, encode_entry
+from face3d_core.cache.store import MISSING, EnvelopeStore, encode_entry
 from face3d_core.errors import CacheError
 
 logger = logging.getLogger(__name__)
@@ -65,8 +68,8 @@ def redact_url(url: str) -> str:
     return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
-class RedisResultCache(ComputeOnceMixin):
-    """Integrity-checked results in Redis, keyed like :class:`~face3d_core.cache.ResultCache`.
+class RedisResultCache(EnvelopeStore):
+    """Integrity-checked results in Redis, keyed like :class:`~face3d_core.cache.disk.ResultCache`.
 
     Args:
         url: Redis URL (``redis://host:port/db``).
@@ -82,14 +85,16 @@ class RedisResultCache(ComputeOnceMixin):
             import redis
         except ImportError as exc:  # pragma: no cover - redis is in requirements.txt
             raise CacheError("FACE3D_REDIS_URL is set but the 'redis' package is not installed.") from exc
+        super().__init__()
         self._redis_module = redis
         self.url = url
-        self.directory = redact_url(url)  # shown in messages, like ResultCache.directory
         self.ttl_s = int(ttl_s) if ttl_s else _ttl_from_env()
         self._client = client if client is not None else redis.Redis.from_url(url, socket_timeout=30)
-        self._stats_lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
+
+    @property
+    def location(self) -> str:
+        """The Redis URL without its password, for messages and logs."""
+        return redact_url(self.url)
 
     @property
     def _errors(self) -> tuple[type[BaseException], ...]:
@@ -129,7 +134,7 @@ class RedisResultCache(ComputeOnceMixin):
             self._client.set(key, blob, ex=max(1, ttl))
         except self._errors as exc:
             raise CacheError(
-                f"Could not write to the result cache at {self.directory} ({exc}). "
+                f"Could not write to the result cache at {self.location} ({exc}). "
                 "Check that Redis is running and has memory left (maxmemory, volatile-lru)."
             ) from exc
 
@@ -148,7 +153,7 @@ class RedisResultCache(ComputeOnceMixin):
         except self._errors:
             return False
 
-    # -- compute-through ----------------------------------------------------------------
+    # -- compute-once -------------------------------------------------------------------
 
     @contextmanager
     def key_lock(self, key: str) -> Iterator[None]:
@@ -159,7 +164,7 @@ class RedisResultCache(ComputeOnceMixin):
         try:
             acquired = lock.acquire()
         except self._errors as exc:
-            raise CacheError(f"The result cache at {self.directory} cannot be reached ({exc}).") from exc
+            raise CacheError(f"The result cache at {self.location} cannot be reached ({exc}).") from exc
         try:
             yield
         finally:
@@ -204,7 +209,3 @@ class RedisResultCache(ComputeOnceMixin):
             self._client.close()
         except self._errors:  # pragma: no cover
             pass
-
-    def entry_path(self, key: str) -> None:
-        """Entries are not files here (API parity with ResultCache)."""
-        return None

@@ -1,0 +1,144 @@
+"""The dashboard's work, without Dash: small composers of :mod:`face3d_core` with the result store.
+
+Callbacks stay thin and call a :class:`Face3DService`, which holds one composer per concern:
+
+* :mod:`~dashboard.services.uploads` (``service.uploads``): a photo is stored once under its
+  SHA-256 (original bytes + :class:`UploadMeta` with the faces found and a JPEG thumbnail);
+  the browser keeps only the hash;
+* :mod:`~dashboard.services.depth` (``service.depth_maps``): the expensive step (the depth
+  network), computed once per :class:`~face3d_core.pipeline.DepthRef` through the store's
+  compute-once path, with a memory tier in front;
+* :mod:`~dashboard.services.model3d` (``service.models3d``): the cheap step (reconstruction
+  for slider values) in memory, so moving a slider back never reruns anything;
+* :mod:`~dashboard.services.comparison` (``service.comparisons``): comparisons by
+  :func:`face3d_core.compare.compare_faces`, cached per (ordered faces, model);
+* :mod:`~dashboard.services.exports` (``service.exports``): download files;
+* :mod:`~dashboard.services.model_status`: which depth models have weights here.
+
+Errors users can meet here are in :mod:`~dashboard.services.errors`. Nothing here imports
+Dash, so every function is testable with plain values.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from dashboard.jobs import JobContext, Task
+from dashboard.services.comparison import Comparisons
+from dashboard.services.depth import DepthMaps, EstimatorFactory, process_estimator
+from dashboard.services.errors import PHOTO_MISSING_MESSAGE, DepthMissingError, PhotoMissingError
+from dashboard.services.exports import Exports, safe_stem
+from dashboard.services.memory import MemoryLRU, approx_nbytes
+from dashboard.services.model3d import Models3D
+from dashboard.services.model_status import ModelStatus, all_model_status, model_status
+from dashboard.services.uploads import MAX_UPLOADS, THUMB_MAX_SIDE, UploadMeta, Uploads, make_thumbnail
+from face3d_core.cache import ResultStore
+from face3d_core.compare import ComparisonResult
+from face3d_core.errors import Face3DError
+from face3d_core.faces import DEFAULT_MARGIN
+from face3d_core.pipeline import DepthRef, FaceDepth, TaskProgress
+
+__all__ = [
+    "MAX_UPLOADS",
+    "PHOTO_MISSING_MESSAGE",
+    "THUMB_MAX_SIDE",
+    "ComparisonResult",
+    "DepthMissingError",
+    "Face3DService",
+    "MemoryLRU",
+    "ModelStatus",
+    "PhotoMissingError",
+    "UploadMeta",
+    "all_model_status",
+    "approx_nbytes",
+    "make_thumbnail",
+    "model_status",
+    "safe_stem",
+]
+
+
+class Face3DService:
+    """Uploads, cached depth maps, 3D models, comparisons and downloads for the dashboard.
+
+    Args:
+        cache: The result store (shared by all server threads and workers).
+        margin: Crop margin around the face (fraction of the face box on each side).
+        estimator_factory: ``model name -> estimator`` (``.loaded``, ``.load(progress)``,
+            ``.predict(image_rgb)``); default :func:`face3d_core.models.estimator.get_estimator`,
+            which keeps one loaded network per process.
+        detector_path: YuNet model file (default: the lookup order of :mod:`face3d_core.faces`).
+    """
+
+    def __init__(
+        self,
+        cache: ResultStore,
+        *,
+        margin: float | None = None,
+        estimator_factory: EstimatorFactory | None = None,
+        detector_path: str | os.PathLike | None = None,
+    ):
+        self.cache = cache
+        self.margin = float(DEFAULT_MARGIN if margin is None else margin)
+        self.uploads = Uploads(cache, detector_path)
+        self.depth_maps = DepthMaps(
+            cache, self.uploads, margin=self.margin, estimator_factory=estimator_factory or process_estimator
+        )
+        self.models3d = Models3D(self.depth_maps)
+        self.comparisons = Comparisons(cache, self.uploads, self.depth_maps)
+        self.exports = Exports(self.uploads, self.depth_maps, self.models3d)
+
+    # -- shortcuts for scripts and tests (loose values; callbacks use the composers) -------
+
+    def ingest_upload(self, data: bytes, name: str) -> UploadMeta:
+        """See :meth:`Uploads.ingest`."""
+        return self.uploads.ingest(data, name)
+
+    def upload_meta(self, sha: str) -> UploadMeta | None:
+        """See :meth:`Uploads.meta`."""
+        return self.uploads.meta(sha)
+
+    def require_meta(self, sha: str) -> UploadMeta:
+        """See :meth:`Uploads.require_meta`."""
+        return self.uploads.require_meta(sha)
+
+    def image(self, sha: str) -> np.ndarray:
+        """The decoded ``(H, W, 3) uint8`` RGB photo (see :meth:`Uploads.photo`)."""
+        return self.uploads.photo(sha)
+
+    def depth_key(self, sha: str, model: str, face: int | None) -> str:
+        """Cache key of a face's depth map (see :meth:`DepthMaps.key`)."""
+        return self.depth_maps.key(DepthRef(sha, model, face))
+
+    def cached_depth(self, sha: str, model: str, face: int | None) -> FaceDepth | None:
+        """A cached depth map, or None (also for values that name no depth map)."""
+        try:
+            ref = DepthRef(sha, model, face)
+        except (ValueError, Face3DError):
+            return None
+        return self.depth_maps.cached(ref)
+
+    def compute_depth(self, sha: str, model: str, face: int | None, progress: TaskProgress | None = None) -> FaceDepth:
+        """The depth map of one face, from the cache or by running the network (see :meth:`DepthMaps.compute`)."""
+        return self.depth_maps.compute(DepthRef(sha, model, face), progress)
+
+    # -- background tasks ----------------------------------------------------------------
+
+    def tasks(self) -> dict[str, Task]:
+        """Task name -> function for the job runner (JSON params in, small JSON result out).
+
+        ``depth``: params are a :meth:`DepthRef.to_dict`; ``compare``: ``{"refs": [DepthRef dicts]}``.
+        """
+
+        def depth_task(params: dict, job: JobContext) -> dict:
+            ref = DepthRef(params.get("sha"), params.get("model"), params.get("face"))
+            self.depth_maps.compute(ref, progress=job.report)
+            return ref.to_dict()
+
+        def compare_task(params: dict, job: JobContext) -> dict:
+            refs = [DepthRef(item.get("sha"), item.get("model"), item.get("face")) for item in params["refs"]]
+            key, result = self.comparisons.compute(refs, progress=job.report)
+            return {"key": key, "count": len(result.names)}
+
+        return {"depth": depth_task, "compare": compare_task}

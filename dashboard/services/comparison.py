@@ -1,0 +1,69 @@
+"""Comparisons: 2 to 6 faces aligned and compared by :func:`face3d_core.compare.compare_faces`, cached by key.
+
+The core does the work; this composer names the faces, supplies the cached depth maps (the
+network runs only for faces without one) and keeps the result in the store under a key of
+the ordered photos, faces and model, which is all the browser holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dashboard.services.depth import DepthMaps
+from dashboard.services.uploads import Uploads
+from face3d_core.cache import ResultStore, combine_hashes, make_key
+from face3d_core.compare import DEFAULT_SIZE, ComparisonResult, check_comparable, compare_faces
+from face3d_core.pipeline import DepthRef, TaskProgress
+
+
+class Comparisons:
+    """Cached comparisons of uploaded faces.
+
+    Args:
+        store: The result store.
+        uploads: Where the photos (and their names) are.
+        depth: The cached depth maps.
+    """
+
+    def __init__(self, store: ResultStore, uploads: Uploads, depth: DepthMaps):
+        self.store = store
+        self.uploads = uploads
+        self.depth = depth
+
+    def key(self, refs: Sequence[DepthRef]) -> str:
+        """Cache key of a comparison of ``refs`` (in order).
+
+        Raises:
+            ComparisonError: Not 2 to 6 faces of one model.
+        """
+        check_comparable(refs)
+        return make_key(
+            "compare",
+            combine_hashes([ref.sha for ref in refs]),
+            model=refs[0].model,
+            params={"faces": [ref.face for ref in refs], "size": DEFAULT_SIZE, "margin": self.depth.margin},
+        )
+
+    def cached(self, key: object) -> ComparisonResult | None:
+        """Return a cached comparison by key (None when absent, or for junk from the browser)."""
+        value = self.store.get(key) if isinstance(key, str) and key.startswith("face3d/") else None
+        return value if isinstance(value, ComparisonResult) else None
+
+    def compute(self, refs: Sequence[DepthRef], progress: TaskProgress | None = None) -> tuple[str, ComparisonResult]:
+        """Align and compare the faces; return ``(cache key, result)``.
+
+        Depth maps come from the cache where present; the others are computed (network).
+
+        Raises:
+            ComparisonError: Not 2 to 6 faces, or a photo without a face.
+            PhotoMissingError: A photo is no longer stored.
+        """
+        refs = list(refs)
+        key = self.key(refs)
+        cached = self.cached(key)
+        if cached is not None:
+            return key, cached
+        names = [self.uploads.require_meta(ref.sha).face_label(ref.face) for ref in refs]
+        result = compare_faces(refs, names, self.depth.compute, progress)
+        self.store.set(key, result)
+        return key, result

@@ -1,0 +1,25 @@
+"""The dashboard's own user-facing errors (the core's are in :mod:`face3d_core.errors`)."""
+
+from __future__ import annotations
+
+from face3d_core.errors import Face3DError
+
+PHOTO_MISSING_MESSAGE = (
+    "This photo is no longer stored on the server (the cache was cleared or it was evicted to "
+    "save space). Please upload it again."
+)
+
+
+class PhotoMissingError(Face3DError):
+    """An upload's key is known to the browser but its data is no longer in the cache."""
+
+    title = "Photo no longer available"
+
+    def __init__(self, message: str = PHOTO_MISSING_MESSAGE):
+        super().__init__(message)
+
+
+class DepthMissingError(Face3DError):
+    """A step needs a depth map that has not been computed yet."""
+
+    title = "Depth map not ready"

@@ -21,16 +21,19 @@ from typing import Any
 
 from dashboard.jobs import JobState, JobStatus, execute_job
 from dashboard.jobs_celery import TASK_NAME, Heartbeat, RedisJobStore, make_celery
+from face3d_core.config import get_settings
+from face3d_core.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 
 def _redis_url() -> str:
-    url = os.environ.get("FACE3D_REDIS_URL", "").strip()
+    url = get_settings().redis_url
     if not url:
-        raise RuntimeError(
+        raise ConfigError(
             "FACE3D_REDIS_URL is not set: the face3d Celery worker needs the Redis URL shared with the "
-            "web workers, e.g. FACE3D_REDIS_URL=redis://127.0.0.1:6379/0"
+            "web workers, e.g. FACE3D_REDIS_URL=redis://127.0.0.1:6379/0",
+            variable="FACE3D_REDIS_URL",
         )
     return url
 

@@ -10,9 +10,9 @@ so the second request for the same work is served from the cache, a change of al
 machine (gunicorn workers, job threads) share one cache safely (diskcache is thread- and
 process-safe).
 
-Configuration (environment):
+Configuration (environment, read through :mod:`face3d_core.config`):
 
-* ``FACE3D_CACHE_DIR``: the face3d cache folder (see :func:`face3d_core.weights.cache_dir`);
+* ``FACE3D_CACHE_DIR``: the face3d cache folder;
   results live in ``<cache dir>/results``.
 * ``FACE3D_CACHE_SIZE_MB``: size limit of the result cache (default 2048); the least recently
   used entries are evicted beyond it.
@@ -51,6 +51,7 @@ from typing import Any, TypeVar
 
 import diskcache
 
+from face3d_core.config import DEFAULT_CACHE_SIZE_MB, get_settings
 from face3d_core.errors import CacheError
 from face3d_core.weights import cache_dir
 
@@ -59,8 +60,8 @@ logger = logging.getLogger(__name__)
 #: Bump when a stored format or an algorithm behind a cached result changes.
 CACHE_VERSION = 1
 
-#: Default size limit of the result cache in megabytes.
-DEFAULT_SIZE_MB = 2048
+#: Default size limit of the result cache in megabytes (``FACE3D_CACHE_SIZE_MB`` unset).
+DEFAULT_SIZE_MB = DEFAULT_CACHE_SIZE_MB
 
 _MAGIC = b"F3DC\x01"
 _DIGEST_LEN = 32
@@ -161,14 +162,7 @@ def combine_hashes(hashes: list[str] | tuple[str, ...]) -> str:
 
 def _size_limit_bytes(size_limit_mb: float | None) -> int:
     if size_limit_mb is None:
-        env = os.environ.get("FACE3D_CACHE_SIZE_MB", "").strip()
-        if env:
-            try:
-                size_limit_mb = float(env)
-            except ValueError:
-                logger.warning("Ignoring FACE3D_CACHE_SIZE_MB=%r (not a number)", env)
-        if size_limit_mb is None:
-            size_limit_mb = DEFAULT_SIZE_MB
+        size_limit_mb = get_settings().cache_size_mb
     if size_limit_mb <= 0:
         raise ValueError("The cache size limit must be positive")
     return int(size_limit_mb * 1024 * 1024)

@@ -59,7 +59,7 @@ ENV_PREFIX = "FACE3D_"
 #: Variables outside the prefix that a default depends on (the default cache folder).
 _DEFAULT_INPUTS = ("XDG_CACHE_HOME", "HOME")
 
-#: Defaults used by more than one module.
+#: Defaults (constants for the modules that show or compare them).
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8050
 DEFAULT_CACHE_SIZE_MB = 2048.0
@@ -98,13 +98,13 @@ class _Parser:
         convert: ``text -> value``; raises :class:`_NotParsable` whose text completes
             ``"<VAR>=<value> is not ..."``.
         check: ``value -> problem or None`` (range checks), phrased like ``"less than 1"``.
-        example: A valid value, for the messages.
+        fix: What to set instead, completing ``"set it to ..."`` (e.g. ``"a number such as 2"``).
     """
 
     kind: str
     convert: Callable[[str], Any]
     check: Callable[[Any], str | None] = lambda value: None
-    example: str = ""
+    fix: str = "a valid value"
 
 
 def _whole_number(minimum: int, maximum: int | None = None, example: str = "2") -> _Parser:
@@ -122,7 +122,7 @@ def _whole_number(minimum: int, maximum: int | None = None, example: str = "2") 
         return None
 
     kind = f"whole number, {minimum} to {maximum}" if maximum is not None else f"whole number, {minimum} or more"
-    return _Parser(kind, convert, check, example)
+    return _Parser(kind, convert, check, f"a number such as {example}")
 
 
 def _positive_number(example: str) -> _Parser:
@@ -138,7 +138,7 @@ def _positive_number(example: str) -> _Parser:
     def check(value: float) -> str | None:
         return "not more than 0" if value <= 0 else None
 
-    return _Parser("number, more than 0", convert, check, example)
+    return _Parser("number, more than 0", convert, check, f"a number such as {example}")
 
 
 def _yes_no() -> _Parser:
@@ -150,15 +150,15 @@ def _yes_no() -> _Parser:
             return False
         raise _NotParsable("yes or no")
 
-    return _Parser("yes/no", convert, example="1")
+    return _Parser("yes/no", convert, fix="1 (or true, yes, on) or 0 (or false, no, off)")
 
 
 def _path() -> _Parser:
-    return _Parser("path", lambda text: Path(text).expanduser(), example="/data/face3d")
+    return _Parser("path", lambda text: Path(text).expanduser())
 
 
-def _text(example: str) -> _Parser:
-    return _Parser("text", str, example=example)
+def _text() -> _Parser:
+    return _Parser("text", str)
 
 
 def _choice(choices: Sequence[str], pattern: str | None = None, shown: Sequence[str] | None = None) -> _Parser:
@@ -171,7 +171,7 @@ def _choice(choices: Sequence[str], pattern: str | None = None, shown: Sequence[
             return word
         raise _NotParsable(f"one of {listed}")
 
-    return _Parser("one of " + ", ".join(f"`{c}`" for c in (shown or choices)), convert, example=choices[1])
+    return _Parser("one of " + ", ".join(f"`{c}`" for c in (shown or choices)), convert, fix="one of these")
 
 
 def _redis_url() -> _Parser:
@@ -180,7 +180,7 @@ def _redis_url() -> _Parser:
             raise _NotParsable("a Redis URL (redis://, rediss:// or unix://)")
         return text
 
-    return _Parser("URL", convert, example="redis://127.0.0.1:6379/0")
+    return _Parser("URL", convert, fix="a URL such as redis://127.0.0.1:6379/0")
 
 
 # -- the settings -----------------------------------------------------------------------------
@@ -280,7 +280,7 @@ class Settings:
     )
     host: str = _setting(
         "FACE3D_HOST",
-        _text("0.0.0.0"),
+        _text(),
         "interface `python -m dashboard` listens on (see the warning under [Deployment](#deployment))",
         default=DEFAULT_HOST,
     )
@@ -346,7 +346,7 @@ def _field_default(f: dataclasses.Field) -> Any:
 
 def _parse(setting: Setting, text: str, f: dataclasses.Field) -> Any:
     parser = setting.parser
-    redo = "or unset it." if not parser.example else f"set it to {_example_phrase(parser)}, or unset it."
+    redo = f"set it to {parser.fix}, or unset it."
     try:
         value = parser.convert(text)
     except _NotParsable as exc:
@@ -359,16 +359,6 @@ def _parse(setting: Setting, text: str, f: dataclasses.Field) -> Any:
     if problem is not None:
         raise ConfigError(f"{setting.env}={text!r} is {problem}: {redo}", variable=setting.env)
     return value
-
-
-def _example_phrase(parser: _Parser) -> str:
-    if parser.kind.startswith("whole number") or parser.kind.startswith("number"):
-        return f"a number such as {parser.example}"
-    if parser.kind == "yes/no":
-        return "1 (or true, yes, on) or 0 (or false, no, off)"
-    if parser.kind.startswith("one of"):
-        return "one of these"
-    return f"something like {parser.example}"
 
 
 # -- the process-wide settings ---------------------------------------------------------------

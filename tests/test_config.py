@@ -271,6 +271,23 @@ def test_a_bad_value_stops_a_program_with_one_line(argv, tmp_path):
     assert "Traceback" not in completed.stderr and not completed.stdout
 
 
+def test_dashboard_on_an_unusable_cache_folder_stops_with_one_line(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    completed = subprocess.run(
+        [sys.executable, "-m", "dashboard"],
+        env=_child_env(FACE3D_CACHE_DIR=str(blocker / "cache"), FACE3D_OFFLINE="1"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 1
+    last = completed.stderr.strip().splitlines()[-1]
+    assert last.startswith("python -m dashboard: error: ") and "Set FACE3D_CACHE_DIR to a writable folder" in last
+    assert "Traceback" not in completed.stderr
+
+
 # -- nothing else reads the environment ----------------------------------------------------------
 
 

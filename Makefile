@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run    - install into $(VENV) and start the dashboard on http://$(HOST):$(PORT)"
 	@echo "make test   - install into $(VENV) (with test tools) and run the whole test suite"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff check + ruff format --check (CI runs it before the tests)"
 	@echo "make bench  - run the benchmarks in benchmarks/"
 
 $(VENV)/.runtime-installed: requirements.txt pyproject.toml
@@ -55,8 +55,11 @@ run: venv
 test: venv-dev browser redis
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# ruff lint rules and formatting (CI runs `make lint test`: a lint or format problem fails it first).
+LINT_PATHS := face3d_core dashboard tests benchmarks
 lint: venv-dev
-	$(VENV)/bin/ruff check face3d_core dashboard tests benchmarks
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 
 bench: venv-dev
 	$(PY) benchmarks/depth_speed.py

@@ -2,7 +2,9 @@
 
 The server listens on 127.0.0.1 (this machine only) unless ``--host`` or ``FACE3D_HOST`` says
 otherwise; any other address is logged as a warning, because the app has no login: anyone who
-can reach the port can upload photos and read the results.
+can reach the port can upload photos and read the results. A bad setting (``FACE3D_*``
+variable) or an unusable cache folder is reported as one line and the process exits with
+status 1.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
-import os
 
 from dashboard.app import create_app
+from face3d_core.config import get_settings
+from face3d_core.errors import ConfigError, Face3DError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
+_PROG = "python -m dashboard"
 
 
 def is_loopback(host: str) -> bool:
@@ -30,14 +33,22 @@ def is_loopback(host: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Parse the command line and run the development server (threaded)."""
-    parser = argparse.ArgumentParser(prog="python -m dashboard", description="Serve the face3d dashboard.")
+    """Parse the command line and run the development server (threaded).
+
+    Raises:
+        SystemExit: With a one-line message (status 1) for a bad setting or cache folder.
+    """
+    try:
+        settings = get_settings()
+    except ConfigError as exc:
+        raise SystemExit(f"{_PROG}: error: {exc.user_message}") from None
+    parser = argparse.ArgumentParser(prog=_PROG, description="Serve the face3d dashboard.")
     parser.add_argument(
         "--host",
-        default=os.environ.get("FACE3D_HOST", "").strip() or DEFAULT_HOST,
+        default=settings.host,
         help="interface to listen on (default $FACE3D_HOST or 127.0.0.1: this machine only)",
     )
-    parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    parser.add_argument("--port", type=int, default=settings.port, help="port (default $FACE3D_PORT or 8050)")
     parser.add_argument("--cache-dir", default=None, help="cache folder (default $FACE3D_CACHE_DIR or ~/.cache/face3d)")
     parser.add_argument("--debug", action="store_true", help="Dash dev tools and reloading (development only)")
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
@@ -49,7 +60,10 @@ def main(argv: list[str] | None = None) -> None:
             "and see results. Put it behind an authenticating reverse proxy (see README, Deployment).",
             args.host,
         )
-    app = create_app(args.cache_dir)
+    try:
+        app = create_app(args.cache_dir)
+    except Face3DError as exc:
+        raise SystemExit(f"{_PROG}: error: {exc.user_message}") from None
     logger.info("Serving on http://%s:%d", args.host, args.port)
     app.run(host=args.host, port=args.port, debug=args.debug, threaded=True)
 

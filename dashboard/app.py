@@ -27,6 +27,7 @@ from dashboard.layout import PRODUCT_NAME, build_layout
 from dashboard.services import Face3DService
 from dashboard.services.depth import EstimatorFactory
 from face3d_core.cache import ResultCache, ResultStore, is_sha256_hex
+from face3d_core.config import get_settings
 from face3d_core.models.registry import DEFAULT_MODEL
 from face3d_core.weights import cache_dir as default_cache_dir
 from face3d_core.weights import offline
@@ -130,7 +131,7 @@ def create_app(
     """
     base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     if redis_url is None:
-        redis_url = os.environ.get("FACE3D_REDIS_URL", "").strip()
+        redis_url = get_settings().redis_url or ""
     cache: ResultStore
     if redis_url:
         from face3d_core.cache.redis import RedisResultCache, redact_url

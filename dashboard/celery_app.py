@@ -28,16 +28,19 @@ from face3d_core.weights import ProgressFn as DownloadProgressFn
 
 if TYPE_CHECKING:  # the service is built after the fork (see worker_state)
     from dashboard.services import Face3DService
+from face3d_core.config import get_settings
+from face3d_core.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 
 def _redis_url() -> str:
-    url = os.environ.get("FACE3D_REDIS_URL", "").strip()
+    url = get_settings().redis_url
     if not url:
-        raise RuntimeError(
+        raise ConfigError(
             "FACE3D_REDIS_URL is not set: the face3d Celery worker needs the Redis URL shared with the "
-            "web workers, e.g. FACE3D_REDIS_URL=redis://127.0.0.1:6379/0"
+            "web workers, e.g. FACE3D_REDIS_URL=redis://127.0.0.1:6379/0",
+            variable="FACE3D_REDIS_URL",
         )
     return url
 

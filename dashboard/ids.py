@@ -23,7 +23,10 @@ DOWNLOAD = "download"
 UPLOAD = "upload"
 UPLOAD_MESSAGES = "upload-messages"
 UPLOAD_REJECTED_MESSAGES = "upload-rejected-messages"
-#: Files the browser refused before sending (too large): filled by ``assets/upload_guard.js``.
+#: Files too large to send, which ``dcc.Upload`` would drop silently: the upload size guard in
+#: ``assets/face3d.js`` writes ``{"files": [{"name", "size"}], "at": ms}`` here (via ``set_props``,
+#: with this id spelled out) when files over the ``data-max-bytes`` of the ``.face3d-upload-guard``
+#: element are dropped or chosen.
 UPLOAD_REJECTED_STORE = "upload-rejected-store"
 GALLERY = "gallery"
 GALLERY_COUNT = "gallery-count"

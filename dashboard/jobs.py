@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 import diskcache
 
+from face3d_core.config import get_settings
 from face3d_core.errors import CacheError, Face3DError
 
 logger = logging.getLogger(__name__)
@@ -354,7 +355,7 @@ class ThreadJobRunner:
 
     def __init__(self, store: JobStore, tasks: Mapping[str, Task], max_workers: int | None = None):
         if max_workers is None:
-            max_workers = max(1, int(os.environ.get("FACE3D_JOB_WORKERS", "1") or 1))
+            max_workers = get_settings().job_workers
         self.store = store
         self.tasks = dict(tasks)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="face3d-job")

@@ -34,14 +34,13 @@ from typing import Any
 
 from dashboard.jobs import JOB_TTL_S, JobState, JobStatus, live_status
 from face3d_core.cache.redis import redact_url
+from face3d_core.config import get_settings
 from face3d_core.errors import CacheError, Face3DError
 
 logger = logging.getLogger(__name__)
 
 #: Name of the one Celery task that runs any dashboard job (see :mod:`dashboard.celery_app`).
 TASK_NAME = "face3d.run_job"
-#: Default seconds between heartbeats of a running job.
-DEFAULT_HEARTBEAT_S = 5.0
 
 
 class JobQueueError(Face3DError):
@@ -52,11 +51,7 @@ class JobQueueError(Face3DError):
 
 def heartbeat_interval() -> float:
     """Seconds between heartbeats of a running job (``FACE3D_JOB_HEARTBEAT_S``, default 5)."""
-    try:
-        value = float(os.environ.get("FACE3D_JOB_HEARTBEAT_S", "") or DEFAULT_HEARTBEAT_S)
-    except ValueError:
-        value = DEFAULT_HEARTBEAT_S
-    return value if value > 0 else DEFAULT_HEARTBEAT_S
+    return get_settings().job_heartbeat_s
 
 
 def make_celery(url: str) -> Any:

@@ -58,6 +58,20 @@ class UnknownModelError(Face3DError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ConfigError(Face3DError, ValueError):
+    """A ``FACE3D_*`` environment variable has a bad value; the message names it and says what to do.
+
+    Attributes:
+        variable: Name of the variable (e.g. ``"FACE3D_JOB_WORKERS"``), or ``None``.
+    """
+
+    title = "Configuration problem"
+
+    def __init__(self, message: str, *, variable: str | None = None) -> None:
+        super().__init__(message)
+        self.variable = variable
+
+
 class CacheError(Face3DError):
     """The result cache cannot be read or written (disk full, read-only, corrupt)."""
 

@@ -4,7 +4,7 @@ Detection uses OpenCV's YuNet (``cv2.FaceDetectorYN``). The model file is resolv
 the depth weights (:func:`face3d_core.weights.resolve_weights`), in this order:
 
 1. an explicit ``model_path`` argument;
-2. the environment variable ``FACE3D_YUNET_PATH``;
+2. the environment variable ``FACE3D_YUNET_PATH`` (read through :mod:`face3d_core.config`);
 3. ``$FACE3D_WEIGHTS_DIR/face_detection_yunet_2026may.onnx``, then the face3d cache dir;
 4. a download from the OpenCV zoo (:data:`YUNET_WEIGHTS`), SHA-256 checked.
 
@@ -38,6 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from face3d_core.config import get_settings
 from face3d_core.errors import NoFaceFoundError, WeightsUnavailableError
 from face3d_core.weights import WeightsFile, resolve_weights
 
@@ -50,9 +51,6 @@ YUNET_WEIGHTS = WeightsFile(
     sha256="ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0",
     size_mb=0.23,
 )
-
-#: Environment variable naming a YuNet ``.onnx`` file to use instead of the lookup order.
-YUNET_PATH_ENV = "FACE3D_YUNET_PATH"
 
 #: Names of the five landmarks, in YuNet's order.
 LANDMARK_NAMES: tuple[str, ...] = ("right_eye", "left_eye", "nose_tip", "mouth_right", "mouth_left")
@@ -204,8 +202,7 @@ def resolve_yunet_path(model_path: str | os.PathLike | None = None, *, allow_dow
         WeightsIntegrityError: A download did not match :data:`YUNET_WEIGHTS`' SHA-256.
     """
     if model_path is None:
-        env = os.environ.get(YUNET_PATH_ENV, "").strip()
-        model_path = env or None
+        model_path = get_settings().yunet_path
     return resolve_weights(YUNET_WEIGHTS, model_path, allow_download=allow_download)
 
 

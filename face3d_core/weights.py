@@ -5,7 +5,7 @@ Lookup order for a file (first hit wins):
 1. an explicit path given by the caller (``--weights PATH`` or ``DepthEstimator(weights=...)``);
 2. ``$FACE3D_WEIGHTS_DIR/<file_name>`` (a folder the user or admin fills by hand);
 3. ``<cache dir>/weights/<file_name>`` where the cache dir is ``$FACE3D_CACHE_DIR`` or
-   ``~/.cache/face3d`` (``$XDG_CACHE_HOME/face3d`` where set);
+   ``~/.cache/face3d`` (``$XDG_CACHE_HOME/face3d`` where set; see :mod:`face3d_core.config`);
 4. a download from the official URL into the cache dir: streamed to a temporary file in the
    same folder, SHA-256 checked while streaming, then atomically renamed into place;
 5. otherwise :class:`~face3d_core.errors.WeightsUnavailableError`, whose message names the
@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from face3d_core.config import get_settings
 from face3d_core.errors import WeightsIntegrityError, WeightsUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -56,12 +57,8 @@ class WeightsFile:
 
 
 def cache_dir() -> Path:
-    """Return the face3d cache directory (``$FACE3D_CACHE_DIR`` or the user's cache folder)."""
-    env = os.environ.get("FACE3D_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "face3d"
+    """Return the face3d cache folder (``$FACE3D_CACHE_DIR``; defined in :mod:`face3d_core.config`)."""
+    return get_settings().cache_dir
 
 
 def weights_cache_dir() -> Path:
@@ -71,13 +68,12 @@ def weights_cache_dir() -> Path:
 
 def weights_dir() -> Path | None:
     """Return ``$FACE3D_WEIGHTS_DIR`` as a path, or ``None`` when unset."""
-    env = os.environ.get("FACE3D_WEIGHTS_DIR")
-    return Path(env).expanduser() if env else None
+    return get_settings().weights_dir
 
 
 def offline() -> bool:
     """Return True when downloads are disabled (``FACE3D_OFFLINE=1``)."""
-    return os.environ.get("FACE3D_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    return get_settings().offline
 
 
 def sha256_file(path: Path) -> str:

@@ -6,7 +6,7 @@ keys of :mod:`face3d_core.cache.keys`, in the checked envelope of
 threads) share one cache safely (diskcache is thread- and process-safe); work on one key is
 serialised within a process (:class:`~face3d_core.cache.store.KeyLocks`).
 
-Configuration (environment):
+Configuration (environment, read through :mod:`face3d_core.config`):
 
 * ``FACE3D_CACHE_DIR``: the face3d cache folder (see :func:`face3d_core.weights.cache_dir`);
   results live in ``<cache dir>/results``.
@@ -38,25 +38,19 @@ from typing import Any
 import diskcache
 
 from face3d_core.cache.store import MISSING, EnvelopeStore, KeyLocks, encode_entry
+from face3d_core.config import DEFAULT_CACHE_SIZE_MB, get_settings
 from face3d_core.errors import CacheError
 from face3d_core.weights import cache_dir
 
 logger = logging.getLogger(__name__)
 
-#: Default size limit of the result cache in megabytes.
-DEFAULT_SIZE_MB = 2048
+#: Default size limit of the result cache in megabytes (``FACE3D_CACHE_SIZE_MB`` unset).
+DEFAULT_SIZE_MB = DEFAULT_CACHE_SIZE_MB
 
 
 def _size_limit_bytes(size_limit_mb: float | None) -> int:
     if size_limit_mb is None:
-        env = os.environ.get("FACE3D_CACHE_SIZE_MB", "").strip()
-        if env:
-            try:
-                size_limit_mb = float(env)
-            except ValueError:
-                logger.warning("Ignoring FACE3D_CACHE_SIZE_MB=%r (not a number)", env)
-        if size_limit_mb is None:
-            size_limit_mb = DEFAULT_SIZE_MB
+        size_limit_mb = get_settings().cache_size_mb
     if size_limit_mb <= 0:
         raise ValueError("The cache size limit must be positive")
     return int(size_limit_mb * 1024 * 1024)

@@ -29,35 +29,21 @@ Example:
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from face3d_core.cache.store import MISSING, EnvelopeStore, encode_entry
+from face3d_core.config import get_settings
 from face3d_core.errors import CacheError
 
 logger = logging.getLogger(__name__)
 
-#: Default time to live of a cache entry (seconds).
-DEFAULT_TTL_S = 30 * 24 * 3600
 #: Longest a worker may hold the compute lock of one key (seconds); a crashed holder frees it then.
 LOCK_TIMEOUT_S = 900
 #: Prefix of every key this module writes (the cache keys already start with it).
 KEY_PREFIX = "face3d/"
 _LOCK_PREFIX = "face3d-lock:"
-
-
-def _ttl_from_env() -> int:
-    env = os.environ.get("FACE3D_CACHE_TTL_S", "").strip()
-    if not env:
-        return DEFAULT_TTL_S
-    try:
-        value = int(float(env))
-    except ValueError:
-        logger.warning("Ignoring FACE3D_CACHE_TTL_S=%r (not a number)", env)
-        return DEFAULT_TTL_S
-    return value if value > 0 else DEFAULT_TTL_S
 
 
 def redact_url(url: str) -> str:
@@ -88,7 +74,7 @@ class RedisResultCache(EnvelopeStore):
         super().__init__()
         self._redis_module = redis
         self.url = url
-        self.ttl_s = int(ttl_s) if ttl_s else _ttl_from_env()
+        self.ttl_s = int(ttl_s) if ttl_s else get_settings().cache_ttl_s
         self._client = client if client is not None else redis.Redis.from_url(url, socket_timeout=30)
 
     @property

@@ -2,7 +2,8 @@
 
 Each subcommand lives in its own module exposing ``add_parser(subparsers)`` (which sets
 ``func=run``) and ``run(args) -> int``. User errors (:class:`~face3d_core.errors.Face3DError`)
-are printed as one line ``face3d: error: ...`` with a non-zero exit code, never as a traceback.
+are printed as one line ``face3d: error: ...`` with a non-zero exit code, never as a traceback; so is
+a bad ``FACE3D_*`` setting (:class:`~face3d_core.errors.ConfigError`), checked before any work.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from face3d_core import __version__
+from face3d_core.config import get_settings
 from face3d_core.errors import Face3DError
 
 _SUBCOMMANDS = ("depth_cmd", "mesh_cmd", "models_cmd")
@@ -45,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        get_settings()  # a bad FACE3D_* value stops here, as one line, before any work
         return int(args.func(args))
     except Face3DError as exc:
         print(error_line(exc.user_message), file=sys.stderr)

@@ -8,7 +8,7 @@ The transformer is timm's ``beit_{large,base}_patch16_{512,384}`` built with ``p
   (``align_corners=False``) to the current patch grid ``(h, w)`` and indexed with the relative
   position index of that grid (the 3 class-token entries are kept as they are);
 * the attention itself (timm's module only supports its training window);
-* the hooks and :class:`~face3d_core.models.dpt.Reassemble` blocks of DPT.
+* the hooks and :class:`~face3d_core.models.dpt_blocks.Reassemble` blocks of DPT.
 
 The official checkpoint stores ``relative_position_index`` of every block (timm < 0.9 made it a
 persistent buffer); it is registered as persistent here too so that the checkpoint loads with
@@ -26,7 +26,7 @@ from timm.models.beit import gen_relative_position_index
 from torch import nn
 from torch.nn import functional as F
 
-from face3d_core.models.dpt import make_vit_reassembles
+from face3d_core.models.dpt_blocks import make_vit_reassembles
 
 __all__ = ["BeitBackbone", "resize_relative_position_bias"]
 

@@ -7,7 +7,7 @@ MiDaS adds, written here:
 * any input whose sides are multiples of 32: the learned 24x24 position embedding is resized
   bilinearly (``align_corners=False``) to the patch grid, the class-token embedding kept;
 * the outputs of four transformer blocks ("hooks") are taken, and turned into feature maps at
-  strides 4, 8, 16 and 32 by :class:`~face3d_core.models.dpt.Reassemble` blocks
+  strides 4, 8, 16 and 32 by :class:`~face3d_core.models.dpt_blocks.Reassemble` blocks
   (``pretrained.act_postprocess{1..4}``);
 * for the hybrid model, levels 1 and 2 are the ResNet stage outputs (strides 4 and 8, 256 and
   512 channels) instead of transformer tokens.
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from face3d_core.models.dpt import make_vit_reassembles
+from face3d_core.models.dpt_blocks import make_vit_reassembles
 
 __all__ = ["VitBackbone", "resize_position_embedding"]
 

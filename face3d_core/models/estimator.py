@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from face3d_core.config import get_settings
 from face3d_core.errors import WeightsUnavailableError
 from face3d_core.models.acceleration import accelerate_for_cpu
 from face3d_core.models.onnx_backend import build_onnx_network, onnxruntime_available
@@ -48,7 +49,7 @@ def select_device(device: str = "auto") -> torch.device:
     ``FACE3D_DEVICE`` overrides ``auto``.
     """
     if device == "auto":
-        device = os.environ.get("FACE3D_DEVICE", "auto")
+        device = get_settings().device
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -73,7 +74,7 @@ def resolve_precision(precision: str, device: torch.device) -> Literal["fp32", "
     inaccurate there); it falls back to fp32 with a warning.
     """
     if precision == "auto":
-        precision = os.environ.get("FACE3D_PRECISION", "auto")
+        precision = get_settings().precision
     if precision == "auto":
         return "fp16" if device.type == "cuda" else "fp32"
     if precision not in {"fp32", "bf16", "fp16"}:
@@ -171,7 +172,7 @@ class DepthEstimator:
 
     def _resolve_backend(self, backend: str) -> str:
         if backend == "auto":
-            backend = os.environ.get("FACE3D_BACKEND", "auto")
+            backend = get_settings().backend
         if backend not in {"auto", "torch", "onnxruntime"}:
             raise ValueError(f"unknown backend {backend!r} (use auto, torch or onnxruntime)")
         cpu_fp32 = self.device.type == "cpu" and self.precision == "fp32"

@@ -525,7 +525,7 @@ class Face3DService:
         Raises:
             ComparisonError: Fewer than 2 or more than 6 faces, or a photo without a face.
         """
-        from face3d_core.faces import face_mask
+        from face3d_core.masks import face_mask
 
         items = [(sha, face) for sha, face in items]
         if not 2 <= len(items) <= 6:

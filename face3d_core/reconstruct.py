@@ -5,7 +5,7 @@ the network. Stages (each can be switched in :class:`ReconstructionParams`):
 
 1. **Spikes** (:func:`~face3d_core.refine.remove_outliers`) and **holes**
    (:func:`~face3d_core.refine.fill_holes`; holes touching the border stay empty).
-2. **Face mask** (:func:`~face3d_core.faces.face_mask`): landmark ellipse refined by depth,
+2. **Face mask** (:func:`~face3d_core.masks.face_mask`): landmark ellipse refined by depth,
    so the wall behind the head is not part of the model.
 3. **Smoothing** inside the mask: Gaussian with ``smoothing_sigma`` pixels (normalised
    convolution: the background never bleeds into the face outline), or a bilateral
@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 
 from face3d_core import refine
-from face3d_core.faces import LANDMARK_NAMES, Face, ellipse_mask, face_ellipse, face_mask, foreground_mask
+from face3d_core.faces import LANDMARK_NAMES, Face
 from face3d_core.geometry import (
     DEFAULT_DISTANCE_MM,
     DEFAULT_FOV_DEG,
@@ -54,6 +54,7 @@ from face3d_core.geometry import (
     sample_bilinear,
     solve_near_distance_for_ipd,
 )
+from face3d_core.masks import ellipse_mask, face_ellipse, face_mask, foreground_mask
 from face3d_core.mesh import DEFAULT_MAX_EDGE_FACTOR, Mesh, grid_mesh
 from face3d_core.pipeline import FaceDepth
 
@@ -94,7 +95,7 @@ class ReconstructionParams:
         mask_mode: ``"face"`` (landmark ellipse + depth), ``"foreground"`` (Otsu on depth),
             ``"none"`` (all valid pixels), ``"auto"`` (face when a face is known, else none).
         mask_separation: How clearly the background must stand apart from the face in depth
-            to be cut from the face ellipse (see :func:`face3d_core.faces.face_mask`).
+            to be cut from the face ellipse (see :func:`face3d_core.masks.face_mask`).
         ellipse_scale: Size of the face ellipse (1 = forehead to chin).
         stride: Use every ``stride``-th pixel (display density).
         max_points: If set, raise the stride until at most about this many points remain.

@@ -371,6 +371,7 @@ def test_reconstruct_face_never_writes_the_callers_depth(metric):
     if not metric:
         depth = (3.0e4 / depth).astype(np.float32)
     depth[40:44, 70:74] = np.nan
+    depth[10, 10] = np.inf  # missing too: becomes NaN in the stages' own copy only
     depth[60, 80] *= 1.5
     before = depth.copy()
     model = reconstruct_face(depth, ReconstructionParams(depth_kind="metric" if metric else "inverse", fov_deg=40.0))

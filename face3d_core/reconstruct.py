@@ -526,8 +526,8 @@ def model_mask(
         mask_separation: See :func:`~face3d_core.masks.face_mask`'s ``min_separation``.
 
     Returns:
-        ``(h, w) bool``, only on finite pixels; never empty (an empty mask falls back to every
-        finite pixel).
+        ``(h, w) bool``, only on finite pixels. An empty result falls back to every finite
+        pixel, so the mask is empty only when ``depth`` has no finite pixel.
     """
     valid = np.isfinite(depth)
     if metric:
@@ -838,8 +838,8 @@ def point_colors(
 
     Args:
         points_xyz: ``(N, 3) float32`` camera-frame points, mm (Z towards the viewer).
-        color_mode: ``"depth"``: gray from :data:`_DEPTH_GRAY_MIN` (farthest) to 255 (nearest);
-            ``"photo"``: the photo's pixel (depth colours without a photo).
+        color_mode: ``"depth"``: gray levels from 40 (farthest) to 255 (nearest), linear in
+            nearness; ``"photo"``: the photo's pixel (depth colours without a photo).
         image_rgb: ``(hl, wl, 3) uint8`` the photo on the lattice, for ``"photo"``.
         rows: ``(N,)`` lattice row of each point, for ``"photo"``.
         cols: ``(N,)`` lattice column of each point, for ``"photo"``.

@@ -1010,6 +1010,8 @@ def reconstruct_face(
     landmarks_cam = None if face is None else backproject_landmarks(face, conversion.to_mm(marks_depth), intr)
     origin = output_origin(points.points_xyz, landmarks_cam, params.center)
     origin32 = origin.astype(np.float32)
+    points_xyz = (points.points_xyz - origin32).astype(np.float32, copy=False)
+    landmarks_xyz = None if landmarks_cam is None else (landmarks_cam - origin).astype(np.float32)
     nearness, colors = point_colors(
         points.points_xyz, color_mode=params.color_mode, image_rgb=lat.image_rgb, rows=points.rows, cols=points.cols
     )
@@ -1032,14 +1034,14 @@ def reconstruct_face(
     clock.lap("mesh")
 
     model = FaceModel3D(
-        points_xyz=(points.points_xyz - origin32).astype(np.float32, copy=False),
+        points_xyz=points_xyz,
         colors_rgb=colors,
         depth_values=nearness,
         pixel_xy=points.pixel_xy,
         mesh=mesh,
         lattice_mask=keep,
         lattice_depth_mm=np.where(keep, depth_mm, np.float32(np.nan)).astype(np.float32, copy=False),
-        landmarks_xyz=None if landmarks_cam is None else (landmarks_cam - origin).astype(np.float32),
+        landmarks_xyz=landmarks_xyz,
         origin_mm=origin,
         intrinsics=frame.intrinsics,
         scale_source=conversion.scale_source,

@@ -31,6 +31,8 @@ import plotly.io as pio
 from PIL import Image
 from plotly.subplots import make_subplots
 
+from face3d_core.geometry import nearness_from_z
+
 logger = logging.getLogger(__name__)
 
 #: Exact black-to-white scale (the same mapping as the 8-bit PNG download: 1 = nearest = white).
@@ -265,7 +267,7 @@ def points_trace(
     Args:
         points_xyz: ``(N, 3) float`` points in the display frame (mm).
         gray_values: ``(N,) float`` in ``[0, 1]`` shown as grayscale (1 = white); default: the
-            points' z, normalised.
+            points' nearness from their z (:func:`face3d_core.geometry.nearness_from_z`).
         colors_rgb: ``(N, 3) uint8`` photo colours (used instead of gray when given).
         marker_size: Marker size in pixels.
         max_points: Random subsample above this many points.
@@ -288,9 +290,7 @@ def points_trace(
         marker.update(color=typed_array(indices), colorscale=colorscale, cmin=0, cmax=max(1, len(colorscale) - 1))
     else:
         if gray_values is None:
-            z = pts[:, 2]
-            lo, hi = np.percentile(z, [1, 99]) if z.size else (0.0, 1.0)
-            values = (z - lo) / max(float(hi - lo), 1e-6)
+            values = nearness_from_z(pts[:, 2])
         else:
             values = np.asarray(gray_values, dtype=np.float32).reshape(-1)
             if keep is not None:
@@ -360,9 +360,7 @@ def mesh_trace(
         )
         return trace
     if gray_values is None:
-        z = verts[:, 2]
-        lo, hi = np.percentile(z, [1, 99]) if z.size else (0.0, 1.0)
-        gray_values = (z - lo) / max(float(hi - lo), 1e-6)
+        gray_values = nearness_from_z(verts[:, 2])
     trace.update(
         intensity=typed_array(gray_levels(gray_values)), intensitymode="vertex", colorscale=GRAY_SCALE, cmin=0, cmax=255
     )

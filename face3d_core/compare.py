@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 
 from face3d_core.errors import Face3DError
-from face3d_core.faces import face_mask
+from face3d_core.masks import face_mask
 from face3d_core.pipeline import DepthRef, FaceDepth, TaskProgress, no_progress
 
 logger = logging.getLogger(__name__)

@@ -275,6 +275,44 @@ def backproject_grid(
     return backproject_pixels(c, r, sub, intrinsics)
 
 
+def nearness_from_z(
+    z_mm: np.ndarray,
+    *,
+    z_towards_viewer: bool = True,
+    max_samples: int | None = None,
+) -> np.ndarray:
+    """Nearness of points in ``[0, 1]`` from their z coordinate: 1 = nearest, 0 = farthest.
+
+    The robust range of ``z`` (its 1st to 99th percentile) is stretched to ``[0, 1]`` and the
+    result clipped, so a few stray points neither squash the scale nor leave it. This is the
+    grayscale of the depth colour mode (lighter = nearer) wherever points are shown.
+
+    Args:
+        z_mm: ``(N,) float`` z of each point, in mm (any unit works: the result is unitless).
+        z_towards_viewer: True (default): ``z_mm`` is the Z coordinate of the output frame
+            (X right, Y up, Z towards the viewer), so larger = nearer. False: ``z_mm`` is the
+            distance from the camera along the optical axis, so larger = farther.
+        max_samples: Take the percentiles from about this many evenly strided samples
+            (every ``N // max_samples``-th value) instead of all ``N``: cheaper on large clouds.
+
+    Returns:
+        ``(N,) float32`` in ``[0, 1]``, 1 at the nearest. The arithmetic is float32 throughout.
+        A constant ``z`` gives 0 everywhere (the span is floored at ``1e-6``).
+
+    Example:
+        >>> nearness_from_z(np.array([-600.0, -550.0, -500.0])).round(2).tolist()
+        [0.0, 0.5, 1.0]
+    """
+    z = np.asarray(z_mm, dtype=np.float32).reshape(-1)
+    if z.size == 0:
+        return np.zeros(0, np.float32)
+    step = 1 if max_samples is None else max(1, z.size // max_samples)
+    z_lo, z_hi = np.percentile(z[::step], [1.0, 99.0])
+    span = np.float32(max(float(z_hi - z_lo), 1e-6))
+    offset = (z - np.float32(z_lo)) if z_towards_viewer else (np.float32(z_hi) - z)
+    return np.clip(offset / span, 0.0, 1.0).astype(np.float32)
+
+
 def sample_bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """Sample an ``(H, W)`` float map at ``(N, 2)`` pixel positions (bilinear, clamped at borders).
 

@@ -1,22 +1,29 @@
 """The cheap step, composed: depth map (+ photo, face) -> clean 3D face in millimetres.
 
 :func:`reconstruct_face` is what the dashboard reruns on every slider move; it never runs
-the network. Stages (each can be switched in :class:`ReconstructionParams`):
+the network. It is a short composition of stage functions, each usable and tested alone
+(each can be switched in :class:`ReconstructionParams`; the key of
+:attr:`FaceModel3D.timings_ms` in brackets):
 
-1. **Spikes** (:func:`~face3d_core.refine.remove_outliers`) and **holes**
-   (:func:`~face3d_core.refine.fill_holes`; holes touching the border stay empty).
-2. **Face mask** (:func:`~face3d_core.faces.face_mask`): landmark ellipse refined by depth,
-   so the wall behind the head is not part of the model.
-3. **Smoothing** inside the mask: Gaussian with ``smoothing_sigma`` pixels (normalised
-   convolution: the background never bleeds into the face outline), or a bilateral
-   **edge-preserving** filter of the same spatial size.
-4. **Depth conversion** (:mod:`face3d_core.geometry`): relative inverse depth to metric
-   depth with ``Z = 1 / (a d + b)``, anchored so that the face's relief is ``relief_mm *
-   depth_scale`` and its eyes are 63 mm apart (millimetre scale). Metric input is used as is.
-5. **Flying pixels** (:func:`~face3d_core.refine.flying_pixels`) are dropped.
-6. **Back-projection** with a pinhole camera of ``fov_deg`` (horizontal, whole photo), on a
-   grid of every ``stride``-th pixel; **colours** by depth (grayscale, lighter = nearer) or
-   from the photo; **mesh** by grid triangulation without long edges.
+0. **Lattice** (:func:`frame_source`, :func:`lattice_stride`, :func:`sample_lattice`): the
+   input checked and put in the depth map's pixel frame, then sampled every ``stride`` pixels.
+1. **Clean** (:func:`clean_depth`) [``outliers_holes``]: spikes
+   (:func:`~face3d_core.refine.remove_outliers`) and holes (:func:`~face3d_core.refine.fill_holes`;
+   holes touching the border stay empty).
+2. **Mask** (:func:`model_mask`) [``mask``]: the face mask (:func:`~face3d_core.masks.face_mask`:
+   landmark ellipse refined by depth), so the wall behind the head is not part of the model.
+3. **Smooth** (:func:`smooth_in_mask`) [``smooth``] inside the mask: Gaussian with
+   ``smoothing_sigma`` pixels (normalised convolution: the background never bleeds into the
+   face outline), or a bilateral **edge-preserving** filter of the same spatial size.
+4. **Metric depth** (:func:`fit_depth_conversion`, :class:`DepthConversion`) [``convert``]:
+   relative inverse depth to metric depth with ``Z = 1 / (a d + b)`` (:mod:`face3d_core.geometry`),
+   anchored so that the face's relief is ``relief_mm * depth_scale`` and its eyes are 63 mm
+   apart (millimetre scale). Metric input is used as is.
+5. **Flying pixels** (:func:`solid_pixels`) [``flying``] are dropped.
+6. **Points** (:func:`lattice_points`, :func:`backproject_landmarks`, :func:`output_origin`,
+   :func:`point_colors`) [``points``]: back-projection with a pinhole camera of ``fov_deg``
+   (horizontal, whole photo); **colours** by depth (grayscale, lighter = nearer) or from the photo.
+7. **Mesh** (:func:`surface_mesh`) [``mesh``]: grid triangulation without long edges.
 
 **Density.** With ``stride`` s > 1 (or a ``max_points`` budget) every stage runs on the
 lattice of pixels ``(s i, s j)`` with the smoothing sigma divided by s: the same points as
@@ -42,7 +49,7 @@ import cv2
 import numpy as np
 
 from face3d_core import refine
-from face3d_core.faces import LANDMARK_NAMES, Face, ellipse_mask, face_ellipse, face_mask, foreground_mask
+from face3d_core.faces import LANDMARK_NAMES, Face
 from face3d_core.geometry import (
     DEFAULT_DISTANCE_MM,
     DEFAULT_FOV_DEG,
@@ -50,10 +57,12 @@ from face3d_core.geometry import (
     MEAN_IPD_MM,
     Intrinsics,
     backproject_grid,
+    nearness_from_z,
     relative_to_metric_depth,
     sample_bilinear,
     solve_near_distance_for_ipd,
 )
+from face3d_core.masks import ellipse_mask, face_ellipse, face_mask, foreground_mask
 from face3d_core.mesh import DEFAULT_MAX_EDGE_FACTOR, Mesh, grid_mesh
 from face3d_core.pipeline import FaceDepth
 
@@ -94,7 +103,7 @@ class ReconstructionParams:
         mask_mode: ``"face"`` (landmark ellipse + depth), ``"foreground"`` (Otsu on depth),
             ``"none"`` (all valid pixels), ``"auto"`` (face when a face is known, else none).
         mask_separation: How clearly the background must stand apart from the face in depth
-            to be cut from the face ellipse (see :func:`face3d_core.faces.face_mask`).
+            to be cut from the face ellipse (see :func:`face3d_core.masks.face_mask`).
         ellipse_scale: Size of the face ellipse (1 = forehead to chin).
         stride: Use every ``stride``-th pixel (display density).
         max_points: If set, raise the stride until at most about this many points remain.
@@ -257,21 +266,31 @@ class FaceModel3D:
         return np.stack([self.points_xyz.min(axis=0), self.points_xyz.max(axis=0)])
 
 
-def _auto_stride(n_estimate: int, stride: int, max_points: int | None) -> int:
-    if max_points is None or n_estimate <= max_points * stride * stride:
-        return stride
-    return max(stride, int(math.ceil(math.sqrt(n_estimate / max_points))))
+# --------------------------------------------------------------------------------------------
+# Stage 0: the input and the sampling lattice
+# --------------------------------------------------------------------------------------------
 
 
-def _estimate_points(depth: np.ndarray, face: Face | None, mode: str, ellipse_scale: float) -> int:
-    """Rough number of valid pixels the model will keep (for the ``max_points`` budget)."""
-    h, w = depth.shape
-    step = max(1, int(math.sqrt(h * w / 40_000)))
-    sub = np.isfinite(depth[::step, ::step])
-    if face is not None and mode in ("auto", "face"):
-        center, axes, angle = face_ellipse(face, ellipse_scale)
-        sub &= ellipse_mask(sub.shape, center / step, (axes[0] / step, axes[1] / step), angle)
-    return int(sub.sum()) * step * step
+@dataclass(frozen=True, eq=False)
+class DepthFrame:
+    """The input of :func:`reconstruct_face`, checked and brought to one pixel frame.
+
+    Attributes:
+        depth: ``(h, w) float32`` the depth map as given (relative inverse depth, or metric in
+            the input's unit; ``NaN`` = missing). May be the caller's array: never written to.
+        image_rgb: ``(h, w, 3) uint8`` the photo resized to the depth map, or None.
+        face: The face in the depth map's pixels, or None.
+        crop_box_xyxy: The depth map's box in the original photo's pixels.
+        image_size_wh: ``(W, H)`` of the original photo.
+        intrinsics: Camera of the depth map (``width, height == w, h``).
+    """
+
+    depth: np.ndarray
+    image_rgb: np.ndarray | None
+    face: Face | None
+    crop_box_xyxy: tuple[int, int, int, int]
+    image_size_wh: tuple[int, int]
+    intrinsics: Intrinsics
 
 
 def _unpack(
@@ -285,6 +304,621 @@ def _unpack(
         depth, image, face = source
         return depth, image, face, None, None
     return source, None, None, None, None
+
+
+def frame_source(
+    source: FaceDepth | tuple | np.ndarray,
+    *,
+    fov_deg: float = DEFAULT_FOV_DEG,
+    crop_box_xyxy: tuple[int, int, int, int] | None = None,
+    image_size_wh: tuple[int, int] | None = None,
+) -> DepthFrame:
+    """Check the input and put depth, photo, face and camera in the depth map's pixel frame.
+
+    Args:
+        source: As :func:`reconstruct_face`'s ``source``. A ``(1, h, w)`` depth is squeezed.
+        fov_deg: Horizontal field of view of the whole original photo, degrees.
+        crop_box_xyxy: For a tuple/array source: where the depth map lies in the photo
+            (default: it is the whole photo).
+        image_size_wh: For a tuple/array source: the photo's size (default: the box's).
+
+    Returns:
+        The :class:`DepthFrame`. A photo of another size than the depth map is resized to it
+        (area interpolation when shrinking, bilinear otherwise) and the face moved with it
+        (pixel centres on integers); without a photo the face is taken to be in depth pixels.
+        The camera is the whole photo's, cropped to the box and resampled to the depth map.
+
+    Raises:
+        ValueError: The depth is not ``(h, w)`` with both sides >= 2, or the photo is not ``(h', w', 3)``.
+    """
+    depth_in, image_rgb, face, box, size_wh = _unpack(source)
+    depth = np.asarray(depth_in, dtype=np.float32)
+    if depth.ndim == 3 and depth.shape[0] == 1:
+        depth = depth[0]
+    if depth.ndim != 2 or min(depth.shape) < 2:
+        raise ValueError(f"expected an (H, W) depth map, got shape {depth.shape}")
+    h, w = depth.shape
+    if image_rgb is not None:
+        image_rgb = np.asarray(image_rgb)
+        if image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) image, got shape {image_rgb.shape}")
+        ih, iw = image_rgb.shape[:2]
+        if (ih, iw) != (h, w):
+            sx, sy = w / iw, h / ih
+            interp = cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR
+            image_rgb = cv2.resize(image_rgb, (w, h), interpolation=interp)
+            if face is not None:
+                face = face.transformed((sx, sy), (0.5 * sx - 0.5, 0.5 * sy - 0.5))
+    box = box if box is not None else (crop_box_xyxy or (0, 0, w, h))
+    size_wh = size_wh if size_wh is not None else (image_size_wh or (box[2] - box[0], box[3] - box[1]))
+    intrinsics = Intrinsics.from_fov(size_wh[0], size_wh[1], fov_deg).cropped(box)
+    if (intrinsics.width, intrinsics.height) != (w, h):
+        intrinsics = intrinsics.resized(w, h)
+    return DepthFrame(depth, image_rgb, face, box, size_wh, intrinsics)
+
+
+def _estimate_points(depth: np.ndarray, face: Face | None, mode: str, ellipse_scale: float) -> int:
+    """Rough number of valid pixels the model will keep (for the ``max_points`` budget)."""
+    h, w = depth.shape
+    step = max(1, int(math.sqrt(h * w / 40_000)))
+    sub = np.isfinite(depth[::step, ::step])
+    if face is not None and mode in ("auto", "face"):
+        center, axes, angle = face_ellipse(face, ellipse_scale)
+        sub &= ellipse_mask(sub.shape, center / step, (axes[0] / step, axes[1] / step), angle)
+    return int(sub.sum()) * step * step
+
+
+def lattice_stride(
+    depth: np.ndarray,
+    face: Face | None,
+    *,
+    stride: int = 1,
+    max_points: int | None = None,
+    mask_mode: MaskMode = "auto",
+    ellipse_scale: float = 1.0,
+) -> int:
+    """Grid stride of the lattice: ``stride``, raised until about ``max_points`` points remain.
+
+    Args:
+        depth: ``(h, w) float`` depth map (``NaN`` = missing).
+        face: The face in depth pixels, or None.
+        stride: The smallest stride (the user's density).
+        max_points: Point budget, or None for no budget.
+        mask_mode: As :attr:`ReconstructionParams.mask_mode`: with a face, only the pixels
+            inside the face ellipse are counted.
+        ellipse_scale: Size of that ellipse.
+
+    Returns:
+        ``s >= stride`` with ``(valid pixels) / s^2 <= max_points`` (counted on a coarse grid).
+    """
+    stride = int(stride)
+    if max_points is None:
+        return stride
+    n_estimate = _estimate_points(depth, face, mask_mode, ellipse_scale)
+    if n_estimate <= max_points * stride * stride:
+        return stride
+    return max(stride, int(math.ceil(math.sqrt(n_estimate / max_points))))
+
+
+@dataclass(frozen=True, eq=False)
+class Lattice:
+    """The pixels ``(stride i, stride j)`` of a :class:`DepthFrame`, where every later stage runs.
+
+    Attributes:
+        depth: ``(hl, wl) float32`` C-contiguous depth on the lattice (input units, ``NaN`` =
+            missing). May share memory with the input: never written to.
+        image_rgb: ``(hl, wl, 3) uint8`` view of the photo on the lattice, or None.
+        face: The face in lattice pixels, or None.
+        intrinsics: Camera of the lattice (focal length and principal point divided by the stride).
+        stride: Lattice step in depth-map pixels.
+    """
+
+    depth: np.ndarray
+    image_rgb: np.ndarray | None
+    face: Face | None
+    intrinsics: Intrinsics
+    stride: int
+
+
+def sample_lattice(frame: DepthFrame, stride: int) -> Lattice:
+    """Sample a depth frame on every ``stride``-th row and column (the same samples as a full-resolution map).
+
+    Args:
+        frame: The input.
+        stride: Lattice step, ``>= 1``.
+
+    Returns:
+        The :class:`Lattice`: lattice pixel ``(i, j)`` is depth-map pixel ``(stride i, stride j)``.
+    """
+    s = int(stride)
+    depth = np.ascontiguousarray(frame.depth[::s, ::s], dtype=np.float32)
+    hl, wl = depth.shape
+    full = frame.intrinsics
+    intrinsics = Intrinsics(full.fx / s, full.fy / s, full.cx / s, full.cy / s, wl, hl)
+    face = frame.face.transformed((1.0 / s, 1.0 / s)) if (frame.face is not None and s > 1) else frame.face
+    image = frame.image_rgb[::s, ::s] if frame.image_rgb is not None else None
+    return Lattice(depth, image, face, intrinsics, s)
+
+
+# --------------------------------------------------------------------------------------------
+# Stages 1-3: clean, mask, smooth (in the input's depth units)
+# --------------------------------------------------------------------------------------------
+
+
+def clean_depth(
+    depth: np.ndarray,
+    *,
+    metric: bool = False,
+    depth_unit_mm: float = 1.0,
+    remove_outliers: bool = True,
+    fill_holes: bool = True,
+) -> np.ndarray:
+    """Mark missing pixels, remove spikes and fill interior holes.
+
+    Args:
+        depth: ``(h, w) float32`` relative inverse depth (``NaN``/``inf`` = missing) or, with
+            ``metric``, depth along the optical axis in ``depth_unit_mm`` (also ``<= 0`` = missing).
+            Never written to.
+        metric: The input is metric depth.
+        depth_unit_mm: Millimetres per input unit (metric only).
+        remove_outliers: Remove isolated spikes (:func:`~face3d_core.refine.remove_outliers`).
+        fill_holes: Fill the spikes and the interior holes (:func:`~face3d_core.refine.fill_holes`).
+            A hole that touches the border and was (partly) missing in the input is outside the
+            object (a sensor's background) and stays empty.
+
+    Returns:
+        ``(h, w) float32``, ``NaN`` = missing: relative inverse depth, or metric depth in mm.
+        May be ``depth`` itself when nothing changed.
+
+    Raises:
+        ValueError: No pixel is valid.
+    """
+    if metric:
+        d = depth * np.float32(depth_unit_mm)
+        valid_in = np.isfinite(d) & (d > 0)
+    else:
+        d = depth
+        valid_in = np.isfinite(d)
+    if not valid_in.any():
+        raise ValueError("the depth map has no valid pixel")
+    if not valid_in.all():
+        d = d.copy() if d is depth else d
+        d[~valid_in] = np.nan
+    if remove_outliers:
+        d = refine.remove_outliers(d)
+    if fill_holes and not np.isfinite(d).all():
+        holes = ~np.isfinite(d)
+        outside = None
+        if not valid_in.all():
+            seeds = refine.border_regions(~valid_in)
+            if seeds.any():
+                _, labels = cv2.connectedComponents(holes.view(np.uint8), connectivity=4)
+                outside_labels = np.zeros(int(labels.max()) + 1, dtype=bool)
+                outside_labels[labels[seeds]] = True
+                outside_labels[0] = False
+                outside = outside_labels[labels]
+        d = refine.fill_holes(d)
+        if outside is not None:
+            d[outside] = np.nan
+    return d
+
+
+def model_mask(
+    depth: np.ndarray,
+    face: Face | None,
+    *,
+    metric: bool = False,
+    mask_mode: MaskMode = "auto",
+    ellipse_scale: float = 1.0,
+    mask_separation: float = 2.5,
+) -> np.ndarray:
+    """The pixels that may become the model: the face (or near object) without its background.
+
+    Args:
+        depth: ``(h, w) float32`` cleaned depth (:func:`clean_depth`; ``NaN`` = missing):
+            relative inverse depth, or metric mm with ``metric`` (inverted for the masks).
+        face: The face in these pixels, or None.
+        metric: ``depth`` is metric.
+        mask_mode: ``"face"`` (:func:`~face3d_core.masks.face_mask`; without a face it falls
+            back to ``"foreground"``), ``"foreground"`` (:func:`~face3d_core.masks.foreground_mask`),
+            ``"none"`` (every valid pixel), ``"auto"`` (face when there is one, else none).
+        ellipse_scale: Size of the face ellipse.
+        mask_separation: See :func:`~face3d_core.masks.face_mask`'s ``min_separation``.
+
+    Returns:
+        ``(h, w) bool``, only on finite pixels. An empty result falls back to every finite
+        pixel, so the mask is empty only when ``depth`` has no finite pixel.
+    """
+    valid = np.isfinite(depth)
+    if metric:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            disp = np.float32(1.0) / depth
+    else:
+        disp = depth
+    mode = mask_mode
+    if mode == "auto":
+        mode = "face" if face is not None else "none"
+    if mode == "face" and face is None:
+        logger.info("mask_mode='face' without a face: using the depth foreground instead")
+        mode = "foreground"
+    if mode == "face":
+        mask = face_mask(disp, face, valid=valid, ellipse_scale=ellipse_scale, min_separation=mask_separation)
+    elif mode == "foreground":
+        mask = foreground_mask(disp, valid)
+    else:
+        mask = valid
+    if not mask.any():
+        logger.info("The mask is empty; using all valid pixels")
+        mask = valid
+    return mask
+
+
+def smooth_in_mask(depth: np.ndarray, mask: np.ndarray, *, sigma: float, edge_preserving: bool = False) -> np.ndarray:
+    """Smooth the depth inside the mask only, so the background never bleeds into the outline.
+
+    Args:
+        depth: ``(h, w) float32`` cleaned depth (any unit; ``NaN`` = missing).
+        mask: ``(h, w) bool`` pixels to keep (:func:`model_mask`).
+        sigma: Gaussian sigma in pixels of ``depth`` (0 = no smoothing).
+        edge_preserving: A bilateral filter of the same spatial size instead of the Gaussian
+            (:func:`~face3d_core.refine.edge_preserving_filter`).
+
+    Returns:
+        ``(h, w) float32`` in ``depth``'s unit, ``NaN`` outside the mask and where ``depth`` is
+        ``NaN``. May be ``depth`` itself (no smoothing, mask everywhere).
+    """
+    if sigma > 0:
+        if edge_preserving:
+            return refine.edge_preserving_filter(depth, sigma_space=sigma, valid=mask)
+        return refine.smooth_depth(depth, sigma, valid=mask)
+    if not mask.all():
+        return np.where(mask, depth, np.float32(np.nan))
+    return depth
+
+
+def landmark_depth(face: Face | None, depth_smooth: np.ndarray, depth_clean: np.ndarray) -> np.ndarray | None:
+    """Depth at the five landmarks: smoothed, or the cleaned value where the smoothed is missing.
+
+    Landmarks may fall outside the mask (a turned head), where the smoothed map is ``NaN``.
+
+    Args:
+        face: The face in these pixels, or None.
+        depth_smooth: ``(h, w) float32`` :func:`smooth_in_mask` output.
+        depth_clean: ``(h, w) float32`` :func:`clean_depth` output (same unit).
+
+    Returns:
+        ``(5,) float64`` bilinear samples in order :data:`~face3d_core.faces.LANDMARK_NAMES`
+        (``NaN`` where no neighbour is finite), or None without a face.
+    """
+    if face is None:
+        return None
+    return sample_bilinear(np.where(np.isfinite(depth_smooth), depth_smooth, depth_clean), face.landmarks_xy)
+
+
+# --------------------------------------------------------------------------------------------
+# Stage 4: metric depth
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DepthConversion:
+    """How depth values become millimetres (see :mod:`face3d_core.geometry`).
+
+    Attributes:
+        scale_source: ``"metric"`` (values already in mm: :meth:`to_mm` is the identity),
+            ``"eyes"`` (``z_near`` puts the eyes ``ipd_mm`` apart) or ``"assumed"``
+            (``z_near`` = :data:`~face3d_core.geometry.DEFAULT_DISTANCE_MM`).
+        d_lo: Relative inverse depth placed at ``z_near + relief`` (far anchor).
+        d_hi: Relative inverse depth placed at ``z_near`` (near anchor), ``> d_lo``.
+        z_near: Distance of the near anchor in mm.
+        relief: Depth between the anchors in mm.
+        model: ``"inverse"`` or ``"affine"`` (:func:`~face3d_core.geometry.relative_to_metric_depth`).
+    """
+
+    scale_source: ScaleSource
+    d_lo: float = 0.0
+    d_hi: float = 0.0
+    z_near: float = 0.0
+    relief: float = 0.0
+    model: Literal["inverse", "affine"] = "inverse"
+
+    def to_mm(self, depth: np.ndarray) -> np.ndarray:
+        """Convert ``(...)`` depth values to ``(...) float32`` mm along the optical axis (metric: unchanged)."""
+        if self.scale_source == "metric":
+            return depth
+        return relative_to_metric_depth(
+            depth, self.d_lo, self.d_hi, z_near=self.z_near, relief=self.relief, model=self.model
+        )
+
+
+def fit_depth_conversion(
+    depth_rel: np.ndarray,
+    mask: np.ndarray,
+    intrinsics: Intrinsics,
+    *,
+    face: Face | None = None,
+    landmarks_depth_rel: np.ndarray | None = None,
+    relief_mm: float = DEFAULT_RELIEF_MM,
+    ipd_mm: float = MEAN_IPD_MM,
+    depth_model: Literal["inverse", "affine"] = "inverse",
+) -> DepthConversion:
+    """Anchor relative inverse depth in millimetres: relief from the mask, scale from the eyes.
+
+    The 2nd and 98th percentiles of ``depth_rel`` inside the mask (from about 100k samples)
+    become the far and near anchors ``relief_mm`` apart. The near anchor's distance is solved
+    so that the eyes end up ``ipd_mm`` apart (:func:`~face3d_core.geometry.solve_near_distance_for_ipd`)
+    when a face with distinct eyes and finite eye depths is given; else it is
+    :data:`~face3d_core.geometry.DEFAULT_DISTANCE_MM`.
+
+    Args:
+        depth_rel: ``(h, w) float32`` smoothed relative inverse depth (``NaN`` = missing).
+        mask: ``(h, w) bool`` the model's pixels.
+        intrinsics: Camera of ``depth_rel``.
+        face: The face in these pixels, or None.
+        landmarks_depth_rel: ``(5,)`` relative inverse depth at the landmarks (:func:`landmark_depth`).
+        relief_mm: Face relief (already times the depth scale), ``> 0``.
+        ipd_mm: Distance between the eyes in mm.
+        depth_model: ``"inverse"`` or ``"affine"``.
+
+    Returns:
+        The :class:`DepthConversion` (``scale_source`` ``"eyes"`` or ``"assumed"``). A flat map
+        (``d_hi == d_lo``) becomes a plane at ``z_near``.
+    """
+    hl, wl = depth_rel.shape
+    sub_step = max(1, int(math.sqrt(hl * wl / 100_000)))
+    values = depth_rel[::sub_step, ::sub_step]
+    values = values[mask[::sub_step, ::sub_step] & np.isfinite(values)]
+    if values.size == 0:
+        values = depth_rel[np.isfinite(depth_rel)]
+    d_lo, d_hi = (float(v) for v in np.percentile(values, [2.0, 98.0]))
+    if not d_hi > d_lo:
+        d_hi = d_lo + max(abs(d_lo), 1.0) * 1e-3  # a flat map: a plane at z_near
+    z_near = DEFAULT_DISTANCE_MM
+    scale_source: ScaleSource = "assumed"
+    if face is not None and landmarks_depth_rel is not None and face.interocular_px > 0.5:
+        eye_disp = landmarks_depth_rel[:2]
+        if np.all(np.isfinite(eye_disp)):
+            z_near = solve_near_distance_for_ipd(
+                eye_disp, face.eyes_xy, intrinsics, d_lo, d_hi, relief=relief_mm, ipd_mm=ipd_mm, model=depth_model
+            )
+            scale_source = "eyes"
+    return DepthConversion(scale_source, d_lo, d_hi, z_near, relief_mm, depth_model)
+
+
+# --------------------------------------------------------------------------------------------
+# Stages 5-7: flying pixels, points, mesh (millimetres)
+# --------------------------------------------------------------------------------------------
+
+
+def solid_pixels(
+    depth_mm: np.ndarray,
+    mask: np.ndarray,
+    focal_px: float,
+    *,
+    drop_nonpositive: bool = False,
+    remove_flying: bool = True,
+    max_slope: float = 12.0,
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The pixels that become geometry: in the mask, finite, and not flying pixels.
+
+    Args:
+        depth_mm: ``(h, w) float32`` metric depth along the optical axis, mm (``NaN`` = missing).
+        mask: ``(h, w) bool`` the model's pixels.
+        focal_px: Focal length of ``depth_mm``'s camera in pixels.
+        drop_nonpositive: Also drop depths ``<= 0`` (metric input).
+        remove_flying: Drop pixels steeper than ``max_slope`` to a neighbour
+            (:func:`~face3d_core.refine.flying_pixels`).
+        max_slope: Steepest kept surface slope (``tan`` of the angle to the image plane).
+
+    Returns:
+        ``(keep, window)``: ``(h, w) bool`` kept pixels, and ``(r0, r1, c0, c1)`` the bounding box
+        (end exclusive) of the finite mask pixels before flying pixels were dropped, which holds
+        every kept pixel (``(0, 0, 0, 0)`` when none).
+    """
+    keep = mask & np.isfinite(depth_mm)
+    if drop_nonpositive:
+        keep &= depth_mm > 0
+    rows_any = np.flatnonzero(keep.any(axis=1))
+    cols_any = np.flatnonzero(keep.any(axis=0))
+    if not len(rows_any):
+        return keep, (0, 0, 0, 0)
+    r0, r1, c0, c1 = int(rows_any[0]), int(rows_any[-1]) + 1, int(cols_any[0]), int(cols_any[-1]) + 1
+    if remove_flying:
+        win = (slice(r0, r1), slice(c0, c1))
+        keep[win] &= ~refine.flying_pixels(depth_mm[win], focal_px, max_slope=max_slope)
+    return keep, (r0, r1, c0, c1)
+
+
+@dataclass(frozen=True, eq=False)
+class LatticePoints:
+    """Back-projected lattice pixels, in the camera frame (mm; X right, Y up, Z towards the viewer).
+
+    Attributes:
+        grid_xyz: ``(r1 - r0, c1 - c0, 3) float32`` every pixel of the window (``NaN`` where
+            the depth is missing), for triangulation.
+        keep_window: ``(r1 - r0, c1 - c0) bool`` the kept pixels of the window.
+        points_xyz: ``(N, 3) float32`` the kept points, row-major.
+        rows: ``(N,) int64`` lattice row of each point.
+        cols: ``(N,) int64`` lattice column of each point.
+        pixel_xy: ``(N, 2) int32`` ``(col, row)`` of each point in the depth map (lattice index
+            times the stride).
+    """
+
+    grid_xyz: np.ndarray
+    keep_window: np.ndarray
+    points_xyz: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    pixel_xy: np.ndarray
+
+
+def lattice_points(
+    depth_mm: np.ndarray,
+    keep: np.ndarray,
+    window: tuple[int, int, int, int],
+    intrinsics: Intrinsics,
+    stride: int = 1,
+) -> LatticePoints:
+    """Back-project the kept pixels with a pinhole camera (:func:`~face3d_core.geometry.backproject_grid`).
+
+    Args:
+        depth_mm: ``(hl, wl) float32`` metric depth on the lattice, mm.
+        keep: ``(hl, wl) bool`` pixels to keep, all inside ``window``.
+        window: ``(r0, r1, c0, c1)`` box holding the kept pixels (:func:`solid_pixels`).
+        intrinsics: Camera of the lattice.
+        stride: Lattice step, for :attr:`LatticePoints.pixel_xy`.
+
+    Returns:
+        The :class:`LatticePoints`.
+    """
+    r0, r1, c0, c1 = window
+    keep_window = keep[r0:r1, c0:c1]
+    grid = backproject_grid(depth_mm, intrinsics, window=window)
+    rows, cols = np.nonzero(keep_window)
+    rows += r0
+    cols += c0
+    pixel_xy = np.stack([cols * stride, rows * stride], axis=1).astype(np.int32)
+    return LatticePoints(grid, keep_window, grid[keep_window], rows, cols, pixel_xy)
+
+
+def backproject_landmarks(face: Face, landmarks_mm: np.ndarray, intrinsics: Intrinsics) -> np.ndarray | None:
+    """3D landmarks in the camera frame (mm; X right, Y up, Z towards the viewer).
+
+    Args:
+        face: The face in the pixels of ``intrinsics``.
+        landmarks_mm: ``(5,)`` metric depth at each landmark, mm.
+        intrinsics: Camera of the face's pixels.
+
+    Returns:
+        ``(5, 3)`` points (float32 or float64, as ``landmarks_mm`` and the landmarks give), or
+        None when a landmark's depth is not finite.
+    """
+    if not np.all(np.isfinite(landmarks_mm)):
+        return None
+    marks = face.landmarks_xy
+    return np.stack(
+        [
+            (marks[:, 0] - intrinsics.cx) * landmarks_mm / intrinsics.fx,
+            (intrinsics.cy - marks[:, 1]) * landmarks_mm / intrinsics.fy,
+            -landmarks_mm,
+        ],
+        axis=1,
+    )
+
+
+def output_origin(points_xyz: np.ndarray, landmarks_xyz: np.ndarray | None, center: Center) -> np.ndarray:
+    """Camera-frame position of the output frame's origin.
+
+    Args:
+        points_xyz: ``(N, 3) float32`` camera-frame points, mm.
+        landmarks_xyz: ``(5, 3)`` camera-frame landmarks (:func:`backproject_landmarks`), or None.
+        center: ``"centroid"`` (mean of the points, float64 accumulation), ``"nose"`` (the nose
+            tip landmark) or ``"none"``; the origin is the camera centre when the points or the
+            landmarks asked for are missing.
+
+    Returns:
+        ``(3,) float64`` mm.
+    """
+    if center == "centroid" and len(points_xyz):
+        return points_xyz.mean(axis=0, dtype=np.float64)
+    if center == "nose" and landmarks_xyz is not None:
+        return landmarks_xyz[LANDMARK_NAMES.index("nose_tip")].astype(np.float64)
+    return np.zeros(3)
+
+
+def point_colors(
+    points_xyz: np.ndarray,
+    *,
+    color_mode: ColorMode = "depth",
+    image_rgb: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
+    cols: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearness and colour of each point.
+
+    Args:
+        points_xyz: ``(N, 3) float32`` camera-frame points, mm (Z towards the viewer).
+        color_mode: ``"depth"``: gray levels from 40 (farthest) to 255 (nearest), linear in
+            nearness; ``"photo"``: the photo's pixel (depth colours without a photo).
+        image_rgb: ``(hl, wl, 3) uint8`` the photo on the lattice, for ``"photo"``.
+        rows: ``(N,)`` lattice row of each point, for ``"photo"``.
+        cols: ``(N,)`` lattice column of each point, for ``"photo"``.
+
+    Returns:
+        ``(nearness, colors_rgb)``: ``(N,) float32`` in ``[0, 1]``, 1 = nearest
+        (:func:`~face3d_core.geometry.nearness_from_z` of the distance, from at most ~50k
+        samples), and ``(N, 3) uint8``.
+    """
+    nearness = nearness_from_z(-points_xyz[:, 2], z_towards_viewer=False, max_samples=50_000)
+    if color_mode == "photo" and image_rgb is not None:
+        return nearness, image_rgb[rows, cols]
+    if color_mode == "photo":
+        logger.info("color_mode='photo' without a photo: using depth colours")
+    gray = (_DEPTH_GRAY_MIN + (255 - _DEPTH_GRAY_MIN) * nearness).astype(np.uint8)
+    return nearness, np.repeat(gray[:, None], 3, axis=1)
+
+
+def surface_mesh(
+    points: LatticePoints,
+    depth_mm: np.ndarray,
+    window: tuple[int, int, int, int],
+    focal_px: float,
+    origin_mm: np.ndarray,
+    colors_rgb: np.ndarray,
+    *,
+    max_slope: float = 12.0,
+    texture_rgb: np.ndarray | None = None,
+) -> Mesh:
+    """Triangulate the kept lattice points without bridging depth jumps (:func:`~face3d_core.mesh.grid_mesh`).
+
+    Args:
+        points: The kept points and their window's grid (:func:`lattice_points`).
+        depth_mm: ``(hl, wl) float32`` metric depth on the lattice, mm.
+        window: ``(r0, r1, c0, c1)`` of ``points``.
+        focal_px: Focal length of the lattice camera in pixels (a step's footprint is ``z / f``).
+        origin_mm: ``(3,) float32`` camera-frame origin subtracted from every vertex.
+        colors_rgb: ``(N, 3) uint8`` colour of each kept point.
+        max_slope: Triangles with an edge longer than ``max(12, max_slope)`` footprints are dropped.
+        texture_rgb: ``(h, w, 3) uint8`` the photo at the depth map's size, attached as texture
+            with UVs from :attr:`LatticePoints.pixel_xy` (``v = 0`` at the bottom), or None.
+
+    Returns:
+        The :class:`~face3d_core.mesh.Mesh` in the output frame (mm), only vertices used by a triangle.
+    """
+    r0, r1, c0, c1 = window
+    footprint = depth_mm[r0:r1, c0:c1] / np.float32(focal_px)
+    uv = None
+    if texture_rgb is not None:
+        h, w = texture_rgb.shape[:2]
+        pixel_xy = points.pixel_xy
+        uv = np.stack([(pixel_xy[:, 0] + 0.5) / w, 1.0 - (pixel_xy[:, 1] + 0.5) / h], axis=1).astype(np.float32)
+    return grid_mesh(
+        points.grid_xyz - origin_mm,
+        points.keep_window,
+        footprint=footprint,
+        max_edge_factor=max(DEFAULT_MAX_EDGE_FACTOR, max_slope),
+        colors_grid=colors_rgb,
+        uv_grid=uv,
+        texture_rgb=texture_rgb,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The composition
+# --------------------------------------------------------------------------------------------
+
+
+class _StageClock:
+    """Milliseconds per stage, each lap from the end of the previous one."""
+
+    def __init__(self) -> None:
+        self.timings_ms: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings_ms[name] = (now - self._last) * 1000.0
+        self._last = now
 
 
 def reconstruct_face(
@@ -315,265 +949,113 @@ def reconstruct_face(
         ValueError: Shapes or parameters are invalid.
     """
     params = params or ReconstructionParams()
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = (now - clock) * 1000.0
-        clock = now
-
-    depth_in, image_rgb, face, box, size_wh = _unpack(source)
-    depth_full = np.asarray(depth_in, dtype=np.float32)
-    if depth_full.ndim == 3 and depth_full.shape[0] == 1:
-        depth_full = depth_full[0]
-    if depth_full.ndim != 2 or min(depth_full.shape) < 2:
-        raise ValueError(f"expected an (H, W) depth map, got shape {depth_full.shape}")
-    h, w = depth_full.shape
-    if image_rgb is not None:
-        image_rgb = np.asarray(image_rgb)
-        if image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
-            raise ValueError(f"expected an (H, W, 3) image, got shape {image_rgb.shape}")
-        ih, iw = image_rgb.shape[:2]
-        if (ih, iw) != (h, w):
-            sx, sy = w / iw, h / ih
-            interp = cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR
-            image_rgb = cv2.resize(image_rgb, (w, h), interpolation=interp)
-            if face is not None:
-                face = face.transformed((sx, sy), (0.5 * sx - 0.5, 0.5 * sy - 0.5))
-    box = box if box is not None else (crop_box_xyxy or (0, 0, w, h))
-    size_wh = size_wh if size_wh is not None else (image_size_wh or (box[2] - box[0], box[3] - box[1]))
-    intr_full = Intrinsics.from_fov(size_wh[0], size_wh[1], params.fov_deg).cropped(box)
-    if (intr_full.width, intr_full.height) != (w, h):
-        intr_full = intr_full.resized(w, h)
-
-    # -- 0. sampling lattice: with stride s everything runs on pixels (s i, s j) -------------
-    stride = int(params.stride)
-    if params.max_points is not None:
-        stride = _auto_stride(
-            _estimate_points(depth_full, face, params.mask_mode, params.ellipse_scale), stride, params.max_points
-        )
-    s = stride
-    depth = np.array(depth_full[::s, ::s], dtype=np.float32)  # own copy
-    hl, wl = depth.shape
-    intr = Intrinsics(intr_full.fx / s, intr_full.fy / s, intr_full.cx / s, intr_full.cy / s, wl, hl)
-    face_l = face.transformed((1.0 / s, 1.0 / s)) if (face is not None and s > 1) else face
-    image_l = image_rgb[::s, ::s] if image_rgb is not None else None
-    sigma = params.smoothing_sigma / s
-
-    # -- 1. validity, spikes, holes ---------------------------------------------------------
+    clock = _StageClock()
     metric = params.depth_kind == "metric"
+    frame = frame_source(source, fov_deg=params.fov_deg, crop_box_xyxy=crop_box_xyxy, image_size_wh=image_size_wh)
+    stride = lattice_stride(
+        frame.depth,
+        frame.face,
+        stride=params.stride,
+        max_points=params.max_points,
+        mask_mode=params.mask_mode,
+        ellipse_scale=params.ellipse_scale,
+    )
+    lat = sample_lattice(frame, stride)
+    face, intr = lat.face, lat.intrinsics
+    clean = clean_depth(
+        lat.depth,
+        metric=metric,
+        depth_unit_mm=params.depth_unit_mm,
+        remove_outliers=params.remove_outliers,
+        fill_holes=params.fill_holes,
+    )
+    clock.lap("outliers_holes")
+    mask = model_mask(
+        clean,
+        face,
+        metric=metric,
+        mask_mode=params.mask_mode,
+        ellipse_scale=params.ellipse_scale,
+        mask_separation=params.mask_separation,
+    )
+    clock.lap("mask")
+    smooth = smooth_in_mask(clean, mask, sigma=params.smoothing_sigma / stride, edge_preserving=params.edge_preserving)
+    clock.lap("smooth")
+    marks_depth = landmark_depth(face, smooth, clean)
     if metric:
-        depth *= np.float32(params.depth_unit_mm)
-        valid0 = np.isfinite(depth) & (depth > 0)
+        conversion = DepthConversion("metric")
     else:
-        valid0 = np.isfinite(depth)
-    if not valid0.any():
-        raise ValueError("the depth map has no valid pixel")
-    d = depth
-    if not valid0.all():
-        d[~valid0] = np.nan
-    if params.remove_outliers:
-        d = refine.remove_outliers(d)
-    if params.fill_holes and not np.isfinite(d).all():
-        # fill spikes and interior holes; a hole that touches the border and was (partly) missing
-        # in the input is outside the object (a sensor's background) and stays empty
-        holes = ~np.isfinite(d)
-        outside = None
-        if not valid0.all():
-            seeds = refine.border_regions(~valid0)
-            if seeds.any():
-                _, labels = cv2.connectedComponents(holes.view(np.uint8), connectivity=4)
-                outside_labels = np.zeros(int(labels.max()) + 1, dtype=bool)
-                outside_labels[labels[seeds]] = True
-                outside_labels[0] = False
-                outside = outside_labels[labels]
-        d = refine.fill_holes(d)
-        if outside is not None:
-            d[outside] = np.nan
-    lap("outliers_holes")
-
-    d_unsmoothed = d
-    # -- 2. mask (before smoothing, so the background never bleeds into the face) -------------
-    valid = np.isfinite(d)
-    if metric:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            disp = np.float32(1.0) / d
-    else:
-        disp = d
-    mode = params.mask_mode
-    if mode == "auto":
-        mode = "face" if face_l is not None else "none"
-    if mode == "face" and face_l is None:
-        logger.info("mask_mode='face' without a face: using the depth foreground instead")
-        mode = "foreground"
-    if mode == "face":
-        mask = face_mask(
-            disp, face_l, valid=valid, ellipse_scale=params.ellipse_scale, min_separation=params.mask_separation
+        conversion = fit_depth_conversion(
+            smooth,
+            mask,
+            intr,
+            face=face,
+            landmarks_depth_rel=marks_depth,
+            relief_mm=params.relief_mm * params.depth_scale,
+            ipd_mm=params.ipd_mm,
+            depth_model=params.depth_model,
         )
-    elif mode == "foreground":
-        mask = foreground_mask(disp, valid)
-    else:
-        mask = valid
-    if not mask.any():
-        logger.info("The mask is empty; using all valid pixels")
-        mask = valid
-    lap("mask")
-
-    # -- 3. smoothing inside the mask -------------------------------------------------------
-    if sigma > 0:
-        if params.edge_preserving:
-            d = refine.edge_preserving_filter(d, sigma_space=sigma, valid=mask)
-        else:
-            d = refine.smooth_depth(d, sigma, valid=mask)
-    elif not mask.all():
-        d = np.where(mask, d, np.float32(np.nan))
-    lap("smooth")
-
-    # -- 4. metric depth --------------------------------------------------------------------
-    eyes = face_l.eyes_xy if face_l is not None else None
-    d_lo = d_hi = z_near = relief = 0.0
-    if metric:
-        depth_mm = d
-        scale_source: ScaleSource = "metric"
-    else:
-        sub_step = max(1, int(math.sqrt(hl * wl / 100_000)))
-        values = d[::sub_step, ::sub_step]
-        values = values[mask[::sub_step, ::sub_step] & np.isfinite(values)]
-        if values.size == 0:
-            values = d[np.isfinite(d)]
-        d_lo, d_hi = (float(v) for v in np.percentile(values, [2.0, 98.0]))
-        if not d_hi > d_lo:
-            d_hi = d_lo + max(abs(d_lo), 1.0) * 1e-3  # a flat map: a plane at z_near
-        relief = params.relief_mm * params.depth_scale
-        z_near = DEFAULT_DISTANCE_MM
-        scale_source = "assumed"
-        if eyes is not None and face_l.interocular_px > 0.5:
-            eye_disp = sample_bilinear(np.where(np.isfinite(d), d, d_unsmoothed), eyes)
-            if np.all(np.isfinite(eye_disp)):
-                z_near = solve_near_distance_for_ipd(
-                    eye_disp, eyes, intr, d_lo, d_hi, relief=relief, ipd_mm=params.ipd_mm, model=params.depth_model
-                )
-                scale_source = "eyes"
-        depth_mm = relative_to_metric_depth(d, d_lo, d_hi, z_near=z_near, relief=relief, model=params.depth_model)
-    lap("convert")
-
-    # -- 5. flying pixels -------------------------------------------------------------------
-    keep = mask & np.isfinite(depth_mm)
-    if metric:
-        keep &= depth_mm > 0
-    rows_any = np.flatnonzero(keep.any(axis=1))
-    cols_any = np.flatnonzero(keep.any(axis=0))
-    if len(rows_any):
-        r0, r1, c0, c1 = int(rows_any[0]), int(rows_any[-1]) + 1, int(cols_any[0]), int(cols_any[-1]) + 1
-    else:
-        r0 = r1 = c0 = c1 = 0
-    win = (slice(r0, r1), slice(c0, c1))
-    if params.remove_flying_pixels and len(rows_any):
-        keep[win] &= ~refine.flying_pixels(depth_mm[win], intr.focal_px, max_slope=params.max_slope)
-    lap("flying")
-
-    # -- 6. points, colours, landmarks ------------------------------------------------------
-    keep_w = keep[win]
-    grid = backproject_grid(depth_mm, intr, window=(r0, r1, c0, c1))
-    pts_cam = grid[keep_w]
-    rows_k, cols_k = np.nonzero(keep_w)
-    rows_k += r0
-    cols_k += c0
-    pixel_xy = np.stack([cols_k * s, rows_k * s], axis=1).astype(np.int32)
-
-    landmarks_cam = None
-    if face_l is not None:
-        marks = face_l.landmarks_xy
-        # landmarks may fall outside the mask (a turned head): use the unmasked depth there
-        d_marks = sample_bilinear(np.where(np.isfinite(d), d, d_unsmoothed), marks)
-        if metric:
-            z_marks = d_marks
-        else:
-            z_marks = relative_to_metric_depth(
-                d_marks, d_lo, d_hi, z_near=z_near, relief=relief, model=params.depth_model
-            )
-        if np.all(np.isfinite(z_marks)):
-            landmarks_cam = np.stack(
-                [
-                    (marks[:, 0] - intr.cx) * z_marks / intr.fx,
-                    (intr.cy - marks[:, 1]) * z_marks / intr.fy,
-                    -z_marks,
-                ],
-                axis=1,
-            )
-
-    if params.center == "centroid" and len(pts_cam):
-        origin = pts_cam.mean(axis=0, dtype=np.float64)
-    elif params.center == "nose" and landmarks_cam is not None:
-        origin = landmarks_cam[LANDMARK_NAMES.index("nose_tip")].astype(np.float64)
-    else:
-        origin = np.zeros(3)
+    depth_mm = conversion.to_mm(smooth)
+    clock.lap("convert")
+    keep, window = solid_pixels(
+        depth_mm,
+        mask,
+        intr.focal_px,
+        drop_nonpositive=metric,
+        remove_flying=params.remove_flying_pixels,
+        max_slope=params.max_slope,
+    )
+    clock.lap("flying")
+    points = lattice_points(depth_mm, keep, window, intr, stride)
+    landmarks_cam = None if face is None else backproject_landmarks(face, conversion.to_mm(marks_depth), intr)
+    origin = output_origin(points.points_xyz, landmarks_cam, params.center)
     origin32 = origin.astype(np.float32)
-    points = pts_cam - origin32
+    points_xyz = (points.points_xyz - origin32).astype(np.float32, copy=False)
     landmarks_xyz = None if landmarks_cam is None else (landmarks_cam - origin).astype(np.float32)
-
-    z_pts = -pts_cam[:, 2]
-    if len(z_pts):
-        z_lo, z_hi = np.percentile(z_pts[:: max(1, z_pts.size // 50_000)], [1.0, 99.0])
-        span = max(float(z_hi - z_lo), 1e-6)
-        nearness = np.clip((np.float32(z_hi) - z_pts) / np.float32(span), 0.0, 1.0).astype(np.float32)
-    else:
-        nearness = np.zeros(0, np.float32)
-    if params.color_mode == "photo" and image_l is not None:
-        colors = image_l[rows_k, cols_k]
-    else:
-        if params.color_mode == "photo":
-            logger.info("color_mode='photo' without a photo: using depth colours")
-        gray = (_DEPTH_GRAY_MIN + (255 - _DEPTH_GRAY_MIN) * nearness).astype(np.uint8)
-        colors = np.repeat(gray[:, None], 3, axis=1)
-    lap("points")
-
-    # -- 7. mesh ----------------------------------------------------------------------------
+    nearness, colors = point_colors(
+        points.points_xyz, color_mode=params.color_mode, image_rgb=lat.image_rgb, rows=points.rows, cols=points.cols
+    )
+    clock.lap("points")
     mesh = None
     if params.representation == "mesh":
-        footprint = depth_mm[win] / np.float32(intr.focal_px)
-        texture = np.asarray(image_rgb, np.uint8) if (params.texture and image_rgb is not None) else None
-        uv = None
-        if texture is not None:
-            uv = np.stack([(pixel_xy[:, 0] + 0.5) / w, 1.0 - (pixel_xy[:, 1] + 0.5) / h], axis=1)
-            uv = uv.astype(np.float32)
-        mesh = grid_mesh(
-            grid - origin32,
-            keep_w,
-            footprint=footprint,
-            max_edge_factor=max(DEFAULT_MAX_EDGE_FACTOR, params.max_slope),
-            colors_grid=colors,
-            uv_grid=uv,
+        texture = None
+        if params.texture and frame.image_rgb is not None:
+            texture = np.asarray(frame.image_rgb, np.uint8)
+        mesh = surface_mesh(
+            points,
+            depth_mm,
+            window,
+            intr.focal_px,
+            origin32,
+            colors,
+            max_slope=params.max_slope,
             texture_rgb=texture,
         )
-    lap("mesh")
+    clock.lap("mesh")
 
-    depth_out = np.where(keep, depth_mm, np.float32(np.nan)).astype(np.float32, copy=False)
     model = FaceModel3D(
-        points_xyz=points.astype(np.float32, copy=False),
+        points_xyz=points_xyz,
         colors_rgb=colors,
         depth_values=nearness,
-        pixel_xy=pixel_xy,
+        pixel_xy=points.pixel_xy,
         mesh=mesh,
         lattice_mask=keep,
-        lattice_depth_mm=depth_out,
+        lattice_depth_mm=np.where(keep, depth_mm, np.float32(np.nan)).astype(np.float32, copy=False),
         landmarks_xyz=landmarks_xyz,
         origin_mm=origin,
-        intrinsics=intr_full,
-        scale_source=scale_source,
+        intrinsics=frame.intrinsics,
+        scale_source=conversion.scale_source,
         stride=stride,
         params=params,
-        crop_box_xyxy=tuple(int(v) for v in box),
-        image_size_wh=(int(size_wh[0]), int(size_wh[1])),
-        timings_ms=timings,
+        crop_box_xyxy=tuple(int(v) for v in frame.crop_box_xyxy),
+        image_size_wh=(int(frame.image_size_wh[0]), int(frame.image_size_wh[1])),
+        timings_ms=clock.timings_ms,
     )
     logger.debug(
         "reconstruct_face: %d points, %d triangles, stride %d, %s",
         model.n_points,
         model.n_faces,
         stride,
-        ", ".join(f"{k} {v:.1f} ms" for k, v in timings.items()),
+        ", ".join(f"{k} {v:.1f} ms" for k, v in clock.timings_ms.items()),
     )
     return model

@@ -227,7 +227,7 @@ def test_compare_faces_composes_alignment_profiles_and_metrics(face):
     assert asked == refs and result.refs == tuple(refs)
     assert result.names == ("a.jpg", "b.jpg") and result.model == refs[0].model
     # the same numbers as the building blocks give for the same masked, aligned faces
-    from face3d_core.faces import face_mask
+    from face3d_core.masks import face_mask
 
     aligned = [
         align_face(fd.depth_rel, fd.face.landmarks_xy, mask=face_mask(fd.depth_rel, fd.face))

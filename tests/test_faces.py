@@ -1,4 +1,4 @@
-"""Face detection (YuNet on the shared photos), crops and face masks (face3d_core.faces)."""
+"""Face detection (YuNet on the shared photos), crops (face3d_core.faces) and face masks (face3d_core.masks)."""
 
 from __future__ import annotations
 
@@ -15,15 +15,11 @@ from face3d_core.faces import (
     crop_box,
     crop_face,
     detect_faces,
-    ellipse_mask,
-    face_ellipse,
-    face_mask,
-    fill_mask_holes,
-    foreground_mask,
     resolve_yunet_path,
     select_face,
 )
 from face3d_core.images import load_image
+from face3d_core.masks import ellipse_mask, face_ellipse, face_mask, fill_mask_holes, foreground_mask
 
 FACE_PHOTOS = [
     "skimage_astronaut.png",

@@ -11,6 +11,7 @@ from face3d_core.geometry import (
     backproject_grid,
     disparity_to_depth,
     inverse_depth_coefficients,
+    nearness_from_z,
     relative_to_metric_depth,
     sample_bilinear,
     solve_near_distance_for_ipd,
@@ -199,3 +200,37 @@ def test_sample_bilinear_on_a_ramp_and_with_nan():
     # the NaN corner is skipped and the other three share its weight
     assert sample_bilinear(holey, np.array([[2.5, 2.5]]))[0] == pytest.approx((23.0 + 32.0 + 33.0) / 3.0)
     assert np.isnan(sample_bilinear(np.full((3, 3), np.nan), np.array([[1.0, 1.0]])))[0]
+
+
+class TestNearness:
+    def test_robust_range_is_stretched_to_zero_one(self):
+        z = np.linspace(-600.0, -500.0, 101)  # output frame: Z towards the viewer, -500 is nearest
+        near = nearness_from_z(z)
+        assert near.dtype == np.float32 and near.shape == (101,)
+        # the 1st and 99th percentiles (-599, -501) become 0 and 1; beyond them it is clipped
+        np.testing.assert_allclose(near, np.clip((z + 599.0) / 98.0, 0.0, 1.0), atol=1e-6)
+        assert near[0] == 0.0 and near[-1] == 1.0 and near[50] == pytest.approx(0.5, abs=1e-6)
+
+    def test_a_stray_point_does_not_squash_the_scale(self):
+        z = np.concatenate([np.linspace(-600.0, -500.0, 200), [-100.0]])  # one point far in front
+        near = nearness_from_z(z)
+        assert near[-1] == 1.0
+        assert near[100] == pytest.approx(0.5, abs=0.02)
+
+    def test_distance_convention_is_the_mirror(self):
+        distance = np.random.default_rng(0).uniform(400.0, 700.0, 1000)
+        np.testing.assert_allclose(
+            nearness_from_z(distance, z_towards_viewer=False), nearness_from_z(-distance), atol=1e-6
+        )
+        assert nearness_from_z(distance, z_towards_viewer=False)[np.argmin(distance)] == 1.0
+
+    def test_percentiles_from_strided_samples(self):
+        z = np.arange(1000.0)
+        # every 100th value: 0, 100, ..., 900 -> percentiles 9 and 891
+        near = nearness_from_z(z, max_samples=10)
+        assert near[450] == pytest.approx((450.0 - 9.0) / 882.0, abs=1e-6)
+
+    def test_constant_and_empty(self):
+        np.testing.assert_array_equal(nearness_from_z(np.full(7, -500.0)), np.zeros(7, np.float32))
+        empty = nearness_from_z(np.zeros(0))
+        assert empty.shape == (0,) and empty.dtype == np.float32

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
 from dash import ClientsideFunction, Dash, Input, Output, Patch, State, ctx, no_update, set_props
 from dash.exceptions import PreventUpdate
 
@@ -22,6 +21,7 @@ from dashboard.callbacks.jobs import register_job_controller
 from dashboard.controls import Controls3D
 from dashboard.jobs import JobRunner
 from dashboard.services import Face3DService
+from face3d_core.geometry import nearness_from_z
 from face3d_core.mesh import Mesh
 from face3d_core.pipeline import DepthRef
 from face3d_core.reconstruct import FaceModel3D
@@ -71,15 +71,6 @@ def uirevision_for(ref: DepthRef | None, rev: int) -> str:
     return f"m3d-{ref.sha[:12]}-{ref.model}-{ref.face}-{rev}"
 
 
-def gray_from_z(z: np.ndarray) -> np.ndarray:
-    """Nearness in ``[0, 1]`` from display-frame z (towards the viewer = nearer)."""
-    z = np.asarray(z, dtype=np.float32)
-    if z.size == 0:
-        return z
-    lo, hi = np.percentile(z, [1.0, 99.0])
-    return np.clip((z - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0).astype(np.float32)
-
-
 def build_model_figure(
     face_model: FaceModel3D,
     controls: Controls3D,
@@ -105,7 +96,7 @@ def build_model_figure(
             mesh.vertices_xyz,
             mesh.faces,
             colors_rgb=mesh.colors_rgb if photo and mesh.colors_rgb is not None else None,
-            gray_values=gray_from_z(mesh.vertices_xyz[:, 2]),
+            gray_values=nearness_from_z(mesh.vertices_xyz[:, 2]),
         )
     else:
         trace = figures.points_trace(

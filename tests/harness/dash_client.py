@@ -134,8 +134,7 @@ class DashHttp:
 
     # -- the Dash protocol ----------------------------------------------------------------
 
-    @property
-    def deps(self) -> list[dict]:
+    def dependencies(self) -> list[dict]:
         """The callback map (``/_dash-dependencies``), fetched on first use."""
         if self._deps is None:
             self._deps = self.get_json("_dash-dependencies", kind="dependencies")
@@ -147,7 +146,7 @@ class DashHttp:
 
     def dependency(self, trigger: tuple[str, str], output_id: str | None = None) -> dict:
         """The callback that ``trigger`` (component id, property) fires (and that writes ``output_id``)."""
-        for dep in self.deps:
+        for dep in self.dependencies():
             if not any((i["id"], i["property"]) == trigger for i in dep["inputs"]):
                 continue
             if output_id is None or any(

@@ -24,7 +24,7 @@ def open_page(client: DashHttp) -> dict[str, Any]:
     page = client.get("", kind="page")
     if page.status_code != 200:
         raise CallbackError(f"GET / -> {page.status_code}")
-    client.deps  # noqa: B018 - the browser fetches the callback map next
+    client.dependencies()
     return layout_values(client.layout())
 
 
@@ -80,9 +80,9 @@ def start_depth(client: DashHttp, store: dict, sha: str, model: str = MODEL) -> 
     )
 
 
-def poll_depth(client: DashHttp, start: DepthStart, tick: int, job: dict | None = None) -> dict | None:
-    """One tick of the page's job interval for the job of ``start`` (or ``job``)."""
-    values = start.values | {DEPTH_JOB: job or start.job, DEPTH_INTERVAL: tick}
+def poll_depth(client: DashHttp, start: DepthStart, tick: int) -> dict | None:
+    """One tick (number ``tick``) of the page's job interval for the job of ``start``."""
+    values = start.values | {DEPTH_JOB: start.job, DEPTH_INTERVAL: tick}
     return client.call((DEPTH_INTERVAL, "n_intervals"), values, kind="depth_poll")
 
 
@@ -110,7 +110,8 @@ def wait_for_depth(client: DashHttp, start: DepthStart, *, timeout_s: float, pol
         tick += 1
         response = poll_depth(client, start, tick)
         side = (response or {}).get("sideUpdate")
-        assert not side, side
+        if side:
+            raise AssertionError(f"a poll of job {job['id'][:8]} showed {side}")
         result = output(response, ids.DEPTH_RESULT_STORE, "data")
         if result is not None:
             return result

@@ -100,11 +100,6 @@ class WebServer:
 
         return cls(argv, env, log_path, **kwargs)
 
-    @property
-    def pid(self) -> int:
-        """Process id of the server (gunicorn: the master)."""
-        return self.process.pid
-
     def start(self) -> WebServer:
         """Start the server and wait until it is healthy (raising with its log if it is not)."""
         return self.launch().wait_until_healthy()
@@ -154,8 +149,9 @@ def fake_network_server(root: Path, delay_s: float = 0.0) -> WebServer:
     cwd = root / "a" / "b" / "cwd"
     for folder in (cwd, root / "home", root / "tmp"):
         folder.mkdir(parents=True, exist_ok=True)
-    env = child_env(HOME=str(root / "home"), TMPDIR=str(root / "tmp"))
-    return WebServer.fake_network(env, root / "server.log", cache_dir=root / "cache", delay_s=delay_s, cwd=cwd)
+    cache_dir = root / "cache"
+    env = child_env(FACE3D_CACHE_DIR=str(cache_dir), HOME=str(root / "home"), TMPDIR=str(root / "tmp"))
+    return WebServer.fake_network(env, root / "server.log", cache_dir=cache_dir, delay_s=delay_s, cwd=cwd)
 
 
 class RedisServer:

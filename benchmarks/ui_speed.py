@@ -21,7 +21,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import logging
 import os
@@ -45,46 +44,6 @@ YUNET = SHARED / "models" / "face_detection_yunet.onnx"
 TARGET_SLIDER_MS = 150.0
 TARGET_FIGURE_BYTES = 3_000_000
 TARGET_HIT_SPEEDUP = 50.0
-
-
-def _split_outputs(output: str) -> list[str]:
-    if output.startswith(".."):
-        return [part for part in output.strip(".").split("...") if part]
-    return [output]
-
-
-class DashClient:
-    """Calls callbacks of a Dash app over its HTTP API, like the browser does."""
-
-    def __init__(self, app):
-        self.client = app.server.test_client()
-        self.deps = self.client.get("/_dash-dependencies").get_json()
-
-    def call(self, trigger: tuple[str, str], inputs: dict, states: dict | None = None) -> tuple[dict, float, int]:
-        """POST one callback; return ``(response json, seconds, response bytes)``."""
-        dep = next(d for d in self.deps if any((i["id"], i["property"]) == trigger for i in d["inputs"]))
-        outputs = []
-        for spec in _split_outputs(dep["output"]):
-            component, prop = spec.split("@")[0].rsplit(".", 1)
-            outputs.append({"id": component, "property": prop})
-        if not dep["output"].startswith(".."):
-            outputs = outputs[0]
-        body = {
-            "output": dep["output"],
-            "outputs": outputs,
-            "inputs": [{"id": i["id"], "property": i["property"], "value": inputs.get(i["id"])} for i in dep["inputs"]],
-            "state": [
-                {"id": s["id"], "property": s["property"], "value": (states or {}).get(s["id"])} for s in dep["state"]
-            ],
-            "changedPropIds": [f"{trigger[0]}.{trigger[1]}"],
-        }
-        start = time.perf_counter()
-        response = self.client.post("/_dash-update-component", json=body)
-        seconds = time.perf_counter() - start
-        if response.status_code != 200:
-            raise RuntimeError(f"callback {trigger} failed: HTTP {response.status_code}")
-        data = response.get_data()
-        return json.loads(data), seconds, len(data)
 
 
 def figure_bytes(response: dict, component: str) -> int:
@@ -112,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     from dashboard.controls import DENSITY_STRIDE
     from face3d_core.pipeline import DepthRef
     from tests.doubles import FakeEstimator, write_fill_checkpoint
+    from tests.harness import flows
+    from tests.harness.dash_client import DashHttp
 
     work = Path(tempfile.mkdtemp(prefix="face3d-ui-speed-"))
     os.environ.setdefault("FACE3D_OFFLINE", "1")
@@ -129,15 +90,12 @@ def main(argv: list[str] | None = None) -> int:
 
     app = create_app(work / "cache", estimator_factory=estimator_factory)
     service = app.face3d.service
-    dash = DashClient(app)
+    dash = DashHttp.in_process(app)  # the same requests as a browser, through Flask's test client
     results: dict = {"photo": str(args.photo), "model": args.model, "fake_network": args.fake_network}
 
     # -- upload (decode, detect faces, thumbnail) ---------------------------------------
-    data = args.photo.read_bytes()
-    content = "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
-    response, seconds, _ = dash.call(
-        (ids.UPLOAD, "contents"), {ids.UPLOAD: [content]}, {ids.UPLOAD: [args.photo.name], ids.UPLOADS_STORE: None}
-    )
+    response = flows.upload(dash, args.photo.read_bytes(), args.photo.name)
+    seconds = dash.last.seconds
     store = response["response"][ids.UPLOADS_STORE]["data"]
     sha = store["items"][0]["sha"]
     meta = service.upload_meta(sha)
@@ -163,12 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         service.compute_depth(other.sha256, args.model, 0 if other.face_count else None)
         warm_network = time.perf_counter() - start
     # the Generate button for cached work: one request, no job
-    response, generate_seconds, _ = dash.call(
-        (ids.DEPTH_GENERATE, "n_clicks"),
-        {ids.DEPTH_GENERATE: 1},
-        {ids.DEPTH_FACE: sha, ids.DEPTH_MODEL: args.model, ids.UPLOADS_STORE: store},
-    )
-    assert response["response"][ids.DEPTH_RESULT_STORE]["data"]["sha"] == sha
+    generated = flows.start_depth(dash, store, sha, args.model)
+    generate_seconds = dash.last.seconds
+    assert generated.result["sha"] == sha
     results["depth"] = {
         "first_computation_ms": ms(first),
         "network_with_model_loaded_ms": ms(warm_network) if warm_network else None,
@@ -180,9 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     source = {"sha": sha, "model": args.model, "face": face}
-    response, _, _ = dash.call(
-        (ids.DEPTH_RESULT_STORE, "data"), {ids.DEPTH_RESULT_STORE: source, ids.DEPTH_COLORMAP: "Grayscale"}
-    )
+    response = flows.view_depth(dash, source, "Grayscale")
     results["figure_bytes"] = {
         "depth_photo": figure_bytes(response, ids.DEPTH_ORIGINAL_GRAPH),
         "depth_map": figure_bytes(response, ids.DEPTH_MAP_GRAPH),
@@ -197,18 +150,19 @@ def main(argv: list[str] | None = None) -> int:
         ids.MODEL3D_DEPTH_SCALE: 1.0,
         ids.MODEL3D_DISPLAY: "points",
         ids.MODEL3D_COLORS: "gray",
+        ids.MODEL3D_VIEW_STORE: view,
     }
     moves = [(ids.MODEL3D_SMOOTHING, v) for v in (0.0, 0.5, 1.0, 1.5, 2.5, 3.0, 4.0)]
     moves += [(ids.MODEL3D_DEPTH_SCALE, v) for v in (0.5, 0.75, 1.25, 1.5, 2.0)]
     moves += [(ids.MODEL3D_DENSITY, v) for v in sorted(DENSITY_STRIDE)]
     moves += [(ids.MODEL3D_DISPLAY, "mesh"), (ids.MODEL3D_COLORS, "photo")]
-    dash.call((ids.MODEL3D_SOURCE_STORE, "data"), base, {ids.MODEL3D_VIEW_STORE: view})  # the first view
+    flows.view_3d(dash, base)  # the first view
     first_visit, revisit, sizes = [], [], {}
     for rounds, timings in ((0, first_visit), (1, revisit)):
         for component, value in moves:
             values = dict(base, **{component: value})
-            response, seconds, _ = dash.call((component, "value"), values, {ids.MODEL3D_VIEW_STORE: view})
-            timings.append(seconds)
+            response = flows.move_control(dash, values, component)
+            timings.append(dash.last.seconds)
             if rounds == 0:
                 sizes[f"{component}={value}"] = figure_bytes(response, ids.MODEL3D_GRAPH)
     # every display combination at every density (the largest figures)
@@ -218,9 +172,9 @@ def main(argv: list[str] | None = None) -> int:
                 values = dict(
                     base, **{ids.MODEL3D_DENSITY: density, ids.MODEL3D_DISPLAY: display, ids.MODEL3D_COLORS: colors}
                 )
-                response, seconds, _ = dash.call((ids.MODEL3D_COLORS, "value"), values, {ids.MODEL3D_VIEW_STORE: view})
+                response = flows.move_control(dash, values, ids.MODEL3D_COLORS)
                 sizes[f"density={density} {display} {colors}"] = figure_bytes(response, ids.MODEL3D_GRAPH)
-                first_visit.append(seconds)
+                first_visit.append(dash.last.seconds)
     results["slider_update_ms"] = {
         "first_visit_median": ms(statistics.median(first_visit)),
         "first_visit_max": ms(max(first_visit)),
@@ -236,11 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         if other_face is not None:
             refs = [DepthRef(sha, args.model, face), DepthRef(other.sha256, args.model, other_face)]
             key, _ = service.comparisons.compute(refs)
-            response, seconds, _ = dash.call(
-                (ids.COMPARE_RESULT_STORE, "data"),
-                {ids.COMPARE_RESULT_STORE: {"key": key, "count": 2}, ids.COMPARE_PAGE: 0},
-            )
-            results["compare_render_ms"] = ms(seconds)
+            response = flows.view_comparison(dash, key, 2)
+            results["compare_render_ms"] = ms(dash.last.seconds)
             for name, component in (
                 ("compare 3d", ids.COMPARE_3D_GRAPH),
                 ("compare profiles", ids.COMPARE_PROFILES_GRAPH),

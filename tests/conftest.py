@@ -1,4 +1,4 @@
-"""Shared fixtures: the read-only reference material in ``../shared`` and small helpers.
+"""Shared fixtures: the read-only reference material in ``../shared``, test servers and small helpers.
 
 Tests that need ``../shared`` skip cleanly where it is absent (for example in a clone
 without the shared folder beside it).
@@ -6,24 +6,18 @@ without the shared folder beside it).
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DIR = Path(os.environ.get("FACE3D_SHARED_DIR", REPO_ROOT.parent / "shared"))
-REFERENCE_DIR = SHARED_DIR / "reference" / "midas"
-FACES_DIR = SHARED_DIR / "data" / "faces"
-YUNET_PATH = SHARED_DIR / "models" / "face_detection_yunet.onnx"
+from tests.harness.paths import FACES_DIR, FILL_PY, MODEL, PHOTO, REFERENCE_DIR, YUNET_PATH, require
+from tests.harness.servers import fake_network_server
 
 
 def _require(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"{path} is absent (../shared not available)")
+    require(path)
     return path
 
 
@@ -45,14 +39,41 @@ def yunet_path() -> Path:
     return _require(YUNET_PATH)
 
 
+@pytest.fixture(scope="session")
+def fill_weights(tmp_path_factory) -> Path:
+    """A weights folder holding a real ``midas_v21_small_256`` checkpoint with ``fill.py``'s weights.
+
+    The real network code runs on it, offline (no download). Made once per test session; skips
+    where ``../shared/reference/fill.py`` is absent.
+    """
+    require(FILL_PY)
+    from tests.doubles import write_fill_checkpoint
+
+    folder = tmp_path_factory.mktemp("fill-weights")
+    write_fill_checkpoint(folder, FILL_PY, MODEL)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def fake_server(tmp_path_factory):
+    """A running :func:`~tests.harness.servers.fake_network_server`, one per test module.
+
+    Its folder (working folder, HOME, TMPDIR, log) is ``fake_server.cache_dir.parent``.
+    """
+    require(PHOTO, YUNET_PATH)
+    root = tmp_path_factory.mktemp("fake-server")
+    server = fake_network_server(root)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
 def load_fill_module():
     """Import ``../shared/reference/fill.py`` (deterministic weights); skips if absent."""
-    path = _require(SHARED_DIR / "reference" / "fill.py")
-    spec = importlib.util.spec_from_file_location("face3d_reference_fill", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
+    from tests.doubles import load_fill_module as load_from
+
+    return load_from(_require(FILL_PY))
 
 
 def load_layout(model_name: str) -> dict:

@@ -26,59 +26,38 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.face3d_http import (
-    FACES_DIR,
-    FILL_PY,
-    MODEL,
-    REPO_ROOT,
-    YUNET_PATH,
-    ManagedProcess,
-    Stats,
-    base_env,
-    free_port,
-    python_exe,
-    run_users,
-    vm_hwm_bytes,
-    wait_for_http,
-)
+from tests.harness.paths import FILL_PY, MODEL, RELIABILITY_ARTIFACTS, YUNET_PATH, face_photos, require
+from tests.harness.processes import child_env
+from tests.harness.servers import WebServer
+from tests.harness.users import Stats, run_users
 
 pytestmark = pytest.mark.slow
 
 USERS = int(os.environ.get("FACE3D_LOAD_USERS", "20"))
 SECONDS = float(os.environ.get("FACE3D_LOAD_SECONDS", "30"))
-ARTIFACTS = Path(os.environ.get("FACE3D_RELIABILITY_ARTIFACTS", REPO_ROOT / "test-artifacts" / "reliability"))
 
 
 @pytest.fixture(scope="module")
 def photos() -> list[Path]:
-    if not FACES_DIR.is_dir() or not YUNET_PATH.is_file() or not FILL_PY.is_file():
-        pytest.skip("../shared (faces, YuNet, reference/fill.py) is absent")
-    found = sorted(p for p in FACES_DIR.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    require(YUNET_PATH, FILL_PY)
+    found = face_photos()
     assert len(found) >= 10
     return found
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, photos):
-    from tests.doubles import write_fill_checkpoint
-
+def server(tmp_path_factory, photos, fill_weights):
     root = tmp_path_factory.mktemp("load")
-    write_fill_checkpoint(root / "weights", FILL_PY, MODEL)
-    port = free_port()
-    env = base_env(FACE3D_CACHE_DIR=str(root / "cache"), FACE3D_WEIGHTS_DIR=str(root / "weights"))
-    process = ManagedProcess(
-        [python_exe(), "-m", "dashboard", "--host", "127.0.0.1", "--port", str(port)], env, root / "server.log"
-    )
-    process.start()
+    env = child_env(FACE3D_CACHE_DIR=str(root / "cache"), FACE3D_WEIGHTS_DIR=str(fill_weights))
+    web = WebServer.dashboard(env, root / "server.log")
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/face3d/health", process)
-        yield process, f"http://127.0.0.1:{port}/"
+        yield web.start()
     finally:
-        process.stop()
+        web.stop()
 
 
 def test_concurrent_users_get_their_own_results_without_errors(server, photos, capsys):
-    process, url = server
+    url = server.url
     warm = Stats()  # a server that has been up a while: network loaded, code paths warm
     run_users(url, 1, photos, 0, warm, first_user=1000)
     assert not warm.errors, warm.errors
@@ -89,7 +68,7 @@ def test_concurrent_users_get_their_own_results_without_errors(server, photos, c
 
     served = stats.requests
     summary = stats.summary()
-    peak_rss = vm_hwm_bytes(process.pid)
+    peak_rss = server.peak_rss_bytes()
     table = stats.table(f"LOAD: {USERS} users for {SECONDS:.0f} s against python -m dashboard ({MODEL}, CPU)")
     table += f"\nwall {elapsed:.0f} s (flows started before the deadline run to their end)"
     if peak_rss:
@@ -107,8 +86,8 @@ def test_concurrent_users_get_their_own_results_without_errors(server, photos, c
         "depth_wait_s": sorted(stats.depth_waits),
         "server_peak_rss_bytes": peak_rss,
     }
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "load.json").write_text(json.dumps(report, indent=2))
+    RELIABILITY_ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (RELIABILITY_ARTIFACTS / "load.json").write_text(json.dumps(report, indent=2))
     with capsys.disabled():
         print("\n" + table)
 
@@ -122,7 +101,7 @@ def test_concurrent_users_get_their_own_results_without_errors(server, photos, c
             assert record["result"]["sha"] == record["sha"]
             assert owners.setdefault(record["sha"], session.user) == session.user, "two users got the same photo"
     # The server survived, and logged no unexpected error.
-    assert process.alive()
+    assert server.alive()
     assert requests.get(url + "face3d/health", timeout=10).json() == {"status": "ok"}
-    log = process.log_text()
+    log = server.log_text()
     assert "Unexpected error" not in log and "Traceback" not in log, log[-3000:]

@@ -24,29 +24,17 @@ import os
 import re
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from dashboard import ids
-from tests.face3d_http import (
-    FACES_DIR,
-    FILL_PY,
-    MODEL,
-    REPO_ROOT,
-    YUNET_PATH,
-    DashHttp,
-    ManagedProcess,
-    Stats,
-    UserSession,
-    base_env,
-    free_port,
-    output,
-    python_exe,
-    run_users,
-    wait_for_http,
-)
+from tests.harness import flows
+from tests.harness.dash_client import DashHttp, output
+from tests.harness.paths import FILL_PY, MODEL, RELIABILITY_ARTIFACTS, YUNET_PATH, face_photos, require
+from tests.harness.processes import PYTHON, ManagedProcess, child_env, free_port
+from tests.harness.servers import RedisServer, WebServer
+from tests.harness.users import Stats, UserSession, photo_variant, run_users
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +42,6 @@ USERS = int(os.environ.get("FACE3D_SCALEOUT_USERS", "8"))
 SECONDS = float(os.environ.get("FACE3D_SCALEOUT_SECONDS", "20"))
 WEB_WORKERS = 2
 INFERENCE_WORKERS = 2
-ARTIFACTS = Path(os.environ.get("FACE3D_RELIABILITY_ARTIFACTS", REPO_ROOT / "test-artifacts" / "reliability"))
 REDIS_SERVER = shutil.which("redis-server")
 
 
@@ -76,100 +63,70 @@ def test_without_redis_the_embedded_diskcache_backend_is_used(tmp_path, monkeypa
 def redis_url(tmp_path_factory):
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed (apt-get install -y redis-server; `make test` does it as root)")
-    import redis
-
-    root = tmp_path_factory.mktemp("redis")
-    port = free_port()
-    argv = [
-        REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root), "--save", "",
-        "--appendonly", "no", "--maxmemory", "1gb", "--maxmemory-policy", "volatile-lru",
-    ]  # fmt: skip
-    process = ManagedProcess(argv, dict(os.environ), root / "redis.log", cwd=root).start()
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
+    server = RedisServer(REDIS_SERVER, tmp_path_factory.mktemp("redis"))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if client.ping():
-                    break
-            except redis.RedisError:
-                if time.monotonic() > deadline or not process.alive():
-                    raise RuntimeError(f"redis-server did not start:\n{process.log_text()}") from None
-                time.sleep(0.1)
-        yield url
+        yield server.start().url
     finally:
-        client.close()
-        process.stop()
+        server.stop()
 
 
 @pytest.fixture(scope="module")
 def shared_ready():
-    if not FACES_DIR.is_dir() or not YUNET_PATH.is_file() or not FILL_PY.is_file():
-        pytest.skip("../shared (faces, YuNet, reference/fill.py) is absent")
-    return sorted(p for p in FACES_DIR.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    require(YUNET_PATH, FILL_PY)
+    return face_photos()
 
 
 @pytest.fixture(scope="module")
-def deployment(redis_url, shared_ready, tmp_path_factory):
+def deployment(redis_url, shared_ready, fill_weights, tmp_path_factory):
     """Two Celery workers and a two-worker gunicorn, all on one Redis; stopped at the end."""
-    from tests.doubles import write_fill_checkpoint
-
     root = tmp_path_factory.mktemp("scaleout")
-    weights = root / "weights"
-    write_fill_checkpoint(weights, FILL_PY, MODEL)
     empty_weights = root / "web-weights-empty"
     empty_weights.mkdir()
-    started: list[ManagedProcess] = []
+    started: list[ManagedProcess | WebServer] = []
     try:
         workers = []
         for number in range(INFERENCE_WORKERS):
-            env = base_env(
+            env = child_env(
                 FACE3D_REDIS_URL=redis_url,
                 FACE3D_CACHE_DIR=str(root / f"gpu{number}-cache"),
-                FACE3D_WEIGHTS_DIR=str(weights),
+                FACE3D_WEIGHTS_DIR=str(fill_weights),
                 FACE3D_JOB_HEARTBEAT_S="1",
             )
             argv = [
-                python_exe(), "-m", "celery", "-A", "dashboard.celery_app", "worker", "--concurrency", "1",
+                PYTHON, "-m", "celery", "-A", "dashboard.celery_app", "worker", "--concurrency", "1",
                 "--pool", "prefork", "--hostname", f"gpu{number}@%h", "--loglevel", "INFO", "--without-gossip",
                 "--without-mingle", "--without-heartbeat",
             ]  # fmt: skip
             worker = ManagedProcess(argv, env, root / f"celery{number}.log").start()
             started.append(worker)
             workers.append(worker)
-        port = free_port()
-        web_env = base_env(
+        web_env = child_env(
             FACE3D_REDIS_URL=redis_url,
             FACE3D_CACHE_DIR=str(root / "web-cache"),
             FACE3D_WEIGHTS_DIR=str(empty_weights),
             FACE3D_JOB_HEARTBEAT_S="1",
             HOME=str(root / "web-home"),  # gunicorn >= 24 puts a control socket under $HOME
         )
-        web_argv = [
-            python_exe(), "-m", "gunicorn", "--workers", str(WEB_WORKERS), "--threads", "8", "--bind",
-            f"127.0.0.1:{port}", "--timeout", "120", "--access-logfile", "-",
-            "--access-logformat", "ACCESS pid=%(p)s %(m)s %(U)s %(s)s", "dashboard.wsgi:server",
-        ]  # fmt: skip
-        web = ManagedProcess(web_argv, web_env, root / "gunicorn.log")
-        web.start()
-        started.append(web)
+        access_log = [
+            "--timeout",
+            "120",
+            "--access-logfile",
+            "-",
+            "--access-logformat",
+            "ACCESS pid=%(p)s %(m)s %(U)s %(s)s",
+        ]
+        web = WebServer.gunicorn(
+            web_env, root / "gunicorn.log", workers=WEB_WORKERS, threads=8, extra_args=access_log, start_timeout=180
+        )
         # a second web machine: another gunicorn on another port, same Redis
-        port2 = free_port()
-        web2_argv = [python_exe(), "-m", "gunicorn", "--workers", "1", "--threads", "4", "--bind",
-                     f"127.0.0.1:{port2}", "dashboard.wsgi:server"]  # fmt: skip
-        web2 = ManagedProcess(web2_argv, web_env, root / "gunicorn2.log").start()
-        started.append(web2)
-        url = f"http://127.0.0.1:{port}/"
-        url2 = f"http://127.0.0.1:{port2}/"
-        wait_for_http(url + "face3d/health", web, timeout=180)
-        wait_for_http(url2 + "face3d/health", web2, timeout=180)
-        deadline = time.monotonic() + 120
-        while not all("ready." in w.log_text() for w in workers):
-            assert time.monotonic() < deadline, "the Celery workers did not start:\n" + workers[0].log_text()[-3000:]
-            assert all(w.alive() for w in workers), "a Celery worker died:\n" + workers[0].log_text()[-3000:]
-            time.sleep(0.3)
-        yield {"url": url, "url2": url2, "web": web, "workers": workers, "redis_url": redis_url, "root": root}
+        web2 = WebServer.gunicorn(web_env, root / "gunicorn2.log", workers=1, threads=4, start_timeout=180)
+        for server in (web, web2):
+            started.append(server.launch())
+        for server in (web, web2):
+            server.wait_until_healthy()
+        for worker in workers:
+            worker.wait_for_log("ready.", timeout=120)
+        yield {"url": web.url, "url2": web2.url, "web": web, "workers": workers, "redis_url": redis_url, "root": root}
     finally:
         for process in reversed(started):
             process.stop()
@@ -203,8 +160,8 @@ def test_users_share_one_cache_across_web_and_inference_workers(deployment, shar
     )
     table += f"\ndepth jobs per Celery worker {jobs_per_worker}; network loads per worker {[len(x) for x in loads]}"
     table += f"; web worker pids serving callbacks {len(web_pids)}; wall {elapsed:.0f} s"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "scaleout.json").write_text(
+    RELIABILITY_ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (RELIABILITY_ARTIFACTS / "scaleout.json").write_text(
         json.dumps(
             {
                 "users": USERS,
@@ -266,40 +223,15 @@ def test_users_share_one_cache_across_web_and_inference_workers(deployment, shar
 
 def test_a_job_started_on_one_web_machine_is_followed_on_another(deployment, shared_ready):
     """Upload and Generate on web machine A; poll, view and download on web machine B."""
-    from tests.face3d_http import data_url, photo_variant
-
     first, second = DashHttp(deployment["url"]), DashHttp(deployment["url2"])
     data = photo_variant(shared_ready[3], 77, 0)
-    response = first.call(
-        (ids.UPLOAD, "contents"),
-        {f"{ids.UPLOAD}.contents": [data_url(data)], f"{ids.UPLOAD}.filename": ["cross.jpg"], ids.UPLOADS_STORE: None},
-        output_id=ids.UPLOAD_MESSAGES,
-    )
-    store = output(response, ids.UPLOADS_STORE, "data")
+    store = output(flows.upload(first, data, "cross.jpg"), ids.UPLOADS_STORE, "data")
     sha = store["items"][0]["sha"]
-    values = {
-        ids.job_store("depth"): None,
-        ids.DEPTH_FACE: sha,
-        ids.DEPTH_MODEL: MODEL,
-        ids.UPLOADS_STORE: store,
-        ids.DEPTH_GENERATE: 1,
-    }
-    job = output(first.call((ids.DEPTH_GENERATE, "n_clicks"), values), ids.job_store("depth"), "data")
-    assert job and job.get("id"), "a fresh photo must start a job"
-    result = None
-    deadline = time.monotonic() + 120
-    tick = 0
-    while result is None and time.monotonic() < deadline:
-        time.sleep(0.3)
-        tick += 1
-        poll = values | {ids.job_store("depth"): job, ids.job_interval("depth"): tick}
-        response = second.call((ids.job_interval("depth"), "n_intervals"), poll)  # the other machine
-        assert not response.get("sideUpdate"), response.get("sideUpdate")
-        result = output(response, ids.DEPTH_RESULT_STORE, "data")
+    started = flows.start_depth(first, store, sha)
+    assert started.job and started.job.get("id"), "a fresh photo must start a job"
+    result = flows.wait_for_depth(second, started, timeout_s=120, poll_s=0.3)  # the other machine
     assert result is not None and result["sha"] == sha
-    view = second.call(
-        (ids.DEPTH_RESULT_STORE, "data"), {ids.DEPTH_RESULT_STORE: result}, output_id=ids.DEPTH_MAP_GRAPH
-    )
+    view = flows.view_depth(second, result)
     assert "cross.jpg" in str(output(view, ids.DEPTH_CAPTION, "children"))
     assert requests.get(f"{deployment['url2']}face3d/thumb/{sha}.jpg", timeout=30).status_code == 200
 
@@ -321,23 +253,15 @@ def test_web_tier_killed_and_restarted_keeps_uploads_and_results(deployment, sha
 
     web.kill()
     web.start()
-    wait_for_http(url + "face3d/health", web, timeout=180)
 
     for sha in shas:
         assert requests.get(f"{url}face3d/thumb/{sha}.jpg", timeout=30).status_code == 200, sha
     http = DashHttp(url)
     store = {"items": [{"sha": record["sha"], "face": record["result"]["face"]}]}
-    values = {
-        ids.job_store("depth"): None,
-        ids.DEPTH_FACE: record["sha"],
-        ids.DEPTH_MODEL: MODEL,
-        ids.UPLOADS_STORE: store,
-        ids.DEPTH_GENERATE: 1,
-    }
-    response = http.call((ids.DEPTH_GENERATE, "n_clicks"), values)
+    started = flows.start_depth(http, store, record["sha"])
     # the depth map computed before the crash is served from Redis at once: no new job
-    assert output(response, ids.DEPTH_RESULT_STORE, "data") == record["result"], response
-    assert output(response, ids.job_store("depth"), "data") is None
+    assert started.result == record["result"], started.response
+    assert started.job is None
 
 
 def test_job_of_a_dead_worker_is_reported_interrupted_and_cancel_works(redis_url, monkeypatch):

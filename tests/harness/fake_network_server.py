@@ -1,0 +1,33 @@
+"""Child program: the dashboard with a stand-in depth network, served on 127.0.0.1.
+
+Run as ``python -m tests.harness.fake_network_server --port N --cache-dir DIR [--delay-s S]``
+(started by :meth:`tests.harness.servers.WebServer.fake_network`). The network is a
+:class:`~tests.doubles.FakeEstimator` that sleeps ``--delay-s`` seconds per prediction, so a test
+can kill the server while a depth job is running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line and serve until killed."""
+    parser = argparse.ArgumentParser(prog="python -m tests.harness.fake_network_server")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--cache-dir", required=True)
+    parser.add_argument("--delay-s", type=float, default=0.0, help="seconds each prediction sleeps")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from dashboard.app import create_app
+    from tests.doubles import FakeEstimator
+
+    fake = FakeEstimator(delay_s=args.delay_s)
+    app = create_app(args.cache_dir, estimator_factory=lambda name: fake)
+    app.run(host="127.0.0.1", port=args.port, threaded=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""What a user does in the dashboard, as the page's callbacks: each step written once.
+
+Every function takes a :class:`~tests.harness.dash_client.DashHttp` (a real server over HTTP or an
+app in process) and labels its requests with a kind (``upload``, ``depth_start``, ``depth_poll``,
+``depth_view``, ``model3d_view``, ``slider``, ``thumbnail``, ``compare_view``) for the timings.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from dashboard import ids
+from tests.harness.dash_client import CallbackError, DashHttp, Reply, data_url, layout_values, output
+from tests.harness.paths import MODEL
+
+DEPTH_JOB = ids.job_store("depth")
+DEPTH_INTERVAL = ids.job_interval("depth")
+
+
+def open_page(client: DashHttp) -> dict[str, Any]:
+    """Load the page like a browser (HTML, callback map, layout); return the layout's control values."""
+    page = client.get("", kind="page")
+    if page.status_code != 200:
+        raise CallbackError(f"GET / -> {page.status_code}")
+    client.dependencies()
+    return layout_values(client.layout())
+
+
+def upload(client: DashHttp, data: bytes | str, name: str, store: dict | None = None) -> dict | None:
+    """Drop one file on the upload area (``data`` as bytes, or the raw ``dcc.Upload`` contents string).
+
+    Returns:
+        The callback response (the uploads store and the per-file messages).
+    """
+    content = data if isinstance(data, str) else data_url(data)
+    return client.call(
+        (ids.UPLOAD, "contents"),
+        {f"{ids.UPLOAD}.contents": [content], f"{ids.UPLOAD}.filename": [name], ids.UPLOADS_STORE: store},
+        output_id=ids.UPLOAD_MESSAGES,
+        kind="upload",
+    )
+
+
+def gallery(client: DashHttp, store: dict) -> dict | None:
+    """The gallery of uploaded photos for a browser-side uploads store (as after a page reload)."""
+    return client.call((ids.UPLOADS_STORE, "data"), {ids.UPLOADS_STORE: store}, output_id=ids.GALLERY)
+
+
+@dataclass(frozen=True)
+class DepthStart:
+    """The answer to pressing *Generate depth map*.
+
+    Attributes:
+        values: The inputs and states the button sent (reused by every poll).
+        response: The callback response.
+        result: The depth result at once (cached work), else None.
+        job: The job the server started (``{"id": ...}``), else None.
+    """
+
+    values: dict[str, Any]
+    response: dict | None
+    result: dict | None
+    job: dict | None
+
+
+def start_depth(client: DashHttp, store: dict, sha: str, model: str = MODEL) -> DepthStart:
+    """Press *Generate depth map* for photo ``sha`` (face choice: the photo's default)."""
+    values = {
+        DEPTH_JOB: None,
+        ids.DEPTH_FACE: sha,
+        ids.DEPTH_MODEL: model,
+        ids.UPLOADS_STORE: store,
+        ids.DEPTH_GENERATE: 1,
+    }
+    response = client.call((ids.DEPTH_GENERATE, "n_clicks"), values, kind="depth_start")
+    return DepthStart(
+        values, response, output(response, ids.DEPTH_RESULT_STORE, "data"), output(response, DEPTH_JOB, "data")
+    )
+
+
+def poll_depth(client: DashHttp, start: DepthStart, tick: int) -> dict | None:
+    """One tick (number ``tick``) of the page's job interval for the job of ``start``."""
+    values = start.values | {DEPTH_JOB: start.job, DEPTH_INTERVAL: tick}
+    return client.call((DEPTH_INTERVAL, "n_intervals"), values, kind="depth_poll")
+
+
+def wait_for_depth(client: DashHttp, start: DepthStart, *, timeout_s: float, poll_s: float = 0.5) -> dict:
+    """Poll the job of ``start`` like the page does until its depth result arrives.
+
+    ``client`` may be another web machine than the one that started the job.
+
+    Returns:
+        The depth result (``{"sha", "model", "face", ...}``); ``start.result`` at once if it had one.
+
+    Raises:
+        AssertionError: Generate gave neither result nor job, a poll showed an alert (any side
+            update), the job ended without a result, or ``timeout_s`` passed.
+    """
+    if start.result is not None:
+        return start.result
+    job = start.job
+    if not (isinstance(job, dict) and job.get("id")):
+        raise AssertionError(f"Generate gave neither a result nor a job: {start.response}")
+    deadline = time.monotonic() + timeout_s
+    tick = 0
+    while time.monotonic() < deadline:
+        time.sleep(poll_s)
+        tick += 1
+        response = poll_depth(client, start, tick)
+        side = (response or {}).get("sideUpdate")
+        if side:
+            raise AssertionError(f"a poll of job {job['id'][:8]} showed {side}")
+        result = output(response, ids.DEPTH_RESULT_STORE, "data")
+        if result is not None:
+            return result
+        now = output(response, DEPTH_JOB, "data", job)
+        if not (isinstance(now, dict) and now.get("id")):
+            message = output(response, ids.job_message("depth"), "children")
+            raise AssertionError(f"job {job['id'][:8]} ended without a result: {message}")
+    raise AssertionError(f"the depth job {job['id'][:8]} did not finish within {timeout_s} s")
+
+
+def generate_depth(
+    client: DashHttp, store: dict, sha: str, *, timeout_s: float, poll_s: float = 0.2, model: str = MODEL
+) -> dict:
+    """Press *Generate depth map* and wait for the result (see :func:`wait_for_depth`)."""
+    return wait_for_depth(client, start_depth(client, store, sha, model), timeout_s=timeout_s, poll_s=poll_s)
+
+
+def view_depth(client: DashHttp, result: dict, colormap: str | None = None) -> dict | None:
+    """Show a depth result on the *Depth* tab (the photo, the depth map and its caption)."""
+    return client.call(
+        (ids.DEPTH_RESULT_STORE, "data"),
+        {ids.DEPTH_RESULT_STORE: result, ids.DEPTH_COLORMAP: colormap},
+        output_id=ids.DEPTH_MAP_GRAPH,
+        kind="depth_view",
+    )
+
+
+def download_depth_png8(client: DashHttp, result: dict) -> dict | None:
+    """Press the 8-bit PNG download button of a depth result (the response carries the file)."""
+    return client.call(
+        (ids.DEPTH_DOWNLOAD_PNG8, "n_clicks"), {ids.DEPTH_DOWNLOAD_PNG8: 1, ids.DEPTH_RESULT_STORE: result}
+    )
+
+
+def model3d_values(result: dict, controls: dict[str, Any], view: dict | None = None) -> dict[str, Any]:
+    """Inputs of the *3D model* view: the depth result, the slider and radio values, the camera store.
+
+    Args:
+        result: The depth result to shape.
+        controls: Values by component id (e.g. the layout's defaults from :func:`open_page`).
+        view: The camera store (None: a fresh page).
+    """
+    names = (ids.MODEL3D_SMOOTHING, ids.MODEL3D_DENSITY, ids.MODEL3D_DEPTH_SCALE, ids.MODEL3D_DISPLAY)
+    values = {name: controls.get(name) for name in (*names, ids.MODEL3D_COLORS)}
+    return {ids.MODEL3D_SOURCE_STORE: result, **values, ids.MODEL3D_VIEW_STORE: view}
+
+
+def view_3d(client: DashHttp, values: dict[str, Any]) -> dict | None:
+    """Build the 3D model of the depth result in ``values`` (see :func:`model3d_values`)."""
+    return client.call((ids.MODEL3D_SOURCE_STORE, "data"), values, output_id=ids.MODEL3D_GRAPH, kind="model3d_view")
+
+
+def move_control(client: DashHttp, values: dict[str, Any], component: str) -> dict | None:
+    """A slider or radio of the 3D view took the value it has in ``values``: the 3D model is reshaped."""
+    return client.call((component, "value"), values, output_id=ids.MODEL3D_GRAPH, kind="slider")
+
+
+def thumbnail(client: DashHttp, sha: str) -> Reply:
+    """The JPEG thumbnail of an uploaded photo."""
+    return client.get(f"face3d/thumb/{sha}.jpg", kind="thumbnail")
+
+
+def view_comparison(client: DashHttp, key: str, count: int, page: int = 0) -> dict | None:
+    """Show a computed comparison (3D views, profiles, difference map) on the *Compare* tab."""
+    return client.call(
+        (ids.COMPARE_RESULT_STORE, "data"),
+        {ids.COMPARE_RESULT_STORE: {"key": key, "count": count}, ids.COMPARE_PAGE: page},
+        kind="compare_view",
+    )

@@ -1,0 +1,97 @@
+"""Files and names a user (or an attacker) might upload, made by code (nothing stored in the repository)."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+EVIL_HTML_NAME = '<img src=x onerror="alert(1)"><script>alert(2)</script>.png'
+#: File names that must only ever be shown, as text: never used as paths or rendered as HTML.
+EVIL_NAMES = ("../../x.png", "/etc/passwd", "..\\..\\win.png", EVIL_HTML_NAME, "a\x00b.png", "é" * 300 + ".png")
+
+
+def png_bytes(array: np.ndarray, **kwargs) -> bytes:
+    """A PNG file of ``array`` ((H, W) or (H, W, 3), uint8 or uint16)."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "PNG", **kwargs)
+    return buffer.getvalue()
+
+
+def jpeg_bytes(array: np.ndarray) -> bytes:
+    """A JPEG file (quality 90) of an (H, W, 3) uint8 array."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def declared_png(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares ``width`` x ``height`` pixels (a "decompression bomb")."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def hostile_corpus() -> dict[str, bytes]:
+    """Name -> bytes of files a user (or an attacker) might upload."""
+    rng = np.random.default_rng(1)
+    photo = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    gif = io.BytesIO()
+    Image.fromarray(photo).save(gif, "GIF")
+    webp = io.BytesIO()
+    try:
+        Image.fromarray(photo).save(webp, "WEBP")
+    except (KeyError, OSError):  # Pillow built without WebP
+        webp = io.BytesIO(b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\0" * 32)
+    return {
+        "zero_bytes.jpg": b"",
+        "truncated.jpg": jpeg_bytes(photo)[:300],
+        "truncated.png": png_bytes(photo)[:200],
+        "png_bomb_50000x50000.png": declared_png(50000, 50000),
+        "too_big_30MB.jpg": b"\xff\xd8\xff" + b"\0" * (30 * 1024 * 1024),
+        "gif_renamed.jpg": gif.getvalue(),
+        "webp_renamed.jpg": webp.getvalue(),
+        "svg_renamed.jpg": b"<?xml version='1.0'?><svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>",
+        "pdf_renamed.jpg": b"%PDF-1.7\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF",
+        "random_bytes.png": rng.integers(0, 256, 5000, dtype=np.uint8).tobytes(),
+        "one_pixel.png": png_bytes(np.zeros((1, 1, 3), np.uint8)),
+        "20000x10.png": png_bytes(np.zeros((10, 20000, 3), np.uint8)),
+        "png_header_only.png": b"\x89PNG\r\n\x1a\n",
+        "jpeg_soi_only.jpg": b"\xff\xd8\xff\xe0",
+    }
+
+
+def face_variant(path: Path, mode: str) -> bytes:
+    """A real face photo re-encoded as a CMYK JPEG (``mode="cmyk"``) or a 16-bit grayscale PNG."""
+    with Image.open(path) as img:
+        rgb = img.convert("RGB")
+    buffer = io.BytesIO()
+    if mode == "cmyk":
+        rgb.convert("CMYK").save(buffer, "JPEG", quality=92)
+    else:
+        gray16 = (np.asarray(rgb.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
+        Image.fromarray(gray16).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def odd_but_valid(photo: Path) -> dict[str, bytes]:
+    """Valid photos in unusual encodings, made from ``photo``: they must work."""
+    return {"cmyk_face.jpg": face_variant(photo, "cmyk"), "gray16_face.png": face_variant(photo, "gray16")}
+
+
+def file_tree(root: Path, exclude: Path | None = None) -> set[str]:
+    """Relative paths of every file under ``root`` (except under ``exclude``)."""
+    files = set()
+    for path in root.rglob("*"):
+        if exclude is not None and (path == exclude or exclude in path.parents):
+            continue
+        if path.is_file() or path.is_symlink():
+            files.add(str(path.relative_to(root)))
+    return files

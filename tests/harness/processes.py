@@ -1,0 +1,164 @@
+"""Child processes of the tests: started in their own process group, logged to a file, always stopped.
+
+Only 127.0.0.1 is ever used; every wait is bounded in time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from tests.harness.paths import REPO_ROOT, YUNET_PATH
+
+#: The interpreter running the tests (the project's venv): every Python child uses it.
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    """Return a TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a child process: offline, this repository first on the path, unbuffered.
+
+    ``FACE3D_REDIS_URL`` is dropped (a child uses Redis only when a test says so) and the YuNet
+    detector of ``../shared`` is used where present. ``extra`` is applied last.
+    """
+    env = dict(os.environ)
+    env.pop("FACE3D_REDIS_URL", None)
+    env.update(
+        FACE3D_OFFLINE="1",
+        FACE3D_REPO=str(REPO_ROOT),
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+    )
+    if YUNET_PATH.is_file():
+        env["FACE3D_YUNET_PATH"] = str(YUNET_PATH)
+    env.update(extra)
+    return env
+
+
+def peak_rss_bytes(pid: int) -> int | None:
+    """Peak resident memory of a live process (Linux ``VmHWM``), or None where unavailable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+class ManagedProcess:
+    """A subprocess in its own process group, logging to a file; :meth:`stop` ends the whole group.
+
+    Args:
+        argv: Command line.
+        env: Environment.
+        log_path: Where stdout and stderr go (appended: a restarted process adds to it).
+        cwd: Working folder (default: the repository).
+    """
+
+    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None):
+        self.argv = argv
+        self.env = env
+        self.log_path = log_path
+        self.cwd = cwd or REPO_ROOT
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> ManagedProcess:
+        """Start the process (a new session, so its children share its process group)."""
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+        try:
+            self.process = subprocess.Popen(
+                self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        finally:
+            log.close()
+        return self
+
+    @property
+    def pid(self) -> int:
+        """The process id (also the process group id)."""
+        assert self.process is not None
+        return self.process.pid
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.process is not None and self.process.poll() is None
+
+    def _signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once (a crash, a power cut) and reap it."""
+        if self.process is None:
+            return
+        self._signal_group(signal.SIGKILL)
+        self.process.wait(timeout=30)
+        self.process = None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM the group, then SIGKILL whatever is left after ``timeout`` seconds."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self._signal_group(signal.SIGKILL)  # stray children of the group, if any
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            pass
+        self.process = None
+
+    def peak_rss_bytes(self) -> int | None:
+        """Peak resident memory of the (live) main process, or None where unavailable."""
+        return peak_rss_bytes(self.pid) if self.alive() else None
+
+    def log_text(self) -> str:
+        """The process's output so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_log(self, text: str, timeout: float = 120.0) -> None:
+        """Wait until ``text`` appears in the output (raising early if the process died)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log_text():
+            if not self.alive():
+                raise RuntimeError(f"{self.argv[:3]} exited early:\n{self.log_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{self.argv[:3]} did not log {text!r} within {timeout} s:\n{self.log_text()[-3000:]}"
+                )
+            time.sleep(0.3)
+
+
+def wait_for_http(url: str, process: ManagedProcess, timeout: float = 120.0) -> None:
+    """Wait until ``url`` answers 200 (raising early if the process died)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process.alive():
+            raise RuntimeError(f"{process.argv[:3]} exited early:\n{process.log_text()[-3000:]}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer within {timeout} s:\n{process.log_text()[-3000:]}")

@@ -1,0 +1,232 @@
+"""Faults, tried for real: damaged cache entries, a full or read-only disk, a cut-off download, a killed server.
+
+1. A corrupted, half-written or vanished cache entry is recomputed; a damaged upload says so.
+2. A full or read-only cache disk gives a clear error and loses no upload already stored (a real
+   tmpfs in a private mount namespace where the machine allows it, else injected errors; see
+   :mod:`tests.harness.cache_disk_faults`).
+3. A weights download cut off halfway inside a depth job leaves no partial file; a retry works.
+4. The server killed (SIGKILL) during inference and started again keeps every upload.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import http.server
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import requests
+
+from dashboard import ids
+from dashboard.jobs import DiskJobStore, JobState, ThreadJobRunner
+from dashboard.services import Face3DService, PhotoMissingError
+from face3d_core.cache import ResultCache
+from tests.doubles import FakeEstimator
+from tests.harness.cache_disk_faults import run_cache_disk_faults
+from tests.harness.dash_client import DashHttp, output
+from tests.harness.flows import gallery, generate_depth, poll_depth, start_depth, upload
+from tests.harness.paths import MODEL, PHOTO, PORTRAIT_PHOTO, THIRD_PHOTO, YUNET_PATH, require
+from tests.harness.processes import child_env
+from tests.harness.servers import fake_network_server
+
+# =====================================================================================
+# 1. Damaged cache entries
+# =====================================================================================
+
+
+def test_corrupted_or_half_written_cache_entries_are_recomputed(tmp_path):
+    require(PHOTO, YUNET_PATH)
+    fake = FakeEstimator()
+    cache = ResultCache(tmp_path / "results")
+    service = Face3DService(cache, estimator_factory=lambda name: fake, detector_path=YUNET_PATH)
+    meta = service.ingest_upload(PHOTO.read_bytes(), "a.png")
+    first = service.compute_depth(meta.sha256, MODEL, 0)
+    key = service.depth_key(meta.sha256, MODEL, 0)
+    assert fake.calls == 1
+
+    def fresh() -> Face3DService:  # a new server process: empty memory tier, same disk cache
+        return Face3DService(
+            ResultCache(tmp_path / "results"), estimator_factory=lambda name: fake, detector_path=YUNET_PATH
+        )
+
+    # a truncated file (a crash or a full disk in the middle of writing it)
+    path = cache.entry_path(key)
+    assert path is not None and path.is_file()
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    again = fresh().compute_depth(meta.sha256, MODEL, 0)
+    assert fake.calls == 2, "a truncated entry was served instead of recomputed"
+    np.testing.assert_array_equal(again.depth_rel, first.depth_rel)
+
+    # flipped bytes in the middle (bit rot)
+    path = cache.entry_path(key)
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    fresh().compute_depth(meta.sha256, MODEL, 0)
+    assert fake.calls == 3
+
+    # the entry's file vanished (the database row was written, the file was not)
+    cache.entry_path(key).unlink()
+    fresh().compute_depth(meta.sha256, MODEL, 0)
+    assert fake.calls == 4
+
+    # a damaged *upload* cannot be recomputed: a clear message, never garbage
+    upload_path = cache.entry_path(f"face3d/v1/upload/{meta.sha256}/-/-")
+    assert upload_path is not None
+    upload_path.write_bytes(upload_path.read_bytes()[:100])
+    other = fresh()
+    with pytest.raises(PhotoMissingError, match="upload it again"):
+        other.compute_depth(meta.sha256, MODEL, None)
+
+
+# =====================================================================================
+# 2. A full or read-only cache disk
+# =====================================================================================
+
+
+@pytest.mark.slow
+def test_full_or_read_only_cache_disk_gives_clear_errors_and_keeps_uploads(tmp_path):
+    require(PHOTO, YUNET_PATH)
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    out = run_cache_disk_faults(cache_dir, YUNET_PATH, [PHOTO, THIRD_PHOTO, PORTRAIT_PHOTO], child_env())
+    print(json.dumps(out, indent=1))
+
+    # disk full: the upload is refused with a message that says what to do; the job too
+    assert out["full_upload_items"] == []
+    assert "Free some disk space" in out["full_upload_message"], out["full_upload_message"]
+    assert out["full_ingest_error"] and "Free some disk space" in out["full_ingest_error"]
+    state, title, message = out["full_job"]
+    assert state in {"submit-refused", JobState.FAILED.value}, out["full_job"]
+    assert title == "Cache problem" and "disk space" in message, out["full_job"]
+    # ... and what was stored before is still there, for this process and a restarted one
+    assert out["full_a_still_ok_same_process"] and out["full_a_depth_cached"]
+    new_process = out["full_a_still_ok_new_process"]
+    assert new_process is True or "writable folder" in new_process, new_process
+    assert out["after_free_upload_ok"]
+    # read-only: a clear message, stored uploads still readable
+    assert out["ro_upload_items"] == []
+    assert "Could not write to the result cache" in out["ro_upload_message"], out["ro_upload_message"]
+    assert out["ro_a_still_ok_same_process"]
+    # a server started on a read-only folder either serves what is stored or says what to do
+    assert out["ro_new_process"] is True or "writable folder" in out["ro_new_process"], out["ro_new_process"]
+    assert out["final_a_ok"] and out["final_b_ok"]
+
+
+# =====================================================================================
+# 3. A weights download cut off halfway
+# =====================================================================================
+
+
+class _CutHandler(http.server.BaseHTTPRequestHandler):
+    """Serves the checkpoint; while ``server.cut`` is set it stops after half the announced bytes."""
+
+    def do_GET(self):  # noqa: N802 - http.server API
+        data: bytes = self.server.data  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2] if self.server.cut else data)  # type: ignore[attr-defined]
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.slow
+def test_download_cut_off_inside_a_depth_job_leaves_no_partial_weights(tmp_path, monkeypatch, fill_weights):
+    require(PHOTO, YUNET_PATH)
+    from face3d_core.models.estimator import DepthEstimator
+    from face3d_core.models.registry import get_spec
+
+    checkpoint = (fill_weights / get_spec(MODEL).file_name).read_bytes()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CutHandler)
+    server.data, server.cut = checkpoint, True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("FACE3D_CACHE_DIR", str(tmp_path / "home-cache"))
+        monkeypatch.delenv("FACE3D_WEIGHTS_DIR", raising=False)
+        monkeypatch.delenv("FACE3D_OFFLINE", raising=False)
+        url = f"http://127.0.0.1:{server.server_address[1]}/{get_spec(MODEL).file_name}"
+        spec = dataclasses.replace(get_spec(MODEL), url=url, sha256=hashlib.sha256(checkpoint).hexdigest())
+        estimator = DepthEstimator(MODEL, device="cpu", precision="fp32")
+        estimator.spec = spec
+        service = Face3DService(
+            ResultCache(tmp_path / "results"), estimator_factory=lambda name: estimator, detector_path=YUNET_PATH
+        )
+        runner = ThreadJobRunner(DiskJobStore(tmp_path / "jobs"), service.tasks())
+        meta = service.ingest_upload(PHOTO.read_bytes(), "a.png")
+        weights_folder = tmp_path / "home-cache" / "weights"
+
+        def run_job() -> object:
+            job = runner.submit("depth", {"sha": meta.sha256, "model": MODEL, "face": 0})
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                status = runner.status(job)
+                if status.state.finished:
+                    return status
+                time.sleep(0.05)
+            raise AssertionError("job did not finish")
+
+        status = run_job()
+        assert status.state == JobState.FAILED and status.error_title == "Model weights missing"
+        assert "broke off" in status.error_message and url in status.error_message
+        assert not weights_folder.exists() or list(weights_folder.iterdir()) == [], "a partial download was kept"
+
+        server.cut = False  # the network is back: the same job now works
+        status = run_job()
+        assert status.state == JobState.DONE, status
+        assert [p.name for p in weights_folder.iterdir()] == [spec.file_name]
+        runner.shutdown()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# =====================================================================================
+# 4. The server killed during inference
+# =====================================================================================
+
+
+@pytest.mark.slow
+def test_server_killed_during_inference_keeps_every_upload(tmp_path):
+    require(PHOTO, YUNET_PATH)
+    server = fake_network_server(tmp_path, delay_s=4.0).start()
+    try:
+        client = DashHttp(server.url)
+        store = None
+        photos = [PHOTO, THIRD_PHOTO, PORTRAIT_PHOTO]
+        for index, path in enumerate(photos):
+            response = upload(client, path.read_bytes(), f"photo{index}{path.suffix}", store)
+            store = output(response, ids.UPLOADS_STORE, "data")
+        shas = [item["sha"] for item in store["items"]]
+        assert len(shas) == 3
+        started = start_depth(client, store, shas[0])
+        deadline = time.monotonic() + 60
+        message = ""
+        while time.monotonic() < deadline and "Estimating depth" not in str(message):
+            time.sleep(0.1)
+            response = poll_depth(client, started, 1)
+            message = output(response, ids.job_message("depth"), "children")
+        assert "Estimating depth" in str(message), message  # the (4 s) network is running now
+
+        server.kill()  # SIGKILL: no clean-up of any kind
+        server.start()
+
+        client = DashHttp(server.url)
+        shown = gallery(client, store)
+        assert output(shown, ids.GALLERY_COUNT, "children") == "3", "uploads were lost in the crash"
+        for sha in shas:
+            assert requests.get(f"{server.url}face3d/thumb/{sha}.jpg", timeout=10).status_code == 200
+        interrupted = poll_depth(client, started, 2)
+        assert "Job interrupted" in json.dumps(interrupted.get("sideUpdate", {})), interrupted
+        result = generate_depth(client, store, shas[0], timeout_s=90)  # starting again works
+        assert result["sha"] == shas[0]
+    finally:
+        server.stop()

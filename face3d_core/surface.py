@@ -1,0 +1,94 @@
+"""The face surface as a continuous function of the depth map's pixel coordinates.
+
+A :class:`~face3d_core.reconstruct.FaceModel3D` keeps its refined metric depth on a pixel
+lattice. :class:`DepthSurface` turns it back into a surface that can be sampled anywhere:
+``points(uv)`` maps ``(N, 2)`` depth-map pixel positions ``(u = column, v = row)`` to
+``(N, 3)`` points in the model's output frame (mm, X right, Y up, Z towards the viewer,
+origin at :attr:`FaceModel3D.origin_mm`), with bilinear interpolation of the depth and the
+model's own pinhole camera; ``project(xyz)`` is its inverse for points on the surface.
+
+Anything that offers ``points(uv)`` and ``project(xyz)`` (:class:`Surface`) can be measured
+by :mod:`face3d_core.measure`: the tests use an exactly ray-cast scan for ground truth.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+
+class Surface(Protocol):
+    """A surface seen by a pinhole camera, sampled at depth-map pixel positions."""
+
+    def points(self, uv: np.ndarray) -> np.ndarray:
+        """``(N, 2)`` pixel positions -> ``(N, 3) float64`` points in mm (``NaN`` where no surface)."""
+        ...
+
+    def project(self, xyz: np.ndarray) -> np.ndarray:
+        """``(N, 3)`` points in mm -> ``(N, 2) float64`` pixel positions."""
+        ...
+
+
+class DepthSurface:
+    """The surface of a :class:`~face3d_core.reconstruct.FaceModel3D` (see the module docstring).
+
+    Args:
+        model: The 3D face; its ``lattice_depth_mm`` (``NaN`` outside the face),
+            ``intrinsics``, ``stride`` and ``origin_mm`` are used.
+    """
+
+    def __init__(self, model) -> None:
+        self.depth_lattice = np.asarray(model.lattice_depth_mm, dtype=np.float64)
+        self.stride = int(model.stride)
+        self.intrinsics = model.intrinsics
+        self.origin_mm = np.asarray(model.origin_mm, dtype=np.float64).reshape(3)
+
+    @property
+    def shape_hw(self) -> tuple[int, int]:
+        """``(h, w)`` of the depth map in pixels (the lattice spans it with ``stride``)."""
+        return (self.intrinsics.height, self.intrinsics.width)
+
+    def depth(self, uv: np.ndarray) -> np.ndarray:
+        """Depth along the optical axis (mm) at ``(N, 2)`` pixel positions.
+
+        Bilinear over the valid lattice neighbours; ``NaN`` where the nearest lattice pixel
+        is not part of the surface (so the outline is found to half a lattice step).
+        """
+        pts = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
+        lat = pts / self.stride
+        hl, wl = self.depth_lattice.shape
+        x = np.clip(lat[:, 0], 0.0, wl - 1.0)
+        y = np.clip(lat[:, 1], 0.0, hl - 1.0)
+        inside = (lat[:, 0] > -0.5) & (lat[:, 0] < wl - 0.5) & (lat[:, 1] > -0.5) & (lat[:, 1] < hl - 0.5)
+        x0 = np.minimum(np.floor(x).astype(np.int64), max(wl - 2, 0))
+        y0 = np.minimum(np.floor(y).astype(np.int64), max(hl - 2, 0))
+        x1 = np.minimum(x0 + 1, wl - 1)
+        y1 = np.minimum(y0 + 1, hl - 1)
+        fx, fy = x - x0, y - y0
+        d = self.depth_lattice
+        corners = np.stack([d[y0, x0], d[y0, x1], d[y1, x0], d[y1, x1]], axis=1)
+        weights = np.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], axis=1)
+        ok = np.isfinite(corners)
+        weights = np.where(ok, weights, 0.0)
+        total = weights.sum(axis=1)
+        nearest = d[np.rint(y).astype(np.int64), np.rint(x).astype(np.int64)]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = (np.where(ok, corners, 0.0) * weights).sum(axis=1) / total
+        return np.where(inside & np.isfinite(nearest) & (total > 0), z, np.nan)
+
+    def points(self, uv: np.ndarray) -> np.ndarray:
+        """``(N, 2)`` pixel positions -> ``(N, 3) float64`` points in the output frame (mm)."""
+        pts = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
+        z = self.depth(pts)
+        intr = self.intrinsics
+        cam = np.stack([(pts[:, 0] - intr.cx) * z / intr.fx, (intr.cy - pts[:, 1]) * z / intr.fy, -z], axis=1)
+        return cam - self.origin_mm
+
+    def project(self, xyz: np.ndarray) -> np.ndarray:
+        """``(N, 3)`` points in the output frame -> ``(N, 2) float64`` pixel positions."""
+        cam = np.asarray(xyz, dtype=np.float64).reshape(-1, 3) + self.origin_mm
+        z = -cam[:, 2]
+        intr = self.intrinsics
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.stack([intr.cx + intr.fx * cam[:, 0] / z, intr.cy - intr.fy * cam[:, 1] / z], axis=1)

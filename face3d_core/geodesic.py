@@ -170,6 +170,7 @@ def refine_path(
     final_spacing_px: float = 1.0,
     iterations: int = 30,
     tolerance_px: float = 0.02,
+    coarse_to_fine: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pull a path tight on the surface (see the module docstring).
 
@@ -179,6 +180,8 @@ def refine_path(
         final_spacing_px: Spacing of the final path's points, in pixels.
         iterations: Most relaxation steps per level.
         tolerance_px: A level ends when no point moves more than this (pixels).
+        coarse_to_fine: Start with 9 points and double them (fast on smooth surfaces); else
+            relax the path at the final spacing only.
 
     Returns:
         ``(path_uv (K', 2), path_xyz (K', 3))``.
@@ -186,7 +189,7 @@ def refine_path(
     uv = np.asarray(path_uv, dtype=np.float64)
     span = float(np.linalg.norm(np.diff(uv, axis=0), axis=1).sum())
     final_count = max(3, int(np.ceil(span / final_spacing_px)) + 1)
-    count = min(9, final_count)
+    count = min(9, final_count) if coarse_to_fine else final_count
     uv = _resample(uv, count)
     h = 0.5  # pixels, for the surface's tangent vectors
     offsets = np.array([[h, 0.0], [-h, 0.0], [0.0, h], [0.0, -h]])
@@ -221,6 +224,30 @@ def refine_path(
         arc = np.concatenate([[0.0], np.cumsum(seg)])
         target = np.linspace(0.0, arc[-1], count)
         uv = np.stack([np.interp(target, arc, uv[:, k]) for k in range(2)], axis=1)
+
+
+def _valid_path(surface: DepthSurface, uv: np.ndarray, xyz: np.ndarray) -> bool:
+    """Every point on the surface, and no segment across a hole (its quarter points are on it too)."""
+    if not (np.isfinite(uv).all() and np.isfinite(xyz).all()):
+        return False
+    inner = np.concatenate([uv[:-1] + f * (uv[1:] - uv[:-1]) for f in (0.25, 0.5, 0.75)])
+    return bool(np.isfinite(surface.depth(inner)).all())
+
+
+def _refined(surface: DepthSurface, path_xyz: np.ndarray, spacing_px: float) -> np.ndarray | None:
+    """The graph path pulled tight, or None where it cannot be refined safely.
+
+    Coarse to fine first (fast); if that leaves a point off the surface or a chord across a
+    hole, again at the final spacing only, starting from the graph path itself (whose edges
+    all lie on the surface), with more iterations.
+    """
+    uv0 = surface.project(path_xyz)
+    uv, xyz = refine_path(surface, uv0, final_spacing_px=spacing_px)
+    if _valid_path(surface, uv, xyz):
+        return xyz
+    logger.debug("Coarse-to-fine refinement crossed a hole; refining at full resolution only")
+    uv, xyz = refine_path(surface, uv0, final_spacing_px=spacing_px, iterations=300, coarse_to_fine=False)
+    return xyz if _valid_path(surface, uv, xyz) else None
 
 
 def surface_distance(
@@ -266,14 +293,10 @@ def surface_distance(
     surface_len = graph_len
     clock = time.perf_counter()
     if refine and len(indices) > 2:
-        surface = DepthSurface(model)
-        uv0 = surface.project(path)
-        uv, xyz = refine_path(surface, uv0, final_spacing_px=1.5 * model.stride)
-        refined_len = _polyline_length(xyz)
-        if np.all(np.isfinite(xyz)) and refined_len <= graph_len:
-            # the end points are lifted from their pixels; keep the exact vertices
-            xyz[0], xyz[-1] = start, end
-            path, surface_len = xyz, _polyline_length(xyz)
+        refined = _refined(DepthSurface(model, strict=False), path, spacing_px=1.5 * model.stride)
+        if refined is not None and _polyline_length(refined) <= graph_len:
+            refined[0], refined[-1] = start, end  # the exact picked vertices
+            path, surface_len = refined, _polyline_length(refined)
     timings["refine"] = (time.perf_counter() - clock) * 1000.0
     return SurfacePath(
         start,

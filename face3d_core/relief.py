@@ -10,10 +10,12 @@ Every step keeps it one closed body (a 2-manifold without boundary):
 2. **Grid.** The region is resampled every ``k`` pixels so that the printed grid step is about
    ``grid_step_mm`` (0.4 mm, a common nozzle width, by default).
 3. **Cells.** A grid cell is used when its four corners are in the region; again only the
-   largest edge-connected group of cells is kept, holes are filled, and wherever two cells
-   touch only at a corner (a "pinch", where the surface would not be a manifold) one of the
-   two missing cells is added, until none is left. The cells then form a topological disc
-   and its outline is one simple closed loop.
+   largest edge-connected (4-connected) group of cells is kept and its holes are filled,
+   a hole being any group of missing cells not edge-connected to the outside. Then no two
+   cells can touch only at a corner (a "pinch", where the surface would not be a manifold):
+   if cells ``a`` and ``d`` touched diagonally and were joined by a path of cells, that path
+   would enclose one of the two missing cells, which would then be a hole and filled. The
+   cells form a topological disc and its outline is one simple closed loop.
 4. **Solid.** Top: two triangles per cell, counter-clockwise seen from above. Base: the same
    triangles, reversed, at ``z = 0``. Walls: a vertical quad under every outline edge.
    Every edge is then shared by exactly two triangles that traverse it in opposite
@@ -78,33 +80,6 @@ def _largest_component(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return labels == int(np.argmax(sizes)), n - 1
 
 
-def _fix_pinches(cells: np.ndarray, max_rounds: int = 1000) -> np.ndarray:
-    """Make the cell set a disc: fill holes, add a cell at every corner-only contact.
-
-    A grid vertex whose four surrounding cells are present on one diagonal only would be
-    shared by two separate fans of triangles (not a manifold); adding one cell of the other
-    diagonal (the lower one) joins them.
-    """
-    from scipy import ndimage
-
-    cells = ndimage.binary_fill_holes(cells)
-    for _ in range(max_rounds):
-        padded = np.pad(cells, 1)
-        a = padded[:-1, :-1]  # cell up-left of each grid vertex
-        b = padded[:-1, 1:]  # up-right
-        c = padded[1:, :-1]  # down-left
-        d = padded[1:, 1:]  # down-right
-        pinch_ad = a & d & ~b & ~c
-        pinch_bc = b & c & ~a & ~d
-        if not (pinch_ad.any() or pinch_bc.any()):
-            return cells
-        add = np.zeros_like(padded)
-        add[1:, :-1] |= pinch_ad  # a-d contact: add the down-left cell c
-        add[1:, 1:] |= pinch_bc  # b-c contact: add the down-right cell d
-        cells = ndimage.binary_fill_holes(cells | add[1:-1, 1:-1])
-    raise RuntimeError("could not remove the corner-only contacts of the relief outline")
-
-
 def relief_from_depth(
     depth_mm: np.ndarray,
     pixel_pitch_mm: float,
@@ -162,7 +137,7 @@ def relief_from_depth(
     cells, _ = _largest_component(cells)
     if not cells.any():
         raise ValueError("the face region is too thin for a relief")
-    cells = _fix_pinches(cells)
+    cells = ndimage.binary_fill_holes(cells)  # 4-connected background: see the module docstring
 
     # vertices of the used cells
     gh, gw = grid_valid.shape

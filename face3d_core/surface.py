@@ -36,9 +36,14 @@ class DepthSurface:
     Args:
         model: The 3D face; its ``lattice_depth_mm`` (``NaN`` outside the face),
             ``intrinsics``, ``stride`` and ``origin_mm`` are used.
+        strict: Where the surface ends: ``True``, at half a lattice step beyond the last valid
+            lattice pixel (the nearest lattice pixel must be valid: outlines found to half a
+            step); ``False``, wherever any of the four surrounding lattice pixels is valid (a
+            path between valid pixels never drops out).
     """
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, *, strict: bool = True) -> None:
+        self.strict = bool(strict)
         self.depth_lattice = np.asarray(model.lattice_depth_mm, dtype=np.float64)
         self.stride = int(model.stride)
         self.intrinsics = model.intrinsics
@@ -52,11 +57,12 @@ class DepthSurface:
     def depth(self, uv: np.ndarray) -> np.ndarray:
         """Depth along the optical axis (mm) at ``(N, 2)`` pixel positions.
 
-        Bilinear over the valid lattice neighbours; ``NaN`` where the nearest lattice pixel
-        is not part of the surface (so the outline is found to half a lattice step).
+        Bilinear over the valid lattice neighbours; ``NaN`` off the surface (see ``strict``)
+        and at non-finite positions.
         """
         pts = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
-        lat = pts / self.stride
+        finite = np.isfinite(pts).all(axis=1)
+        lat = np.where(finite[:, None], pts, -1.0) / self.stride
         hl, wl = self.depth_lattice.shape
         x = np.clip(lat[:, 0], 0.0, wl - 1.0)
         y = np.clip(lat[:, 1], 0.0, hl - 1.0)
@@ -72,10 +78,12 @@ class DepthSurface:
         ok = np.isfinite(corners)
         weights = np.where(ok, weights, 0.0)
         total = weights.sum(axis=1)
-        nearest = d[np.rint(y).astype(np.int64), np.rint(x).astype(np.int64)]
+        keep = inside & finite & (total > 0)
+        if self.strict:
+            keep &= np.isfinite(d[np.rint(y).astype(np.int64), np.rint(x).astype(np.int64)])
         with np.errstate(invalid="ignore", divide="ignore"):
             z = (np.where(ok, corners, 0.0) * weights).sum(axis=1) / total
-        return np.where(inside & np.isfinite(nearest) & (total > 0), z, np.nan)
+        return np.where(keep, z, np.nan)
 
     def points(self, uv: np.ndarray) -> np.ndarray:
         """``(N, 2)`` pixel positions -> ``(N, 3) float64`` points in the output frame (mm)."""

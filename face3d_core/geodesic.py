@@ -90,9 +90,15 @@ def _build_graph(vertices: np.ndarray, faces: np.ndarray) -> csr_matrix:
     key = lo * n + hi
     order = np.argsort(key, kind="stable")
     key_sorted = key[order]
-    pair = np.flatnonzero(key_sorted[1:] == key_sorted[:-1])  # interior edges: two half-edges
+    same = key_sorted[1:] == key_sorted[:-1]
+    # the mesh edges, once each
+    first = order[np.concatenate([[True], ~same])]
+    e_lo, e_hi = lo[first], hi[first]
+    e_len = np.linalg.norm(v[e_hi] - v[e_lo], axis=1)
+    # interior edges (two half-edges): unfold the two triangles around the shared edge (a, b),
+    # p above it, q below; the straight line p-q is on the surface where it crosses a-b
+    pair = np.flatnonzero(same)
     h1, h2 = order[pair], order[pair + 1]
-    # unfold the two triangles around their shared edge (a, b): p above it, q below
     a, b = lo[h1], hi[h1]
     p, q = o[h1], o[h2]
     ab = v[b] - v[a]
@@ -100,25 +106,25 @@ def _build_graph(vertices: np.ndarray, faces: np.ndarray) -> csr_matrix:
     ok = len_ab > 0
     e = np.divide(ab, len_ab[:, None], out=np.zeros_like(ab), where=ok[:, None])
     ap, aq = v[p] - v[a], v[q] - v[a]
-    xp, xq = (ap * e).sum(1), (aq * e).sum(1)
-    yp = np.sqrt(np.maximum((ap * ap).sum(1) - xp * xp, 0.0))
-    yq = np.sqrt(np.maximum((aq * aq).sum(1) - xq * xq, 0.0))
+    xp, xq = np.einsum("ij,ij->i", ap, e), np.einsum("ij,ij->i", aq, e)
+    yp = np.sqrt(np.maximum(np.einsum("ij,ij->i", ap, ap) - xp * xp, 0.0))
+    yq = np.sqrt(np.maximum(np.einsum("ij,ij->i", aq, aq) - xq * xq, 0.0))
     ysum = yp + yq
     with np.errstate(invalid="ignore", divide="ignore"):
         x_cross = xp + (xq - xp) * yp / ysum
     crosses = ok & (ysum > 0) & (x_cross > 0) & (x_cross < len_ab) & (p != q)
-    unfolded = np.sqrt((xp - xq) ** 2 + ysum**2)
-    src = np.concatenate([lo, p[crosses]])
-    dst = np.concatenate([hi, q[crosses]])
-    length = np.concatenate([np.linalg.norm(v[hi] - v[lo], axis=1), unfolded[crosses]])
-    # one entry per vertex pair (the shortest), both directions
-    s2, d2 = np.minimum(src, dst), np.maximum(src, dst)
+    p, q = p[crosses], q[crosses]
+    u_len = np.sqrt((xp[crosses] - xq[crosses]) ** 2 + ysum[crosses] ** 2)
+    # one entry per vertex pair (the shortest, should an unfolded edge repeat an edge)
+    s2 = np.concatenate([e_lo, np.minimum(p, q)])
+    d2 = np.concatenate([e_hi, np.maximum(p, q)])
+    length = np.concatenate([e_len, u_len])
     k2 = s2 * n + d2
-    order = np.lexsort((length, k2))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = k2[order][1:] != k2[order][:-1]
-    keep = order[first]
-    s2, d2, length = s2[keep], d2[keep], np.maximum(length[keep], 1e-12)
+    order = np.argsort(k2, kind="stable")
+    k2 = k2[order]
+    starts = np.flatnonzero(np.concatenate([[True], k2[1:] != k2[:-1]]))
+    length = np.maximum(np.minimum.reduceat(length[order], starts), 1e-12)
+    s2, d2 = s2[order[starts]], d2[order[starts]]
     rows = np.concatenate([s2, d2])
     cols = np.concatenate([d2, s2])
     return csr_matrix((np.concatenate([length, length]), (rows, cols)), shape=(n, n))
@@ -127,6 +133,11 @@ def _build_graph(vertices: np.ndarray, faces: np.ndarray) -> csr_matrix:
 def _nearest_vertex(vertices: np.ndarray, xyz: np.ndarray) -> int:
     d = vertices - np.asarray(xyz, np.float32)
     return int(np.argmin(np.einsum("ij,ij->i", d, d)))
+
+
+#: Dijkstra first explores only this many straight-line distances around the start (a path
+#: on a face is rarely longer); if the end is not reached, the whole graph.
+SEARCH_RADIUS_FACTOR = 1.6
 
 
 def graph_path(mesh: Mesh, start: int, end: int) -> tuple[np.ndarray, float]:
@@ -139,7 +150,12 @@ def graph_path(mesh: Mesh, start: int, end: int) -> tuple[np.ndarray, float]:
     graph = mesh_graph(mesh)
     if start == end:
         return np.array([start]), 0.0
-    dist, pred = dijkstra(graph, directed=True, indices=start, return_predecessors=True)
+    straight = float(np.linalg.norm(mesh.vertices_xyz[start].astype(np.float64) - mesh.vertices_xyz[end]))
+    dist, pred = dijkstra(
+        graph, directed=True, indices=start, return_predecessors=True, limit=SEARCH_RADIUS_FACTOR * straight + 1.0
+    )
+    if not np.isfinite(dist[end]):
+        dist, pred = dijkstra(graph, directed=True, indices=start, return_predecessors=True)
     length = float(dist[end])
     if not np.isfinite(length):
         return np.zeros(0, dtype=np.int64), float("inf")

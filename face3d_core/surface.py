@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
+from scipy.ndimage import map_coordinates
 
 
 class Surface(Protocol):
@@ -45,6 +46,65 @@ class DepthSurface:
     def __init__(self, model, *, strict: bool = True) -> None:
         self.strict = bool(strict)
         self.depth_lattice = np.asarray(model.lattice_depth_mm, dtype=np.float64)
+        self._valid = np.isfinite(self.depth_lattice)
+        self._valid_f = self._valid.astype(np.float64)
+        self._filled = np.where(self._valid, self.depth_lattice, 0.0)
+        self.stride = int(model.stride)
+        self.intrinsics = model.intrinsics
+        self.origin_mm = np.asarray(model.origin_mm, dtype=np.float64).reshape(3)
+
+    @property
+    def shape_hw(self) -> tuple[int, int]:
+        """``(h, w)`` of the depth map in pixels (the lattice spans it with ``stride``)."""
+        return (self.intrinsics.height, self.intrinsics.width)
+
+    def depth(self, uv: np.ndarray) -> np.ndarray:
+        """Depth along the optical axis (mm) at ``(N, 2)`` pixel positions.
+
+        Bilinear over the valid lattice neighbours (weights renormalised); ``NaN`` off the
+        surface (see ``strict``) and at non-finite positions.
+        """
+        pts = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
+        finite = np.isfinite(pts).all(axis=1)
+        lat = np.where(finite[:, None], pts, -1.0) / self.stride
+        hl, wl = self.depth_lattice.shape
+        inside = finite & (lat[:, 0] > -0.5) & (lat[:, 0] < wl - 0.5) & (lat[:, 1] > -0.5) & (lat[:, 1] < hl - 0.5)
+        coords = np.stack([np.clip(lat[:, 1], 0.0, hl - 1.0), np.clip(lat[:, 0], 0.0, wl - 1.0)])
+        weighted = map_coordinates(self._filled, coords, order=1, mode="nearest", prefilter=False)
+        weight = map_coordinates(self._valid_f, coords, order=1, mode="nearest", prefilter=False)
+        keep = inside & (weight > 1e-9)
+        if self.strict:
+            keep &= self._valid[np.rint(coords[0]).astype(np.int64), np.rint(coords[1]).astype(np.int64)]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(keep, weighted / weight, np.nan)
+
+    def points(self, uv: np.ndarray) -> np.ndarray:
+        """``(N, 2)`` pixel positions -> ``(N, 3) float64`` points in mm (``NaN`` where no surface)."""
+        ...
+
+    def project(self, xyz: np.ndarray) -> np.ndarray:
+        """``(N, 3)`` points in mm -> ``(N, 2) float64`` pixel positions."""
+        ...
+
+
+class DepthSurface:
+    """The surface of a :class:`~face3d_core.reconstruct.FaceModel3D` (see the module docstring).
+
+    Args:
+        model: The 3D face; its ``lattice_depth_mm`` (``NaN`` outside the face),
+            ``intrinsics``, ``stride`` and ``origin_mm`` are used.
+        strict: Where the surface ends: ``True``, at half a lattice step beyond the last valid
+            lattice pixel (the nearest lattice pixel must be valid: outlines found to half a
+            step); ``False``, wherever any of the four surrounding lattice pixels is valid (a
+            path between valid pixels never drops out).
+    """
+
+    def __init__(self, model, *, strict: bool = True) -> None:
+        self.strict = bool(strict)
+        self.depth_lattice = np.asarray(model.lattice_depth_mm, dtype=np.float64)
+        self._valid = np.isfinite(self.depth_lattice)
+        self._valid_f = self._valid.astype(np.float64)
+        self._filled = np.where(self._valid, self.depth_lattice, 0.0)
         self.stride = int(model.stride)
         self.intrinsics = model.intrinsics
         self.origin_mm = np.asarray(model.origin_mm, dtype=np.float64).reshape(3)

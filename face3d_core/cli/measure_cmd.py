@@ -93,6 +93,11 @@ def run(args: argparse.Namespace) -> int:
                 result = measure_face(model, fov_source=fov.source)
             except ValueError as exc:
                 raise NoFaceFoundError(f"The face could not be measured: {exc}.") from exc
+        except NoFaceFoundError as exc:
+            failures += 1
+            hint = "" if landmarks_path else " Measurements need a face (--landmarks FILE.json can give its points)."
+            print(error_line(f"{exc.user_message}{hint}", image), file=sys.stderr)
+            continue
         except Face3DError as exc:
             failures += 1
             print(error_line(exc.user_message, image), file=sys.stderr)

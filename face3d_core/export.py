@@ -1,4 +1,4 @@
-"""Writers for 3D models: binary PLY, OBJ + MTL + PNG texture, GLB (binary glTF 2.0), binary STL.
+"""Writers for 3D models: binary PLY, OBJ + MTL + PNG texture, GLB (binary glTF 2.0), binary STL, 3MF.
 
 All writers are plain numpy (no 3D library) and return ``{file name: bytes}`` so the
 dashboard can offer downloads without touching the disk; :func:`write_files` saves them.
@@ -21,14 +21,20 @@ Formats:
   embedded PNG base-colour texture, ``uint32`` indices; unlit-looking material
   (metallic 0, roughness 1).
 * **STL** (binary): triangles with facet normals; no colour (STL has no standard for it).
+* **3MF** (3D Manufacturing Format core specification): a ZIP package with
+  ``[Content_Types].xml``, ``_rels/.rels`` and ``3D/3dmodel.model`` holding one mesh object in
+  millimetres (``unit="millimeter"``), triangles counter-clockwise seen from outside; the
+  format slicers prefer for printing (:mod:`face3d_core.relief` makes closed solids).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import struct
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -41,8 +47,8 @@ from face3d_core.mesh import Mesh, face_normals
 
 logger = logging.getLogger(__name__)
 
-MeshFormat = Literal["ply", "obj", "glb", "stl"]
-MESH_FORMATS: tuple[str, ...] = ("ply", "obj", "glb", "stl")
+MeshFormat = Literal["ply", "obj", "glb", "stl", "3mf"]
+MESH_FORMATS: tuple[str, ...] = ("ply", "obj", "glb", "stl", "3mf")
 POINT_FORMATS: tuple[str, ...] = ("ply", "glb")
 
 _GLTF_ARRAY_BUFFER = 34962
@@ -374,6 +380,62 @@ def stl_bytes(vertices_xyz: np.ndarray, faces: np.ndarray, *, header: str = "fac
 
 
 # --------------------------------------------------------------------------------------------
+# 3MF
+# --------------------------------------------------------------------------------------------
+
+_3MF_CONTENT_TYPES = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="model" ContentType="application/vnd.ms-package.3dmanufacturing-3dmodel+xml"/>'
+    "</Types>\n"
+)
+_3MF_RELS = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Target="/3D/3dmodel.model" Id="rel0" '
+    'Type="http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"/>'
+    "</Relationships>\n"
+)
+_3MF_CORE_NS = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
+
+
+def threemf_bytes(vertices_xyz: np.ndarray, faces: np.ndarray, *, name: str = "face") -> bytes:
+    """Encode one mesh as a 3MF package (millimetres; see the module docstring).
+
+    Args:
+        vertices_xyz: ``(N, 3) float`` positions in mm.
+        faces: ``(M, 3) int`` triangles, counter-clockwise seen from outside.
+        name: Object name stored in the model.
+
+    Returns:
+        The ``.3mf`` file's bytes (a ZIP archive).
+    """
+    verts = _check_points(vertices_xyz)
+    tri = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    if len(tri) == 0:
+        raise ExportError("There is nothing to export as 3MF: the 3D model has no triangles.")
+    if tri.min() < 0 or tri.max() >= len(verts):
+        raise ExportError("Cannot export: a triangle refers to a vertex that does not exist.")
+    safe_name = "".join(ch for ch in name if ch.isalnum() or ch in " _-.") or "face"
+    vertex_xml = "".join(f'<vertex x="{x:.4f}" y="{y:.4f}" z="{z:.4f}"/>' for x, y, z in verts.tolist())
+    triangle_xml = "".join(f'<triangle v1="{a}" v2="{b}" v3="{c}"/>' for a, b, c in tri.tolist())
+    model = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<model unit="millimeter" xml:lang="en-US" xmlns="{_3MF_CORE_NS}">'
+        f'<resources><object id="1" type="model" name="{safe_name}"><mesh>'
+        f"<vertices>{vertex_xml}</vertices><triangles>{triangle_xml}</triangles>"
+        '</mesh></object></resources><build><item objectid="1"/></build></model>\n'
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", _3MF_CONTENT_TYPES)
+        archive.writestr("_rels/.rels", _3MF_RELS)
+        archive.writestr("3D/3dmodel.model", model)
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
 # Front doors
 # --------------------------------------------------------------------------------------------
 
@@ -383,7 +445,7 @@ def export_mesh(mesh: Mesh, fmt: str, *, name: str = "face", texture: bool | Non
 
     Args:
         mesh: The mesh.
-        fmt: ``"ply"``, ``"obj"``, ``"glb"`` or ``"stl"``.
+        fmt: ``"ply"``, ``"obj"``, ``"glb"``, ``"stl"`` or ``"3mf"``.
         name: Base file name (without extension).
         texture: For OBJ and GLB: use the mesh's texture image (default: when it has one)
             instead of vertex colours.
@@ -416,6 +478,8 @@ def export_mesh(mesh: Mesh, fmt: str, *, name: str = "face", texture: bool | Non
         }
     if fmt == "stl":
         return {f"{name}.stl": stl_bytes(mesh.vertices_xyz, mesh.faces)}
+    if fmt == "3mf":
+        return {f"{name}.3mf": threemf_bytes(mesh.vertices_xyz, mesh.faces, name=name)}
     raise ExportError(f"Unknown 3D format {fmt!r}; choose one of {', '.join(MESH_FORMATS)}.")
 
 

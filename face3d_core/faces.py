@@ -127,6 +127,28 @@ class Face:
         """Return one landmark ``(2,) float32`` by name (see :data:`LANDMARK_NAMES`)."""
         return self.landmarks_xy[LANDMARK_NAMES.index(name)]
 
+    @classmethod
+    def from_landmarks(cls, landmarks_xy: np.ndarray, score: float = 1.0) -> Face:
+        """A face from five given landmarks (e.g. placed by hand), with a YuNet-like box.
+
+        The box is centred between the eyes and the mouth, 2.2 eye distances wide, and
+        reaches 1.2 eye-to-mouth distances above the eyes and 0.8 below the mouth (the
+        proportions of YuNet's boxes); it only bounds the face mask from below.
+
+        Args:
+            landmarks_xy: ``(5, 2)`` pixel positions in the order of :data:`LANDMARK_NAMES`.
+            score: Confidence to record.
+        """
+        marks = np.asarray(landmarks_xy, dtype=np.float64).reshape(5, 2)
+        eye_mid = marks[:2].mean(axis=0)
+        mouth_mid = marks[3:].mean(axis=0)
+        ipd = float(np.linalg.norm(marks[1] - marks[0]))
+        d_em = float(np.linalg.norm(mouth_mid - eye_mid))
+        width = 2.2 * ipd
+        cx = 0.5 * (eye_mid[0] + mouth_mid[0])
+        top = eye_mid[1] - 1.2 * d_em
+        return cls((cx - width / 2, top, width, 3.0 * d_em), marks.astype(np.float32), score)
+
     def transformed(
         self, scale_xy: tuple[float, float] = (1.0, 1.0), offset_xy: tuple[float, float] = (0.0, 0.0)
     ) -> Face:

@@ -28,7 +28,7 @@ from face3d_core.geometry import Intrinsics
 from face3d_core.measure import CSV_COLUMNS, MEASUREMENTS, UncertaintyModel, measure_face, write_csv
 from face3d_core.reconstruct import ReconstructionParams, reconstruct_face
 from tests import scan_render as sr
-from tests.conftest import REPO_ROOT, SHARED_DIR, YUNET_PATH
+from tests.harness.paths import REPO_ROOT, SHARED_DIR, YUNET_PATH
 
 SCANS_DIR = SHARED_DIR / "data" / "3d"
 CAMERA = Intrinsics.from_fov(640, 800, 40.0)

@@ -18,7 +18,6 @@ import dash_bootstrap_components as dbc
 from dash import Dash
 from flask import Response, abort, send_file
 
-from dashboard import figures
 from dashboard.callbacks import register_callbacks
 from dashboard.callbacks.choices import model_options
 from dashboard.errors import handle_callback_error
@@ -26,6 +25,7 @@ from dashboard.jobs import DiskJobStore, JobRunner, ThreadJobRunner
 from dashboard.layout import PRODUCT_NAME, build_layout
 from dashboard.services import Face3DService
 from dashboard.services.depth import EstimatorFactory
+from face3d_core import figures
 from face3d_core.cache import ResultCache, ResultStore, is_sha256_hex
 from face3d_core.config import get_settings
 from face3d_core.models.registry import DEFAULT_MODEL

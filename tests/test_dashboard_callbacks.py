@@ -17,13 +17,14 @@ import plotly.graph_objects as go
 import pytest
 from dash import no_update
 
-from dashboard import figures, ids
+from dashboard import ids
 from dashboard.callbacks import choices, compare, depth, downloads, model3d, upload
 from dashboard.callbacks.jobs import StartOutcome, cancel_view, poll_view, start_view
 from dashboard.controls import Controls3D
 from dashboard.errors import alert_for_exception
 from dashboard.jobs import DiskJobStore, JobState, JobStatus, ThreadJobRunner
 from dashboard.services import Face3DService, PhotoMissingError, safe_stem
+from face3d_core import figures
 from face3d_core.cache import ResultCache
 from face3d_core.errors import Face3DError, InvalidImageError, NoFaceFoundError
 from face3d_core.pipeline import DepthRef

@@ -16,7 +16,7 @@ import dash_bootstrap_components as dbc
 import numpy as np
 from dash import ClientsideFunction, Dash, Input, Output, State, html
 
-from dashboard import figures, ids
+from dashboard import ids
 from dashboard.callbacks.depth import NothingSelectedError
 from dashboard.callbacks.jobs import StartOutcome, register_job_controller
 from dashboard.callbacks.upload import face_for
@@ -24,6 +24,7 @@ from dashboard.controls import DEFAULT_CONTROLS
 from dashboard.jobs import JobRunner
 from dashboard.layout.compare import MAX_COMPARE
 from dashboard.services import Face3DService
+from face3d_core import figures
 from face3d_core.compare import ComparisonResult
 from face3d_core.pipeline import DepthRef
 

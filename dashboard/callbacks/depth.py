@@ -7,11 +7,12 @@ from typing import Any
 
 from dash import Dash, Input, Output, State
 
-from dashboard import figures, ids
+from dashboard import ids
 from dashboard.callbacks.jobs import StartOutcome, register_job_controller
 from dashboard.callbacks.upload import face_for
 from dashboard.jobs import JobRunner
 from dashboard.services import Face3DService
+from face3d_core import figures
 from face3d_core.depthmap import normalize_depth
 from face3d_core.errors import Face3DError
 from face3d_core.models.registry import get_spec

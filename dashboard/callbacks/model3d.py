@@ -15,12 +15,13 @@ from typing import Any
 from dash import ClientsideFunction, Dash, Input, Output, Patch, State, ctx, no_update, set_props
 from dash.exceptions import PreventUpdate
 
-from dashboard import figures, ids
+from dashboard import ids
 from dashboard.callbacks.depth import start_depth
 from dashboard.callbacks.jobs import register_job_controller
 from dashboard.controls import Controls3D
 from dashboard.jobs import JobRunner
 from dashboard.services import Face3DService
+from face3d_core import figures
 from face3d_core.geometry import nearness_from_z
 from face3d_core.mesh import Mesh
 from face3d_core.pipeline import DepthRef

@@ -6,8 +6,8 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from dashboard import ids
-from dashboard.figures import DEFAULT_COLORMAP, DEPTH_COLORMAPS
 from dashboard.layout.common import card, empty_state, face_dropdown, field, job_panel, model_dropdown
+from face3d_core.figures import DEFAULT_COLORMAP, DEPTH_COLORMAPS
 
 GRAPH_CONFIG = {
     "displaylogo": False,

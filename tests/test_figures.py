@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from dashboard import figures
+from face3d_core import figures
 
 
 def _points(n: int, seed: int = 0) -> np.ndarray:

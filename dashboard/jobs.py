@@ -27,7 +27,6 @@ from __future__ import annotations
 import enum
 import logging
 import os
-import sqlite3
 import threading
 import time
 import uuid
@@ -37,8 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import diskcache
-
+from face3d_core.cache.diskdb import DiskDB, OnDamage
 from face3d_core.config import get_settings
 from face3d_core.errors import CacheError, Face3DError
 
@@ -141,14 +139,22 @@ class JobStore(Protocol):
 class DiskJobStore:
     """Job records and cancel flags on diskcache (shared by the processes of one machine).
 
+    Every access waits a bounded time (:class:`~face3d_core.cache.diskdb.DiskDB`): on a
+    read-only folder records are still read and writes fail at once; a damaged index is
+    rebuilt empty at start (job records are disposable).
+
     Args:
         directory: Folder of the store (``<cache dir>/jobs`` by default in the app).
+
+    Raises:
+        CacheError: The folder cannot be created or opened.
     """
 
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._cache = diskcache.Cache(str(self.directory), size_limit=64 * 1024 * 1024)
+        self._db = DiskDB(
+            self.directory, label="the job records", on_damage=OnDamage.REBUILD, size_limit=64 * 1024 * 1024
+        )
 
     def put(self, status: JobStatus) -> None:
         """Write a job record.
@@ -157,17 +163,11 @@ class DiskJobStore:
             CacheError: The folder cannot be written (disk full, read-only).
         """
         status.updated = time.time()
-        try:
-            self._cache.set(f"job/{status.job_id}", status.to_dict(), expire=JOB_TTL_S, retry=True)
-        except (OSError, sqlite3.Error) as exc:
-            raise CacheError(
-                f"Could not record the job in {self.directory} ({exc}). "
-                "Free some disk space, make sure the folder is writable, or set FACE3D_CACHE_DIR to another folder."
-            ) from exc
+        self._db.set(f"job/{status.job_id}", status.to_dict(), expire=JOB_TTL_S)
 
     def get(self, job_id: str) -> JobStatus | None:
         """Read a job record, or None when unknown or expired."""
-        data = self._cache.get(f"job/{job_id}", retry=True)
+        data = self._db.get(f"job/{job_id}")
         if not isinstance(data, dict):
             return None
         try:
@@ -176,16 +176,20 @@ class DiskJobStore:
             return None
 
     def request_cancel(self, job_id: str) -> None:
-        """Raise the cancel flag of a job."""
-        self._cache.set(f"cancel/{job_id}", True, expire=JOB_TTL_S, retry=True)
+        """Raise the cancel flag of a job.
+
+        Raises:
+            CacheError: The folder cannot be written.
+        """
+        self._db.set(f"cancel/{job_id}", True, expire=JOB_TTL_S)
 
     def cancel_requested(self, job_id: str) -> bool:
         """Return True once the cancel flag of a job is raised."""
-        return bool(self._cache.get(f"cancel/{job_id}", default=False, retry=True))
+        return self._db.get(f"cancel/{job_id}") is True
 
     def close(self) -> None:
         """Close the database connection."""
-        self._cache.close()
+        self._db.close()
 
 
 class JobContext:

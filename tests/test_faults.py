@@ -26,11 +26,12 @@ from dashboard.jobs import DiskJobStore, JobState, ThreadJobRunner
 from dashboard.services import Face3DService, PhotoMissingError
 from face3d_core.cache import ResultCache
 from tests.doubles import FakeEstimator
-from tests.harness.cache_disk_faults import run_cache_disk_faults
+from tests.harness.cache_disk_faults import mount_namespace_available, run_cache_disk_faults
 from tests.harness.dash_client import DashHttp, output
 from tests.harness.flows import gallery, generate_depth, poll_depth, start_depth, upload
 from tests.harness.paths import MODEL, PHOTO, PORTRAIT_PHOTO, THIRD_PHOTO, YUNET_PATH, require
 from tests.harness.processes import child_env
+from tests.harness.readonly_cache_server import run_readonly_cache_server
 from tests.harness.servers import fake_network_server
 
 # =====================================================================================
@@ -115,6 +116,43 @@ def test_full_or_read_only_cache_disk_gives_clear_errors_and_keeps_uploads(tmp_p
     # a server started on a read-only folder either serves what is stored or says what to do
     assert out["ro_new_process"] is True or "writable folder" in out["ro_new_process"], out["ro_new_process"]
     assert out["final_a_ok"] and out["final_b_ok"]
+
+
+#: Longest a request of the read-only phase may take, and the server CPU it may use (seconds).
+READ_ONLY_REQUEST_LIMIT_S = 5.0
+
+
+@pytest.mark.slow
+def test_read_only_cache_under_a_running_server_never_makes_requests_spin(tmp_path):
+    """A real read-only bind mount over the cache of a running ``python -m dashboard``-style server.
+
+    Reads (thumbnails, gallery, depth, 3D, comparison, job poll) are still served; writes
+    (upload, a new job) fail fast saying the cache is not writable; no request holds a CPU.
+    """
+    require(PHOTO, YUNET_PATH, THIRD_PHOTO, PORTRAIT_PHOTO)
+    if not mount_namespace_available():
+        pytest.skip("needs root and mount namespaces (unshare --mount) for a real read-only mount")
+    out = run_readonly_cache_server(tmp_path, [PHOTO, THIRD_PHOTO, PORTRAIT_PHOTO], child_env())
+    print(json.dumps(out, indent=1))
+    by_label = {entry["request"]: entry for entry in out["requests"]}
+    for entry in out["requests"]:
+        assert "error" not in entry, entry
+        assert entry["seconds"] < READ_ONLY_REQUEST_LIMIT_S, entry
+        assert entry["server_cpu_s"] < READ_ONLY_REQUEST_LIMIT_S, entry
+    for round_number in (1, 2):
+        suffix = f"#{round_number}"
+        for label in ("thumbnail a", "thumbnail b"):
+            assert by_label[label + suffix]["result"] == {"status": 200, "jpeg": True}, by_label[label + suffix]
+        assert by_label["gallery" + suffix]["result"] == "2"
+        assert "a.png" in by_label["depth view" + suffix]["result"]
+        assert "points" in by_label["3D view" + suffix]["result"]
+        assert by_label["comparison view" + suffix]["result"] is False  # results shown
+        assert by_label["job poll" + suffix]["result"] is True
+        assert "cache is not writable" in by_label["upload" + suffix]["result"], by_label["upload" + suffix]
+        assert "cache is not writable" in by_label["generate" + suffix]["result"], by_label["generate" + suffix]
+    assert out["server_alive"]
+    assert out["server_cpu_read_only_s"] < 4 * READ_ONLY_REQUEST_LIMIT_S, out["server_cpu_read_only_s"]
+    assert out["writable_again_items"] == 3  # the mount is gone: uploads work again
 
 
 # =====================================================================================

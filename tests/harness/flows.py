@@ -174,6 +174,47 @@ def thumbnail(client: DashHttp, sha: str) -> Reply:
     return client.get(f"face3d/thumb/{sha}.jpg", kind="thumbnail")
 
 
+def generate_comparison(
+    client: DashHttp, store: dict, shas: list[str], *, timeout_s: float, poll_s: float = 0.2, model: str = MODEL
+) -> dict:
+    """Press *Compare* for the photos ``shas`` and poll its job like the page until the result arrives.
+
+    Returns:
+        The comparison result (``{"key", "count"}``).
+
+    Raises:
+        AssertionError: No result or job, an alert during a poll, or ``timeout_s`` passed.
+    """
+    job_store, interval = ids.job_store("compare"), ids.job_interval("compare")
+    values = {
+        job_store: None,
+        ids.COMPARE_FACES: list(shas),
+        ids.COMPARE_MODEL: model,
+        ids.UPLOADS_STORE: store,
+        ids.COMPARE_RUN: 1,
+    }
+    response = client.call((ids.COMPARE_RUN, "n_clicks"), values, kind="compare_start")
+    result = output(response, ids.COMPARE_RESULT_STORE, "data")
+    job = output(response, job_store, "data")
+    deadline = time.monotonic() + timeout_s
+    tick = 0
+    while result is None:
+        if not (isinstance(job, dict) and job.get("id")):
+            raise AssertionError(f"Compare gave neither a result nor a job: {response}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the comparison did not finish within {timeout_s} s")
+        time.sleep(poll_s)
+        tick += 1
+        response = client.call(
+            (interval, "n_intervals"), values | {job_store: job, interval: tick}, kind="compare_poll"
+        )
+        if (response or {}).get("sideUpdate"):
+            raise AssertionError(f"a poll of the comparison showed {response['sideUpdate']}")
+        result = output(response, ids.COMPARE_RESULT_STORE, "data")
+        job = output(response, job_store, "data", job)
+    return result
+
+
 def view_comparison(client: DashHttp, key: str, count: int, page: int = 0) -> dict | None:
     """Show a computed comparison (3D views, profiles, difference map) on the *Compare* tab."""
     return client.call(

@@ -28,7 +28,7 @@ from face3d_core.cache import ResultCache
 from tests.doubles import FakeEstimator
 from tests.harness.cache_disk_faults import mount_namespace_available, run_cache_disk_faults
 from tests.harness.dash_client import DashHttp, output
-from tests.harness.flows import gallery, generate_depth, poll_depth, start_depth, upload
+from tests.harness.flows import gallery, generate_depth, open_page, poll_depth, start_depth, upload
 from tests.harness.paths import MODEL, PHOTO, PORTRAIT_PHOTO, THIRD_PHOTO, YUNET_PATH, require
 from tests.harness.processes import child_env
 from tests.harness.readonly_cache_server import run_readonly_cache_server
@@ -153,6 +153,61 @@ def test_read_only_cache_under_a_running_server_never_makes_requests_spin(tmp_pa
     assert out["server_alive"]
     assert out["server_cpu_read_only_s"] < 4 * READ_ONLY_REQUEST_LIMIT_S, out["server_cpu_read_only_s"]
     assert out["writable_again_items"] == 3  # the mount is gone: uploads work again
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("store", ["results", "jobs"])
+def test_a_damaged_index_is_repaired_when_the_server_starts(tmp_path, store):
+    """A ``cache.db`` that is no database any more: the server starts, says what it did, and works.
+
+    Job records are disposable (rebuilt empty); the result cache's index is moved aside (its
+    files are kept) and a fresh one started: the photos then have to be uploaded again.
+    """
+    require(PHOTO, YUNET_PATH)
+    server = fake_network_server(tmp_path)
+    server.start()
+    try:
+        client = DashHttp(server.url)
+        open_page(client)
+        store_data = output(upload(client, PHOTO.read_bytes(), "a.png"), ids.UPLOADS_STORE, "data")
+        sha = store_data["items"][0]["sha"]
+        generate_depth(client, store_data, sha, timeout_s=60)
+        job = start_depth(client, store_data, sha, model="dpt_levit_224")
+        generate_depth(client, store_data, sha, timeout_s=60, model="dpt_levit_224")
+    finally:
+        server.stop()
+    folder = server.cache_dir / store
+    index = folder / "cache.db"
+    value_files = sorted(p.relative_to(folder) for p in folder.rglob("*.val"))
+    with open(index, "r+b") as handle:  # the header and the first pages overwritten: not a database any more
+        handle.write(b"this is not a database, whatever it was " * 200)
+    for log_file in (folder / "cache.db-wal", folder / "cache.db-shm"):  # (or its log would repair it)
+        log_file.unlink(missing_ok=True)
+
+    server.start()  # raises with the server's log if it does not become healthy
+    try:
+        log = server.log_text()
+        assert "Traceback" not in log, log[-3000:]
+        client = DashHttp(server.url)
+        open_page(client)
+        if store == "results":
+            assert "moved to cache.db.damaged-" in log and "fresh, empty index" in log, log[-3000:]
+            aside = list(folder.glob("cache.db.damaged-*"))
+            assert aside and aside[0].read_bytes().startswith(b"this is not a database")
+            assert sorted(p.relative_to(folder) for p in folder.rglob("*.val")) == value_files  # files kept
+            shown = gallery(client, store_data)
+            assert output(shown, ids.GALLERY_COUNT, "children") == "0"
+            assert "upload them again" in json.dumps(output(shown, ids.GALLERY, "children"))
+            store_data = output(upload(client, PHOTO.read_bytes(), "a.png"), ids.UPLOADS_STORE, "data")
+        else:
+            assert "store was rebuilt empty" in log, log[-3000:]
+            assert output(gallery(client, store_data), ids.GALLERY_COUNT, "children") == "1"  # results untouched
+            lost = poll_depth(client, job, 5)
+            assert "start it again" in json.dumps(lost), lost
+        result = generate_depth(client, store_data, sha, timeout_s=60, model="dpt_swin2_tiny_256")  # a new job
+        assert result["sha"] == sha
+    finally:
+        server.stop()
 
 
 # =====================================================================================

@@ -65,6 +65,9 @@ DEFAULT_PORT = 8050
 DEFAULT_CACHE_SIZE_MB = 2048.0
 DEFAULT_CACHE_TTL_S = 30 * 24 * 3600
 DEFAULT_JOB_HEARTBEAT_S = 5.0
+DEFAULT_IN_USE_S = 3600
+#: Shortest ``FACE3D_SECRET_KEY`` accepted (characters).
+MIN_SECRET_CHARS = 32
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -172,6 +175,18 @@ def _choice(choices: Sequence[str], pattern: str | None = None, shown: Sequence[
         raise _NotParsable(f"one of {listed}")
 
     return _Parser("one of " + ", ".join(f"`{c}`" for c in (shown or choices)), convert, fix="one of these")
+
+
+def _secret() -> _Parser:
+    def check(value: str) -> str | None:
+        return f"shorter than {MIN_SECRET_CHARS} characters" if len(value) < MIN_SECRET_CHARS else None
+
+    return _Parser(
+        f"text, {MIN_SECRET_CHARS} characters or more",
+        str,
+        check,
+        "a long random text, e.g. the output of `python -c 'import secrets; print(secrets.token_hex(32))'`",
+    )
 
 
 def _redis_url() -> _Parser:
@@ -309,8 +324,23 @@ class Settings:
     job_heartbeat_s: float = _setting(
         "FACE3D_JOB_HEARTBEAT_S",
         _positive_number("5"),
-        "heartbeat of a running job in scale-out mode, seconds (3 missed beats = interrupted)",
+        "heartbeat of a job's server process or Celery worker, seconds (3 missed beats = the job is interrupted)",
         default=DEFAULT_JOB_HEARTBEAT_S,
+    )
+    in_use_s: int = _setting(
+        "FACE3D_IN_USE_S",
+        _whole_number(1, example="3600"),
+        "a photo and its results are never evicted from the cache until this many seconds after a page or job "
+        "last used them (see [Reliability](#reliability))",
+        default=DEFAULT_IN_USE_S,
+        shown_default=f"`{DEFAULT_IN_USE_S}` (1 hour)",
+    )
+    secret_key: str | None = _setting(
+        "FACE3D_SECRET_KEY",
+        _secret(),
+        "signs session cookies and job ids; the same on every web worker (unset: generated once into "
+        "`<cache dir>/secret_key`, mode 0600, or into Redis in scale-out mode)",
+        shown_default="unset",
     )
 
     @classmethod
@@ -438,6 +468,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if f.name == "redis_url" and value and "@" in value:  # never print the password
             scheme, _, rest = value.partition("://")
             value = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+        if f.name == "secret_key" and value:  # never print the secret
+            value = "*** (set)"
         print(f"{setting_of(f).env}={'' if value is None else value}")
     return 0
 

@@ -318,7 +318,9 @@ def test_a_read_only_folder_serves_reads_and_refuses_writes_at_once(tmp_path, mo
     folder = str(tmp_path / "ro")
     real_access = os.access
     # a read-only mount answers access(W_OK) with EROFS: the same answer, without a mount
-    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path).startswith(folder) else real_access(path, mode))
+    monkeypatch.setattr(
+        os, "access", lambda path, mode: False if str(path).startswith(folder) else real_access(path, mode)
+    )
     started = time.monotonic()
     np.testing.assert_array_equal(reopened.get(key), np.arange(100_000, dtype=np.float32))
     assert key in reopened

@@ -14,6 +14,8 @@ import dataclasses
 import hashlib
 import http.server
 import json
+import os
+import subprocess
 import threading
 import time
 
@@ -32,7 +34,7 @@ from tests.harness.flows import gallery, generate_depth, open_page, poll_depth, 
 from tests.harness.paths import MODEL, PHOTO, PORTRAIT_PHOTO, THIRD_PHOTO, YUNET_PATH, require
 from tests.harness.processes import child_env
 from tests.harness.readonly_cache_server import run_readonly_cache_server
-from tests.harness.servers import fake_network_server
+from tests.harness.servers import PID_NAMESPACE, fake_network_server
 
 # =====================================================================================
 # 1. Damaged cache entries
@@ -321,5 +323,57 @@ def test_server_killed_during_inference_keeps_every_upload(tmp_path):
         assert "Job interrupted" in json.dumps(interrupted.get("sideUpdate", {})), interrupted
         result = generate_depth(client, store, shas[0], timeout_s=90)  # starting again works
         assert result["sha"] == shas[0]
+    finally:
+        server.stop()
+
+
+def _pid_namespace_available() -> bool:
+    if os.geteuid() != 0:
+        return False
+    try:
+        probe = subprocess.run([*PID_NAMESPACE, "true"], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+@pytest.mark.slow
+def test_a_job_interrupted_in_a_container_is_not_taken_for_alive_after_the_restart(tmp_path):
+    """The server is process 1 of its PID namespace (as in a container), killed mid-job, started again.
+
+    The new server is process 1 again, so the dead job's process id is "alive": the job must
+    still be reported interrupted (liveness is not a process id alone).
+    """
+    require(PHOTO, YUNET_PATH)
+    if not _pid_namespace_available():
+        pytest.skip("needs root and PID namespaces (unshare --pid --fork --mount-proc)")
+    server = fake_network_server(tmp_path, delay_s=30.0, command_prefix=PID_NAMESPACE).start()
+    try:
+        client = DashHttp(server.url)
+        open_page(client)
+        store = output(upload(client, PHOTO.read_bytes(), "a.png"), ids.UPLOADS_STORE, "data")
+        sha = store["items"][0]["sha"]
+        started = start_depth(client, store, sha)
+        deadline = time.monotonic() + 60
+        message = ""
+        while time.monotonic() < deadline and "Estimating depth" not in str(message):
+            time.sleep(0.1)
+            message = output(poll_depth(client, started, 1), ids.job_message("depth"), "children")
+        assert "Estimating depth" in str(message), message
+
+        server.kill()
+        server.start()
+        assert server.log_text().count("running as process 1\n") == 2, server.log_text()[-2000:]
+
+        client = DashHttp(server.url, client.session)
+        deadline = time.monotonic() + 30
+        shown = ""
+        while time.monotonic() < deadline:
+            response = poll_depth(client, started, 2)
+            shown = json.dumps(response)
+            if "Job interrupted" in shown:
+                break
+            time.sleep(0.5)
+        assert "Job interrupted" in shown, shown
     finally:
         server.stop()

@@ -49,10 +49,20 @@ class Comparisons:
         value = self.store.get(key) if isinstance(key, str) and key.startswith("face3d/") else None
         return value if isinstance(value, ComparisonResult) else None
 
-    def compute(self, refs: Sequence[DepthRef], progress: TaskProgress | None = None) -> tuple[str, ComparisonResult]:
+    def compute(
+        self, refs: Sequence[DepthRef], names: Sequence[str] | None = None, progress: TaskProgress | None = None
+    ) -> tuple[str, ComparisonResult]:
         """Align and compare the faces; return ``(cache key, result)``.
 
-        Depth maps come from the cache where present; the others are computed (network).
+        Depth maps come from the cache where present; the others are computed (network). The
+        stored result is shared by every session that holds these photos; pages show it with
+        their own names (:meth:`~dashboard.services.access.Access.comparison`).
+
+        Args:
+            refs: The faces, in order.
+            names: The requesting session's labels of the faces (for messages); default
+                ``face 1``, ``face 2`` ...
+            progress: Progress of the whole comparison.
 
         Raises:
             ComparisonError: Not 2 to 6 faces, or a photo without a face.
@@ -63,7 +73,9 @@ class Comparisons:
         cached = self.cached(key)
         if cached is not None:
             return key, cached
-        names = [self.uploads.require_meta(ref.sha).face_label(ref.face) for ref in refs]
+        for ref in refs:
+            self.uploads.require_meta(ref.sha)
+        names = list(names) if names is not None else [f"face {index + 1}" for index in range(len(refs))]
         result = compare_faces(refs, names, self.depth.compute, progress)
         self.store.set(key, result)
         return key, result

@@ -202,7 +202,9 @@ class ResultCache(EnvelopeStore):
         if self._cache.volume() > self.size_limit and not new_key.startswith(PIN_PREFIX):
             self._db.delete(new_key)
             logger.warning(
-                "Result cache full of entries in use (%d pinned photos or comparisons): refused %s", len(pinned), new_key
+                "Result cache full of entries in use (%d pinned photos or comparisons): refused %s",
+                len(pinned),
+                new_key,
             )
             raise CacheFullError(
                 f"The result cache in {self.directory} is full of photos and results in use right now "

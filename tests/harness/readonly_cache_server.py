@@ -89,9 +89,7 @@ def main(argv: list[str]) -> None:
         def texts(response: Any) -> str:
             return json.dumps(response)[:2000] + " ".join(alert_texts(response))
 
-        for round_number in (1, 2):  # the second round: new connections, new server threads
-            client = DashHttp(server.url, client.session, timeout=REQUEST_TIMEOUT_S)
-            suffix = f"#{round_number}"
+        def one_round(client: DashHttp, suffix: str) -> None:
             for label, sha in (("thumbnail a", sha_a), ("thumbnail b", sha_b)):
                 timed(
                     label + suffix,
@@ -133,6 +131,9 @@ def main(argv: list[str]) -> None:
                 lambda: flows.start_depth(client, store, sha_a, model="dpt_swin2_tiny_256").response,
                 texts,
             )
+
+        for round_number in (1, 2):  # the second round: new connections, new server threads
+            one_round(DashHttp(server.url, client.session, timeout=REQUEST_TIMEOUT_S), f"#{round_number}")
         out["requests"] = requests_out
         time.sleep(2.0)  # anything still spinning in the server shows up here
         out["server_cpu_read_only_s"] = round(cpu_seconds(pid) - cpu_start, 3)

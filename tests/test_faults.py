@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import http.server
+import io
 import json
 import os
 import subprocess
@@ -30,7 +31,20 @@ from face3d_core.cache import ResultCache
 from tests.doubles import FakeEstimator
 from tests.harness.cache_disk_faults import mount_namespace_available, run_cache_disk_faults
 from tests.harness.dash_client import DashHttp, output
-from tests.harness.flows import gallery, generate_depth, open_page, poll_depth, start_depth, upload
+from tests.harness.flows import (
+    download_depth_png8,
+    gallery,
+    generate_depth,
+    model3d_values,
+    open_page,
+    poll_depth,
+    press_upload_again,
+    start_depth,
+    thumbnail,
+    upload,
+    view_3d,
+    view_depth,
+)
 from tests.harness.paths import MODEL, PHOTO, PORTRAIT_PHOTO, THIRD_PHOTO, YUNET_PATH, require
 from tests.harness.processes import child_env
 from tests.harness.readonly_cache_server import run_readonly_cache_server
@@ -375,5 +389,119 @@ def test_a_job_interrupted_in_a_container_is_not_taken_for_alive_after_the_resta
                 break
             time.sleep(0.5)
         assert "Job interrupted" in shown, shown
+    finally:
+        server.stop()
+
+
+# =====================================================================================
+# 6. A small cache under another session's uploads
+# =====================================================================================
+
+#: The cache size limit of these tests (MB) and the uploads of the other session that overflow it.
+SMALL_CACHE_MB = 50
+FLOOD_UPLOADS = 28
+
+
+def _big_unique_jpeg(index: int) -> bytes:
+    """About 2.5 MB of JPEG noise, different for every ``index`` (no face: it is stored all the same)."""
+    from PIL import Image
+
+    pixels = (np.random.default_rng(index).random((1400, 1800, 3)) * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def _flood(client: DashHttp, count: int) -> list[str]:
+    """Another session uploads ``count`` big photos, one at a time; returns the upload messages."""
+    messages = []
+    for index in range(count):
+        response = upload(client, _big_unique_jpeg(index), f"flood-{index}.jpg")
+        messages.append(json.dumps(output(response, ids.UPLOAD_MESSAGES, "children")))
+    return messages
+
+
+def _a_user_with_a_depth_map(server) -> tuple[DashHttp, dict, str, dict, dict]:
+    client = DashHttp(server.url)
+    defaults = open_page(client)
+    store = output(upload(client, PHOTO.read_bytes(), "mine.png"), ids.UPLOADS_STORE, "data")
+    sha = store["items"][0]["sha"]
+    result = generate_depth(client, store, sha, timeout_s=60)
+    assert "mine.png" in str(output(view_depth(client, result), ids.DEPTH_CAPTION, "children"))
+    return client, store, sha, result, defaults
+
+
+@pytest.mark.slow
+def test_another_sessions_uploads_never_evict_a_photo_in_use(tmp_path):
+    """FACE3D_CACHE_SIZE_MB=50; user A has a photo and its depth map open; user B uploads 70 MB.
+
+    Before: B's uploads evicted A's photo first (checking that it exists did not count as a use),
+    so A's gallery emptied, the depth view went blank and downloads said the photo was gone.
+    """
+    require(PHOTO, YUNET_PATH)
+    server = fake_network_server(tmp_path, FACE3D_CACHE_SIZE_MB=str(SMALL_CACHE_MB)).start()
+    try:
+        alice, store, sha, result, defaults = _a_user_with_a_depth_map(server)
+        bob = DashHttp(server.url)
+        open_page(bob)
+        messages = _flood(bob, FLOOD_UPLOADS)
+
+        # A's page still has everything, on every tab
+        assert output(gallery(alice, store), ids.GALLERY_COUNT, "children") == "1"
+        assert thumbnail(alice, sha).status_code == 200
+        assert "mine.png" in str(output(view_depth(alice, result), ids.DEPTH_CAPTION, "children"))
+        assert "points" in str(output(view_3d(alice, model3d_values(result, defaults)), ids.MODEL3D_STATS, "children"))
+        download = download_depth_png8(alice, result)
+        assert output(download, ids.DOWNLOAD, "data")["filename"] == "mine_depth.png"
+        # B's uploads beyond the limit were refused (everything else is in use), saying so
+        added = sum("Added 1 photo" in m for m in messages)
+        refused = [m for m in messages if "full of photos and results in use" in m]
+        assert added >= 10 and refused, messages[-3:]
+        assert added + len(refused) == FLOOD_UPLOADS
+        # and the cache kept its limit
+        volume = sum(p.stat().st_size for p in (server.cache_dir / "results").rglob("*") if p.is_file())
+        assert volume <= (SMALL_CACHE_MB + 8) * 2**20, volume
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_a_photo_evicted_anyway_is_reported_alike_on_every_tab_with_an_offer_to_upload_again(tmp_path):
+    """Once nobody used it for FACE3D_IN_USE_S, a photo may be evicted: every tab then says so, the same way."""
+    require(PHOTO, YUNET_PATH)
+    server = fake_network_server(tmp_path, FACE3D_CACHE_SIZE_MB=str(SMALL_CACHE_MB), FACE3D_IN_USE_S="2").start()
+    try:
+        alice, store, sha, result, defaults = _a_user_with_a_depth_map(server)
+        time.sleep(3)  # alice's page stays idle longer than FACE3D_IN_USE_S
+        bob = DashHttp(server.url)
+        open_page(bob)
+        messages = _flood(bob, FLOOD_UPLOADS)
+        assert all("Added 1 photo" in m for m in messages), [m for m in messages if "Added" not in m][:2]
+
+        shown = gallery(alice, store)
+        assert output(shown, ids.GALLERY_COUNT, "children") == "0"
+        assert "no longer stored on the server" in json.dumps(output(shown, ids.GALLERY, "children"))
+        assert thumbnail(alice, sha).status_code == 404
+        alerts = {
+            "depth": view_depth(alice, result),
+            "3D": view_3d(alice, model3d_values(result, defaults)),
+            "download": download_depth_png8(alice, result),
+            "generate": start_depth(alice, store, sha).response,
+        }
+        texts = {}
+        for tab, response in alerts.items():
+            side = json.dumps((response or {}).get("sideUpdate", {}))
+            assert "Photo no longer available" in side and "Please upload it again" in side, (tab, side[:400])
+            assert '"Upload again"' in side and ids.UPLOAD_AGAIN in side, (tab, side[:400])
+            texts[tab] = side.split('"id"')[0]
+        assert len(set(texts.values())) == 1, texts  # the same alert on every tab
+        assert output(alerts["depth"], ids.DEPTH_RESULTS, "hidden") is True  # blank, and it says why
+        assert output(alerts["3D"], ids.MODEL3D_RESULTS, "hidden") is True
+        assert output(alerts["download"], ids.DOWNLOAD, "data") is None
+        # "Upload again" takes the user to the Upload tab; uploading again brings everything back
+        switched = press_upload_again(alice, alerts["3D"])
+        assert output(switched, ids.TABS, "value") == ids.TAB_UPLOAD
+        store = output(upload(alice, PHOTO.read_bytes(), "mine.png"), ids.UPLOADS_STORE, "data")
+        assert generate_depth(alice, store, sha, timeout_s=60)["sha"] == sha
     finally:
         server.stop()

@@ -7,6 +7,7 @@ app in process) and labels its requests with a kind (``upload``, ``depth_start``
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -222,3 +223,38 @@ def view_comparison(client: DashHttp, key: str, count: int, page: int = 0) -> di
         {ids.COMPARE_RESULT_STORE: {"key": key, "count": count}, ids.COMPARE_PAGE: page},
         kind="compare_view",
     )
+
+
+def press_upload_again(client: DashHttp, alert: dict | None) -> dict | None:
+    """Press the "Upload again" button of the alert a callback response showed (a pattern-matching id)."""
+    found: list[dict] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            button_id = node.get("id")
+            if isinstance(button_id, dict) and button_id.get("type") == ids.UPLOAD_AGAIN:
+                found.append(button_id)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk((alert or {}).get("sideUpdate", {}))
+    if not found:
+        raise AssertionError(f"no Upload again button in {str(alert)[:300]}")
+    pattern = json.dumps({"index": ["ALL"], "type": ids.UPLOAD_AGAIN}, separators=(",", ":"))
+    dep = next(d for d in client.dependencies() if any(i["id"] == pattern for i in d["inputs"]))
+    button = found[0]
+    changed = json.dumps(dict(sorted(button.items())), separators=(",", ":"))
+    body = {
+        "output": dep["output"],
+        "outputs": {"id": dep["output"].split("@")[0].rsplit(".", 1)[0], "property": "value"},
+        "inputs": [[{"id": button, "property": "n_clicks", "value": 1}]],
+        "state": [],
+        "changedPropIds": [f"{changed}.n_clicks"],
+    }
+    reply = client._request("POST", "_dash-update-component", "upload_again", body)
+    if reply.status_code != 200:
+        raise CallbackError(f"Upload again: HTTP {reply.status_code}: {reply.text[:300]}")
+    return reply.json()

@@ -15,7 +15,14 @@ The runner sits behind the small :class:`JobRunner` protocol (``submit`` / ``sta
 touching the callbacks: with ``FACE3D_REDIS_URL`` set, :mod:`dashboard.jobs_celery` runs the
 same tasks on Celery workers (:class:`~dashboard.jobs_celery.RedisJobStore`), through the same
 :func:`execute_job`, and both runners answer ``status`` through :func:`live_status` (only the
-check whether a job's owner is still alive differs: a process id here, a heartbeat there).
+check whether a job's owner is still alive differs: here the heartbeat of the server process,
+named by a random token, with a ``/proc`` check of processes of this machine so that a crash is
+noticed at once; there the heartbeat of the job on its Celery worker). A process id alone never
+decides: a restarted container's server is process 1 again.
+
+Job ids are issued by :class:`JobIds`, bound to the browser session that started the job: a
+session can only read and cancel its own jobs, and anything that is not such an id is refused
+before it reaches the job store or a log.
 
 Cancellation is cooperative: a task calls :meth:`JobContext.check` between its steps; a
 cancelled job is reported as cancelled at once, and its thread stops at the next check (a
@@ -207,9 +214,13 @@ class DiskJobStore:
         return self._db.get(f"cancel/{job_id}") is True
 
     def beat(self, name: str, ttl_s: float) -> None:
-        """Mark ``name`` as alive for the next ``ttl_s`` seconds (a failure is logged once)."""
+        """Mark ``name`` (a process token) as alive for the next ``ttl_s`` seconds (a failure is logged once).
+
+        The beat also records who beats (:func:`process_identity`), so that a process on this
+        machine that died is noticed at once, not only when its beat runs out.
+        """
         try:
-            self._db.set(f"alive/{name}", time.time(), expire=ttl_s)
+            self._db.set(f"alive/{name}", process_identity(), expire=ttl_s)
             self._beat_failing = False
         except CacheError as exc:
             if not self._beat_failing:
@@ -217,8 +228,11 @@ class DiskJobStore:
             self._beat_failing = True
 
     def alive(self, name: str) -> bool:
-        """Return True while the heartbeat of ``name`` is fresh."""
-        return bool(name) and self._db.get(f"alive/{name}") is not MISSING
+        """Return True while the heartbeat of ``name`` is fresh and its process, where this machine can tell, lives."""
+        if not name:
+            return False
+        beat = self._db.get(f"alive/{name}")
+        return beat is not MISSING and identity_alive(beat) is not False
 
     def close(self) -> None:
         """Close the database connection."""
@@ -302,6 +316,59 @@ def live_status(
         status.error_title = "Job interrupted"
         status.error_message = interrupted_message
     return status
+
+
+def _proc_start_ticks(pid: int) -> int | None:
+    """Start time of a process in clock ticks since boot (``/proc/<pid>/stat``), None where unknown."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _read_link_or_file(path: str, link: bool) -> str | None:
+    try:
+        return os.readlink(path) if link else Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+_IDENTITY: dict[str, Any] | None = None
+
+
+def process_identity() -> dict[str, Any]:
+    """This process as another process of the machine can check it: boot, PID namespace, pid, start time.
+
+    A process id alone is reused (a restarted container's server is process 1 again); with the
+    boot id, the PID namespace and the start time it names one process (Linux; elsewhere only
+    the pid, which :func:`identity_alive` then does not trust).
+    """
+    global _IDENTITY
+    if _IDENTITY is None or _IDENTITY["pid"] != os.getpid():
+        _IDENTITY = {
+            "pid": os.getpid(),
+            "boot": _read_link_or_file("/proc/sys/kernel/random/boot_id", link=False),
+            "pidns": _read_link_or_file("/proc/self/ns/pid", link=True),
+            "start": _proc_start_ticks(os.getpid()),
+        }
+    return _IDENTITY
+
+
+def identity_alive(identity: Any) -> bool | None:
+    """Whether the process of a :func:`process_identity` still runs: True, False, or None when this machine cannot tell.
+
+    Only a process of the same boot and PID namespace can be checked (``/proc``); for one of
+    another machine or container the answer is None and its heartbeat alone decides.
+    """
+    mine = process_identity()
+    if not isinstance(identity, dict) or mine["boot"] is None or mine["pidns"] is None:
+        return None
+    if identity.get("boot") != mine["boot"] or identity.get("pidns") != mine["pidns"]:
+        return None
+    pid = identity.get("pid")
+    if not isinstance(pid, int):
+        return None
+    return _proc_start_ticks(pid) == identity.get("start")
 
 
 def heartbeat_interval() -> float:

@@ -285,3 +285,27 @@ def test_live_status_is_shared_logic_with_the_owner_check_injected(store):
     assert live_status(store, "done", owner_alive(False), "gone").result == {"k": 1}
     assert checked == []  # a finished job is not checked at all
     assert live_status(store, "unknown", owner_alive(True), "gone") is None
+
+
+def test_a_process_identity_is_more_than_its_pid():
+    """A beat names a process by boot, PID namespace, pid and start time: a reused pid is not it."""
+    import subprocess
+    import sys
+
+    from dashboard.jobs import _proc_start_ticks, identity_alive, process_identity
+
+    mine = process_identity()
+    if mine["boot"] is None or mine["pidns"] is None:
+        pytest.skip("no /proc here: only heartbeats decide")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        identity = dict(mine, pid=child.pid, start=_proc_start_ticks(child.pid))
+        assert identity_alive(identity) is True
+        assert identity_alive(dict(identity, start=identity["start"] - 1)) is False  # the pid, reused by another
+        assert identity_alive(dict(identity, pidns="pid:[1]")) is None  # another container: cannot tell
+        assert identity_alive(dict(identity, boot="another-boot")) is None  # another machine
+        assert identity_alive(mine) is True
+    finally:
+        child.kill()
+        child.wait()
+    assert identity_alive(identity) is False  # gone

@@ -22,7 +22,6 @@ import time
 
 import numpy as np
 import pytest
-import requests
 
 from dashboard import ids
 from dashboard.jobs import DiskJobStore, JobState, ThreadJobRunner
@@ -204,7 +203,7 @@ def test_a_damaged_index_is_repaired_when_the_server_starts(tmp_path, store):
     try:
         log = server.log_text()
         assert "Traceback" not in log, log[-3000:]
-        client = DashHttp(server.url)
+        client = DashHttp(server.url, client.session)  # the same browser
         open_page(client)
         if store == "results":
             assert "moved to cache.db.damaged-" in log and "fresh, empty index" in log, log[-3000:]
@@ -328,11 +327,11 @@ def test_server_killed_during_inference_keeps_every_upload(tmp_path):
         server.kill()  # SIGKILL: no clean-up of any kind
         server.start()
 
-        client = DashHttp(server.url)
+        client = DashHttp(server.url, client.session)  # the same browser (cookie) after the restart
         shown = gallery(client, store)
         assert output(shown, ids.GALLERY_COUNT, "children") == "3", "uploads were lost in the crash"
         for sha in shas:
-            assert requests.get(f"{server.url}face3d/thumb/{sha}.jpg", timeout=10).status_code == 200
+            assert thumbnail(client, sha).status_code == 200
         interrupted = poll_depth(client, started, 2)
         assert "Job interrupted" in json.dumps(interrupted.get("sideUpdate", {})), interrupted
         result = generate_depth(client, store, shas[0], timeout_s=90)  # starting again works

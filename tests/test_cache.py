@@ -359,3 +359,15 @@ def test_a_damaged_index_found_by_quick_check_is_moved_aside_and_the_files_kept(
         assert second.get(make_key("depth", SHA_B)) == 1
     finally:
         second.close()
+
+
+def test_only_diskdb_touches_diskcache_and_nothing_retries_forever():
+    """diskcache's retry=True loops forever on a read-only folder: every use goes through DiskDB."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for path in [*(root / "face3d_core").rglob("*.py"), *(root / "dashboard").rglob("*.py")]:
+        text = path.read_text()
+        assert "retry=True" not in text, path
+        if path.name != "diskdb.py":
+            assert "import diskcache" not in text and "diskcache." not in text, path

@@ -166,6 +166,26 @@ def test_store_items_ignores_junk():
     junk = {"items": [{"sha": "../../etc/passwd"}, "x", {"sha": "a" * 64, "face": -3}, {"sha": "a" * 64}]}
     assert upload.store_items(junk) == [{"sha": "a" * 64, "face": None}]
     assert upload.store_items("nonsense") == []
+    # a forged store of a million photos costs no more than a full gallery
+    forged = {"items": [{"sha": f"{i:064x}", "face": 0} for i in range(1_000_000)]}
+    started = time.perf_counter()
+    assert len(upload.store_items(forged)) == upload.MAX_UPLOADS
+    assert time.perf_counter() - started < 0.05
+
+
+def test_comparison_keys_from_the_browser_are_checked_before_any_read(env):
+    reads = []
+    comparisons = env["service"].comparisons
+    original = comparisons.store.get
+    try:
+        comparisons.store.get = lambda key, default=None: reads.append(key) or original(key, default)
+        for junk in ("face3d/" + "x" * (25 * 1024 * 1024), "face3d/v2/depth/" + "a" * 64 + "/m/" + "0" * 20, None, 7):
+            assert comparisons.cached(junk) is None
+        assert reads == []
+        key = "face3d/v2/compare/" + "a" * 64 + "/midas_v21_small_256/" + "0" * 20
+        assert comparisons.cached(key) is None and reads == [key]  # well-formed: looked up (and absent)
+    finally:
+        comparisons.store.get = original
 
 
 # -- choices ------------------------------------------------------------------------

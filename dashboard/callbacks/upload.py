@@ -30,12 +30,18 @@ logger = logging.getLogger(__name__)
 
 
 def store_items(store: Any) -> list[dict]:
-    """Return the valid ``{"sha", "face"}`` items of the uploads store (robust to junk)."""
+    """Return the valid ``{"sha", "face"}`` items of the uploads store (robust to junk).
+
+    At most :data:`MAX_UPLOADS` items (a gallery never holds more): a forged store of a million
+    entries costs no more than a full gallery.
+    """
     items = store.get("items") if isinstance(store, dict) else None
     if not isinstance(items, list):
         return []
     clean, seen = [], set()
-    for item in items:
+    for item in items[: 4 * MAX_UPLOADS]:
+        if len(clean) >= MAX_UPLOADS:
+            break
         if not isinstance(item, dict):
             continue
         sha = item.get("sha")

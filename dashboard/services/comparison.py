@@ -7,6 +7,7 @@ the ordered photos, faces and model, which is all the browser holds.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from dashboard.services.depth import DepthMaps
@@ -14,6 +15,10 @@ from dashboard.services.uploads import Uploads
 from face3d_core.cache import ResultStore, combine_hashes, make_key
 from face3d_core.compare import DEFAULT_SIZE, ComparisonResult, check_comparable, compare_faces
 from face3d_core.pipeline import DepthRef, TaskProgress
+
+
+#: A key of :meth:`Comparisons.key` (the browser holds it; anything else is refused unread).
+_COMPARE_KEY_RE = re.compile(r"^face3d/v\d{1,4}/compare/[0-9a-f]{64}/[A-Za-z0-9_.-]{1,64}/[0-9a-f]{20}$")
 
 
 class Comparisons:
@@ -45,8 +50,8 @@ class Comparisons:
         )
 
     def cached(self, key: object) -> ComparisonResult | None:
-        """Return a cached comparison by key (None when absent, or for junk from the browser)."""
-        value = self.store.get(key) if isinstance(key, str) and key.startswith("face3d/") else None
+        """Return a cached comparison by key (None when absent, or for anything but a comparison key)."""
+        value = self.store.get(key) if isinstance(key, str) and _COMPARE_KEY_RE.match(key) else None
         return value if isinstance(value, ComparisonResult) else None
 
     def compute(

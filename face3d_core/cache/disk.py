@@ -207,9 +207,9 @@ class ResultCache(EnvelopeStore):
                 new_key,
             )
             raise CacheFullError(
-                f"The result cache in {self.directory} is full of photos and results in use right now "
-                f"(limit {self.size_limit / 2**20:.0f} MB). Please try again later or remove photos you no longer "
-                "need; the server's operator can raise FACE3D_CACHE_SIZE_MB."
+                f"The server's result cache is full of photos and results that are in use right now (limit "
+                f"{self.size_limit / 2**20:.0f} MB), so this could not be stored. Please try again later; the "
+                "server's operator can raise FACE3D_CACHE_SIZE_MB."
             )
 
     # -- compute-once -------------------------------------------------------------------

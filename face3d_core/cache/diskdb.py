@@ -3,7 +3,7 @@
 Every diskcache database of face3d (the result cache, the dashboard's job records and session
 records) goes through :class:`DiskDB`, because diskcache alone has three traps:
 
-* ``retry=True`` retries a transaction that cannot start *forever, in a busy loop*; on a
+* diskcache's own retry option retries a transaction that cannot start *forever, in a busy loop*; on a
   read-only folder every write, and every read of a least-recently-used cache (a read records
   its access time, a write), fails that way, so one request would hold a CPU for minutes.
   Here every operation waits for a lock at most :data:`LOCK_WAIT_S` in all (SQLite's own busy

@@ -16,7 +16,6 @@ from face3d_core.cache import ResultStore, combine_hashes, make_key
 from face3d_core.compare import DEFAULT_SIZE, ComparisonResult, check_comparable, compare_faces
 from face3d_core.pipeline import DepthRef, TaskProgress
 
-
 #: A key of :meth:`Comparisons.key` (the browser holds it; anything else is refused unread).
 _COMPARE_KEY_RE = re.compile(r"^face3d/v\d{1,4}/compare/[0-9a-f]{64}/[A-Za-z0-9_.-]{1,64}/[0-9a-f]{20}$")
 

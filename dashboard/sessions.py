@@ -46,26 +46,34 @@ _SESSION_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _secret_from_file(cache_dir: Path) -> bytes:
-    """Read ``<cache_dir>/secret_key``, creating it (0600) the first time; shared by the machine's workers."""
+    """Read ``<cache_dir>/secret_key``, creating it (0600) the first time; shared by the machine's workers.
+
+    The file appears whole or not at all (written aside, then hard-linked into place, which fails
+    if another worker was first), so a worker starting at the same moment never reads half a secret.
+    """
     path = cache_dir / SECRET_FILE
     cache_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_hex(32))
-            handle.flush()
-            os.fsync(handle.fileno())
-        logger.info("Generated the server secret in %s (mode 0600)", path)
+    if not path.exists():
+        aside = cache_dir / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(32))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(aside, path)
+            logger.info("Generated the server secret in %s (mode 0600)", path)
+        except FileExistsError:
+            pass  # another worker was first: use its secret
+        finally:
+            aside.unlink(missing_ok=True)
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         path.chmod(0o600)
         logger.warning("The server secret %s was readable by others (mode %o); it is now 0600", path, mode)
     text = path.read_text().strip()
-    if len(text) < 32:  # another worker is writing it right now, or it was cut short
-        raise OSError(f"{path} holds no usable secret")
+    if len(text) < 32:
+        raise OSError(f"{path} holds no usable secret (delete it to make a new one)")
     return text.encode()
 
 

@@ -212,6 +212,7 @@ class Setting:
         shown_default: The default as users see it (Markdown); ``None``: the field's default.
         lenient: A value that cannot be converted is logged and the default used, instead of
             raising (kept for ``FACE3D_CACHE_SIZE_MB``, which behaved so before).
+        secret: Never shown (errors and ``python -m face3d_core.config`` print ``***``).
     """
 
     env: str
@@ -219,6 +220,7 @@ class Setting:
     help: str
     shown_default: str | None = None
     lenient: bool = False
+    secret: bool = False
 
 
 def _setting(
@@ -230,8 +232,9 @@ def _setting(
     default_factory: Callable[[], Any] | None = None,
     shown_default: str | None = None,
     lenient: bool = False,
+    secret: bool = False,
 ) -> Any:
-    meta = {"setting": Setting(env, parser, help, shown_default, lenient)}
+    meta = {"setting": Setting(env, parser, help, shown_default, lenient, secret)}
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -341,6 +344,7 @@ class Settings:
         "signs session cookies and job ids; the same on every web worker (unset: generated once into "
         "`<cache dir>/secret_key`, mode 0600, or into Redis in scale-out mode)",
         shown_default="unset",
+        secret=True,
     )
 
     @classmethod
@@ -377,17 +381,18 @@ def _field_default(f: dataclasses.Field) -> Any:
 def _parse(setting: Setting, text: str, f: dataclasses.Field) -> Any:
     parser = setting.parser
     redo = f"set it to {parser.fix}, or unset it."
+    shown = "'***'" if setting.secret else repr(text)
     try:
         value = parser.convert(text)
     except _NotParsable as exc:
         if setting.lenient:
             default = _field_default(f)
-            logger.warning("Ignoring %s=%r (not %s); using %s", setting.env, text, exc, _show(default))
+            logger.warning("Ignoring %s=%s (not %s); using %s", setting.env, shown, exc, _show(default))
             return default
-        raise ConfigError(f"{setting.env}={text!r} is not {exc}: {redo}", variable=setting.env) from None
+        raise ConfigError(f"{setting.env}={shown} is not {exc}: {redo}", variable=setting.env) from None
     problem = parser.check(value)
     if problem is not None:
-        raise ConfigError(f"{setting.env}={text!r} is {problem}: {redo}", variable=setting.env)
+        raise ConfigError(f"{setting.env}={shown} is {problem}: {redo}", variable=setting.env)
     return value
 
 
@@ -468,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if f.name == "redis_url" and value and "@" in value:  # never print the password
             scheme, _, rest = value.partition("://")
             value = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-        if f.name == "secret_key" and value:  # never print the secret
+        if setting_of(f).secret and value:  # never print a secret
             value = "*** (set)"
         print(f"{setting_of(f).env}={'' if value is None else value}")
     return 0

@@ -350,3 +350,31 @@ def test_each_session_sees_only_its_own_photos_under_its_own_names(fake_server):
         json.dumps(absent["sideUpdate"]).split('"id"')[0]
         == json.dumps(refused["comparison"]["sideUpdate"]).split('"id"')[0]
     )
+
+
+def test_the_server_secret_is_made_once_private_and_shared_by_the_workers_of_a_machine(tmp_path, monkeypatch):
+    import stat
+    import subprocess
+    import sys
+
+    from dashboard.sessions import server_secret
+
+    monkeypatch.delenv("FACE3D_SECRET_KEY", raising=False)
+    program = "import sys; from pathlib import Path; from dashboard.sessions import server_secret; "
+    program += "print(server_secret(Path(sys.argv[1])).decode())"
+    workers = [  # four workers starting at the same moment on an empty cache folder
+        subprocess.Popen(
+            [sys.executable, "-c", program, str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT
+        )
+        for _ in range(4)
+    ]
+    secrets_seen = {worker.communicate(timeout=120)[0].strip() for worker in workers}
+    assert len(secrets_seen) == 1 and len(secrets_seen.pop()) == 64
+    path = tmp_path / "secret_key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret_key"]  # nothing left aside
+    path.chmod(0o644)
+    assert server_secret(tmp_path) == path.read_text().strip().encode()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # made private again
+    monkeypatch.setenv("FACE3D_SECRET_KEY", "k" * 40)
+    assert server_secret(tmp_path) == b"k" * 40

@@ -78,7 +78,7 @@ class JobStatus:
     """What the browser learns about a job (all JSON-friendly).
 
     Attributes:
-        job_id: Random hex id.
+        job_id: 64 hex digits from :class:`JobIds` (random, bound to the session that started it).
         kind: Task name.
         state: Life cycle state.
         progress: Fraction done in ``[0, 1]``.

@@ -371,3 +371,56 @@ def test_only_diskdb_touches_diskcache_and_nothing_retries_forever():
         assert "retry=True" not in text, path
         if path.name != "diskdb.py":
             assert "import diskcache" not in text and "diskcache." not in text, path
+
+
+def _blob(index: int) -> np.ndarray:
+    return np.random.default_rng(index).random(50_000)  # 400 kB, in its own file
+
+
+def test_checking_that_an_entry_exists_counts_as_using_it(tmp_path):
+    small = ResultCache(tmp_path / "lru", size_limit_mb=1.5)
+    try:
+        first, second, third = (make_key("depth", SHA_A, params={"i": i}) for i in range(3))
+        for index, key in enumerate((first, second, third)):
+            small.set(key, _blob(index))
+            time.sleep(0.01)
+        assert first in small  # a page asks whether the photo is still there: a use
+        small.set(make_key("depth", SHA_A, params={"i": 3}), _blob(3))
+        assert small.get(second) is None, "the least recently used entry should have gone"
+        assert small.get(first) is not None
+    finally:
+        small.close()
+
+
+def test_pinned_entries_are_never_evicted_and_a_full_cache_refuses_instead(tmp_path):
+    from face3d_core.cache import CacheFullError
+
+    small = ResultCache(tmp_path / "pins", size_limit_mb=1.5)
+    try:
+        mine = [make_key("depth", SHA_A, params={"i": i}) for i in range(2)]
+        small.pin(SHA_A, 60)  # a photo (and its results) in use
+        for index, key in enumerate(mine):
+            small.set(key, _blob(index))
+        assert small.pinned_hashes() == {SHA_A}
+        other = [make_key("depth", SHA_B, params={"i": i}) for i in range(6)]
+        refused = 0
+        for index, key in enumerate(other):
+            try:
+                small.set(key, _blob(10 + index))
+            except CacheFullError as exc:
+                refused += 1
+                assert "in use right now" in exc.user_message and "FACE3D_CACHE_SIZE_MB" in exc.user_message
+        assert all(small.get(key) is not None for key in mine), "a pinned entry was evicted"
+        assert refused == 0  # unpinned entries of the other photo made room for each other
+        assert small.volume() <= small.size_limit
+        small.pin(SHA_B, 60)  # now everything is in use: a new entry does not fit and is refused
+        with pytest.raises(CacheFullError):
+            small.set(make_key("depth", "c" * 64), _blob(99))
+        assert small.get(make_key("depth", "c" * 64)) is None
+        assert all(small.get(key) is not None for key in mine)
+        small.pin(SHA_A, 0.2)
+        time.sleep(0.3)  # the pin runs out: the photo may be evicted again, least recently used first
+        small.set(make_key("depth", "c" * 64), _blob(99))
+        assert small.get(make_key("depth", "c" * 64)) is not None
+    finally:
+        small.close()

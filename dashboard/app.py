@@ -21,12 +21,14 @@ from flask import Response, abort, send_file
 from dashboard.callbacks import register_callbacks
 from dashboard.callbacks.choices import model_options
 from dashboard.errors import handle_callback_error
-from dashboard.jobs import DiskJobStore, JobRunner, ThreadJobRunner
+from dashboard.jobs import DiskJobStore, JobIds, JobRunner, ThreadJobRunner
 from dashboard.layout import PRODUCT_NAME, build_layout
 from dashboard.services import Face3DService
+from dashboard.services.access import DiskMembershipStore, MembershipStore
 from dashboard.services.depth import EstimatorFactory
+from dashboard.sessions import SessionCookies, current_session, server_secret
 from face3d_core import figures
-from face3d_core.cache import ResultCache, ResultStore, is_sha256_hex
+from face3d_core.cache import ResultCache, ResultStore
 from face3d_core.config import get_settings
 from face3d_core.models.registry import DEFAULT_MODEL
 from face3d_core.weights import cache_dir as default_cache_dir
@@ -71,9 +73,8 @@ def _register_routes(app: Dash, service: Face3DService, bootstrap_css: Path | No
 
     @server.route("/face3d/thumb/<sha>.jpg")
     def face3d_thumbnail(sha: str) -> Response:
-        if not is_sha256_hex(sha):
-            abort(404)
-        meta = service.uploads.meta(sha)
+        # only for a session that uploaded this photo: 404 otherwise, as for a photo never stored
+        meta = service.access.photo(current_session(), sha)
         if meta is None or not meta.thumb_jpeg:
             abort(404)
         response = Response(meta.thumb_jpeg, mimetype="image/jpeg")
@@ -112,8 +113,9 @@ def create_app(
     """Build the dashboard.
 
     Args:
-        cache_dir: The face3d cache folder (results in ``results/``, job records in ``jobs/``);
-            default ``$FACE3D_CACHE_DIR`` or ``~/.cache/face3d``.
+        cache_dir: The face3d cache folder (results in ``results/``, job records in ``jobs/``,
+            which session uploaded which photo in ``sessions/``, the server secret in
+            ``secret_key``); default ``$FACE3D_CACHE_DIR`` or ``~/.cache/face3d``.
         size_limit_mb: Result cache size limit (default ``$FACE3D_CACHE_SIZE_MB`` or 2048).
         runner: A job runner (default: a :class:`~dashboard.jobs.ThreadJobRunner` in this process,
             or a :class:`~dashboard.jobs_celery.CeleryJobRunner` when a Redis URL is set).
@@ -133,21 +135,28 @@ def create_app(
     if redis_url is None:
         redis_url = get_settings().redis_url or ""
     cache: ResultStore
+    members: MembershipStore
     if redis_url:
+        from dashboard.services.access import RedisMembershipStore
         from face3d_core.cache.redis import RedisResultCache, redact_url
 
         cache = RedisResultCache(redis_url)
+        members = RedisMembershipStore(redis_url)
         logger.info("Scale-out mode: results in Redis at %s, jobs on Celery workers", redact_url(redis_url))
     else:
         cache = ResultCache(base / "results", size_limit_mb=size_limit_mb)
-    service = Face3DService(cache, estimator_factory=estimator_factory, detector_path=detector_path)
+        members = DiskMembershipStore(base / "sessions")
+    secret = server_secret(base, redis_url or None)
+    service = Face3DService(cache, estimator_factory=estimator_factory, detector_path=detector_path, members=members)
     if runner is None:
         if redis_url:
             from dashboard.jobs_celery import CeleryJobRunner
 
-            runner = CeleryJobRunner.from_url(redis_url, kinds=service.tasks())
+            runner = CeleryJobRunner.from_url(redis_url, kinds=service.tasks(), job_ids=JobIds(secret))
         else:
-            runner = ThreadJobRunner(DiskJobStore(base / "jobs"), service.tasks(), max_workers=job_workers)
+            runner = ThreadJobRunner(
+                DiskJobStore(base / "jobs"), service.tasks(), max_workers=job_workers, job_ids=JobIds(secret)
+            )
 
     bootstrap_css = local_bootstrap_css()
     app = Dash(
@@ -166,6 +175,7 @@ def create_app(
         logger.warning("Bootstrap-Flask is not installed; loading Bootstrap from a CDN (needs internet)")
         app.config.external_stylesheets = [dbc.themes.BOOTSTRAP]
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    SessionCookies(secret).install(app.server)
 
     # A function, so every page load shows the current state of the weights.
     app.layout = lambda: build_layout(model_options(), DEFAULT_MODEL)

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dashboard.jobs import JobState, JobStatus, execute_job
-from dashboard.jobs_celery import TASK_NAME, Heartbeat, RedisJobStore, make_celery
+from dashboard.jobs import Heartbeat, JobState, JobStatus, execute_job
+from dashboard.jobs_celery import TASK_NAME, RedisJobStore, make_celery
 from face3d_core.pipeline import LoadableDepthPredictor
 from face3d_core.weights import ProgressFn as DownloadProgressFn
 

@@ -35,6 +35,8 @@ CLEAR_ALL = "clear-all"
 # Pattern-matching types (see the helpers below).
 FACE_BOX = "face-box"
 REMOVE_UPLOAD = "remove-upload"
+#: The "Upload again" button of a "photo no longer available" alert (on any tab).
+UPLOAD_AGAIN = "upload-again"
 
 # -- shared choice of face and model --------------------------------------------------
 DEPTH_FACE = "depth-face"

@@ -15,7 +15,14 @@ The runner sits behind the small :class:`JobRunner` protocol (``submit`` / ``sta
 touching the callbacks: with ``FACE3D_REDIS_URL`` set, :mod:`dashboard.jobs_celery` runs the
 same tasks on Celery workers (:class:`~dashboard.jobs_celery.RedisJobStore`), through the same
 :func:`execute_job`, and both runners answer ``status`` through :func:`live_status` (only the
-check whether a job's owner is still alive differs: a process id here, a heartbeat there).
+check whether a job's owner is still alive differs: here the heartbeat of the server process,
+named by a random token, with a ``/proc`` check of processes of this machine so that a crash is
+noticed at once; there the heartbeat of the job on its Celery worker). A process id alone never
+decides: a restarted container's server is process 1 again.
+
+Job ids are issued by :class:`JobIds`, bound to the browser session that started the job: a
+session can only read and cancel its own jobs, and anything that is not such an id is refused
+before it reaches the job store or a log.
 
 Cancellation is cooperative: a task calls :meth:`JobContext.check` between its steps; a
 cancelled job is reported as cancelled at once, and its thread stops at the next check (a
@@ -25,20 +32,23 @@ network forward pass in progress finishes first; its result still goes to the ca
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 import logging
 import os
-import sqlite3
+import re
+import secrets
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
-import diskcache
-
+from face3d_core.cache import MISSING
+from face3d_core.cache.diskdb import DiskDB, OnDamage
 from face3d_core.config import get_settings
 from face3d_core.errors import CacheError, Face3DError
 
@@ -68,7 +78,7 @@ class JobStatus:
     """What the browser learns about a job (all JSON-friendly).
 
     Attributes:
-        job_id: Random hex id.
+        job_id: 64 hex digits from :class:`JobIds` (random, bound to the session that started it).
         kind: Task name.
         state: Life cycle state.
         progress: Fraction done in ``[0, 1]``.
@@ -76,7 +86,10 @@ class JobStatus:
         result: Small dict of cache keys / identifiers when done.
         error_title: Title of the user-facing error when failed.
         error_message: Message of the user-facing error when failed.
-        owner_pid: Process running the job (to detect jobs lost in a server restart).
+        owner_pid: Process running the job (for logs only: a process id is reused, e.g. by a
+            restarted container's process 1, so it never decides whether a job is alive).
+        owner_token: Random token of the process (thread runner) that runs the job; the job is
+            alive while that process's heartbeat is fresh (see :class:`Heartbeat`).
         created: Unix time of submission.
         updated: Unix time of the last change.
     """
@@ -90,6 +103,7 @@ class JobStatus:
     error_title: str | None = None
     error_message: str | None = None
     owner_pid: int = field(default_factory=os.getpid)
+    owner_token: str = ""
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
 
@@ -101,8 +115,9 @@ class JobStatus:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JobStatus:
-        """Rebuild from :meth:`to_dict` output."""
-        values = dict(data)
+        """Rebuild from :meth:`to_dict` output (fields this version does not know are ignored)."""
+        known = {f.name for f in fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
         values["state"] = JobState(values["state"])
         return cls(**values)
 
@@ -133,6 +148,14 @@ class JobStore(Protocol):
         """Return True once the cancel flag of a job is raised."""
         ...
 
+    def beat(self, name: str, ttl_s: float) -> None:
+        """Mark ``name`` (a process token, or a job id) as alive for the next ``ttl_s`` seconds."""
+        ...
+
+    def alive(self, name: str) -> bool:
+        """Return True while the heartbeat of ``name`` is fresh."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...
@@ -141,14 +164,23 @@ class JobStore(Protocol):
 class DiskJobStore:
     """Job records and cancel flags on diskcache (shared by the processes of one machine).
 
+    Every access waits a bounded time (:class:`~face3d_core.cache.diskdb.DiskDB`): on a
+    read-only folder records are still read and writes fail at once; a damaged index is
+    rebuilt empty at start (job records are disposable).
+
     Args:
         directory: Folder of the store (``<cache dir>/jobs`` by default in the app).
+
+    Raises:
+        CacheError: The folder cannot be created or opened.
     """
 
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._cache = diskcache.Cache(str(self.directory), size_limit=64 * 1024 * 1024)
+        self._db = DiskDB(
+            self.directory, label="the job records", on_damage=OnDamage.REBUILD, size_limit=64 * 1024 * 1024
+        )
+        self._beat_failing = False
 
     def put(self, status: JobStatus) -> None:
         """Write a job record.
@@ -157,17 +189,11 @@ class DiskJobStore:
             CacheError: The folder cannot be written (disk full, read-only).
         """
         status.updated = time.time()
-        try:
-            self._cache.set(f"job/{status.job_id}", status.to_dict(), expire=JOB_TTL_S, retry=True)
-        except (OSError, sqlite3.Error) as exc:
-            raise CacheError(
-                f"Could not record the job in {self.directory} ({exc}). "
-                "Free some disk space, make sure the folder is writable, or set FACE3D_CACHE_DIR to another folder."
-            ) from exc
+        self._db.set(f"job/{status.job_id}", status.to_dict(), expire=JOB_TTL_S)
 
     def get(self, job_id: str) -> JobStatus | None:
         """Read a job record, or None when unknown or expired."""
-        data = self._cache.get(f"job/{job_id}", retry=True)
+        data = self._db.get(f"job/{job_id}")
         if not isinstance(data, dict):
             return None
         try:
@@ -176,16 +202,41 @@ class DiskJobStore:
             return None
 
     def request_cancel(self, job_id: str) -> None:
-        """Raise the cancel flag of a job."""
-        self._cache.set(f"cancel/{job_id}", True, expire=JOB_TTL_S, retry=True)
+        """Raise the cancel flag of a job.
+
+        Raises:
+            CacheError: The folder cannot be written.
+        """
+        self._db.set(f"cancel/{job_id}", True, expire=JOB_TTL_S)
 
     def cancel_requested(self, job_id: str) -> bool:
         """Return True once the cancel flag of a job is raised."""
-        return bool(self._cache.get(f"cancel/{job_id}", default=False, retry=True))
+        return self._db.get(f"cancel/{job_id}") is True
+
+    def beat(self, name: str, ttl_s: float) -> None:
+        """Mark ``name`` (a process token) as alive for the next ``ttl_s`` seconds (a failure is logged once).
+
+        The beat also records who beats (:func:`process_identity`), so that a process on this
+        machine that died is noticed at once, not only when its beat runs out.
+        """
+        try:
+            self._db.set(f"alive/{name}", process_identity(), expire=ttl_s)
+            self._beat_failing = False
+        except CacheError as exc:
+            if not self._beat_failing:
+                logger.warning("Heartbeat %s could not be recorded: %s", name[:8], exc)
+            self._beat_failing = True
+
+    def alive(self, name: str) -> bool:
+        """Return True while the heartbeat of ``name`` is fresh and its process, where this machine can tell, lives."""
+        if not name:
+            return False
+        beat = self._db.get(f"alive/{name}")
+        return beat is not MISSING and identity_alive(beat) is not False
 
     def close(self) -> None:
         """Close the database connection."""
-        self._cache.close()
+        self._db.close()
 
 
 class JobContext:
@@ -223,16 +274,16 @@ class JobRunner(Protocol):
     Implemented by :class:`ThreadJobRunner` and :class:`~dashboard.jobs_celery.CeleryJobRunner`.
     """
 
-    def submit(self, kind: str, params: dict[str, Any]) -> str:
-        """Queue a task by name with JSON parameters; return the job id."""
+    def submit(self, kind: str, params: dict[str, Any], owner: str = "") -> str:
+        """Queue a task by name with JSON parameters for ``owner`` (a session id); return the job id."""
         ...
 
-    def status(self, job_id: str) -> JobStatus | None:
-        """Return the job's current status, or None for an unknown id."""
+    def status(self, job_id: str, owner: str = "") -> JobStatus | None:
+        """Return the job's current status, or None for an unknown id or one that is not ``owner``'s."""
         ...
 
-    def cancel(self, job_id: str) -> None:
-        """Ask the job to stop; it is reported as cancelled at once."""
+    def cancel(self, job_id: str, owner: str = "") -> bool:
+        """Ask ``owner``'s job to stop (reported as cancelled at once); False for an id that is not theirs."""
         ...
 
 
@@ -267,16 +318,130 @@ def live_status(
     return status
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+def _proc_start_ticks(pid: int) -> int | None:
+    """Start time of a process in clock ticks since boot (``/proc/<pid>/stat``), None where unknown."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _read_link_or_file(path: str, link: bool) -> str | None:
+    try:
+        return os.readlink(path) if link else Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+_IDENTITY: dict[str, Any] | None = None
+
+
+def process_identity() -> dict[str, Any]:
+    """This process as another process of the machine can check it: boot, PID namespace, pid, start time.
+
+    A process id alone is reused (a restarted container's server is process 1 again); with the
+    boot id, the PID namespace and the start time it names one process (Linux; elsewhere only
+    the pid, which :func:`identity_alive` then does not trust).
+    """
+    global _IDENTITY
+    if _IDENTITY is None or _IDENTITY["pid"] != os.getpid():
+        _IDENTITY = {
+            "pid": os.getpid(),
+            "boot": _read_link_or_file("/proc/sys/kernel/random/boot_id", link=False),
+            "pidns": _read_link_or_file("/proc/self/ns/pid", link=True),
+            "start": _proc_start_ticks(os.getpid()),
+        }
+    return _IDENTITY
+
+
+def identity_alive(identity: Any) -> bool | None:
+    """Whether the process of a :func:`process_identity` still runs: True, False, or None when this machine cannot tell.
+
+    Only a process of the same boot and PID namespace can be checked (``/proc``); for one of
+    another machine or container the answer is None and its heartbeat alone decides.
+    """
+    mine = process_identity()
+    if not isinstance(identity, dict) or mine["boot"] is None or mine["pidns"] is None:
+        return None
+    if identity.get("boot") != mine["boot"] or identity.get("pidns") != mine["pidns"]:
+        return None
+    pid = identity.get("pid")
+    if not isinstance(pid, int):
+        return None
+    return _proc_start_ticks(pid) == identity.get("start")
+
+
+def heartbeat_interval() -> float:
+    """Seconds between heartbeats (``FACE3D_JOB_HEARTBEAT_S``, default 5); 3 missed beats = gone."""
+    return get_settings().job_heartbeat_s
+
+
+class Heartbeat:
+    """Context manager: refresh the heartbeat of ``name`` from a background thread while it is held.
+
+    The thread runner beats for its process (a random token per process, so a restarted
+    server that got the same process id is never taken for the old one); a Celery worker beats
+    for the job it runs.
+
+    Args:
+        store: Where the heartbeat lives.
+        name: What is alive (a process token or a job id).
+        interval_s: Seconds between beats (default :func:`heartbeat_interval`); a beat lasts three.
+    """
+
+    def __init__(self, store: JobStore, name: str, interval_s: float | None = None):
+        self.store = store
+        self.name = name
+        self.interval_s = interval_s or heartbeat_interval()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"face3d-heartbeat-{name[:8]}", daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.store.beat(self.name, 3 * self.interval_s)
+
+    def __enter__(self) -> Heartbeat:
+        self.store.beat(self.name, 3 * self.interval_s)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+#: A job id as the server issues it: 32 hex digits of randomness, then 32 of :class:`JobIds` tag.
+JOB_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+class JobIds:
+    """Issues job ids bound to their owner (a browser session) and checks them.
+
+    A job id is ``nonce + HMAC-SHA256(secret, owner, nonce)[:16 bytes]`` in hex: anything else
+    (a 25 MB string, another session's id) is refused before it reaches the job store or a log.
+
+    Args:
+        secret: The server's secret (shared by every web worker, see :mod:`dashboard.sessions`);
+            default: a random one for this process (a single process, tests).
+    """
+
+    def __init__(self, secret: bytes | None = None):
+        self._secret = secret if secret is not None else secrets.token_bytes(32)
+
+    def _tag(self, owner: str, nonce: str) -> str:
+        message = f"job\x00{owner}\x00{nonce}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
+
+    def issue(self, owner: str) -> str:
+        """A new job id belonging to ``owner``."""
+        nonce = secrets.token_hex(16)
+        return nonce + self._tag(owner, nonce)
+
+    def owned_by(self, job_id: object, owner: str) -> bool:
+        """True when ``job_id`` has the server's form and was issued to ``owner``."""
+        if not isinstance(job_id, str) or not JOB_ID_RE.match(job_id):
+            return False
+        return hmac.compare_digest(job_id[32:], self._tag(owner, job_id[:32]))
 
 
 def describe_unexpected(exc: BaseException) -> tuple[str, str, str]:
@@ -346,51 +511,78 @@ def execute_job(store: JobStore, status: JobStatus, task: Task, params: dict[str
 class ThreadJobRunner:
     """Runs tasks in a thread pool of this process; state in a :class:`JobStore`.
 
+    The process beats a heartbeat under a random token (:class:`Heartbeat`) and writes that
+    token into its job records: a job whose process is gone (killed, restarted, even as the
+    same process id in a container) is reported as interrupted after three missed beats.
+
     Args:
-        store: Where job records and cancel flags live.
+        store: Where job records, cancel flags and heartbeats live.
         tasks: Task name -> function.
         max_workers: Threads running jobs at the same time (``FACE3D_JOB_WORKERS``, default 1:
             one network at a time keeps a small CPU responsive).
+        job_ids: Issues and checks job ids (default: a secret of this process only).
     """
 
-    def __init__(self, store: JobStore, tasks: Mapping[str, Task], max_workers: int | None = None):
+    def __init__(
+        self,
+        store: JobStore,
+        tasks: Mapping[str, Task],
+        max_workers: int | None = None,
+        *,
+        job_ids: JobIds | None = None,
+    ):
         if max_workers is None:
             max_workers = get_settings().job_workers
         self.store = store
         self.tasks = dict(tasks)
+        self.job_ids = job_ids or JobIds()
+        self.token = secrets.token_hex(16)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="face3d-job")
-        self._lock = threading.Lock()
+        self._heartbeat = Heartbeat(store, self.token).__enter__()
 
-    def submit(self, kind: str, params: dict[str, Any]) -> str:
-        """Queue ``tasks[kind](params)``; return the new job id.
+    def submit(self, kind: str, params: dict[str, Any], owner: str = "") -> str:
+        """Queue ``tasks[kind](params)`` for ``owner`` (a session id); return the new job id.
 
         Raises:
             KeyError: Unknown task name.
+            CacheError: The job store cannot be written.
         """
         if kind not in self.tasks:
             raise KeyError(f"Unknown job kind {kind!r}")
-        status = JobStatus(job_id=uuid.uuid4().hex, kind=kind)
+        status = JobStatus(job_id=self.job_ids.issue(owner), kind=kind, owner_token=self.token)
         self.store.put(status)
         self._pool.submit(self._run, status, dict(params))
-        logger.info("Job %s (%s) queued", status.job_id, kind)
+        logger.info("Job %s (%s) queued", status.job_id[:12], kind)
         return status.job_id
 
     def _run(self, status: JobStatus, params: dict[str, Any]) -> None:
         execute_job(self.store, status, self.tasks[status.kind], params)
 
-    def status(self, job_id: str) -> JobStatus | None:
-        """Return the job's status; a job whose process died is reported as interrupted."""
+    def _owner_alive(self, status: JobStatus) -> bool:
+        return status.owner_token == self.token or self.store.alive(status.owner_token)
+
+    def status(self, job_id: str, owner: str = "") -> JobStatus | None:
+        """Return the job's status, or None for an id that is not ``owner``'s.
+
+        An unfinished job whose process is gone (no heartbeat) is reported as interrupted.
+        """
+        if not self.job_ids.owned_by(job_id, owner):
+            return None
         return live_status(
             self.store,
             job_id,
-            lambda status: _pid_alive(status.owner_pid),
+            self._owner_alive,
             "The server restarted while this job was running. Please start it again.",
         )
 
-    def cancel(self, job_id: str) -> None:
-        """Raise the job's cancel flag (the UI shows it cancelled at once)."""
+    def cancel(self, job_id: str, owner: str = "") -> bool:
+        """Raise the job's cancel flag (the UI shows it cancelled at once); False for an id that is not ``owner``'s."""
+        if not self.job_ids.owned_by(job_id, owner):
+            return False
         self.store.request_cancel(job_id)
+        return True
 
     def shutdown(self, wait: bool = False) -> None:
-        """Stop accepting jobs; optionally wait for running ones."""
+        """Stop accepting jobs and beating; optionally wait for running ones."""
         self._pool.shutdown(wait=wait, cancel_futures=True)
+        self._heartbeat.__exit__(None, None, None)

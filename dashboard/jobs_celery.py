@@ -26,15 +26,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from dashboard.jobs import JOB_TTL_S, JobState, JobStatus, live_status
+from dashboard.jobs import JOB_TTL_S, JobIds, JobState, JobStatus, heartbeat_interval, live_status
 from face3d_core.cache.redis import redact_url
-from face3d_core.config import get_settings
 from face3d_core.errors import CacheError, Face3DError
 
 logger = logging.getLogger(__name__)
@@ -47,11 +44,6 @@ class JobQueueError(Face3DError):
     """The job queue (Redis) cannot be reached, so a job cannot be started."""
 
     title = "Job queue unavailable"
-
-
-def heartbeat_interval() -> float:
-    """Seconds between heartbeats of a running job (``FACE3D_JOB_HEARTBEAT_S``, default 5)."""
-    return get_settings().job_heartbeat_s
 
 
 def make_celery(url: str) -> Any:
@@ -143,47 +135,23 @@ class RedisJobStore:
         except self._errors:
             return False
 
-    def beat(self, job_id: str, ttl_s: float) -> None:
-        """Mark the job as being worked on for the next ``ttl_s`` seconds."""
+    def beat(self, name: str, ttl_s: float) -> None:
+        """Mark ``name`` (the job a worker runs) as alive for the next ``ttl_s`` seconds."""
         try:
-            self._client.set(f"face3d-alive:{job_id}", str(os.getpid()), ex=max(1, int(ttl_s + 0.999)))
+            self._client.set(f"face3d-alive:{name}", str(os.getpid()), ex=max(1, int(ttl_s + 0.999)))
         except self._errors as exc:
-            logger.warning("Heartbeat of job %s failed: %s", job_id, exc)
+            logger.warning("Heartbeat of %s failed: %s", name[:12], exc)
 
-    def alive(self, job_id: str) -> bool:
-        """Return True while a worker's heartbeat for the job is fresh (True if Redis is unreachable)."""
+    def alive(self, name: str) -> bool:
+        """Return True while the heartbeat of ``name`` is fresh (True if Redis is unreachable)."""
         try:
-            return bool(self._client.exists(f"face3d-alive:{job_id}"))
+            return bool(self._client.exists(f"face3d-alive:{name}"))
         except self._errors:
             return True
 
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()
-
-
-class Heartbeat:
-    """Context manager: refresh a job's heartbeat from a background thread while it runs."""
-
-    def __init__(self, store: RedisJobStore, job_id: str, interval_s: float | None = None):
-        self.store = store
-        self.job_id = job_id
-        self.interval_s = interval_s or heartbeat_interval()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"face3d-heartbeat-{job_id[:8]}", daemon=True)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.store.beat(self.job_id, 3 * self.interval_s)
-
-    def __enter__(self) -> Heartbeat:
-        self.store.beat(self.job_id, 3 * self.interval_s)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
 
 class CeleryJobRunner:
@@ -193,20 +161,23 @@ class CeleryJobRunner:
         store: Job records in Redis.
         celery: The Celery app used to send tasks (see :func:`make_celery`).
         kinds: Task names the workers know (``Face3DService.tasks()`` keys).
+        job_ids: Issues and checks job ids (give every web worker the same secret, see
+            :mod:`dashboard.sessions`; default: a secret of this process only).
     """
 
-    def __init__(self, store: RedisJobStore, celery: Any, kinds: Iterable[str]):
+    def __init__(self, store: RedisJobStore, celery: Any, kinds: Iterable[str], *, job_ids: JobIds | None = None):
         self.store = store
         self.celery = celery
         self.kinds = frozenset(kinds)
+        self.job_ids = job_ids or JobIds()
 
     @classmethod
-    def from_url(cls, url: str, kinds: Iterable[str]) -> CeleryJobRunner:
+    def from_url(cls, url: str, kinds: Iterable[str], *, job_ids: JobIds | None = None) -> CeleryJobRunner:
         """Build the runner for a Redis URL (job store and broker on the same Redis)."""
-        return cls(RedisJobStore(url), make_celery(url), kinds)
+        return cls(RedisJobStore(url), make_celery(url), kinds, job_ids=job_ids)
 
-    def submit(self, kind: str, params: dict[str, Any]) -> str:
-        """Record a queued job and send it to the workers; return its id.
+    def submit(self, kind: str, params: dict[str, Any], owner: str = "") -> str:
+        """Record a queued job for ``owner`` (a session id) and send it to the workers; return its id.
 
         Raises:
             KeyError: Unknown task name.
@@ -214,7 +185,7 @@ class CeleryJobRunner:
         """
         if kind not in self.kinds:
             raise KeyError(f"Unknown job kind {kind!r}")
-        status = JobStatus(job_id=uuid.uuid4().hex, kind=kind, owner_pid=0)
+        status = JobStatus(job_id=self.job_ids.issue(owner), kind=kind, owner_pid=0)
         try:
             self.store.put(status)
             self.celery.send_task(TASK_NAME, args=[status.job_id, kind, dict(params)], task_id=status.job_id)
@@ -223,11 +194,16 @@ class CeleryJobRunner:
                 "The job could not be queued because the job queue (Redis) cannot be reached. "
                 "Please try again in a moment."
             ) from exc
-        logger.info("Job %s (%s) sent to the Celery workers", status.job_id, kind)
+        logger.info("Job %s (%s) sent to the Celery workers", status.job_id[:12], kind)
         return status.job_id
 
-    def status(self, job_id: str) -> JobStatus | None:
-        """Return the job's status; a running job without a heartbeat is reported as interrupted."""
+    def status(self, job_id: str, owner: str = "") -> JobStatus | None:
+        """Return the job's status, or None for an id that is not ``owner``'s.
+
+        A running job without a heartbeat is reported as interrupted.
+        """
+        if not self.job_ids.owned_by(job_id, owner):
+            return None
 
         def worker_alive(status: JobStatus) -> bool:
             # a queued job waits for a worker; a running one is alive while it beats (3 beats of slack)
@@ -242,9 +218,12 @@ class CeleryJobRunner:
             "The worker running this job stopped (restart or crash). Please start it again.",
         )
 
-    def cancel(self, job_id: str) -> None:
-        """Raise the job's cancel flag; a queued job stops before it starts, a running one at its next step."""
+    def cancel(self, job_id: str, owner: str = "") -> bool:
+        """Raise ``owner``'s job's cancel flag (a queued job never starts); False for an id that is not theirs."""
+        if not self.job_ids.owned_by(job_id, owner):
+            return False
         self.store.request_cancel(job_id)
+        return True
 
     def shutdown(self, wait: bool = False) -> None:
         """Close the connections (the workers keep running)."""

@@ -65,6 +65,9 @@ DEFAULT_PORT = 8050
 DEFAULT_CACHE_SIZE_MB = 2048.0
 DEFAULT_CACHE_TTL_S = 30 * 24 * 3600
 DEFAULT_JOB_HEARTBEAT_S = 5.0
+DEFAULT_IN_USE_S = 3600
+#: Shortest ``FACE3D_SECRET_KEY`` accepted (characters).
+MIN_SECRET_CHARS = 32
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -174,6 +177,18 @@ def _choice(choices: Sequence[str], pattern: str | None = None, shown: Sequence[
     return _Parser("one of " + ", ".join(f"`{c}`" for c in (shown or choices)), convert, fix="one of these")
 
 
+def _secret() -> _Parser:
+    def check(value: str) -> str | None:
+        return f"shorter than {MIN_SECRET_CHARS} characters" if len(value) < MIN_SECRET_CHARS else None
+
+    return _Parser(
+        f"text, {MIN_SECRET_CHARS} characters or more",
+        str,
+        check,
+        "a long random text, e.g. the output of `python -c 'import secrets; print(secrets.token_hex(32))'`",
+    )
+
+
 def _redis_url() -> _Parser:
     def convert(text: str) -> str:
         if not text.startswith(_REDIS_SCHEMES):
@@ -197,6 +212,7 @@ class Setting:
         shown_default: The default as users see it (Markdown); ``None``: the field's default.
         lenient: A value that cannot be converted is logged and the default used, instead of
             raising (kept for ``FACE3D_CACHE_SIZE_MB``, which behaved so before).
+        secret: Never shown (errors and ``python -m face3d_core.config`` print ``***``).
     """
 
     env: str
@@ -204,6 +220,7 @@ class Setting:
     help: str
     shown_default: str | None = None
     lenient: bool = False
+    secret: bool = False
 
 
 def _setting(
@@ -215,8 +232,9 @@ def _setting(
     default_factory: Callable[[], Any] | None = None,
     shown_default: str | None = None,
     lenient: bool = False,
+    secret: bool = False,
 ) -> Any:
-    meta = {"setting": Setting(env, parser, help, shown_default, lenient)}
+    meta = {"setting": Setting(env, parser, help, shown_default, lenient, secret)}
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -309,8 +327,24 @@ class Settings:
     job_heartbeat_s: float = _setting(
         "FACE3D_JOB_HEARTBEAT_S",
         _positive_number("5"),
-        "heartbeat of a running job in scale-out mode, seconds (3 missed beats = interrupted)",
+        "heartbeat of a job's server process or Celery worker, seconds (3 missed beats = the job is interrupted)",
         default=DEFAULT_JOB_HEARTBEAT_S,
+    )
+    in_use_s: int = _setting(
+        "FACE3D_IN_USE_S",
+        _whole_number(1, example="3600"),
+        "a photo and its results are never evicted from the cache until this many seconds after a page or job "
+        "last used them (see [Reliability](#reliability))",
+        default=DEFAULT_IN_USE_S,
+        shown_default=f"`{DEFAULT_IN_USE_S}` (1 hour)",
+    )
+    secret_key: str | None = _setting(
+        "FACE3D_SECRET_KEY",
+        _secret(),
+        "signs session cookies and job ids; the same on every web worker (unset: generated once into "
+        "`<cache dir>/secret_key`, mode 0600, or into Redis in scale-out mode)",
+        shown_default="unset",
+        secret=True,
     )
 
     @classmethod
@@ -347,17 +381,18 @@ def _field_default(f: dataclasses.Field) -> Any:
 def _parse(setting: Setting, text: str, f: dataclasses.Field) -> Any:
     parser = setting.parser
     redo = f"set it to {parser.fix}, or unset it."
+    shown = "'***'" if setting.secret else repr(text)
     try:
         value = parser.convert(text)
     except _NotParsable as exc:
         if setting.lenient:
             default = _field_default(f)
-            logger.warning("Ignoring %s=%r (not %s); using %s", setting.env, text, exc, _show(default))
+            logger.warning("Ignoring %s=%s (not %s); using %s", setting.env, shown, exc, _show(default))
             return default
-        raise ConfigError(f"{setting.env}={text!r} is not {exc}: {redo}", variable=setting.env) from None
+        raise ConfigError(f"{setting.env}={shown} is not {exc}: {redo}", variable=setting.env) from None
     problem = parser.check(value)
     if problem is not None:
-        raise ConfigError(f"{setting.env}={text!r} is {problem}: {redo}", variable=setting.env)
+        raise ConfigError(f"{setting.env}={shown} is {problem}: {redo}", variable=setting.env)
     return value
 
 
@@ -438,6 +473,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if f.name == "redis_url" and value and "@" in value:  # never print the password
             scheme, _, rest = value.partition("://")
             value = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+        if setting_of(f).secret and value:  # never print a secret
+            value = "*** (set)"
         print(f"{setting_of(f).env}={'' if value is None else value}")
     return 0
 

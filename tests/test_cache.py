@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 
@@ -277,3 +278,149 @@ def test_unusable_folder_raises_cache_error(tmp_path):
 
 def test_get_cache_shares_one_instance_per_folder(tmp_path):
     assert get_cache(tmp_path / "g") is get_cache(tmp_path / "g")
+
+
+# -- bounded waits, read-only folders and damaged indexes (face3d_core.cache.diskdb) ---------
+
+
+def test_a_lock_held_elsewhere_makes_writes_give_up_in_bounded_time_without_spinning(tmp_path):
+    import sqlite3
+
+    from face3d_core.cache import CacheBusyError, DiskDB
+
+    db = DiskDB(tmp_path / "db", label="the demo store", lock_wait_s=1.5)
+    db.set("k", 1)
+    holder = sqlite3.connect(tmp_path / "db" / "cache.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing and never finishing
+    try:
+        cpu, wall = time.process_time(), time.monotonic()
+        with pytest.raises(CacheBusyError, match="stayed locked"):
+            db.set("k", 2)
+        waited, used = time.monotonic() - wall, time.process_time() - cpu
+        assert 1.0 <= waited < 6.0, waited  # the busy timeout of one attempt, then the deadline
+        assert used < 0.5 * waited, (used, waited)  # it slept; it did not spin
+        assert db.get("k") == 1  # a read is still served (without recording its access)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    db.set("k", 3)
+    assert db.get("k") == 3
+
+
+def test_a_read_only_folder_serves_reads_and_refuses_writes_at_once(tmp_path, monkeypatch):
+    from face3d_core.cache import CacheNotWritableError
+
+    key = make_key("depth", SHA_A)
+    cache = ResultCache(tmp_path / "ro")
+    cache.set(key, np.arange(100_000, dtype=np.float32))
+    cache.close()
+    reopened = ResultCache(tmp_path / "ro")
+    folder = str(tmp_path / "ro")
+    real_access = os.access
+    # a read-only mount answers access(W_OK) with EROFS: the same answer, without a mount
+    monkeypatch.setattr(
+        os, "access", lambda path, mode: False if str(path).startswith(folder) else real_access(path, mode)
+    )
+    started = time.monotonic()
+    np.testing.assert_array_equal(reopened.get(key), np.arange(100_000, dtype=np.float32))
+    assert key in reopened
+    with pytest.raises(CacheNotWritableError, match="cache is not writable"):
+        reopened.set(make_key("depth", SHA_B), b"x")
+    assert time.monotonic() - started < 1.0
+    reopened.close()
+
+
+def test_a_damaged_index_found_by_quick_check_is_moved_aside_and_the_files_kept(tmp_path, caplog):
+    import logging
+    import sqlite3
+
+    folder = tmp_path / "damaged"
+    first = ResultCache(folder)
+    for index in range(40):
+        first.set(make_key("depth", SHA_A, params={"i": index}), np.full(20_000, index, dtype=np.float32))
+    first.close()  # the last connection: the write-ahead log is folded into cache.db
+    files = sorted(p.name for p in folder.rglob("*.val"))
+    index = folder / "cache.db"
+    with sqlite3.connect(index) as probe:
+        page_size = probe.execute("PRAGMA page_size").fetchone()[0]
+        pages = probe.execute("PRAGMA page_count").fetchone()[0]
+    assert pages > 3
+    with open(index, "r+b") as handle:  # a page in the middle overwritten: the header is still fine
+        handle.seek(page_size * (pages - 2))
+        handle.write(b"\xff" * page_size)
+    with caplog.at_level(logging.WARNING, logger="face3d_core.cache.diskdb"):
+        second = ResultCache(folder)
+    try:
+        assert any("moved to cache.db.damaged-" in r.getMessage() for r in caplog.records), caplog.text
+        assert len(list(folder.glob("cache.db.damaged-*[0-9]"))) == 1
+        assert sorted(p.name for p in folder.rglob("*.val")) == files  # the stored files are kept
+        assert second.get(make_key("depth", SHA_A, params={"i": 1})) is None  # a fresh index
+        second.set(make_key("depth", SHA_B), 1)
+        assert second.get(make_key("depth", SHA_B)) == 1
+    finally:
+        second.close()
+
+
+def test_only_diskdb_touches_diskcache_and_nothing_retries_forever():
+    """diskcache's retry=True loops forever on a read-only folder: every use goes through DiskDB."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for path in [*(root / "face3d_core").rglob("*.py"), *(root / "dashboard").rglob("*.py")]:
+        text = path.read_text()
+        assert "retry=True" not in text, path
+        if path.name != "diskdb.py":
+            assert "import diskcache" not in text and "diskcache." not in text, path
+
+
+def _blob(index: int) -> np.ndarray:
+    return np.random.default_rng(index).random(50_000)  # 400 kB, in its own file
+
+
+def test_checking_that_an_entry_exists_counts_as_using_it(tmp_path):
+    small = ResultCache(tmp_path / "lru", size_limit_mb=1.5)
+    try:
+        first, second, third = (make_key("depth", SHA_A, params={"i": i}) for i in range(3))
+        for index, key in enumerate((first, second, third)):
+            small.set(key, _blob(index))
+            time.sleep(0.01)
+        assert first in small  # a page asks whether the photo is still there: a use
+        small.set(make_key("depth", SHA_A, params={"i": 3}), _blob(3))
+        assert small.get(second) is None, "the least recently used entry should have gone"
+        assert small.get(first) is not None
+    finally:
+        small.close()
+
+
+def test_pinned_entries_are_never_evicted_and_a_full_cache_refuses_instead(tmp_path):
+    from face3d_core.cache import CacheFullError
+
+    small = ResultCache(tmp_path / "pins", size_limit_mb=1.5)
+    try:
+        mine = [make_key("depth", SHA_A, params={"i": i}) for i in range(2)]
+        small.pin(SHA_A, 60)  # a photo (and its results) in use
+        for index, key in enumerate(mine):
+            small.set(key, _blob(index))
+        assert small.pinned_hashes() == {SHA_A}
+        other = [make_key("depth", SHA_B, params={"i": i}) for i in range(6)]
+        refused = 0
+        for index, key in enumerate(other):
+            try:
+                small.set(key, _blob(10 + index))
+            except CacheFullError as exc:
+                refused += 1
+                assert "in use right now" in exc.user_message and "FACE3D_CACHE_SIZE_MB" in exc.user_message
+        assert all(small.get(key) is not None for key in mine), "a pinned entry was evicted"
+        assert refused == 0  # unpinned entries of the other photo made room for each other
+        assert small.volume() <= small.size_limit
+        small.pin(SHA_B, 60)  # now everything is in use: a new entry does not fit and is refused
+        with pytest.raises(CacheFullError):
+            small.set(make_key("depth", "c" * 64), _blob(99))
+        assert small.get(make_key("depth", "c" * 64)) is None
+        assert all(small.get(key) is not None for key in mine)
+        small.pin(SHA_A, 0.2)
+        time.sleep(0.3)  # the pin runs out: the photo may be evicted again, least recently used first
+        small.set(make_key("depth", "c" * 64), _blob(99))
+        assert small.get(make_key("depth", "c" * 64)) is not None
+    finally:
+        small.close()

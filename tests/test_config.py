@@ -121,6 +121,20 @@ def test_bad_values_raise_a_clear_error_naming_the_variable(name, text, says):
     assert isinstance(info.value, Face3DError) and info.value.title == "Configuration problem"
 
 
+def test_the_secret_key_must_be_long_and_is_never_shown(monkeypatch, capsys):
+    from face3d_core.config import main
+
+    with pytest.raises(ConfigError) as info:
+        _parse(FACE3D_SECRET_KEY="hunter2-too-short")
+    assert "shorter than 32 characters" in str(info.value) and "hunter2" not in str(info.value)
+    secret = "s3cr3t-" * 8
+    assert _parse(FACE3D_SECRET_KEY=secret).secret_key == secret
+    monkeypatch.setenv("FACE3D_SECRET_KEY", secret)
+    assert main([]) == 0
+    printed = capsys.readouterr().out
+    assert "FACE3D_SECRET_KEY=*** (set)" in printed and "s3cr3t" not in printed
+
+
 def test_cache_size_that_is_not_a_number_is_ignored_with_a_warning(caplog):
     # Kept from earlier versions (tests/test_cache.py relies on it); out-of-range values raise (above).
     with caplog.at_level(logging.WARNING, logger="face3d_core.config"):

@@ -31,6 +31,8 @@ from face3d_core.pipeline import DepthRef
 from tests.doubles import FakeEstimator
 
 MODEL = "midas_v21_small_256"
+#: The browser session of these tests (callbacks get it from the cookie; as plain functions it is passed in).
+SESSION = "5" * 32
 
 
 def data_url(data: bytes, mime: str = "image/jpeg") -> str:
@@ -56,7 +58,7 @@ def uploaded(env):
     """Upload three photos once: a portrait, two people, no face."""
     names = ["fr_obama_official_portrait.jpg", "fr_two_people.jpg", "skimage_coffee_noface.png"]
     contents = [data_url((env["faces"] / n).read_bytes()) for n in names]
-    store, messages = upload.handle_upload(env["service"], contents, names, None)
+    store, messages = upload.handle_upload(env["service"], contents, names, None, session=SESSION)
     return {"store": store, "messages": messages, "shas": [i["sha"] for i in store["items"]], "names": names}
 
 
@@ -67,7 +69,7 @@ def run_job(env, outcome: StartOutcome) -> dict:
         return view.result
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        view = poll_view(env["runner"], view.job)
+        view = poll_view(env["runner"], view.job, session=SESSION)
         if view.result is not no_update:
             return view.result
         assert view.alert is None, view.alert
@@ -88,7 +90,7 @@ def test_upload_keeps_good_files_and_explains_bad_ones(env, faces_dir):
         "garbage",
     ]
     names = ["astronaut.png", "notes.txt", "broken.jpg", "weird.bin"]
-    store, messages = upload.handle_upload(env["service"], contents, names, {"items": []})
+    store, messages = upload.handle_upload(env["service"], contents, names, {"items": []}, session=SESSION)
     assert len(store["items"]) == 1
     text = json.dumps([m.to_plotly_json() for m in messages], default=str)
     assert "Added 1 photo" in text
@@ -99,7 +101,9 @@ def test_upload_keeps_good_files_and_explains_bad_ones(env, faces_dir):
 
 def test_upload_too_large_file_gets_a_message(env):
     big = b"\xff\xd8\xff" + b"\0" * (26 * 1024 * 1024)
-    store, messages = upload.handle_upload(env["service"], [data_url(big)], ["huge.jpg"], {"items": []})
+    store, messages = upload.handle_upload(
+        env["service"], [data_url(big)], ["huge.jpg"], {"items": []}, session=SESSION
+    )
     assert store["items"] == []
     assert "too large" in json.dumps(messages[0].to_plotly_json(), default=str)
 
@@ -108,7 +112,7 @@ def test_upload_stores_keys_only_and_detects_faces(env, uploaded):
     store = uploaded["store"]
     assert len(store["items"]) == 3
     assert len(json.dumps(store)) < 500  # keys, not pixels
-    portrait, two, noface = (env["service"].upload_meta(s) for s in uploaded["shas"])
+    portrait, two, noface = (env["service"].upload_meta(s, SESSION) for s in uploaded["shas"])
     assert portrait.face_count == 1 and two.face_count == 2 and noface.face_count == 0
     assert store["items"][2]["face"] is None
     assert portrait.thumb_jpeg[:3] == b"\xff\xd8\xff"
@@ -116,7 +120,9 @@ def test_upload_stores_keys_only_and_detects_faces(env, uploaded):
 
 def test_same_photo_twice_is_recognised(env, uploaded):
     data = (env["faces"] / uploaded["names"][0]).read_bytes()
-    store, messages = upload.handle_upload(env["service"], [data_url(data)], [uploaded["names"][0]], uploaded["store"])
+    store, messages = upload.handle_upload(
+        env["service"], [data_url(data)], [uploaded["names"][0]], uploaded["store"], session=SESSION
+    )
     assert len(store["items"]) == 3
     assert "already in the gallery" in json.dumps(messages[0].to_plotly_json(), default=str)
 
@@ -130,18 +136,20 @@ def test_rejected_files_messages():
 
 
 def test_gallery_cards_boxes_and_empty_state(env, uploaded):
-    children, count = upload.render_gallery(env["service"], uploaded["store"], lambda sha: f"/t/{sha}.jpg")
+    children, count = upload.render_gallery(
+        env["service"], uploaded["store"], lambda sha: f"/t/{sha}.jpg", session=SESSION
+    )
     assert count == "3"
     text = json.dumps([c.to_plotly_json() for c in children], default=str)
     assert text.count(ids.FACE_BOX) == 3  # 1 + 2 faces, none on the coffee cup
     assert "No face found" in text and "2 faces" in text
-    empty, count = upload.render_gallery(env["service"], None, lambda sha: "")
+    empty, count = upload.render_gallery(env["service"], None, lambda sha: "", session=SESSION)
     assert count == "0" and "Upload a face photo to begin" in json.dumps(empty[0].to_plotly_json(), default=str)
 
 
 def test_gallery_reports_photos_no_longer_cached(env):
     store = {"items": [{"sha": "f" * 64, "face": 0}]}
-    children, count = upload.render_gallery(env["service"], store, lambda sha: "")
+    children, count = upload.render_gallery(env["service"], store, lambda sha: "", session=SESSION)
     assert count == "0"
     assert "no longer stored" in json.dumps(children[0].to_plotly_json(), default=str)
 
@@ -158,13 +166,35 @@ def test_store_items_ignores_junk():
     junk = {"items": [{"sha": "../../etc/passwd"}, "x", {"sha": "a" * 64, "face": -3}, {"sha": "a" * 64}]}
     assert upload.store_items(junk) == [{"sha": "a" * 64, "face": None}]
     assert upload.store_items("nonsense") == []
+    # a forged store of a million photos costs no more than a full gallery
+    forged = {"items": [{"sha": f"{i:064x}", "face": 0} for i in range(1_000_000)]}
+    started = time.perf_counter()
+    assert len(upload.store_items(forged)) == upload.MAX_UPLOADS
+    assert time.perf_counter() - started < 0.05
+
+
+def test_comparison_keys_from_the_browser_are_checked_before_any_read(env):
+    reads = []
+    comparisons = env["service"].comparisons
+    original = comparisons.store.get
+    try:
+        comparisons.store.get = lambda key, default=None: reads.append(key) or original(key, default)
+        for junk in ("face3d/" + "x" * (25 * 1024 * 1024), "face3d/v2/depth/" + "a" * 64 + "/m/" + "0" * 20, None, 7):
+            assert comparisons.cached(junk) is None
+        assert reads == []
+        key = "face3d/v2/compare/" + "a" * 64 + "/midas_v21_small_256/" + "0" * 20
+        assert comparisons.cached(key) is None and reads == [key]  # well-formed: looked up (and absent)
+    finally:
+        comparisons.store.get = original
 
 
 # -- choices ------------------------------------------------------------------------
 
 
 def test_face_options_and_sync(env, uploaded):
-    options = choices.face_options(env["service"], upload.pick_face(uploaded["store"], uploaded["shas"][1], 1))
+    options = choices.face_options(
+        env["service"], upload.pick_face(uploaded["store"], uploaded["shas"][1], 1), session=SESSION
+    )
     labels = [o["label"] for o in options]
     assert "fr_two_people.jpg (face 2 of 2)" in labels
     assert any("no face found" in label for label in labels)
@@ -198,51 +228,54 @@ def test_model_options_show_weights(monkeypatch, tmp_path):
 def test_generate_depth_then_served_from_cache(env, uploaded):
     sha = uploaded["shas"][0]
     calls = env["estimator"].calls
-    outcome = depth.start_depth(env["service"], env["runner"], sha, MODEL, uploaded["store"])
+    outcome = depth.start_depth(env["service"], env["runner"], sha, MODEL, uploaded["store"], session=SESSION)
     assert outcome.job_id is not None
     result = run_job(env, outcome)
     assert result == {"sha": sha, "model": MODEL, "face": 0}
     assert env["estimator"].calls == calls + 1
-    again = depth.start_depth(env["service"], env["runner"], sha, MODEL, uploaded["store"])
+    again = depth.start_depth(env["service"], env["runner"], sha, MODEL, uploaded["store"], session=SESSION)
     assert again.job_id is None and again.result == result  # second request: cache, no job
     assert env["estimator"].calls == calls + 1
 
     photo, depth_fig, caption, empty_hidden, results_hidden, disabled = depth.render_depth(
-        env["service"], result, "Grayscale"
+        env["service"], result, "Grayscale", session=SESSION
     )
     assert isinstance(photo, go.Figure) and isinstance(depth_fig, go.Figure)
     assert depth_fig.data[0].type == "heatmap" and depth_fig.data[0].zmax == 1.0
     assert "Lighter = nearer" in caption and empty_hidden and not results_hidden and not disabled
-    viridis = depth.render_depth(env["service"], result, "Viridis")[1]
+    viridis = depth.render_depth(env["service"], result, "Viridis", session=SESSION)[1]
     assert viridis.data[0].colorscale != depth_fig.data[0].colorscale
 
 
 def test_depth_without_a_photo_is_a_user_error(env):
     with pytest.raises(Face3DError) as info:
-        depth.start_depth(env["service"], env["runner"], None, MODEL, None)
+        depth.start_depth(env["service"], env["runner"], None, MODEL, None, session=SESSION)
     assert "Upload" in info.value.user_message
     with pytest.raises(PhotoMissingError):
-        depth.start_depth(env["service"], env["runner"], "e" * 64, MODEL, None)
+        depth.start_depth(env["service"], env["runner"], "e" * 64, MODEL, None, session=SESSION)
 
 
 def test_depth_render_empty_state(env):
-    assert depth.render_depth(env["service"], None, None)[3:] == (False, True, True)
+    assert depth.render_depth(env["service"], None, None, session=SESSION)[3:] == (False, True, True)
 
 
 def test_whole_photo_when_no_face(env, uploaded):
     sha = uploaded["shas"][2]
-    result = run_job(env, depth.start_depth(env["service"], env["runner"], sha, MODEL, uploaded["store"]))
+    result = run_job(
+        env, depth.start_depth(env["service"], env["runner"], sha, MODEL, uploaded["store"], session=SESSION)
+    )
     assert result["face"] is None
-    caption = depth.render_depth(env["service"], result, None)[2]
+    caption = depth.render_depth(env["service"], result, None, session=SESSION)[2]
     assert "whole photo" in caption
 
 
 def test_failed_job_becomes_an_alert(env):
-    outcome = StartOutcome(job_id=env["runner"].submit("depth", {"sha": "d" * 64, "model": MODEL, "face": 0}))
+    job_id = env["runner"].submit("depth", {"sha": "d" * 64, "model": MODEL, "face": 0}, SESSION)
+    outcome = StartOutcome(job_id=job_id)
     view = start_view(outcome)
     deadline = time.monotonic() + 20
     while view.alert is None and time.monotonic() < deadline:
-        view = poll_view(env["runner"], view.job)
+        view = poll_view(env["runner"], view.job, session=SESSION)
         time.sleep(0.05)
     assert view.alert is not None and "upload it again" in view.alert.message
     assert view.panel_hidden and view.interval_disabled and not view.busy
@@ -252,18 +285,19 @@ def test_cancel_view():
     class Runner:
         cancelled: list = []
 
-        def cancel(self, job_id):
-            self.cancelled.append(job_id)
+        def cancel(self, job_id, owner):
+            self.cancelled.append((job_id, owner))
+            return True
 
-        def status(self, job_id):
+        def status(self, job_id, owner):
             return JobStatus(job_id=job_id, kind="depth", state=JobState.CANCELLED)
 
     runner = Runner()
-    view = cancel_view(runner, {"id": "j1"})
+    view = cancel_view(runner, {"id": "j1"}, session=SESSION)
     assert view.message == "Cancelled." and view.interval_disabled and not view.busy
-    assert runner.cancelled == ["j1"]
-    assert poll_view(runner, {"id": "j1"}).message == "Cancelled."
-    assert cancel_view(runner, None).message == "Cancelled." and runner.cancelled == ["j1"]
+    assert runner.cancelled == [("j1", SESSION)]
+    assert poll_view(runner, {"id": "j1"}, session=SESSION).message == "Cancelled."
+    assert cancel_view(runner, None, session=SESSION).message == "Cancelled." and runner.cancelled == [("j1", SESSION)]
 
 
 # -- 3D -----------------------------------------------------------------------------
@@ -272,7 +306,9 @@ def test_cancel_view():
 @pytest.fixture(scope="module")
 def source(env, uploaded):
     sha = uploaded["shas"][0]
-    return run_job(env, depth.start_depth(env["service"], env["runner"], sha, MODEL, uploaded["store"]))
+    return run_job(
+        env, depth.start_depth(env["service"], env["runner"], sha, MODEL, uploaded["store"], session=SESSION)
+    )
 
 
 def test_sliders_never_rerun_the_network(env, source):
@@ -288,7 +324,7 @@ def test_sliders_never_rerun_the_network(env, source):
         (2.0, 3, 1.0, "points", "photo"),
     ]:
         fig, stats, empty_hidden, results_hidden, disabled, view = model3d.render_model3d(
-            env["service"], source, smoothing, density, scale, display, colors, camera
+            env["service"], source, smoothing, density, scale, display, colors, camera, session=SESSION
         )
         assert empty_hidden and not results_hidden and not disabled and view is no_update
         assert fig["layout"]["scene"]["camera"]["eye"]["x"] == 1.1  # the user's camera, not a preset
@@ -299,7 +335,7 @@ def test_sliders_never_rerun_the_network(env, source):
     assert env["estimator"].calls == calls
     assert len({f["layout"]["uirevision"] for f in shown}) == 1  # the camera stays put
     fig, *_, view = model3d.render_model3d(
-        env["service"], source, 2.0, 3, 1.0, "points", "gray", camera, new_source=True
+        env["service"], source, 2.0, 3, 1.0, "points", "gray", camera, new_source=True, session=SESSION
     )
     assert view == {"camera": None, "rev": 3} and fig["layout"]["scene"]["camera"]["eye"]["z"] == 1.9
 
@@ -315,20 +351,22 @@ def test_a_large_mesh_view_reconstructs_once_and_stays_light(env, source, monkey
     real = model3d_service.reconstruct_face
     monkeypatch.setattr(model3d_service, "reconstruct_face", lambda *a, **k: built.append(1) or real(*a, **k))
     values = (1.25, 4, 1.0, "mesh", "gray")  # full density: more triangles than a light figure holds
-    fig, stats, *_ = model3d.render_model3d(env["service"], source, *values, None)
+    fig, stats, *_ = model3d.render_model3d(env["service"], source, *values, None, session=SESSION)
     assert len(built) == 1  # the view is drawn from the one reconstruction the download uses
     full = env["service"].models3d.model(DepthRef.from_dict(source), Controls3D.from_values(*values).to_params())
     assert full.n_faces > figures.MAX_DISPLAY_TRIANGLES
     shown = _typed_length(fig["data"][0]["i"])
     assert 0.5 * figures.MAX_DISPLAY_TRIANGLES < shown <= figures.MAX_DISPLAY_TRIANGLES
     assert f"{full.n_faces:,} triangles ({shown:,} shown)" in stats
-    model3d.render_model3d(env["service"], source, *values[:3], "mesh", "photo", None)  # colours: no rebuild
-    model3d.render_model3d(env["service"], source, *values, None)  # revisit: from memory
+    model3d.render_model3d(
+        env["service"], source, *values[:3], "mesh", "photo", None, session=SESSION
+    )  # colours: no rebuild
+    model3d.render_model3d(env["service"], source, *values, None, session=SESSION)  # revisit: from memory
     assert len(built) == 1
 
 
 def test_photo_colours_are_numeric_with_a_colorscale(env, source):
-    fig = model3d.render_model3d(env["service"], source, 2.0, 3, 1.0, "points", "photo", None)[0]
+    fig = model3d.render_model3d(env["service"], source, 2.0, 3, 1.0, "points", "photo", None, session=SESSION)[0]
     marker = fig["data"][0]["marker"]
     assert marker["color"]["dtype"] == "u1"  # one byte per point, no colour strings
     assert len(marker["colorscale"]) >= 2
@@ -342,7 +380,7 @@ def test_camera_presets_patch_only_the_camera(source):
 
 
 def test_3d_empty_state(env):
-    assert model3d.render_model3d(env["service"], None, 1, 3, 1, "points", "gray", None)[2:] == (
+    assert model3d.render_model3d(env["service"], None, 1, 3, 1, "points", "gray", None, session=SESSION)[2:] == (
         False,
         True,
         True,
@@ -361,15 +399,15 @@ def test_camera_from_the_browser_is_validated():
 
 
 def test_depth_downloads(env, source, uploaded):
-    name, png8 = downloads.depth_file(env["service"], source, "png8")
+    name, png8 = downloads.depth_file(env["service"], source, "png8", session=SESSION)
     assert name == "fr_obama_official_portrait_depth.png" and png8[:8] == b"\x89PNG\r\n\x1a\n"
-    name16, png16 = downloads.depth_file(env["service"], source, "png16")
+    name16, png16 = downloads.depth_file(env["service"], source, "png16", session=SESSION)
     assert name16.endswith("_depth16.png") and png16[:8] == b"\x89PNG\r\n\x1a\n"
-    _, npy = downloads.depth_file(env["service"], source, "npy")
+    _, npy = downloads.depth_file(env["service"], source, "npy", session=SESSION)
     array = np.load(io.BytesIO(npy), allow_pickle=False)
     assert array.dtype == np.float32 and array.ndim == 2
     with pytest.raises(Face3DError):
-        downloads.depth_file(env["service"], None, "png8")
+        downloads.depth_file(env["service"], None, "png8", session=SESSION)
 
 
 @pytest.mark.parametrize(
@@ -387,7 +425,7 @@ def test_depth_downloads(env, source, uploaded):
     ],
 )
 def test_model_downloads(env, source, fmt, check):
-    name, data = downloads.model_file(env["service"], source, fmt, 2.0, 3, 1.0)
+    name, data = downloads.model_file(env["service"], source, fmt, 2.0, 3, 1.0, session=SESSION)
     assert check(name, data), name
 
 
@@ -406,16 +444,17 @@ def test_compare_two_faces(env, uploaded, faces_dir):
         [data_url((faces_dir / "skimage_astronaut.png").read_bytes(), "image/png")],
         ["skimage_astronaut.png"],
         uploaded["store"],
+        session=SESSION,
     )
     shas = [uploaded["shas"][0], store["items"][-1]["sha"]]
     with pytest.raises(Face3DError):
-        compare.start_compare(env["service"], env["runner"], shas[:1], MODEL, store)
-    result = run_job(env, compare.start_compare(env["service"], env["runner"], shas, MODEL, store))
+        compare.start_compare(env["service"], env["runner"], shas[:1], MODEL, store, session=SESSION)
+    result = run_job(env, compare.start_compare(env["service"], env["runner"], shas, MODEL, store, session=SESSION))
     assert result["count"] == 2
-    again = compare.start_compare(env["service"], env["runner"], shas, MODEL, store)
+    again = compare.start_compare(env["service"], env["runner"], shas, MODEL, store, session=SESSION)
     assert again.job_id is None  # cached
     (empty_hidden, results_hidden, fig3d, note, pages, profiles, pair_hidden, diff, metrics) = compare.render_compare(
-        env["service"], result, 0
+        env["service"], result, 0, session=SESSION
     )
     assert empty_hidden and not results_hidden and not pair_hidden
     assert sum(1 for key in fig3d["layout"] if key.startswith("scene")) == 2
@@ -427,11 +466,11 @@ def test_compare_two_faces(env, uploaded, faces_dir):
 
 def test_compare_refuses_a_photo_without_face(env, uploaded):
     shas = [uploaded["shas"][0], uploaded["shas"][2]]
-    outcome = compare.start_compare(env["service"], env["runner"], shas, MODEL, uploaded["store"])
+    outcome = compare.start_compare(env["service"], env["runner"], shas, MODEL, uploaded["store"], session=SESSION)
     view = start_view(outcome)
     deadline = time.monotonic() + 30
     while view.alert is None and view.result is no_update and time.monotonic() < deadline:
-        view = poll_view(env["runner"], view.job)
+        view = poll_view(env["runner"], view.job, session=SESSION)
         time.sleep(0.05)
     assert view.alert is not None and "No face was found" in view.alert.message
 
@@ -444,7 +483,7 @@ def test_compare_pages_respect_the_webgl_limit():
 
 
 def test_compare_empty_state(env):
-    assert compare.render_compare(env["service"], None, 0)[:2] == (False, True)
+    assert compare.render_compare(env["service"], None, 0, session=SESSION)[:2] == (False, True)
 
 
 # -- errors -------------------------------------------------------------------------

@@ -67,7 +67,7 @@ def test_every_referenced_component_exists(dependencies, layout_ids):
         names += [i["id"] for i in dep["inputs"] + dep["state"]]
         for name in names:
             if name.startswith("{"):
-                assert json.loads(name)["type"] in (ids.FACE_BOX, ids.REMOVE_UPLOAD)
+                assert json.loads(name)["type"] in (ids.FACE_BOX, ids.REMOVE_UPLOAD, ids.UPLOAD_AGAIN)
             else:
                 assert name in static_ids, f"{name} is used by a callback but not in the layout"
 
@@ -75,7 +75,7 @@ def test_every_referenced_component_exists(dependencies, layout_ids):
 def test_every_id_constant_is_in_the_layout(layout_ids):
     static_ids = {i for i in layout_ids if isinstance(i, str)}
     constants = {v for k, v in vars(ids).items() if k.isupper() and isinstance(v, str)}
-    constants -= {ids.FACE_BOX, ids.REMOVE_UPLOAD}  # pattern-matching types
+    constants -= {ids.FACE_BOX, ids.REMOVE_UPLOAD, ids.UPLOAD_AGAIN}  # pattern-matching types
     constants -= {ids.TAB_UPLOAD, ids.TAB_DEPTH, ids.TAB_MODEL3D, ids.TAB_COMPARE}  # tab values
     missing = constants - static_ids
     assert not missing, missing
@@ -198,7 +198,7 @@ def test_unexpected_error_never_shows_a_traceback(app, client, dependencies, mon
     def broken(*args, **kwargs):
         raise RuntimeError("internal secret /srv/data")
 
-    monkeypatch.setattr(app.face3d.service.models3d, "model", broken)
+    monkeypatch.setattr(app.face3d.service.access, "require_photo", broken)
     source = {"sha": "b" * 64, "model": "midas_v21_small_256", "face": 0}
     response = _post_callback(client, dependencies, ids.MODEL3D_SOURCE_STORE, "data", source)
     assert response.status_code == 200

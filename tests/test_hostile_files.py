@@ -72,7 +72,7 @@ def test_upload_callback_gives_every_hostile_file_its_own_message(service):
     contents.append("not a data url")
     names.append("no_data_url.png")
 
-    store, messages = handle_upload(service, contents, names, None)
+    store, messages = handle_upload(service, contents, names, None, session="")
 
     items = store_items(store)
     texts = [_texts(m) for m in messages]
@@ -131,7 +131,7 @@ def test_fuzz_upload_callback_never_raises(service, files):
     """Any names and contents: the callback returns; each file gets at most one message; names stay text."""
     names = [name for name, _ in files]
     contents = [content for _, content in files]
-    store, messages = handle_upload(service, contents, names, None)
+    store, messages = handle_upload(service, contents, names, None, session="")
     assert isinstance(store, dict) and len(store_items(store)) <= len(files)
     for message in messages:
         payload = message.to_plotly_json()

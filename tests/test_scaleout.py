@@ -26,7 +26,6 @@ import shutil
 import time
 
 import pytest
-import requests
 
 from dashboard import ids
 from tests.harness import flows
@@ -223,7 +222,8 @@ def test_users_share_one_cache_across_web_and_inference_workers(deployment, shar
 
 def test_a_job_started_on_one_web_machine_is_followed_on_another(deployment, shared_ready):
     """Upload and Generate on web machine A; poll, view and download on web machine B."""
-    first, second = DashHttp(deployment["url"]), DashHttp(deployment["url2"])
+    first = DashHttp(deployment["url"])
+    second = DashHttp(deployment["url2"], first.session)  # the same browser (cookie) behind a load balancer
     data = photo_variant(shared_ready[3], 77, 0)
     store = output(flows.upload(first, data, "cross.jpg"), ids.UPLOADS_STORE, "data")
     sha = store["items"][0]["sha"]
@@ -233,7 +233,9 @@ def test_a_job_started_on_one_web_machine_is_followed_on_another(deployment, sha
     assert result is not None and result["sha"] == sha
     view = flows.view_depth(second, result)
     assert "cross.jpg" in str(output(view, ids.DEPTH_CAPTION, "children"))
-    assert requests.get(f"{deployment['url2']}face3d/thumb/{sha}.jpg", timeout=30).status_code == 200
+    assert flows.thumbnail(second, sha).status_code == 200
+    # the session (and the secret that signs it) is the same on both machines; another browser sees nothing
+    assert flows.thumbnail(DashHttp(deployment["url2"]), sha).status_code == 404
 
 
 def test_web_tier_killed_and_restarted_keeps_uploads_and_results(deployment, shared_ready):
@@ -242,7 +244,8 @@ def test_web_tier_killed_and_restarted_keeps_uploads_and_results(deployment, sha
 
     url, web = deployment["url"], deployment["web"]
     before = Stats()
-    record = UserSession(url, 90, shared_ready, before).flow(0)  # one more user, so this test stands alone
+    user = UserSession(url, 90, shared_ready, before)
+    record = user.flow(0)  # one more user, so this test stands alone
     assert not before.errors
     client = redis.Redis.from_url(deployment["redis_url"])
     try:
@@ -254,9 +257,14 @@ def test_web_tier_killed_and_restarted_keeps_uploads_and_results(deployment, sha
     web.kill()
     web.start()
 
-    for sha in shas:
-        assert requests.get(f"{url}face3d/thumb/{sha}.jpg", timeout=30).status_code == 200, sha
-    http = DashHttp(url)
+    client = redis.Redis.from_url(deployment["redis_url"])
+    try:
+        for sha in shas:
+            assert client.exists(f"face3d/v1/upload/{sha}/-/-"), sha
+    finally:
+        client.close()
+    http = DashHttp(url, user.http.session)  # the same browser: its cookie still opens its photos
+    assert flows.thumbnail(http, record["sha"]).status_code == 200
     store = {"items": [{"sha": record["sha"], "face": record["result"]["face"]}]}
     started = flows.start_depth(http, store, record["sha"])
     # the depth map computed before the crash is served from Redis at once: no new job
@@ -265,14 +273,16 @@ def test_web_tier_killed_and_restarted_keeps_uploads_and_results(deployment, sha
 
 
 def test_job_of_a_dead_worker_is_reported_interrupted_and_cancel_works(redis_url, monkeypatch):
-    from dashboard.jobs import JobState, JobStatus
-    from dashboard.jobs_celery import CeleryJobRunner, Heartbeat, RedisJobStore, make_celery
+    from dashboard.jobs import Heartbeat, JobState, JobStatus
+    from dashboard.jobs_celery import CeleryJobRunner, RedisJobStore, make_celery
 
     monkeypatch.setenv("FACE3D_JOB_HEARTBEAT_S", "0.2")
     store = RedisJobStore(redis_url)
     runner = CeleryJobRunner(store, make_celery(redis_url), kinds=["depth"])
     try:
-        running = JobStatus(job_id="a" * 32, kind="depth", state=JobState.RUNNING, message="Estimating depth...")
+        running = JobStatus(
+            job_id=runner.job_ids.issue(""), kind="depth", state=JobState.RUNNING, message="Estimating depth..."
+        )
         store.put(running)
         with Heartbeat(store, running.job_id, interval_s=0.2):
             time.sleep(1.0)
@@ -281,11 +291,12 @@ def test_job_of_a_dead_worker_is_reported_interrupted_and_cancel_works(redis_url
         status = runner.status(running.job_id)
         assert status.state == JobState.FAILED and status.error_title == "Job interrupted"
 
-        queued = JobStatus(job_id="b" * 32, kind="depth")
+        queued = JobStatus(job_id=runner.job_ids.issue("alice"), kind="depth")
         store.put(queued)
-        runner.cancel(queued.job_id)
-        assert runner.status(queued.job_id).state == JobState.CANCELLED
-        assert runner.status("c" * 32) is None
+        assert runner.cancel(queued.job_id, "mallory") is False and runner.status(queued.job_id, "mallory") is None
+        assert runner.cancel(queued.job_id, "alice") is True
+        assert runner.status(queued.job_id, "alice").state == JobState.CANCELLED
+        assert runner.status("c" * 64) is None and runner.status("c" * 32) is None
         with pytest.raises(KeyError):
             runner.submit("unknown", {})
     finally:

@@ -5,6 +5,9 @@
 2. User text: file names never used as paths (download names rebuilt from safe characters),
    never rendered as HTML.
 3. Weights: loaded only with ``weights_only=True``; a pickled payload never runs.
+4. Sessions (real HTTP clients with their own cookies): a server-issued signed cookie; job ids
+   of the server's form only, and only the session's own; each session sees only the photos it
+   uploaded, under its own names, and learns nothing about anybody else's.
 """
 
 from __future__ import annotations
@@ -21,9 +24,24 @@ import requests
 from dashboard import ids
 from dashboard.app import MAX_REQUEST_BYTES
 from tests.harness.dash_client import DashHttp, output
-from tests.harness.flows import download_depth_png8, gallery, generate_depth, upload
+from tests.harness.flows import (
+    download_depth_png8,
+    gallery,
+    generate_comparison,
+    generate_depth,
+    model3d_values,
+    open_page,
+    start_depth,
+    thumbnail,
+    upload,
+    view_3d,
+    view_comparison,
+    view_depth,
+    wait_for_depth,
+)
 from tests.harness.hostile_files import EVIL_HTML_NAME, face_variant, hostile_corpus
 from tests.harness.paths import PHOTO, REPO_ROOT, THIRD_PHOTO
+from tests.harness.users import photo_variant
 
 # =====================================================================================
 # 1. Exposure and limits
@@ -143,7 +161,7 @@ def test_user_text_is_never_rendered_as_html(fake_server):
         assert not component["props"].get("dangerously_allow_html"), component
     # the face picker shows it as a plain dropdown label
     assert any(EVIL_HTML_NAME in text for text in _own_strings(responses[2]))
-    thumb = requests.get(f"{fake_server.url}face3d/thumb/{sha}.jpg", timeout=10)
+    thumb = thumbnail(client, sha)  # (this browser uploaded it: its cookie goes with the request)
     assert thumb.headers["Content-Type"] == "image/jpeg" and thumb.headers["X-Content-Type-Options"] == "nosniff"
     # and no component anywhere in the dashboard may render raw HTML
     sources = "\n".join(p.read_text() for p in (REPO_ROOT / "dashboard").rglob("*.py"))
@@ -177,3 +195,186 @@ def test_weights_are_loaded_with_weights_only_and_a_malicious_pickle_never_runs(
     with pytest.raises(WeightsUnavailableError):
         load_checkpoint(evil)
     assert not marker.exists(), "a pickled payload ran while loading weights"
+
+
+# =====================================================================================
+# 4. Sessions
+# =====================================================================================
+
+SESSION_COOKIE_RE = re.compile(r"face3d_session=([0-9a-f]{32}\.[0-9a-f]{32});")
+
+
+def _browser(server) -> DashHttp:
+    """A new browser: its own connection and cookie jar, the page loaded once."""
+    client = DashHttp(server.url, requests.Session())
+    open_page(client)
+    return client
+
+
+def test_the_session_cookie_is_issued_by_the_server_signed_http_only_and_same_site(fake_server):
+    first = requests.get(fake_server.url, timeout=30)
+    header = first.headers.get("Set-Cookie", "")
+    match = SESSION_COOKIE_RE.search(header)
+    assert match, header
+    assert "HttpOnly" in header and "SameSite=Lax" in header and "Path=/" in header, header
+    session_id, signature = match.group(1).split(".")
+    # a cookie the server did not sign (a guessed or altered one) is replaced by a new session
+    for forged in (f"{session_id}.{'0' * 32}", f"{'0' * 32}.{signature}", "x" * 65, "a" * 5000):
+        reply = requests.get(fake_server.url, cookies={"face3d_session": forged}, timeout=30)
+        renewed = SESSION_COOKIE_RE.search(reply.headers.get("Set-Cookie", ""))
+        assert renewed and renewed.group(1) != forged and not renewed.group(1).startswith(session_id), forged
+    # a valid cookie is kept: callbacks get no new one
+    client = DashHttp(fake_server.url, requests.Session())
+    client.session.cookies.set("face3d_session", match.group(1))
+    client.dependencies()
+    reply = client.session.post(
+        fake_server.url + "_dash-update-component",
+        json={"output": "x.y", "outputs": {"id": "x", "property": "y"}, "inputs": [], "changedPropIds": []},
+        timeout=30,
+    )
+    assert "face3d_session" not in reply.headers.get("Set-Cookie", "")
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_cancel_or_poll_with_a_huge_job_id_stores_and_logs_nothing(fake_server):
+    """The defect: a 25 MB job id sent to Cancel three times grew jobs/ by 200 MB and the log by 78 MB."""
+    client = _browser(fake_server)
+    jobs_folder = fake_server.cache_dir / "jobs"
+    jobs_before, log_before = _folder_bytes(jobs_folder), len(fake_server.log_text())
+    huge = {"id": "f" * (25 * 1024 * 1024)}
+    for prefix in ("depth", "depth", "compare"):
+        response = client.call(
+            (ids.job_cancel(prefix), "n_clicks"), {ids.job_cancel(prefix): 1, ids.job_store(prefix): huge}
+        )
+        assert output(response, ids.job_message(prefix), "children") == "Cancelled."
+    polled = client.call(
+        (ids.job_interval("depth"), "n_intervals"), {ids.job_interval("depth"): 1, ids.job_store("depth"): huge}
+    )
+    assert "start it again" in json.dumps(polled)  # an unknown job, nothing else
+    jobs_growth = _folder_bytes(jobs_folder) - jobs_before
+    log_growth = len(fake_server.log_text()) - log_before
+    print(f"\nHUGE JOB ID: 3 cancels + 1 poll with a 25 MB id: jobs/ grew {jobs_growth} bytes, log {log_growth} bytes")
+    assert jobs_growth < 1024 * 1024, f"jobs/ grew by {jobs_growth} bytes"
+    assert log_growth < 64 * 1024, f"the log grew by {log_growth} bytes"
+
+
+def test_a_session_can_neither_read_nor_cancel_another_sessions_job(fake_server):
+    from dashboard.jobs import DiskJobStore
+
+    alice, mallory = _browser(fake_server), _browser(fake_server)
+    data = photo_variant(PHOTO, 301, 0)
+    store = output(upload(alice, data, "alice.jpg"), ids.UPLOADS_STORE, "data")
+    sha = store["items"][0]["sha"]
+    started = start_depth(alice, store, sha)
+    assert started.job and re.fullmatch(r"[0-9a-f]{64}", started.job["id"]), started.job
+    stolen = start_depth(alice, store, sha).values | {}  # the same inputs, sent by another browser
+    polled = mallory.call(
+        (ids.job_interval("depth"), "n_intervals"),
+        stolen | {ids.job_store("depth"): started.job, ids.job_interval("depth"): 3},
+    )
+    assert output(polled, ids.DEPTH_RESULT_STORE, "data") is None  # no result for someone else's job
+    assert "start it again" in json.dumps(polled)  # as for an unknown job
+    mallory.call(
+        (ids.job_cancel("depth"), "n_clicks"), {ids.job_cancel("depth"): 1, ids.job_store("depth"): started.job}
+    )
+    jobs = DiskJobStore(fake_server.cache_dir / "jobs")
+    try:
+        assert not jobs.cancel_requested(started.job["id"]), "another session cancelled the job"
+    finally:
+        jobs.close()
+    result = wait_for_depth(alice, started, timeout_s=60)  # the owner still gets it
+    assert result["sha"] == sha
+
+
+def test_each_session_sees_only_its_own_photos_under_its_own_names(fake_server):
+    """Two sessions upload the same bytes under different names; a third holds the photo but never uploaded it."""
+    alice, bob, eve = _browser(fake_server), _browser(fake_server), _browser(fake_server)
+    data = photo_variant(PHOTO, 302, 0)
+    other = photo_variant(THIRD_PHOTO, 302, 1)
+    store_a = output(upload(alice, data, "alice.jpg"), ids.UPLOADS_STORE, "data")
+    store_a = output(upload(alice, other, "alice-2.jpg", store_a), ids.UPLOADS_STORE, "data")
+    sha, sha_other = (item["sha"] for item in store_a["items"])
+    depth_a = generate_depth(alice, store_a, sha, timeout_s=60)
+    comparison = generate_comparison(alice, store_a, [sha, sha_other], timeout_s=60)
+    store_b = output(upload(bob, data, "bob.jpg"), ids.UPLOADS_STORE, "data")
+    assert [item["sha"] for item in store_b["items"]] == [sha]  # the same content, stored once
+
+    # the names stay each session's own
+    for client, store, mine, theirs in ((alice, store_a, "alice.jpg", "bob.jpg"), (bob, store_b, "bob.jpg", "alice")):
+        shown = json.dumps(gallery(client, store))
+        assert mine in shown and theirs not in shown, shown[:500]
+        picker = json.dumps(
+            client.call((ids.UPLOADS_STORE, "data"), {ids.UPLOADS_STORE: store}, output_id=ids.DEPTH_FACE)
+        )
+        assert mine in picker and theirs not in picker
+    caption = str(output(view_depth(alice, depth_a), ids.DEPTH_CAPTION, "children"))
+    assert caption.startswith("alice.jpg"), caption
+    caption = str(output(view_depth(bob, depth_a), ids.DEPTH_CAPTION, "children"))
+    assert caption.startswith("bob.jpg"), caption  # bob uploaded it too: the same depth map, his name
+
+    # eve holds the photo (she knows its hash) but never uploaded it: it does not exist for her
+    never = "0" * 64
+    for candidate in (sha, sha_other):
+        mine, unknown = thumbnail(eve, candidate), thumbnail(eve, never)
+        assert mine.status_code == unknown.status_code == 404 and mine.content == unknown.content
+    assert thumbnail(alice, sha).status_code == 200 and thumbnail(bob, sha).status_code == 200
+    assert thumbnail(bob, sha_other).status_code == 404  # bob uploaded only the first photo
+    forged_store = {"items": [{"sha": sha, "face": 0}, {"sha": sha_other, "face": 0}]}
+    shown = gallery(eve, forged_store)
+    assert output(shown, ids.GALLERY_COUNT, "children") == "0"
+    picker = eve.call((ids.UPLOADS_STORE, "data"), {ids.UPLOADS_STORE: forged_store}, output_id=ids.DEPTH_FACE)
+    assert output(picker, ids.DEPTH_FACE, "options") == []
+    assert "alice" not in json.dumps(picker) and "bob" not in json.dumps(picker)
+    refused = {
+        "generate": start_depth(eve, forged_store, sha).response,
+        "depth view": view_depth(eve, depth_a),
+        "3D view": view_3d(eve, model3d_values(depth_a, {})),
+        "download": download_depth_png8(eve, depth_a),
+        "comparison": view_comparison(eve, comparison["key"], comparison["count"]),
+    }
+    for what, response in refused.items():
+        text = json.dumps(response)
+        assert "alice" not in text and "bob" not in text, (what, text[:500])
+        assert ids.ALERTS in json.dumps((response or {}).get("sideUpdate", {})), (what, text[:500])
+        assert output(response, ids.DOWNLOAD, "data") is None and output(response, ids.DEPTH_CAPTION, "children") in (
+            None,
+            "",
+        ), what
+    assert output(refused["comparison"], ids.COMPARE_RESULTS, "hidden") is True
+    # what eve sees for alice's comparison is what she sees for one that does not exist
+    absent = view_comparison(eve, comparison["key"].replace(comparison["key"][-4:], "0000"), 2)
+    assert (
+        json.dumps(absent["sideUpdate"]).split('"id"')[0]
+        == json.dumps(refused["comparison"]["sideUpdate"]).split('"id"')[0]
+    )
+
+
+def test_the_server_secret_is_made_once_private_and_shared_by_the_workers_of_a_machine(tmp_path, monkeypatch):
+    import stat
+    import subprocess
+    import sys
+
+    from dashboard.sessions import server_secret
+
+    monkeypatch.delenv("FACE3D_SECRET_KEY", raising=False)
+    program = "import sys; from pathlib import Path; from dashboard.sessions import server_secret; "
+    program += "print(server_secret(Path(sys.argv[1])).decode())"
+    workers = [  # four workers starting at the same moment on an empty cache folder
+        subprocess.Popen(
+            [sys.executable, "-c", program, str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT
+        )
+        for _ in range(4)
+    ]
+    secrets_seen = {worker.communicate(timeout=120)[0].strip() for worker in workers}
+    assert len(secrets_seen) == 1 and len(secrets_seen.pop()) == 64
+    path = tmp_path / "secret_key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret_key"]  # nothing left aside
+    path.chmod(0o644)
+    assert server_secret(tmp_path) == path.read_text().strip().encode()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # made private again
+    monkeypatch.setenv("FACE3D_SECRET_KEY", "k" * 40)
+    assert server_secret(tmp_path) == b"k" * 40

@@ -16,15 +16,16 @@ from dashboard.callbacks.upload import store_items
 from dashboard.layout.compare import MAX_COMPARE
 from dashboard.services import Face3DService
 from dashboard.services.model_status import ModelStatus, all_model_status, model_status
+from dashboard.sessions import current_session
 from face3d_core.errors import UnknownModelError
 from face3d_core.models.registry import DEFAULT_MODEL, list_models
 
 
-def face_options(service: Face3DService, store: Any) -> list[dict]:
-    """Dropdown options for the uploaded photos: value = SHA-256, label = name and face."""
+def face_options(service: Face3DService, store: Any, *, session: str) -> list[dict]:
+    """Dropdown options for the session's uploaded photos: value = SHA-256, label = its name and face."""
     options = []
     for item in store_items(store):
-        meta = service.uploads.meta(item["sha"])
+        meta = service.access.photo(session, item["sha"])
         if meta is None:
             continue
         index = meta.face_index(item["face"])
@@ -128,7 +129,7 @@ def register(app: Dash, service: Face3DService) -> None:
         Input(ids.MODEL3D_FACE, "value"),
     )
     def _sync_faces(store, depth_value, model3d_value):
-        options = face_options(service, store)
+        options = face_options(service, store, session=current_session())
         chosen = sync_faces(options, depth_value, model3d_value, ctx.triggered_id)
         return options, chosen, options, chosen
 
@@ -139,7 +140,7 @@ def register(app: Dash, service: Face3DService) -> None:
         State(ids.COMPARE_FACES, "value"),
     )
     def _compare_faces(store, current):
-        options = face_options(service, store)
+        options = face_options(service, store, session=current_session())
         return options, compare_selection(options, current)
 
     @app.callback(

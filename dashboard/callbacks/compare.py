@@ -21,11 +21,14 @@ from dashboard.callbacks.depth import NothingSelectedError
 from dashboard.callbacks.jobs import StartOutcome, register_job_controller
 from dashboard.callbacks.upload import face_for
 from dashboard.controls import DEFAULT_CONTROLS
+from dashboard.errors import shown_or_explained
 from dashboard.jobs import JobRunner
 from dashboard.layout.compare import MAX_COMPARE
 from dashboard.services import Face3DService
+from dashboard.sessions import current_session
 from face3d_core import figures
 from face3d_core.compare import ComparisonResult
+from face3d_core.errors import Face3DError
 from face3d_core.pipeline import DepthRef
 
 logger = logging.getLogger(__name__)
@@ -36,8 +39,10 @@ MAX_SCENES = 4
 COMPARE_POINTS = 25_000
 
 
-def start_compare(service: Face3DService, runner: JobRunner, shas: Any, model: Any, store: Any) -> StartOutcome:
-    """Compare button: serve a cached comparison at once, otherwise queue the job."""
+def start_compare(
+    service: Face3DService, runner: JobRunner, shas: Any, model: Any, store: Any, *, session: str
+) -> StartOutcome:
+    """Compare button: serve a cached comparison at once, otherwise queue the job for ``session``."""
     chosen = [sha for sha in (shas or []) if isinstance(sha, str)]
     if len(chosen) < 2:
         raise NothingSelectedError("Choose at least two faces to compare (upload more photos if needed).")
@@ -45,12 +50,13 @@ def start_compare(service: Face3DService, runner: JobRunner, shas: Any, model: A
         raise NothingSelectedError(f"Choose at most {MAX_COMPARE} faces to compare.")
     refs = []
     for sha in chosen:
-        meta = service.uploads.require_meta(sha)
+        meta = service.access.require_photo(session, sha)
         refs.append(DepthRef(meta.sha256, model, meta.face_index(face_for(store, sha))))
     key = service.comparisons.key(refs)
     if service.comparisons.cached(key) is not None:
         return StartOutcome(result={"key": key, "count": len(refs)})
-    return StartOutcome(job_id=runner.submit("compare", {"refs": [ref.to_dict() for ref in refs]}))
+    params = {"refs": [ref.to_dict() for ref in refs], "names": service.access.labels(session, refs)}
+    return StartOutcome(job_id=runner.submit("compare", params, session))
 
 
 def pages(count: int) -> list[list[int]]:
@@ -139,17 +145,36 @@ def compare_3d(service: Face3DService, result: ComparisonResult, page: int, came
     )
 
 
-def render_compare(service: Face3DService, data: Any, page: Any) -> tuple:
-    """Everything the Compare tab shows for a comparison result.
+#: What the Compare tab shows without a comparison.
+EMPTY_COMPARE = (False, True, figures.go.Figure(), "", [], figures.go.Figure(), True, figures.go.Figure(), None)
+
+
+class ComparisonMissingError(Face3DError):
+    """A comparison the page names is not stored (any more), or not one of the session's."""
+
+    title = "Comparison no longer available"
+
+
+def render_compare(service: Face3DService, data: Any, page: Any, *, session: str) -> tuple:
+    """Everything the Compare tab shows for a comparison result (only of the session's own photos).
 
     Returns:
         ``(empty hidden, results hidden, 3D figure, 3D note, page options, profiles figure,
         pair section hidden, difference figure, metrics)``.
+
+    Raises:
+        ComparisonMissingError: The comparison is not stored (any more) or shows a photo that is
+            not the session's (the same answer for both).
     """
-    nothing = (False, True, figures.go.Figure(), "", [], figures.go.Figure(), True, figures.go.Figure(), None)
-    result = service.comparisons.cached(data.get("key")) if isinstance(data, dict) else None
+    key = data.get("key") if isinstance(data, dict) else None
+    if not key:
+        return EMPTY_COMPARE
+    result = service.access.comparison(session, service.comparisons.cached(key))
     if result is None:
-        return nothing
+        raise ComparisonMissingError(
+            "This comparison is no longer stored on the server. Press Compare to run it again "
+            "(upload the photos again if they are gone from the gallery)."
+        )
     count = len(result.names)
     fig3d = compare_3d(service, result, page if isinstance(page, int) else 0)
     note = (
@@ -178,7 +203,7 @@ def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
         trigger_id=ids.COMPARE_RUN,
         result_store_id=ids.COMPARE_RESULT_STORE,
         states=[State(ids.COMPARE_FACES, "value"), State(ids.COMPARE_MODEL, "value"), State(ids.UPLOADS_STORE, "data")],
-        start=lambda shas, model, store: start_compare(service, runner, shas, model, store),
+        start=lambda shas, model, store, session: start_compare(service, runner, shas, model, store, session=session),
     )
 
     @app.callback(
@@ -195,7 +220,7 @@ def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
         Input(ids.COMPARE_PAGE, "value"),
     )
     def _render(data, page):
-        return render_compare(service, data, page)
+        return shown_or_explained(lambda: render_compare(service, data, page, session=current_session()), EMPTY_COMPARE)
 
     app.clientside_callback(
         ClientsideFunction(namespace="face3d", function_name="syncCameras"),

@@ -10,8 +10,10 @@ from dash import Dash, Input, Output, State
 from dashboard import ids
 from dashboard.callbacks.jobs import StartOutcome, register_job_controller
 from dashboard.callbacks.upload import face_for
+from dashboard.errors import shown_or_explained
 from dashboard.jobs import JobRunner
-from dashboard.services import Face3DService
+from dashboard.services import DepthMissingError, Face3DService
+from dashboard.sessions import current_session
 from face3d_core import figures
 from face3d_core.depthmap import normalize_depth
 from face3d_core.errors import Face3DError
@@ -27,43 +29,52 @@ class NothingSelectedError(Face3DError):
     title = "Nothing to work on yet"
 
 
-def depth_request(service: Face3DService, sha: Any, model: Any, store: Any) -> DepthRef:
+def depth_request(service: Face3DService, sha: Any, model: Any, store: Any, *, session: str) -> DepthRef:
     """Return the depth map the user asks for: the chosen photo, model and face (from the browser's values).
 
     Raises:
         NothingSelectedError: No photo chosen.
-        PhotoMissingError: The photo is no longer in the cache.
+        PhotoMissingError: Not the session's photo, or no longer in the cache.
         UnknownModelError: Unknown model.
     """
     if not sha:
         raise NothingSelectedError("Upload a face photo in the Upload tab first, then choose it here.")
-    meta = service.uploads.require_meta(sha)
+    meta = service.access.require_photo(session, sha)
     return DepthRef(meta.sha256, model, meta.face_index(face_for(store, sha)))
 
 
-def start_depth(service: Face3DService, runner: JobRunner, sha: Any, model: Any, store: Any) -> StartOutcome:
-    """Generate button: serve a cached depth map at once, otherwise queue the network job."""
-    ref = depth_request(service, sha, model, store)
+def start_depth(
+    service: Face3DService, runner: JobRunner, sha: Any, model: Any, store: Any, *, session: str
+) -> StartOutcome:
+    """Generate button: serve a cached depth map at once, otherwise queue the network job for ``session``."""
+    ref = depth_request(service, sha, model, store, session=session)
     if service.depth_maps.cached(ref) is not None:
         logger.info("Depth of %s served from the cache", ref.sha[:12])
         return StartOutcome(result=ref.to_dict())
-    return StartOutcome(job_id=runner.submit("depth", ref.to_dict()))
+    return StartOutcome(job_id=runner.submit("depth", ref.to_dict(), session))
 
 
-def render_depth(service: Face3DService, result: Any, colormap: Any) -> tuple:
+#: What the Depth tab shows without a result.
+EMPTY_DEPTH = (figures.go.Figure(), figures.go.Figure(), "", False, True, True)
+
+
+def render_depth(service: Face3DService, result: Any, colormap: Any, *, session: str) -> tuple:
     """Figures and caption for a depth result.
 
     Returns:
         ``(photo figure, depth figure, caption, empty hidden, results hidden, downloads disabled)``.
+
+    Raises:
+        PhotoMissingError: The result's photo is not the session's or no longer stored.
+        DepthMissingError: The depth map itself is no longer stored.
     """
-    empty = (figures.go.Figure(), figures.go.Figure(), "", False, True, True)
     ref = DepthRef.from_dict(result)
     if ref is None:
-        return empty
+        return EMPTY_DEPTH
+    meta = service.access.require_photo(session, ref.sha)
     face_depth = service.depth_maps.cached(ref)
-    meta = service.uploads.meta(ref.sha)
-    if face_depth is None or meta is None:
-        return empty
+    if face_depth is None:
+        raise DepthMissingError("This depth map is no longer stored on the server. Press Generate to compute it again.")
     depth_norm = normalize_depth(face_depth.depth_rel)
     photo = figures.image_figure(face_depth.image_rgb)
     depth = figures.depth_figure(depth_norm, colormap or figures.DEFAULT_COLORMAP)
@@ -90,7 +101,7 @@ def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
         trigger_id=ids.DEPTH_GENERATE,
         result_store_id=ids.DEPTH_RESULT_STORE,
         states=[State(ids.DEPTH_FACE, "value"), State(ids.DEPTH_MODEL, "value"), State(ids.UPLOADS_STORE, "data")],
-        start=lambda sha, model, store: start_depth(service, runner, sha, model, store),
+        start=lambda sha, model, store, session: start_depth(service, runner, sha, model, store, session=session),
     )
 
     @app.callback(
@@ -106,5 +117,7 @@ def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
         Input(ids.DEPTH_COLORMAP, "value"),
     )
     def _render(result, colormap):
-        photo, depth, caption, empty_hidden, results_hidden, disabled = render_depth(service, result, colormap)
+        photo, depth, caption, empty_hidden, results_hidden, disabled = shown_or_explained(
+            lambda: render_depth(service, result, colormap, session=current_session()), EMPTY_DEPTH
+        )
         return photo, depth, caption, empty_hidden, results_hidden, disabled, disabled, disabled

@@ -15,6 +15,7 @@ from dash.exceptions import PreventUpdate
 from dashboard import ids
 from dashboard.controls import Controls3D
 from dashboard.services import DepthMissingError, Face3DService
+from dashboard.sessions import current_session
 from face3d_core.pipeline import DepthRef
 
 logger = logging.getLogger(__name__)
@@ -33,31 +34,35 @@ MODEL_BUTTONS = {
 }
 
 
-def depth_file(service: Face3DService, result: Any, kind: str) -> tuple[str, bytes]:
+def depth_file(service: Face3DService, result: Any, kind: str, *, session: str) -> tuple[str, bytes]:
     """Return ``(file name, bytes)`` of the depth map in ``kind`` (png8, png16, npy).
 
     Raises:
         DepthMissingError: No depth map for this result in the cache.
+        PhotoMissingError: The photo is not the session's or no longer stored.
     """
     ref = DepthRef.from_dict(result)
     if ref is None:
         raise DepthMissingError("Generate the depth map first.")
-    return service.exports.depth_file(ref, kind)
+    meta = service.access.require_photo(session, ref.sha)
+    return service.exports.depth_file(ref, kind, meta.name)
 
 
 def model_file(
-    service: Face3DService, source: Any, fmt: str, smoothing: Any, density: Any, depth_scale: Any
+    service: Face3DService, source: Any, fmt: str, smoothing: Any, density: Any, depth_scale: Any, *, session: str
 ) -> tuple[str, bytes]:
     """Return ``(file name, bytes)`` of the 3D model as shown (same slider values).
 
     Raises:
         DepthMissingError: No 3D model yet.
+        PhotoMissingError: The photo is not the session's or no longer stored.
     """
     ref = DepthRef.from_dict(source)
     if ref is None:
         raise DepthMissingError("Generate the 3D model first.")
+    meta = service.access.require_photo(session, ref.sha)
     controls = Controls3D.from_values(smoothing, density, depth_scale, None, None)
-    return service.exports.model_file(ref, controls.to_params(), fmt)
+    return service.exports.model_file(ref, controls.to_params(), fmt, meta.name)
 
 
 def register(app: Dash, service: Face3DService) -> None:
@@ -78,10 +83,13 @@ def register(app: Dash, service: Face3DService) -> None:
         trigger = ctx.triggered_id
         if not ctx.triggered or not ctx.triggered[0].get("value"):
             raise PreventUpdate
+        session = current_session()
         if trigger in DEPTH_BUTTONS:
-            name, data = depth_file(service, depth_result, DEPTH_BUTTONS[trigger])
+            name, data = depth_file(service, depth_result, DEPTH_BUTTONS[trigger], session=session)
         elif trigger in MODEL_BUTTONS:
-            name, data = model_file(service, source, MODEL_BUTTONS[trigger], smoothing, density, depth_scale)
+            name, data = model_file(
+                service, source, MODEL_BUTTONS[trigger], smoothing, density, depth_scale, session=session
+            )
         else:
             raise PreventUpdate
         logger.info("Download %s (%d bytes)", name, len(data))

@@ -18,6 +18,7 @@ from dash.exceptions import PreventUpdate
 from dashboard import ids
 from dashboard.errors import AlertInfo, show_alert
 from dashboard.jobs import JobRunner, JobState
+from dashboard.sessions import current_session
 
 logger = logging.getLogger(__name__)
 
@@ -85,12 +86,15 @@ def start_view(outcome: StartOutcome) -> JobView:
     )
 
 
-def poll_view(runner: JobRunner, job: Any) -> JobView:
-    """View for the job's current status (called by the interval)."""
+def poll_view(runner: JobRunner, job: Any, *, session: str) -> JobView:
+    """View for the job's current status (called by the interval).
+
+    A job id that is not one the server issued to ``session`` is the same as an unknown one.
+    """
     job_id = job.get("id") if isinstance(job, dict) else None
     if not job_id:
         return JobView()
-    status = runner.status(job_id)
+    status = runner.status(job_id, session)
     if status is None:
         return JobView(message="The job was lost; please start it again.", panel_hidden=False)
     if status.state == JobState.DONE:
@@ -115,12 +119,14 @@ def poll_view(runner: JobRunner, job: Any) -> JobView:
     )
 
 
-def cancel_view(runner: JobRunner, job: Any) -> JobView:
-    """Cancel the running job (if any) and show that at once."""
+def cancel_view(runner: JobRunner, job: Any, *, session: str) -> JobView:
+    """Cancel the session's running job (if any) and show that at once.
+
+    Anything but a job id the server issued to ``session`` is ignored (never stored nor logged).
+    """
     job_id = job.get("id") if isinstance(job, dict) else None
-    if job_id:
-        runner.cancel(job_id)
-        logger.info("Job %s cancelled by the user", job_id)
+    if job_id and runner.cancel(job_id, session):
+        logger.info("Job %s cancelled by the user", job_id[:12])
     return JobView(panel_hidden=False, message="Cancelled.", progress=0)
 
 
@@ -143,7 +149,7 @@ def register_job_controller(
         trigger_id: The tab's Generate button.
         result_store_id: Store that receives the job's result dict.
         states: Extra states passed to ``start``.
-        start: ``start(*state_values) -> StartOutcome``; raises Face3DError for user errors.
+        start: ``start(*state_values, session=...) -> StartOutcome``; raises Face3DError for user errors.
     """
 
     @app.callback(
@@ -164,14 +170,15 @@ def register_job_controller(
     )
     def _controller(_start, _tick, _cancel, job, *state_values):
         trigger = ctx.triggered_id
+        session = current_session()
         if trigger == trigger_id:
             if isinstance(job, dict) and job.get("id"):
                 raise PreventUpdate  # a job is already running for this tab
-            view = start_view(start(*state_values))
+            view = start_view(start(*state_values, session=session))
         elif trigger == ids.job_interval(prefix):
-            view = poll_view(runner, job)
+            view = poll_view(runner, job, session=session)
         elif trigger == ids.job_cancel(prefix):
-            view = cancel_view(runner, job)
+            view = cancel_view(runner, job, session=session)
         else:
             raise PreventUpdate
         if view.alert is not None:

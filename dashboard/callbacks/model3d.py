@@ -19,8 +19,10 @@ from dashboard import ids
 from dashboard.callbacks.depth import start_depth
 from dashboard.callbacks.jobs import register_job_controller
 from dashboard.controls import Controls3D
+from dashboard.errors import shown_or_explained
 from dashboard.jobs import JobRunner
 from dashboard.services import Face3DService
+from dashboard.sessions import current_session
 from face3d_core import figures
 from face3d_core.geometry import nearness_from_z
 from face3d_core.mesh import Mesh
@@ -142,6 +144,7 @@ def render_model3d(
     colors: Any,
     view: Any,
     *,
+    session: str,
     new_source: bool = False,
 ) -> tuple:
     """Figure and stats for the 3D tab.
@@ -158,14 +161,20 @@ def render_model3d(
         display: ``"points"`` or ``"mesh"``.
         colors: ``"gray"`` or ``"photo"``.
         view: The view store (``{"camera", "rev"}``).
+        session: The browser session (only its own photos are shown).
         new_source: True when the source itself changed (reset the camera).
 
     Returns:
         ``(figure, stats, empty hidden, results hidden, downloads disabled, new view store or no_update)``.
+
+    Raises:
+        PhotoMissingError: The photo is not the session's or no longer stored.
+        DepthMissingError: Its depth map is no longer stored.
     """
     ref = DepthRef.from_dict(source)
     if ref is None:
-        return figures.go.Figure(), "", False, True, True, no_update
+        return EMPTY_MODEL3D
+    service.access.require_photo(session, ref.sha)
     controls = Controls3D.from_values(smoothing, density, depth_scale, display, colors)
     params = controls.to_params()
     face_model = service.models3d.model(ref, params)
@@ -187,6 +196,10 @@ def render_model3d(
     )
     shown_triangles = shown_mesh.n_faces if shown_mesh is not None else None
     return fig, stats_text(face_model, controls, shown_triangles), True, False, False, new_view
+
+
+#: What the 3D tab shows without a model.
+EMPTY_MODEL3D = (figures.go.Figure(), "", False, True, True, no_update)
 
 
 def camera_patch(source: Any, view: Any, preset: str) -> tuple[dict, Patch]:
@@ -211,7 +224,7 @@ def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
         trigger_id=ids.MODEL3D_GENERATE,
         result_store_id=ids.MODEL3D_SOURCE_STORE,
         states=[State(ids.MODEL3D_FACE, "value"), State(ids.MODEL3D_MODEL, "value"), State(ids.UPLOADS_STORE, "data")],
-        start=lambda sha, model, store: start_depth(service, runner, sha, model, store),
+        start=lambda sha, model, store, session: start_depth(service, runner, sha, model, store, session=session),
     )
 
     @app.callback(
@@ -233,8 +246,21 @@ def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
     )
     def _render(source, smoothing, density, depth_scale, display, colors, view):
         new_source = ctx.triggered_id in (None, ids.MODEL3D_SOURCE_STORE)
-        fig, stats, empty_hidden, results_hidden, disabled, new_view = render_model3d(
-            service, source, smoothing, density, depth_scale, display, colors, view, new_source=new_source
+        session = current_session()
+        fig, stats, empty_hidden, results_hidden, disabled, new_view = shown_or_explained(
+            lambda: render_model3d(
+                service,
+                source,
+                smoothing,
+                density,
+                depth_scale,
+                display,
+                colors,
+                view,
+                session=session,
+                new_source=new_source,
+            ),
+            EMPTY_MODEL3D,
         )
         if new_view is not no_update:
             set_props(ids.MODEL3D_VIEW_STORE, {"data": new_view})

@@ -18,6 +18,7 @@ from dash.exceptions import PreventUpdate
 from dashboard import ids
 from dashboard.jobs import describe_unexpected
 from dashboard.services import MAX_UPLOADS, Face3DService, UploadMeta
+from dashboard.sessions import current_session
 from face3d_core.cache import is_sha256_hex
 from face3d_core.errors import Face3DError, InvalidImageError
 from face3d_core.images import MAX_FILE_BYTES
@@ -29,12 +30,18 @@ logger = logging.getLogger(__name__)
 
 
 def store_items(store: Any) -> list[dict]:
-    """Return the valid ``{"sha", "face"}`` items of the uploads store (robust to junk)."""
+    """Return the valid ``{"sha", "face"}`` items of the uploads store (robust to junk).
+
+    At most :data:`MAX_UPLOADS` items (a gallery never holds more): a forged store of a million
+    entries costs no more than a full gallery.
+    """
     items = store.get("items") if isinstance(store, dict) else None
     if not isinstance(items, list):
         return []
     clean, seen = [], set()
-    for item in items:
+    for item in items[: 4 * MAX_UPLOADS]:
+        if len(clean) >= MAX_UPLOADS:
+            break
         if not isinstance(item, dict):
             continue
         sha = item.get("sha")
@@ -81,7 +88,9 @@ def file_message(name: str, text: str, color: str) -> dbc.Alert:
     )
 
 
-def handle_upload(service: Face3DService, contents: Any, filenames: Any, store: Any) -> tuple[dict, list]:
+def handle_upload(
+    service: Face3DService, contents: Any, filenames: Any, store: Any, *, session: str
+) -> tuple[dict, list]:
     """Ingest uploaded files one by one; a bad file gets its own message, the others are kept.
 
     Args:
@@ -89,6 +98,7 @@ def handle_upload(service: Face3DService, contents: Any, filenames: Any, store: 
         contents: ``dcc.Upload.contents`` (a data URL or a list of them).
         filenames: ``dcc.Upload.filename`` (a name or a list).
         store: Current uploads store.
+        session: The browser session (the photos become its own, under these names).
 
     Returns:
         ``(new store, messages)``.
@@ -109,7 +119,7 @@ def handle_upload(service: Face3DService, contents: Any, filenames: Any, store: 
             if len(items) >= MAX_UPLOADS:
                 raise InvalidImageError(f"The gallery is full ({MAX_UPLOADS} photos). Remove some photos first.")
             data = decode_data_url(content)
-            meta = service.uploads.ingest(data, name)
+            meta = service.access.upload(session, data, name)
         except Face3DError as exc:
             messages.append(file_message(name, exc.user_message, "warning"))
             continue
@@ -243,18 +253,19 @@ def gallery_card(meta: UploadMeta, selected: int | None, thumb_url: str) -> dbc.
     )
 
 
-def render_gallery(service: Face3DService, store: Any, thumb_url_for) -> tuple[Any, str]:
+def render_gallery(service: Face3DService, store: Any, thumb_url_for, *, session: str) -> tuple[Any, str]:
     """Return ``(gallery children, count text)`` for the uploads store.
 
     Args:
         service: The dashboard service.
         store: The uploads store.
         thumb_url_for: ``sha -> URL`` of the thumbnail route.
+        session: The browser session (only its own photos are shown, with its own names).
     """
     items = store_items(store)
     cards, missing = [], 0
     for item in items:
-        meta = service.uploads.meta(item["sha"])
+        meta = service.access.photo(session, item["sha"])
         if meta is None:
             missing += 1
             continue
@@ -263,7 +274,8 @@ def render_gallery(service: Face3DService, store: Any, thumb_url_for) -> tuple[A
     if missing:
         children.append(
             dbc.Alert(
-                f"{missing} photo(s) are no longer stored on the server and were left out. Please upload them again.",
+                f"{missing} photo(s) are no longer stored on the server (the cache was cleared or they were evicted "
+                "to save space) and were left out. Please upload them again.",
                 color="info",
                 className="small py-2",
                 dismissable=True,
@@ -320,7 +332,7 @@ def register(app: Dash, service: Face3DService) -> None:
     def _on_upload(contents, filenames, store):
         if not contents:
             raise PreventUpdate
-        new_store, messages = handle_upload(service, contents, filenames, store)
+        new_store, messages = handle_upload(service, contents, filenames, store, session=current_session())
         return new_store, messages, None
 
     @app.callback(
@@ -337,7 +349,7 @@ def register(app: Dash, service: Face3DService) -> None:
         Input(ids.UPLOADS_STORE, "data"),
     )
     def _on_store(store):
-        return render_gallery(service, store, thumb_url)
+        return render_gallery(service, store, thumb_url, session=current_session())
 
     @app.callback(
         Output(ids.UPLOADS_STORE, "data", allow_duplicate=True),
@@ -362,6 +374,17 @@ def register(app: Dash, service: Face3DService) -> None:
         if not isinstance(trigger, dict) or not ctx.triggered or not ctx.triggered[0].get("value"):
             raise PreventUpdate
         return remove_photo(store, trigger["sha"])
+
+    @app.callback(
+        Output(ids.TABS, "value", allow_duplicate=True),
+        Input({"type": ids.UPLOAD_AGAIN, "index": ALL}, "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def _on_upload_again(_clicks):
+        # the "Upload again" button of a "photo no longer available" alert, on any tab
+        if not ctx.triggered or not ctx.triggered[0].get("value"):
+            raise PreventUpdate
+        return ids.TAB_UPLOAD
 
     @app.callback(
         Output(ids.UPLOADS_STORE, "data", allow_duplicate=True),

@@ -5,6 +5,9 @@ Callbacks stay thin and call a :class:`Face3DService`, which holds one composer 
 * :mod:`~dashboard.services.uploads` (``service.uploads``): a photo is stored once under its
   SHA-256 (original bytes + :class:`UploadMeta` with the faces found and a JPEG thumbnail);
   the browser keeps only the hash;
+* :mod:`~dashboard.services.access` (``service.access``): which session uploaded which photo
+  under which name (pages see only their own photos, with their own names) and which photos
+  are in use (pinned against eviction);
 * :mod:`~dashboard.services.depth` (``service.depth_maps``): the expensive step (the depth
   network), computed once per :class:`~face3d_core.pipeline.DepthRef` through the store's
   compute-once path, with a memory tier in front;
@@ -26,6 +29,7 @@ import os
 import numpy as np
 
 from dashboard.jobs import JobContext, Task
+from dashboard.services.access import Access, MembershipStore, MemoryMembershipStore
 from dashboard.services.comparison import Comparisons
 from dashboard.services.depth import DepthMaps, EstimatorFactory, process_estimator
 from dashboard.services.errors import PHOTO_MISSING_MESSAGE, DepthMissingError, PhotoMissingError
@@ -44,6 +48,7 @@ __all__ = [
     "MAX_UPLOADS",
     "PHOTO_MISSING_MESSAGE",
     "THUMB_MAX_SIDE",
+    "Access",
     "ComparisonResult",
     "DepthMissingError",
     "Face3DService",
@@ -69,6 +74,9 @@ class Face3DService:
             ``.predict(image_rgb)``); default :func:`face3d_core.models.estimator.get_estimator`,
             which keeps one loaded network per process.
         detector_path: YuNet model file (default: the lookup order of :mod:`face3d_core.faces`).
+        members: Which session uploaded which photo (default: in this process only; the app
+            passes the disk or Redis store shared by its workers).
+        in_use_s: How long a photo stays pinned after its last use (default ``FACE3D_IN_USE_S``).
     """
 
     def __init__(
@@ -78,10 +86,13 @@ class Face3DService:
         margin: float | None = None,
         estimator_factory: EstimatorFactory | None = None,
         detector_path: str | os.PathLike | None = None,
+        members: MembershipStore | None = None,
+        in_use_s: float | None = None,
     ):
         self.cache = cache
         self.margin = float(DEFAULT_MARGIN if margin is None else margin)
         self.uploads = Uploads(cache, detector_path)
+        self.access = Access(members or MemoryMembershipStore(), self.uploads, cache, in_use_s=in_use_s)
         self.depth_maps = DepthMaps(
             cache, self.uploads, margin=self.margin, estimator_factory=estimator_factory or process_estimator
         )
@@ -91,17 +102,17 @@ class Face3DService:
 
     # -- shortcuts for scripts and tests (loose values; callbacks use the composers) -------
 
-    def ingest_upload(self, data: bytes, name: str) -> UploadMeta:
-        """See :meth:`Uploads.ingest`."""
-        return self.uploads.ingest(data, name)
+    def ingest_upload(self, data: bytes, name: str, session: str = "") -> UploadMeta:
+        """Store an upload for ``session`` (default: the server's own); see :meth:`Access.upload`."""
+        return self.access.upload(session, data, name)
 
-    def upload_meta(self, sha: str) -> UploadMeta | None:
-        """See :meth:`Uploads.meta`."""
-        return self.uploads.meta(sha)
+    def upload_meta(self, sha: str, session: str = "") -> UploadMeta | None:
+        """The photo as ``session`` sees it, or None; see :meth:`Access.photo`."""
+        return self.access.photo(session, sha)
 
-    def require_meta(self, sha: str) -> UploadMeta:
-        """See :meth:`Uploads.require_meta`."""
-        return self.uploads.require_meta(sha)
+    def require_meta(self, sha: str, session: str = "") -> UploadMeta:
+        """See :meth:`Access.require_photo`."""
+        return self.access.require_photo(session, sha)
 
     def image(self, sha: str) -> np.ndarray:
         """The decoded ``(H, W, 3) uint8`` RGB photo (see :meth:`Uploads.photo`)."""
@@ -128,7 +139,8 @@ class Face3DService:
     def tasks(self) -> dict[str, Task]:
         """Task name -> function for the job runner (JSON params in, small JSON result out).
 
-        ``depth``: params are a :meth:`DepthRef.to_dict`; ``compare``: ``{"refs": [DepthRef dicts]}``.
+        ``depth``: params are a :meth:`DepthRef.to_dict`; ``compare``: ``{"refs": [DepthRef dicts],
+        "names": [the requesting session's labels]}``. The caller checked the session's access.
         """
 
         def depth_task(params: dict, job: JobContext) -> dict:
@@ -138,7 +150,8 @@ class Face3DService:
 
         def compare_task(params: dict, job: JobContext) -> dict:
             refs = [DepthRef(item.get("sha"), item.get("model"), item.get("face")) for item in params["refs"]]
-            key, result = self.comparisons.compute(refs, progress=job.report)
+            names = [str(name) for name in params.get("names") or []]
+            key, result = self.comparisons.compute(refs, names or None, progress=job.report)
             return {"key": key, "count": len(result.names)}
 
         return {"depth": depth_task, "compare": compare_task}

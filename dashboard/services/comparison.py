@@ -7,6 +7,7 @@ the ordered photos, faces and model, which is all the browser holds.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from dashboard.services.depth import DepthMaps
@@ -14,6 +15,9 @@ from dashboard.services.uploads import Uploads
 from face3d_core.cache import ResultStore, combine_hashes, make_key
 from face3d_core.compare import DEFAULT_SIZE, ComparisonResult, check_comparable, compare_faces
 from face3d_core.pipeline import DepthRef, TaskProgress
+
+#: A key of :meth:`Comparisons.key` (the browser holds it; anything else is refused unread).
+_COMPARE_KEY_RE = re.compile(r"^face3d/v\d{1,4}/compare/[0-9a-f]{64}/[A-Za-z0-9_.-]{1,64}/[0-9a-f]{20}$")
 
 
 class Comparisons:
@@ -45,14 +49,24 @@ class Comparisons:
         )
 
     def cached(self, key: object) -> ComparisonResult | None:
-        """Return a cached comparison by key (None when absent, or for junk from the browser)."""
-        value = self.store.get(key) if isinstance(key, str) and key.startswith("face3d/") else None
+        """Return a cached comparison by key (None when absent, or for anything but a comparison key)."""
+        value = self.store.get(key) if isinstance(key, str) and _COMPARE_KEY_RE.match(key) else None
         return value if isinstance(value, ComparisonResult) else None
 
-    def compute(self, refs: Sequence[DepthRef], progress: TaskProgress | None = None) -> tuple[str, ComparisonResult]:
+    def compute(
+        self, refs: Sequence[DepthRef], names: Sequence[str] | None = None, progress: TaskProgress | None = None
+    ) -> tuple[str, ComparisonResult]:
         """Align and compare the faces; return ``(cache key, result)``.
 
-        Depth maps come from the cache where present; the others are computed (network).
+        Depth maps come from the cache where present; the others are computed (network). The
+        stored result is shared by every session that holds these photos; pages show it with
+        their own names (:meth:`~dashboard.services.access.Access.comparison`).
+
+        Args:
+            refs: The faces, in order.
+            names: The requesting session's labels of the faces (for messages); default
+                ``face 1``, ``face 2`` ...
+            progress: Progress of the whole comparison.
 
         Raises:
             ComparisonError: Not 2 to 6 faces, or a photo without a face.
@@ -63,7 +77,9 @@ class Comparisons:
         cached = self.cached(key)
         if cached is not None:
             return key, cached
-        names = [self.uploads.require_meta(ref.sha).face_label(ref.face) for ref in refs]
+        for ref in refs:
+            self.uploads.require_meta(ref.sha)
+        names = list(names) if names is not None else [f"face {index + 1}" for index in range(len(refs))]
         result = compare_faces(refs, names, self.depth.compute, progress)
         self.store.set(key, result)
         return key, result

@@ -56,8 +56,10 @@ class Exports:
         self.depth = depth
         self.models = models
 
-    def depth_file(self, ref: DepthRef, kind: str) -> tuple[str, bytes]:
+    def depth_file(self, ref: DepthRef, kind: str, name: str) -> tuple[str, bytes]:
         """Return ``(file name, bytes)`` of the depth map in ``kind`` (``png8``, ``png16``, ``npy``).
+
+        ``name`` is the photo's display name for the asking session (the file name is made from it).
 
         Raises:
             DepthMissingError: No depth map for ``ref`` in the cache.
@@ -68,12 +70,14 @@ class Exports:
         face_depth = self.depth.cached(ref)
         if face_depth is None:
             raise DepthMissingError("Generate the depth map first.")
-        meta = self.uploads.require_meta(ref.sha)
+        self.uploads.require_meta(ref.sha)
         encode, suffix = DEPTH_FORMATS[kind]
-        return safe_stem(meta.name) + suffix, encode(face_depth.depth_rel)
+        return safe_stem(name) + suffix, encode(face_depth.depth_rel)
 
-    def model_file(self, ref: DepthRef, params: ReconstructionParams, fmt: str) -> tuple[str, bytes]:
+    def model_file(self, ref: DepthRef, params: ReconstructionParams, fmt: str, name: str) -> tuple[str, bytes]:
         """Return ``(file name, bytes)`` of the 3D model in ``fmt`` (ply, obj, glb, stl).
+
+        ``name`` is the photo's display name for the asking session.
 
         OBJ comes as a zip (OBJ + MTL + texture PNG).
 
@@ -84,10 +88,10 @@ class Exports:
         fmt = fmt.lower()
         if fmt not in MODEL_FORMATS:
             raise ExportError(f"Unknown 3D format {fmt!r}; use PLY, OBJ, GLB or STL.")
-        meta = self.uploads.require_meta(ref.sha)
+        self.uploads.require_meta(ref.sha)
         face_model = self.models.model(ref, params)
         files = export_mesh(face_model.mesh, fmt)
-        stem = safe_stem(meta.name)
+        stem = safe_stem(name)
         if len(files) == 1:
             ((name, data),) = files.items()
             ext = os.path.splitext(name)[1] or f".{fmt}"

@@ -3,6 +3,10 @@
 The original bytes and a small :class:`UploadMeta` (faces found, JPEG thumbnail) go to the
 result store; the browser keeps only the hash. The photo is decoded on upload (to validate it
 and detect faces) and again only when a depth job needs its pixels (:meth:`Uploads.photo`).
+
+What is stored here is about the content only: file names belong to the sessions that
+uploaded it (:mod:`~dashboard.services.access`), so the stored :class:`UploadMeta` has an
+empty name and pages get a copy with their own.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ class UploadMeta:
 
     Attributes:
         sha256: Content hash of the file (its cache key).
-        name: File name as the browser sent it (display only; never used as a path).
+        name: File name as the session's browser sent it (display only; never used as a path);
+            empty in the stored copy (names are per session, see :mod:`~dashboard.services.access`).
         size_bytes: File size.
         width: Image width in pixels (after EXIF rotation).
         height: Image height in pixels.
@@ -109,16 +114,18 @@ class Uploads:
         """Key of a photo's :class:`UploadMeta`."""
         return make_key("upload-meta", sha)
 
-    def ingest(self, data: bytes, name: str) -> UploadMeta:
+    def ingest(self, data: bytes, name: str, *, revalidate: bool = False) -> UploadMeta:
         """Validate, decode and store an uploaded file; detect its faces.
 
         Args:
             data: The file's bytes.
-            name: The file's name (display only).
+            name: The file's name (display only; returned in the metadata, never stored here).
+            revalidate: Decode and detect again even when the content is stored already (for a
+                session that does not hold it yet: the same work as a first upload).
 
         Returns:
-            The stored metadata (a second upload of the same bytes is served from the store,
-            without decoding again).
+            The metadata with ``name`` (a second upload of the same bytes is served from the
+            store, without decoding again unless ``revalidate``).
 
         Raises:
             InvalidImageError: Not a usable JPEG/PNG (the message says why).
@@ -131,29 +138,32 @@ class Uploads:
             )
         sha = sha256_hex(data)
         existing = self.meta(sha)
-        if existing is not None and existing.name == name:
-            return existing
-        if existing is not None:  # the same bytes under another name: validated and stored already
-            meta = dataclasses.replace(existing, name=str(name))
-        else:
-            image_rgb = decode_image(data, name=name)
-            faces = detect_faces(image_rgb, model_path=self.detector_path)
-            meta = UploadMeta(
-                sha256=sha,
-                name=str(name),
-                size_bytes=len(data),
-                width=int(image_rgb.shape[1]),
-                height=int(image_rgb.shape[0]),
-                faces=tuple(faces),
-                thumb_jpeg=make_thumbnail(image_rgb),
-            )
-            self.store.set(self.bytes_key(sha), bytes(data))
+        if existing is not None and not revalidate:
+            return dataclasses.replace(existing, name=str(name))
+        image_rgb = decode_image(data, name=name)
+        faces = detect_faces(image_rgb, model_path=self.detector_path)
+        if existing is not None:  # stored already (by another session): nothing to write
+            return dataclasses.replace(existing, name=str(name))
+        meta = UploadMeta(
+            sha256=sha,
+            name="",
+            size_bytes=len(data),
+            width=int(image_rgb.shape[1]),
+            height=int(image_rgb.shape[0]),
+            faces=tuple(faces),
+            thumb_jpeg=make_thumbnail(image_rgb),
+        )
+        self.store.set(self.bytes_key(sha), bytes(data))
         self.store.set(self.meta_key(sha), meta)
         logger.info("Stored upload %s (%d bytes, %d faces)", sha[:12], len(data), meta.face_count)
-        return meta
+        return dataclasses.replace(meta, name=str(name))
 
     def meta(self, sha: str) -> UploadMeta | None:
-        """Return an upload's metadata, or None if unknown, evicted or ``sha`` is junk."""
+        """Return an upload's stored metadata (no name), or None if unknown, evicted or ``sha`` is junk.
+
+        Pages never call this directly: they ask :class:`~dashboard.services.access.Access`,
+        which checks that the session holds the photo and adds its name.
+        """
         if not is_sha256_hex(sha):
             return None
         meta = self.store.get(self.meta_key(sha))

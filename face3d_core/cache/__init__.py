@@ -6,7 +6,10 @@ The layers, one module each:
   :func:`params_digest`, :func:`combine_hashes`, :func:`is_sha256_hex`, :data:`CACHE_VERSION`);
 * :mod:`~face3d_core.cache.store`: what a store is (:class:`ResultStore`), the checked entry
   envelope and the one compute-once implementation (:func:`compute_once`, :class:`KeyLocks`);
-* :mod:`~face3d_core.cache.disk`: :class:`ResultCache` on diskcache (one machine, the default);
+* :mod:`~face3d_core.cache.diskdb`: :class:`DiskDB`, every diskcache database used with bounded
+  waits, served read-only on a read-only folder, its damaged index repaired at start;
+* :mod:`~face3d_core.cache.disk`: :class:`ResultCache` on diskcache (one machine, the default;
+  pins keep entries in use from eviction);
 * :mod:`~face3d_core.cache.redis`: ``RedisResultCache`` (a deployment; import it from there,
   so the ``redis`` client is only needed in scale-out mode).
 
@@ -18,11 +21,13 @@ Example:
     42
 """
 
-from face3d_core.cache.disk import DEFAULT_SIZE_MB, ResultCache, default_results_dir, get_cache
+from face3d_core.cache.disk import DEFAULT_SIZE_MB, CacheFullError, ResultCache, default_results_dir, get_cache
+from face3d_core.cache.diskdb import CacheBusyError, CacheNotWritableError, DiskDB, OnDamage
 from face3d_core.cache.keys import (
     CACHE_VERSION,
     UPLOAD_VERSION,
     combine_hashes,
+    content_hash_of,
     is_sha256_hex,
     make_key,
     params_digest,
@@ -41,11 +46,17 @@ __all__ = [
     "DEFAULT_SIZE_MB",
     "MISSING",
     "UPLOAD_VERSION",
+    "CacheBusyError",
+    "CacheFullError",
+    "CacheNotWritableError",
+    "DiskDB",
     "KeyLocks",
+    "OnDamage",
     "ResultCache",
     "ResultStore",
     "combine_hashes",
     "compute_once",
+    "content_hash_of",
     "decode_entry",
     "default_results_dir",
     "encode_entry",

@@ -4,14 +4,21 @@ Expensive results (depth maps, comparisons) and uploaded photos are stored on di
 keys of :mod:`face3d_core.cache.keys`, in the checked envelope of
 :mod:`face3d_core.cache.store`. Several processes on one machine (gunicorn workers, job
 threads) share one cache safely (diskcache is thread- and process-safe); work on one key is
-serialised within a process (:class:`~face3d_core.cache.store.KeyLocks`).
+serialised within a process (:class:`~face3d_core.cache.store.KeyLocks`). Every database
+operation waits a bounded time and a read-only folder is served read-only
+(:class:`~face3d_core.cache.diskdb.DiskDB`); a damaged index is moved aside at start.
+
+Eviction: beyond the size limit the least recently used entries go first; reading an entry
+or checking that it exists counts as using it. Entries whose content hash is *pinned*
+(:meth:`ResultCache.pin`: a photo and its results while a page or a job uses them) are never
+evicted; when only pinned entries are left, a new entry that does not fit is refused
+(:class:`CacheFullError`) instead of evicting something in use.
 
 Configuration (environment, read through :mod:`face3d_core.config`):
 
 * ``FACE3D_CACHE_DIR``: the face3d cache folder (see :func:`face3d_core.weights.cache_dir`);
   results live in ``<cache dir>/results``.
-* ``FACE3D_CACHE_SIZE_MB``: size limit of the result cache (default 2048); the least recently
-  used entries are evicted beyond it.
+* ``FACE3D_CACHE_SIZE_MB``: size limit of the result cache (default 2048).
 
 Example:
     >>> import tempfile
@@ -35,8 +42,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-import diskcache
-
+from face3d_core.cache.diskdb import DiskDB, OnDamage
+from face3d_core.cache.keys import content_hash_of, is_sha256_hex
 from face3d_core.cache.store import MISSING, EnvelopeStore, KeyLocks, encode_entry
 from face3d_core.config import DEFAULT_CACHE_SIZE_MB, get_settings
 from face3d_core.errors import CacheError
@@ -46,6 +53,14 @@ logger = logging.getLogger(__name__)
 
 #: Default size limit of the result cache in megabytes (``FACE3D_CACHE_SIZE_MB`` unset).
 DEFAULT_SIZE_MB = DEFAULT_CACHE_SIZE_MB
+#: Key prefix of pins (``<prefix><content hash>``), stored beside the entries they protect.
+PIN_PREFIX = "face3d/pin/"
+
+
+class CacheFullError(CacheError):
+    """Every entry of the cache is in use and a new one does not fit in its size limit."""
+
+    title = "Cache full"
 
 
 def _size_limit_bytes(size_limit_mb: float | None) -> int:
@@ -67,7 +82,8 @@ class ResultCache(EnvelopeStore):
     Args:
         directory: Folder of the cache; defaults to :func:`default_results_dir`.
         size_limit_mb: Size limit; defaults to ``$FACE3D_CACHE_SIZE_MB`` or
-            :data:`DEFAULT_SIZE_MB`. Least recently used entries are evicted beyond it.
+            :data:`DEFAULT_SIZE_MB`. Least recently used entries that are not pinned are
+            evicted beyond it.
 
     Raises:
         CacheError: The folder cannot be created or opened.
@@ -77,21 +93,16 @@ class ResultCache(EnvelopeStore):
         super().__init__()
         self.directory = Path(directory) if directory is not None else default_results_dir()
         self.size_limit = _size_limit_bytes(size_limit_mb)
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._cache = diskcache.Cache(
-                str(self.directory),
-                size_limit=self.size_limit,
-                eviction_policy="least-recently-used",
-                # diskcache evicts up to ``cull_limit`` entries at once when over the limit; our
-                # entries are large, so evict one per write and catch up in :meth:`set`.
-                cull_limit=1,
-            )
-        except (OSError, sqlite3.Error) as exc:
-            raise CacheError(
-                f"The result cache folder {self.directory} cannot be used ({exc}). "
-                "Set FACE3D_CACHE_DIR to a writable folder."
-            ) from exc
+        self._db = DiskDB(
+            self.directory,
+            label="the result cache",
+            on_damage=OnDamage.MOVE_ASIDE,
+            size_limit=self.size_limit,
+            eviction_policy="least-recently-used",
+            # diskcache's own eviction is off (it cannot skip pinned entries): see _make_room
+            cull_limit=0,
+        )
+        self._cache = self._db.cache
         self._key_locks = KeyLocks()
 
     @property
@@ -102,8 +113,8 @@ class ResultCache(EnvelopeStore):
     def ping(self) -> bool:
         """Return True when the cache database answers a read."""
         try:
-            self._cache.get("face3d/ping", default=None, retry=True)
-        except (OSError, sqlite3.Error) as exc:
+            self._db.sql("SELECT 1 FROM Settings LIMIT 1")
+        except (OSError, sqlite3.Error, CacheError) as exc:
             logger.warning("The result cache in %s does not answer: %s", self.directory, exc)
             return False
         return True
@@ -113,68 +124,93 @@ class ResultCache(EnvelopeStore):
     def get(self, key: str, default: Any = None) -> Any:
         """Return the value under ``key``, or ``default`` when absent or damaged.
 
-        A damaged entry (failed integrity check) is deleted, so it is recomputed next time.
-        Read errors of the cache itself are logged and reported as a miss.
+        The read counts as a use (least-recently-used eviction), except on a read-only folder,
+        where entries are read without recording it. A damaged entry (failed integrity check)
+        is deleted, so it is recomputed next time. Read errors are logged and reported as a miss.
         """
-        try:
-            blob = self._cache.get(key, default=MISSING, retry=True)
-        except (OSError, sqlite3.Error) as exc:
-            # A read also records the access time (LRU eviction), which fails on a full or
-            # read-only disk: read without recording it, so stored uploads stay available.
-            blob = self._get_without_recording_access(key)
-            log = logger.info if blob is not MISSING else logger.warning
-            log("Cache read of %s could not record its access (%s); read it without", key, exc)
-        value = self._checked_value(key, blob)
+        value = self._checked_value(key, self._db.get(key))
         return default if value is MISSING else value
 
-    def _get_without_recording_access(self, key: str) -> Any:
-        """Read an entry with a plain SELECT (no write at all); :data:`MISSING` when absent or unreadable."""
-        try:
-            db_key, raw = self._cache._disk.put(key)  # noqa: SLF001 - diskcache's key encoding
-            row = self._cache._sql(  # noqa: SLF001 - diskcache has no read-only accessor
-                "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = ?"
-                " AND (expire_time IS NULL OR expire_time > ?)",
-                (db_key, raw, time.time()),
-            ).fetchone()
-            if row is None:
-                return MISSING
-            return self._cache._disk.fetch(row[0], row[1], row[2], False)  # noqa: SLF001
-        except (OSError, sqlite3.Error) as exc:
-            logger.warning("Cache read of %s failed: %s", key, exc)
-            return MISSING
-
     def set(self, key: str, value: Any, *, expire: float | None = None) -> None:
-        """Store ``value`` (any picklable object) under ``key``.
+        """Store ``value`` (any picklable object) under ``key``, evicting unpinned entries beyond the limit.
 
         Raises:
+            CacheFullError: Only pinned (in use) entries are left to evict and the new one does not fit.
             CacheError: The cache cannot be written (disk full, read-only ...).
         """
-        blob = encode_entry(value)
-        try:
-            self._cache.set(key, blob, expire=expire, retry=True)
-            if self._cache.volume() > self.size_limit * 1.25:
-                evicted = self._cache.cull(retry=True)  # far over (a large entry): evict in batches
-                logger.info("Result cache over its size limit: evicted %d entries", evicted)
-        except (OSError, sqlite3.Error) as exc:
-            raise CacheError(
-                f"Could not write to the result cache in {self.directory} ({exc}). "
-                "Free some disk space, make sure the folder is writable, or set FACE3D_CACHE_DIR to another folder."
-            ) from exc
+        self._db.set(key, encode_entry(value), expire=expire)
+        self._make_room(key)
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; return True when it was present."""
-        try:
-            return bool(self._cache.delete(key, retry=True))
-        except (OSError, sqlite3.Error) as exc:
-            logger.warning("Cache delete of %s failed: %s", key, exc)
-            return False
+        return self._db.delete(key)
 
     def __contains__(self, key: str) -> bool:
-        """Return True when an entry exists (without checking its integrity)."""
+        """Return True when an entry exists (without checking its integrity); the check counts as a use."""
+        return self._db.touch(key)
+
+    # -- in use: pins and eviction ------------------------------------------------------
+
+    def pin(self, content_hash: str, seconds: float) -> None:
+        """Keep every entry of ``content_hash`` (a photo's SHA-256, a comparison's hash) for ``seconds``.
+
+        Pinned entries are never evicted; a pin is renewed by pinning again. Failures (a
+        read-only folder, where nothing is evicted anyway) are logged.
+        """
+        if not is_sha256_hex(content_hash) or seconds <= 0:
+            return
         try:
-            return key in self._cache
-        except (OSError, sqlite3.Error):
-            return False
+            self._db.set(PIN_PREFIX + content_hash, time.time() + seconds, expire=seconds)
+        except CacheError as exc:
+            logger.info("Could not pin %s: %s", content_hash[:12], exc)
+
+    def pinned_hashes(self) -> set[str]:
+        """Content hashes pinned right now."""
+        rows = self._db.sql(
+            "SELECT key FROM Cache WHERE key >= ? AND key < ? AND raw = 1 AND (expire_time IS NULL OR expire_time > ?)",
+            (PIN_PREFIX, PIN_PREFIX[:-1] + chr(ord("/") + 1), time.time()),
+        )
+        return {str(key)[len(PIN_PREFIX) :] for (key,) in rows}
+
+    def _make_room(self, new_key: str) -> None:
+        """Evict unpinned entries, least recently used first, until the cache fits its limit.
+
+        Raises:
+            CacheFullError: Still over the limit with only pinned entries (and ``new_key``) left;
+                ``new_key`` is removed again.
+        """
+        if self._cache.volume() <= self.size_limit:
+            return
+        try:
+            self._db.run(lambda: self._cache.expire(retry=False), write=True)
+            pinned = self.pinned_hashes()
+            candidates = self._db.sql("SELECT key FROM Cache WHERE raw = 1 ORDER BY access_time")
+        except (OSError, sqlite3.Error, CacheError) as exc:
+            logger.warning("Could not evict from the result cache: %s", exc)
+            return
+        evicted = 0
+        for (key,) in candidates:
+            key = str(key)
+            if key == new_key or key.startswith(PIN_PREFIX) or content_hash_of(key) in pinned:
+                continue
+            if self._db.delete(key):
+                evicted += 1
+            if self._cache.volume() <= self.size_limit:
+                break
+        if evicted:
+            logger.info("Result cache over its size limit: evicted %d entries", evicted)
+        if self._cache.volume() > self.size_limit and not new_key.startswith(PIN_PREFIX):
+            self._db.delete(new_key)
+            logger.warning(
+                "Result cache full of entries in use (%d pinned photos or comparisons): refused %s",
+                len(pinned),
+                new_key,
+            )
+            raise CacheFullError(
+                f"The server's result cache is full of photos and results that are in use right now (limit "
+                f"{self.size_limit / 2**20:.0f} MB), so this could not be stored. Please try again later; the "
+                "server's operator can raise FACE3D_CACHE_SIZE_MB."
+            )
 
     # -- compute-once -------------------------------------------------------------------
 
@@ -198,25 +234,23 @@ class ResultCache(EnvelopeStore):
 
     def clear(self) -> None:
         """Remove every entry."""
-        self._cache.clear(retry=True)
+        self._db.run(lambda: self._cache.clear(retry=False), write=True)
 
     def close(self) -> None:
         """Close the underlying database connections."""
-        self._cache.close()
+        self._db.close()
 
     # -- disk-only diagnostics (not part of the ResultStore protocol) ----------------------
 
     def entry_path(self, key: str) -> Path | None:
         """Return the file that holds a large entry (diagnostics and tests), or None when inline."""
         try:
-            row = self._cache._sql(  # noqa: SLF001 - diskcache has no public accessor for this
-                "SELECT filename FROM Cache WHERE key = ? AND raw = 1", (key,)
-            ).fetchone()
-        except sqlite3.Error:
+            rows = self._db.sql("SELECT filename FROM Cache WHERE key = ? AND raw = 1", (key,))
+        except (sqlite3.Error, CacheError):
             return None
-        if not row or not row[0]:
+        if not rows or not rows[0][0]:
             return None
-        return self.directory / row[0]
+        return self.directory / rows[0][0]
 
 
 _default_lock = threading.Lock()

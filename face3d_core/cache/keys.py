@@ -112,6 +112,19 @@ def make_key(
     return f"face3d/v{int(version)}/{kind}/{image_sha256}/{model_part}/{params_digest(params)}"
 
 
+def content_hash_of(key: str) -> str | None:
+    """Return the input hash a key of :func:`make_key` names, or None for any other text.
+
+    Example:
+        >>> content_hash_of(make_key("depth", "0" * 64)) == "0" * 64
+        True
+    """
+    parts = key.split("/", 4) if isinstance(key, str) else []
+    if len(parts) >= 4 and parts[0] == "face3d" and is_sha256_hex(parts[3]):
+        return parts[3]
+    return None
+
+
 def combine_hashes(hashes: Sequence[str]) -> str:
     """Return one SHA-256 hex for an ordered list of SHA-256 hex strings (for multi-input results)."""
     digest = hashlib.sha256()

@@ -133,11 +133,21 @@ class RedisResultCache(EnvelopeStore):
             return False
 
     def __contains__(self, key: str) -> bool:
-        """Return True when an entry exists (without checking its integrity)."""
+        """Return True when an entry exists (without checking its integrity).
+
+        ``TOUCH`` (not ``EXISTS``): the check counts as a use for Redis' LRU eviction, like a read.
+        """
         try:
-            return bool(self._client.exists(key))
+            return bool(self._client.touch(key))
         except self._errors:
             return False
+
+    def pin(self, content_hash: str, seconds: float) -> None:
+        """Nothing: Redis evicts by its own ``maxmemory-policy`` (reads and checks count as use).
+
+        Size Redis' ``maxmemory`` for the photos in use (see README, Deployment).
+        """
+        return None
 
     # -- compute-once -------------------------------------------------------------------
 

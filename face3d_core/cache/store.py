@@ -107,7 +107,11 @@ class ResultStore(Protocol):
         ...
 
     def __contains__(self, key: str) -> bool:
-        """Return True when an entry exists (without checking its integrity)."""
+        """Return True when an entry exists (without checking its integrity); the check counts as a use."""
+        ...
+
+    def pin(self, content_hash: str, seconds: float) -> None:
+        """Keep the entries of ``content_hash`` from eviction for ``seconds`` (where the backend can)."""
         ...
 
     def key_lock(self, key: str) -> AbstractContextManager[None]:

@@ -12,7 +12,8 @@
 * :mod:`~tests.harness.users`: simulated users running those flows in threads, with latency stats;
 * :mod:`~tests.harness.hostile_files`: hostile and odd-but-valid files and names;
 * child programs, run as ``python -m tests.harness.<name>``: :mod:`~tests.harness.fake_network_server`,
-  :mod:`~tests.harness.cli_peak_rss`, :mod:`~tests.harness.cache_disk_faults`.
+  :mod:`~tests.harness.cli_peak_rss`, :mod:`~tests.harness.cache_disk_faults`,
+  :mod:`~tests.harness.readonly_cache_server`.
 
 Importing this package imports nothing heavy: child programs start fast.
 """

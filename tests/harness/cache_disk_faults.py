@@ -160,11 +160,11 @@ def main(argv: list[str]) -> None:
         return Path(path).read_bytes()
 
     def upload_message(data: bytes, name: str) -> tuple[list, str]:
-        store, messages = handle_upload(service, [data_url(data)], [name], None)
+        store, messages = handle_upload(service, [data_url(data)], [name], None, session="")
         return store["items"], " ".join(str(m.to_plotly_json()["props"]["children"]) for m in messages)
 
     def stored_ok(svc: Face3DService, sha: str) -> bool:
-        return svc.upload_meta(sha) is not None and svc.image(sha).ndim == 3
+        return svc.uploads.meta(sha) is not None and svc.image(sha).ndim == 3
 
     service = make_service()
     runner = ThreadJobRunner(DiskJobStore(os.path.join(cache_dir, "jobs")), service.tasks())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
 
     fake = FakeEstimator(delay_s=args.delay_s)
     app = create_app(args.cache_dir, estimator_factory=lambda name: fake)
+    logging.getLogger(__name__).info("Fake network server running as process %d", os.getpid())
     app.run(host="127.0.0.1", port=args.port, threaded=True)
 
 

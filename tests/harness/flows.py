@@ -7,6 +7,7 @@ app in process) and labels its requests with a kind (``upload``, ``depth_start``
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -174,6 +175,47 @@ def thumbnail(client: DashHttp, sha: str) -> Reply:
     return client.get(f"face3d/thumb/{sha}.jpg", kind="thumbnail")
 
 
+def generate_comparison(
+    client: DashHttp, store: dict, shas: list[str], *, timeout_s: float, poll_s: float = 0.2, model: str = MODEL
+) -> dict:
+    """Press *Compare* for the photos ``shas`` and poll its job like the page until the result arrives.
+
+    Returns:
+        The comparison result (``{"key", "count"}``).
+
+    Raises:
+        AssertionError: No result or job, an alert during a poll, or ``timeout_s`` passed.
+    """
+    job_store, interval = ids.job_store("compare"), ids.job_interval("compare")
+    values = {
+        job_store: None,
+        ids.COMPARE_FACES: list(shas),
+        ids.COMPARE_MODEL: model,
+        ids.UPLOADS_STORE: store,
+        ids.COMPARE_RUN: 1,
+    }
+    response = client.call((ids.COMPARE_RUN, "n_clicks"), values, kind="compare_start")
+    result = output(response, ids.COMPARE_RESULT_STORE, "data")
+    job = output(response, job_store, "data")
+    deadline = time.monotonic() + timeout_s
+    tick = 0
+    while result is None:
+        if not (isinstance(job, dict) and job.get("id")):
+            raise AssertionError(f"Compare gave neither a result nor a job: {response}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the comparison did not finish within {timeout_s} s")
+        time.sleep(poll_s)
+        tick += 1
+        response = client.call(
+            (interval, "n_intervals"), values | {job_store: job, interval: tick}, kind="compare_poll"
+        )
+        if (response or {}).get("sideUpdate"):
+            raise AssertionError(f"a poll of the comparison showed {response['sideUpdate']}")
+        result = output(response, ids.COMPARE_RESULT_STORE, "data")
+        job = output(response, job_store, "data", job)
+    return result
+
+
 def view_comparison(client: DashHttp, key: str, count: int, page: int = 0) -> dict | None:
     """Show a computed comparison (3D views, profiles, difference map) on the *Compare* tab."""
     return client.call(
@@ -181,3 +223,38 @@ def view_comparison(client: DashHttp, key: str, count: int, page: int = 0) -> di
         {ids.COMPARE_RESULT_STORE: {"key": key, "count": count}, ids.COMPARE_PAGE: page},
         kind="compare_view",
     )
+
+
+def press_upload_again(client: DashHttp, alert: dict | None) -> dict | None:
+    """Press the "Upload again" button of the alert a callback response showed (a pattern-matching id)."""
+    found: list[dict] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            button_id = node.get("id")
+            if isinstance(button_id, dict) and button_id.get("type") == ids.UPLOAD_AGAIN:
+                found.append(button_id)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk((alert or {}).get("sideUpdate", {}))
+    if not found:
+        raise AssertionError(f"no Upload again button in {str(alert)[:300]}")
+    pattern = json.dumps({"index": ["ALL"], "type": ids.UPLOAD_AGAIN}, separators=(",", ":"))
+    dep = next(d for d in client.dependencies() if any(i["id"] == pattern for i in d["inputs"]))
+    button = found[0]
+    changed = json.dumps(dict(sorted(button.items())), separators=(",", ":"))
+    body = {
+        "output": dep["output"],
+        "outputs": {"id": dep["output"].split("@")[0].rsplit(".", 1)[0], "property": "value"},
+        "inputs": [[{"id": button, "property": "n_clicks", "value": 1}]],
+        "state": [],
+        "changedPropIds": [f"{changed}.n_clicks"],
+    }
+    reply = client._request("POST", "_dash-update-component", "upload_again", body)
+    if reply.status_code != 200:
+        raise CallbackError(f"Upload again: HTTP {reply.status_code}: {reply.text[:300]}")
+    return reply.json()

@@ -14,6 +14,8 @@ from pathlib import Path
 from tests.harness.processes import PYTHON, ManagedProcess, child_env, free_port, wait_for_http
 
 HEALTH_PATH = "face3d/health"
+#: Run a server as process 1 of its own PID namespace, as in a container (root only).
+PID_NAMESPACE = ("unshare", "--pid", "--fork", "--mount-proc")
 
 
 class WebServer:
@@ -59,7 +61,14 @@ class WebServer:
 
     @classmethod
     def fake_network(
-        cls, env: dict[str, str], log_path: Path, *, cache_dir: Path, delay_s: float = 0.0, **kwargs
+        cls,
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        cache_dir: Path,
+        delay_s: float = 0.0,
+        command_prefix: Sequence[str] = (),
+        **kwargs,
     ) -> WebServer:
         """The app with a stand-in depth network (:mod:`tests.harness.fake_network_server`).
 
@@ -68,13 +77,14 @@ class WebServer:
             log_path: Log file.
             cache_dir: The app's cache folder.
             delay_s: Seconds each prediction sleeps (to kill the server mid-inference).
+            command_prefix: A command that runs the server (e.g. :data:`PID_NAMESPACE`).
             **kwargs: See :class:`WebServer`.
         """
 
         def argv(port: int) -> list[str]:
             return [
-                PYTHON, "-m", "tests.harness.fake_network_server", "--port", str(port), "--cache-dir", str(cache_dir),
-                "--delay-s", str(delay_s),
+                *command_prefix, PYTHON, "-m", "tests.harness.fake_network_server", "--port", str(port),
+                "--cache-dir", str(cache_dir), "--delay-s", str(delay_s),
             ]  # fmt: skip
 
         return cls(argv, env, log_path, cache_dir=cache_dir, **kwargs)
@@ -140,18 +150,23 @@ class WebServer:
         return self.process.log_text()
 
 
-def fake_network_server(root: Path, delay_s: float = 0.0) -> WebServer:
+def fake_network_server(
+    root: Path, delay_s: float = 0.0, *, command_prefix: Sequence[str] = (), **extra_env: str
+) -> WebServer:
     """:meth:`WebServer.fake_network` (not started) with its cache, working folder, HOME and TMPDIR under ``root``.
 
     The working folder is ``root/a/b/cwd``, so a file name such as ``../../x.png`` used as a path
-    would land inside ``root``, where a test can see it. The cache is ``root/cache``.
+    would land inside ``root``, where a test can see it. The cache is ``root/cache``. ``extra_env``
+    adds to the server's environment (e.g. ``FACE3D_CACHE_SIZE_MB="50"``).
     """
     cwd = root / "a" / "b" / "cwd"
     for folder in (cwd, root / "home", root / "tmp"):
         folder.mkdir(parents=True, exist_ok=True)
     cache_dir = root / "cache"
-    env = child_env(FACE3D_CACHE_DIR=str(cache_dir), HOME=str(root / "home"), TMPDIR=str(root / "tmp"))
-    return WebServer.fake_network(env, root / "server.log", cache_dir=cache_dir, delay_s=delay_s, cwd=cwd)
+    env = child_env(FACE3D_CACHE_DIR=str(cache_dir), HOME=str(root / "home"), TMPDIR=str(root / "tmp"), **extra_env)
+    return WebServer.fake_network(
+        env, root / "server.log", cache_dir=cache_dir, delay_s=delay_s, cwd=cwd, command_prefix=command_prefix
+    )
 
 
 class RedisServer:

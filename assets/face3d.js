@@ -1,4 +1,4 @@
-/* face3d browser helpers: camera sync of the comparison views, upload size guard. */
+/* face3d browser helpers: camera sync of the comparison views, one pick per click, upload size guard. */
 (function () {
   "use strict";
 
@@ -20,6 +20,29 @@
     return true;
   }
 
+  /* Click to measure (see pickPoint): the press on the 3D view and the click plotly reported during it. */
+  var MEASURE_GRAPH = "model3d-graph", MEASURE_CLICK_STORE = "model3d-measure-click";
+  var measurePress = null, measureCandidate = null, measureClickUp = 0;
+
+  function commitPick(pick) {
+    if (window.dash_clientside && window.dash_clientside.set_props) {
+      window.dash_clientside.set_props(MEASURE_CLICK_STORE, { data: pick });
+    }
+  }
+  document.addEventListener("pointerdown", function (event) {
+    var t = event.target;
+    if (!t || !t.closest || !t.closest("#" + MEASURE_GRAPH)) { return; }
+    measurePress = { x: event.clientX, y: event.clientY };
+    measureCandidate = null;
+  }, true);
+  document.addEventListener("pointerup", function (event) {
+    if (!measurePress) { return; }
+    var still = Math.abs(event.clientX - measurePress.x) + Math.abs(event.clientY - measurePress.y) < 6;
+    measurePress = null;
+    if (still && measureCandidate) { commitPick(measureCandidate); } else if (still) { measureClickUp = Date.now(); }
+    measureCandidate = null;
+  }, true);
+
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     face3d: {
       /* Remember where the user turned the 3D view, so rebuilt figures keep that camera. */
@@ -27,6 +50,25 @@
         var noUpdate = window.dash_clientside.no_update;
         if (!relayoutData || !relayoutData["scene.camera"]) { return noUpdate; }
         return Object.assign({ rev: 0 }, view || {}, { camera: relayoutData["scene.camera"] });
+      },
+
+      /* Click to measure: plotly reports a "click" on every frame drawn while the button is
+         down, also at the start of a drag that turns the view. A pick counts only when the
+         button comes up where it went down (the pointer listeners above), once. */
+      pickPoint: function (clickData) {
+        var noUpdate = window.dash_clientside.no_update;
+        if (!clickData || !clickData.points || !clickData.points.length) { return noUpdate; }
+        var p = clickData.points[0], pick = { x: p.x, y: p.y, z: p.z, at: Date.now() };
+        if (typeof p.i === "number" && typeof p.j === "number" && typeof p.k === "number") {
+          pick.i = p.i; pick.j = p.j; pick.k = p.k;  /* a mesh: the clicked triangle */
+        }
+        if (measurePress) {
+          measureCandidate = pick;  /* committed when the button comes up without a drag */
+        } else if (Date.now() - measureClickUp < 400) {
+          measureClickUp = 0;  /* the button came up before plotly reported the click */
+          commitPick(pick);
+        }
+        return noUpdate;
       },
 
       /* Copy the camera of the scene the user moved to every other scene of the figure. */

@@ -157,7 +157,7 @@ def side_by_side_rows(results: Sequence[FaceMeasurements | None]) -> list[tuple[
                 continue
             m = result[name]
             if m.reference:
-                cells.append(f"{m.value_mm:g} (reference)")
+                cells.append(f"{m.value_mm:.1f} (reference)")
             elif _finite(m.value_mm):
                 cells.append(f"{m.value_mm:.1f} ± {m.sigma_mm:.1f}")
             else:

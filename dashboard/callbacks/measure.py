@@ -21,7 +21,7 @@ from typing import Any
 
 import dash_bootstrap_components as dbc
 import numpy as np
-from dash import Dash, Input, Output, Patch, State, ctx, dcc, html, set_props
+from dash import ClientsideFunction, Dash, Input, Output, Patch, State, ctx, dcc, html, set_props
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids
@@ -34,6 +34,7 @@ from face3d_core import figures
 from face3d_core.compare import ComparisonResult
 from face3d_core.measure import FaceMeasurements, between_text, path_uncertainty
 from face3d_core.report import fov_text, reference_text, scale_note, side_by_side_rows, sigma_text, value_text
+from face3d_core.surface import DepthSurface
 
 logger = logging.getLogger(__name__)
 
@@ -149,12 +150,25 @@ def render_compare_measurements(service: Face3DService, data: Any) -> tuple[Any,
 # -- click to measure -----------------------------------------------------------------------
 
 
-def clicked_point(click: Any) -> np.ndarray | None:
-    """The ``(3,)`` position (mm) of a plotly ``clickData`` on a 3D trace, or None."""
+def clicked_point(service: Face3DService, shown: ModelView, click: Any) -> np.ndarray | None:
+    """The ``(3,)`` position (mm) of a click on the 3D view, or None when it has none.
+
+    ``click`` is ``{"x", "y", "z"}`` (the browser's ``pickPoint``) or plotly's ``clickData``.
+    On a mesh, plotly names the clicked triangle (``i``, ``j``, ``k``: vertex indices of the
+    drawn mesh); its ``x``/``y``/``z`` are not data coordinates when the mesh has one colour per
+    triangle (photo colours), so the triangle's centre in the drawn mesh is used.
+    """
     try:
-        point = click["points"][0]
-        xyz = np.array([float(point["x"]), float(point["y"]), float(point["z"])])
-    except (KeyError, IndexError, TypeError, ValueError):
+        point = click["points"][0] if "points" in click else click
+        corners = [point.get(k) for k in ("i", "j", "k")]
+        if all(isinstance(c, int) and not isinstance(c, bool) for c in corners):
+            mesh = service.models3d.display_mesh(shown.ref, shown.params, figures.MAX_DISPLAY_TRIANGLES)
+            if mesh is None or max(corners) >= mesh.n_vertices or min(corners) < 0:
+                return None
+            xyz = mesh.vertices_xyz[corners].astype(np.float64).mean(axis=0)
+        else:
+            xyz = np.array([float(point["x"]), float(point["y"]), float(point["z"])])
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
         return None
     return xyz if np.isfinite(xyz).all() else None
 
@@ -165,6 +179,18 @@ def snap_to_model(face_model, xyz: np.ndarray) -> np.ndarray:
     candidates = mesh.vertices_xyz if mesh is not None and mesh.n_vertices else face_model.points_xyz
     d = candidates - np.asarray(xyz, np.float32)
     return candidates[int(np.argmin(np.einsum("ij,ij->i", d, d)))].astype(np.float64)
+
+
+#: The click-to-measure marks float this far in front of the surface (mm), so the surface never hides them.
+LIFT_MM = 1.0
+
+
+def lifted(face_model, xyz: np.ndarray, lift_mm: float = LIFT_MM) -> np.ndarray:
+    """Surface points moved ``lift_mm`` along the surface normal (towards the viewer); unchanged where unknown."""
+    pts = np.asarray(xyz, np.float64).reshape(-1, 3)
+    surface = DepthSurface(face_model, strict=False)
+    normals = surface.normals(surface.project(pts))
+    return np.where(np.isfinite(normals).all(axis=1, keepdims=True), pts + lift_mm * normals, pts)
 
 
 def overlay_patch(points=None, straight=None, path=None) -> Patch:
@@ -206,7 +232,7 @@ def measure_click(
     Args:
         service: The dashboard service.
         shown: The shown model (None: nothing to measure).
-        click: The graph's ``clickData``.
+        click: The click (see :func:`clicked_point`).
         state: The measure store (``{"model", "points"}`` or None).
 
     Returns:
@@ -216,8 +242,8 @@ def measure_click(
         PreventUpdate: No model or a click without a position.
         MeasureError: The two points cannot be measured between.
     """
-    xyz = clicked_point(click)
-    if shown is None or xyz is None:
+    xyz = None if shown is None else clicked_point(service, shown, click)
+    if xyz is None:
         raise PreventUpdate
     started = time.perf_counter()
     face_model = service.models3d.model(shown.ref, shown.params)
@@ -226,9 +252,11 @@ def measure_click(
     picked = []
     if isinstance(state, dict) and state.get("model") == key and isinstance(state.get("points"), list):
         picked = state["points"]
+    if any(np.allclose(point, p, atol=1e-3) for p in picked):
+        raise PreventUpdate  # a click on a point already picked changes nothing
     if len(picked) != 1:  # nothing picked yet, or a finished measurement: start again
         new_state = {"model": key, "points": [point.round(3).tolist()]}
-        return overlay_patch(points=[point]), new_state, POINT_1_PICKED
+        return overlay_patch(points=lifted(face_model, point)), new_state, POINT_1_PICKED
     first = np.asarray(picked[0], np.float64)
     result = service.models3d.surface_path(shown.ref, shown.params, first, point)
     ends = np.stack([result.start_xyz, result.end_xyz])
@@ -242,7 +270,8 @@ def measure_click(
         {k: round(v, 1) for k, v in result.timings_ms.items()},
     )
     new_state = {"model": key, "points": [p.round(3).tolist() for p in ends]}
-    return overlay_patch(points=ends, straight=ends, path=result.path_xyz), new_state, status
+    marks = lifted(face_model, ends)
+    return overlay_patch(points=marks, straight=marks, path=lifted(face_model, result.path_xyz)), new_state, status
 
 
 def clear_measurement() -> tuple[Patch, None, str]:
@@ -342,11 +371,19 @@ def register(app: Dash, service: Face3DService) -> None:
         )
         return table, measure_off, measure_off, model_off, model_off, model_off, info
 
+    # plotly reports one click once per frame drawn while the button is down: the browser keeps one
+    app.clientside_callback(
+        ClientsideFunction(namespace="face3d", function_name="pickPoint"),
+        Output(ids.MODEL3D_MEASURE_CLICK, "data"),
+        Input(ids.MODEL3D_GRAPH, "clickData"),
+        prevent_initial_call=True,
+    )
+
     @app.callback(
         Output(ids.MODEL3D_GRAPH, "figure", allow_duplicate=True),
         Output(ids.MODEL3D_MEASURE_STORE, "data"),
         Output(ids.MODEL3D_MEASURE_STATUS, "children"),
-        Input(ids.MODEL3D_GRAPH, "clickData"),
+        Input(ids.MODEL3D_MEASURE_CLICK, "data"),
         Input(ids.MODEL3D_MEASURE_CLEAR, "n_clicks"),
         State(ids.MODEL3D_MEASURE_STORE, "data"),
         *model_states,

@@ -28,7 +28,7 @@ def fov_field() -> html.Div:
             [
                 dbc.Switch(
                     id=ids.MODEL3D_FOV_AUTO,
-                    label="Auto (from the photo's EXIF)",
+                    label="Auto (EXIF)",
                     value=True,
                     className="small mb-1",
                 ),
@@ -50,17 +50,18 @@ def fov_field() -> html.Div:
     )
 
 
-def _number_input(component_id: str, value: float, name: str, step: float) -> dbc.Input:
+def _number_input(component_id: str, value: float, name: str) -> dbc.Input:
+    # no min/max/step in the browser: it would turn a value out of range into None silently;
+    # the server checks the range (ReliefSettings) and says what is wrong
     low, high = ReliefSettings.RANGES[name]
     return dbc.Input(
         id=component_id,
         type="number",
         value=value,
-        min=low,
-        max=high,
-        step=step,
+        step="any",
         size="sm",
         debounce=True,
+        placeholder=f"{low:g}-{high:g}",
     )
 
 
@@ -71,19 +72,19 @@ def relief_controls() -> html.Div:
             dbc.Col(
                 [
                     dbc.Label("Width mm", html_for=ids.MODEL3D_RELIEF_WIDTH, className="small mb-0"),
-                    _number_input(ids.MODEL3D_RELIEF_WIDTH, DEFAULT_WIDTH_MM, "width_mm", 1),
+                    _number_input(ids.MODEL3D_RELIEF_WIDTH, DEFAULT_WIDTH_MM, "width_mm"),
                 ]
             ),
             dbc.Col(
                 [
                     dbc.Label("Base mm", html_for=ids.MODEL3D_RELIEF_BASE, className="small mb-0"),
-                    _number_input(ids.MODEL3D_RELIEF_BASE, DEFAULT_BASE_MM, "base_mm", 0.5),
+                    _number_input(ids.MODEL3D_RELIEF_BASE, DEFAULT_BASE_MM, "base_mm"),
                 ]
             ),
             dbc.Col(
                 [
                     dbc.Label("Relief ×", html_for=ids.MODEL3D_RELIEF_SCALE, className="small mb-0"),
-                    _number_input(ids.MODEL3D_RELIEF_SCALE, DEFAULT_RELIEF, "relief", 0.1),
+                    _number_input(ids.MODEL3D_RELIEF_SCALE, DEFAULT_RELIEF, "relief"),
                 ]
             ),
         ],
@@ -143,6 +144,7 @@ def measure_bar() -> html.Div:
             ),
             dbc.Button("Clear", id=ids.MODEL3D_MEASURE_CLEAR, color="secondary", outline=True, size="sm"),
             dcc.Store(id=ids.MODEL3D_MEASURE_STORE, data=None),
+            dcc.Store(id=ids.MODEL3D_MEASURE_CLICK, data=None),
         ],
     )
 

@@ -88,7 +88,8 @@ MODEL3D_FOV = "model3d-fov"
 MODEL3D_FOV_INFO = "model3d-fov-info"
 #: Click to measure: ``{"model": model key, "points": [[x, y, z], ...]}`` (0 to 2 picked points, mm).
 MODEL3D_MEASURE_STORE = "model3d-measure-store"
-#: One click on the 3D view, deduplicated in the browser: ``{"x", "y", "z", "at"}`` (mm, ms).
+#: One pick on the 3D view, made by ``assets/face3d.js`` from a press (not a drag): ``{"x", "y", "z", "at"}``
+#: (mm, ms) plus ``i``, ``j``, ``k`` (the triangle) on a mesh. The JavaScript spells this id out.
 MODEL3D_MEASURE_CLICK = "model3d-measure-click"
 MODEL3D_MEASURE_STATUS = "model3d-measure-status"
 MODEL3D_MEASURE_CLEAR = "model3d-measure-clear"

@@ -252,8 +252,8 @@ def measure_click(
     picked = []
     if isinstance(state, dict) and state.get("model") == key and isinstance(state.get("points"), list):
         picked = state["points"]
-    if any(np.allclose(point, p, atol=1e-3) for p in picked):
-        raise PreventUpdate  # a click on a point already picked changes nothing
+    if len(picked) == 1 and np.allclose(point, picked[0], atol=1e-3):
+        raise PreventUpdate  # point 1 again: still waiting for a second point
     if len(picked) != 1:  # nothing picked yet, or a finished measurement: start again
         new_state = {"model": key, "points": [point.round(3).tolist()]}
         return overlay_patch(points=lifted(face_model, point)), new_state, POINT_1_PICKED
@@ -371,11 +371,18 @@ def register(app: Dash, service: Face3DService) -> None:
         )
         return table, measure_off, measure_off, model_off, model_off, model_off, info
 
-    # plotly reports one click once per frame drawn while the button is down: the browser keeps one
+    # plotly reports a click once per frame drawn while the button is down (and at the start of
+    # a drag): the browser turns a press into one pick (assets/face3d.js) and writes it here
     app.clientside_callback(
         ClientsideFunction(namespace="face3d", function_name="pickPoint"),
         Output(ids.MODEL3D_MEASURE_CLICK, "data"),
         Input(ids.MODEL3D_GRAPH, "clickData"),
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(
+        ClientsideFunction(namespace="face3d", function_name="hoverPoint"),
+        Output(ids.MODEL3D_MEASURE_CLICK, "data", allow_duplicate=True),
+        Input(ids.MODEL3D_GRAPH, "hoverData"),
         prevent_initial_call=True,
     )
 

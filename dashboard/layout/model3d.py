@@ -103,7 +103,9 @@ def model3d_tab(model_options: list[dict], default_model: str) -> dbc.Row:
                 id=ids.MODEL3D_RESULTS,
                 hidden=True,
                 children=[
-                    dcc.Graph(id=ids.MODEL3D_GRAPH, config=GRAPH_CONFIG, style={"height": "560px"}),
+                    dcc.Graph(
+                        id=ids.MODEL3D_GRAPH, config=GRAPH_CONFIG, style={"height": "560px"}, clear_on_unhover=True
+                    ),
                     measure_bar(),
                     html.Div(id=ids.MODEL3D_STATS, className="small text-muted mt-1"),
                 ],

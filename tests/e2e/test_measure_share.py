@@ -58,13 +58,17 @@ def no_console_errors(page, scene_server):
 
 
 def plot_box(page) -> tuple[float, float]:
+    """The centre of the 3D view on the screen (the page scrolled to the top, where the view is)."""
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_timeout(300)
     box = page.locator("#model3d-graph .js-plotly-plot").first.bounding_box()
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
 
 
 def click_on_view(page, x: float, y: float) -> None:
     """A user's click: the pointer rests, the button goes down and comes up (about 150 ms)."""
-    page.mouse.move(x, y)
+    page.mouse.move(x - 6, y - 6)
+    page.mouse.move(x, y, steps=4)
     page.wait_for_timeout(250)
     page.mouse.down()
     page.wait_for_timeout(150)
@@ -136,6 +140,7 @@ def test_click_two_points_after_rotating(page, scene_photos, artifacts_dir):
     page.get_by_label("Photo", exact=True).check()
     page.wait_for_function(f"{GRAPH}.data[0].type === 'mesh3d' && {GRAPH}.data[3].x.length === 0", timeout=60_000)
     page.wait_for_timeout(800)
+    cx, cy = plot_box(page)
     result = measure_once(page, (cx - 20, cy - 30), (cx + 25, cy + 30))
     assert "along the surface" in result["status"]
     timings.append(result)

@@ -246,7 +246,7 @@ def test_state_of_another_model_starts_again_and_the_first_click_finds_the_graph
     stale = {"model": "another model", "points": [v[0].tolist()]}
     _, state, status = measure.measure_click(service, shown, dict(zip("xyz", v[10], strict=True)), stale)
     assert status.startswith("Point 1") and len(state["points"]) == 1
-    service.models3d._wait_for_graph(service.models3d.key(shown.ref, shown.params))
+    service.models3d.wait_for_graph(service.models3d.key(shown.ref, shown.params))
     result = service.models3d.surface_path(shown.ref, shown.params, v[10], v[len(v) // 2])
     assert result.timings_ms["graph"] == 0.0  # built before the click
 

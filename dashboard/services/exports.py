@@ -17,6 +17,7 @@ import re
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -68,8 +69,12 @@ class ReliefSettings:
     base_mm: float = DEFAULT_BASE_MM
     relief: float = DEFAULT_RELIEF
 
-    RANGES = {"width_mm": (20.0, 300.0), "base_mm": (1.0, 20.0), "relief": (0.1, 2.0)}
-    LABELS = {"width_mm": "Width", "base_mm": "Base thickness", "relief": "Relief"}
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {
+        "width_mm": (20.0, 300.0),
+        "base_mm": (1.0, 20.0),
+        "relief": (0.1, 2.0),
+    }
+    LABELS: ClassVar[dict[str, str]] = {"width_mm": "Width", "base_mm": "Base thickness", "relief": "Relief"}
 
     @classmethod
     def from_values(cls, width_mm: object, base_mm: object, relief: object) -> ReliefSettings:

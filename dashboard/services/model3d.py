@@ -94,7 +94,8 @@ class Models3D:
                 del self._graph_jobs[done]
             self._graph_jobs[key] = _graph_builder().submit(mesh_graph, mesh)
 
-    def _wait_for_graph(self, key: str) -> None:
+    def wait_for_graph(self, key: str) -> None:
+        """Wait until the background build of the mesh graph of model ``key`` (if any) is done."""
         with self._graph_lock:
             job = self._graph_jobs.get(key)
         if job is not None:
@@ -113,7 +114,7 @@ class Models3D:
             MeasureError: The model has no surface there, or the points are on separate pieces.
         """
         face_model = self.model(ref, params)
-        self._wait_for_graph(self.key(ref, params))
+        self.wait_for_graph(self.key(ref, params))
         try:
             return surface_distance(face_model, start_xyz, end_xyz)
         except ValueError as exc:

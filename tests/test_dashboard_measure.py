@@ -19,6 +19,7 @@ from xml.etree import ElementTree
 import numpy as np
 import pytest
 import trimesh
+from dash import no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids
@@ -93,6 +94,11 @@ def test_default_field_of_view_without_exif_and_the_override(env):
     assert "FOV 62° (set by you)" in stats
     assert view_of(env, 0, False, 62).params.fov_deg == 62.0
     assert view_of(env, 0, True, 62).params.fov_deg == pytest.approx(40.13, abs=0.01)  # auto wins over the slider
+    # switching "auto (EXIF)" off starts the slider at the photo's value
+    assert measure.fov_slider(service, True, env["sources"][0]) == (True, no_update)
+    assert measure.fov_slider(service, False, env["sources"][0]) == (False, 40)
+    assert measure.fov_slider(service, False, env["sources"][2]) == (False, 55)
+    assert measure.fov_slider(service, False, None) == (False, no_update)
     # the measurement table's caption says which field of view was used
     *_, info = measure.render_measurements(service, env["sources"][0], *SLIDERS, False, 62)
     assert info == "FOV 62° (set by you)"

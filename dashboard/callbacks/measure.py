@@ -21,18 +21,20 @@ from typing import Any
 
 import dash_bootstrap_components as dbc
 import numpy as np
-from dash import ClientsideFunction, Dash, Input, Output, Patch, State, ctx, dcc, html, set_props
+from dash import ClientsideFunction, Dash, Input, Output, Patch, State, ctx, dcc, html, no_update, set_props
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids
 from dashboard.callbacks.compare import compare_settings
 from dashboard.callbacks.model3d import ModelView, model_view
+from dashboard.controls import FOV_RANGE
 from dashboard.layout.measure import MEASURE_HINT
 from dashboard.services import DepthMissingError, Face3DService, MeasureError
 from dashboard.services.exports import ReliefSettings
 from face3d_core import figures
 from face3d_core.compare import ComparisonResult
 from face3d_core.measure import FaceMeasurements, between_text, path_uncertainty
+from face3d_core.pipeline import DepthRef
 from face3d_core.report import fov_text, reference_text, scale_note, side_by_side_rows, sigma_text, value_text
 from face3d_core.surface import DepthSurface
 
@@ -145,6 +147,21 @@ def render_compare_measurements(service: Face3DService, data: Any) -> tuple[Any,
         ]
     )
     return table, False
+
+
+def fov_slider(service: Face3DService, auto: Any, source: Any) -> tuple[bool, Any]:
+    """The field-of-view slider: disabled while "auto (EXIF)" is on; switched off, it starts at the photo's value.
+
+    Returns:
+        ``(disabled, value or no_update)``.
+    """
+    if auto:
+        return True, no_update
+    ref = DepthRef.from_dict(source)
+    if ref is None:
+        return False, no_update
+    low, high = FOV_RANGE
+    return False, int(min(max(round(service.cameras.fov(ref.sha).fov_deg), low), high))
 
 
 # -- click to measure -----------------------------------------------------------------------
@@ -351,9 +368,15 @@ def register(app: Dash, service: Face3DService) -> None:
     ]
     model_states = [State(i.component_id, i.component_property) for i in model_inputs]
 
-    @app.callback(Output(ids.MODEL3D_FOV, "disabled"), Input(ids.MODEL3D_FOV_AUTO, "value"))
-    def _fov_slider(auto):
-        return bool(auto)
+    @app.callback(
+        Output(ids.MODEL3D_FOV, "disabled"),
+        Output(ids.MODEL3D_FOV, "value"),
+        Input(ids.MODEL3D_FOV_AUTO, "value"),
+        State(ids.MODEL3D_SOURCE_STORE, "data"),
+        prevent_initial_call=True,
+    )
+    def _fov_slider(auto, source):
+        return fov_slider(service, auto, source)
 
     @app.callback(
         Output(ids.MODEL3D_MEASURE_TABLE, "children"),

@@ -26,13 +26,14 @@ from dashboard import ids
 from dashboard.callbacks import compare, depth, measure, model3d, upload
 from dashboard.layout.measure import MEASURE_HINT
 from dashboard.services import Face3DService, safe_stem
-from dashboard.services.exports import DEFAULT_RELIEF, ReliefSettings
+from dashboard.services.exports import ReliefSettings
 from face3d_core import figures
 from face3d_core.cache import ResultCache
 from face3d_core.camera import photo_fov
 from face3d_core.errors import ExportError
 from face3d_core.images import load_image
 from face3d_core.measure import CSV_COLUMNS, MEASUREMENTS
+from face3d_core.relief import DEFAULT_RELIEF
 from face3d_core.report import value_text
 from tests.doubles import KnownSceneEstimator
 from tests.harness.dash_client import data_url

@@ -12,9 +12,9 @@ from dash import dcc, html
 from dashboard import ids
 from dashboard.controls import FOV_MARKS, FOV_RANGE
 from dashboard.layout.common import card, field
-from dashboard.services.exports import DEFAULT_RELIEF, ReliefSettings
+from dashboard.services.exports import ReliefSettings
 from face3d_core.geometry import DEFAULT_FOV_DEG
-from face3d_core.relief import DEFAULT_BASE_MM, DEFAULT_WIDTH_MM
+from face3d_core.relief import DEFAULT_BASE_MM, DEFAULT_RELIEF, DEFAULT_WIDTH_MM
 
 #: Status of click to measure before the first click.
 MEASURE_HINT = "Click a point on the face to start measuring (then a second one)."

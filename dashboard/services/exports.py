@@ -31,7 +31,7 @@ from face3d_core.export import export_mesh
 from face3d_core.measure import FaceMeasurements, write_csv
 from face3d_core.pipeline import DepthRef
 from face3d_core.reconstruct import ReconstructionParams
-from face3d_core.relief import DEFAULT_BASE_MM, DEFAULT_WIDTH_MM, ReliefSolid, relief_from_model
+from face3d_core.relief import DEFAULT_BASE_MM, DEFAULT_RELIEF, DEFAULT_WIDTH_MM, ReliefSolid, relief_from_model
 
 #: Depth map formats: kind -> (encoder of ``(h, w) float32`` relative inverse depth, file suffix).
 DEPTH_FORMATS: dict[str, tuple[Callable[[np.ndarray], bytes], str]] = {
@@ -45,14 +45,6 @@ MODEL_FORMATS = ("ply", "obj", "glb", "stl")
 MEASURE_FORMATS = ("csv", "json")
 #: Printable relief formats.
 RELIEF_FORMATS = ("stl", "3mf")
-
-#: Default relief exaggeration of the printable relief. At true proportions (1) a whole face
-#: 80 mm wide is about 55 mm deep (the assumed 80 mm face relief, scaled with the width): a
-#: head-shaped block as deep as two thirds of its width, hours longer to print, with near-vertical
-#: cheeks and ears that print as coarse stair steps. Half the depth (about 30 mm with the base)
-#: keeps every feature readable, and the true depth is not known from one photo anyway (the
-#: relief is an assumption, see :mod:`face3d_core.measure`).
-DEFAULT_RELIEF = 0.5
 
 
 @dataclass(frozen=True)

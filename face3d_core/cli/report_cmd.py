@@ -1,11 +1,11 @@
 """``face3d report IMG... -o report.html``: one self-contained HTML report to share.
 
 Each photo becomes a 3D face as in ``face3d mesh`` (the network, or ``--depth FILE.npy``) and
-is measured as in ``face3d measure``; the report (:mod:`face3d_core.report`) shows per face
-the photo crop, the depth map, the interactive 3D model and the measurements, and for two or
-more photos the measurements side by side, the depth profiles and (for two) the difference
-map. The file opens offline in any current browser: Plotly's JavaScript is inside it. A bad
-file gets one error line and the others are still reported; the exit code is 1 if any failed.
+is measured as in ``face3d measure``. The report shows per face the photo crop, the depth map,
+the interactive 3D model and the measurements, and for two or more photos the measurements side
+by side, the depth profiles and (for two) the difference map. The file opens offline in any
+current browser: Plotly's JavaScript is inside it. A bad file gets one error line and the
+others are still reported; the exit code is 1 if any failed.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from dash.exceptions import PreventUpdate
 from dashboard import ids
 from dashboard.callbacks import compare, depth, measure, model3d, upload
 from dashboard.layout.measure import MEASURE_HINT
-from dashboard.services import Face3DService, safe_stem
+from dashboard.services import DepthMissingError, Face3DService, PhotoMissingError, safe_stem
 from dashboard.services.exports import ReliefSettings
 from face3d_core import figures
 from face3d_core.cache import ResultCache
@@ -39,6 +39,9 @@ from tests.doubles import KnownSceneEstimator
 from tests.harness.dash_client import data_url
 
 MODEL = "midas_v21_small_256"
+#: The browser session of these tests (another one must see nothing of it).
+SESSION = "a" * 32
+OTHER = "b" * 32
 #: (smoothing, density, depth scale) of the 3D tab's defaults.
 SLIDERS = (2.0, 3, 1.0)
 
@@ -53,11 +56,11 @@ def env(tmp_path_factory, yunet_path, scene_photos, faces_dir):
     photos = [photo for photo, _ in scene_photos] + [faces_dir / "skimage_astronaut.png"]
     names = ["scan <b>front</b>.jpg", "scan turned.jpg", "astronaut.png"]
     contents = [data_url(p.read_bytes(), "image/png" if p.suffix == ".png" else "image/jpeg") for p in photos]
-    store, _ = upload.handle_upload(service, contents, names, None)
+    store, _ = upload.handle_upload(service, contents, names, None, session=SESSION)
     shas = [item["sha"] for item in store["items"]]
     sources = []
     for sha in shas:  # what a finished depth job leaves in the cache
-        ref = depth.depth_request(service, sha, MODEL, store)
+        ref = depth.depth_request(service, sha, MODEL, store, session=SESSION)
         service.depth_maps.compute(ref)
         sources.append(ref.to_dict())
     yield {"service": service, "store": store, "shas": shas, "sources": sources, "names": names, "photos": photos}
@@ -65,7 +68,7 @@ def env(tmp_path_factory, yunet_path, scene_photos, faces_dir):
 
 
 def view_of(env, index=0, fov_auto=True, fov_deg=None):
-    return model3d.model_view(env["service"], env["sources"][index], *SLIDERS, fov_auto, fov_deg)
+    return model3d.model_view(env["service"], env["sources"][index], *SLIDERS, fov_auto, fov_deg, session=SESSION)
 
 
 # -- field of view ----------------------------------------------------------------------------
@@ -75,7 +78,7 @@ def test_exif_field_of_view_is_used_and_said(env):
     service, source = env["service"], env["sources"][0]
     expected = photo_fov(env["photos"][0])
     assert expected.source == "exif_35mm" and expected.fov_deg == pytest.approx(40.13, abs=0.01)
-    fig, stats, *_ = model3d.render_model3d(service, source, *SLIDERS, "points", "gray", None)
+    fig, stats, *_ = model3d.render_model3d(service, source, *SLIDERS, "points", "gray", None, session=SESSION)
     assert "FOV 40° from EXIF (35 mm equivalent 37 mm)" in stats
     shown = view_of(env)
     assert shown.params.fov_deg == pytest.approx(expected.fov_deg)
@@ -87,21 +90,21 @@ def test_exif_field_of_view_is_used_and_said(env):
 
 def test_default_field_of_view_without_exif_and_the_override(env):
     service = env["service"]
-    _, stats, *_ = model3d.render_model3d(service, env["sources"][2], *SLIDERS, "points", "gray", None)
+    _, stats, *_ = model3d.render_model3d(service, env["sources"][2], *SLIDERS, "points", "gray", None, session=SESSION)
     assert "FOV 55° (default: no focal length in the photo's EXIF)" in stats
     _, stats, *_ = model3d.render_model3d(
-        service, env["sources"][0], *SLIDERS, "points", "gray", None, fov_auto=False, fov_deg=62
+        service, env["sources"][0], *SLIDERS, "points", "gray", None, session=SESSION, fov_auto=False, fov_deg=62
     )
     assert "FOV 62° (set by you)" in stats
     assert view_of(env, 0, False, 62).params.fov_deg == 62.0
     assert view_of(env, 0, True, 62).params.fov_deg == pytest.approx(40.13, abs=0.01)  # auto wins over the slider
     # switching "auto (EXIF)" off starts the slider at the photo's value
-    assert measure.fov_slider(service, True, env["sources"][0]) == (True, no_update)
-    assert measure.fov_slider(service, False, env["sources"][0]) == (False, 40)
-    assert measure.fov_slider(service, False, env["sources"][2]) == (False, 55)
-    assert measure.fov_slider(service, False, None) == (False, no_update)
+    assert measure.fov_slider(service, True, env["sources"][0], session=SESSION) == (True, no_update)
+    assert measure.fov_slider(service, False, env["sources"][0], session=SESSION) == (False, 40)
+    assert measure.fov_slider(service, False, env["sources"][2], session=SESSION) == (False, 55)
+    assert measure.fov_slider(service, False, None, session=SESSION) == (False, no_update)
     # the measurement table's caption says which field of view was used
-    *_, info = measure.render_measurements(service, env["sources"][0], *SLIDERS, False, 62)
+    *_, info = measure.render_measurements(service, env["sources"][0], *SLIDERS, False, 62, session=SESSION)
     assert info == "FOV 62° (set by you)"
 
 
@@ -114,7 +117,9 @@ def _text(component) -> str:
 
 def test_measurement_table_shows_values_uncertainty_and_the_scale_reference(env):
     service = env["service"]
-    table, measure_off, model_off, info = measure.render_measurements(service, env["sources"][0], *SLIDERS, True, 55)
+    table, measure_off, model_off, info = measure.render_measurements(
+        service, env["sources"][0], *SLIDERS, True, 55, session=SESSION
+    )
     assert not measure_off and not model_off and "from EXIF" in info
     shown = view_of(env)
     result = service.models3d.measurements(shown.ref, shown.params, shown.fov.source)
@@ -130,9 +135,13 @@ def test_measurement_table_shows_values_uncertainty_and_the_scale_reference(env)
 
 def test_measurement_table_without_a_model_or_a_face(env, uploaded_noface):
     service = env["service"]
-    table, measure_off, model_off, info = measure.render_measurements(service, None, *SLIDERS, True, 55)
+    table, measure_off, model_off, info = measure.render_measurements(
+        service, None, *SLIDERS, True, 55, session=SESSION
+    )
     assert measure_off and model_off and info == "" and "Generate a 3D model" in _text(table)
-    table, measure_off, model_off, _ = measure.render_measurements(service, uploaded_noface, *SLIDERS, True, 55)
+    table, measure_off, model_off, _ = measure.render_measurements(
+        service, uploaded_noface, *SLIDERS, True, 55, session=SESSION
+    )
     assert measure_off and not model_off and "no face points" in _text(table)
 
 
@@ -140,9 +149,11 @@ def test_measurement_table_without_a_model_or_a_face(env, uploaded_noface):
 def uploaded_noface(env, faces_dir):
     service = env["service"]
     name = "skimage_coffee_noface.png"
-    store, _ = upload.handle_upload(service, [data_url((faces_dir / name).read_bytes(), "image/png")], [name], None)
+    store, _ = upload.handle_upload(
+        service, [data_url((faces_dir / name).read_bytes(), "image/png")], [name], None, session=SESSION
+    )
     sha = store["items"][0]["sha"]
-    ref = depth.depth_request(service, sha, MODEL, store)
+    ref = depth.depth_request(service, sha, MODEL, store, session=SESSION)
     assert ref.face is None
     service.depth_maps.compute(ref)
     return ref.to_dict()
@@ -150,9 +161,9 @@ def uploaded_noface(env, faces_dir):
 
 def test_compare_measurements_side_by_side(env):
     service = env["service"]
-    refs = [depth.depth_request(service, sha, MODEL, env["store"]) for sha in env["shas"][:2]]
+    refs = [depth.depth_request(service, sha, MODEL, env["store"], session=SESSION) for sha in env["shas"][:2]]
     key, result = service.comparisons.compute(refs)
-    table, disabled = measure.render_compare_measurements(service, {"key": key})
+    table, disabled = measure.render_compare_measurements(service, {"key": key}, session=SESSION)
     text = _text(table)
     assert not disabled
     assert "scan &lt;b&gt;front&lt;/b&gt;.jpg" not in text and "scan <b>front</b>.jpg" in text  # text, not HTML
@@ -160,7 +171,7 @@ def test_compare_measurements_side_by_side(env):
     measured = measure.compare_measurements(service, result)
     for m in measured:
         assert m is not None and m["nose_width"].value_mm > 0
-    assert measure.render_compare_measurements(service, None) == (None, True)
+    assert measure.render_compare_measurements(service, None, session=SESSION) == (None, True)
 
 
 # -- click to measure -----------------------------------------------------------------------
@@ -266,7 +277,9 @@ def test_clicks_without_a_model_or_a_position_do_nothing(env):
 
 
 def test_every_3d_figure_carries_the_empty_measure_traces(env):
-    fig, *_ = model3d.render_model3d(env["service"], env["sources"][0], *SLIDERS, "mesh", "photo", None)
+    fig, *_ = model3d.render_model3d(
+        env["service"], env["sources"][0], *SLIDERS, "mesh", "photo", None, session=SESSION
+    )
     assert [t["type"] for t in fig["data"]] == ["mesh3d", "scatter3d", "scatter3d", "scatter3d"]
     assert all(fig["data"][i]["x"] == [] for i in (1, 2, 3))
     assert fig["data"][0]["hoverinfo"] == "none"  # clicks reach the app, no hover label
@@ -276,7 +289,7 @@ def test_every_3d_figure_carries_the_empty_measure_traces(env):
 
 
 def _download(env, button, **kw):
-    values = dict(source=env["sources"][0], smoothing=2.0, density=3, depth_scale=1.0)
+    values = dict(source=env["sources"][0], smoothing=2.0, density=3, depth_scale=1.0, session=SESSION)
     values.update(kw)
     return measure.download_file(env["service"], button, **values)
 
@@ -358,7 +371,7 @@ def test_face_report_download(env):
 
 def test_compare_downloads(env):
     service = env["service"]
-    refs = [depth.depth_request(service, sha, MODEL, env["store"]) for sha in env["shas"][:2]]
+    refs = [depth.depth_request(service, sha, MODEL, env["store"], session=SESSION) for sha in env["shas"][:2]]
     key, _ = service.comparisons.compute(refs)
     name, data, _ = _download(env, ids.COMPARE_DOWNLOAD_MEASURE_CSV, compare_data={"key": key})
     rows = list(csv.DictReader(io.StringIO(data.decode())))
@@ -381,7 +394,10 @@ def test_downloads_need_a_model(env):
 
 def test_compare_3d_views_use_each_photos_field_of_view(env):
     service = env["service"]
-    refs = [depth.depth_request(service, sha, MODEL, env["store"]) for sha in (env["shas"][0], env["shas"][2])]
+    refs = [
+        depth.depth_request(service, sha, MODEL, env["store"], session=SESSION)
+        for sha in (env["shas"][0], env["shas"][2])
+    ]
     settings = compare.compare_settings(service, refs)
     assert settings[0][1].source == "exif_35mm" and settings[1][1].source == "default"
     assert settings[0][0].fov_deg == pytest.approx(40.13, abs=0.01) and settings[1][0].fov_deg == 55.0
@@ -391,8 +407,40 @@ def test_figure_patch_size_is_small(env):
     """A click sends the overlay only: well under the model figure's size."""
     service = env["service"]
     shown, verts = _vertices(env)
-    fig, *_ = model3d.render_model3d(service, env["sources"][0], *SLIDERS, "points", "gray", None)
+    fig, *_ = model3d.render_model3d(service, env["sources"][0], *SLIDERS, "points", "gray", None, session=SESSION)
     _, state, _ = measure.measure_click(service, shown, dict(zip("xyz", verts[100], strict=True)), None)
     patch, _, _ = measure.measure_click(service, shown, dict(zip("xyz", verts[len(verts) // 2], strict=True)), state)
     patch_bytes = len(json.dumps(patch.to_plotly_json()))
     assert patch_bytes < figures.figure_json_bytes(fig) / 20
+
+
+def test_another_session_sees_nothing_of_these_photos(env):
+    """Measurements, clicks, reliefs, reports and comparisons are served only to the session that uploaded."""
+    service, source = env["service"], env["sources"][0]
+    with pytest.raises(PhotoMissingError):
+        measure.render_measurements(service, source, *SLIDERS, True, 55, session=OTHER)
+    with pytest.raises(PhotoMissingError):
+        model3d.model_view(service, source, *SLIDERS, True, None, session=OTHER)
+    for button in (ids.MODEL3D_DOWNLOAD_MEASURE_CSV, ids.MODEL3D_DOWNLOAD_RELIEF_STL, ids.MODEL3D_DOWNLOAD_REPORT):
+        with pytest.raises(PhotoMissingError):
+            _download(env, button, session=OTHER)
+    assert measure.fov_slider(service, False, source, session=OTHER) == (False, no_update)
+    refs = [depth.depth_request(service, sha, MODEL, env["store"], session=SESSION) for sha in env["shas"][:2]]
+    key, _ = service.comparisons.compute(refs)
+    assert measure.render_compare_measurements(service, {"key": key}, session=OTHER) == (None, True)
+    with pytest.raises(DepthMissingError, match="Run a comparison first"):
+        _download(env, ids.COMPARE_DOWNLOAD_REPORT, compare_data={"key": key}, session=OTHER)
+
+
+def test_reports_and_files_carry_the_sessions_own_names(env):
+    """The same photo uploaded by another session under another name: each sees its own name."""
+    service = env["service"]
+    data = env["photos"][0].read_bytes()
+    store, _ = upload.handle_upload(service, [data_url(data)], ["bob's face.jpg"], None, session=OTHER)
+    ref = depth.depth_request(service, store["items"][0]["sha"], MODEL, store, session=OTHER)
+    assert ref.to_dict() == env["sources"][0]  # the same content: the same cached depth map
+    name, html, _ = _download(env, ids.MODEL3D_DOWNLOAD_REPORT, session=OTHER)
+    assert name == "bob_s_face_report.html" and "bob&#x27;s face.jpg" in html.decode()
+    assert "front" not in html.decode()
+    name, _, _ = _download(env, ids.MODEL3D_DOWNLOAD_REPORT)
+    assert name == safe_stem(env["names"][0]) + "_report.html"

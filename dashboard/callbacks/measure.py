@@ -28,9 +28,11 @@ from dashboard import ids
 from dashboard.callbacks.compare import compare_settings
 from dashboard.callbacks.model3d import ModelView, model_view
 from dashboard.controls import FOV_RANGE
+from dashboard.errors import shown_or_explained
 from dashboard.layout.measure import MEASURE_HINT
 from dashboard.services import DepthMissingError, Face3DService, MeasureError
 from dashboard.services.exports import ReliefSettings
+from dashboard.sessions import current_session
 from face3d_core import figures
 from face3d_core.compare import ComparisonResult
 from face3d_core.measure import FaceMeasurements, between_text, path_uncertainty
@@ -87,15 +89,26 @@ def measurement_table(result: FaceMeasurements) -> html.Div:
 
 
 def render_measurements(
-    service: Face3DService, source: Any, smoothing: Any, density: Any, depth_scale: Any, fov_auto: Any, fov_deg: Any
+    service: Face3DService,
+    source: Any,
+    smoothing: Any,
+    density: Any,
+    depth_scale: Any,
+    fov_auto: Any,
+    fov_deg: Any,
+    *,
+    session: str,
 ) -> tuple[Any, bool, bool, str]:
-    """The 3D tab's measurement table and the state of its downloads.
+    """The 3D tab's measurement table and the state of its downloads (only of the session's own photo).
 
     Returns:
         ``(table or message, measurement downloads disabled, relief/report downloads disabled,
         field-of-view text)``.
+
+    Raises:
+        PhotoMissingError: The photo is not the session's or no longer stored.
     """
-    shown = model_view(service, source, smoothing, density, depth_scale, fov_auto, fov_deg)
+    shown = model_view(service, source, smoothing, density, depth_scale, fov_auto, fov_deg, session=session)
     if shown is None:
         return html.Div("Generate a 3D model to measure it.", className="text-muted"), True, True, ""
     info = fov_text(shown.fov)
@@ -121,13 +134,19 @@ def compare_measurements(service: Face3DService, result: ComparisonResult) -> li
     return measured
 
 
-def render_compare_measurements(service: Face3DService, data: Any) -> tuple[Any, bool]:
-    """The Compare tab's measurements side by side.
+def session_comparison(service: Face3DService, data: Any, session: str) -> ComparisonResult | None:
+    """The comparison the page names, as ``session`` sees it (None unless it holds every compared photo)."""
+    key = data.get("key") if isinstance(data, dict) else None
+    return service.access.comparison(session, service.comparisons.cached(key))
+
+
+def render_compare_measurements(service: Face3DService, data: Any, *, session: str) -> tuple[Any, bool]:
+    """The Compare tab's measurements side by side (only of the session's own comparison).
 
     Returns:
         ``(table or nothing, downloads disabled)``.
     """
-    result = service.comparisons.cached(data.get("key")) if isinstance(data, dict) else None
+    result = session_comparison(service, data, session)
     if result is None:
         return None, True
     measured = compare_measurements(service, result)
@@ -149,7 +168,7 @@ def render_compare_measurements(service: Face3DService, data: Any) -> tuple[Any,
     return table, False
 
 
-def fov_slider(service: Face3DService, auto: Any, source: Any) -> tuple[bool, Any]:
+def fov_slider(service: Face3DService, auto: Any, source: Any, *, session: str) -> tuple[bool, Any]:
     """The field-of-view slider: disabled while "auto (EXIF)" is on; switched off, it starts at the photo's value.
 
     Returns:
@@ -158,7 +177,7 @@ def fov_slider(service: Face3DService, auto: Any, source: Any) -> tuple[bool, An
     if auto:
         return True, no_update
     ref = DepthRef.from_dict(source)
-    if ref is None:
+    if ref is None or service.access.photo(session, ref.sha) is None:
         return False, no_update
     low, high = FOV_RANGE
     return False, int(min(max(round(service.cameras.fov(ref.sha).fov_deg), low), high))
@@ -311,8 +330,9 @@ def download_file(
     fov_deg: Any = None,
     relief: tuple[Any, Any, Any] = (None, None, None),
     compare_data: Any = None,
+    session: str,
 ) -> tuple[str, bytes, str | None]:
-    """The file of one download button of this module.
+    """The file of one download button of this module (only of the session's own photos).
 
     Returns:
         ``(file name, bytes, note for the relief's info line or None)``.
@@ -320,11 +340,12 @@ def download_file(
     Raises:
         DepthMissingError: Nothing to download yet.
         MeasureError: The face (or no compared face) can be measured.
+        PhotoMissingError: A photo is not the session's or no longer stored.
         ExportError: Relief settings out of range, or no solid can be made.
     """
     what, fmt = DOWNLOAD_BUTTONS[trigger]
     if what.startswith("compare"):
-        result = service.comparisons.cached(compare_data.get("key")) if isinstance(compare_data, dict) else None
+        result = session_comparison(service, compare_data, session)
         if result is None:
             raise DepthMissingError("Run a comparison first.")
         if what == "compare-report":
@@ -335,24 +356,24 @@ def download_file(
             raise MeasureError("None of the compared faces could be measured.")
         name, data = service.exports.measurements_file(measured, fmt, "face3d_comparison")
         return name, data, None
-    shown = model_view(service, source, smoothing, density, depth_scale, fov_auto, fov_deg)
+    shown = model_view(service, source, smoothing, density, depth_scale, fov_auto, fov_deg, session=session)
     if shown is None:
         raise DepthMissingError("Generate the 3D model first.")
-    meta = service.uploads.require_meta(shown.ref.sha)
+    meta = shown.meta
     if what == "measurements":
         result = service.models3d.measurements(shown.ref, shown.params, shown.fov.source)
         name, data = service.exports.measurements_file([(meta.face_label(shown.ref.face), result)], fmt, meta.name)
         return name, data, None
     if what == "relief":
         settings = ReliefSettings.from_values(*relief)
-        name, data, solid = service.exports.relief_file(shown.ref, shown.params, fmt, settings)
+        name, data, solid = service.exports.relief_file(shown.ref, shown.params, fmt, settings, meta.name)
         x, y, z = solid.size_mm
         note = (
             f"{name}: {x:.0f} × {y:.0f} × {z:.0f} mm, {solid.mesh.n_faces:,} triangles, "
             f"base {settings.base_mm:g} mm, relief {settings.relief:g}×."
         )
         return name, data, note
-    name, data = service.reports.face_report(shown.ref, shown.params, shown.fov)
+    name, data = service.reports.face_report(shown.ref, shown.params, shown.fov, meta)
     return name, data, None
 
 
@@ -376,7 +397,7 @@ def register(app: Dash, service: Face3DService) -> None:
         prevent_initial_call=True,
     )
     def _fov_slider(auto, source):
-        return fov_slider(service, auto, source)
+        return fov_slider(service, auto, source, session=current_session())
 
     @app.callback(
         Output(ids.MODEL3D_MEASURE_TABLE, "children"),
@@ -389,8 +410,12 @@ def register(app: Dash, service: Face3DService) -> None:
         *model_inputs,
     )
     def _measurements(source, smoothing, density, depth_scale, fov_auto, fov_deg):
-        table, measure_off, model_off, info = render_measurements(
-            service, source, smoothing, density, depth_scale, fov_auto, fov_deg
+        session = current_session()
+        table, measure_off, model_off, info = shown_or_explained(
+            lambda: render_measurements(
+                service, source, smoothing, density, depth_scale, fov_auto, fov_deg, session=session
+            ),
+            (None, True, True, ""),
         )
         return table, measure_off, measure_off, model_off, model_off, model_off, info
 
@@ -422,7 +447,9 @@ def register(app: Dash, service: Face3DService) -> None:
     def _click(click, _clear, state, source, smoothing, density, depth_scale, fov_auto, fov_deg):
         if ctx.triggered_id == ids.MODEL3D_MEASURE_CLEAR:
             return clear_measurement()
-        shown = model_view(service, source, smoothing, density, depth_scale, fov_auto, fov_deg)
+        shown = model_view(
+            service, source, smoothing, density, depth_scale, fov_auto, fov_deg, session=current_session()
+        )
         return measure_click(service, shown, click, state)
 
     @app.callback(
@@ -433,7 +460,7 @@ def register(app: Dash, service: Face3DService) -> None:
         Input(ids.COMPARE_RESULT_STORE, "data"),
     )
     def _compare_measurements(data):
-        table, disabled = render_compare_measurements(service, data)
+        table, disabled = render_compare_measurements(service, data, session=current_session())
         return table, disabled, disabled, disabled
 
     @app.callback(
@@ -461,6 +488,7 @@ def register(app: Dash, service: Face3DService) -> None:
             fov_deg=fov_deg,
             relief=(width, base, scale),
             compare_data=compare_data,
+            session=current_session(),
         )
         if note is not None:
             set_props(ids.MODEL3D_RELIEF_INFO, {"children": note})

@@ -200,9 +200,11 @@ class Exports:
             raise ExportError(f"No printable relief could be made of this model: {exc}.") from exc
 
     def relief_file(
-        self, ref: DepthRef, params: ReconstructionParams, fmt: str, settings: ReliefSettings
+        self, ref: DepthRef, params: ReconstructionParams, fmt: str, settings: ReliefSettings, name: str
     ) -> tuple[str, bytes, ReliefSolid]:
         """Return ``(file name, bytes, solid)`` of the printable relief as STL or 3MF.
+
+        ``name`` is the photo's display name for the asking session.
 
         Raises:
             ExportError: Unknown format, or no solid can be made.
@@ -211,8 +213,8 @@ class Exports:
         fmt = fmt.lower()
         if fmt not in RELIEF_FORMATS:
             raise ExportError(f"Unknown relief format {fmt!r}; use STL or 3MF.")
-        meta = self.uploads.require_meta(ref.sha)
+        self.uploads.require_meta(ref.sha)
         solid = self.relief(ref, params, settings)
-        stem = f"{safe_stem(meta.name)}_relief"
+        stem = f"{safe_stem(name)}_relief"
         ((_, data),) = export_mesh(solid.mesh, fmt, name=stem).items()
         return f"{stem}.{fmt}", data, solid

@@ -13,7 +13,7 @@ from dashboard.services.depth import DepthMaps
 from dashboard.services.errors import DepthMissingError, MeasureError
 from dashboard.services.exports import safe_stem
 from dashboard.services.model3d import Models3D
-from dashboard.services.uploads import Uploads
+from dashboard.services.uploads import UploadMeta, Uploads
 from face3d_core.camera import CameraFov
 from face3d_core.compare import ComparisonResult
 from face3d_core.depthmap import normalize_depth
@@ -37,14 +37,14 @@ class Reports:
         self.depth = depth
         self.models = models
 
-    def face(self, ref: DepthRef, params: ReconstructionParams, fov: CameraFov) -> ReportFace:
-        """One face of a report, as the 3D tab shows it.
+    def face(self, ref: DepthRef, params: ReconstructionParams, fov: CameraFov, label: str) -> ReportFace:
+        """One face of a report, as the 3D tab shows it; ``label`` is its name for the asking session.
 
         Raises:
             DepthMissingError: No depth map for ``ref`` in the cache.
             PhotoMissingError: The photo is no longer stored.
         """
-        meta = self.uploads.require_meta(ref.sha)
+        self.uploads.require_meta(ref.sha)
         face_depth = self.depth.cached(ref)
         if face_depth is None:
             raise DepthMissingError("Generate the 3D model first.")
@@ -58,7 +58,7 @@ class Reports:
             except MeasureError as exc:
                 note = exc.user_message
         return ReportFace(
-            name=meta.face_label(ref.face),
+            name=label,
             image_rgb=face_depth.image_rgb,
             depth_norm=normalize_depth(face_depth.depth_rel),
             model=model,
@@ -68,15 +68,16 @@ class Reports:
             note=note,
         )
 
-    def face_report(self, ref: DepthRef, params: ReconstructionParams, fov: CameraFov) -> tuple[str, bytes]:
-        """Return ``(file name, HTML bytes)`` of one face's report.
+    def face_report(
+        self, ref: DepthRef, params: ReconstructionParams, fov: CameraFov, meta: UploadMeta
+    ) -> tuple[str, bytes]:
+        """Return ``(file name, HTML bytes)`` of one face's report (``meta``: the photo as the session sees it).
 
         Raises:
             DepthMissingError: No depth map for ``ref`` in the cache.
         """
-        face = self.face(ref, params, fov)
-        name = safe_stem(self.uploads.require_meta(ref.sha).name)
-        return f"{name}_report.html", build_report([face]).encode("utf-8")
+        face = self.face(ref, params, fov, meta.face_label(ref.face))
+        return f"{safe_stem(meta.name)}_report.html", build_report([face]).encode("utf-8")
 
     def comparison_report(
         self, result: ComparisonResult, settings: Sequence[tuple[ReconstructionParams, CameraFov]]
@@ -84,12 +85,15 @@ class Reports:
         """Return ``(file name, HTML bytes)`` of a comparison's report.
 
         Args:
-            result: The comparison.
+            result: The comparison, with the asking session's names (see :meth:`Access.comparison`).
             settings: ``(params, field of view)`` of each face, in the comparison's order.
 
         Raises:
             DepthMissingError: A depth map is no longer in the cache.
         """
-        faces = [self.face(ref, params, fov) for ref, (params, fov) in zip(result.refs, settings, strict=True)]
+        faces = [
+            self.face(ref, params, fov, label)
+            for ref, (params, fov), label in zip(result.refs, settings, result.names, strict=True)
+        ]
         html = build_report(faces, comparison=result)
         return f"face3d_comparison_{len(faces)}_faces_report.html", html.encode("utf-8")

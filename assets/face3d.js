@@ -1,4 +1,4 @@
-/* face3d browser helpers: camera sync of the comparison views, upload size guard. */
+/* face3d browser helpers: camera sync of the comparison views, one pick per click, upload size guard. */
 (function () {
   "use strict";
 
@@ -20,6 +20,40 @@
     return true;
   }
 
+  /* Click to measure (see pickPoint): the press on the 3D view, and the point plotly reported
+     under the pointer during it (a click) or before it (a hover). */
+  var MEASURE_GRAPH = "model3d-graph", MEASURE_CLICK_STORE = "model3d-measure-click";
+  var measurePress = null, measureClick = null, measureHover = null, measureUp = { at: 0, done: true };
+
+  function commitPick(pick) {
+    if (pick && window.dash_clientside && window.dash_clientside.set_props) {
+      window.dash_clientside.set_props(MEASURE_CLICK_STORE, { data: Object.assign({}, pick, { at: Date.now() }) });
+    }
+  }
+  function pickOf(data) {
+    if (!data || !data.points || !data.points.length) { return null; }
+    var p = data.points[0], pick = { x: p.x, y: p.y, z: p.z };
+    if (typeof p.i === "number" && typeof p.j === "number" && typeof p.k === "number") {
+      pick.i = p.i; pick.j = p.j; pick.k = p.k;  /* a mesh: the clicked triangle */
+    }
+    return pick;
+  }
+  document.addEventListener("pointerdown", function (event) {
+    var t = event.target;
+    if (!t || !t.closest || !t.closest("#" + MEASURE_GRAPH)) { return; }
+    measurePress = { x: event.clientX, y: event.clientY };
+    measureClick = null;
+  }, true);
+  document.addEventListener("pointerup", function (event) {
+    if (!measurePress) { return; }
+    var still = Math.abs(event.clientX - measurePress.x) + Math.abs(event.clientY - measurePress.y) < 6;
+    var pick = still ? (measureClick || measureHover) : null;
+    measurePress = null;
+    measureClick = null;
+    commitPick(pick);
+    measureUp = { at: Date.now(), done: !still || !!pick };
+  }, true);
+
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     face3d: {
       /* Remember where the user turned the 3D view, so rebuilt figures keep that camera. */
@@ -27,6 +61,27 @@
         var noUpdate = window.dash_clientside.no_update;
         if (!relayoutData || !relayoutData["scene.camera"]) { return noUpdate; }
         return Object.assign({ rev: 0 }, view || {}, { camera: relayoutData["scene.camera"] });
+      },
+
+      /* Click to measure: plotly reports a "click" on every frame drawn while the button is
+         down (none if no frame is drawn), also at the start of a drag that turns the view. A
+         pick counts once, when the button comes up where it went down (the pointer listeners
+         above): the point clicked, else the point under the pointer (last hover). */
+      pickPoint: function (clickData) {
+        var pick = pickOf(clickData);
+        if (pick && measurePress) {
+          measureClick = pick;
+        } else if (pick && !measureUp.done && Date.now() - measureUp.at < 400) {
+          measureUp.done = true;  /* reported just after the button came up */
+          commitPick(pick);
+        }
+        return window.dash_clientside.no_update;
+      },
+
+      /* The point under the pointer (null when it leaves the face). */
+      hoverPoint: function (hoverData) {
+        measureHover = pickOf(hoverData);
+        return window.dash_clientside.no_update;
       },
 
       /* Copy the camera of the scene the user moved to every other scene of the figure. */

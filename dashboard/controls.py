@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from face3d_core.geometry import DEFAULT_FOV_DEG
 from face3d_core.reconstruct import ReconstructionParams
 
 SMOOTHING_MARKS = {0: "off", 1: "1", 2: "2", 3: "3", 4: "4"}
@@ -65,8 +66,13 @@ class Controls3D:
         """Grid stride of the reconstruction for this density."""
         return DENSITY_STRIDE.get(self.density, 2)
 
-    def to_params(self) -> ReconstructionParams:
-        """Return the reconstruction parameters of the shape controls."""
+    def to_params(self, fov_deg: float = DEFAULT_FOV_DEG) -> ReconstructionParams:
+        """Return the reconstruction parameters of the shape controls.
+
+        Args:
+            fov_deg: The photo's horizontal field of view (from its EXIF, the default or the
+                user: see :func:`fov_choice`).
+        """
         # One reconstruction serves every display option: the mesh (for the mesh view and the
         # downloads), photo colours plus per-point nearness (grayscale) and the texture (OBJ/GLB).
         return ReconstructionParams(
@@ -76,7 +82,25 @@ class Controls3D:
             representation="mesh",
             color_mode="photo",
             texture=True,
+            fov_deg=float(fov_deg),
         )
 
 
 DEFAULT_CONTROLS = Controls3D()
+
+#: Range of the field-of-view slider (degrees, horizontal, whole photo).
+FOV_RANGE = (20, 100)
+FOV_MARKS = {30: "30°", 55: "55°", 90: "90°"}
+
+
+def fov_choice(auto: Any, fov_deg: Any) -> float | None:
+    """The field of view the user chose: None for "auto (EXIF)", else degrees within :data:`FOV_RANGE`."""
+    if auto or auto is None:
+        return None
+    try:
+        number = float(fov_deg)
+    except (TypeError, ValueError):
+        return None
+    if number != number:  # NaN
+        return None
+    return min(max(number, FOV_RANGE[0]), FOV_RANGE[1])

@@ -82,6 +82,27 @@ MODEL3D_DOWNLOAD_PLY = "model3d-download-ply"
 MODEL3D_DOWNLOAD_OBJ = "model3d-download-obj"
 MODEL3D_DOWNLOAD_GLB = "model3d-download-glb"
 MODEL3D_DOWNLOAD_STL = "model3d-download-stl"
+#: Field of view: the "auto (EXIF)" switch and the slider that overrides it.
+MODEL3D_FOV_AUTO = "model3d-fov-auto"
+MODEL3D_FOV = "model3d-fov"
+MODEL3D_FOV_INFO = "model3d-fov-info"
+#: Click to measure: ``{"model": model key, "points": [[x, y, z], ...]}`` (0 to 2 picked points, mm).
+MODEL3D_MEASURE_STORE = "model3d-measure-store"
+#: One pick on the 3D view, made by ``assets/face3d.js`` from a press (not a drag): ``{"x", "y", "z", "at"}``
+#: (mm, ms) plus ``i``, ``j``, ``k`` (the triangle) on a mesh. The JavaScript spells this id out.
+MODEL3D_MEASURE_CLICK = "model3d-measure-click"
+MODEL3D_MEASURE_STATUS = "model3d-measure-status"
+MODEL3D_MEASURE_CLEAR = "model3d-measure-clear"
+MODEL3D_MEASURE_TABLE = "model3d-measure-table"
+MODEL3D_DOWNLOAD_MEASURE_CSV = "model3d-download-measure-csv"
+MODEL3D_DOWNLOAD_MEASURE_JSON = "model3d-download-measure-json"
+MODEL3D_RELIEF_WIDTH = "model3d-relief-width"
+MODEL3D_RELIEF_BASE = "model3d-relief-base"
+MODEL3D_RELIEF_SCALE = "model3d-relief-scale"
+MODEL3D_RELIEF_INFO = "model3d-relief-info"
+MODEL3D_DOWNLOAD_RELIEF_STL = "model3d-download-relief-stl"
+MODEL3D_DOWNLOAD_RELIEF_3MF = "model3d-download-relief-3mf"
+MODEL3D_DOWNLOAD_REPORT = "model3d-download-report"
 
 # -- compare tab ------------------------------------------------------------------------
 COMPARE_FACES = "compare-faces"
@@ -97,6 +118,10 @@ COMPARE_DIFF_GRAPH = "compare-diff-graph"
 COMPARE_PAIR_SECTION = "compare-pair-section"
 COMPARE_METRICS = "compare-metrics"
 COMPARE_CAMERA_SYNC = "compare-camera-sync"
+COMPARE_MEASURE_TABLE = "compare-measure-table"
+COMPARE_DOWNLOAD_MEASURE_CSV = "compare-download-measure-csv"
+COMPARE_DOWNLOAD_MEASURE_JSON = "compare-download-measure-json"
+COMPARE_DOWNLOAD_REPORT = "compare-download-report"
 
 # -- background jobs (one panel per tab) ----------------------------------------------
 JOB_PREFIXES = ("depth", "model3d", "compare")

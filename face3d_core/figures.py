@@ -81,7 +81,12 @@ MAX_IMAGE_SIDE = 480
 SCENE_BG = "#20242b"
 FONT = {"family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", "size": 12}
 
-_HIDDEN_AXIS = {"visible": False, "showgrid": False, "zeroline": False, "showticklabels": False}
+_HIDDEN_AXIS = {"visible": False, "showgrid": False, "zeroline": False, "showticklabels": False, "showspikes": False}
+
+#: Colours of the click-to-measure overlay (on the dark scene background).
+MEASURE_POINT_COLOR = "#ffffff"
+MEASURE_STRAIGHT_COLOR = "#4dd0e1"
+MEASURE_PATH_COLOR = "#ffb000"
 
 
 def plain(text: str) -> str:
@@ -128,16 +133,19 @@ def image_figure(image_rgb: np.ndarray, height: int = 400) -> go.Figure:
     return fig
 
 
-def depth_figure(depth_norm: np.ndarray, colormap: str = DEFAULT_COLORMAP, height: int = 400) -> go.Figure:
+def depth_figure(
+    depth_norm: np.ndarray, colormap: str = DEFAULT_COLORMAP, height: int = 400, *, max_side: int = MAX_DEPTH_SIDE
+) -> go.Figure:
     """A normalised depth map (1 = nearest, shown lightest in grayscale) as a heat map with hover values.
 
     Args:
         depth_norm: ``(H, W) float`` in ``[0, 1]``, 1 = nearest; NaN = no data.
         colormap: A key of :data:`DEPTH_COLORMAPS`.
         height: Figure height in pixels.
+        max_side: Longer side of the heat map in cells (larger maps are reduced).
     """
     depth = np.asarray(depth_norm, dtype=np.float32)
-    h, w = _fit(depth.shape, MAX_DEPTH_SIDE)
+    h, w = _fit(depth.shape, max_side)
     if (h, w) != depth.shape:
         depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_AREA)
     scale_x = depth_norm.shape[1] / w
@@ -261,6 +269,7 @@ def points_trace(
     max_points: int = MAX_DISPLAY_POINTS,
     scene: str = "scene",
     name: str = "points",
+    hoverinfo: str = "skip",
 ) -> dict:
     """A point cloud trace (display frame), coloured by gray values or photo colours.
 
@@ -273,6 +282,8 @@ def points_trace(
         max_points: Random subsample above this many points.
         scene: Scene id for multi-scene figures.
         name: Trace name (escaped).
+        hoverinfo: ``"skip"`` (no hover or click events: fastest) or ``"none"`` (no hover
+            label, but click events for click-to-measure).
 
     Returns:
         A plotly trace as a dict; arrays are base64 typed arrays (positions ``f4``, colours ``u1``).
@@ -305,7 +316,7 @@ def points_trace(
         "y": typed_array(pts[:, 1]),
         "z": typed_array(pts[:, 2]),
         "marker": marker,
-        "hoverinfo": "skip",
+        "hoverinfo": hoverinfo,
         "showlegend": False,
     }
 
@@ -318,13 +329,14 @@ def mesh_trace(
     colors_rgb: np.ndarray | None = None,
     max_triangles: int = MAX_DISPLAY_TRIANGLES,
     scene: str = "scene",
+    hoverinfo: str = "skip",
 ) -> dict:
     """A triangle mesh trace (display frame) with lighting, as a dict with typed arrays.
 
     Grayscale uses per-vertex intensity (smoothly interpolated); photo colours use one palette
     colour per triangle (``intensitymode="cell"``), since interpolating palette indices would
     mix unrelated colours. Callers keep meshes under ``max_triangles`` (a coarser grid); beyond
-    it triangles are dropped at random as a last resort.
+    it triangles are dropped at random as a last resort. ``hoverinfo`` as in :func:`points_trace`.
     """
     verts = np.asarray(vertices_xyz, dtype=np.float32).reshape(-1, 3)
     tris = np.asarray(triangles, dtype=np.int64).reshape(-1, 3)
@@ -341,7 +353,7 @@ def mesh_trace(
         "i": typed_array(tris[:, 0].astype(index_type)),
         "j": typed_array(tris[:, 1].astype(index_type)),
         "k": typed_array(tris[:, 2].astype(index_type)),
-        "hoverinfo": "skip",
+        "hoverinfo": hoverinfo,
         "showscale": False,
         "flatshading": False,
         "lighting": {"ambient": 0.55, "diffuse": 0.75, "specular": 0.12, "roughness": 0.7, "fresnel": 0.1},
@@ -373,11 +385,75 @@ def model3d_figure(
     camera: dict | None = None,
     uirevision: str = "model3d",
     height: int = 560,
+    overlays: Sequence[dict] = (),
 ) -> dict:
-    """One 3D view (a figure dict); the camera is kept across updates while ``uirevision`` is the same."""
+    """One 3D view (a figure dict); the camera is kept across updates while ``uirevision`` is the same.
+
+    ``overlays`` are drawn over the model (e.g. :func:`measure_overlay`), after it in ``data``.
+    """
     layout = _base_layout(height, uirevision=uirevision)
     layout["scene"] = _scene(camera, uirevision)
-    return {"data": [trace], "layout": layout}
+    return {"data": [trace, *overlays], "layout": layout}
+
+
+def _xyz(points_xyz: np.ndarray | None) -> dict:
+    pts = np.zeros((0, 3), np.float32) if points_xyz is None else np.asarray(points_xyz, np.float32).reshape(-1, 3)
+    return {"x": pts[:, 0].tolist(), "y": pts[:, 1].tolist(), "z": pts[:, 2].tolist()}
+
+
+def measure_points_trace(points_xyz: np.ndarray | None = None) -> dict:
+    """The picked points of click-to-measure (up to two, ``(K, 3)`` mm; None: none yet)."""
+    return {
+        "type": "scatter3d",
+        "mode": "markers",
+        "name": "picked points",
+        **_xyz(points_xyz),
+        "marker": {"size": 7, "color": MEASURE_POINT_COLOR, "line": {"width": 2, "color": "#000000"}},
+        "hoverinfo": "skip",
+        "showlegend": False,
+    }
+
+
+def measure_line_trace(points_xyz: np.ndarray | None = None, *, surface: bool = False) -> dict:
+    """A measured distance: the straight segment (dashed) or the path along the surface (``surface=True``).
+
+    Args:
+        points_xyz: ``(K, 3)`` polyline in mm (None: nothing drawn yet).
+        surface: Draw it as the surface path (solid, amber) instead of the straight line.
+    """
+    line = (
+        {"width": 7, "color": MEASURE_PATH_COLOR}
+        if surface
+        else {"width": 4, "color": MEASURE_STRAIGHT_COLOR, "dash": "dash"}
+    )
+    return {
+        "type": "scatter3d",
+        "mode": "lines",
+        "name": "along the surface" if surface else "straight line",
+        **_xyz(points_xyz),
+        "line": line,
+        "hoverinfo": "skip",
+        "showlegend": False,
+    }
+
+
+#: Indices of the click-to-measure traces in a 3D figure built with ``overlays=measure_overlay()``.
+MEASURE_POINTS_INDEX, MEASURE_STRAIGHT_INDEX, MEASURE_PATH_INDEX = 1, 2, 3
+
+
+def measure_overlay(
+    points_xyz: np.ndarray | None = None, straight_xyz: np.ndarray | None = None, path_xyz: np.ndarray | None = None
+) -> list[dict]:
+    """The three click-to-measure traces (picked points, straight line, surface path), in that order.
+
+    A 3D view always carries them (empty until the user picks points), so a click only
+    patches their coordinates (:data:`MEASURE_POINTS_INDEX` ...) and never resends the model.
+    """
+    return [
+        measure_points_trace(points_xyz),
+        measure_line_trace(straight_xyz),
+        measure_line_trace(path_xyz, surface=True),
+    ]
 
 
 def _grid_domains(count: int) -> list[tuple[list[float], list[float]]]:

@@ -91,6 +91,21 @@ POINT_NAMES: tuple[str, ...] = (
     "face_side_left",
 )
 
+#: Point name -> words for people (tables, reports).
+POINT_LABELS: dict[str, str] = {
+    "right_eye": "right eye centre",
+    "left_eye": "left eye centre",
+    "nose_tip": "nose tip",
+    "mouth_right": "right mouth corner",
+    "mouth_left": "left mouth corner",
+    "nasion": "nasion (top of the nose)",
+    "alare_right": "right nose wing",
+    "alare_left": "left nose wing",
+    "face_side_right": "right face side at the eyes",
+    "face_side_left": "left face side at the eyes",
+    "face_plane": "eye-mouth plane",
+}
+
 #: (name, label, from point, to point); ``nose_protrusion`` goes to the face plane.
 MEASUREMENTS: tuple[tuple[str, str, str, str], ...] = (
     ("eye_distance", "Eye distance", "right_eye", "left_eye"),
@@ -339,6 +354,88 @@ class FaceMeasurements:
             },
             "landmarks_image_xy": [[_round(v) for v in xy] for xy in self.image_xy(self.points.landmarks_uv)],
         }
+
+
+def between_text(from_point: str, to_point: str) -> str:
+    """Where a distance is measured, in words, e.g. ``"nasion (top of the nose) to nose tip"``."""
+    return f"{POINT_LABELS.get(from_point, from_point)} to {POINT_LABELS.get(to_point, to_point)}"
+
+
+@dataclass(frozen=True)
+class DistanceSigma:
+    """The 1-sigma uncertainty of one distance and its parts (mm; see the module docstring).
+
+    Attributes:
+        sigma_mm: All parts combined.
+        scale_mm: Part from the overall scale.
+        fov_mm: Part from the field of view.
+        depth_mm: Part from the depth axis.
+    """
+
+    sigma_mm: float
+    scale_mm: float
+    fov_mm: float
+    depth_mm: float
+
+
+def scale_spreads(
+    scale_source: str, fov_source: str, ipd_mm: float, uncertainty: UncertaintyModel | None = None
+) -> tuple[float, float, float]:
+    """Relative spreads ``(scale, field of view, depth)`` of a model's millimetres.
+
+    Raises:
+        ValueError: ``scale_source`` is neither ``"eyes"`` nor ``"metric"`` (no millimetre scale).
+    """
+    unc = uncertainty or UncertaintyModel()
+    if scale_source == "eyes":
+        return unc.ipd_sd_mm / float(ipd_mm), 0.0, unc.relief_rel_sd
+    if scale_source == "metric":
+        return 0.0, unc.fov_rel_sd(fov_source), unc.metric_depth_rel_sd
+    raise ValueError("the model has no millimetre scale (no face landmarks); nothing can be measured")
+
+
+def path_uncertainty(
+    path_xyz: np.ndarray,
+    *,
+    scale_source: str,
+    fov_source: str = "given",
+    ipd_mm: float = 63.0,
+    uncertainty: UncertaintyModel | None = None,
+) -> DistanceSigma:
+    """1-sigma uncertainty of the length of a polyline (two points: a straight distance).
+
+    Each factor (scale, field of view, depth stretch) is one number for the whole model, so
+    its errors add up along the path: to first order a segment with lateral part ``L`` and
+    axial part ``Z`` (length ``d``) changes by ``L^2 / d`` times the lateral and ``Z^2 / d``
+    times the axial relative error, and the whole path by the sums of those.
+
+    Args:
+        path_xyz: ``(K, 3)`` points in the model's output frame (mm), ``K >= 2``.
+        scale_source: The model's :attr:`~face3d_core.reconstruct.FaceModel3D.scale_source`.
+        fov_source: Where the field of view came from.
+        ipd_mm: The eye distance the scale assumes (``"eyes"`` scale).
+        uncertainty: The spreads (default :class:`UncertaintyModel`).
+
+    Returns:
+        The :class:`DistanceSigma` (all NaN for a path with a non-finite point).
+
+    Raises:
+        ValueError: No millimetre scale.
+    """
+    s_scale, s_fov, s_depth = scale_spreads(scale_source, fov_source, ipd_mm, uncertainty)
+    pts = np.asarray(path_xyz, dtype=np.float64).reshape(-1, 3)
+    if len(pts) < 2 or not np.isfinite(pts).all():
+        nan = float("nan")
+        return DistanceSigma(nan, nan, nan, nan)
+    seg = np.diff(pts, axis=0)
+    d = np.linalg.norm(seg, axis=1)
+    ok = d > 0
+    lateral2 = seg[ok, 0] ** 2 + seg[ok, 1] ** 2  # across the image
+    axial2 = seg[ok, 2] ** 2  # along the camera axis (Z of the output frame)
+    sig_scale = float(d.sum()) * s_scale
+    sig_fov = float((lateral2 / d[ok]).sum()) * s_fov
+    sig_depth = float((axial2 / d[ok]).sum()) * s_depth
+    return DistanceSigma(float(np.sqrt(sig_scale**2 + sig_fov**2 + sig_depth**2)), sig_scale, sig_fov, sig_depth)
 
 
 def _round(value: float, digits: int = 3) -> float | None:
@@ -647,21 +744,15 @@ def measure_face(
     face = find_face_points(surface, marks)
     scale_source = model.scale_source
     fov_deg = float(model.params.fov_deg)
+    ipd_mm = float(model.params.ipd_mm)
+    scale_spreads(scale_source, fov_source, ipd_mm, unc)  # raises without a millimetre scale
     if scale_source == "eyes":
-        s_scale = unc.ipd_sd_mm / float(model.params.ipd_mm)
-        s_fov = 0.0
-        s_depth = unc.relief_rel_sd
         scale_note = (
-            f"Scale assumed: the eyes are set {model.params.ipd_mm:g} mm apart (adult mean; people differ by "
+            f"Scale assumed: the eyes are set {ipd_mm:g} mm apart (adult mean; people differ by "
             f"about {unc.ipd_sd_mm:g} mm); depth from a relative-depth network stretched to an assumed relief."
         )
-    elif scale_source == "metric":
-        s_scale = 0.0
-        s_fov = unc.fov_rel_sd(fov_source)
-        s_depth = unc.metric_depth_rel_sd
-        scale_note = "Scale from the metric depth map (millimetres along the camera axis) and the field of view."
     else:
-        raise ValueError("the model has no millimetre scale (no face landmarks); nothing can be measured")
+        scale_note = "Scale from the metric depth map (millimetres along the camera axis) and the field of view."
 
     view = np.array([0.0, 0.0, 1.0])  # camera axis in the output frame
     results = []
@@ -683,10 +774,14 @@ def measure_face(
             value = float(np.linalg.norm(vec))
             axial = float(abs(vec @ view))
             lateral = float(np.hypot(vec[0], vec[1]))
-            sig_scale = value * s_scale
-            sig_fov = lateral * lateral / value * s_fov if value > 0 else 0.0
-            sig_depth = axial * axial / value * s_depth if value > 0 else 0.0
-            sigma_all = float(np.sqrt(sig_scale**2 + sig_fov**2 + sig_depth**2))
+            parts = path_uncertainty(
+                np.stack([a.xyz, b_xyz]),
+                scale_source=scale_source,
+                fov_source=fov_source,
+                ipd_mm=ipd_mm,
+                uncertainty=unc,
+            )
+            sigma_all, sig_scale, sig_fov, sig_depth = parts.sigma_mm, parts.scale_mm, parts.fov_mm, parts.depth_mm
         reference = name == "eye_distance" and scale_source == "eyes"
         if reference:
             note = "the scale reference: set, not measured"

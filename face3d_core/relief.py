@@ -47,6 +47,12 @@ DEFAULT_WIDTH_MM = 80.0
 DEFAULT_BASE_MM = 3.0
 #: Default lateral grid step of the printed surface (mm): about a 0.4 mm nozzle.
 DEFAULT_GRID_STEP_MM = 0.4
+#: Default relief exaggeration. At true proportions (1) a whole face 80 mm wide is 52-55 mm deep
+#: above the base (measured on three photos and a rendered head scan): a block two thirds as deep as
+#: it is wide, which prints for hours and turns the near-vertical cheeks and ears into coarse stair
+#: steps. Half the depth (about 30 mm with the base) keeps nose, lips and eyes readable and prints in
+#: half the time; from one photo the true depth is an assumption anyway (see :mod:`face3d_core.measure`).
+DEFAULT_RELIEF = 0.5
 
 
 @dataclass(frozen=True)

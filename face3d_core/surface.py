@@ -93,3 +93,18 @@ class DepthSurface:
         intr = self.intrinsics
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.stack([intr.cx + intr.fx * cam[:, 0] / z, intr.cy - intr.fy * cam[:, 1] / z], axis=1)
+
+    def normals(self, uv: np.ndarray, *, step_px: float = 0.5) -> np.ndarray:
+        """``(N, 2)`` pixel positions -> ``(N, 3) float64`` unit surface normals facing the camera.
+
+        Central differences of :meth:`points` over ``step_px`` pixels; ``NaN`` where the surface
+        does not reach all four neighbours.
+        """
+        pts = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
+        h = float(step_px)
+        du = self.points(pts + [h, 0.0]) - self.points(pts - [h, 0.0])
+        dv = self.points(pts + [0.0, h]) - self.points(pts - [0.0, h])
+        n = np.cross(du, dv)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            n = n / np.linalg.norm(n, axis=1, keepdims=True)
+        return np.where(n[:, 2:3] < 0, -n, n)  # towards the viewer (+Z in the output frame)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.harness.paths import FACES_DIR, FILL_PY, MODEL, PHOTO, REFERENCE_DIR, YUNET_PATH, require
+from tests.harness.paths import FACES_DIR, FILL_PY, MODEL, PHOTO, REFERENCE_DIR, SCANS_DIR, YUNET_PATH, require
 from tests.harness.servers import fake_network_server
 
 
@@ -37,6 +37,20 @@ def faces_dir() -> Path:
 def yunet_path() -> Path:
     """The YuNet ONNX face detector; skips if absent."""
     return _require(YUNET_PATH)
+
+
+@pytest.fixture(scope="session")
+def scene_photos(tmp_path_factory) -> list[tuple[Path, Path]]:
+    """Two photos with known depth: the Lee Perry-Smith scan rendered facing the camera and turned 20°.
+
+    Each is ``(JPEG with EXIF focal length, relative inverse depth .npy)`` (see
+    :mod:`tests.harness.scenes`); skips where ``../shared/data/3d`` is absent.
+    """
+    require(SCANS_DIR / "lee_perry_smith")
+    from tests.harness.scenes import write_scene
+
+    folder = tmp_path_factory.mktemp("scenes")
+    return [write_scene(SCANS_DIR, folder, yaw_deg=yaw) for yaw in (0.0, 20.0)]
 
 
 @pytest.fixture(scope="session")

@@ -52,6 +52,52 @@ class FakeEstimator:
         return (1.0 + 2.0 * dome + nose + 0.03 * detail).astype(np.float32)
 
 
+class KnownSceneEstimator(FakeEstimator):
+    """A stand-in network that knows the true depth of some photos (renders of head scans).
+
+    For a crop of one of its photos it returns that photo's depth map over the crop, found by
+    matching the crop's pixels (the app crops without resampling); for any other image it is
+    a :class:`FakeEstimator`. Used to show real face shapes without network weights
+    (screenshots) and to test measurements against known depth.
+
+    Args:
+        scenes: ``(image_rgb (H, W, 3) uint8 as the app decodes it, depth_rel (H, W) float32)`` pairs.
+        delay_s: Seconds each prediction sleeps.
+    """
+
+    def __init__(self, scenes: list[tuple[np.ndarray, np.ndarray]], delay_s: float = 0.0):
+        super().__init__(delay_s)
+        self.scenes = [(np.ascontiguousarray(rgb), np.asarray(depth, np.float32)) for rgb, depth in scenes]
+
+    def _locate(self, crop: np.ndarray, scene: np.ndarray) -> tuple[int, int] | None:
+        import cv2
+
+        h, w = crop.shape[:2]
+        if h > scene.shape[0] or w > scene.shape[1] or min(h, w) < 16:
+            return None
+        side = 16
+        cy, cx = h // 2 - side // 2, w // 2 - side // 2
+        patch = crop[cy : cy + side, cx : cx + side]
+        scores = cv2.matchTemplate(scene, patch, cv2.TM_SQDIFF)
+        _, _, (x, y), _ = cv2.minMaxLoc(scores)
+        y0, x0 = y - cy, x - cx
+        if y0 < 0 or x0 < 0 or y0 + h > scene.shape[0] or x0 + w > scene.shape[1]:
+            return None
+        return (y0, x0) if np.array_equal(scene[y0 : y0 + h, x0 : x0 + w], crop) else None
+
+    def predict(self, image_rgb: np.ndarray) -> np.ndarray:
+        """The known depth over the crop, or :meth:`FakeEstimator.predict`'s."""
+        crop = np.ascontiguousarray(image_rgb)
+        for scene, depth in self.scenes:
+            found = self._locate(crop, scene)
+            if found is not None:
+                with self._lock:
+                    self.calls += 1
+                y0, x0 = found
+                return depth[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]].copy()
+        return super().predict(image_rgb)
+
+
 def load_fill_module(fill_py: str | Path):
     """Import ``fill.py`` (deterministic reference weights) from a path."""
     spec = importlib.util.spec_from_file_location("face3d_reference_fill", str(fill_py))

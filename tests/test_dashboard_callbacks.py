@@ -329,7 +329,7 @@ def test_sliders_never_rerun_the_network(env, source):
         assert empty_hidden and not results_hidden and not disabled and view is no_update
         assert fig["layout"]["scene"]["camera"]["eye"]["x"] == 1.1  # the user's camera, not a preset
         assert fig["data"][0]["type"] == ("mesh3d" if display == "mesh" else "scatter3d")
-        assert fig["data"][0]["hoverinfo"] == "skip"
+        assert fig["data"][0]["hoverinfo"] == "none"  # clicks reach click-to-measure, no hover label
         shown.append(fig)
         assert "points" in stats and "mm" in stats
     assert env["estimator"].calls == calls

@@ -115,18 +115,15 @@ def test_main_flows_are_wired(dependencies):
 
 
 def test_sliders_only_rebuild_the_figure(dependencies):
-    for slider in (
-        ids.MODEL3D_SMOOTHING,
-        ids.MODEL3D_DENSITY,
-        ids.MODEL3D_DEPTH_SCALE,
-        ids.MODEL3D_DISPLAY,
-        ids.MODEL3D_COLORS,
-    ):
+    shape = (ids.MODEL3D_SMOOTHING, ids.MODEL3D_DENSITY, ids.MODEL3D_DEPTH_SCALE, ids.MODEL3D_FOV_AUTO, ids.MODEL3D_FOV)
+    for slider in (*shape, ids.MODEL3D_DISPLAY, ids.MODEL3D_COLORS):
         deps = _deps_with_input(dependencies, slider, "value")
-        assert len(deps) == 1
-        outputs = _split_outputs(deps[0]["output"])
-        assert f"{ids.MODEL3D_GRAPH}.figure" in outputs
+        outputs = [o for d in deps for o in _split_outputs(d["output"])]
+        figure_deps = [d for d in deps if f"{ids.MODEL3D_GRAPH}.figure" in _split_outputs(d["output"])]
+        assert len(figure_deps) == 1  # one figure rebuild per move
         assert not any("job" in o for o in outputs)  # never starts the network
+        # shape controls also refresh the measurement table; display controls do not
+        assert (f"{ids.MODEL3D_MEASURE_TABLE}.children" in outputs) == (slider in shape)
 
 
 def test_compare_cameras_sync_in_the_browser(dependencies):

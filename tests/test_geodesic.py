@@ -152,3 +152,16 @@ def test_graph_is_cached_and_errors():
     points_only = reconstruct_face(np.where(depth > 0, depth, np.nan), METRIC.replace(representation="points"))
     with pytest.raises(ValueError, match="mesh"):
         surface_distance(points_only, a, b)
+
+
+def test_surface_normals_of_a_tilted_plane():
+    model = model_of(plane_depth())
+    surface = DepthSurface(model)
+    h, w = model.depth_shape
+    uv = np.array([[w / 2, h / 2], [w / 4, h / 3], [3 * w / 4, 2 * h / 3]])
+    normals = surface.normals(uv)
+    # the plane's normal (tilted 40 degrees about the vertical), towards the viewer, in the
+    # output frame (X right, Y up, Z towards the viewer)
+    expected = np.array([-np.sin(np.radians(40)), 0.0, np.cos(np.radians(40))])
+    assert np.allclose(normals, expected, atol=1e-4)
+    assert np.isnan(surface.normals(np.array([[-50.0, -50.0]]))).all()  # off the surface

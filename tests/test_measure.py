@@ -274,3 +274,26 @@ def test_mesh_cli_relief_of_a_rendered_scan(tmp_path):
     assert np.ptp(tm.vertices[:, 0]) == pytest.approx(70.0, abs=1e-3)
     top = tm.vertices[tm.vertices[:, 2] > 1e-6]
     assert top[:, 2].min() == pytest.approx(4.0, abs=1e-3)
+
+
+def test_path_uncertainty_known_answers():
+    from face3d_core.measure import path_uncertainty
+
+    unc = UncertaintyModel()
+    across = np.array([[0.0, 0.0, 0.0], [30.0, 40.0, 0.0]])  # 50 mm across the image
+    along = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 20.0]])  # 20 mm along the camera axis
+    eyes = {"scale_source": "eyes", "ipd_mm": 63.0}
+    s = path_uncertainty(across, **eyes)
+    assert s.scale_mm == pytest.approx(50 * 3.8 / 63) and s.depth_mm == 0 and s.sigma_mm == pytest.approx(s.scale_mm)
+    s = path_uncertainty(along, **eyes)
+    assert s.depth_mm == pytest.approx(20 * unc.relief_rel_sd)
+    assert s.sigma_mm == pytest.approx(np.hypot(20 * 3.8 / 63, 20 * unc.relief_rel_sd))
+    # metric depth: only the field of view (2 % from EXIF), and only across the image
+    s = path_uncertainty(across, scale_source="metric", fov_source="exif_35mm")
+    assert s.scale_mm == 0 and s.fov_mm == pytest.approx(50 * 0.02) and s.depth_mm == 0
+    # a straight line cut into pieces has the same uncertainty (the factors are shared)
+    pieces = np.linspace(across[0], across[1], 7)
+    assert path_uncertainty(pieces, **eyes).sigma_mm == pytest.approx(path_uncertainty(across, **eyes).sigma_mm)
+    assert np.isnan(path_uncertainty(across[:1], **eyes).sigma_mm)
+    with pytest.raises(ValueError, match="no millimetre scale"):
+        path_uncertainty(across, scale_source="assumed")

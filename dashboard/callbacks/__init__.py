@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dash import Dash
 
-from dashboard.callbacks import choices, compare, depth, downloads, model3d, upload
+from dashboard.callbacks import choices, compare, depth, downloads, measure, model3d, upload
 from dashboard.jobs import JobRunner
 from dashboard.services import Face3DService
 
@@ -17,3 +17,4 @@ def register_callbacks(app: Dash, service: Face3DService, runner: JobRunner) -> 
     model3d.register(app, service, runner)
     compare.register(app, service, runner)
     downloads.register(app, service)
+    measure.register(app, service)

@@ -10,10 +10,10 @@ is gone while this tab is shown. The cameras of the scenes are kept in sync in t
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import dash_bootstrap_components as dbc
-import numpy as np
 from dash import ClientsideFunction, Dash, Input, Output, State, html
 
 from dashboard import ids
@@ -27,9 +27,12 @@ from dashboard.layout.compare import MAX_COMPARE
 from dashboard.services import Face3DService
 from dashboard.sessions import current_session
 from face3d_core import figures
+from face3d_core.camera import CameraFov
 from face3d_core.compare import ComparisonResult
 from face3d_core.errors import Face3DError
 from face3d_core.pipeline import DepthRef
+from face3d_core.reconstruct import ReconstructionParams
+from face3d_core.report import PAIR_METRICS_NOTE, pair_metric_rows
 
 logger = logging.getLogger(__name__)
 
@@ -74,25 +77,20 @@ def page_options(count: int) -> list[dict]:
     return [{"label": f"Faces {g[0] + 1}–{g[-1] + 1}", "value": i} for i, g in enumerate(groups)]
 
 
+def compare_settings(service: Face3DService, refs: Sequence[DepthRef]) -> list[tuple[ReconstructionParams, CameraFov]]:
+    """``(params, field of view)`` of each compared face: the 3D tab's defaults, each photo's own EXIF field of view."""
+    settings = []
+    for ref in refs:
+        fov = service.cameras.fov(ref.sha)
+        settings.append((DEFAULT_CONTROLS.to_params(fov.fov_deg), fov))
+    return settings
+
+
 def metrics_table(result: ComparisonResult) -> Any:
     """The small table of numbers for two faces."""
-    m = result.metrics
-    if m is None:
+    if result.metrics is None:
         return html.Div()
-    a, b = result.names
-
-    def fmt(value: float, digits: int = 3) -> str:
-        return "–" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
-
-    rows = [
-        ("RMS difference", fmt(m.rms_difference)),
-        ("Mean absolute difference", fmt(m.mean_abs_difference)),
-        ("Largest difference (99th percentile)", fmt(m.max_abs_difference)),
-        ("Correlation of the depth maps", fmt(m.correlation)),
-        ("Nose prominence: " + a, fmt(m.nose_prominence_a)),
-        ("Nose prominence: " + b, fmt(m.nose_prominence_b)),
-        ("Common face area", f"{100 * m.overlap:.0f} %"),
-    ]
+    rows = pair_metric_rows(result)
     return html.Div(
         [
             dbc.Table(
@@ -113,11 +111,7 @@ def metrics_table(result: ComparisonResult) -> Any:
                 striped=True,
                 className="mb-2 small",
             ),
-            html.Div(
-                "Depth in normalised units: each face's depth range = 1. Nose prominence: nose tip minus "
-                "the eyes. Red in the map: the first face is nearer there; blue: the second.",
-                className="small text-muted",
-            ),
+            html.Div(PAIR_METRICS_NOTE, className="small text-muted"),
         ]
     )
 
@@ -126,10 +120,10 @@ def compare_3d(service: Face3DService, result: ComparisonResult, page: int, came
     """The 3D views of one page of faces, one scene each, sharing the camera preset."""
     groups = pages(len(result.names))
     group = groups[page if isinstance(page, int) and 0 <= page < len(groups) else 0]
-    params = DEFAULT_CONTROLS.to_params()
     traces, names = [], []
     refs = result.refs
     for index in group:
+        params, _ = compare_settings(service, [refs[index]])[0]
         face_model = service.models3d.model(refs[index], params)
         traces.append(
             figures.points_trace(

@@ -13,7 +13,7 @@ from dash import Dash, Input, Output, State, ctx, dcc
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids
-from dashboard.controls import Controls3D
+from dashboard.callbacks.model3d import model_view
 from dashboard.services import DepthMissingError, Face3DService
 from dashboard.sessions import current_session
 from face3d_core.pipeline import DepthRef
@@ -49,20 +49,27 @@ def depth_file(service: Face3DService, result: Any, kind: str, *, session: str) 
 
 
 def model_file(
-    service: Face3DService, source: Any, fmt: str, smoothing: Any, density: Any, depth_scale: Any, *, session: str
+    service: Face3DService,
+    source: Any,
+    fmt: str,
+    smoothing: Any,
+    density: Any,
+    depth_scale: Any,
+    fov_auto: Any = True,
+    fov_deg: Any = None,
+    *,
+    session: str,
 ) -> tuple[str, bytes]:
-    """Return ``(file name, bytes)`` of the 3D model as shown (same slider values).
+    """Return ``(file name, bytes)`` of the 3D model as shown (same slider values and field of view).
 
     Raises:
         DepthMissingError: No 3D model yet.
         PhotoMissingError: The photo is not the session's or no longer stored.
     """
-    ref = DepthRef.from_dict(source)
-    if ref is None:
+    shown = model_view(service, source, smoothing, density, depth_scale, fov_auto, fov_deg, session=session)
+    if shown is None:
         raise DepthMissingError("Generate the 3D model first.")
-    meta = service.access.require_photo(session, ref.sha)
-    controls = Controls3D.from_values(smoothing, density, depth_scale, None, None)
-    return service.exports.model_file(ref, controls.to_params(), fmt, meta.name)
+    return service.exports.model_file(shown.ref, shown.params, fmt, shown.meta.name)
 
 
 def register(app: Dash, service: Face3DService) -> None:
@@ -76,10 +83,12 @@ def register(app: Dash, service: Face3DService) -> None:
         State(ids.MODEL3D_SMOOTHING, "value"),
         State(ids.MODEL3D_DENSITY, "value"),
         State(ids.MODEL3D_DEPTH_SCALE, "value"),
+        State(ids.MODEL3D_FOV_AUTO, "value"),
+        State(ids.MODEL3D_FOV, "value"),
         prevent_initial_call=True,
     )
     def _download(*args):
-        depth_result, source, smoothing, density, depth_scale = args[-5:]
+        depth_result, source, smoothing, density, depth_scale, fov_auto, fov_deg = args[-7:]
         trigger = ctx.triggered_id
         if not ctx.triggered or not ctx.triggered[0].get("value"):
             raise PreventUpdate
@@ -88,7 +97,15 @@ def register(app: Dash, service: Face3DService) -> None:
             name, data = depth_file(service, depth_result, DEPTH_BUTTONS[trigger], session=session)
         elif trigger in MODEL_BUTTONS:
             name, data = model_file(
-                service, source, MODEL_BUTTONS[trigger], smoothing, density, depth_scale, session=session
+                service,
+                source,
+                MODEL_BUTTONS[trigger],
+                smoothing,
+                density,
+                depth_scale,
+                fov_auto,
+                fov_deg,
+                session=session,
             )
         else:
             raise PreventUpdate

@@ -5,11 +5,16 @@ cheap reconstruction runs, once per set of slider values (kept in memory); a mes
 for a light figure is shown as a coarser grid of that same reconstruction. The camera stays
 where the user left it: the browser keeps the last camera in a small store (a clientside
 callback on the graph's ``relayoutData``) and every rebuilt figure is given that camera.
+
+The field of view comes from the photo's EXIF focal length unless the user sets one
+(:class:`ModelView`); every figure carries the empty click-to-measure traces
+(:func:`face3d_core.figures.measure_overlay`) that :mod:`dashboard.callbacks.measure` patches.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from dash import ClientsideFunction, Dash, Input, Output, Patch, State, ctx, no_update, set_props
@@ -18,16 +23,19 @@ from dash.exceptions import PreventUpdate
 from dashboard import ids
 from dashboard.callbacks.depth import start_depth
 from dashboard.callbacks.jobs import register_job_controller
-from dashboard.controls import Controls3D
+from dashboard.controls import Controls3D, fov_choice
 from dashboard.errors import shown_or_explained
 from dashboard.jobs import JobRunner
-from dashboard.services import Face3DService
+from dashboard.layout.measure import MEASURE_HINT
+from dashboard.services import Face3DService, UploadMeta
 from dashboard.sessions import current_session
 from face3d_core import figures
+from face3d_core.camera import CameraFov
 from face3d_core.geometry import nearness_from_z
 from face3d_core.mesh import Mesh
 from face3d_core.pipeline import DepthRef
-from face3d_core.reconstruct import FaceModel3D
+from face3d_core.reconstruct import FaceModel3D, ReconstructionParams
+from face3d_core.report import fov_text
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +44,56 @@ CAMERA_BUTTONS = {
     ids.MODEL3D_CAMERA_SIDE: "side",
     ids.MODEL3D_CAMERA_TOP: "top",
 }
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """What the 3D tab shows: which depth map, the shape controls and the field of view.
+
+    Attributes:
+        ref: The depth map.
+        controls: The tab's controls.
+        fov: The field of view (from EXIF, the default, or the user's).
+        meta: The photo as the session sees it (its own file name).
+    """
+
+    ref: DepthRef
+    controls: Controls3D
+    fov: CameraFov
+    meta: UploadMeta
+
+    @property
+    def params(self) -> ReconstructionParams:
+        """The reconstruction parameters of this view (the same for the view, downloads and measurements)."""
+        return self.controls.to_params(self.fov.fov_deg)
+
+
+def model_view(
+    service: Face3DService,
+    source: Any,
+    smoothing: Any,
+    density: Any,
+    depth_scale: Any,
+    fov_auto: Any = True,
+    fov_deg: Any = None,
+    display: Any = None,
+    colors: Any = None,
+    *,
+    session: str,
+) -> ModelView | None:
+    """Turn the browser's values into a :class:`ModelView` once (None without a 3D source).
+
+    The photo must be the session's (checked first, before anything about it is read).
+
+    Raises:
+        PhotoMissingError: The photo is not the session's or no longer stored.
+    """
+    ref = DepthRef.from_dict(source)
+    if ref is None:
+        return None
+    meta = service.access.require_photo(session, ref.sha)
+    controls = Controls3D.from_values(smoothing, density, depth_scale, display, colors)
+    return ModelView(ref, controls, service.cameras.fov(ref.sha, fov_choice(fov_auto, fov_deg)), meta)
 
 
 def valid_camera(camera: Any) -> dict | None:
@@ -94,12 +152,14 @@ def build_model_figure(
     """
     photo = controls.colors == "photo"
     mesh = shown_mesh if shown_mesh is not None else face_model.mesh
+    # hoverinfo "none": no hover label, but clicks reach click-to-measure
     if controls.display == "mesh" and mesh is not None and mesh.n_faces > 0:
         trace = figures.mesh_trace(
             mesh.vertices_xyz,
             mesh.faces,
             colors_rgb=mesh.colors_rgb if photo and mesh.colors_rgb is not None else None,
             gray_values=nearness_from_z(mesh.vertices_xyz[:, 2]),
+            hoverinfo="none",
         )
     else:
         trace = figures.points_trace(
@@ -107,12 +167,15 @@ def build_model_figure(
             colors_rgb=face_model.colors_rgb if photo else None,
             gray_values=face_model.depth_values,
             marker_size=2.5 if face_model.n_points < 30_000 else 2.0,
+            hoverinfo="none",
         )
-    return figures.model3d_figure(trace, camera=camera, uirevision=uirevision)
+    return figures.model3d_figure(trace, camera=camera, uirevision=uirevision, overlays=figures.measure_overlay())
 
 
-def stats_text(face_model: FaceModel3D, controls: Controls3D, shown_triangles: int | None = None) -> str:
-    """One line about the model (as downloaded): size, points, triangles, scale source, what is shown."""
+def stats_text(
+    face_model: FaceModel3D, controls: Controls3D, shown_triangles: int | None = None, fov: CameraFov | None = None
+) -> str:
+    """One line about the model (as downloaded): size, points, triangles, scale source, field of view, what is shown."""
     bounds = face_model.bounds_mm
     size = bounds[1] - bounds[0]
     scale = {
@@ -128,8 +191,9 @@ def stats_text(face_model: FaceModel3D, controls: Controls3D, shown_triangles: i
         shown = min(face_model.n_points, figures.MAX_DISPLAY_POINTS)
         note = f" ({shown:,} shown)" if shown < face_model.n_points else ""
         counts = f"{face_model.n_points:,} points{note} · {face_model.n_faces:,} triangles"
+    camera = f" · {fov_text(fov)}" if fov is not None else ""
     return (
-        f"{counts} · {size[0]:.0f} × {size[1]:.0f} × {size[2]:.0f} mm (W × H × D) · {scale}. "
+        f"{counts} · {size[0]:.0f} × {size[1]:.0f} × {size[2]:.0f} mm (W × H × D) · {scale}{camera}. "
         "Drag to rotate, scroll to zoom, right-drag to pan."
     )
 
@@ -146,6 +210,8 @@ def render_model3d(
     *,
     session: str,
     new_source: bool = False,
+    fov_auto: Any = True,
+    fov_deg: Any = None,
 ) -> tuple:
     """Figure and stats for the 3D tab.
 
@@ -163,6 +229,8 @@ def render_model3d(
         view: The view store (``{"camera", "rev"}``).
         session: The browser session (only its own photos are shown).
         new_source: True when the source itself changed (reset the camera).
+        fov_auto: The "auto (EXIF)" switch of the field of view.
+        fov_deg: The field-of-view slider (used when ``fov_auto`` is off).
 
     Returns:
         ``(figure, stats, empty hidden, results hidden, downloads disabled, new view store or no_update)``.
@@ -171,12 +239,12 @@ def render_model3d(
         PhotoMissingError: The photo is not the session's or no longer stored.
         DepthMissingError: Its depth map is no longer stored.
     """
-    ref = DepthRef.from_dict(source)
-    if ref is None:
+    shown = model_view(
+        service, source, smoothing, density, depth_scale, fov_auto, fov_deg, display, colors, session=session
+    )
+    if shown is None:
         return EMPTY_MODEL3D
-    service.access.require_photo(session, ref.sha)
-    controls = Controls3D.from_values(smoothing, density, depth_scale, display, colors)
-    params = controls.to_params()
+    ref, controls, params = shown.ref, shown.controls, shown.params
     face_model = service.models3d.model(ref, params)
     shown_mesh = None
     if controls.display == "mesh":
@@ -195,7 +263,7 @@ def render_model3d(
         shown_mesh=shown_mesh,
     )
     shown_triangles = shown_mesh.n_faces if shown_mesh is not None else None
-    return fig, stats_text(face_model, controls, shown_triangles), True, False, False, new_view
+    return fig, stats_text(face_model, controls, shown_triangles, shown.fov), True, False, False, new_view
 
 
 #: What the 3D tab shows without a model.
@@ -242,9 +310,11 @@ def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
         Input(ids.MODEL3D_DEPTH_SCALE, "value"),
         Input(ids.MODEL3D_DISPLAY, "value"),
         Input(ids.MODEL3D_COLORS, "value"),
+        Input(ids.MODEL3D_FOV_AUTO, "value"),
+        Input(ids.MODEL3D_FOV, "value"),
         State(ids.MODEL3D_VIEW_STORE, "data"),
     )
-    def _render(source, smoothing, density, depth_scale, display, colors, view):
+    def _render(source, smoothing, density, depth_scale, display, colors, fov_auto, fov_deg, view):
         new_source = ctx.triggered_id in (None, ids.MODEL3D_SOURCE_STORE)
         session = current_session()
         fig, stats, empty_hidden, results_hidden, disabled, new_view = shown_or_explained(
@@ -259,11 +329,16 @@ def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
                 view,
                 session=session,
                 new_source=new_source,
+                fov_auto=fov_auto,
+                fov_deg=fov_deg,
             ),
             EMPTY_MODEL3D,
         )
         if new_view is not no_update:
             set_props(ids.MODEL3D_VIEW_STORE, {"data": new_view})
+        # a new figure has no picked points: click to measure starts again
+        set_props(ids.MODEL3D_MEASURE_STORE, {"data": None})
+        set_props(ids.MODEL3D_MEASURE_STATUS, {"children": MEASURE_HINT})
         return fig, stats, empty_hidden, results_hidden, disabled, disabled, disabled, disabled
 
     @app.callback(

@@ -7,6 +7,7 @@ from dash import dcc, html
 
 from dashboard import ids
 from dashboard.layout.common import card, empty_state, field, job_panel, model_dropdown
+from dashboard.layout.measure import compare_measurements_card
 
 MAX_COMPARE = 6
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
@@ -59,6 +60,7 @@ def compare_tab(model_options: list[dict], default_model: str) -> dbc.Row:
         hidden=True,
         children=[
             card("3D views (one shared camera)", views),
+            compare_measurements_card(),
             card(
                 "Depth profiles",
                 dcc.Graph(id=ids.COMPARE_PROFILES_GRAPH, config=GRAPH_CONFIG, style={"height": "380px"}),

@@ -8,6 +8,7 @@ from dash import dcc, html
 from dashboard import ids
 from dashboard.controls import DEFAULT_CONTROLS, DENSITY_MARKS, DEPTH_SCALE_MARKS, SMOOTHING_MARKS
 from dashboard.layout.common import card, empty_state, face_dropdown, field, job_panel, model_dropdown
+from dashboard.layout.measure import fov_field, measure_bar, measurements_card, relief_controls, report_button
 
 GRAPH_CONFIG = {
     "displaylogo": False,
@@ -45,6 +46,7 @@ def model3d_tab(model_options: list[dict], default_model: str) -> dbc.Row:
             field("Smoothing", _slider(ids.MODEL3D_SMOOTHING, 0, 4, 0.5, c.smoothing, SMOOTHING_MARKS)),
             field("Point density", _slider(ids.MODEL3D_DENSITY, 1, 4, 1, c.density, DENSITY_MARKS)),
             field("Depth scale", _slider(ids.MODEL3D_DEPTH_SCALE, 0.5, 2.0, 0.25, c.depth_scale, DEPTH_SCALE_MARKS)),
+            fov_field(),
             field(
                 "Show as",
                 dbc.RadioItems(
@@ -85,6 +87,8 @@ def model3d_tab(model_options: list[dict], default_model: str) -> dbc.Row:
                 ],
                 className="w-100",
             ),
+            relief_controls(),
+            report_button(ids.MODEL3D_DOWNLOAD_REPORT),
         ],
     )
     view = card(
@@ -99,10 +103,16 @@ def model3d_tab(model_options: list[dict], default_model: str) -> dbc.Row:
                 id=ids.MODEL3D_RESULTS,
                 hidden=True,
                 children=[
-                    dcc.Graph(id=ids.MODEL3D_GRAPH, config=GRAPH_CONFIG, style={"height": "560px"}),
+                    dcc.Graph(
+                        id=ids.MODEL3D_GRAPH, config=GRAPH_CONFIG, style={"height": "560px"}, clear_on_unhover=True
+                    ),
+                    measure_bar(),
                     html.Div(id=ids.MODEL3D_STATS, className="small text-muted mt-1"),
                 ],
             ),
         ],
     )
-    return dbc.Row([dbc.Col(settings, lg=3, className="face3d-settings"), dbc.Col(view, lg=9)], className="g-3")
+    return dbc.Row(
+        [dbc.Col(settings, lg=3, className="face3d-settings"), dbc.Col([view, measurements_card()], lg=9)],
+        className="g-3",
+    )

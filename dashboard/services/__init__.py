@@ -15,7 +15,10 @@ Callbacks stay thin and call a :class:`Face3DService`, which holds one composer 
   for slider values) in memory, so moving a slider back never reruns anything;
 * :mod:`~dashboard.services.comparison` (``service.comparisons``): comparisons by
   :func:`face3d_core.compare.compare_faces`, cached per (ordered faces, model);
-* :mod:`~dashboard.services.exports` (``service.exports``): download files;
+* :mod:`~dashboard.services.exports` (``service.exports``): download files (also the
+  measurements and the printable relief);
+* :mod:`~dashboard.services.camera` (``service.cameras``): each photo's field of view (EXIF);
+* :mod:`~dashboard.services.reports` (``service.reports``): the shared HTML report;
 * :mod:`~dashboard.services.model_status`: which depth models have weights here.
 
 Errors users can meet here are in :mod:`~dashboard.services.errors`. Nothing here imports
@@ -30,13 +33,15 @@ import numpy as np
 
 from dashboard.jobs import JobContext, Task
 from dashboard.services.access import Access, MembershipStore, MemoryMembershipStore
+from dashboard.services.camera import Cameras
 from dashboard.services.comparison import Comparisons
 from dashboard.services.depth import DepthMaps, EstimatorFactory, process_estimator
-from dashboard.services.errors import PHOTO_MISSING_MESSAGE, DepthMissingError, PhotoMissingError
+from dashboard.services.errors import PHOTO_MISSING_MESSAGE, DepthMissingError, MeasureError, PhotoMissingError
 from dashboard.services.exports import Exports, safe_stem
 from dashboard.services.memory import MemoryLRU, approx_nbytes
 from dashboard.services.model3d import Models3D
 from dashboard.services.model_status import ModelStatus, all_model_status, model_status
+from dashboard.services.reports import Reports
 from dashboard.services.uploads import MAX_UPLOADS, THUMB_MAX_SIDE, UploadMeta, Uploads, make_thumbnail
 from face3d_core.cache import ResultStore
 from face3d_core.compare import ComparisonResult
@@ -52,6 +57,7 @@ __all__ = [
     "ComparisonResult",
     "DepthMissingError",
     "Face3DService",
+    "MeasureError",
     "MemoryLRU",
     "ModelStatus",
     "PhotoMissingError",
@@ -99,6 +105,8 @@ class Face3DService:
         self.models3d = Models3D(self.depth_maps)
         self.comparisons = Comparisons(cache, self.uploads, self.depth_maps)
         self.exports = Exports(self.uploads, self.depth_maps, self.models3d)
+        self.cameras = Cameras(self.uploads)
+        self.reports = Reports(self.uploads, self.depth_maps, self.models3d)
 
     # -- shortcuts for scripts and tests (loose values; callbacks use the composers) -------
 

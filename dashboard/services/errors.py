@@ -23,3 +23,9 @@ class DepthMissingError(Face3DError):
     """A step needs a depth map that has not been computed yet."""
 
     title = "Depth map not ready"
+
+
+class MeasureError(Face3DError):
+    """A face cannot be measured, or two clicked points cannot be measured between."""
+
+    title = "Cannot measure"

@@ -1,4 +1,7 @@
-"""Downloads: the depth map (8-bit PNG, 16-bit PNG, .npy) and the 3D model (PLY, OBJ zip, GLB, STL).
+"""Downloads: depth map, 3D model, measurements and printable relief.
+
+Formats: the depth map as 8-bit PNG, 16-bit PNG or .npy; the 3D model as PLY, OBJ (zip), GLB
+or STL; the measurements as CSV or JSON; the printable relief as STL or 3MF.
 
 Files are made from what is cached (the depth map, the reconstruction for the shown slider
 values); nothing here runs the network. File names come from the user's file name, reduced
@@ -8,10 +11,13 @@ to safe characters.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -22,8 +28,10 @@ from dashboard.services.uploads import Uploads
 from face3d_core.depthmap import encode_depth_npy, encode_depth_png8, encode_depth_png16
 from face3d_core.errors import ExportError
 from face3d_core.export import export_mesh
+from face3d_core.measure import FaceMeasurements, write_csv
 from face3d_core.pipeline import DepthRef
 from face3d_core.reconstruct import ReconstructionParams
+from face3d_core.relief import DEFAULT_BASE_MM, DEFAULT_RELIEF, DEFAULT_WIDTH_MM, ReliefSolid, relief_from_model
 
 #: Depth map formats: kind -> (encoder of ``(h, w) float32`` relative inverse depth, file suffix).
 DEPTH_FORMATS: dict[str, tuple[Callable[[np.ndarray], bytes], str]] = {
@@ -33,6 +41,55 @@ DEPTH_FORMATS: dict[str, tuple[Callable[[np.ndarray], bytes], str]] = {
 }
 #: 3D model formats.
 MODEL_FORMATS = ("ply", "obj", "glb", "stl")
+#: Measurement formats.
+MEASURE_FORMATS = ("csv", "json")
+#: Printable relief formats.
+RELIEF_FORMATS = ("stl", "3mf")
+
+
+@dataclass(frozen=True)
+class ReliefSettings:
+    """The printable relief's settings with their ranges (the 3D tab's inputs).
+
+    Attributes:
+        width_mm: Width of the print (20 to 300 mm; a common printer bed is 220-256 mm).
+        base_mm: Base thickness under the deepest point (1 to 20 mm).
+        relief: Depth exaggeration (0.1 to 2; 1 = true proportions).
+    """
+
+    width_mm: float = DEFAULT_WIDTH_MM
+    base_mm: float = DEFAULT_BASE_MM
+    relief: float = DEFAULT_RELIEF
+
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {
+        "width_mm": (20.0, 300.0),
+        "base_mm": (1.0, 20.0),
+        "relief": (0.1, 2.0),
+    }
+    LABELS: ClassVar[dict[str, str]] = {"width_mm": "Width", "base_mm": "Base thickness", "relief": "Relief"}
+
+    @classmethod
+    def from_values(cls, width_mm: object, base_mm: object, relief: object) -> ReliefSettings:
+        """Check the browser's values; empty ones take the default.
+
+        Raises:
+            ExportError: A value that is not a number or lies outside its range (the message says which).
+        """
+        values = {}
+        for name, raw in (("width_mm", width_mm), ("base_mm", base_mm), ("relief", relief)):
+            if raw is None or raw == "":
+                values[name] = getattr(cls(), name)
+                continue
+            low, high = cls.RANGES[name]
+            try:
+                number = float(raw)
+            except (TypeError, ValueError):
+                number = float("nan")
+            if not low <= number <= high:
+                unit = "" if name == "relief" else " mm"
+                raise ExportError(f"{cls.LABELS[name]} must be between {low:g} and {high:g}{unit}; it is {raw}.")
+            values[name] = number
+        return cls(**values)
 
 
 def safe_stem(name: str, fallback: str = "face") -> str:
@@ -101,3 +158,63 @@ class Exports:
             for name, data in files.items():
                 archive.writestr(os.path.basename(name), data)
         return f"{stem}_3d_{fmt}.zip", buffer.getvalue()
+
+    def measurements_file(
+        self, measured: Sequence[tuple[str, FaceMeasurements]], fmt: str, stem: str
+    ) -> tuple[str, bytes]:
+        """Return ``(file name, bytes)`` of measurements as CSV or JSON (the ``face3d measure`` formats).
+
+        Args:
+            measured: ``(photo name, measurements)`` per face.
+            fmt: ``"csv"`` or ``"json"``.
+            stem: File name stem (made safe here).
+
+        Raises:
+            ExportError: Unknown format.
+        """
+        fmt = fmt.lower()
+        if fmt not in MEASURE_FORMATS:
+            raise ExportError(f"Unknown measurement format {fmt!r}; use CSV or JSON.")
+        if fmt == "csv":
+            rows = [row for name, result in measured for row in result.to_rows(name)]
+            data = write_csv(rows).encode("utf-8")
+        else:
+            document = {"faces": [result.to_dict(name) for name, result in measured]}
+            data = (json.dumps(document, indent=2, allow_nan=False) + "\n").encode("utf-8")
+        return f"{safe_stem(stem)}_measurements.{fmt}", data
+
+    def relief(self, ref: DepthRef, params: ReconstructionParams, settings: ReliefSettings) -> ReliefSolid:
+        """The printable relief of the model (every depth-map pixel, the shown smoothing and depth scale).
+
+        Raises:
+            DepthMissingError: No depth map for ``ref`` in the cache.
+            ExportError: No closed solid can be made of this model.
+        """
+        full = params.replace(stride=1, max_points=None, representation="points", texture=False)
+        face_model = self.models.model(ref, full)
+        try:
+            return relief_from_model(
+                face_model, width_mm=settings.width_mm, base_mm=settings.base_mm, relief=settings.relief
+            )
+        except ValueError as exc:
+            raise ExportError(f"No printable relief could be made of this model: {exc}.") from exc
+
+    def relief_file(
+        self, ref: DepthRef, params: ReconstructionParams, fmt: str, settings: ReliefSettings, name: str
+    ) -> tuple[str, bytes, ReliefSolid]:
+        """Return ``(file name, bytes, solid)`` of the printable relief as STL or 3MF.
+
+        ``name`` is the photo's display name for the asking session.
+
+        Raises:
+            ExportError: Unknown format, or no solid can be made.
+            DepthMissingError: No depth map for ``ref`` in the cache.
+        """
+        fmt = fmt.lower()
+        if fmt not in RELIEF_FORMATS:
+            raise ExportError(f"Unknown relief format {fmt!r}; use STL or 3MF.")
+        self.uploads.require_meta(ref.sha)
+        solid = self.relief(ref, params, settings)
+        stem = f"{safe_stem(name)}_relief"
+        ((_, data),) = export_mesh(solid.mesh, fmt, name=stem).items()
+        return f"{stem}.{fmt}", data, solid

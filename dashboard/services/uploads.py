@@ -188,7 +188,15 @@ class Uploads:
         Raises:
             PhotoMissingError: The bytes are gone or damaged.
         """
+        return decode_image(self.original(sha))
+
+    def original(self, sha: str) -> bytes:
+        """The uploaded file's bytes as they came (for its EXIF data).
+
+        Raises:
+            PhotoMissingError: The bytes are gone or damaged.
+        """
         data = self.store.get(self.bytes_key(sha)) if is_sha256_hex(sha) else None
         if not isinstance(data, bytes):
             raise PhotoMissingError()
-        return decode_image(data)
+        return data

@@ -1,4 +1,4 @@
-"""The ``face3d`` command line: ``face3d depth``, ``face3d mesh``, ``face3d measure``, ``face3d models``.
+"""The ``face3d`` command line: ``face3d depth``, ``mesh``, ``measure``, ``report``, ``models``.
 
 Each subcommand lives in its own module exposing ``add_parser(subparsers)`` (which sets
 ``func=run``) and ``run(args) -> int``. User errors (:class:`~face3d_core.errors.Face3DError`)
@@ -18,7 +18,7 @@ from face3d_core import __version__
 from face3d_core.config import get_settings
 from face3d_core.errors import Face3DError
 
-_SUBCOMMANDS = ("depth_cmd", "mesh_cmd", "measure_cmd", "models_cmd")
+_SUBCOMMANDS = ("depth_cmd", "mesh_cmd", "measure_cmd", "report_cmd", "models_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -197,34 +197,39 @@ def choose_fov(args: argparse.Namespace, image_path: str | Path) -> CameraFov:
     return photo_fov(image_path, args.fov)
 
 
-def build_face_model(
+def build_face_depth(
     args: argparse.Namespace,
     image_path: str | Path,
-    params,
     *,
     depth_path: str | Path | None = None,
     landmarks_path: str | Path | None = None,
     face_index: int | None = 0,
 ):
-    """Build the 3D face of one photo.
+    """The depth map of one photo with what is needed to use it (the expensive step).
+
+    A given depth map (``depth_path``) covers the whole photo: the photo is resized to it and
+    the face moved with it, so a depth map of another size than the photo (a network's
+    output) keeps the photo's camera.
 
     Args:
         args: Parsed options (``model``, ``weights``, ``device``, ``margin``).
         image_path: The photo.
-        params: The reconstruction parameters.
         depth_path: A given depth map (skips the network).
         landmarks_path: Given landmarks (skips the detector; wins over ``face_index``).
         face_index: Which detected face (None: the whole image).
 
     Returns:
-        The :class:`~face3d_core.reconstruct.FaceModel3D`.
+        The :class:`~face3d_core.pipeline.FaceDepth` (``depth_rel`` holds the given depth as
+        it is, metric or not).
 
     Raises:
         Face3DError: Unreadable photo, depth map or landmarks; no such face; missing weights.
     """
+    import cv2
+
     from face3d_core.faces import DEFAULT_MARGIN, detect_faces, select_face
     from face3d_core.images import load_image
-    from face3d_core.reconstruct import reconstruct_face
+    from face3d_core.pipeline import FaceDepth
 
     image_rgb = load_image(image_path)
     size_wh = (image_rgb.shape[1], image_rgb.shape[0])
@@ -234,10 +239,26 @@ def build_face_model(
         face = given_face
         if face is None and face_index is not None:
             face = select_face(detect_faces(image_rgb), face_index)
-        return reconstruct_face((depth, image_rgb, face), params, image_size_wh=size_wh)
+        h, w = depth.shape
+        crop_rgb, crop_face = image_rgb, face
+        if (w, h) != size_wh:
+            sx, sy = w / size_wh[0], h / size_wh[1]
+            crop_rgb = cv2.resize(image_rgb, (w, h), interpolation=cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR)
+            if face is not None:
+                crop_face = face.transformed((sx, sy), (0.5 * sx - 0.5, 0.5 * sy - 0.5))
+        return FaceDepth(
+            depth_rel=depth,
+            image_rgb=crop_rgb,
+            crop_box_xyxy=(0, 0, size_wh[0], size_wh[1]),
+            face=crop_face,
+            model_name=args.model,
+            image_size_wh=size_wh,
+            faces=() if face is None else (face,),
+            face_index=None if face is None else 0,
+        )
     from face3d_core.pipeline import compute_face_depth
 
-    face_depth = compute_face_depth(
+    return compute_face_depth(
         image_rgb,
         model_name=args.model,
         weights=args.weights,
@@ -245,6 +266,30 @@ def build_face_model(
         faces=[given_face] if given_face is not None else None,
         margin=DEFAULT_MARGIN if args.margin is None else args.margin,
         device=args.device,
+    )
+
+
+def build_face_model(
+    args: argparse.Namespace,
+    image_path: str | Path,
+    params,
+    *,
+    depth_path: str | Path | None = None,
+    landmarks_path: str | Path | None = None,
+    face_index: int | None = 0,
+):
+    """Build the 3D face of one photo (:func:`build_face_depth`, then the reconstruction).
+
+    Returns:
+        The :class:`~face3d_core.reconstruct.FaceModel3D`.
+
+    Raises:
+        Face3DError: Unreadable photo, depth map or landmarks; no such face; missing weights.
+    """
+    from face3d_core.reconstruct import reconstruct_face
+
+    face_depth = build_face_depth(
+        args, image_path, depth_path=depth_path, landmarks_path=landmarks_path, face_index=face_index
     )
     return reconstruct_face(face_depth, params)
 

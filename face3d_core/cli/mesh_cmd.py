@@ -39,7 +39,7 @@ from face3d_core.cli.face_source import (
 )
 from face3d_core.errors import ExportError, Face3DError, NoFaceFoundError
 from face3d_core.export import MESH_FORMATS, POINT_FORMATS, export_mesh, export_points, write_files
-from face3d_core.relief import DEFAULT_BASE_MM, DEFAULT_GRID_STEP_MM, DEFAULT_WIDTH_MM
+from face3d_core.relief import DEFAULT_BASE_MM, DEFAULT_GRID_STEP_MM, DEFAULT_RELIEF, DEFAULT_WIDTH_MM
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_BASE_MM,
         help=f"--solid: base thickness under the deepest point (default {DEFAULT_BASE_MM:g})",
     )
-    p.add_argument("--relief", type=positive, default=1.0, help="--solid: exaggerate the depth (default 1)")
+    p.add_argument(
+        "--relief",
+        type=positive,
+        default=DEFAULT_RELIEF,
+        help=f"--solid: depth exaggeration, 1 = true proportions (default {DEFAULT_RELIEF:g}: a whole face at 1 "
+        "is two thirds as deep as it is wide)",
+    )
     p.add_argument(
         "--grid-mm",
         type=positive,

@@ -110,7 +110,9 @@ def test_model3d_tab_sliders_keep_the_camera(page, artifacts_dir, tmp_path):
     page.wait_for_selector("text=No 3D model yet")
     page.click("#model3d-generate")  # the depth map is cached: no network run
     page.wait_for_selector("#model3d-results:not([hidden])", timeout=NETWORK_TIMEOUT_MS)
-    page.wait_for_function(f"{graph_js('model3d-graph')} && {graph_js('model3d-graph')}.data.length === 1")
+    page.wait_for_function(
+        f"{graph_js('model3d-graph')} && {graph_js('model3d-graph')}.data.length === 4"
+    )  # + measure overlay
     assert page.locator("#model3d-graph canvas").count() >= 1  # WebGL scene
     assert page.evaluate(f"{graph_js('model3d-graph')}.data[0].type") == "scatter3d"
 

@@ -11,6 +11,8 @@ REFERENCE_DIR = SHARED_DIR / "reference" / "midas"
 FILL_PY = SHARED_DIR / "reference" / "fill.py"
 FACES_DIR = SHARED_DIR / "data" / "faces"
 YUNET_PATH = SHARED_DIR / "models" / "face_detection_yunet.onnx"
+#: Open 3D head scans (rendered into photos with known depth by :mod:`tests.harness.scenes`).
+SCANS_DIR = SHARED_DIR / "data" / "3d"
 #: Reports of the reliability, load and scale-out tests (JSON) go here.
 RELIABILITY_ARTIFACTS = Path(
     os.environ.get("FACE3D_RELIABILITY_ARTIFACTS", REPO_ROOT / "test-artifacts" / "reliability")

@@ -68,6 +68,7 @@ class WebServer:
         cache_dir: Path,
         delay_s: float = 0.0,
         command_prefix: Sequence[str] = (),
+        scenes: Sequence[tuple[Path, Path]] = (),
         **kwargs,
     ) -> WebServer:
         """The app with a stand-in depth network (:mod:`tests.harness.fake_network_server`).
@@ -78,13 +79,16 @@ class WebServer:
             cache_dir: The app's cache folder.
             delay_s: Seconds each prediction sleeps (to kill the server mid-inference).
             command_prefix: A command that runs the server (e.g. :data:`PID_NAMESPACE`).
+            scenes: ``(photo, depth .npy)`` pairs whose true depth the network returns
+                (:mod:`tests.harness.scenes`).
             **kwargs: See :class:`WebServer`.
         """
 
         def argv(port: int) -> list[str]:
+            scene_args = [arg for photo, depth in scenes for arg in ("--scene", f"{photo}:{depth}")]
             return [
                 *command_prefix, PYTHON, "-m", "tests.harness.fake_network_server", "--port", str(port),
-                "--cache-dir", str(cache_dir), "--delay-s", str(delay_s),
+                "--cache-dir", str(cache_dir), "--delay-s", str(delay_s), *scene_args,
             ]  # fmt: skip
 
         return cls(argv, env, log_path, cache_dir=cache_dir, **kwargs)

@@ -1,0 +1,496 @@
+"""Measure, print, share: measurement tables, click to measure, printable relief and reports.
+
+* **Measurements** of the shown model (:meth:`~dashboard.services.model3d.Models3D.measurements`)
+  as a table on the 3D tab and side by side for all faces on the Compare tab, with CSV and
+  JSON downloads.
+* **Click to measure** on the 3D view: a small state machine in the browser store
+  ``{"model": model key, "points": [...]}``: the first click picks point 1, the second measures
+  (straight and along the surface, :func:`face3d_core.geodesic.surface_distance`), a third
+  starts again. Each click patches only the three overlay traces of the figure
+  (:func:`face3d_core.figures.measure_overlay`), never the model, and the figure's
+  ``uirevision`` is untouched, so the camera stays where the user turned it.
+* **Printable relief** (STL solid, 3MF) and the **report** (one HTML file), fed to the app's
+  single ``dcc.Download``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import dash_bootstrap_components as dbc
+import numpy as np
+from dash import ClientsideFunction, Dash, Input, Output, Patch, State, ctx, dcc, html, no_update, set_props
+from dash.exceptions import PreventUpdate
+
+from dashboard import ids
+from dashboard.callbacks.compare import compare_settings
+from dashboard.callbacks.model3d import ModelView, model_view
+from dashboard.controls import FOV_RANGE
+from dashboard.errors import shown_or_explained
+from dashboard.layout.measure import MEASURE_HINT
+from dashboard.services import DepthMissingError, Face3DService, MeasureError
+from dashboard.services.exports import ReliefSettings
+from dashboard.sessions import current_session
+from face3d_core import figures
+from face3d_core.compare import ComparisonResult
+from face3d_core.measure import FaceMeasurements, between_text, path_uncertainty
+from face3d_core.pipeline import DepthRef
+from face3d_core.report import fov_text, reference_text, scale_note, side_by_side_rows, sigma_text, value_text
+from face3d_core.surface import DepthSurface
+
+logger = logging.getLogger(__name__)
+
+#: Download buttons of this module -> (what, format).
+DOWNLOAD_BUTTONS = {
+    ids.MODEL3D_DOWNLOAD_MEASURE_CSV: ("measurements", "csv"),
+    ids.MODEL3D_DOWNLOAD_MEASURE_JSON: ("measurements", "json"),
+    ids.MODEL3D_DOWNLOAD_RELIEF_STL: ("relief", "stl"),
+    ids.MODEL3D_DOWNLOAD_RELIEF_3MF: ("relief", "3mf"),
+    ids.MODEL3D_DOWNLOAD_REPORT: ("report", "html"),
+    ids.COMPARE_DOWNLOAD_MEASURE_CSV: ("compare-measurements", "csv"),
+    ids.COMPARE_DOWNLOAD_MEASURE_JSON: ("compare-measurements", "json"),
+    ids.COMPARE_DOWNLOAD_REPORT: ("compare-report", "html"),
+}
+
+POINT_1_PICKED = "Point 1 picked, click a second point."
+
+
+# -- measurement tables -------------------------------------------------------------------
+
+
+def measurement_table(result: FaceMeasurements) -> html.Div:
+    """One face's measurements: value, ± (1 sigma), between which points; the honest note below."""
+    rows = []
+    for m in result.measurements:
+        label: list[Any] = [m.label]
+        if m.reference:
+            label.append(dbc.Badge(reference_text(result), color="warning", text_color="dark", className="ms-1"))
+        elif m.note:
+            label.append(html.Div(m.note, className="text-muted"))
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(label),
+                    html.Td(value_text(m), className="text-end font-monospace text-nowrap"),
+                    html.Td(sigma_text(m), className="text-end font-monospace text-nowrap"),
+                    html.Td(between_text(m.from_point, m.to_point)),
+                ]
+            )
+        )
+    head = html.Thead(html.Tr([html.Th("Measurement"), html.Th("Value"), html.Th("± (1σ)"), html.Th("Between")]))
+    return html.Div(
+        [
+            dbc.Table([head, html.Tbody(rows)], size="sm", striped=True, className="mb-2 face3d-measure-table"),
+            html.Div(scale_note(result), className="text-muted"),
+        ]
+    )
+
+
+def render_measurements(
+    service: Face3DService,
+    source: Any,
+    smoothing: Any,
+    density: Any,
+    depth_scale: Any,
+    fov_auto: Any,
+    fov_deg: Any,
+    *,
+    session: str,
+) -> tuple[Any, bool, bool, str]:
+    """The 3D tab's measurement table and the state of its downloads (only of the session's own photo).
+
+    Returns:
+        ``(table or message, measurement downloads disabled, relief/report downloads disabled,
+        field-of-view text)``.
+
+    Raises:
+        PhotoMissingError: The photo is not the session's or no longer stored.
+    """
+    shown = model_view(service, source, smoothing, density, depth_scale, fov_auto, fov_deg, session=session)
+    if shown is None:
+        return html.Div("Generate a 3D model to measure it.", className="text-muted"), True, True, ""
+    info = fov_text(shown.fov)
+    if shown.ref.face is None:
+        message = "No face was found in this photo, so there are no face points to measure between."
+        return html.Div(message, className="text-muted"), True, False, info
+    try:
+        result = service.models3d.measurements(shown.ref, shown.params, shown.fov.source)
+    except MeasureError as exc:
+        return html.Div(exc.user_message, className="text-muted"), True, False, info
+    return measurement_table(result), False, False, info
+
+
+def compare_measurements(service: Face3DService, result: ComparisonResult) -> list[FaceMeasurements | None]:
+    """The measurements of every compared face (None for a face that cannot be measured)."""
+    measured: list[FaceMeasurements | None] = []
+    for ref, (params, fov) in zip(result.refs, compare_settings(service, result.refs), strict=True):
+        try:
+            measured.append(service.models3d.measurements(ref, params, fov.source))
+        except MeasureError as exc:
+            logger.info("Face %s not measured: %s", ref.sha[:12], exc)
+            measured.append(None)
+    return measured
+
+
+def session_comparison(service: Face3DService, data: Any, session: str) -> ComparisonResult | None:
+    """The comparison the page names, as ``session`` sees it (None unless it holds every compared photo)."""
+    key = data.get("key") if isinstance(data, dict) else None
+    return service.access.comparison(session, service.comparisons.cached(key))
+
+
+def render_compare_measurements(service: Face3DService, data: Any, *, session: str) -> tuple[Any, bool]:
+    """The Compare tab's measurements side by side (only of the session's own comparison).
+
+    Returns:
+        ``(table or nothing, downloads disabled)``.
+    """
+    result = session_comparison(service, data, session)
+    if result is None:
+        return None, True
+    measured = compare_measurements(service, result)
+    head = html.Thead(html.Tr([html.Th("Measurement"), *[html.Th(name) for name in result.names]]))
+    body = html.Tbody(
+        [
+            html.Tr([html.Td(label), *[html.Td(cell, className="text-end font-monospace") for cell in cells]])
+            for label, cells in side_by_side_rows(measured)
+        ]
+    )
+    found = [m for m in measured if m is not None]
+    note = "Values ± one standard deviation, in mm. " + scale_note(found[0] if found else None)
+    table = html.Div(
+        [
+            dbc.Table([head, body], size="sm", striped=True, responsive=True, className="mb-2"),
+            html.Div(note, className="text-muted"),
+        ]
+    )
+    return table, False
+
+
+def fov_slider(service: Face3DService, auto: Any, source: Any, *, session: str) -> tuple[bool, Any]:
+    """The field-of-view slider: disabled while "auto (EXIF)" is on; switched off, it starts at the photo's value.
+
+    Returns:
+        ``(disabled, value or no_update)``.
+    """
+    if auto:
+        return True, no_update
+    ref = DepthRef.from_dict(source)
+    if ref is None or service.access.photo(session, ref.sha) is None:
+        return False, no_update
+    low, high = FOV_RANGE
+    return False, int(min(max(round(service.cameras.fov(ref.sha).fov_deg), low), high))
+
+
+# -- click to measure -----------------------------------------------------------------------
+
+
+def clicked_point(service: Face3DService, shown: ModelView, click: Any) -> np.ndarray | None:
+    """The ``(3,)`` position (mm) of a click on the 3D view, or None when it has none.
+
+    ``click`` is ``{"x", "y", "z"}`` (the browser's ``pickPoint``) or plotly's ``clickData``.
+    On a mesh, plotly names the clicked triangle (``i``, ``j``, ``k``: vertex indices of the
+    drawn mesh); its ``x``/``y``/``z`` are not data coordinates when the mesh has one colour per
+    triangle (photo colours), so the triangle's centre in the drawn mesh is used.
+    """
+    try:
+        point = click["points"][0] if "points" in click else click
+        corners = [point.get(k) for k in ("i", "j", "k")]
+        if all(isinstance(c, int) and not isinstance(c, bool) for c in corners):
+            mesh = service.models3d.display_mesh(shown.ref, shown.params, figures.MAX_DISPLAY_TRIANGLES)
+            if mesh is None or max(corners) >= mesh.n_vertices or min(corners) < 0:
+                return None
+            xyz = mesh.vertices_xyz[corners].astype(np.float64).mean(axis=0)
+        else:
+            xyz = np.array([float(point["x"]), float(point["y"]), float(point["z"])])
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        return None
+    return xyz if np.isfinite(xyz).all() else None
+
+
+def snap_to_model(face_model, xyz: np.ndarray) -> np.ndarray:
+    """The model's mesh vertex (or point) nearest to ``xyz``: what a click on the surface means."""
+    mesh = face_model.mesh
+    candidates = mesh.vertices_xyz if mesh is not None and mesh.n_vertices else face_model.points_xyz
+    d = candidates - np.asarray(xyz, np.float32)
+    return candidates[int(np.argmin(np.einsum("ij,ij->i", d, d)))].astype(np.float64)
+
+
+#: The click-to-measure marks float this far in front of the surface (mm), so the surface never hides them.
+LIFT_MM = 1.0
+
+
+def lifted(face_model, xyz: np.ndarray, lift_mm: float = LIFT_MM) -> np.ndarray:
+    """Surface points moved ``lift_mm`` along the surface normal (towards the viewer); unchanged where unknown."""
+    pts = np.asarray(xyz, np.float64).reshape(-1, 3)
+    surface = DepthSurface(face_model, strict=False)
+    normals = surface.normals(surface.project(pts))
+    return np.where(np.isfinite(normals).all(axis=1, keepdims=True), pts + lift_mm * normals, pts)
+
+
+def overlay_patch(points=None, straight=None, path=None) -> Patch:
+    """A figure patch that sets only the three click-to-measure traces (empty where None)."""
+    patch = Patch()
+    for index, xyz in (
+        (figures.MEASURE_POINTS_INDEX, points),
+        (figures.MEASURE_STRAIGHT_INDEX, straight),
+        (figures.MEASURE_PATH_INDEX, path),
+    ):
+        pts = np.zeros((0, 3)) if xyz is None else np.asarray(xyz, np.float64).reshape(-1, 3)
+        for axis, name in enumerate("xyz"):
+            patch["data"][index][name] = [round(float(v), 3) for v in pts[:, axis]]
+    return patch
+
+
+def distance_status(shown: ModelView, face_model, straight_mm: float, surface_mm: float, path_xyz) -> str:
+    """The status line of a finished measurement, with its uncertainty where the scale allows one."""
+    text = f"Straight line {straight_mm:.1f} mm · along the surface {surface_mm:.1f} mm"
+    try:
+        common = {
+            "scale_source": face_model.scale_source,
+            "fov_source": shown.fov.source,
+            "ipd_mm": shown.params.ipd_mm,
+        }
+        sigma_straight = path_uncertainty(np.asarray(path_xyz)[[0, -1]], **common).sigma_mm
+        sigma_surface = path_uncertainty(path_xyz, **common).sigma_mm
+        text += f" (± {sigma_straight:.1f} / ± {sigma_surface:.1f} mm)"
+    except ValueError:
+        text += " (nominal millimetres: no face set the scale)"
+    return text + ". Click again to start a new measurement."
+
+
+def measure_click(
+    service: Face3DService, shown: ModelView | None, click: Any, state: Any
+) -> tuple[Patch | Any, dict | None, str]:
+    """One click on the 3D view: pick point 1, or measure to point 2 (see the module docstring).
+
+    Args:
+        service: The dashboard service.
+        shown: The shown model (None: nothing to measure).
+        click: The click (see :func:`clicked_point`).
+        state: The measure store (``{"model", "points"}`` or None).
+
+    Returns:
+        ``(figure patch, new state, status text)``.
+
+    Raises:
+        PreventUpdate: No model or a click without a position.
+        MeasureError: The two points cannot be measured between.
+    """
+    xyz = None if shown is None else clicked_point(service, shown, click)
+    if xyz is None:
+        raise PreventUpdate
+    started = time.perf_counter()
+    face_model = service.models3d.model(shown.ref, shown.params)
+    point = snap_to_model(face_model, xyz)
+    key = service.models3d.key(shown.ref, shown.params)
+    picked = []
+    if isinstance(state, dict) and state.get("model") == key and isinstance(state.get("points"), list):
+        picked = state["points"]
+    if len(picked) == 1 and np.allclose(point, picked[0], atol=1e-3):
+        raise PreventUpdate  # point 1 again: still waiting for a second point
+    if len(picked) != 1:  # nothing picked yet, or a finished measurement: start again
+        new_state = {"model": key, "points": [point.round(3).tolist()]}
+        return overlay_patch(points=lifted(face_model, point)), new_state, POINT_1_PICKED
+    first = np.asarray(picked[0], np.float64)
+    result = service.models3d.surface_path(shown.ref, shown.params, first, point)
+    ends = np.stack([result.start_xyz, result.end_xyz])
+    status = distance_status(shown, face_model, result.straight_mm, result.surface_mm, result.path_xyz)
+    logger.info(
+        "Measured %.1f mm straight, %.1f mm along the surface (%d path points) in %.0f ms %s",
+        result.straight_mm,
+        result.surface_mm,
+        len(result.path_xyz),
+        (time.perf_counter() - started) * 1000.0,
+        {k: round(v, 1) for k, v in result.timings_ms.items()},
+    )
+    new_state = {"model": key, "points": [p.round(3).tolist() for p in ends]}
+    marks = lifted(face_model, ends)
+    return overlay_patch(points=marks, straight=marks, path=lifted(face_model, result.path_xyz)), new_state, status
+
+
+def clear_measurement() -> tuple[Patch, None, str]:
+    """The Clear button: no picked points, empty overlay."""
+    return overlay_patch(), None, MEASURE_HINT
+
+
+# -- downloads ------------------------------------------------------------------------------
+
+
+def download_file(
+    service: Face3DService,
+    trigger: str,
+    *,
+    source: Any = None,
+    smoothing: Any = None,
+    density: Any = None,
+    depth_scale: Any = None,
+    fov_auto: Any = True,
+    fov_deg: Any = None,
+    relief: tuple[Any, Any, Any] = (None, None, None),
+    compare_data: Any = None,
+    session: str,
+) -> tuple[str, bytes, str | None]:
+    """The file of one download button of this module (only of the session's own photos).
+
+    Returns:
+        ``(file name, bytes, note for the relief's info line or None)``.
+
+    Raises:
+        DepthMissingError: Nothing to download yet.
+        MeasureError: The face (or no compared face) can be measured.
+        PhotoMissingError: A photo is not the session's or no longer stored.
+        ExportError: Relief settings out of range, or no solid can be made.
+    """
+    what, fmt = DOWNLOAD_BUTTONS[trigger]
+    if what.startswith("compare"):
+        result = session_comparison(service, compare_data, session)
+        if result is None:
+            raise DepthMissingError("Run a comparison first.")
+        if what == "compare-report":
+            name, data = service.reports.comparison_report(result, compare_settings(service, result.refs))
+            return name, data, None
+        measured = [(n, m) for n, m in zip(result.names, compare_measurements(service, result), strict=True) if m]
+        if not measured:
+            raise MeasureError("None of the compared faces could be measured.")
+        name, data = service.exports.measurements_file(measured, fmt, "face3d_comparison")
+        return name, data, None
+    shown = model_view(service, source, smoothing, density, depth_scale, fov_auto, fov_deg, session=session)
+    if shown is None:
+        raise DepthMissingError("Generate the 3D model first.")
+    meta = shown.meta
+    if what == "measurements":
+        result = service.models3d.measurements(shown.ref, shown.params, shown.fov.source)
+        name, data = service.exports.measurements_file([(meta.face_label(shown.ref.face), result)], fmt, meta.name)
+        return name, data, None
+    if what == "relief":
+        settings = ReliefSettings.from_values(*relief)
+        name, data, solid = service.exports.relief_file(shown.ref, shown.params, fmt, settings, meta.name)
+        x, y, z = solid.size_mm
+        note = (
+            f"{name}: {x:.0f} × {y:.0f} × {z:.0f} mm, {solid.mesh.n_faces:,} triangles, "
+            f"base {settings.base_mm:g} mm, relief {settings.relief:g}×."
+        )
+        return name, data, note
+    name, data = service.reports.face_report(shown.ref, shown.params, shown.fov, meta)
+    return name, data, None
+
+
+def register(app: Dash, service: Face3DService) -> None:
+    """Register the measuring, printing and sharing callbacks."""
+    model_inputs = [
+        Input(ids.MODEL3D_SOURCE_STORE, "data"),
+        Input(ids.MODEL3D_SMOOTHING, "value"),
+        Input(ids.MODEL3D_DENSITY, "value"),
+        Input(ids.MODEL3D_DEPTH_SCALE, "value"),
+        Input(ids.MODEL3D_FOV_AUTO, "value"),
+        Input(ids.MODEL3D_FOV, "value"),
+    ]
+    model_states = [State(i.component_id, i.component_property) for i in model_inputs]
+
+    @app.callback(
+        Output(ids.MODEL3D_FOV, "disabled"),
+        Output(ids.MODEL3D_FOV, "value"),
+        Input(ids.MODEL3D_FOV_AUTO, "value"),
+        State(ids.MODEL3D_SOURCE_STORE, "data"),
+        prevent_initial_call=True,
+    )
+    def _fov_slider(auto, source):
+        return fov_slider(service, auto, source, session=current_session())
+
+    @app.callback(
+        Output(ids.MODEL3D_MEASURE_TABLE, "children"),
+        Output(ids.MODEL3D_DOWNLOAD_MEASURE_CSV, "disabled"),
+        Output(ids.MODEL3D_DOWNLOAD_MEASURE_JSON, "disabled"),
+        Output(ids.MODEL3D_DOWNLOAD_RELIEF_STL, "disabled"),
+        Output(ids.MODEL3D_DOWNLOAD_RELIEF_3MF, "disabled"),
+        Output(ids.MODEL3D_DOWNLOAD_REPORT, "disabled"),
+        Output(ids.MODEL3D_FOV_INFO, "children"),
+        *model_inputs,
+    )
+    def _measurements(source, smoothing, density, depth_scale, fov_auto, fov_deg):
+        session = current_session()
+        table, measure_off, model_off, info = shown_or_explained(
+            lambda: render_measurements(
+                service, source, smoothing, density, depth_scale, fov_auto, fov_deg, session=session
+            ),
+            (None, True, True, ""),
+        )
+        return table, measure_off, measure_off, model_off, model_off, model_off, info
+
+    # plotly reports a click once per frame drawn while the button is down (and at the start of
+    # a drag): the browser turns a press into one pick (assets/face3d.js) and writes it here
+    app.clientside_callback(
+        ClientsideFunction(namespace="face3d", function_name="pickPoint"),
+        Output(ids.MODEL3D_MEASURE_CLICK, "data"),
+        Input(ids.MODEL3D_GRAPH, "clickData"),
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(
+        ClientsideFunction(namespace="face3d", function_name="hoverPoint"),
+        Output(ids.MODEL3D_MEASURE_CLICK, "data", allow_duplicate=True),
+        Input(ids.MODEL3D_GRAPH, "hoverData"),
+        prevent_initial_call=True,
+    )
+
+    @app.callback(
+        Output(ids.MODEL3D_GRAPH, "figure", allow_duplicate=True),
+        Output(ids.MODEL3D_MEASURE_STORE, "data"),
+        Output(ids.MODEL3D_MEASURE_STATUS, "children"),
+        Input(ids.MODEL3D_MEASURE_CLICK, "data"),
+        Input(ids.MODEL3D_MEASURE_CLEAR, "n_clicks"),
+        State(ids.MODEL3D_MEASURE_STORE, "data"),
+        *model_states,
+        prevent_initial_call=True,
+    )
+    def _click(click, _clear, state, source, smoothing, density, depth_scale, fov_auto, fov_deg):
+        if ctx.triggered_id == ids.MODEL3D_MEASURE_CLEAR:
+            return clear_measurement()
+        shown = model_view(
+            service, source, smoothing, density, depth_scale, fov_auto, fov_deg, session=current_session()
+        )
+        return measure_click(service, shown, click, state)
+
+    @app.callback(
+        Output(ids.COMPARE_MEASURE_TABLE, "children"),
+        Output(ids.COMPARE_DOWNLOAD_MEASURE_CSV, "disabled"),
+        Output(ids.COMPARE_DOWNLOAD_MEASURE_JSON, "disabled"),
+        Output(ids.COMPARE_DOWNLOAD_REPORT, "disabled"),
+        Input(ids.COMPARE_RESULT_STORE, "data"),
+    )
+    def _compare_measurements(data):
+        table, disabled = render_compare_measurements(service, data, session=current_session())
+        return table, disabled, disabled, disabled
+
+    @app.callback(
+        Output(ids.DOWNLOAD, "data", allow_duplicate=True),
+        *(Input(button, "n_clicks") for button in DOWNLOAD_BUTTONS),
+        *model_states,
+        State(ids.MODEL3D_RELIEF_WIDTH, "value"),
+        State(ids.MODEL3D_RELIEF_BASE, "value"),
+        State(ids.MODEL3D_RELIEF_SCALE, "value"),
+        State(ids.COMPARE_RESULT_STORE, "data"),
+        prevent_initial_call=True,
+    )
+    def _download(*args):
+        if not ctx.triggered or not ctx.triggered[0].get("value") or ctx.triggered_id not in DOWNLOAD_BUTTONS:
+            raise PreventUpdate
+        source, smoothing, density, depth_scale, fov_auto, fov_deg, width, base, scale, compare_data = args[-10:]
+        name, data, note = download_file(
+            service,
+            ctx.triggered_id,
+            source=source,
+            smoothing=smoothing,
+            density=density,
+            depth_scale=depth_scale,
+            fov_auto=fov_auto,
+            fov_deg=fov_deg,
+            relief=(width, base, scale),
+            compare_data=compare_data,
+            session=current_session(),
+        )
+        if note is not None:
+            set_props(ids.MODEL3D_RELIEF_INFO, {"children": note})
+        logger.info("Download %s (%d bytes)", name, len(data))
+        return dcc.send_bytes(data, name)

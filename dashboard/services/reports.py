@@ -1,0 +1,99 @@
+"""Reports: the shared HTML file of one face (3D tab) or of a comparison (Compare tab).
+
+The core writes the page (:func:`face3d_core.report.build_report`); this composer gathers what
+it shows from the cache: each face's crop and depth map, its reconstruction for the shown
+settings and its measurements. Nothing here runs the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dashboard.services.depth import DepthMaps
+from dashboard.services.errors import DepthMissingError, MeasureError
+from dashboard.services.exports import safe_stem
+from dashboard.services.model3d import Models3D
+from dashboard.services.uploads import UploadMeta, Uploads
+from face3d_core.camera import CameraFov
+from face3d_core.compare import ComparisonResult
+from face3d_core.depthmap import normalize_depth
+from face3d_core.models.registry import get_spec
+from face3d_core.pipeline import DepthRef
+from face3d_core.reconstruct import ReconstructionParams
+from face3d_core.report import ReportFace, build_report
+
+
+class Reports:
+    """HTML reports of cached results.
+
+    Args:
+        uploads: The photos (for names).
+        depth: The cached depth maps.
+        models: The reconstructions and measurements.
+    """
+
+    def __init__(self, uploads: Uploads, depth: DepthMaps, models: Models3D):
+        self.uploads = uploads
+        self.depth = depth
+        self.models = models
+
+    def face(self, ref: DepthRef, params: ReconstructionParams, fov: CameraFov, label: str) -> ReportFace:
+        """One face of a report, as the 3D tab shows it; ``label`` is its name for the asking session.
+
+        Raises:
+            DepthMissingError: No depth map for ``ref`` in the cache.
+            PhotoMissingError: The photo is no longer stored.
+        """
+        self.uploads.require_meta(ref.sha)
+        face_depth = self.depth.cached(ref)
+        if face_depth is None:
+            raise DepthMissingError("Generate the 3D model first.")
+        model = self.models.model(ref, params)
+        measurements, note = None, ""
+        if face_depth.face is None:
+            note = "no face was found in this photo, so there are no face points to measure between."
+        else:
+            try:
+                measurements = self.models.measurements(ref, params, fov.source)
+            except MeasureError as exc:
+                note = exc.user_message
+        return ReportFace(
+            name=label,
+            image_rgb=face_depth.image_rgb,
+            depth_norm=normalize_depth(face_depth.depth_rel),
+            model=model,
+            measurements=measurements,
+            fov=fov,
+            depth_model=get_spec(ref.model).title,
+            note=note,
+        )
+
+    def face_report(
+        self, ref: DepthRef, params: ReconstructionParams, fov: CameraFov, meta: UploadMeta
+    ) -> tuple[str, bytes]:
+        """Return ``(file name, HTML bytes)`` of one face's report (``meta``: the photo as the session sees it).
+
+        Raises:
+            DepthMissingError: No depth map for ``ref`` in the cache.
+        """
+        face = self.face(ref, params, fov, meta.face_label(ref.face))
+        return f"{safe_stem(meta.name)}_report.html", build_report([face]).encode("utf-8")
+
+    def comparison_report(
+        self, result: ComparisonResult, settings: Sequence[tuple[ReconstructionParams, CameraFov]]
+    ) -> tuple[str, bytes]:
+        """Return ``(file name, HTML bytes)`` of a comparison's report.
+
+        Args:
+            result: The comparison, with the asking session's names (see :meth:`Access.comparison`).
+            settings: ``(params, field of view)`` of each face, in the comparison's order.
+
+        Raises:
+            DepthMissingError: A depth map is no longer in the cache.
+        """
+        faces = [
+            self.face(ref, params, fov, label)
+            for ref, (params, fov), label in zip(result.refs, settings, result.names, strict=True)
+        ]
+        html = build_report(faces, comparison=result)
+        return f"face3d_comparison_{len(faces)}_faces_report.html", html.encode("utf-8")

@@ -80,7 +80,8 @@ class DinoV2Encoder(nn.Module):
             ``(1, num_tokens, 384)`` float32 position embedding.
         """
         num_stored = self.pos_embed.shape[1] - 1
-        if num_tokens - 1 == num_stored and height == width:
+        if num_tokens - 1 == num_stored and height == width and not torch.jit.is_tracing():
+            # While tracing for export the sizes follow the input: keep the general path in the graph.
             return self.pos_embed
         pos_embed = self.pos_embed.float()
         cls_pos, patch_pos = pos_embed[:, :1], pos_embed[:, 1:]

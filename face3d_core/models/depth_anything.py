@@ -87,8 +87,10 @@ class DinoV2Encoder(nn.Module):
         cls_pos, patch_pos = pos_embed[:, :1], pos_embed[:, 1:]
         dim = pos_embed.shape[-1]
         side = int(math.sqrt(num_stored))
-        grid_h = height // PATCH_SIZE + _POS_EMBED_OFFSET
-        grid_w = width // PATCH_SIZE + _POS_EMBED_OFFSET
+        # int(): while tracing for export the sizes are tensors; the resize factors must be Python
+        # floats (so this network is exported once per input size).
+        grid_h = int(height) // PATCH_SIZE + _POS_EMBED_OFFSET
+        grid_w = int(width) // PATCH_SIZE + _POS_EMBED_OFFSET
         sqrt_stored = math.sqrt(num_stored)
         patch_pos = F.interpolate(
             patch_pos.reshape(1, side, side, dim).permute(0, 3, 1, 2),

@@ -413,7 +413,11 @@ class DepthEstimator:
             raise RuntimeError("the onnx package (needed to export) is not installed")
         example = torch.zeros(shape if shape is not None else (1, 3, *self.spec.net_size))
         logger.info("Exporting %s to ONNX (once) at %s", self.spec.name, target)
-        return export_onnx(self._plain_torch(path), example, target, dynamic=shape is None)
+        net = self._plain_torch(path)
+        prepare = getattr(net, "prepare_export", None)  # networks with size-dependent constants
+        if prepare is not None:
+            prepare(tuple(example.shape))
+        return export_onnx(net, example, target, dynamic=shape is None)
 
     def _build_runtime(self, path: Path, runtime: str) -> VerifiedNetwork | None:
         """Return ``runtime`` wrapped in a :class:`VerifiedNetwork`, or None where it cannot run."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-SHARED_DIR = Path(__file__).resolve().parent.parent.parent / "shared"
+SHARED_DIR = Path(os.environ.get("FACE3D_SHARED_DIR", Path(__file__).resolve().parent.parent.parent / "shared"))
 
 
 def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:

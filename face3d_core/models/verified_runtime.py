@@ -187,7 +187,11 @@ class VerifiedNetwork:
             if record is not None and not record["accepted"]:
                 continue
             if record is not None:  # verified before, maybe by another process: no torch needed
-                output = self.runtime.run(x, precision)
+                try:
+                    output = self.runtime.run(x, precision)
+                except Exception as exc:  # noqa: BLE001 - e.g. a cache folder emptied by hand: next option
+                    logger.warning("%s %s failed at shape %s: %s", self.runtime.name, precision, shape, exc)
+                    continue
             else:
                 if reference is None:
                     reference = self.reference(x)

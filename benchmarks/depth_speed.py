@@ -128,6 +128,7 @@ def bench_model(name: str, fill, repeats: int, folder: Path, peaks: dict[str, fl
         if backend == default and precision == "fp32":
             label += " = auto"
         rows.append(_row(label, ms, base_ms, flops, peaks[report.precision], out, ref))
+        print(f"{name}: {' | '.join(rows[-1])}", file=sys.stderr, flush=True)  # progress
         del est
     weights.unlink()
     return rows

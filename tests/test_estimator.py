@@ -121,7 +121,7 @@ def test_export_and_verification_are_stored_once(backend, weights_dir, reference
     assert second._torch_net is None  # neither exported nor verified again: no PyTorch network built
     assert {path: path.stat().st_mtime_ns for path in stamps} == stamps
     if backend == "openvino":
-        assert any((runtime_folder / "blobs").iterdir())  # OpenVINO's compiled-model cache
+        assert any((runtime_folder / "blobs" / "fp32").iterdir())  # OpenVINO's compiled-model cache
 
 
 class _OffRuntime:

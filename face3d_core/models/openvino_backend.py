@@ -135,7 +135,7 @@ class OpenVinoRuntime:
         model_path: Function returning the ``.xml`` model for an input shape (one file for all
             shapes, or one per shape for networks whose export is shape-specific); it may export
             and convert on first use.
-        blob_dir: OpenVINO's compiled-model cache folder (``CACHE_DIR``).
+        blob_dir: OpenVINO's compiled-model cache folder (``CACHE_DIR``; one subfolder per precision).
         num_threads: Inference threads (default: every CPU this process may use).
     """
 
@@ -156,13 +156,16 @@ class OpenVinoRuntime:
             core = _get_core()
             model = core.read_model(str(self.model_path(shape)))
             model.reshape({model.inputs[0].get_any_name(): list(shape)})
-            self.blob_dir.mkdir(parents=True, exist_ok=True)
+            # One cache folder per precision: OpenVINO 2026.4 crashed compiling a bf16 model after the
+            # f32 one of the same network (Depth Anything V2) in one process with a shared folder.
+            blob_dir = self.blob_dir / precision
+            blob_dir.mkdir(parents=True, exist_ok=True)
             config = {
                 "PERFORMANCE_HINT": "LATENCY",
                 "INFERENCE_NUM_THREADS": self.num_threads,
                 # Always explicit: OpenVINO defaults to bf16 on CPUs with AMX.
                 "INFERENCE_PRECISION_HINT": _PRECISION_HINTS[precision],
-                "CACHE_DIR": str(self.blob_dir),
+                "CACHE_DIR": str(blob_dir),
             }
             compiled = core.compile_model(model, "CPU", config)
             request = compiled.create_infer_request()

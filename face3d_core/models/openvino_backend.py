@@ -20,6 +20,7 @@ import os
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -141,7 +142,9 @@ class OpenVinoRuntime:
 
     name = "openvino"
 
-    def __init__(self, model_path, blob_dir: Path, num_threads: int | None = None) -> None:
+    def __init__(
+        self, model_path: Callable[[tuple[int, ...]], Path], blob_dir: Path, num_threads: int | None = None
+    ) -> None:
         self.version = openvino_version()
         self.model_path = model_path
         self.blob_dir = blob_dir

@@ -74,6 +74,14 @@ _FALSE = ("0", "false", "no", "off")
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
+def set_default_env(name: str, value: str) -> None:
+    """Set a third-party library's environment variable (e.g. its telemetry switch) unless already set.
+
+    For libraries that read their environment when they load: call it before importing them.
+    """
+    os.environ.setdefault(name, value)
+
+
 def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Return the cache folder used when ``FACE3D_CACHE_DIR`` is unset.
 

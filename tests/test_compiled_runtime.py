@@ -22,7 +22,8 @@ from face3d_core.models.compiled_store import checkpoint_sha256
 from face3d_core.models.openvino_backend import openvino_available
 from face3d_core.models.registry import get_spec
 from face3d_core.models.transforms import upsample_depth
-from tests.conftest import REPO_ROOT, assert_matches_reference, load_fill_module, load_reference_array
+from tests.conftest import assert_matches_reference, load_fill_module, load_reference_array
+from tests.harness.paths import REPO_ROOT
 
 MODEL = "midas_v21_small_256"
 

@@ -39,10 +39,23 @@ import numpy as np
 
 from face3d_core.config import get_settings
 from face3d_core.errors import WeightsUnavailableError
+from face3d_core.models.acceleration import accelerate_for_cpu
 from face3d_core.models.compiled_store import CompiledStore, checkpoint_sha256
 from face3d_core.models.cpu_info import cpu_flags_known, cpu_has_bf16_flags
-from face3d_core.models.onnx_backend import onnx_export_available, onnxruntime_available
-from face3d_core.models.openvino_backend import openvino_available, openvino_native_bf16
+from face3d_core.models.onnx_backend import (
+    OnnxRuntimeRuntime,
+    export_onnx,
+    onnx_export_available,
+    onnxruntime_available,
+    onnxruntime_version,
+)
+from face3d_core.models.openvino_backend import (
+    OpenVinoRuntime,
+    convert_to_openvino,
+    openvino_available,
+    openvino_native_bf16,
+    openvino_version,
+)
 from face3d_core.models.registry import DEFAULT_MODEL, ModelSpec, get_spec
 from face3d_core.models.transforms import prepare_array, upsample_depth
 from face3d_core.models.verified_runtime import RuntimeReport, VerifiedNetwork
@@ -365,8 +378,6 @@ class DepthEstimator:
         logger.info("Running %s with PyTorch on %s (%s)", self.spec.name, self.device, self.precision)
         net = self._plain_torch(path)
         if self.device.type == "cpu" and self.accelerate and self.precision == "fp32":
-            from face3d_core.models.acceleration import accelerate_for_cpu
-
             net = accelerate_for_cpu(net, torch.zeros(1, 3, *self.spec.net_size))
         else:
             net = net.to(str(self.device))
@@ -407,8 +418,6 @@ class DepthEstimator:
         """Export the PyTorch network to ONNX at ``target`` (dynamic sizes where ``shape`` is None)."""
         import torch
 
-        from face3d_core.models.onnx_backend import export_onnx
-
         if not onnx_export_available():
             raise RuntimeError("the onnx package (needed to export) is not installed")
         example = torch.zeros(shape if shape is not None else (1, 3, *self.spec.net_size))
@@ -425,8 +434,6 @@ class DepthEstimator:
         dynamic = self.spec.export_dynamic
         try:
             if runtime == "openvino":
-                from face3d_core.models.openvino_backend import OpenVinoRuntime, convert_to_openvino, openvino_version
-
                 version = openvino_version()
                 folder = store.runtime_folder("openvino", version)
 
@@ -446,8 +453,6 @@ class DepthEstimator:
 
                 fast = OpenVinoRuntime(model_path, folder / "blobs")
             else:
-                from face3d_core.models.onnx_backend import OnnxRuntimeRuntime, onnxruntime_version
-
                 version = onnxruntime_version()
                 folder = store.runtime_folder("onnxruntime", version)
 

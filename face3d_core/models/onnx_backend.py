@@ -27,6 +27,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from face3d_core.config import set_default_env
+from face3d_core.models.openvino_backend import cpu_threads
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -45,7 +48,7 @@ def onnxruntime_available() -> bool:
 
 def import_onnxruntime() -> ModuleType:
     """Import ``onnxruntime`` with its telemetry (and the files it keeps in ``~/.cache``) off."""
-    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    set_default_env("ORT_DISABLE_TELEMETRY", "1")
     import onnxruntime
 
     try:
@@ -116,8 +119,6 @@ class OnnxRuntimeRuntime:
     name = "onnxruntime"
 
     def __init__(self, model_path: Callable[[tuple[int, ...]], Path], num_threads: int | None = None) -> None:
-        from face3d_core.models.openvino_backend import cpu_threads
-
         self.version = onnxruntime_version()
         self.model_path = model_path
         self.num_threads = num_threads or cpu_threads()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-SHARED_DIR = Path(__file__).resolve().parent.parent.parent / "shared"
+SHARED_DIR = Path(os.environ.get("FACE3D_SHARED_DIR", Path(__file__).resolve().parent.parent.parent / "shared"))
 
 
 def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
@@ -41,3 +42,21 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in rows:
         print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+
+
+def interleaved_times(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, list[float]]:
+    """Time several functions in rounds (each once per round), so load changes hit all alike.
+
+    Returns:
+        Name -> ``repeats`` wall times in milliseconds (after ``warmup`` untimed calls each).
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - start) * 1000.0)
+    return times

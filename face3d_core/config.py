@@ -74,6 +74,14 @@ _FALSE = ("0", "false", "no", "off")
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
+def set_default_env(name: str, value: str) -> None:
+    """Set a third-party library's environment variable (e.g. its telemetry switch) unless already set.
+
+    For libraries that read their environment when they load: call it before importing them.
+    """
+    os.environ.setdefault(name, value)
+
+
 def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Return the cache folder used when ``FACE3D_CACHE_DIR`` is unset.
 
@@ -287,13 +295,15 @@ class Settings:
     precision: str = _setting(
         "FACE3D_PRECISION",
         _choice(("auto", "fp32", "bf16", "fp16")),
-        "precision of the depth network (auto: fp16 on CUDA, fp32 elsewhere)",
+        "precision of the depth network (auto: fp16 on CUDA, fp32 elsewhere); `bf16` is the fast CPU mode, "
+        "used only where the CPU has native bf16 (else fp32 with a warning)",
         default="auto",
     )
     backend: str = _setting(
         "FACE3D_BACKEND",
-        _choice(("auto", "torch", "onnxruntime")),
-        "runtime for fp32 CPU inference (auto: ONNX Runtime for MiDaS small, verified against PyTorch per input shape)",
+        _choice(("auto", "openvino", "onnxruntime", "torch")),
+        "CPU runtime (auto: OpenVINO where installed, else ONNX Runtime for MiDaS small, else PyTorch; "
+        "compiled runtimes are verified against PyTorch per input size and precision)",
         default="auto",
     )
     host: str = _setting(

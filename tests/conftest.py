@@ -121,3 +121,64 @@ def assert_matches_reference(actual: np.ndarray, reference: np.ndarray) -> None:
     err = np.abs(actual - reference)
     assert err.max() <= 1e-2 * std, f"max|err| {err.max():.3e} > 1e-2*std ({1e-2 * std:.3e})"
     assert err.mean() <= 1e-3 * std, f"mean|err| {err.mean():.3e} > 1e-3*std ({1e-3 * std:.3e})"
+
+
+@pytest.fixture()
+def weights_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A weights folder (``FACE3D_WEIGHTS_DIR``) with a fresh cache folder inside, downloads off.
+
+    The precision, backend and device variables are cleared so the estimator runs as the app
+    does by default.
+    """
+    monkeypatch.setenv("FACE3D_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("FACE3D_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FACE3D_OFFLINE", "1")
+    for name in ("FACE3D_PRECISION", "FACE3D_BACKEND", "FACE3D_DEVICE"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def app_cpu_backend(model_name: str) -> str:
+    """The runtime the app uses for ``model_name`` on the CPU in fp32, from what is installed."""
+    from face3d_core.models.onnx_backend import onnxruntime_available
+    from face3d_core.models.openvino_backend import openvino_available
+    from face3d_core.models.registry import get_spec
+
+    runtimes = get_spec(model_name).cpu_runtimes
+    if "openvino" in runtimes and openvino_available():
+        return "openvino"
+    if "onnxruntime" in runtimes and onnxruntime_available():
+        return "onnxruntime"
+    return "torch"
+
+
+def run_as_the_app(model_name: str, state_dict: dict, net_inputs: list[np.ndarray], folder: Path) -> list[np.ndarray]:
+    """Run network inputs through ``DepthEstimator`` as the app does on the CPU (auto backend, fp32).
+
+    ``state_dict`` is saved as the model's checkpoint in ``folder`` (the ``weights_dir`` fixture)
+    and loaded through the weights lookup. Asserts that every input ran on the app's runtime
+    (no silent fallback to PyTorch).
+
+    Args:
+        model_name: Registry name.
+        state_dict: The network's weights.
+        net_inputs: ``(1, 3, h, w) float32`` normalised inputs.
+        folder: The weights folder.
+
+    Returns:
+        ``(1, h, w) float32`` outputs, one per input.
+    """
+    import torch
+
+    from face3d_core.models.estimator import DepthEstimator
+    from face3d_core.models.registry import get_spec
+
+    torch.save(state_dict, folder / get_spec(model_name).file_name)
+    estimator = DepthEstimator(model_name, device="cpu")
+    outputs = []
+    for net_input in net_inputs:
+        outputs.append(estimator.infer_array(np.asarray(net_input, dtype=np.float32)))
+        report = estimator.runtime_report()
+        assert report is not None
+        assert (report.backend, report.precision) == (app_cpu_backend(model_name), "fp32"), report
+    return outputs

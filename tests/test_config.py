@@ -106,7 +106,7 @@ def test_choices_and_text(name, text, attribute, value):
         ("FACE3D_DEVICE", "gpu", "is not one of auto, cpu, cuda, cuda:N, mps"),
         ("FACE3D_DEVICE", "cuda:x", "is not one of"),
         ("FACE3D_PRECISION", "int4", "is not one of auto, fp32, bf16, fp16"),
-        ("FACE3D_BACKEND", "tensorrt", "is not one of auto, torch, onnxruntime"),
+        ("FACE3D_BACKEND", "tensorrt", "is not one of auto, openvino, onnxruntime, torch"),
         ("FACE3D_REDIS_URL", "10.0.0.5:6379", "is not a Redis URL"),
     ],
 )

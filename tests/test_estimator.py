@@ -2,11 +2,14 @@
 
 With ``fill.py`` weights saved as a real checkpoint file and loaded through the weights
 resolution (``FACE3D_WEIGHTS_DIR``, ``torch.load(weights_only=True)``), the estimator's
-prediction for ``pattern_480x640.png`` must equal the official end-to-end result.
+prediction for ``pattern_480x640.png`` must equal the official end-to-end result, on the
+runtime the app uses (the auto backend: OpenVINO where installed) and on every other backend.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 
 import numpy as np
@@ -15,15 +18,21 @@ import torch
 
 from face3d_core.errors import WeightsUnavailableError
 from face3d_core.images import load_image
+from face3d_core.models.compiled_store import CompiledStore
 from face3d_core.models.estimator import (
     DepthEstimator,
     clear_estimators,
     get_estimator,
+    native_bf16_available,
+    precision_choices,
     resolve_precision,
     select_device,
 )
+from face3d_core.models.onnx_backend import onnxruntime_available
+from face3d_core.models.openvino_backend import openvino_available
 from face3d_core.models.registry import get_spec
-from tests.conftest import assert_matches_reference, load_fill_module, load_reference_array
+from face3d_core.models.verified_runtime import BF16_TOLERANCE, VerifiedNetwork
+from tests.conftest import app_cpu_backend, assert_matches_reference, load_fill_module, load_reference_array
 
 FAST = ["midas_v21_small_256", "dpt_swin2_tiny_256", "dpt_levit_224"]
 SLOW = ["dpt_hybrid_384", "dpt_large_384", "dpt_beit_large_512"]
@@ -35,20 +44,14 @@ def _write_checkpoint(model_name: str, folder) -> None:
     torch.save(fill.fill_state_dict(spec.build().state_dict()), folder / spec.file_name)
 
 
-@pytest.fixture()
-def weights_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("FACE3D_WEIGHTS_DIR", str(tmp_path))
-    monkeypatch.setenv("FACE3D_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FACE3D_OFFLINE", "1")
-    return tmp_path
-
-
 def _check_pattern(model_name: str, weights_dir, reference_dir) -> DepthEstimator:
     _write_checkpoint(model_name, weights_dir)
-    est = DepthEstimator(model_name, device="cpu", precision="fp32")
+    est = DepthEstimator(model_name, device="cpu")  # as the app runs it: auto backend, default precision
     depth_rel = est.predict(load_image(reference_dir / "pattern_480x640.png"))
     assert depth_rel.dtype == np.float32 and depth_rel.shape == (480, 640)
     assert_matches_reference(depth_rel, load_reference_array(model_name, "pattern.depth"))
+    report = est.runtime_report()
+    assert (report.backend, report.precision) == (app_cpu_backend(model_name), "fp32"), report
     return est
 
 
@@ -63,51 +66,136 @@ def test_pipeline_matches_official_large(model_name, weights_dir, reference_dir)
     _check_pattern(model_name, weights_dir, reference_dir)
 
 
-@pytest.mark.parametrize(("backend", "accelerate"), [("torch", False), ("torch", True), ("onnxruntime", True)])
+BACKENDS = [
+    pytest.param("torch", False, id="torch-plain"),
+    pytest.param("torch", True, id="torch-accelerated"),
+    pytest.param(
+        "onnxruntime",
+        True,
+        id="onnxruntime",
+        marks=pytest.mark.skipif(not onnxruntime_available(), reason="onnxruntime not installed"),
+    ),
+    pytest.param(
+        "openvino",
+        True,
+        id="openvino",
+        marks=pytest.mark.skipif(not openvino_available(), reason="openvino not installed"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("backend", "accelerate"), BACKENDS)
 def test_every_backend_matches_official(backend, accelerate, weights_dir, reference_dir):
     _write_checkpoint("midas_v21_small_256", weights_dir)
     est = DepthEstimator("midas_v21_small_256", device="cpu", precision="fp32", accelerate=accelerate, backend=backend)
     assert est.backend == backend
     depth_rel = est.predict(load_image(reference_dir / "pattern_480x640.png"))
     assert est.backend == backend  # no silent fallback
+    assert est.runtime_report().backend == backend
     assert_matches_reference(depth_rel, load_reference_array("midas_v21_small_256", "pattern.depth"))
 
 
-def test_onnx_export_is_cached_on_disk(weights_dir, reference_dir):
+@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+def test_export_and_verification_are_stored_once(backend, weights_dir, reference_dir):
+    """A second estimator (as a second process would) reuses the export and the verification."""
+    if not (openvino_available() if backend == "openvino" else onnxruntime_available()):
+        pytest.skip(f"{backend} not installed")
     _write_checkpoint("midas_v21_small_256", weights_dir)
     image = load_image(reference_dir / "pattern_480x640.png")
-    DepthEstimator("midas_v21_small_256", device="cpu", backend="onnxruntime").predict(image)
-    exported = list((weights_dir / "cache" / "onnx").glob("midas_v21_small_256-*.onnx"))
-    assert len(exported) == 1
-    mtime = exported[0].stat().st_mtime_ns
-    DepthEstimator("midas_v21_small_256", device="cpu", backend="onnxruntime").predict(image)
-    assert exported[0].stat().st_mtime_ns == mtime  # reused, not exported again
+    first = DepthEstimator("midas_v21_small_256", device="cpu", backend=backend)
+    depth_first = first.predict(image)
+    compiled = weights_dir / "cache" / "compiled" / "midas_v21_small_256"
+    (build,) = compiled.iterdir()
+    (runtime_folder,) = build.glob(f"{backend}-*")
+    model_file = runtime_folder / ("model.xml" if backend == "openvino" else "model.onnx")
+    (record_file,) = (runtime_folder / "verified").glob("fp32-1x3x192x256.json")
+    stamps = {path: path.stat().st_mtime_ns for path in (model_file, record_file)}
+    record = json.loads(record_file.read_text())
+    assert record["accepted"] is True and record["deviation_max"] <= 1e-3
+    assert (
+        record["checkpoint_sha256"] == hashlib.sha256((weights_dir / "midas_v21_small_256.pt").read_bytes()).hexdigest()
+    )
+
+    second = DepthEstimator("midas_v21_small_256", device="cpu", backend=backend)
+    np.testing.assert_array_equal(second.predict(image), depth_first)
+    assert second._torch_net is None  # neither exported nor verified again: no PyTorch network built
+    assert {path: path.stat().st_mtime_ns for path in stamps} == stamps
+    if backend == "openvino":
+        assert any((runtime_folder / "blobs" / "fp32").iterdir())  # OpenVINO's compiled-model cache
 
 
-def test_onnx_network_falls_back_when_it_deviates():
-    from face3d_core.models.onnx_backend import VerifiedOnnxNetwork
+class _OffRuntime:
+    """A runtime whose bf16 answer is off and whose fp32 answer is right (or off too)."""
 
-    class WrongSession:  # an ONNX session whose answer is off: must be caught, never served
-        def run(self, outputs, feeds):
-            return [np.zeros((1, 8, 8), np.float32) + 5.0]
+    name = "fake"
+    version = "1"
 
+    def __init__(self, net, fp32_ok: bool) -> None:
+        self.net, self.fp32_ok, self.calls = net, fp32_ok, []
+
+    def run(self, x, precision):
+        self.calls.append(precision)
+        with torch.no_grad():
+            right = self.net(torch.from_numpy(x)).numpy()
+        return right if (precision == "fp32" and self.fp32_ok) else right + 5.0 * right.std() + 1.0
+
+
+@pytest.mark.parametrize("fp32_ok", [True, False])
+def test_a_deviating_runtime_is_never_served(fp32_ok, tmp_path):
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 1, 1), torch.nn.Flatten(0, 1))
-    wrapped = VerifiedOnnxNetwork(WrongSession(), net)
-    x = torch.randn(1, 3, 8, 8)
+    x = torch.randn(1, 3, 8, 8).numpy()
     with torch.no_grad():
-        expected = net(x)
-        np.testing.assert_allclose(wrapped(x).numpy(), expected.numpy())
-        np.testing.assert_allclose(wrapped(x).numpy(), expected.numpy())  # shape remembered as bad
+        expected = net(torch.from_numpy(x)).numpy()
+    reference_calls = []
+
+    def reference(batch):
+        reference_calls.append(batch.shape)
+        with torch.no_grad():
+            return net(torch.from_numpy(batch)).numpy()
+
+    store = CompiledStore("fake", "0" * 64, root=tmp_path)
+    runtime = _OffRuntime(net, fp32_ok)
+    wrapped = VerifiedNetwork(runtime, store, ("bf16", "fp32"), reference)
+    np.testing.assert_allclose(wrapped(x), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(wrapped(x), expected, rtol=1e-6, atol=1e-6)  # the choice is remembered
+    assert wrapped.last_report.backend == ("fake" if fp32_ok else "torch")
+    assert wrapped.last_report.precision == "fp32"
+    assert store.verification("fake", "1", "bf16", x.shape)["accepted"] is False
+    assert store.verification("fake", "1", "fp32", x.shape)["accepted"] is fp32_ok
+
+    # Another process: the records decide, nothing is verified again, bf16 is not even run.
+    runtime_again = _OffRuntime(net, fp32_ok)
+    again = VerifiedNetwork(runtime_again, store, ("bf16", "fp32"), reference)
+    calls_before = len(reference_calls)
+    np.testing.assert_allclose(again(x), expected, rtol=1e-6, atol=1e-6)
+    assert runtime_again.calls == (["fp32"] if fp32_ok else [])
+    assert len(reference_calls) == calls_before + (0 if fp32_ok else 1)
 
 
-def test_bf16_on_cpu_stays_close(weights_dir):
-    """bf16 is optional on the CPU (slow where it is emulated): small input, same depth ordering."""
+def test_bf16_is_native_or_refused(weights_dir):
+    """Fast mode runs native bf16 with its deviation measured, or falls back to fp32 (never emulated)."""
     _write_checkpoint("midas_v21_small_256", weights_dir)
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     fp32 = DepthEstimator("midas_v21_small_256", device="cpu", precision="fp32", backend="torch").infer(x)
-    bf16 = DepthEstimator("midas_v21_small_256", device="cpu", precision="bf16").infer(x)
-    corr = np.corrcoef(fp32.numpy().ravel(), bf16.numpy().ravel())[0, 1]
-    assert bf16.dtype == torch.float32 and corr > 0.98, corr
+    fast = DepthEstimator("midas_v21_small_256", device="cpu", precision="bf16")
+    out = fast.infer(x)
+    assert out.dtype == torch.float32
+    report = fast.runtime_report()
+    if not native_bf16_available():
+        assert fast.precision == "fp32" and report.precision == "fp32"
+        assert "bf16" not in precision_choices("cpu")
+        return
+    assert precision_choices("cpu") == {"fp32": "Exact (fp32)", "bf16": "Fast (bf16)"}
+    assert fast.precision == "bf16"
+    if report.backend == "openvino":
+        assert report.precision == "bf16", report  # accepted at this shape
+        assert 0 < report.deviation_mean <= BF16_TOLERANCE.mean_dev
+        measured = np.abs(out.numpy() - fp32.numpy())
+        spread = float(fp32.std())
+        assert report.deviation_max == pytest.approx(float(measured.max()) / spread, rel=1e-3)
+        assert "bf16" in report.describe()
+    corr = np.corrcoef(fp32.numpy().ravel(), out.numpy().ravel())[0, 1]
+    assert corr > 0.98, corr
 
 
 def test_missing_weights_is_a_clear_error(weights_dir):
@@ -162,6 +250,7 @@ def test_loaded_once_and_thread_safe(weights_dir, reference_dir, monkeypatch):
 
 def test_device_and_precision_selection(monkeypatch):
     assert select_device("cpu").type == "cpu"
+    assert str(select_device("cuda:1")) == "cuda:1"
     monkeypatch.setenv("FACE3D_DEVICE", "cpu")
     assert select_device("auto").type == "cpu"
     cpu = torch.device("cpu")

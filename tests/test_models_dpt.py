@@ -26,6 +26,7 @@ from torch.nn import functional as F
 
 from face3d_core.models import dpt
 from face3d_core.models.registry import get_spec
+from face3d_core.models.transforms import upsample_depth
 from tests.conftest import (
     REFERENCE_DIR,
     assert_matches_reference,
@@ -33,6 +34,7 @@ from tests.conftest import (
     load_fill_module,
     load_layout,
     load_reference_array,
+    run_as_the_app,
 )
 
 FAST = ("dpt_swin2_tiny_256", "dpt_levit_224")
@@ -142,6 +144,24 @@ def test_pattern_end_to_end_matches_reference(case: Case) -> None:
     pred = _run(model, net_input[None])
     depth = F.interpolate(pred.unsqueeze(1), size=PATTERN_SIZE, mode="bicubic", align_corners=False)
     assert_matches_reference(depth[0, 0].numpy(), reference)
+
+
+def test_reference_through_the_app_runtime(case: Case, weights_dir) -> None:
+    """The reference inputs through DepthEstimator as the app runs it (auto backend: OpenVINO).
+
+    Where the reference has a pattern input it is a second shape (non-square for the ViT and BEiT
+    models), which checks that the export follows the input size.
+    """
+    model = case.filled()
+    inputs = [load_reference_array(case.name, "input")]
+    has_pattern = (REFERENCE_DIR / f"{case.name}.pattern.net_input.npy").exists()
+    if has_pattern:
+        inputs.append(load_reference_array(case.name, "pattern.net_input")[None])
+    outputs = run_as_the_app(case.name, model.state_dict(), inputs, weights_dir)
+    assert_matches_reference(outputs[0], load_reference_array(case.name, "output"))
+    if has_pattern:
+        depth = upsample_depth(outputs[1][0], PATTERN_SIZE, mode="bicubic", align_corners=False)
+        assert_matches_reference(depth, load_reference_array(case.name, "pattern.depth"))
 
 
 def test_rejects_unsupported_input_size(case: Case) -> None:

@@ -7,11 +7,13 @@ import pytest
 import torch
 
 from face3d_core.models.midas_small import build_midas_v21_small_256
+from face3d_core.models.transforms import upsample_depth
 from tests.conftest import (
     assert_matches_reference,
     assert_state_dict_matches_layout,
     load_fill_module,
     load_reference_array,
+    run_as_the_app,
 )
 
 MODEL = "midas_v21_small_256"
@@ -98,3 +100,13 @@ def test_bfloat16_autocast_runs_close_to_float32(filled_net: torch.nn.Module) ->
     assert depth.dtype == torch.float32
     err = np.abs(depth.numpy() - expected)
     assert float(err.mean()) <= 0.1 * float(expected.std())
+
+
+def test_reference_through_the_app_runtime(filled_net: torch.nn.Module, weights_dir) -> None:
+    """The same reference inputs through DepthEstimator as the app runs it (auto backend: OpenVINO)."""
+    net_input = load_reference_array(MODEL, "input")
+    pattern_input = load_reference_array(MODEL, "pattern.net_input")[None]  # 192x256: a second shape
+    square, pattern = run_as_the_app(MODEL, filled_net.state_dict(), [net_input, pattern_input], weights_dir)
+    assert_matches_reference(square, load_reference_array(MODEL, "output"))
+    depth = upsample_depth(pattern[0], (480, 640), mode="bicubic", align_corners=False)
+    assert_matches_reference(depth, load_reference_array(MODEL, "pattern.depth"))

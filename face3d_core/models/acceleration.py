@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import copy
 import logging
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # pragma: no cover - torch is imported where used, so importing this module is cheap
+    import torch
+    from torch import nn
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +26,9 @@ RTOL = 1e-3
 
 def _fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """Return a copy of ``conv`` whose weights include the (eval-mode) BatchNorm after it."""
+    import torch
+    from torch import nn
+
     fused = copy.deepcopy(conv)
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     fused.weight = nn.Parameter((conv.weight * scale.reshape(-1, 1, 1, 1)).detach())
@@ -45,6 +50,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
         Exception: Whatever torch.fx raises when the model cannot be traced symbolically.
     """
     import torch.fx as fx
+    from torch import nn
 
     traced = fx.symbolic_trace(model)
     modules = dict(traced.named_modules())
@@ -74,7 +80,6 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return traced
 
 
-@torch.inference_mode()
 def accelerate_for_cpu(model: nn.Module, example: torch.Tensor) -> nn.Module:
     """Return a faster, numerically equivalent fp32 CPU version of ``model``.
 
@@ -86,7 +91,16 @@ def accelerate_for_cpu(model: nn.Module, example: torch.Tensor) -> nn.Module:
         The accelerated network, or ``model`` itself (channels-last) if acceleration failed or
         deviated.
     """
-    model = model.eval()
+    import torch
+
+    with torch.inference_mode():
+        return _accelerate(model.eval(), example)
+
+
+def _accelerate(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    import torch
+    from torch import nn
+
     if not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
         # Nothing to fold (the transformer DPTs): only the memory format changes, which needs no check
         # and saves two full forward passes when a large network is loaded.

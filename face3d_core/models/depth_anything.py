@@ -63,6 +63,8 @@ class DinoV2Encoder(nn.Module):
         self.patch_embed = vit.patch_embed
         self.blocks = vit.blocks
         self.norm = vit.norm
+        # Embeddings computed eagerly for an input size about to be exported (see prepare_export).
+        self.frozen_pos_embed: dict[tuple[int, int], torch.Tensor] = {}
 
     def interpolate_pos_embed(self, num_tokens: int, height: int, width: int) -> torch.Tensor:
         """Return the position embedding for a ``height`` x ``width`` input, as DINOv2 does.
@@ -79,6 +81,10 @@ class DinoV2Encoder(nn.Module):
         Returns:
             ``(1, num_tokens, 384)`` float32 position embedding.
         """
+        if torch.jit.is_tracing():
+            frozen = self.frozen_pos_embed.get((int(height), int(width)))
+            if frozen is not None:
+                return frozen
         num_stored = self.pos_embed.shape[1] - 1
         if num_tokens - 1 == num_stored and height == width:
             return self.pos_embed
@@ -86,8 +92,10 @@ class DinoV2Encoder(nn.Module):
         cls_pos, patch_pos = pos_embed[:, :1], pos_embed[:, 1:]
         dim = pos_embed.shape[-1]
         side = int(math.sqrt(num_stored))
-        grid_h = height // PATCH_SIZE + _POS_EMBED_OFFSET
-        grid_w = width // PATCH_SIZE + _POS_EMBED_OFFSET
+        # int(): while tracing for export the sizes are tensors; the resize factors must be Python
+        # floats (so this network is exported once per input size).
+        grid_h = int(height) // PATCH_SIZE + _POS_EMBED_OFFSET
+        grid_w = int(width) // PATCH_SIZE + _POS_EMBED_OFFSET
         sqrt_stored = math.sqrt(num_stored)
         patch_pos = F.interpolate(
             patch_pos.reshape(1, side, side, dim).permute(0, 3, 1, 2),
@@ -248,6 +256,22 @@ class DepthAnythingV2(nn.Module):
         super().__init__()
         self.pretrained = DinoV2Encoder()
         self.depth_head = DPTHead()
+
+    def prepare_export(self, input_shape: tuple[int, ...]) -> None:
+        """Fix the position embedding of one input size before that size is traced for export.
+
+        ONNX Runtime and OpenVINO resample with the size ratio, not with DINOv2's scale factor
+        (``(grid + 0.1) / 37``): the exported graph gets the embedding PyTorch computes, as a
+        constant, so this network is exported once per input size.
+
+        Args:
+            input_shape: ``(B, 3, H, W)`` of the export.
+        """
+        height, width = int(input_shape[-2]), int(input_shape[-1])
+        tokens = 1 + (height // PATCH_SIZE) * (width // PATCH_SIZE)
+        with torch.no_grad():
+            embed = self.pretrained.interpolate_pos_embed(tokens, height, width).detach().clone()
+        self.pretrained.frozen_pos_embed = {(height, width): embed}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Predict relative inverse depth.

@@ -92,7 +92,9 @@ class Reassemble(nn.Sequential):
             ``(B, out_channels, h * s, w * s)`` features, ``s`` the resampling factor.
         """
         x = self[0](tokens)
-        x = x.transpose(1, 2).unflatten(2, grid)
+        batch, _, channels = x.shape
+        # reshape, not unflatten: while tracing for export, the grid follows the input size.
+        x = x.transpose(1, 2).reshape(batch, channels, grid[0], grid[1])
         for layer in list(self)[3:]:
             x = layer(x)
         return x

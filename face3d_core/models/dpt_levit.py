@@ -22,6 +22,7 @@ DPT takes the outputs of blocks 3, 11 and 21 (strides 16, 32, 64) and its decode
 from __future__ import annotations
 
 import itertools
+import math
 
 import torch
 from torch import nn
@@ -269,7 +270,7 @@ class LevitBackbone(nn.Module):
         for index, block in enumerate(self.model.blocks[: _HOOKS[-1] + 1]):
             tokens = block(tokens)
             if index in _HOOKS:
-                side = int(round(tokens.shape[1] ** 0.5))
+                side = math.isqrt(int(tokens.shape[1]))  # int(): export traces shapes as tensors
                 feats.append(tokens.transpose(1, 2).unflatten(2, (side, side)))
         return feats
 

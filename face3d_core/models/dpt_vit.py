@@ -15,6 +15,7 @@ MiDaS adds, written here:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import timm
@@ -41,8 +42,10 @@ def resize_position_embedding(pos_embed: torch.Tensor, grid: tuple[int, int], nu
         ``(1, num_prefix + h * w, C)`` embedding.
     """
     prefix, patches = pos_embed[:, :num_prefix], pos_embed[:, num_prefix:]
-    old = int(round(patches.shape[1] ** 0.5))
-    if (old, old) == tuple(grid):
+    old = math.isqrt(int(patches.shape[1]))  # the stored grid: a constant, even while tracing for export
+    if not torch.jit.is_tracing() and (old, old) == tuple(grid):
+        # While tracing, ``grid`` follows the input size: always resize (exact at the same size), so
+        # the exported graph stays right for every input size.
         return pos_embed
     patches = patches.reshape(1, old, old, -1).permute(0, 3, 1, 2)
     patches = F.interpolate(patches, size=grid, mode="bilinear", align_corners=False)

@@ -1,69 +1,93 @@
-"""ONNX Runtime backend for fp32 CPU inference, verified against the PyTorch network.
+"""ONNX export of the depth networks, and ONNX Runtime as a fallback CPU runtime.
 
-On CPUs, ONNX Runtime runs the default MiDaS small network about twice as fast as PyTorch
-eager mode (see ``benchmarks/depth_speed.py``) with the same output to float rounding.
-:func:`build_onnx_network` exports the loaded PyTorch network once to an ONNX file in the
-cache folder (keyed by model, weights file, torch and onnxruntime versions; written to a
-temporary name and renamed atomically) and wraps an inference session in
-:class:`VerifiedOnnxNetwork`, which behaves like the network (``(B, 3, h, w)`` tensor in,
-``(B, h, w)`` tensor out) and checks itself: the first time it sees an input shape, it
-runs the PyTorch network too and compares; a shape whose output deviates by more than
-``RTOL * std`` is served by PyTorch from then on. So the fast path can never change what
-users get, only how fast they get it.
+:func:`export_onnx` writes a network to an ONNX file (atomically): with dynamic height and
+width where the network's graph follows the input size (``dynamic=True``), else for one input
+shape. OpenVINO converts that file (:mod:`face3d_core.models.openvino_backend`); where OpenVINO
+is not installed, :class:`OnnxRuntimeRuntime` runs it with ONNX Runtime. Either way the
+runtime is wrapped in :class:`~face3d_core.models.verified_runtime.VerifiedNetwork`, which
+checks it against PyTorch per input shape.
+
+ONNX Runtime keeps a device id and a telemetry database under ``~/.cache/Microsoft`` unless
+``ORT_DISABLE_TELEMETRY`` is set; :func:`import_onnxruntime` sets it (when the caller has not
+chosen) before the import, so face3d writes nothing outside its cache folder.
 """
 
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import logging
 import os
+import sys
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from face3d_core.models.acceleration import RTOL
+from face3d_core.config import set_default_env
+from face3d_core.models.openvino_backend import cpu_threads
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 logger = logging.getLogger(__name__)
 
 
+def onnx_export_available() -> bool:
+    """Return True when ``onnx`` (needed by ``torch.onnx.export``) is installed (not imported)."""
+    return importlib.util.find_spec("onnx") is not None
+
+
 def onnxruntime_available() -> bool:
-    """Return True when both ``onnx`` (export) and ``onnxruntime`` (inference) import."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Return True when ``onnxruntime`` is installed (without importing it)."""
+    return "onnxruntime" in sys.modules or importlib.util.find_spec("onnxruntime") is not None
 
 
-def _cache_key(model_name: str, weights_path: Path) -> str:
+def import_onnxruntime() -> ModuleType:
+    """Import ``onnxruntime`` with its telemetry (and the files it keeps in ``~/.cache``) off."""
+    set_default_env("ORT_DISABLE_TELEMETRY", "1")
     import onnxruntime
 
-    stat = weights_path.stat()
-    text = (
-        f"{model_name}|{weights_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{torch.__version__}|"
-        f"{onnxruntime.__version__}|v1"
-    )
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    try:
+        onnxruntime.disable_telemetry_events()
+    except AttributeError:  # pragma: no cover - builds without telemetry
+        pass
+    return onnxruntime
 
 
-def export_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path) -> Path:
-    """Export ``net`` to ``path`` with dynamic height/width, atomically.
+def onnxruntime_version() -> str:
+    """Return the installed ONNX Runtime version, read from the package metadata."""
+    import importlib.metadata
+
+    return importlib.metadata.version("onnxruntime")
+
+
+def export_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path, dynamic: bool = True) -> Path:
+    """Export ``net`` to ``path`` atomically.
 
     Args:
         net: Eval-mode network, ``(B, 3, h, w) -> (B, h, w)``.
         example: ``(1, 3, h, w) float32`` input used for tracing.
         path: Destination ``.onnx`` file (its folder is created).
+        dynamic: Batch, height and width as dynamic axes; otherwise the graph is valid for
+            ``example``'s shape only.
 
     Returns:
         ``path``.
     """
+    import torch
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
+    axes = (
+        {"x": {0: "batch", 2: "height", 3: "width"}, "depth": {0: "batch", 1: "height", 2: "width"}}
+        if dynamic
+        else None
+    )
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -75,10 +99,7 @@ def export_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path) -> Path
                 opset_version=17,
                 input_names=["x"],
                 output_names=["depth"],
-                dynamic_axes={
-                    "x": {0: "batch", 2: "height", 3: "width"},
-                    "depth": {0: "batch", 1: "height", 2: "width"},
-                },
+                dynamic_axes=axes,
             )
         os.replace(tmp, path)
     except BaseException:
@@ -87,72 +108,40 @@ def export_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path) -> Path
     return path
 
 
-class VerifiedOnnxNetwork:
-    """An ONNX Runtime session that behaves like the PyTorch network and checks itself per shape.
+class OnnxRuntimeRuntime:
+    """ONNX Runtime inference (fp32 only), one session per ONNX file.
 
     Args:
-        session: The ``onnxruntime.InferenceSession``.
-        torch_net: The PyTorch network (kept for verification and as the fallback).
+        model_path: Function returning the ``.onnx`` file for an input shape (it may export it).
+        num_threads: Intra-op threads (default: every CPU this process may use).
     """
 
-    def __init__(self, session, torch_net: torch.nn.Module) -> None:
-        self.session = session
-        self.torch_net = torch_net
-        self._verified: dict[tuple[int, ...], bool] = {}
+    name = "onnxruntime"
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Predict ``(B, h, w)`` relative inverse depth from ``(B, 3, h, w)`` float32 input."""
-        shape = tuple(x.shape)
-        ok = self._verified.get(shape)
-        if ok is False:
-            return self.torch_net(x)
-        x_np = np.ascontiguousarray(x.detach().to(torch.float32).contiguous().numpy())
-        out = torch.from_numpy(self.session.run(None, {"x": x_np})[0])
-        if ok is None:
-            reference = self.torch_net(x.contiguous())
-            spread = float(reference.std()) or 1.0
-            deviation = float((out - reference).abs().max()) / spread
-            self._verified[shape] = deviation <= RTOL
-            if deviation > RTOL:
-                logger.warning("ONNX Runtime deviates by %.2e x std at shape %s; using PyTorch", deviation, shape)
-                return reference
-            logger.debug("ONNX Runtime verified at shape %s (max deviation %.2e x std)", shape, deviation)
-        return out
+    def __init__(self, model_path: Callable[[tuple[int, ...]], Path], num_threads: int | None = None) -> None:
+        self.version = onnxruntime_version()
+        self.model_path = model_path
+        self.num_threads = num_threads or cpu_threads()
+        self._sessions: dict[Path, object] = {}
 
+    def _session(self, shape: tuple[int, ...]):
+        path = self.model_path(shape)
+        session = self._sessions.get(path)
+        if session is None:
+            ort = import_onnxruntime()
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self.num_threads
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            # Threads that spin between runs compete with other work in the same process.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self._sessions[path] = session
+        return session
 
-def build_onnx_network(
-    net: torch.nn.Module,
-    model_name: str,
-    weights_path: Path,
-    example: torch.Tensor,
-    cache_folder: Path,
-    num_threads: int | None = None,
-) -> VerifiedOnnxNetwork | None:
-    """Return an ONNX Runtime version of ``net`` (exported once, cached), or None if that fails.
-
-    Args:
-        net: Eval-mode PyTorch network with its weights loaded.
-        model_name: Registry name (part of the cache key).
-        weights_path: The checkpoint file (its path, size and mtime are part of the cache key).
-        example: ``(1, 3, h, w)`` input for the export.
-        cache_folder: Folder for the exported ``.onnx`` files.
-        num_threads: Intra-op threads (default: ``torch.get_num_threads()``).
-    """
-    try:
-        import onnxruntime as ort
-
-        path = cache_folder / f"{model_name}-{_cache_key(model_name, weights_path)}.onnx"
-        if not path.is_file():
-            logger.info("Exporting %s to ONNX (once) at %s", model_name, path)
-            export_onnx(net, example, path)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = num_threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Threads that spin between runs compete with PyTorch's own pool in the same process.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - any export/runtime failure falls back to PyTorch
-        logger.warning("ONNX Runtime not used for %s: %s", model_name, exc)
-        return None
-    return VerifiedOnnxNetwork(session, net)
+    def run(self, x: np.ndarray, precision: str) -> np.ndarray:
+        """``(B, 3, h, w) float32 -> (B, h, w) float32`` (``precision`` must be ``fp32``)."""
+        if precision != "fp32":
+            raise ValueError("ONNX Runtime is only used in fp32")
+        session = self._session(tuple(int(s) for s in x.shape))
+        return np.asarray(session.run(None, {"x": np.ascontiguousarray(x, dtype=np.float32)})[0], dtype=np.float32)

@@ -53,8 +53,13 @@ class ModelSpec:
         upsample_mode: Interpolation of the prediction back to the image size (MiDaS' ``run.py``:
             bicubic; Depth Anything V2's ``infer_image``: bilinear).
         upsample_align_corners: ``align_corners`` of that interpolation (MiDaS: False, DA V2: True).
-        cpu_onnx: Run fp32 CPU inference with ONNX Runtime by default (set where
-            ``benchmarks/depth_speed.py`` measured it faster than PyTorch).
+        cpu_runtimes: Compiled runtimes for CPU inference, preferred first (``openvino``,
+            ``onnxruntime``), where ``benchmarks/depth_speed.py`` measured them faster than
+            PyTorch at fp32 tolerance; PyTorch is the last resort. Each is checked against
+            PyTorch per input shape.
+        export_dynamic: The network's graph follows the input size, so one ONNX export with
+            dynamic height/width serves every size; False exports once per input size (networks
+            whose forward pass computes shape-dependent constants in Python).
         license: Licence of the official weights.
         description: One line for ``face3d models`` and the UI.
     """
@@ -73,7 +78,8 @@ class ModelSpec:
     std: tuple[float, float, float]
     upsample_mode: Literal["bicubic", "bilinear"] = "bicubic"
     upsample_align_corners: bool = False
-    cpu_onnx: bool = False
+    cpu_runtimes: tuple[str, ...] = ("openvino",)
+    export_dynamic: bool = True
     license: str = "MIT"
     description: str = ""
 
@@ -106,7 +112,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         multiple_of=32,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
-        cpu_onnx=True,
+        cpu_runtimes=("openvino", "onnxruntime"),
         description="Fast EfficientNet-Lite3 network; the default, good on CPU.",
     ),
     _midas(
@@ -177,6 +183,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         multiple_of=32,
         mean=HALF_MEAN,
         std=HALF_STD,
+        export_dynamic=False,  # relative-position index built in Python per patch grid
         description="BEiT-L/16 at 512 px; the most accurate MiDaS, best on a GPU.",
     ),
     _midas(
@@ -191,6 +198,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         multiple_of=32,
         mean=HALF_MEAN,
         std=HALF_STD,
+        export_dynamic=False,  # relative-position index built in Python per patch grid
         description="BEiT-L/16 at 384 px.",
     ),
     _midas(
@@ -205,6 +213,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         multiple_of=32,
         mean=HALF_MEAN,
         std=HALF_STD,
+        export_dynamic=False,  # relative-position index built in Python per patch grid
         description="BEiT-B/16 at 384 px.",
     ),
     _midas(
@@ -249,6 +258,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
         license="Apache-2.0",
+        export_dynamic=False,  # the position embedding's resize factors are Python floats of the size
         upsample_mode="bilinear",
         upsample_align_corners=True,
         description="DINOv2-S + DPT head; detailed relative depth (Apache-2.0).",

@@ -1,4 +1,4 @@
-"""Official input preprocessing of the depth networks, driven by a :class:`ModelSpec`.
+"""Official input preprocessing of the depth networks and the resize of their output, driven by a :class:`ModelSpec`.
 
 The steps reproduce the official MiDaS / Depth Anything V2 transforms (as encoded by the
 reference files in ``shared/reference``): RGB scaled to [0, 1], a bicubic resize
@@ -13,12 +13,18 @@ multiple above.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Literal
 
 import cv2
 import numpy as np
-import torch
 
 from face3d_core.models.registry import ModelSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+#: The ``A`` of the cubic convolution kernel that PyTorch (and OpenCV) use.
+_CUBIC_A = -0.75
 
 
 def _round_to_multiple(x: float, multiple: int, lower: int = 0, upper: int | None = None) -> int:
@@ -105,4 +111,92 @@ def prepare_input(image_rgb: np.ndarray, spec: ModelSpec) -> torch.Tensor:
     Returns:
         ``(1, 3, h, w) float32`` tensor on the CPU.
     """
+    import torch
+
     return torch.from_numpy(prepare_array(image_rgb, spec)).unsqueeze(0)
+
+
+def _source_coordinates(size_in: int, size_out: int, align_corners: bool) -> np.ndarray:
+    """Return where each output pixel samples the input, in input pixels, in float32 as PyTorch does."""
+    dst = np.arange(size_out, dtype=np.float32)
+    if align_corners:
+        scale = np.float32((size_in - 1) / (size_out - 1) if size_out > 1 else 0.0)
+        return dst * scale
+    scale = np.float32(size_in / size_out)
+    return scale * (dst + np.float32(0.5)) - np.float32(0.5)
+
+
+def _cubic_weights(t: np.ndarray) -> np.ndarray:
+    """Return the ``(n, 4)`` cubic convolution weights of taps -1, 0, 1, 2 for fractions ``t``."""
+    a = np.float32(_CUBIC_A)
+    one = np.float32(1.0)
+
+    def near(d: np.ndarray) -> np.ndarray:  # |d| <= 1
+        return ((a + 2) * d - (a + 3)) * d * d + one
+
+    def far(d: np.ndarray) -> np.ndarray:  # 1 < |d| < 2
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+
+    return np.stack((far(t + one), near(t), near(one - t), far(2 - t)), axis=1)
+
+
+def resize_matrix(size_in: int, size_out: int, mode: Literal["bicubic", "bilinear"], align_corners: bool) -> np.ndarray:
+    """Return the ``(size_out, size_in) float64`` matrix of a 1-D resize as PyTorch computes it.
+
+    Bicubic: taps at ``floor(x) - 1 .. floor(x) + 2``, clamped to the border. Bilinear: source
+    coordinates below zero are clamped to zero first (``align_corners=False``), as PyTorch does.
+    """
+    src = _source_coordinates(size_in, size_out, align_corners)
+    rows = np.arange(size_out)
+    matrix = np.zeros((size_out, size_in), dtype=np.float64)
+    if mode == "bicubic":
+        base = np.floor(src)
+        weights = _cubic_weights((src - base).astype(np.float32))
+        for tap in range(4):
+            index = np.clip(base.astype(np.int64) - 1 + tap, 0, size_in - 1)
+            np.add.at(matrix, (rows, index), weights[:, tap])
+        return matrix
+    if mode == "bilinear":
+        src = np.maximum(src, np.float32(0.0))
+        low = np.minimum(np.floor(src).astype(np.int64), size_in - 1)
+        high = np.minimum(low + 1, size_in - 1)
+        frac = (src - low.astype(np.float32)).astype(np.float64)
+        np.add.at(matrix, (rows, low), 1.0 - frac)
+        np.add.at(matrix, (rows, high), frac)
+        return matrix
+    raise ValueError(f"unknown resize mode {mode!r} (use bicubic or bilinear)")
+
+
+def upsample_depth(
+    depth: np.ndarray,
+    size: tuple[int, int],
+    mode: Literal["bicubic", "bilinear"] = "bicubic",
+    align_corners: bool = False,
+) -> np.ndarray:
+    """Resize a prediction to ``size`` like ``F.interpolate(depth[None, None], size, mode, align_corners)``.
+
+    Args:
+        depth: ``(h, w) float32`` network output (relative inverse depth).
+        size: ``(height, width)`` in pixels of the result.
+        mode: ``bicubic`` (MiDaS) or ``bilinear`` (Depth Anything V2).
+        align_corners: As in PyTorch.
+
+    Returns:
+        ``(height, width) float32``: PyTorch's float32 result to about 1e-6 of the input's range
+        (same float32 sampling positions and weights; the sums are taken in float64).
+
+    Example:
+        >>> upsample_depth(np.ones((2, 2), np.float32), (3, 5)).shape
+        (3, 5)
+    """
+    if depth.ndim != 2:
+        raise ValueError(f"expected an (h, w) array, got shape {depth.shape}")
+    rows = resize_matrix(depth.shape[0], size[0], mode, align_corners)
+    cols = resize_matrix(depth.shape[1], size[1], mode, align_corners)
+    depth = depth.astype(np.float64)
+    # Separable: rows @ depth @ cols.T, multiplied in the order that does fewer operations.
+    if size[0] * depth.shape[1] * (depth.shape[0] + size[1]) <= depth.shape[0] * size[1] * (depth.shape[1] + size[0]):
+        out = (rows @ depth) @ cols.T
+    else:
+        out = rows @ (depth @ cols.T)
+    return np.ascontiguousarray(out, dtype=np.float32)

@@ -22,15 +22,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dashboard import ids
 from dashboard.callbacks import depth, downloads, model3d, upload
 from dashboard.services import Face3DService
 from face3d_core.cache import ResultCache
 from face3d_core.pipeline import WORK_MAX_SIDE, DepthRef
 from face3d_core.reconstruct import MAX_MODEL_POINTS
 from tests.doubles import FakeEstimator
-from tests.harness.dash_client import data_url
+from tests.harness import flows
+from tests.harness.dash_client import DashHttp, data_url, output
 from tests.harness.hostile_files import flat_image
-from tests.harness.paths import MODEL
+from tests.harness.paths import FILL_PY, MODEL, PHOTO, RELIABILITY_ARTIFACTS, YUNET_PATH, require
+from tests.harness.processes import child_env
+from tests.harness.servers import WebServer
 
 BIG_NAME = "flat_6000x6600.png"
 
@@ -103,3 +107,87 @@ def test_downloads_at_full_density_stay_under_the_cap(big, fmt):
         vertices = int(first.split(" vertices")[0].split()[-1])
         assert vertices <= MAX_MODEL_POINTS, first
     assert len(data) < 400e6
+
+
+# =====================================================================================
+# 2. A real ``python -m dashboard``: every slider setting, every download, peak memory
+# =====================================================================================
+
+#: Most the server's peak memory may grow over its warmed-up state for the worst file.
+MEMORY_ABOVE_IDLE_LIMIT = 1.5 * 2**30
+
+
+@pytest.mark.slow
+def test_worst_file_costs_a_real_server_less_than_1_5_gb_at_any_setting(tmp_path, fill_weights, capsys):
+    require(PHOTO, YUNET_PATH, FILL_PY)
+    for folder in ("home", "tmp"):
+        (tmp_path / folder).mkdir()
+    env = child_env(
+        FACE3D_CACHE_DIR=str(tmp_path / "cache"),
+        FACE3D_WEIGHTS_DIR=str(fill_weights),
+        HOME=str(tmp_path / "home"),
+        TMPDIR=str(tmp_path / "tmp"),
+    )
+    server = WebServer.dashboard(env, tmp_path / "server.log").start()
+    rows: list[tuple[str, float, str]] = []
+    try:
+        client = DashHttp(server.url, timeout=300)
+        defaults = flows.open_page(client)
+        start_rss = server.peak_rss_bytes()
+
+        def flow(data: bytes, name: str, settings: list[tuple[str, dict]], files: list[str]) -> None:
+            response = flows.upload(client, data, name)
+            store = output(response, ids.UPLOADS_STORE, "data")
+            sha = store["items"][0]["sha"]
+            started = time.perf_counter()
+            result = flows.generate_depth(client, store, sha, timeout_s=300)
+            rows.append((f"{name}: depth map", time.perf_counter() - started, ""))
+            caption = output(flows.view_depth(client, result), ids.DEPTH_CAPTION, "children")
+            rows.append((f"{name}: depth view", client.last.seconds, caption.split(" · ")[-1].split(".")[0]))
+            values = {}
+            for label, controls in settings:
+                values = flows.model3d_values(result, {**defaults, **controls})
+                stats = output(flows.view_3d(client, values), ids.MODEL3D_STATS, "children")
+                rows.append(
+                    (f"{name}: 3D {label}", client.last.seconds, stats.split(" · ")[0 if "cap" not in stats else 1])
+                )
+                if "full" in label:
+                    assert f"{MAX_MODEL_POINTS / 1e6:.3g} M point cap applied" in stats, stats
+            for kind in files:
+                chosen = {ids.DEPTH_RESULT_STORE: result} if kind in flows.DEPTH_DOWNLOADS else values
+                sent = output(flows.download(client, kind, chosen), ids.DOWNLOAD, "data")
+                rows.append((f"{name}: download {kind}", client.last.seconds, f"{client.last.size_bytes / 1e6:.0f} MB"))
+                assert sent and sent["content"], kind
+
+        default = ("default sliders", {})
+        full_mesh = (
+            "density full, mesh, photo colours",
+            {ids.MODEL3D_DENSITY: 4, ids.MODEL3D_DISPLAY: "mesh", ids.MODEL3D_COLORS: "photo"},
+        )
+        flow(PHOTO.read_bytes(), PHOTO.name, [default], ["png8"])  # network loaded, code paths warm
+        idle_rss = server.peak_rss_bytes()
+        big = flat_image(6000, 6600)
+        full_points = ("density full, points", {ids.MODEL3D_DENSITY: 4, ids.MODEL3D_DISPLAY: "points"})
+        flow(big, BIG_NAME, [default, full_points, full_mesh], ["png8", "png16", "npy", "ply", "obj", "glb", "stl"])
+        peak_rss = server.peak_rss_bytes()
+        assert server.alive()
+        log = server.log_text()
+        assert "Unexpected error" not in log and "Traceback" not in log, log[-3000:]
+    finally:
+        server.stop()
+    lines = [f"{label:<58s} {seconds:6.2f} s  {note}" for label, seconds, note in rows]
+    if start_rss and idle_rss and peak_rss:
+        growth = peak_rss - idle_rss
+        lines.append(
+            f"server peak RSS: {start_rss / 2**20:.0f} MiB started, {idle_rss / 2**20:.0f} MiB warmed up, "
+            f"{peak_rss / 2**20:.0f} MiB after the {BIG_NAME} flows (+{growth / 2**20:.0f} MiB)"
+        )
+    report = "\n".join(["BOUNDED COST: the worst file inside the limits through python -m dashboard", *lines])
+    RELIABILITY_ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (RELIABILITY_ARTIFACTS / "bounded_cost.json").write_text(
+        json.dumps({"rows": rows, "start_rss": start_rss, "idle_rss": idle_rss, "peak_rss": peak_rss}, indent=2)
+    )
+    with capsys.disabled():
+        print("\n" + report)
+    if idle_rss and peak_rss:
+        assert peak_rss - idle_rss < MEMORY_ABOVE_IDLE_LIMIT, report

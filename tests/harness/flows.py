@@ -147,6 +147,32 @@ def download_depth_png8(client: DashHttp, result: dict) -> dict | None:
     )
 
 
+#: Download buttons by format.
+DEPTH_DOWNLOADS = {"png8": ids.DEPTH_DOWNLOAD_PNG8, "png16": ids.DEPTH_DOWNLOAD_PNG16, "npy": ids.DEPTH_DOWNLOAD_NPY}
+MODEL_DOWNLOADS = {
+    "ply": ids.MODEL3D_DOWNLOAD_PLY,
+    "obj": ids.MODEL3D_DOWNLOAD_OBJ,
+    "glb": ids.MODEL3D_DOWNLOAD_GLB,
+    "stl": ids.MODEL3D_DOWNLOAD_STL,
+}
+
+
+def download(client: DashHttp, kind: str, values: dict[str, Any]) -> dict | None:
+    """Press a download button (``png8``, ``png16``, ``npy``, ``ply``, ``obj``, ``glb``, ``stl``).
+
+    Args:
+        client: The client.
+        kind: The format.
+        values: The depth result (``ids.DEPTH_RESULT_STORE``) for depth formats, or the 3D view's
+            values (:func:`model3d_values`) for 3D formats.
+
+    Returns:
+        The callback response; ``output(response, ids.DOWNLOAD, "data")`` carries the file.
+    """
+    button = DEPTH_DOWNLOADS.get(kind) or MODEL_DOWNLOADS[kind]
+    return client.call((button, "n_clicks"), {**values, button: 1}, kind=f"download_{kind}")
+
+
 def model3d_values(result: dict, controls: dict[str, Any], view: dict | None = None) -> dict[str, Any]:
     """Inputs of the *3D model* view: the depth result, the slider and radio values, the camera store.
 

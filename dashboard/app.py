@@ -23,6 +23,7 @@ from dashboard.callbacks.choices import model_options
 from dashboard.errors import handle_callback_error
 from dashboard.jobs import DiskJobStore, JobIds, JobRunner, ThreadJobRunner
 from dashboard.layout import PRODUCT_NAME, build_layout
+from dashboard.request_limits import limit_requests
 from dashboard.services import Face3DService
 from dashboard.services.access import DiskMembershipStore, MembershipStore
 from dashboard.services.depth import EstimatorFactory
@@ -176,6 +177,7 @@ def create_app(
         app.config.external_stylesheets = [dbc.themes.BOOTSTRAP]
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     SessionCookies(secret).install(app.server)
+    limit_requests(app.server, MAX_REQUEST_BYTES)  # 413 for chunked bodies too, and slow bodies cut off
 
     # A function, so every page load shows the current state of the weights.
     app.layout = lambda: build_layout(model_options(), DEFAULT_MODEL)

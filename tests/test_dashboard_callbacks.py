@@ -216,7 +216,8 @@ def test_model_options_show_weights(monkeypatch, tmp_path):
     assert options[MODEL].startswith("✓")
     assert "weights missing" in options["dpt_large_384"]
     info = json.dumps(choices.model_info("dpt_large_384").to_plotly_json(), default=str)
-    assert "dpt_large_384.pt" in info and "https://github.com/isl-org/MiDaS" in info and str(tmp_path) in info
+    assert "dpt_large_384.pt" in info and "https://github.com/isl-org/MiDaS" in info and "FACE3D_WEIGHTS_DIR" in info
+    assert str(tmp_path) not in info  # no server folder on the web page
     monkeypatch.delenv("FACE3D_OFFLINE")
     assert "MB download" in {o["value"]: o["label"] for o in choices.model_options()}["dpt_large_384"]
     assert choices.valid_model("nonsense") == MODEL

@@ -551,5 +551,5 @@ def write_files(files: Mapping[str, bytes], out_dir: str | os.PathLike) -> list[
             paths.append(path)
     except OSError as exc:
         raise ExportError(f"Cannot write the 3D model to {folder}: {exc.strerror or exc}.") from exc
-    logger.info("Wrote %s", ", ".join(str(p) for p in paths))
+    logger.info("Wrote %s", ", ".join(repr(str(p)) for p in paths))
     return paths

@@ -34,8 +34,8 @@ class Face3DError(Exception):
 
     title = "Something went wrong"
 
-    def __init__(self, message: str = "", *args: object, web_message: str | None = None) -> None:
-        super().__init__(message, *args)
+    def __init__(self, *args: object, web_message: str | None = None) -> None:
+        super().__init__(*args)
         self._web_message = web_message
 
     def __reduce__(self):  # keep web_message through pickling (job results cross processes)

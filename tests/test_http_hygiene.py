@@ -28,6 +28,9 @@ from tests.harness.paths import MODEL, PHOTO, SECOND_PHOTO, YUNET_PATH, require
 from tests.harness.processes import child_env
 from tests.harness.servers import WebServer
 
+#: Two real servers, 650 MB of request bodies and slow clients: heavy, so marked slow (it runs in CI).
+pytestmark = pytest.mark.slow
+
 READ_TIMEOUT_S = 2.0
 #: A disconnected slow client must be gone by then (the timeout plus the watchdog's period).
 GIVE_UP_S = 15.0

@@ -11,7 +11,7 @@ Limits (checked before any pixel is decoded, so a "PNG bomb" costs nothing):
 ``MAX_ASPECT_RATIO`` (the longer side at most 8 times the shorter) and, for JPEG,
 ``MAX_JPEG_SCANS`` (100 scans: a progressive JPEG of thousands of tiny scans is a small file
 that costs a decoder seconds of CPU per hundred scans; :func:`count_jpeg_scans` counts them
-from the segment structure).
+from the segment structure) and ``MAX_JPEG_SEGMENTS`` (1000 marker segments).
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ MAX_ASPECT_RATIO = 8.0
 #: Most scans (SOS segments) a JPEG may have. Photos have 1 (baseline) or about 10
 #: (progressive); libjpeg-turbo's own tools refuse more than a few hundred.
 MAX_JPEG_SCANS = 100
+#: Most marker segments (scans included) a JPEG may have; photos have a few dozen.
+MAX_JPEG_SEGMENTS = 1000
 ALLOWED_FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "MPO": "JPEG"}  # MPO: phone JPEGs with a depth/preview
 
 _SIGNATURES = (
@@ -79,6 +81,8 @@ def _sniff(data: bytes) -> str:
 #: In entropy-coded data: a 0xFF that starts a marker (not 0xFF00 stuffing, not a restart
 #: marker RST0-7, not a fill byte 0xFF).
 _MARKER_AFTER_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+#: At a marker: one 0xFF and any fill bytes 0xFF after it.
+_FILL_BYTES = re.compile(rb"\xff+")
 #: Markers without a length field: RST0-7, SOI, TEM.
 _STANDALONE_MARKERS = frozenset([*range(0xD0, 0xD9), 0x01])
 
@@ -106,36 +110,47 @@ def count_jpeg_scans(data: bytes, stop_after: int | None = None) -> int:
         >>> count_jpeg_scans(buf.getvalue())
         6
     """
+    return _walk_jpeg(data, stop_after, None)[0]
+
+
+def _walk_jpeg(data: bytes, max_scans: int | None, max_segments: int | None) -> tuple[int, int]:
+    """``(scans, segments)`` of the first image (see :func:`count_jpeg_scans`), stopping past either limit.
+
+    Every step is a C-level search or a jump by a segment's length, so a file of millions of
+    fill bytes or empty segments costs no Python loop per byte (and ``max_segments`` bounds the
+    loop over segments).
+    """
     end = len(data)
     pos = 2
-    scans = 0
+    scans = segments = 0
     while pos + 1 < end:
-        if data[pos] != 0xFF:
+        fill = _FILL_BYTES.match(data, pos)  # 0xFF, then any fill bytes 0xFF before the marker
+        if fill is None or fill.end() >= end:
             break  # not a marker where one must be: damaged
-        marker = data[pos + 1]
-        if marker == 0xFF:  # a fill byte before the marker
-            pos += 1
-            continue
+        marker = data[fill.end()]
+        pos = fill.end() + 1
         if marker == 0xD9:  # EOI
             break
-        if marker in _STANDALONE_MARKERS:
-            pos += 2
-            continue
-        if pos + 4 > end:
+        segments += 1
+        if max_segments is not None and segments > max_segments:
             break
-        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker in _STANDALONE_MARKERS:
+            continue
+        if pos + 2 > end:
+            break
+        length = int.from_bytes(data[pos : pos + 2], "big")
         if length < 2:
             break
-        pos += 2 + length
+        pos += length
         if marker == 0xDA:
             scans += 1
-            if stop_after is not None and scans > stop_after:
+            if max_scans is not None and scans > max_scans:
                 break
             found = _MARKER_AFTER_SCAN.search(data, pos)
             if found is None:
                 break
             pos = found.start()
-    return scans
+    return scans, segments
 
 
 def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
@@ -199,11 +214,18 @@ def decode_image(data: bytes, *, name: str | None = None) -> np.ndarray:
             f"The file is too large ({len(data) / 1e6:.1f} MB); the limit is {MAX_FILE_BYTES // (1024 * 1024)} MB."
         )
     fmt = _sniff(data)
-    if fmt == "JPEG" and count_jpeg_scans(data, stop_after=MAX_JPEG_SCANS) > MAX_JPEG_SCANS:
-        raise InvalidImageError(
-            f"This JPEG has too many progressive scans (more than {MAX_JPEG_SCANS}); decoding it would take "
-            "minutes. Save it again as an ordinary JPEG or PNG."
-        )
+    if fmt == "JPEG":
+        scans, segments = _walk_jpeg(data, MAX_JPEG_SCANS, MAX_JPEG_SEGMENTS)
+        if scans > MAX_JPEG_SCANS:
+            raise InvalidImageError(
+                f"This JPEG has too many progressive scans (more than {MAX_JPEG_SCANS}); decoding it would take "
+                "minutes. Save it again as an ordinary JPEG or PNG."
+            )
+        if segments > MAX_JPEG_SEGMENTS:
+            raise InvalidImageError(
+                f"This JPEG has too many segments (more than {MAX_JPEG_SEGMENTS}). Save it again as an ordinary "
+                "JPEG or PNG."
+            )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -233,3 +233,16 @@ def test_images_longer_than_eight_times_their_width_are_rejected_from_the_header
         with pytest.raises(InvalidImageError, match="long and narrow") as info:
             decode_image(data)
         assert size in info.value.user_message
+
+
+def test_jpegs_of_many_segments_or_fill_bytes_cost_the_check_nothing(monkeypatch):
+    photo = _encode(Image.fromarray(_gradient_rgb()), "JPEG", quality=95)
+    # 100,000 empty comment segments after SOI: refused (no decoder needs that many)
+    many = photo[:2] + b"\xff\xfe\x00\x02" * 100_000 + photo[2:]
+    with pytest.raises(InvalidImageError, match="too many segments"):
+        decode_image(many)
+    # 5 MB of fill bytes before EOI (allowed by the standard): walked by one search, then decoded
+    eoi = photo.rindex(b"\xff\xd9")
+    filled = photo[:eoi] + b"\xff" * 5_000_000 + photo[eoi:]
+    assert images.count_jpeg_scans(filled) == 1
+    assert decode_image(filled).shape == (40, 60, 3)

@@ -153,6 +153,23 @@ def _walk_jpeg(data: bytes, max_scans: int | None, max_segments: int | None) -> 
     return scans, segments
 
 
+#: Rows converted at a time from 16/32-bit or float pixels (bounds the float64 temporaries).
+_ROWS_PER_BLOCK = 256
+
+
+def _to_gray8(values: np.ndarray, scale: float) -> np.ndarray:
+    """``(H, W)`` numbers to ``uint8``: ``clip(rint(values * scale), 0, 255)``, a block of rows at a time.
+
+    The same values as converting the whole array at once, with float64 temporaries of one block
+    (a 40-megapixel 16-bit image once needed 0.9 GB here).
+    """
+    gray = np.empty(values.shape, np.uint8)
+    for start in range(0, values.shape[0], _ROWS_PER_BLOCK):
+        block = values[start : start + _ROWS_PER_BLOCK].astype(np.float64)
+        gray[start : start + _ROWS_PER_BLOCK] = np.clip(np.rint(block * scale), 0, 255)
+    return gray
+
+
 def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
     """Convert a decoded Pillow image of any supported mode to ``(H, W, 3) uint8`` RGB."""
     mode = img.mode
@@ -160,13 +177,11 @@ def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
         arr = np.asarray(img)
         if arr.dtype != np.uint8:
             # 16-bit (or 32-bit int) grayscale: keep the full range by scaling, not clipping.
-            arr = arr.astype(np.float64)
             top = 65535.0 if arr.max() <= 65535 else float(arr.max())
-            arr = np.clip(np.rint(arr * (255.0 / max(top, 1.0))), 0, 255).astype(np.uint8)
+            arr = _to_gray8(arr, 255.0 / max(top, 1.0))
         return np.ascontiguousarray(np.repeat(arr[..., None], 3, axis=2))
     if mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
-        arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        arr = _to_gray8(np.asarray(img), 1.0)
         return np.ascontiguousarray(np.repeat(arr[..., None], 3, axis=2))
     if mode == "P":
         img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")

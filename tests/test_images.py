@@ -246,3 +246,12 @@ def test_jpegs_of_many_segments_or_fill_bytes_cost_the_check_nothing(monkeypatch
     filled = photo[:eoi] + b"\xff" * 5_000_000 + photo[eoi:]
     assert images.count_jpeg_scans(filled) == 1
     assert decode_image(filled).shape == (40, 60, 3)
+
+
+def test_16bit_levels_are_exactly_rounded_and_decoding_stays_lean():
+    levels = np.random.default_rng(3).integers(0, 65536, (300, 200), dtype=np.uint16)
+    levels[0, :4] = [0, 128, 129, 65535]  # around the rounding boundary of 257
+    out = decode_image(_encode(Image.fromarray(levels)))
+    expected = np.rint(levels.astype(np.float64) * (255.0 / 65535.0)).astype(np.uint8)
+    np.testing.assert_array_equal(out[..., 0], expected)
+    assert list(out[0, :4, 0]) == [0, 0, 1, 255]

@@ -85,6 +85,11 @@ def flat_image(width: int, height: int, fmt: str = "PNG", value: int = 128) -> b
     return buffer.getvalue()
 
 
+def flat_gray16_png(width: int, height: int, value: int = 40000) -> bytes:
+    """A 16-bit grayscale PNG of one level: tiny, and the costliest mode to decode (16 bits to 8)."""
+    return png_bytes(np.full((height, width), value, np.uint16))
+
+
 def hostile_corpus() -> dict[str, bytes]:
     """Name -> bytes of files a user (or an attacker) might upload."""
     rng = np.random.default_rng(1)

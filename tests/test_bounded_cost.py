@@ -37,6 +37,8 @@ from tests.harness.processes import child_env
 from tests.harness.servers import WebServer
 
 BIG_NAME = "flat_6000x6600.png"
+#: The browser session of the in-process part (callbacks get it from the cookie).
+SESSION = "7" * 32
 
 
 def _folder_bytes(folder: Path) -> int:
@@ -57,7 +59,7 @@ def big(tmp_path_factory, yunet_path):
     service = Face3DService(cache, estimator_factory=lambda name: FakeEstimator(), detector_path=yunet_path)
     data = flat_image(6000, 6600)
     assert len(data) < 200_000
-    store, _ = upload.handle_upload(service, [data_url(data, "image/png")], [BIG_NAME], None)
+    store, _ = upload.handle_upload(service, [data_url(data, "image/png")], [BIG_NAME], None, session=SESSION)
     sha = store["items"][0]["sha"]
     ref = DepthRef(sha, MODEL, None)  # no face: the whole photo
     before = _folder_bytes(root)
@@ -71,17 +73,19 @@ def test_the_depth_map_of_a_40_mp_photo_is_a_working_copy(big):
     assert big["entry_bytes"] < 32e6, f"depth cache entry of {big['entry_bytes'] / 1e6:.0f} MB"
     face_depth = big["service"].depth_maps.cached(big["ref"])
     assert face_depth.depth_rel.shape == (WORK_MAX_SIDE, 1862) and face_depth.depth_rel.dtype == np.float32
-    _, _, caption, *_ = depth.render_depth(big["service"], big["source"], None)
+    _, _, caption, *_ = depth.render_depth(big["service"], big["source"], None, session=SESSION)
     assert "working copy 1862×2048 of 6000×6600 px" in caption, caption
-    name, npy = downloads.depth_file(big["service"], big["source"], "npy")
+    name, npy = downloads.depth_file(big["service"], big["source"], "npy", session=SESSION)
     assert np.load(io.BytesIO(npy)).shape == (2048, 1862)  # the raw float32 values, at the working copy's size
 
 
 def test_full_density_stops_at_the_point_cap_and_says_so(big):
     service, source = big["service"], big["source"]
-    *_, stats, _, _, _, _ = model3d.render_model3d(service, source, 2.0, 3, 1.0, "points", "gray", None)
+    *_, stats, _, _, _, _ = model3d.render_model3d(
+        service, source, 2.0, 3, 1.0, "points", "gray", None, session=SESSION
+    )
     assert "cap" not in stats  # the default density is under the cap
-    fig, stats, *_ = model3d.render_model3d(service, source, 2.0, 4, 1.0, "mesh", "photo", None)
+    fig, stats, *_ = model3d.render_model3d(service, source, 2.0, 4, 1.0, "mesh", "photo", None, session=SESSION)
     assert f"{MAX_MODEL_POINTS / 1e6:.3g} M point cap applied" in stats, stats
     full = service.models3d.model(big["ref"], model3d.Controls3D.from_values(2.0, 4, 1.0, None, None).to_params())
     assert full.point_cap_applied and 0.5 * MAX_MODEL_POINTS < full.n_points <= MAX_MODEL_POINTS
@@ -93,7 +97,7 @@ def test_full_density_stops_at_the_point_cap_and_says_so(big):
 @pytest.mark.parametrize("fmt", ["ply", "obj", "glb", "stl"])
 def test_downloads_at_full_density_stay_under_the_cap(big, fmt):
     started = time.perf_counter()
-    name, data = downloads.model_file(big["service"], big["source"], fmt, 2.0, 4, 1.0)
+    name, data = downloads.model_file(big["service"], big["source"], fmt, 2.0, 4, 1.0, session=SESSION)
     seconds = time.perf_counter() - started
     print(f"{fmt}: {len(data) / 1e6:.0f} MB in {seconds:.1f} s")
     if fmt == "ply":

@@ -69,6 +69,8 @@ BAD_VALUES = [
     ("measure", "--fov", "0"),
     ("measure", "--margin", "nan"),
     ("measure", "--depth-scale", "-1"),
+    ("report", "--fov", "1e9"),
+    ("report", "--smooth", "nan"),
     ("depth", "--margin", "-5"),
     ("depth", "--margin", "inf"),
     ("depth", "--face", "-3"),

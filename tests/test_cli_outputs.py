@@ -162,3 +162,13 @@ def test_measure_refuses_one_file_for_two_outputs_or_an_input(tmp_path, capsys, 
     _, err = capsys.readouterr()
     assert code == 1 and "overwrite" in err, err
     assert Image.open(photo).size == (40, 30)
+
+
+def test_report_refuses_to_overwrite_a_photo(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FACE3D_OFFLINE", "1")  # refused before any work: nothing to download
+    photo = tmp_path / "photo.png"
+    _photo(photo, 200)
+    before = photo.read_bytes()
+    code = main(["report", str(photo), "-o", str(photo)])
+    _, err = capsys.readouterr()
+    assert code == 1 and "overwrite" in err and photo.read_bytes() == before, err

@@ -18,6 +18,7 @@ import dash_bootstrap_components as dbc
 from dash import Dash
 from flask import Response, abort, send_file
 
+from dashboard.allocator import tune_allocator
 from dashboard.callbacks import register_callbacks
 from dashboard.callbacks.choices import model_options
 from dashboard.errors import handle_callback_error
@@ -132,6 +133,7 @@ def create_app(
     Returns:
         The Dash app; ``app.face3d`` holds the service, runner and cache.
     """
+    tune_allocator()  # large arrays come and go: give their memory back (dashboard/allocator.py)
     base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     if redis_url is None:
         redis_url = get_settings().redis_url or ""

@@ -13,6 +13,7 @@ depth cache entry and a 3D model of 39.5 M points. Here the same file goes
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import time
@@ -43,6 +44,18 @@ SESSION = "7" * 32
 
 def _folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _figure_points(figure: dict) -> np.ndarray:
+    """``(N, 3)`` positions of a 3D figure's first trace (plotly's typed arrays decoded)."""
+    trace = figure["data"][0]
+
+    def axis(spec) -> np.ndarray:
+        if isinstance(spec, dict):
+            return np.frombuffer(base64.b64decode(spec["bdata"]), dtype=np.dtype(spec["dtype"]))
+        return np.asarray(spec, dtype=np.float64)
+
+    return np.stack([axis(trace[name]) for name in "xyz"], axis=1).astype(np.float64)
 
 
 def _ply_counts(data: bytes) -> tuple[int, int]:
@@ -91,6 +104,22 @@ def test_full_density_stops_at_the_point_cap_and_says_so(big):
     assert full.point_cap_applied and 0.5 * MAX_MODEL_POINTS < full.n_points <= MAX_MODEL_POINTS
     assert full.n_faces <= 2 * MAX_MODEL_POINTS
     assert len(json.dumps(fig.to_plotly_json() if hasattr(fig, "to_plotly_json") else fig)) < 3e6
+
+
+def test_click_to_measure_on_a_capped_model_searches_a_bounded_mesh(big):
+    from dashboard.services.model3d import GEODESIC_MAX_TRIANGLES
+
+    service = big["service"]
+    params = model3d.Controls3D.from_values(2.0, 4, 1.0, "mesh", "photo").to_params()
+    full = service.models3d.model(big["ref"], params)
+    searched = service.models3d.graph_mesh(big["ref"], params)
+    assert full.n_faces > GEODESIC_MAX_TRIANGLES >= searched.n_faces > 0.5 * GEODESIC_MAX_TRIANGLES
+    points = full.points_xyz
+    start, end = points[len(points) // 3], points[2 * len(points) // 3]
+    path = service.models3d.surface_path(big["ref"], params, start, end)
+    straight = float(np.linalg.norm(end - start))
+    assert path.straight_mm == pytest.approx(straight, rel=0.02)
+    assert straight * 0.98 <= path.surface_mm <= path.graph_mm * 1.001  # tightened on the model's surface
 
 
 @pytest.mark.slow
@@ -148,14 +177,23 @@ def test_worst_file_costs_a_real_server_less_than_1_5_gb_at_any_setting(tmp_path
             rows.append((f"{name}: depth map", time.perf_counter() - started, ""))
             caption = output(flows.view_depth(client, result), ids.DEPTH_CAPTION, "children")
             rows.append((f"{name}: depth view", client.last.seconds, caption.split(" · ")[-1].split(".")[0]))
-            values = {}
+            values: dict = {}
             for label, controls in settings:
-                values = flows.model3d_values(result, {**defaults, **controls})
-                stats = output(flows.view_3d(client, values), ids.MODEL3D_STATS, "children")
+                values = {**defaults, **flows.model3d_values(result, {**defaults, **controls})}
+                shown = flows.view_3d(client, values)
+                stats = output(shown, ids.MODEL3D_STATS, "children")
                 counts = " · ".join(part for part in stats.split(" · ") if "point" in part or "triangle" in part)
                 rows.append((f"{name}: 3D {label}", client.last.seconds, counts))
                 if "full" in label:
                     assert f"{MAX_MODEL_POINTS / 1e6:.3g} M point cap applied" in stats, stats
+                if label == "density full, mesh, photo colours":  # click to measure on it
+                    vertices = _figure_points(output(shown, ids.MODEL3D_GRAPH, "figure"))
+                    first = flows.measure_click(client, values, vertices[len(vertices) // 3], None)
+                    state = output(first, ids.MODEL3D_MEASURE_STORE, "data")
+                    second = flows.measure_click(client, values, vertices[2 * len(vertices) // 3], state)
+                    status = output(second, ids.MODEL3D_MEASURE_STATUS, "children")
+                    assert "along the surface" in str(status), status
+                    rows.append((f"{name}: click to measure (2nd click)", client.last.seconds, ""))
             for kind in files:
                 chosen = {ids.DEPTH_RESULT_STORE: result} if kind in flows.DEPTH_DOWNLOADS else values
                 sent = output(flows.download(client, kind, chosen), ids.DOWNLOAD, "data")
@@ -171,9 +209,10 @@ def test_worst_file_costs_a_real_server_less_than_1_5_gb_at_any_setting(tmp_path
         idle_rss = server.peak_rss_bytes()
         big = flat_image(6000, 6600)
         full_points = ("density full, points", {ids.MODEL3D_DENSITY: 4, ids.MODEL3D_DISPLAY: "points"})
-        flow(big, BIG_NAME, [default, full_points, full_mesh], ["png8", "png16", "npy", "ply", "obj", "glb", "stl"])
+        every = ["png8", "png16", "npy", "ply", "obj", "glb", "stl", "relief_stl", "relief_3mf", "report"]
+        flow(big, BIG_NAME, [default, full_points, full_mesh], every)
         # the costliest decode inside the limits: 16 bits per pixel brought to 8
-        flow(flat_gray16_png(6000, 6600), "gray16_6000x6600.png", [full_mesh], ["obj", "stl"])
+        flow(flat_gray16_png(6000, 6600), "gray16_6000x6600.png", [full_mesh], ["obj", "stl", "relief_3mf"])
         peak_rss = server.peak_rss_bytes()
         assert server.alive()
         log = server.log_text()

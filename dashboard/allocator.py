@@ -11,10 +11,11 @@ stay with the process: every large photo adds to the server's memory for good.
 and returned) and the trim threshold at 32 MB (a heap keeps at most that much free at its top,
 so small allocations do not pay page faults again and again). Measured with the bounded-cost
 server test (``tests/test_bounded_cost.py``: the 6000x6600 photos at every setting and
-download, a click to measure, the relief and the report): peak memory above the warmed-up server
-+1580 MiB with glibc's defaults, +923 to +1041 MiB tuned; reconstruction speed unchanged (a 1 MP depth map: 68 / 320 ms at stride 2 / 1, both
-ways). A 1 MB mmap threshold alone gave +708 MiB but made reconstructions 45 % slower (every
-array's pages faulted in anew). Elsewhere than glibc this does nothing.
+download, a click to measure, the relief and the report): peak memory above the warmed-up
+server +1580 MiB with glibc's defaults, +923 to +1041 MiB tuned; reconstruction speed
+unchanged (a 1 MP depth map: 68 / 320 ms at stride 2 / 1, both ways). A 1 MB mmap threshold
+alone gave +708 MiB but made reconstructions 45 % slower (every array's pages faulted in
+anew). Elsewhere than glibc this does nothing.
 """
 
 from __future__ import annotations

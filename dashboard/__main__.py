@@ -4,7 +4,8 @@ The server listens on 127.0.0.1 (this machine only) unless ``--host`` or ``FACE3
 otherwise; any other address is logged as a warning, because the app has no login: anyone who
 can reach the port can upload photos and read the results. A bad setting (``FACE3D_*``
 variable) or an unusable cache folder is reported as one line and the process exits with
-status 1.
+status 1. Requests are bounded (:mod:`dashboard.request_limits`): a body over the limit gets
+413, a client sending too slowly (``FACE3D_READ_TIMEOUT_S``) is disconnected.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import ipaddress
 import logging
 
 from dashboard.app import create_app
+from dashboard.request_limits import run_dev_server
 from face3d_core.config import get_settings
 from face3d_core.errors import ConfigError, Face3DError
 
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     except Face3DError as exc:
         raise SystemExit(f"{_PROG}: error: {exc.user_message}") from None
     logger.info("Serving on http://%s:%d", args.host, args.port)
-    app.run(host=args.host, port=args.port, debug=args.debug, threaded=True)
+    run_dev_server(app, args.host, args.port, debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,13 @@ import dash_bootstrap_components as dbc
 from dash import Dash
 from flask import Response, abort, send_file
 
+from dashboard.allocator import tune_allocator
 from dashboard.callbacks import register_callbacks
 from dashboard.callbacks.choices import model_options
 from dashboard.errors import handle_callback_error
 from dashboard.jobs import DiskJobStore, JobIds, JobRunner, ThreadJobRunner
 from dashboard.layout import PRODUCT_NAME, build_layout
+from dashboard.request_limits import limit_requests
 from dashboard.services import Face3DService
 from dashboard.services.access import DiskMembershipStore, MembershipStore
 from dashboard.services.depth import EstimatorFactory
@@ -131,6 +133,7 @@ def create_app(
     Returns:
         The Dash app; ``app.face3d`` holds the service, runner and cache.
     """
+    tune_allocator()  # large arrays come and go: give their memory back (dashboard/allocator.py)
     base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     if redis_url is None:
         redis_url = get_settings().redis_url or ""
@@ -176,6 +179,7 @@ def create_app(
         app.config.external_stylesheets = [dbc.themes.BOOTSTRAP]
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     SessionCookies(secret).install(app.server)
+    limit_requests(app.server, MAX_REQUEST_BYTES)  # 413 for chunked bodies too, and slow bodies cut off
 
     # A function, so every page load shows the current state of the weights.
     app.layout = lambda: build_layout(model_options(), DEFAULT_MODEL)

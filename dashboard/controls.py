@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from face3d_core.geometry import DEFAULT_FOV_DEG
-from face3d_core.reconstruct import ReconstructionParams
+from face3d_core.reconstruct import MAX_MODEL_POINTS, ReconstructionParams
 
 SMOOTHING_MARKS = {0: "off", 1: "1", 2: "2", 3: "3", 4: "4"}
 DENSITY_MARKS = {1: "low", 2: "medium", 3: "high", 4: "full"}
 DEPTH_SCALE_MARKS = {0.5: "0.5×", 1: "1×", 1.5: "1.5×", 2: "2×"}
 
-#: Density level -> grid stride in depth-map pixels (4 = every pixel).
+#: Density level -> grid stride in depth-map pixels (4 = every pixel, up to
+#: :data:`~face3d_core.reconstruct.MAX_MODEL_POINTS` points).
 DENSITY_STRIDE = {1: 4, 2: 3, 3: 2, 4: 1}
 
 
@@ -79,6 +80,7 @@ class Controls3D:
             smoothing_sigma=float(self.smoothing),
             depth_scale=float(self.depth_scale),
             stride=self.stride,
+            max_points=MAX_MODEL_POINTS,  # "full" is full up to the cap, also in the downloads
             representation="mesh",
             color_mode="photo",
             texture=True,

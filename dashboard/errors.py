@@ -41,8 +41,9 @@ class AlertInfo:
 def alert_for_exception(err: BaseException) -> AlertInfo:
     """Return what the user should see for an exception (logging unexpected ones)."""
     if isinstance(err, Face3DError):
-        logger.info("User-facing error: %s: %s", err.title, err)
-        return AlertInfo(err.title, err.user_message, "warning", upload_again=isinstance(err, PhotoMissingError))
+        logger.info("User-facing error: %s: %r", err.title, err.user_message)
+        # no server paths on the page
+        return AlertInfo(err.title, err.web_message, "warning", upload_again=isinstance(err, PhotoMissingError))
     _, title, message = describe_unexpected(err)
     return AlertInfo(title, message, "danger")
 

@@ -491,9 +491,9 @@ def execute_job(store: JobStore, status: JobStatus, task: Task, params: dict[str
     except Face3DError as exc:
         status.state = JobState.FAILED
         status.error_title = exc.title
-        status.error_message = exc.user_message
+        status.error_message = exc.web_message  # shown on the page: no server paths
         status.message = exc.title
-        logger.info("Job %s (%s) failed: %s", status.job_id, status.kind, exc)
+        logger.info("Job %s (%s) failed: %r", status.job_id, status.kind, exc.user_message)
     except Exception as exc:  # noqa: BLE001 - a job must never kill the worker thread
         _, status.error_title, status.error_message = describe_unexpected(exc)
         status.state = JobState.FAILED

@@ -68,6 +68,7 @@ DEFAULT_JOB_HEARTBEAT_S = 5.0
 DEFAULT_IN_USE_S = 3600
 #: Shortest ``FACE3D_SECRET_KEY`` accepted (characters).
 MIN_SECRET_CHARS = 32
+DEFAULT_READ_TIMEOUT_S = 30.0
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -314,6 +315,13 @@ class Settings:
     )
     port: int = _setting(
         "FACE3D_PORT", _whole_number(1, 65535, "8080"), "port `python -m dashboard` listens on", default=DEFAULT_PORT
+    )
+    read_timeout_s: float = _setting(
+        "FACE3D_READ_TIMEOUT_S",
+        _positive_number("30"),
+        "a client must send a request's headers within this many seconds, and its body within this "
+        "plus 1 s per 16 KB (slower clients are disconnected)",
+        default=DEFAULT_READ_TIMEOUT_S,
     )
     job_workers: int = _setting(
         "FACE3D_JOB_WORKERS",

@@ -19,6 +19,9 @@ from face3d_core.errors import ExportError
 
 logger = logging.getLogger(__name__)
 
+#: What :func:`write_depth_outputs` writes per stem: 8-bit PNG, 16-bit PNG, raw ``.npy``.
+DEPTH_FILE_SUFFIXES = ("_depth.png", "_depth16.png", "_depth.npy")
+
 
 def normalize_depth(
     depth_rel: np.ndarray,
@@ -108,11 +111,8 @@ def write_depth_outputs(depth_rel: np.ndarray, out_dir: str | Path, stem: str) -
     if not stem or Path(stem).name != stem or stem in {".", ".."}:
         raise ExportError(f"Invalid output name {stem!r}.")
     out = Path(out_dir)
-    files = {
-        out / f"{stem}_depth.png": encode_depth_png8(depth_rel),
-        out / f"{stem}_depth16.png": encode_depth_png16(depth_rel),
-        out / f"{stem}_depth.npy": encode_depth_npy(depth_rel),
-    }
+    png8, png16, npy = (out / f"{stem}{suffix}" for suffix in DEPTH_FILE_SUFFIXES)
+    files = {png8: encode_depth_png8(depth_rel), png16: encode_depth_png16(depth_rel), npy: encode_depth_npy(depth_rel)}
     try:
         out.mkdir(parents=True, exist_ok=True)
         for path, data in files.items():

@@ -7,16 +7,56 @@ dashboard shows in an alert. Anything else escaping the core is a bug.
 
 from __future__ import annotations
 
+import re
+
+#: An absolute path (POSIX or Windows) in a message; its last part is group 1.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])(?:/|[A-Za-z]:\\)(?:[^\s/\\'\"]+[/\\])*([^\s/\\'\"]*)")
+
+
+def without_paths(text: str) -> str:
+    r"""``text`` with every absolute path replaced by its last part (a file's name, a folder's name).
+
+    Example:
+        >>> without_paths("Put it in /srv/face3d/weights or C:\\w\\x.pt (see https://example.org/a/b).")
+        'Put it in weights or x.pt (see https://example.org/a/b).'
+    """
+    return _ABSOLUTE_PATH.sub(lambda match: match.group(1) or "a folder on the server", text)
+
 
 class Face3DError(Exception):
-    """Base class of every user-facing face3d error."""
+    """Base class of every user-facing face3d error.
+
+    Args:
+        message: The message for the user (what happened, what to do).
+        web_message: The same for a user of the web app, who must not learn the server's
+            folders (default: ``message`` with absolute paths cut to their last part).
+    """
 
     title = "Something went wrong"
 
+    def __init__(self, *args: object, web_message: str | None = None) -> None:
+        super().__init__(*args)
+        self._web_message = web_message
+
+    def __reduce__(self):  # keep web_message through pickling (job results cross processes)
+        return (_rebuild_error, (type(self), self.args, self.__dict__))
+
     @property
     def user_message(self) -> str:
-        """The message to show to a user (the exception text)."""
+        """The message to show to a user (the exception text); the CLI prints it."""
         return str(self)
+
+    @property
+    def web_message(self) -> str:
+        """The message to show on the web page: :attr:`user_message` without the server's paths."""
+        return self._web_message if self._web_message is not None else without_paths(self.user_message)
+
+
+def _rebuild_error(cls: type, args: tuple, state: dict) -> Face3DError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class InvalidImageError(Face3DError, ValueError):

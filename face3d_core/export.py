@@ -155,11 +155,31 @@ def ply_bytes(
 # --------------------------------------------------------------------------------------------
 
 
-def _format_rows(fmt: str, array: np.ndarray) -> str:
-    """Format each row of a 2D array with ``fmt`` (one C-level ``%`` call, no Python loop per row)."""
-    if len(array) == 0:
-        return ""
-    return (fmt * len(array)) % tuple(array.ravel().tolist())
+#: Rows formatted at a time: the text of one block is small, whatever the mesh's size.
+_ROWS_PER_BLOCK = 32_768
+
+
+def _write_rows(out: io.BytesIO, fmt: str, *columns: np.ndarray, index_repeat: int = 0) -> None:
+    """Write rows formatted with ``fmt``, one C-level ``%`` call per block of rows.
+
+    Args:
+        out: Where the text goes (ASCII).
+        fmt: Format of one row (ending with a newline).
+        *columns: ``(N, k)`` arrays whose rows are put side by side (floats are written with the
+            float32 value they hold: ``tolist`` gives the same doubles as ``astype(float64)``).
+        index_repeat: For a single ``(N, 3)`` triangle array: write each 1-based index this many
+            times (``f a/a/a`` or ``f a//a``).
+
+    Memory stays bounded (one block's Python values at a time), whatever the number of rows.
+    """
+    count = len(columns[0])
+    for start in range(0, count, _ROWS_PER_BLOCK):
+        parts = [column[start : start + _ROWS_PER_BLOCK] for column in columns]
+        if index_repeat:
+            block = np.repeat(parts[0].astype(np.int64) + 1, index_repeat, axis=1)
+        else:
+            block = parts[0] if len(parts) == 1 else np.hstack(parts)
+        out.write(((fmt * len(block)) % tuple(block.ravel().tolist())).encode("ascii"))
 
 
 def obj_files(mesh: Mesh, name: str = "face", *, texture: bool | None = None) -> dict[str, bytes]:
@@ -178,25 +198,24 @@ def obj_files(mesh: Mesh, name: str = "face", *, texture: bool | None = None) ->
     use_texture = (mesh.texture_rgb is not None and mesh.uv is not None) if texture is None else texture
     if use_texture and (mesh.texture_rgb is None or mesh.uv is None):
         raise ExportError("Cannot export a textured OBJ: this 3D model has no texture.")
-    lines = [f"# face3d OBJ: {mesh.n_vertices} vertices, {mesh.n_faces} triangles; units: millimetres\n"]
+    out = io.BytesIO()
+    out.write(f"# face3d OBJ: {mesh.n_vertices} vertices, {mesh.n_faces} triangles; units: millimetres\n".encode())
     if use_texture:
-        lines.append(f"mtllib {name}.mtl\n")
+        out.write(f"mtllib {name}.mtl\n".encode())
     if mesh.colors_rgb is not None and not use_texture:
-        rows = np.hstack([verts.astype(np.float64), mesh.colors_rgb.astype(np.float64) / 255.0])
-        lines.append(_format_rows("v %.4f %.4f %.4f %.4f %.4f %.4f\n", rows))
+        colors = mesh.colors_rgb / 255.0  # float64, as before
+        _write_rows(out, "v %.4f %.4f %.4f %.4f %.4f %.4f\n", verts, colors)
     else:
-        lines.append(_format_rows("v %.4f %.4f %.4f\n", verts.astype(np.float64)))
+        _write_rows(out, "v %.4f %.4f %.4f\n", verts)
     if use_texture:
-        lines.append(_format_rows("vt %.6f %.6f\n", mesh.uv.astype(np.float64)))
-    lines.append(_format_rows("vn %.5f %.5f %.5f\n", mesh.normals.astype(np.float64)))
+        _write_rows(out, "vt %.6f %.6f\n", mesh.uv)
+    _write_rows(out, "vn %.5f %.5f %.5f\n", mesh.normals)
     if use_texture:
-        lines.append(f"usemtl {name}\n")
-    one = mesh.faces.astype(np.int64) + 1
-    if use_texture:
-        lines.append(_format_rows("f %d/%d/%d %d/%d/%d %d/%d/%d\n", np.repeat(one, 3, axis=1)))
+        out.write(f"usemtl {name}\n".encode())
+        _write_rows(out, "f %d/%d/%d %d/%d/%d %d/%d/%d\n", mesh.faces, index_repeat=3)
     else:
-        lines.append(_format_rows("f %d//%d %d//%d %d//%d\n", np.repeat(one, 2, axis=1)))
-    files = {f"{name}.obj": "".join(lines).encode("ascii")}
+        _write_rows(out, "f %d//%d %d//%d %d//%d\n", mesh.faces, index_repeat=2)
+    files = {f"{name}.obj": out.getvalue()}
     if use_texture:
         files[f"{name}.mtl"] = (
             f"# face3d material\nnewmtl {name}\nKa 1.000 1.000 1.000\nKd 1.000 1.000 1.000\n"
@@ -532,5 +551,5 @@ def write_files(files: Mapping[str, bytes], out_dir: str | os.PathLike) -> list[
             paths.append(path)
     except OSError as exc:
         raise ExportError(f"Cannot write the 3D model to {folder}: {exc.strerror or exc}.") from exc
-    logger.info("Wrote %s", ", ".join(str(p) for p in paths))
+    logger.info("Wrote %s", ", ".join(repr(str(p)) for p in paths))
     return paths

@@ -272,6 +272,7 @@ def surface_distance(
     end_xyz: np.ndarray,
     *,
     refine: bool = True,
+    mesh: Mesh | None = None,
 ) -> SurfacePath:
     """Distance between two picked points, straight and along the surface, with the path.
 
@@ -281,6 +282,9 @@ def surface_distance(
             vertex; it is snapped to the nearest mesh vertex.
         end_xyz: ``(3,)`` second point.
         refine: Pull the graph path tight on the surface (see the module docstring).
+        mesh: The mesh to search the path on (default the model's own). A coarser grid of the
+            same surface (:func:`face3d_core.coarsen.coarser_mesh`) bounds the graph's cost for
+            a very large model; the refinement still follows the model's own surface.
 
     Returns:
         The :class:`SurfacePath`.
@@ -290,7 +294,7 @@ def surface_distance(
     """
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    mesh = model.mesh
+    mesh = model.mesh if mesh is None else mesh
     if mesh is None or mesh.n_faces == 0:
         raise ValueError("surface distances need the mesh (representation='mesh')")
     cached = mesh in _GRAPHS

@@ -7,7 +7,11 @@ Grayscale, grayscale+alpha, RGBA (composited on white), palette and 16-bit PNGs 
 message written for the user.
 
 Limits (checked before any pixel is decoded, so a "PNG bomb" costs nothing):
-``MAX_FILE_BYTES`` (25 MB), ``MAX_PIXELS`` (40 megapixels), ``MIN_SIDE`` (16 px).
+``MAX_FILE_BYTES`` (25 MB), ``MAX_PIXELS`` (40 megapixels), ``MIN_SIDE`` (16 px),
+``MAX_ASPECT_RATIO`` (the longer side at most 8 times the shorter) and, for JPEG,
+``MAX_JPEG_SCANS`` (100 scans: a progressive JPEG of thousands of tiny scans is a small file
+that costs a decoder seconds of CPU per hundred scans; :func:`count_jpeg_scans` counts them
+from the segment structure) and ``MAX_JPEG_SEGMENTS`` (1000 marker segments).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -29,6 +34,14 @@ logger = logging.getLogger(__name__)
 MAX_FILE_BYTES = 25 * 1024 * 1024
 MAX_PIXELS = 40_000_000
 MIN_SIDE = 16
+#: Longest side / shortest side. Longer strips are no face photos, and they break the
+#: resampling of the depth network's input and output.
+MAX_ASPECT_RATIO = 8.0
+#: Most scans (SOS segments) a JPEG may have. Photos have 1 (baseline) or about 10
+#: (progressive); libjpeg-turbo's own tools refuse more than a few hundred.
+MAX_JPEG_SCANS = 100
+#: Most marker segments (scans included) a JPEG may have; photos have a few dozen.
+MAX_JPEG_SEGMENTS = 1000
 ALLOWED_FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "MPO": "JPEG"}  # MPO: phone JPEGs with a depth/preview
 
 _SIGNATURES = (
@@ -65,6 +78,98 @@ def _sniff(data: bytes) -> str:
     raise InvalidImageError("This file is not a JPEG or PNG image. Please upload a JPEG or PNG photo.")
 
 
+#: In entropy-coded data: a 0xFF that starts a marker (not 0xFF00 stuffing, not a restart
+#: marker RST0-7, not a fill byte 0xFF).
+_MARKER_AFTER_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+#: At a marker: one 0xFF and any fill bytes 0xFF after it.
+_FILL_BYTES = re.compile(rb"\xff+")
+#: Markers without a length field: RST0-7, SOI, TEM.
+_STANDALONE_MARKERS = frozenset([*range(0xD0, 0xD9), 0x01])
+
+
+def count_jpeg_scans(data: bytes, stop_after: int | None = None) -> int:
+    """Count the scans (SOS segments) of the first image of a JPEG file, without decoding it.
+
+    Walks the marker segments from SOI: segments with a length field are skipped by it; after
+    each SOS the entropy-coded data is skipped up to the next marker that is not 0xFF00
+    stuffing, a restart marker or a fill byte. The walk ends at EOI (a second image after it,
+    as in MPO files, is not counted), at ``stop_after + 1`` scans, or where the structure is
+    damaged (the decoder reports that).
+
+    Args:
+        data: The file's bytes (starting with SOI ``FF D8``).
+        stop_after: Stop counting once more than this many scans were found.
+
+    Returns:
+        The number of scans found.
+
+    Example:
+        >>> import io
+        >>> from PIL import Image
+        >>> buf = io.BytesIO(); Image.new("L", (32, 32)).save(buf, "JPEG", progressive=True)
+        >>> count_jpeg_scans(buf.getvalue())
+        6
+    """
+    return _walk_jpeg(data, stop_after, None)[0]
+
+
+def _walk_jpeg(data: bytes, max_scans: int | None, max_segments: int | None) -> tuple[int, int]:
+    """``(scans, segments)`` of the first image (see :func:`count_jpeg_scans`), stopping past either limit.
+
+    Every step is a C-level search or a jump by a segment's length, so a file of millions of
+    fill bytes or empty segments costs no Python loop per byte (and ``max_segments`` bounds the
+    loop over segments).
+    """
+    end = len(data)
+    pos = 2
+    scans = segments = 0
+    while pos + 1 < end:
+        fill = _FILL_BYTES.match(data, pos)  # 0xFF, then any fill bytes 0xFF before the marker
+        if fill is None or fill.end() >= end:
+            break  # not a marker where one must be: damaged
+        marker = data[fill.end()]
+        pos = fill.end() + 1
+        if marker == 0xD9:  # EOI
+            break
+        segments += 1
+        if max_segments is not None and segments > max_segments:
+            break
+        if marker in _STANDALONE_MARKERS:
+            continue
+        if pos + 2 > end:
+            break
+        length = int.from_bytes(data[pos : pos + 2], "big")
+        if length < 2:
+            break
+        pos += length
+        if marker == 0xDA:
+            scans += 1
+            if max_scans is not None and scans > max_scans:
+                break
+            found = _MARKER_AFTER_SCAN.search(data, pos)
+            if found is None:
+                break
+            pos = found.start()
+    return scans, segments
+
+
+#: Rows converted at a time from 16/32-bit or float pixels (bounds the float64 temporaries).
+_ROWS_PER_BLOCK = 256
+
+
+def _to_gray8(values: np.ndarray, scale: float) -> np.ndarray:
+    """``(H, W)`` numbers to ``uint8``: ``clip(rint(values * scale), 0, 255)``, a block of rows at a time.
+
+    The same values as converting the whole array at once, with float64 temporaries of one block
+    (a 40-megapixel 16-bit image once needed 0.9 GB here).
+    """
+    gray = np.empty(values.shape, np.uint8)
+    for start in range(0, values.shape[0], _ROWS_PER_BLOCK):
+        block = values[start : start + _ROWS_PER_BLOCK].astype(np.float64)
+        gray[start : start + _ROWS_PER_BLOCK] = np.clip(np.rint(block * scale), 0, 255)
+    return gray
+
+
 def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
     """Convert a decoded Pillow image of any supported mode to ``(H, W, 3) uint8`` RGB."""
     mode = img.mode
@@ -72,13 +177,11 @@ def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
         arr = np.asarray(img)
         if arr.dtype != np.uint8:
             # 16-bit (or 32-bit int) grayscale: keep the full range by scaling, not clipping.
-            arr = arr.astype(np.float64)
             top = 65535.0 if arr.max() <= 65535 else float(arr.max())
-            arr = np.clip(np.rint(arr * (255.0 / max(top, 1.0))), 0, 255).astype(np.uint8)
+            arr = _to_gray8(arr, 255.0 / max(top, 1.0))
         return np.ascontiguousarray(np.repeat(arr[..., None], 3, axis=2))
     if mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
-        arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        arr = _to_gray8(np.asarray(img), 1.0)
         return np.ascontiguousarray(np.repeat(arr[..., None], 3, axis=2))
     if mode == "P":
         img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
@@ -126,6 +229,18 @@ def decode_image(data: bytes, *, name: str | None = None) -> np.ndarray:
             f"The file is too large ({len(data) / 1e6:.1f} MB); the limit is {MAX_FILE_BYTES // (1024 * 1024)} MB."
         )
     fmt = _sniff(data)
+    if fmt == "JPEG":
+        scans, segments = _walk_jpeg(data, MAX_JPEG_SCANS, MAX_JPEG_SEGMENTS)
+        if scans > MAX_JPEG_SCANS:
+            raise InvalidImageError(
+                f"This JPEG has too many progressive scans (more than {MAX_JPEG_SCANS}); decoding it would take "
+                "minutes. Save it again as an ordinary JPEG or PNG."
+            )
+        if segments > MAX_JPEG_SEGMENTS:
+            raise InvalidImageError(
+                f"This JPEG has too many segments (more than {MAX_JPEG_SEGMENTS}). Save it again as an ordinary "
+                "JPEG or PNG."
+            )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -143,7 +258,7 @@ def decode_image(data: bytes, *, name: str | None = None) -> np.ndarray:
             f"The image declares too many pixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels."
         ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        logger.info("Could not decode %s: %s", name or "upload", exc)
+        logger.info("Could not decode %r: %s", name or "upload", exc)
         raise InvalidImageError(
             f"The {fmt} file is damaged or incomplete (it may have been cut off during transfer)."
         ) from exc
@@ -161,6 +276,11 @@ def _check_size(width: int, height: int) -> None:
     if min(width, height) < MIN_SIDE:
         raise InvalidImageError(
             f"The image is too small ({width}x{height} pixels); both sides must be at least {MIN_SIDE} pixels."
+        )
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise InvalidImageError(
+            f"The image is too long and narrow ({width}x{height} pixels); the longer side may be at most "
+            f"{MAX_ASPECT_RATIO:g} times the shorter. Crop it around the face."
         )
 
 

@@ -8,6 +8,14 @@ change afterwards only reruns the cheap step, :func:`face3d_core.reconstruct.rec
 ``face_index=None`` is the full-frame mode: exactly the official whole-image pipeline,
 no detection, no crop.
 
+**Working copy.** The cost of a photo must not grow with its pixel count: the network and
+everything after it work on a *working copy* of the crop (or of the whole photo) whose longer
+side is at most :data:`WORK_MAX_SIDE` (2048) pixels, shrunk with area interpolation. Depth
+networks predict at 224-518 pixels, so nothing is lost; a 40-megapixel photo gives a depth
+map of at most 2048 x 2048 float32 (16 MB) instead of 160 MB. The original photo is kept
+(uploads store its bytes); :attr:`FaceDepth.crop_box_xyxy` and :attr:`FaceDepth.image_size_wh`
+stay in its pixels, so the camera and the measurements refer to the real photo.
+
 :class:`DepthRef` names one such result (photo hash, model, face) wherever it travels: from
 the browser into the dashboard's services, job parameters and cache keys.
 
@@ -26,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import cv2
 import numpy as np
 
 from face3d_core.cache.keys import is_sha256_hex
@@ -35,6 +44,9 @@ from face3d_core.models.registry import DEFAULT_MODEL, get_spec
 from face3d_core.weights import ProgressFn as DownloadProgressFn
 
 logger = logging.getLogger(__name__)
+
+#: Longest side, in pixels, of the working copy the depth network and the 3D model work on.
+WORK_MAX_SIDE = 2048
 
 #: Progress of a long task: ``progress(fraction done in [0, 1], message for the user)``.
 TaskProgress = Callable[[float, str], None]
@@ -125,10 +137,13 @@ class FaceDepth:
     """The network's depth for one face (or the whole photo) and what is needed to use it.
 
     Attributes:
-        depth_rel: ``(h, w) float32`` relative inverse depth over the crop (larger = nearer).
-        image_rgb: ``(h, w, 3) uint8`` the crop's pixels (the whole photo in full-frame mode).
-        crop_box_xyxy: ``(x0, y0, x1, y1)`` of the crop in the original photo's pixels.
-        face: The chosen face in crop pixels, or None in full-frame mode.
+        depth_rel: ``(h, w) float32`` relative inverse depth over the crop (larger = nearer), the
+            network's output at the working copy's size: the raw values the ``.npy`` download gives.
+        image_rgb: ``(h, w, 3) uint8`` the crop's pixels (the whole photo in full-frame mode), as
+            the working copy: at most :data:`WORK_MAX_SIDE` pixels on the longer side.
+        crop_box_xyxy: ``(x0, y0, x1, y1)`` of the crop in the original photo's pixels (may be
+            larger than ``(w, h)``: see :attr:`working_copy`).
+        face: The chosen face in the depth map's pixels, or None in full-frame mode.
         model_name: The depth network used.
         image_size_wh: ``(W, H)`` of the original photo (the camera's field of view refers to it).
         faces: All faces found in the photo (original pixels, largest first); empty in full-frame mode.
@@ -151,6 +166,44 @@ class FaceDepth:
         """True when the depth covers the whole photo without a chosen face."""
         return self.face is None
 
+    @property
+    def box_size_wh(self) -> tuple[int, int]:
+        """``(W, H)`` of the crop (or the whole photo) in the original photo's pixels."""
+        x0, y0, x1, y1 = self.crop_box_xyxy
+        return (int(x1 - x0), int(y1 - y0))
+
+    @property
+    def working_copy(self) -> bool:
+        """True when the depth map is a shrunk working copy of its crop (see the module docstring)."""
+        height, width = self.depth_rel.shape
+        return (width, height) != self.box_size_wh
+
+
+def working_copy(image_rgb: np.ndarray, max_side: int | None = WORK_MAX_SIDE) -> tuple[np.ndarray, tuple[float, float]]:
+    """Shrink an image so that its longer side is at most ``max_side`` pixels.
+
+    Args:
+        image_rgb: ``(H, W, 3) uint8`` image.
+        max_side: The longest side allowed; None: no limit.
+
+    Returns:
+        ``(image, (sx, sy))``: the image itself when small enough (scale ``(1, 1)``), else a
+        copy shrunk with area interpolation, and the scale from input to output pixels
+        (``p_out = (p_in + 0.5) * s - 0.5`` with pixel centres on integers).
+
+    Example:
+        >>> small, scale = working_copy(np.zeros((6600, 6000, 3), np.uint8))
+        >>> small.shape, round(scale[0], 4)
+        ((2048, 1862, 3), 0.3103)
+    """
+    height, width = image_rgb.shape[:2]
+    if max_side is None or max(height, width) <= max_side:
+        return image_rgb, (1.0, 1.0)
+    factor = max_side / max(height, width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    small = cv2.resize(image_rgb, size, interpolation=cv2.INTER_AREA)
+    return small, (size[0] / width, size[1] / height)
+
 
 def compute_face_depth(
     image_rgb: np.ndarray,
@@ -164,6 +217,7 @@ def compute_face_depth(
     detector_path: str | os.PathLike | None = None,
     device: str = "auto",
     precision: str = "auto",
+    max_side: int | None = WORK_MAX_SIDE,
 ) -> FaceDepth:
     """Run the depth network on a crop around one face (or on the whole photo).
 
@@ -179,6 +233,8 @@ def compute_face_depth(
         detector_path: YuNet model file (see :mod:`face3d_core.faces`).
         device: Device for the default estimator.
         precision: Precision for the default estimator.
+        max_side: Longest side of the working copy of the crop (see the module docstring);
+            None: the crop at its full size.
 
     Returns:
         The :class:`FaceDepth`.
@@ -197,16 +253,28 @@ def compute_face_depth(
 
         estimator = get_estimator(model_name, weights=weights, device=device, precision=precision)
     if face_index is None:
-        depth = _predict(estimator, image)
-        return FaceDepth(depth, image, (0, 0, width, height), None, model_name, (width, height))
+        work, _ = working_copy(image, max_side)
+        _log_working_copy(work, width, height)
+        depth = _predict(estimator, work)
+        return FaceDepth(depth, work, (0, 0, width, height), None, model_name, (width, height))
     found = tuple(faces) if faces is not None else tuple(detect_faces(image, model_path=detector_path))
     face = select_face(list(found), face_index)
     crop = crop_face(image, face, margin)
     logger.info("Face %d of %d: crop %s of a %dx%d photo", face_index, len(found), crop.box_xyxy, width, height)
-    depth = _predict(estimator, crop.image_rgb)
-    return FaceDepth(
-        depth, crop.image_rgb, crop.box_xyxy, crop.face, model_name, (width, height), found, face_index, float(margin)
+    work, (sx, sy) = working_copy(crop.image_rgb, max_side)
+    crop_face_px = (
+        crop.face if work is crop.image_rgb else crop.face.transformed((sx, sy), (0.5 * sx - 0.5, 0.5 * sy - 0.5))
     )
+    _log_working_copy(work, *crop.image_rgb.shape[1::-1])
+    depth = _predict(estimator, work)
+    return FaceDepth(
+        depth, work, crop.box_xyxy, crop_face_px, model_name, (width, height), found, face_index, float(margin)
+    )
+
+
+def _log_working_copy(work: np.ndarray, width: int, height: int) -> None:
+    if work.shape[:2] != (height, width):
+        logger.info("Working copy %dx%d of %dx%d pixels", work.shape[1], work.shape[0], width, height)
 
 
 def _predict(estimator: DepthPredictor, image_rgb: np.ndarray) -> np.ndarray:

@@ -78,6 +78,12 @@ ScaleSource = Literal["eyes", "assumed", "metric"]
 #: Gray level of the farthest point in the depth colour mode (nearest: 255).
 _DEPTH_GRAY_MIN = 40
 
+#: Most points of a 3D model the dashboard and the CLI build (``max_points``): "full density"
+#: means every depth pixel up to this many points (a grid mesh has about twice as many
+#: triangles). It bounds the time and memory of a model, its figure and its downloads
+#: whatever the photo's size (README, Reliability).
+MAX_MODEL_POINTS = 1_500_000
+
 
 @dataclass(frozen=True)
 class ReconstructionParams:
@@ -237,6 +243,11 @@ class FaceModel3D:
     def n_points(self) -> int:
         """Number of points."""
         return int(self.points_xyz.shape[0])
+
+    @property
+    def point_cap_applied(self) -> bool:
+        """True when the point budget (``params.max_points``) made the lattice coarser than asked."""
+        return self.stride > int(self.params.stride)
 
     @property
     def n_faces(self) -> int:

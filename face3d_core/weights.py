@@ -115,6 +115,17 @@ def _missing_message(wf: WeightsFile, reason: str) -> str:
     )
 
 
+def _missing(wf: WeightsFile, reason: str, web_reason: str | None = None) -> WeightsUnavailableError:
+    """The error for a file that is neither here nor downloadable; its web message names no server folder."""
+    size = f" (about {wf.size_mb:.3g} MB)" if wf.size_mb else ""
+    web = (
+        f"The file {wf.file_name}{size} is not on the server and could not be downloaded: {web_reason or reason}. "
+        f"Ask the server's administrator to download it from {wf.url} and put it in the server's weights "
+        "folder (FACE3D_WEIGHTS_DIR)."
+    )
+    return WeightsUnavailableError(_missing_message(wf, reason), web_message=web)
+
+
 def resolve_weights(
     wf: WeightsFile,
     explicit_path: str | os.PathLike | None = None,
@@ -141,7 +152,7 @@ def resolve_weights(
     if found is not None:
         return found
     if not allow_download or offline():
-        raise WeightsUnavailableError(_missing_message(wf, "downloads are switched off"))
+        raise _missing(wf, "downloads are switched off")
     dest = weights_cache_dir() / wf.file_name
     download_file(wf.url, dest, sha256=wf.sha256, progress=progress, describe=wf)
     return dest
@@ -185,7 +196,7 @@ def download_file(
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise WeightsUnavailableError(_missing_message(wf, f"cannot create {dest.parent} ({exc})")) from exc
+        raise _missing(wf, f"cannot create {dest.parent} ({exc})", "its folder cannot be created") from exc
     logger.info("Downloading %s to %s", url, dest)
     digest = hashlib.sha256()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
@@ -196,7 +207,7 @@ def download_file(
             try:
                 response = open_url(request, timeout=timeout)
             except (urllib.error.URLError, OSError, ValueError) as exc:
-                raise WeightsUnavailableError(_missing_message(wf, f"download failed ({exc})")) from exc
+                raise _missing(wf, f"download failed ({exc})", "the download failed") from exc
             with response:  # type: ignore[attr-defined]
                 total_header = response.headers.get("Content-Length") if hasattr(response, "headers") else None
                 total = int(total_header) if total_header and total_header.isdigit() else None
@@ -207,8 +218,8 @@ def download_file(
                     try:
                         chunk = response.read(_CHUNK)
                     except (OSError, urllib.error.URLError) as exc:
-                        raise WeightsUnavailableError(
-                            _missing_message(wf, f"the download broke off after {done} bytes ({exc})")
+                        raise _missing(
+                            wf, f"the download broke off after {done} bytes ({exc})", "the download broke off"
                         ) from exc
                     if not chunk:
                         break
@@ -218,11 +229,9 @@ def download_file(
                     if progress:
                         progress(done, total)
             if total is not None and done != total:
-                raise WeightsUnavailableError(
-                    _missing_message(wf, f"the download broke off after {done} of {total} bytes")
-                )
+                raise _missing(wf, f"the download broke off after {done} of {total} bytes")
             if done == 0:
-                raise WeightsUnavailableError(_missing_message(wf, "the server sent an empty file"))
+                raise _missing(wf, "the server sent an empty file")
             out.flush()
             os.fsync(out.fileno())
         actual = digest.hexdigest()

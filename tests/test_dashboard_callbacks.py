@@ -216,7 +216,8 @@ def test_model_options_show_weights(monkeypatch, tmp_path):
     assert options[MODEL].startswith("✓")
     assert "weights missing" in options["dpt_large_384"]
     info = json.dumps(choices.model_info("dpt_large_384").to_plotly_json(), default=str)
-    assert "dpt_large_384.pt" in info and "https://github.com/isl-org/MiDaS" in info and str(tmp_path) in info
+    assert "dpt_large_384.pt" in info and "https://github.com/isl-org/MiDaS" in info and "FACE3D_WEIGHTS_DIR" in info
+    assert str(tmp_path) not in info  # no server folder on the web page
     monkeypatch.delenv("FACE3D_OFFLINE")
     assert "MB download" in {o["value"]: o["label"] for o in choices.model_options()}["dpt_large_384"]
     assert choices.valid_model("nonsense") == MODEL
@@ -572,3 +573,30 @@ def test_memory_lru_limits_items_and_bytes():
     assert lru.get_or_compute("c", lambda: calls.append(1) or np.ones(2)).sum() == 2
     lru.get_or_compute("c", lambda: calls.append(1) or np.ones(2))
     assert calls == [1]
+
+
+def test_weights_errors_reach_the_page_without_server_paths(tmp_path, monkeypatch):
+    import pickle
+
+    from face3d_core.errors import WeightsUnavailableError
+    from face3d_core.models.estimator import load_checkpoint
+    from face3d_core.models.registry import get_spec
+    from face3d_core.weights import resolve_weights
+
+    monkeypatch.setenv("FACE3D_OFFLINE", "1")
+    monkeypatch.setenv("FACE3D_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("FACE3D_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(WeightsUnavailableError) as info:
+        resolve_weights(get_spec(MODEL).weights_file)
+    missing = info.value
+    assert str(tmp_path / "weights") in missing.user_message  # the CLI says where to put it
+    broken = tmp_path / "weights" / "broken.pt"
+    broken.parent.mkdir()
+    broken.write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsUnavailableError) as info:
+        load_checkpoint(broken)
+    for error in (missing, info.value, pickle.loads(pickle.dumps(missing))):
+        shown = alert_for_exception(error).message
+        assert str(tmp_path) not in shown and "/tmp" not in shown, shown
+    assert "FACE3D_WEIGHTS_DIR" in alert_for_exception(missing).message
+    assert "broken.pt" in alert_for_exception(info.value).message  # the file's name, not its folder

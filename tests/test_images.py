@@ -169,3 +169,89 @@ def test_every_shared_photo_decodes(faces_dir):
         if path.suffix.lower() in {".jpg", ".jpeg", ".png"}:
             img = load_image(path)
             assert img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8, path.name
+
+
+# -- cost bounds checked from the file's structure, before any pixel is decoded -----------------
+
+
+def _never_decode(monkeypatch) -> None:
+    """Make any pixel decoding fail the test (the checks below must come first)."""
+    from PIL import ImageFile
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+
+
+def test_progressive_jpeg_with_too_many_scans_is_rejected_before_decoding(monkeypatch):
+    from tests.harness.hostile_files import progressive_scan_bomb
+
+    bomb = progressive_scan_bomb()  # 6000 x 6000, 15,000 scans, 1 MB: 31 s of CPU to decode
+    assert images.count_jpeg_scans(bomb) > images.MAX_JPEG_SCANS
+    _never_decode(monkeypatch)
+    with pytest.raises(InvalidImageError, match="too many progressive scans"):
+        decode_image(bomb)
+
+
+def test_jpeg_scans_are_counted_by_walking_the_segments():
+    noise = np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    baseline = _encode(Image.fromarray(noise), "JPEG", quality=95)
+    progressive = _encode(Image.fromarray(noise), "JPEG", quality=95, progressive=True)
+    assert baseline.count(b"\xff\x00") > 10  # entropy data full of stuffed 0xFF bytes
+    assert images.count_jpeg_scans(baseline) == 1
+    assert images.count_jpeg_scans(progressive) == 10  # libjpeg's script for YCbCr
+    # restart markers inside the entropy data are not segments
+    restarts = _encode(Image.fromarray(noise), "JPEG", quality=95, progressive=True, restart_marker_blocks=1)
+    assert sum(restarts.count(bytes([0xFF, m])) for m in range(0xD0, 0xD8)) > 10
+    assert images.count_jpeg_scans(restarts) == 10
+    # fill bytes (0xFF 0xFF ...) before a marker are allowed
+    eoi = progressive.rindex(b"\xff\xd9")
+    filled = progressive[:eoi] + b"\xff\xff\xff" + progressive[eoi:]
+    assert images.count_jpeg_scans(filled) == 10
+    # a second image after the first (MPO, or junk appended) is not counted
+    assert images.count_jpeg_scans(progressive + baseline) == 10
+    for data in (restarts, filled, progressive + baseline):
+        assert decode_image(data).shape == (64, 80, 3)
+    # a damaged structure stops the count; the decoder then says what is wrong
+    assert images.count_jpeg_scans(progressive[:500]) <= 10
+    with pytest.raises(InvalidImageError, match="damaged"):
+        decode_image(progressive[:500])
+
+
+def test_images_longer_than_eight_times_their_width_are_rejected_from_the_header(monkeypatch):
+    assert decode_image(_encode(Image.new("RGB", (128, 16)))).shape == (16, 128, 3)  # 8:1 is fine
+    assert decode_image(_encode(Image.new("RGB", (16, 128)))).shape == (128, 16, 3)
+    _never_decode(monkeypatch)
+    from tests.harness.hostile_files import flat_image
+
+    for data, size in (
+        (flat_image(65000, 600, "JPEG"), "65000x600"),
+        (flat_image(20000, 16), "20000x16"),
+        (_encode(Image.new("RGB", (16, 130))), "16x130"),
+    ):
+        with pytest.raises(InvalidImageError, match="long and narrow") as info:
+            decode_image(data)
+        assert size in info.value.user_message
+
+
+def test_jpegs_of_many_segments_or_fill_bytes_cost_the_check_nothing(monkeypatch):
+    photo = _encode(Image.fromarray(_gradient_rgb()), "JPEG", quality=95)
+    # 100,000 empty comment segments after SOI: refused (no decoder needs that many)
+    many = photo[:2] + b"\xff\xfe\x00\x02" * 100_000 + photo[2:]
+    with pytest.raises(InvalidImageError, match="too many segments"):
+        decode_image(many)
+    # 5 MB of fill bytes before EOI (allowed by the standard): walked by one search, then decoded
+    eoi = photo.rindex(b"\xff\xd9")
+    filled = photo[:eoi] + b"\xff" * 5_000_000 + photo[eoi:]
+    assert images.count_jpeg_scans(filled) == 1
+    assert decode_image(filled).shape == (40, 60, 3)
+
+
+def test_16bit_levels_are_exactly_rounded_and_decoding_stays_lean():
+    levels = np.random.default_rng(3).integers(0, 65536, (300, 200), dtype=np.uint16)
+    levels[0, :4] = [0, 128, 129, 65535]  # around the rounding boundary of 257
+    out = decode_image(_encode(Image.fromarray(levels)))
+    expected = np.rint(levels.astype(np.float64) * (255.0 / 65535.0)).astype(np.uint8)
+    np.testing.assert_array_equal(out[..., 0], expected)
+    assert list(out[0, :4, 0]) == [0, 0, 1, 255]

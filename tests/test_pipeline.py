@@ -136,3 +136,48 @@ def test_depth_ref_rejects_unregistered_models_as_user_errors(model):
 @pytest.mark.parametrize("junk", [None, "x", 5, ["sha"], {"model": "midas_v21_small_256"}])
 def test_depth_ref_from_junk_is_none(junk):
     assert DepthRef.from_dict(junk) is None
+
+
+# -- the working copy: the cost of a photo does not grow with its pixel count ---------------------
+
+
+def test_a_large_photo_is_worked_on_as_a_working_copy_of_2048_px():
+    from face3d_core.pipeline import WORK_MAX_SIDE
+
+    image = np.full((6600, 6000, 3), 128, np.uint8)  # inside the 40 MP limit
+    est = RecordingEstimator()
+    fd = compute_face_depth(image, estimator=est, face_index=None)
+    assert WORK_MAX_SIDE == 2048
+    assert est.inputs[0].shape == (2048, 1862, 3)  # the network saw the working copy
+    assert fd.depth_rel.shape == (2048, 1862) and fd.image_rgb.shape == (2048, 1862, 3)
+    assert fd.crop_box_xyxy == (0, 0, 6000, 6600) and fd.image_size_wh == (6000, 6600)  # original pixels
+    assert fd.working_copy and fd.box_size_wh == (6000, 6600)
+    assert fd.depth_rel.nbytes + fd.image_rgb.nbytes < 30e6  # the cache entry, whatever the photo's size
+    small = compute_face_depth(image[:500, :400], estimator=est, face_index=None)
+    assert small.depth_rel.shape == (500, 400) and not small.working_copy
+
+
+def test_a_working_copy_of_a_face_crop_keeps_the_face_and_the_camera(faces_dir, yunet_path, monkeypatch):
+    """The same face from a capped crop: landmarks follow the resize, and the 3D face has the same shape."""
+    from face3d_core.reconstruct import ReconstructionParams, reconstruct_face
+    from tests.doubles import FakeEstimator
+
+    monkeypatch.setenv("FACE3D_YUNET_PATH", str(yunet_path))
+    image = load_image(faces_dir / "skimage_astronaut.png")
+    face = detect_faces(image)[0]
+    full = compute_face_depth(image, estimator=FakeEstimator(), faces=[face], max_side=4096)
+    capped = compute_face_depth(image, estimator=FakeEstimator(), faces=[face], max_side=100)
+    assert not full.working_copy and capped.working_copy
+    assert capped.crop_box_xyxy == full.crop_box_xyxy and max(capped.depth_rel.shape) == 100
+    bw, bh = capped.box_size_wh
+    sx, sy = capped.depth_rel.shape[1] / bw, capped.depth_rel.shape[0] / bh
+    expected = (full.face.landmarks_xy + 0.5) * [sx, sy] - 0.5  # pixel centres on integers
+    np.testing.assert_allclose(capped.face.landmarks_xy, expected, atol=1e-3)
+    params = ReconstructionParams(smoothing_sigma=0.0)
+    a, b = reconstruct_face(full, params), reconstruct_face(capped, params)
+    assert a.scale_source == b.scale_source == "eyes"
+    eyes_a = np.linalg.norm(a.landmarks_xyz[0] - a.landmarks_xyz[1])
+    eyes_b = np.linalg.norm(b.landmarks_xyz[0] - b.landmarks_xyz[1])
+    assert abs(eyes_a - 63.0) < 0.5 and abs(eyes_b - 63.0) < 0.5
+    size_a, size_b = np.ptp(a.points_xyz, axis=0), np.ptp(b.points_xyz, axis=0)
+    np.testing.assert_allclose(size_b, size_a, rtol=0.08)  # the same face in millimetres

@@ -138,6 +138,7 @@ def test_users_share_one_cache_across_web_and_inference_workers(deployment, shar
     from face3d_core.cache import make_key
     from face3d_core.cache.redis import RedisResultCache
     from face3d_core.faces import DEFAULT_MARGIN
+    from face3d_core.pipeline import WORK_MAX_SIDE
 
     url, web, workers = deployment["url"], deployment["web"], deployment["workers"]
     warm = Stats()  # one job per inference worker: each loads its network before the clock starts
@@ -208,9 +209,8 @@ def test_users_share_one_cache_across_web_and_inference_workers(deployment, shar
         for session in sessions:
             for record in session.results:
                 result = record["result"]
-                key = make_key(
-                    "depth", record["sha"], model=MODEL, params={"face": result["face"], "margin": DEFAULT_MARGIN}
-                )
+                params = {"face": result["face"], "margin": DEFAULT_MARGIN, "max_side": WORK_MAX_SIDE}
+                key = make_key("depth", record["sha"], model=MODEL, params=params)
                 assert key == shared.depth_key(record["sha"], MODEL, result["face"])
                 assert client.exists(key), key
                 depth = shared.cached_depth(record["sha"], MODEL, result["face"])

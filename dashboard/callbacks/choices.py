@@ -100,15 +100,14 @@ def model_info(name: str) -> Any:
                 ),
             ]
         )
-    folders = " or ".join(status.folders) if status.folders else "the weights folder"
     return dbc.Alert(
         [
             html.Strong("Weights missing. "),
             html.Span("Download "),
             html.A(status.file_name, href=status.url, target="_blank", rel="noopener noreferrer"),
             html.Span(
-                f" (about {status.size_mb:.0f} MB) and put it in {folders}, or set FACE3D_WEIGHTS_DIR "
-                "to the folder that holds it. Then reload this page."
+                f" (about {status.size_mb:.0f} MB) and put it in the server's weights folder (FACE3D_WEIGHTS_DIR; "
+                "the server's administrator knows where it is). Then reload this page."
             ),
         ],
         color="warning",

@@ -85,8 +85,11 @@ def render_depth(service: Face3DService, result: Any, colormap: Any, *, session:
         if (colormap or figures.DEFAULT_COLORMAP) == "Grayscale"
         else "Colours at the “near” end of the bar are nearer."
     )
+    size = f"{width}×{height} px"
+    if face_depth.working_copy:  # a large photo (or crop) is worked on as a smaller copy
+        size = "working copy {}×{} of {}×{} px".format(width, height, *face_depth.box_size_wh)
     caption = (
-        f"{meta.name} · {face_text} · {get_spec(face_depth.model_name).title} · {width}×{height} px. "
+        f"{meta.name} · {face_text} · {get_spec(face_depth.model_name).title} · {size}. "
         f"{nearer} Hover over the depth map to read values (0 = farthest, 1 = nearest)."
     )
     return photo, depth, caption, True, False, False

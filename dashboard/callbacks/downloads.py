@@ -109,5 +109,5 @@ def register(app: Dash, service: Face3DService) -> None:
             )
         else:
             raise PreventUpdate
-        logger.info("Download %s (%d bytes)", name, len(data))
+        logger.info("Download %r (%d bytes)", name, len(data))
         return dcc.send_bytes(data, name)

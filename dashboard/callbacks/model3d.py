@@ -192,6 +192,8 @@ def stats_text(
         note = f" ({shown:,} shown)" if shown < face_model.n_points else ""
         counts = f"{face_model.n_points:,} points{note} · {face_model.n_faces:,} triangles"
     camera = f" · {fov_text(fov)}" if fov is not None else ""
+    if face_model.point_cap_applied:
+        counts += f" · {face_model.params.max_points / 1e6:.3g} M point cap applied"
     return (
         f"{counts} · {size[0]:.0f} × {size[1]:.0f} × {size[2]:.0f} mm (W × H × D) · {scale}{camera}. "
         "Drag to rotate, scroll to zoom, right-drag to pan."

@@ -18,6 +18,7 @@ from dash.exceptions import PreventUpdate
 from dashboard import ids
 from dashboard.jobs import describe_unexpected
 from dashboard.services import MAX_UPLOADS, Face3DService, UploadMeta
+from dashboard.services.uploads import display_name
 from dashboard.sessions import current_session
 from face3d_core.cache import is_sha256_hex
 from face3d_core.errors import Face3DError, InvalidImageError
@@ -81,7 +82,7 @@ def decode_data_url(content: str) -> bytes:
 def file_message(name: str, text: str, color: str) -> dbc.Alert:
     """A dismissable per-file message (file name and text are rendered as plain text)."""
     return dbc.Alert(
-        [html.Strong(str(name)), html.Span(": "), html.Span(text)],
+        [html.Strong(display_name(name)), html.Span(": "), html.Span(text)],
         color=color,
         dismissable=True,
         className="py-2 small mb-2",
@@ -121,7 +122,7 @@ def handle_upload(
             data = decode_data_url(content)
             meta = service.access.upload(session, data, name)
         except Face3DError as exc:
-            messages.append(file_message(name, exc.user_message, "warning"))
+            messages.append(file_message(name, exc.web_message, "warning"))
             continue
         except Exception as exc:  # noqa: BLE001 - one broken file must not lose the others
             _, _, text = describe_unexpected(exc)

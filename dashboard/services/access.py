@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dashboard.services.errors import PhotoMissingError
-from dashboard.services.uploads import UploadMeta, Uploads
+from dashboard.services.uploads import UploadMeta, Uploads, display_name
 from face3d_core.cache import MISSING, ResultStore, combine_hashes, is_sha256_hex
 from face3d_core.cache.diskdb import DiskDB, OnDamage
 from face3d_core.compare import ComparisonResult
@@ -48,8 +48,6 @@ logger = logging.getLogger(__name__)
 
 #: How long a session keeps its photos after it last uploaded or used them (and its cookie lives).
 SESSION_TTL_S = 30 * 24 * 3600
-#: Longest display name kept (a browser may send any file name).
-MAX_NAME_CHARS = 255
 #: A use refreshes the pin and the membership at most this often per (session, photo), seconds.
 REFRESH_EVERY_S = 60.0
 
@@ -215,7 +213,7 @@ class Access:
             WeightsUnavailableError: The face detector file is missing.
             CacheError: The store cannot be written (full of photos in use, read-only ...).
         """
-        name = str(name)[:MAX_NAME_CHARS]
+        name = display_name(name)  # at most MAX_NAME_CHARS, cut in the middle (the extension stays)
         sha = sha256_hex(data)
         known = self.members.name(session, sha) is not None
         self.keep(sha)  # before storing: the new entry is in use from its first byte

@@ -45,7 +45,12 @@ class Comparisons:
             "compare",
             combine_hashes([ref.sha for ref in refs]),
             model=refs[0].model,
-            params={"faces": [ref.face for ref in refs], "size": DEFAULT_SIZE, "margin": self.depth.margin},
+            params={
+                "faces": [ref.face for ref in refs],
+                "size": DEFAULT_SIZE,
+                "margin": self.depth.margin,
+                "max_side": self.depth.max_side,
+            },
         )
 
     def cached(self, key: object) -> ComparisonResult | None:

@@ -15,6 +15,7 @@ from dashboard.services.memory import MemoryLRU
 from dashboard.services.uploads import Uploads
 from face3d_core.cache import ResultStore, make_key
 from face3d_core.pipeline import (
+    WORK_MAX_SIDE,
     DepthRef,
     FaceDepth,
     LoadableDepthPredictor,
@@ -61,10 +62,13 @@ class DepthMaps:
         self.margin = float(margin)
         self.estimator_factory = estimator_factory
         self.memory = memory if memory is not None else MemoryLRU(max_items=16, max_bytes=128 * 1024 * 1024)
+        #: Longest side of the working copy the network runs on (part of the key).
+        self.max_side = WORK_MAX_SIDE
 
     def key(self, ref: DepthRef) -> str:
         """Cache key of a face's depth map."""
-        return make_key("depth", ref.sha, model=ref.model, params={"face": ref.face, "margin": self.margin})
+        params = {"face": ref.face, "margin": self.margin, "max_side": self.max_side}
+        return make_key("depth", ref.sha, model=ref.model, params=params)
 
     def cached(self, ref: DepthRef) -> FaceDepth | None:
         """Return the cached depth map or None (never runs the network)."""
@@ -123,5 +127,6 @@ class DepthMaps:
             margin=self.margin,
             faces=meta.faces,
             estimator=estimator,
+            max_side=self.max_side,
         )
         return result

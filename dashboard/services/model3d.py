@@ -7,7 +7,11 @@ A view that must stay light gets a coarser mesh derived from that same reconstru
 
 Click to measure needs the mesh's edge graph (:func:`face3d_core.geodesic.mesh_graph`, tens
 of milliseconds for a display-density face, 0.1 s at full density): it is built in a
-background thread as soon as a model is built, so the first click does not wait for it.
+background thread as soon as a model is built, so the first click does not wait for it. The
+graph of a model larger than :data:`GEODESIC_MAX_TRIANGLES` is built on a coarser grid of the
+same surface (:meth:`Models3D.graph_mesh`): a graph costs about 1 KB per triangle while it is
+built (1.7 GB and 7 s for the 1.9 M triangles of a capped full-density model), and the path is
+refined on the model's own surface anyway.
 Measurements (:func:`face3d_core.measure.measure_face`) are kept in memory next to their model.
 """
 
@@ -31,6 +35,9 @@ from face3d_core.pipeline import DepthRef
 from face3d_core.reconstruct import FaceModel3D, ReconstructionParams, reconstruct_face
 
 logger = logging.getLogger(__name__)
+
+#: Most triangles the click-to-measure graph is built on (see the module docstring).
+GEODESIC_MAX_TRIANGLES = 400_000
 
 _GRAPH_BUILDER: ThreadPoolExecutor | None = None
 _GRAPH_BUILDER_LOCK = threading.Lock()
@@ -80,19 +87,40 @@ class Models3D:
                 raise DepthMissingError("The depth map of this face is not ready. Click Generate 3D model first.")
             built = reconstruct_face(face_depth, params)
             if self.precompute_graphs:
-                self._prepare_graph(key, built.mesh)
+                self._prepare_graph(key, built)
             return built
 
         return self.memory.get_or_compute(key, build)
 
-    def _prepare_graph(self, key: str, mesh: Mesh | None) -> None:
+    def _graph_mesh_of(self, key: str, face_model: FaceModel3D) -> Mesh | None:
+        """The mesh clicks are measured on: the model's own, or a coarser grid of it beyond the bound."""
+        mesh = face_model.mesh
+        if mesh is None or mesh.n_faces <= GEODESIC_MAX_TRIANGLES:
+            return mesh
+        return self.memory.get_or_compute(f"{key}/graph-mesh", lambda: coarser_mesh(face_model, GEODESIC_MAX_TRIANGLES))
+
+    def graph_mesh(self, ref: DepthRef, params: ReconstructionParams) -> Mesh | None:
+        """The mesh :meth:`surface_path` searches on (at most :data:`GEODESIC_MAX_TRIANGLES` triangles).
+
+        Raises:
+            DepthMissingError: The depth map is not in the cache.
+        """
+        return self._graph_mesh_of(self.key(ref, params), self.model(ref, params))
+
+    def _prepare_graph(self, key: str, face_model: FaceModel3D) -> None:
         """Start building the mesh's edge graph in the background (for the first click)."""
-        if mesh is None or mesh.n_faces == 0:
+        if face_model.mesh is None or face_model.mesh.n_faces == 0:
             return
+
+        def build_graph() -> None:
+            mesh = self._graph_mesh_of(key, face_model)
+            if mesh is not None:
+                mesh_graph(mesh)
+
         with self._graph_lock:
             for done in [k for k, job in self._graph_jobs.items() if job.done()]:
                 del self._graph_jobs[done]
-            self._graph_jobs[key] = _graph_builder().submit(mesh_graph, mesh)
+            self._graph_jobs[key] = _graph_builder().submit(build_graph)
 
     def wait_for_graph(self, key: str) -> None:
         """Wait until the background build of the mesh graph of model ``key`` (if any) is done."""
@@ -114,9 +142,10 @@ class Models3D:
             MeasureError: The model has no surface there, or the points are on separate pieces.
         """
         face_model = self.model(ref, params)
-        self.wait_for_graph(self.key(ref, params))
+        key = self.key(ref, params)
+        self.wait_for_graph(key)
         try:
-            return surface_distance(face_model, start_xyz, end_xyz)
+            return surface_distance(face_model, start_xyz, end_xyz, mesh=self._graph_mesh_of(key, face_model))
         except ValueError as exc:
             raise MeasureError(
                 f"These two points cannot be measured between: {exc}. Pick two points on the face."

@@ -33,14 +33,33 @@ THUMB_MAX_SIDE = 360
 MAX_UPLOADS = 24
 
 
+#: Longest file name shown; longer ones are cut in the middle (:func:`display_name`).
+MAX_NAME_CHARS = 255
+
+
+def display_name(name: object, limit: int = MAX_NAME_CHARS) -> str:
+    """A user's file name for display: at most ``limit`` characters, cut in the middle (the end stays).
+
+    Example:
+        >>> display_name("a" * 300 + ".jpg", 11)
+        'aaaaa…a.jpg'
+    """
+    text = str(name)
+    if len(text) <= limit:
+        return text
+    tail = (limit - 1) // 2
+    return text[: limit - 1 - tail] + "…" + text[-tail:]
+
+
 @dataclass(frozen=True)
 class UploadMeta:
     """What the gallery shows about an upload (small; no pixels except the thumbnail).
 
     Attributes:
         sha256: Content hash of the file (its cache key).
-        name: File name as the session's browser sent it (display only; never used as a path);
-            empty in the stored copy (names are per session, see :mod:`~dashboard.services.access`).
+        name: File name as the session's browser sent it, cut to :data:`MAX_NAME_CHARS` (display
+            only; never used as a path); empty in the stored copy (names are per session, see
+            :mod:`~dashboard.services.access`).
         size_bytes: File size.
         width: Image width in pixels (after EXIF rotation).
         height: Image height in pixels.
@@ -136,6 +155,7 @@ class Uploads:
             raise InvalidImageError(
                 f"The file is too large ({len(data) / 1e6:.1f} MB); the limit is {MAX_FILE_BYTES // (1024 * 1024)} MB."
             )
+        name = display_name(name)
         sha = sha256_hex(data)
         existing = self.meta(sha)
         if existing is not None and not revalidate:

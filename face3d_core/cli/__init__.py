@@ -3,7 +3,8 @@
 Each subcommand lives in its own module exposing ``add_parser(subparsers)`` (which sets
 ``func=run``) and ``run(args) -> int``. User errors (:class:`~face3d_core.errors.Face3DError`)
 are printed as one line ``face3d: error: ...`` with a non-zero exit code, never as a traceback; so is
-a bad ``FACE3D_*`` setting (:class:`~face3d_core.errors.ConfigError`), checked before any work.
+a bad ``FACE3D_*`` setting (:class:`~face3d_core.errors.ConfigError`), checked before any work, and
+so is a bad option value (every number has a range: :mod:`face3d_core.cli.arg_types`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from face3d_core import __version__
+from face3d_core.cli.arg_types import OneLineParser
 from face3d_core.config import get_settings
 from face3d_core.errors import Face3DError
 
@@ -23,7 +25,9 @@ _SUBCOMMANDS = ("depth_cmd", "mesh_cmd", "measure_cmd", "report_cmd", "models_cm
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the top-level parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(prog="face3d", description="Photo of a face -> depth map -> 3D model (MiDaS).")
+    parser: argparse.ArgumentParser = OneLineParser(
+        prog="face3d", description="Photo of a face -> depth map -> 3D model (MiDaS)."
+    )
     parser.add_argument("--version", action="version", version=f"face3d {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -35,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
 def error_line(message: str, source: str | None = None) -> str:
     """Format one user-facing error line (``face3d: error: <source>: <message>``)."""
     return f"face3d: error: {source}: {message}" if source else f"face3d: error: {message}"
+
+
+def unexpected_message(exc: BaseException) -> str:
+    """The one line for an unexpected error on one input (a bug): what it was and how to see more."""
+    text = " ".join(str(exc).split())[:200]
+    return f"unexpected error ({type(exc).__name__}: {text}); run with -vv for details, and please report it."
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,9 @@
 """``face3d depth IMG...``: depth maps for one or many photos.
 
 Writes ``<name>_depth.png`` (8-bit grayscale, lighter = nearer), ``<name>_depth16.png``
-(16-bit) and ``<name>_depth.npy`` (raw relative inverse depth, float32) per photo. By
+(16-bit) and ``<name>_depth.npy`` (raw relative inverse depth, float32) per photo; names are
+unique within a run and never an input's (:mod:`face3d_core.cli.outputs`: ``x.jpg`` and
+``x.png`` give ``x_jpg_*`` and ``x_png_*``), and files of an earlier run are replaced. By
 default the network runs on a crop around the largest face (the maps then cover that
 crop); ``--full-frame`` runs exactly the official whole-image pipeline instead.
 A bad file gets one error line; the others are still processed; the exit code is 1 if
@@ -16,8 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-from face3d_core.cli import error_line
-from face3d_core.depthmap import write_depth_outputs
+from face3d_core.cli import error_line, unexpected_message
+from face3d_core.cli.arg_types import face_number
+from face3d_core.cli.face_source import margin_arg
+from face3d_core.cli.outputs import stems_sparing_inputs
+from face3d_core.depthmap import DEPTH_FILE_SUFFIXES, write_depth_outputs
 from face3d_core.errors import Face3DError
 from face3d_core.images import load_image
 from face3d_core.models.registry import DEFAULT_MODEL, list_models
@@ -33,8 +38,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", metavar="PATH", help="checkpoint file (default: weights dir / cache / download)")
     p.add_argument("--out-dir", default=".", metavar="D", help="output folder (default: current folder)")
     p.add_argument("--full-frame", action="store_true", help="whole image, official pipeline (no face crop)")
-    p.add_argument("--face", type=int, default=0, metavar="N", help="which face, 0 = largest (default 0)")
-    p.add_argument("--margin", type=float, default=None, help="crop margin around the face, fraction of its size")
+    p.add_argument("--face", type=face_number, default=0, metavar="N", help="which face, 0 = largest (default 0)")
+    p.add_argument(
+        "--margin", type=margin_arg, default=None, help="crop margin around the face, fraction of its size (0 to 5)"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -54,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
     failures: list[str] = []
     written = 0
     started = time.perf_counter()
-    used_stems: dict[str, int] = {}
+    stems = stems_sparing_inputs(args.images, out_dir, DEPTH_FILE_SUFFIXES)
     bar = tqdm(args.images, unit="img", disable=args.no_progress or len(args.images) < 2, file=sys.stderr)
-    for image_path in bar:
+    for image_path, stem in zip(bar, stems, strict=True):
         bar.set_postfix_str(Path(image_path).name[:30])
         try:
             image_rgb = load_image(image_path)
@@ -69,17 +76,16 @@ def run(args: argparse.Namespace) -> int:
                 estimator=estimator,
                 **kwargs,
             )
-            stem = Path(image_path).stem or "image"
-            count = used_stems.get(stem, 0)
-            used_stems[stem] = count + 1
-            if count:
-                stem = f"{stem}_{count}"
             paths = write_depth_outputs(result.depth_rel, out_dir, stem)
             written += 1
-            logger.info("%s -> %s", image_path, ", ".join(p.name for p in paths))
+            logger.info("%r -> %s", image_path, ", ".join(repr(p.name) for p in paths))
         except Face3DError as exc:
             failures.append(image_path)
             tqdm.write(error_line(exc.user_message, image_path), file=sys.stderr)
+        except Exception as exc:  # noqa: BLE001 - a bug on one photo must not stop the others
+            failures.append(image_path)
+            logger.debug("Unexpected error on %r", image_path, exc_info=exc)
+            tqdm.write(error_line(unexpected_message(exc), image_path), file=sys.stderr)
     elapsed = time.perf_counter() - started
     print(
         f"{written} of {len(args.images)} images done in {elapsed:.1f} s "

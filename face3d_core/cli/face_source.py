@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from face3d_core.camera import CameraFov, photo_fov
+from face3d_core.cli.arg_types import MAX_FACE_NUMBER, number
 from face3d_core.errors import InvalidDepthError, NoFaceFoundError
+from face3d_core.images import MAX_PIXELS
 from face3d_core.models.registry import DEFAULT_MODEL, list_models
 
 UNITS_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
@@ -39,31 +41,35 @@ def face_arg(value: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected a face number (0 = largest) or 'none', got {value!r}") from None
     if index < 0:
         raise argparse.ArgumentTypeError("face numbers start at 0 (the largest face)")
+    if index > MAX_FACE_NUMBER:
+        raise argparse.ArgumentTypeError(f"face numbers go up to {MAX_FACE_NUMBER}, got {value!r}")
     return index
 
 
 def positive(value: str) -> float:
-    """A number > 0."""
-    number = float(value)
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return number
+    """A finite number > 0."""
+    result = float(value)
+    if not (result > 0 and np.isfinite(result)):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {value}")
+    return result
 
 
 def non_negative(value: str) -> float:
-    """A number >= 0."""
-    number = float(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return number
+    """A finite number >= 0."""
+    result = float(value)
+    if not (result >= 0 and np.isfinite(result)):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value}")
+    return result
 
 
-def fov_arg(value: str) -> float:
-    """``--fov``: degrees in [1, 179]."""
-    number = float(value)
-    if not 1.0 <= number <= 179.0:
-        raise argparse.ArgumentTypeError(f"the field of view must be between 1 and 179 degrees, got {value}")
-    return number
+#: ``--fov``: degrees in [1, 179].
+fov_arg = number(1.0, 179.0)
+#: ``--smooth``: Gaussian sigma in depth-map pixels.
+smooth_arg = number(0.0, 50.0)
+#: ``--depth-scale``: relief multiplier.
+depth_scale_arg = number(0.05, 20.0)
+#: ``--margin``: crop margin, fraction of the face box on each side.
+margin_arg = number(0.0, 5.0)
 
 
 def add_source_arguments(p: argparse.ArgumentParser, *, several: bool = False) -> None:
@@ -104,13 +110,15 @@ def add_source_arguments(p: argparse.ArgumentParser, *, several: bool = False) -
     )
     p.add_argument(
         "--smooth",
-        type=non_negative,
+        type=smooth_arg,
         default=2.0,
         metavar="S",
         help="Gaussian smoothing sigma in depth-map pixels (0 = none; default 2)",
     )
     p.add_argument("--edge-preserving", action="store_true", help="bilateral filter instead of the Gaussian")
-    p.add_argument("--depth-scale", type=positive, default=1.0, help="exaggerate (>1) or flatten (<1) the relief")
+    p.add_argument(
+        "--depth-scale", type=depth_scale_arg, default=1.0, help="exaggerate (>1) or flatten (<1) the relief"
+    )
     p.add_argument(
         "--face",
         type=face_arg,
@@ -119,19 +127,63 @@ def add_source_arguments(p: argparse.ArgumentParser, *, several: bool = False) -
         help="which face, 0 = largest (default 0); 'none' = whole image",
     )
     p.add_argument(
-        "--margin", type=non_negative, default=None, help="crop margin around the face (fraction of its size)"
+        "--margin", type=margin_arg, default=None, help="crop margin around the face (fraction of its size, 0 to 5)"
     )
     p.add_argument("--model", default=DEFAULT_MODEL, choices=list_models(), help=f"depth model ({DEFAULT_MODEL})")
     p.add_argument("--weights", metavar="PATH", help="depth checkpoint file")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
 
 
-def load_depth_file(path: str | Path) -> np.ndarray:
-    """Read a ``.npy`` depth map as ``(H, W) float32``.
+def check_depth_header(path: str | Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Read a ``.npy`` file's header and check it before any value is read.
+
+    Returns:
+        ``(shape, dtype)`` as declared.
 
     Raises:
-        InvalidDepthError: Unreadable, not numeric, not 2D, or without any finite value.
+        InvalidDepthError: Not a ``.npy`` file (version 1 or 2), not real numbers, not 2D (after
+            dropping axes of length 1), more values than the photo pixel limit, or shorter than
+            its header declares.
     """
+    from numpy.lib import format as npy_format
+
+    try:
+        with open(path, "rb") as handle:
+            version = npy_format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = npy_format.read_array_header_1_0(handle)
+            elif version == (2, 0):
+                shape, _, dtype = npy_format.read_array_header_2_0(handle)
+            else:
+                raise ValueError(f".npy format version {version[0]}.{version[1]} is not supported")
+            data_start = handle.tell()
+        size = Path(path).stat().st_size
+    except (OSError, ValueError, EOFError) as exc:
+        raise InvalidDepthError(f"Cannot read the depth map {path} as a .npy array ({exc}).") from exc
+    if dtype.hasobject or dtype.kind not in "iuf":
+        raise InvalidDepthError(f"The depth map {path} must hold real numbers, got {dtype}.")
+    kept = tuple(int(n) for n in shape if n != 1)
+    if len(kept) != 2 or min(kept) < 2:
+        raise InvalidDepthError(f"The depth map {path} must be a 2D (H, W) array, got shape {tuple(shape)}.")
+    values = kept[0] * kept[1]
+    if values > MAX_PIXELS:
+        raise InvalidDepthError(
+            f"The depth map {path} declares {kept[1]}x{kept[0]} = {values / 1e6:.0f} megapixels; "
+            f"the limit is {MAX_PIXELS / 1e6:.0f} megapixels."
+        )
+    if size < data_start + values * dtype.itemsize:
+        raise InvalidDepthError(f"The depth map {path} is incomplete: its header declares more data than it holds.")
+    return tuple(shape), dtype
+
+
+def load_depth_file(path: str | Path) -> np.ndarray:
+    """Read a ``.npy`` depth map as ``(H, W) float32``, its header checked first (:func:`check_depth_header`).
+
+    Raises:
+        InvalidDepthError: Unreadable, not numeric, not 2D, too large, incomplete, or without
+            any finite value.
+    """
+    check_depth_header(path)
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -177,10 +229,15 @@ def load_landmarks_file(path: str | Path, image_size_wh: tuple[int, int]):
 
 
 def reconstruction_params(args: argparse.Namespace, fov: CameraFov, **overrides):
-    """The :class:`~face3d_core.reconstruct.ReconstructionParams` of the shared options."""
-    from face3d_core.reconstruct import ReconstructionParams
+    """The :class:`~face3d_core.reconstruct.ReconstructionParams` of the shared options.
+
+    The model is built with at most :data:`~face3d_core.reconstruct.MAX_MODEL_POINTS` points
+    (``max_points``), as in the dashboard, unless an override says otherwise.
+    """
+    from face3d_core.reconstruct import MAX_MODEL_POINTS, ReconstructionParams
 
     values = dict(
+        max_points=MAX_MODEL_POINTS,
         smoothing_sigma=args.smooth,
         edge_preserving=args.edge_preserving,
         depth_kind=args.depth_kind,

@@ -19,8 +19,9 @@ import logging
 import sys
 from pathlib import Path
 
-from face3d_core.cli import error_line
+from face3d_core.cli import error_line, unexpected_message
 from face3d_core.cli.face_source import add_source_arguments, build_face_model, choose_fov, reconstruction_params
+from face3d_core.cli.outputs import check_distinct, check_not_inputs
 from face3d_core.errors import ExportError, Face3DError, NoFaceFoundError
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         depths = _per_image(args.depth, len(args.images), "--depth")
         marks = _per_image(args.landmarks, len(args.images), "--landmarks")
+        check_distinct([args.csv, args.json])
+        check_not_inputs([o for o in (args.csv, args.json) if o], [*args.images, *depths, *marks])
     except Face3DError as exc:
         print(error_line(exc.user_message), file=sys.stderr)
         return 1
@@ -101,6 +104,11 @@ def run(args: argparse.Namespace) -> int:
         except Face3DError as exc:
             failures += 1
             print(error_line(exc.user_message, image), file=sys.stderr)
+            continue
+        except Exception as exc:  # noqa: BLE001 - a bug on one photo must not stop the others
+            failures += 1
+            logger.debug("Unexpected error on %r", image, exc_info=exc)
+            print(error_line(unexpected_message(exc), image), file=sys.stderr)
             continue
         print(_table(image, result))
         rows.extend(result.to_rows(image))

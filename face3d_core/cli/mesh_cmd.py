@@ -17,7 +17,8 @@ relief exaggerated by ``--relief``; best as ``--format stl`` or ``3mf``.
 
 Output: ``-o OUT`` (a file name; its extension picks the format unless ``--format`` is
 given), by default ``<image stem>_3d.<format>`` in the current folder. OBJ writes
-``.obj`` + ``.mtl`` + ``.png`` when ``--texture`` is set.
+``.obj`` + ``.mtl`` + ``.png`` when ``--texture`` is set. An output never replaces an input
+(photo, depth map, landmarks): that is an error; a file of an earlier run is replaced.
 """
 
 from __future__ import annotations
@@ -29,16 +30,18 @@ import time
 from pathlib import Path
 
 from face3d_core.cli import error_line
+from face3d_core.cli.arg_types import number, whole_number
 from face3d_core.cli.face_source import (
     SCALE_WORDS,
     add_source_arguments,
     build_face_model,
     choose_fov,
-    positive,
     reconstruction_params,
 )
+from face3d_core.cli.outputs import check_not_inputs
 from face3d_core.errors import ExportError, Face3DError, NoFaceFoundError
 from face3d_core.export import MESH_FORMATS, POINT_FORMATS, export_mesh, export_points, write_files
+from face3d_core.reconstruct import MAX_MODEL_POINTS
 from face3d_core.relief import DEFAULT_BASE_MM, DEFAULT_GRID_STEP_MM, DEFAULT_RELIEF, DEFAULT_WIDTH_MM
 
 logger = logging.getLogger(__name__)
@@ -61,7 +64,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--points", action="store_true", help="write a point cloud instead of a mesh (ply or glb)")
     p.add_argument("--full-frame", action="store_true", help="whole image, no face (same as --face none)")
-    p.add_argument("--stride", type=int, default=1, help="use every N-th pixel (coarser, smaller files)")
+    p.add_argument(
+        "--stride", type=whole_number(1, 64), default=1, help="use every N-th pixel (1 to 64; coarser, smaller files)"
+    )
+    p.add_argument(
+        "--no-point-cap",
+        action="store_true",
+        help=f"use every pixel even beyond {MAX_MODEL_POINTS / 1e6:.3g} M points (the default cap; slow, large files)",
+    )
     p.add_argument(
         "--color",
         choices=["depth", "photo"],
@@ -72,24 +82,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-mask", action="store_true", help="keep the background (no face mask)")
     p.add_argument("--solid", action="store_true", help="a closed, printable relief with walls and a flat base")
     p.add_argument(
-        "--width-mm", type=positive, default=DEFAULT_WIDTH_MM, help=f"--solid: width (default {DEFAULT_WIDTH_MM:g})"
+        "--width-mm",
+        type=number(0, 2000, low_open=True),
+        default=DEFAULT_WIDTH_MM,
+        help=f"--solid: width (default {DEFAULT_WIDTH_MM:g})",
     )
     p.add_argument(
         "--base-mm",
-        type=positive,
+        type=number(0, 500, low_open=True),
         default=DEFAULT_BASE_MM,
         help=f"--solid: base thickness under the deepest point (default {DEFAULT_BASE_MM:g})",
     )
     p.add_argument(
         "--relief",
-        type=positive,
+        type=number(0, 100, low_open=True),
         default=DEFAULT_RELIEF,
         help=f"--solid: depth exaggeration, 1 = true proportions (default {DEFAULT_RELIEF:g}: a whole face at 1 "
         "is two thirds as deep as it is wide)",
     )
     p.add_argument(
         "--grid-mm",
-        type=positive,
+        type=number(0, 100, low_open=True),
         default=DEFAULT_GRID_STEP_MM,
         help=f"--solid: lateral grid step of the printed surface (default {DEFAULT_GRID_STEP_MM:g})",
     )
@@ -131,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
         params = reconstruction_params(
             args,
             fov,
-            stride=max(1, args.stride),
+            stride=args.stride,
+            max_points=None if args.no_point_cap else MAX_MODEL_POINTS,
             representation="points" if args.points else "mesh",
             color_mode=args.color,
             texture=args.texture,
@@ -161,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
             if model.mesh is None or model.mesh.n_faces == 0:
                 raise ExportError("The 3D model has no triangles; try --points or less smoothing/masking.")
             files = export_mesh(model.mesh, fmt, name=name, texture=args.texture)
+        check_not_inputs([out.parent / file_name for file_name in files], [args.image, args.depth, args.landmarks])
         paths = write_files(files, out.parent)
     except NoFaceFoundError as exc:
         hint = f"{exc.user_message} (use --face none for the whole image)"
@@ -179,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         what = f"{model.mesh.n_vertices} vertices, {model.n_faces} triangles"
+    if model.point_cap_applied:
+        what += f", {MAX_MODEL_POINTS / 1e6:.3g} M point cap applied (--no-point-cap for every pixel)"
     scale = SCALE_WORDS[model.scale_source]
     elapsed = time.perf_counter() - started
     print(f"{', '.join(str(p) for p in paths)}: {what}, units {scale}, {fov.describe()}, {elapsed:.1f} s")

@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     import numpy as np
 
     from dashboard.app import create_app
+    from dashboard.request_limits import run_dev_server
     from face3d_core.images import load_image
     from tests.doubles import FakeEstimator, KnownSceneEstimator
 
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     fake = KnownSceneEstimator(scenes, delay_s=args.delay_s) if scenes else FakeEstimator(delay_s=args.delay_s)
     app = create_app(args.cache_dir, estimator_factory=lambda name: fake)
     logging.getLogger(__name__).info("Fake network server running as process %d", os.getpid())
-    app.run(host="127.0.0.1", port=args.port, threaded=True)
+    run_dev_server(app, "127.0.0.1", args.port)  # as python -m dashboard serves
 
 
 if __name__ == "__main__":

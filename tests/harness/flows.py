@@ -147,6 +147,39 @@ def download_depth_png8(client: DashHttp, result: dict) -> dict | None:
     )
 
 
+#: Download buttons by format.
+DEPTH_DOWNLOADS = {"png8": ids.DEPTH_DOWNLOAD_PNG8, "png16": ids.DEPTH_DOWNLOAD_PNG16, "npy": ids.DEPTH_DOWNLOAD_NPY}
+MODEL_DOWNLOADS = {
+    "ply": ids.MODEL3D_DOWNLOAD_PLY,
+    "obj": ids.MODEL3D_DOWNLOAD_OBJ,
+    "glb": ids.MODEL3D_DOWNLOAD_GLB,
+    "stl": ids.MODEL3D_DOWNLOAD_STL,
+    "measure_csv": ids.MODEL3D_DOWNLOAD_MEASURE_CSV,
+    "measure_json": ids.MODEL3D_DOWNLOAD_MEASURE_JSON,
+    "relief_stl": ids.MODEL3D_DOWNLOAD_RELIEF_STL,
+    "relief_3mf": ids.MODEL3D_DOWNLOAD_RELIEF_3MF,
+    "report": ids.MODEL3D_DOWNLOAD_REPORT,
+}
+
+
+def download(client: DashHttp, kind: str, values: dict[str, Any]) -> dict | None:
+    """Press a download button (``png8``, ``png16``, ``npy``, ``ply``, ``obj``, ``glb``, ``stl``,
+    ``measure_csv``, ``measure_json``, ``relief_stl``, ``relief_3mf``, ``report``).
+
+    Args:
+        client: The client.
+        kind: The format.
+        values: The depth result (``ids.DEPTH_RESULT_STORE``) for depth formats, or the 3D view's
+            values (:func:`model3d_values`, plus the field of view and relief controls where the
+            page has them) for 3D formats.
+
+    Returns:
+        The callback response; ``output(response, ids.DOWNLOAD, "data")`` carries the file.
+    """
+    button = DEPTH_DOWNLOADS.get(kind) or MODEL_DOWNLOADS[kind]
+    return client.call((button, "n_clicks"), {**values, button: 1}, kind=f"download_{kind}")
+
+
 def model3d_values(result: dict, controls: dict[str, Any], view: dict | None = None) -> dict[str, Any]:
     """Inputs of the *3D model* view: the depth result, the slider and radio values, the camera store.
 
@@ -158,6 +191,23 @@ def model3d_values(result: dict, controls: dict[str, Any], view: dict | None = N
     names = (ids.MODEL3D_SMOOTHING, ids.MODEL3D_DENSITY, ids.MODEL3D_DEPTH_SCALE, ids.MODEL3D_DISPLAY)
     values = {name: controls.get(name) for name in (*names, ids.MODEL3D_COLORS)}
     return {ids.MODEL3D_SOURCE_STORE: result, **values, ids.MODEL3D_VIEW_STORE: view}
+
+
+def measure_click(client: DashHttp, values: dict[str, Any], xyz: Any, state: dict | None) -> dict | None:
+    """Click a point of the 3D model (model coordinates, mm) to measure: the first or the second point.
+
+    Args:
+        client: The client.
+        values: The 3D view's values (:func:`model3d_values`, with the field of view controls).
+        xyz: The clicked point ``(x, y, z)``.
+        state: The measurement store after the previous click (None: the first click).
+
+    Returns:
+        The callback response (``ids.MODEL3D_MEASURE_STORE`` and ``ids.MODEL3D_MEASURE_STATUS``).
+    """
+    click = {"x": float(xyz[0]), "y": float(xyz[1]), "z": float(xyz[2])}
+    chosen = {**values, ids.MODEL3D_MEASURE_CLICK: click, ids.MODEL3D_MEASURE_STORE: state}
+    return client.call((ids.MODEL3D_MEASURE_CLICK, "data"), chosen, kind="measure_click")
 
 
 def view_3d(client: DashHttp, values: dict[str, Any]) -> dict | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import zlib
@@ -39,6 +40,56 @@ def declared_png(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
+def _jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
+    """``(marker, start, end)`` of each segment of a JPEG written by Pillow (scans include their data).
+
+    Only for the files this module makes: Pillow writes no fill bytes and no restart markers.
+    """
+    segments = []
+    pos = 2
+    while pos < len(data):
+        marker = data[pos + 1]
+        if marker == 0xD9:
+            segments.append((marker, pos, pos + 2))
+            break
+        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker == 0xDA:  # entropy-coded data up to the next marker (not 0xFF00 stuffing)
+            while not (data[end] == 0xFF and data[end + 1] != 0x00):
+                end += 1
+        segments.append((marker, pos, end))
+        pos = end
+    return segments
+
+
+@functools.lru_cache(maxsize=4)
+def progressive_scan_bomb(side: int = 6000, scans: int = 15_000) -> bytes:
+    """A progressive grey JPEG of ``side`` x ``side`` whose last (59-byte) AC scan is repeated to ``scans`` scans.
+
+    Small on disk (about 1.1 MB for the defaults) and inside every size limit, but a decoder
+    works through every scan over the whole image (31 s of CPU for the defaults).
+    """
+    buffer = io.BytesIO()
+    Image.new("L", (side, side), 128).save(buffer, "JPEG", progressive=True, quality=90)
+    data = buffer.getvalue()
+    segments = _jpeg_segments(data)
+    sos = [(start, end) for marker, start, end in segments if marker == 0xDA]
+    last_start, last_end = sos[-1]
+    eoi = segments[-1][1]
+    return data[:eoi] + data[last_start:last_end] * (scans - len(sos)) + data[eoi:]
+
+
+def flat_image(width: int, height: int, fmt: str = "PNG", value: int = 128) -> bytes:
+    """An RGB image of one grey level (tiny as PNG, however many pixels it has)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (value, value, value)).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def flat_gray16_png(width: int, height: int, value: int = 40000) -> bytes:
+    """A 16-bit grayscale PNG of one level: tiny, and the costliest mode to decode (16 bits to 8)."""
+    return png_bytes(np.full((height, width), value, np.uint16))
+
+
 def hostile_corpus() -> dict[str, bytes]:
     """Name -> bytes of files a user (or an attacker) might upload."""
     rng = np.random.default_rng(1)
@@ -63,6 +114,9 @@ def hostile_corpus() -> dict[str, bytes]:
         "random_bytes.png": rng.integers(0, 256, 5000, dtype=np.uint8).tobytes(),
         "one_pixel.png": png_bytes(np.zeros((1, 1, 3), np.uint8)),
         "20000x10.png": png_bytes(np.zeros((10, 20000, 3), np.uint8)),
+        "strip_20000x16.png": flat_image(20000, 16),
+        "wide_65000x600.jpg": flat_image(65000, 600, "JPEG"),
+        "progressive_15000_scans.jpg": progressive_scan_bomb(),
         "png_header_only.png": b"\x89PNG\r\n\x1a\n",
         "jpeg_soi_only.jpg": b"\xff\xd8\xff\xe0",
     }

@@ -11,11 +11,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tests.harness.paths import REPO_ROOT
 from tests.harness.processes import PYTHON, ManagedProcess, child_env, free_port, wait_for_http
 
 HEALTH_PATH = "face3d/health"
 #: Run a server as process 1 of its own PID namespace, as in a container (root only).
 PID_NAMESPACE = ("unshare", "--pid", "--fork", "--mount-proc")
+#: The gunicorn settings the README's commands use.
+GUNICORN_CONF = REPO_ROOT / "dashboard" / "gunicorn.conf.py"
 
 
 class WebServer:
@@ -104,12 +107,15 @@ class WebServer:
         extra_args: Sequence[str] = (),
         **kwargs,
     ) -> WebServer:
-        """``gunicorn dashboard.wsgi:server`` with ``workers`` processes of ``threads`` threads each."""
+        """``gunicorn -c dashboard/gunicorn.conf.py dashboard.wsgi:server`` (as the README runs it).
+
+        ``workers`` processes of ``threads`` threads each, on a free port.
+        """
 
         def argv(port: int) -> list[str]:
             return [
-                PYTHON, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads),
-                "--bind", f"127.0.0.1:{port}", *extra_args, "dashboard.wsgi:server",
+                PYTHON, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--workers", str(workers),
+                "--threads", str(threads), "--bind", f"127.0.0.1:{port}", *extra_args, "dashboard.wsgi:server",
             ]  # fmt: skip
 
         return cls(argv, env, log_path, **kwargs)

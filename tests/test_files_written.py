@@ -24,30 +24,11 @@ from dashboard import ids
 from tests.harness import flows
 from tests.harness.dash_client import DashHttp, output
 from tests.harness.hostile_files import file_tree
-from tests.harness.paths import FILL_PY, MODEL, PHOTO, REPO_ROOT, YUNET_PATH, require
+from tests.harness.paths import FILL_PY, MODEL, PHOTO, YUNET_PATH, require
 from tests.harness.processes import child_env
 from tests.harness.servers import WebServer
 
-
-def _runtime_keeps_telemetry_off() -> bool:
-    """True once the runtime module switches ONNX Runtime's telemetry off (``import_onnxruntime``, issue 9).
-
-    Read from the source, not imported: importing it imports torch (seconds, at collection).
-    """
-    source = REPO_ROOT / "face3d_core" / "models" / "onnx_backend.py"
-    return "def import_onnxruntime(" in source.read_text(encoding="utf-8")
-
-
-pytestmark = [
-    pytest.mark.slow,
-    # Until the runtime change is merged, ONNX Runtime writes its telemetry files: an expected
-    # failure (strict: once it passes, this mark must go).
-    pytest.mark.xfail(
-        not _runtime_keeps_telemetry_off(),
-        reason="ONNX Runtime's telemetry files (~/.cache/Microsoft, $TMPDIR/.ses) until import_onnxruntime",
-        strict=True,
-    ),
-]
+pytestmark = pytest.mark.slow
 
 
 def _sandbox(root: Path, fill_weights: Path) -> tuple[dict[str, str], dict[str, Path]]:

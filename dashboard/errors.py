@@ -74,13 +74,22 @@ class AlertInfo:
     url: str | None = None
 
 
-def safe_message(title: str, message: str) -> str:
-    """``message`` when it is fit for a page; otherwise log it (a bug) and return a generic line."""
+def safe_message(title: str, message: str, detail: str | None = None) -> str:
+    """``message`` when it is fit for a page; otherwise log it (a bug) and return a generic line.
+
+    Args:
+        title: The alert's title (for the log).
+        message: The text meant for the page.
+        detail: The full text for the log (default ``message``), e.g. the error's user message.
+    """
     if not looks_internal(message):
         return message
     reference = uuid.uuid4().hex[:8]
     logger.error(
-        "A message with server internals was kept off the page (reference %s): %s: %s", reference, title, message
+        "A message with server internals was kept off the page (reference %s): %s: %r",
+        reference,
+        title,
+        detail if detail is not None else message,
     )
     return f"The server could not finish this (reference {reference}). It has been logged; please try again."
 
@@ -89,7 +98,7 @@ def alert_for_exception(err: BaseException) -> AlertInfo:
     """Return what the user should see for an exception (logging unexpected ones)."""
     if isinstance(err, Face3DError):
         logger.info("User-facing error: %s: %r", err.title, err.user_message)
-        message = safe_message(err.title, err.web_message)  # no server paths or raw errors on the page
+        message = safe_message(err.title, err.web_message, err.user_message)  # no server internals on the page
         if isinstance(err, WeightsUnavailableError):
             return AlertInfo(err.title, message, "warning", file_name=err.file_name, url=err.url)
         return AlertInfo(err.title, message, "warning", upload_again=isinstance(err, PhotoMissingError))

@@ -8,13 +8,14 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8050
 PYTEST_ARGS ?=
 
-.PHONY: run test venv venv-dev browser redis lint bench clean help
+.PHONY: run test venv venv-dev browser redis lint bench clean help vendor-detector
 
 help:
 	@echo "make run    - install into $(VENV) and start the dashboard on http://$(HOST):$(PORT)"
 	@echo "make test   - install into $(VENV) (with test tools) and run the whole test suite"
 	@echo "make lint   - ruff check + ruff format --check (CI runs it before the tests)"
 	@echo "make bench  - run the benchmarks in benchmarks/"
+	@echo "make vendor-detector YUNET=FILE - ship the YuNet face detector inside the package (for packagers)"
 
 $(VENV)/.runtime-installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +61,13 @@ LINT_PATHS := face3d_core dashboard tests benchmarks
 lint: venv-dev
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+
+# For packagers: copy the YuNet face detector into face3d_core/data (package data; not in git), SHA-256
+# checked, so `pip install .` and wheels detect faces offline with no setting. Needs only python3.
+YUNET ?=
+vendor-detector:
+	@test -n "$(YUNET)" || { echo "usage: make vendor-detector YUNET=/path/to/face_detection_yunet_2026may.onnx" >&2; exit 2; }
+	$(PYTHON) -m face3d_core.data "$(YUNET)"
 
 bench: venv-dev
 	$(PY) benchmarks/depth_speed.py

@@ -84,6 +84,21 @@
         return window.dash_clientside.no_update;
       },
 
+      /* Style giving a picture's box its aspect ratio (H / W from the figure's layout.meta.aspect_hw). */
+      aspectStyle: function (figure) {
+        var meta = figure && figure.layout && figure.layout.meta;
+        var aspect = meta && meta.aspect_hw;
+        return aspect > 0 ? { "--face3d-aspect": String(aspect) } : {};
+      },
+
+      /* Class of the box around the comparison's 3D views: its height follows the rows (two views per row). */
+      compareBoxClass: function (figure) {
+        var layout = (figure && figure.layout) || {};
+        var scenes = Object.keys(layout).filter(function (k) { return /^scene\d*$/.test(k); }).length;
+        var rows = Math.max(1, Math.ceil(scenes / 2));
+        return "face3d-figure-box face3d-figure-box--compare3d face3d-compare3d-rows-" + rows;
+      },
+
       /* Copy the camera of the scene the user moved to every other scene of the figure. */
       syncCameras: function (relayoutData, graphId) {
         var noUpdate = window.dash_clientside.no_update;
@@ -129,4 +144,132 @@
     var guard = t && t.closest ? t.closest(".face3d-upload-guard") : null;
     if (guard && t.type === "file") { reportLarge(t.files, guard); }
   }, true);
+})();
+
+/* Copy buttons (missing-weights help): copy the button's data-copy text, say so on the button. */
+(function () {
+  "use strict";
+  function copied(button, ok) {
+    var label = button.getAttribute("data-label") || button.textContent;
+    button.setAttribute("data-label", label);
+    button.textContent = ok ? "Copied" : "Select and copy";
+    setTimeout(function () { button.textContent = label; }, 2000);
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target && event.target.closest ? event.target.closest("button[data-copy]") : null;
+    if (!button) { return; }
+    var text = button.getAttribute("data-copy");
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(text).then(function () { copied(button, true); }, function () { copied(button, false); });
+    } else {
+      copied(button, false);
+    }
+  });
+})();
+
+/* Keyboard and screen-reader basics for Dash components that take no ARIA properties:
+   - the tabs (dcc.Tabs) become a tablist of tabs: one Tab stop (the selected tab), arrow keys /
+     Home / End move to and open another tab, Enter and Space open the focused tab;
+   - a labelled field's control is named by its label (aria-labelledby): dropdown buttons (label and
+     value), slider thumbs, groups of radio buttons;
+   - decorative icons inside dropdowns are hidden from screen readers; progress bars are named.
+   Applied again whenever the page changes (a MutationObserver, at most once per frame). */
+(function () {
+  "use strict";
+  var counter = 0;
+  function ensureId(el, prefix) {
+    if (!el.id) { counter += 1; el.id = prefix + "-" + counter; }
+    return el.id;
+  }
+  function setAttr(el, name, value) {
+    if (el.getAttribute(name) !== value) { el.setAttribute(name, value); }
+  }
+  function isSelected(tab) {
+    return tab.classList.contains("tab--selected") || tab.classList.contains("face3d-tab--selected");
+  }
+  function enhanceTabs() {
+    document.querySelectorAll(".face3d-tab").forEach(function (tab) {
+      var list = tab.parentElement;
+      setAttr(list, "role", "tablist");
+      setAttr(list, "aria-label", "Steps");
+      setAttr(tab, "role", "tab");
+      setAttr(tab, "aria-selected", isSelected(tab) ? "true" : "false");
+      setAttr(tab, "tabindex", isSelected(tab) ? "0" : "-1");
+    });
+    var content = document.querySelector(".face3d-tab-content");
+    var selected = document.querySelector(".face3d-tab.tab--selected, .face3d-tab.face3d-tab--selected");
+    if (content && selected) {
+      setAttr(content, "role", "tabpanel");
+      setAttr(content, "aria-labelledby", ensureId(selected, "face3d-tab"));
+    }
+  }
+  function enhanceFields() {
+    document.querySelectorAll(".face3d-field").forEach(function (field) {
+      var label = field.querySelector("label");
+      if (!label) { return; }
+      var labelId = ensureId(label, "face3d-label");
+      field.querySelectorAll("[role=slider]").forEach(function (thumb) { setAttr(thumb, "aria-labelledby", labelId); });
+      field.querySelectorAll("button[aria-expanded], [role=combobox]").forEach(function (trigger) {
+        setAttr(trigger, "aria-labelledby", labelId + " " + ensureId(trigger, "face3d-control"));
+      });
+      var radio = field.querySelector("input[type=radio]");
+      var group = radio && radio.closest(".form-check") ? radio.closest(".form-check").parentElement : null;
+      if (group) {
+        setAttr(group, "role", "radiogroup");
+        setAttr(group, "aria-labelledby", labelId);
+      }
+    });
+    document.querySelectorAll(".dash-dropdown-trigger-icon, .dash-dropdown svg, button svg").forEach(function (icon) {
+      setAttr(icon, "aria-hidden", "true");
+    });
+    /* plotly's parts (its SVG layers, WebGL canvases, the hidden text-measuring SVG) are not content:
+       each figure's box names the whole figure (aria-label) */
+    document.querySelectorAll("#js-plotly-tester, .face3d-figure-box .main-svg, .face3d-figure-box .gl-container, .face3d-figure-box .modebar-container").forEach(function (part) {
+      setAttr(part, "aria-hidden", "true");
+    });
+    document.querySelectorAll(".face3d-progress [role=progressbar], .face3d-progress[role=progressbar]").forEach(function (bar) {
+      setAttr(bar, "aria-label", "Progress");
+    });
+  }
+  /* a new alert above the tabs is scrolled into view when the page is scrolled past it */
+  var shownAlert = null;
+  function revealAlert() {
+    var alert = document.querySelector("#alerts .alert");
+    if (alert && alert !== shownAlert && alert.getBoundingClientRect().top < 0) {
+      alert.scrollIntoView({ block: "nearest" });
+    }
+    shownAlert = alert;
+  }
+  var scheduled = false;
+  function enhance() {
+    scheduled = false;
+    enhanceTabs();
+    enhanceFields();
+    revealAlert();
+  }
+  function schedule() {
+    if (!scheduled) { scheduled = true; window.requestAnimationFrame(enhance); }
+  }
+  new MutationObserver(schedule).observe(document.documentElement, {
+    subtree: true, childList: true, attributes: true, attributeFilter: ["class"]
+  });
+  schedule();
+
+  document.addEventListener("keydown", function (event) {
+    var tab = event.target && event.target.closest ? event.target.closest(".face3d-tab") : null;
+    if (!tab) { return; }
+    var tabs = Array.prototype.slice.call(tab.parentElement.querySelectorAll(".face3d-tab"));
+    var index = tabs.indexOf(tab);
+    var next = null;
+    if (event.key === "ArrowRight" || event.key === "ArrowDown") { next = tabs[(index + 1) % tabs.length]; }
+    else if (event.key === "ArrowLeft" || event.key === "ArrowUp") { next = tabs[(index - 1 + tabs.length) % tabs.length]; }
+    else if (event.key === "Home") { next = tabs[0]; }
+    else if (event.key === "End") { next = tabs[tabs.length - 1]; }
+    else if (event.key === "Enter" || event.key === " ") { event.preventDefault(); tab.click(); return; }
+    if (next) {
+      event.preventDefault();
+      next.click();
+      next.focus();
+    }
+  });
 })();

@@ -112,9 +112,13 @@ COMPARE_PAGE = "compare-page"
 COMPARE_EMPTY = "compare-empty"
 COMPARE_RESULTS = "compare-results"
 COMPARE_3D_GRAPH = "compare-3d-graph"
+#: The box around the comparison's 3D views; its height follows the number of rows of views.
+COMPARE_3D_BOX = "compare-3d-box"
 COMPARE_3D_NOTE = "compare-3d-note"
 COMPARE_PROFILES_GRAPH = "compare-profiles-graph"
 COMPARE_DIFF_GRAPH = "compare-diff-graph"
+#: The box around the difference map; its height follows the map's aspect ratio.
+COMPARE_DIFF_BOX = "compare-diff-box"
 COMPARE_PAIR_SECTION = "compare-pair-section"
 COMPARE_METRICS = "compare-metrics"
 COMPARE_CAMERA_SYNC = "compare-camera-sync"

@@ -85,7 +85,10 @@ class JobStatus:
         message: What is happening now, for the user.
         result: Small dict of cache keys / identifiers when done.
         error_title: Title of the user-facing error when failed.
-        error_message: Message of the user-facing error when failed.
+        error_message: Message of the user-facing error when failed (its web message: no
+            server paths, no raw exception text).
+        error_file: A missing weights file behind the failure (the page offers its download).
+        error_url: That file's official download URL.
         owner_pid: Process running the job (for logs only: a process id is reused, e.g. by a
             restarted container's process 1, so it never decides whether a job is alive).
         owner_token: Random token of the process (thread runner) that runs the job; the job is
@@ -102,6 +105,8 @@ class JobStatus:
     result: dict[str, Any] | None = None
     error_title: str | None = None
     error_message: str | None = None
+    error_file: str | None = None
+    error_url: str | None = None
     owner_pid: int = field(default_factory=os.getpid)
     owner_token: str = ""
     created: float = field(default_factory=time.time)
@@ -492,6 +497,8 @@ def execute_job(store: JobStore, status: JobStatus, task: Task, params: dict[str
         status.state = JobState.FAILED
         status.error_title = exc.title
         status.error_message = exc.web_message  # shown on the page: no server paths
+        status.error_file = getattr(exc, "file_name", None)
+        status.error_url = getattr(exc, "url", None)
         status.message = exc.title
         logger.info("Job %s (%s) failed: %r", status.job_id, status.kind, exc.user_message)
     except Exception as exc:  # noqa: BLE001 - a job must never kill the worker thread

@@ -277,7 +277,8 @@ class Settings:
     yunet_path: Path | None = _setting(
         "FACE3D_YUNET_PATH",
         _path(),
-        "path of the YuNet face detector ONNX file (otherwise looked up like the weights)",
+        "path of the YuNet face detector ONNX file, used as given (otherwise: the copy shipped in the "
+        "package, then looked up like the weights; see [Face detector](#face-detector))",
         shown_default="unset",
     )
     offline: bool = _setting(

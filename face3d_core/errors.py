@@ -1,8 +1,17 @@
 """Typed, user-facing errors of face3d.
 
-Every error a user can cause or fix derives from :class:`Face3DError`; its message is
-written for the user (what happened, what to do) and is what the CLI prints and the
-dashboard shows in an alert. Anything else escaping the core is a bug.
+Every error a user can cause or fix derives from :class:`Face3DError`. Its ``title`` says what
+is wrong and its message says what to do. There are two audiences:
+
+* :attr:`Face3DError.user_message` (the exception text) is what the CLI prints: the person runs
+  face3d on their own machine, so it may name folders and files there;
+* :attr:`Face3DError.web_message` is what a web page shows to someone who does not run the
+  server: no server paths and no raw exception text (those go to the server's log). It is the
+  ``web_message`` given when raising, else the class's :attr:`~Face3DError.default_web_message`
+  (for errors whose messages always carry server internals), else the user message with its
+  paths cut (:func:`without_paths`).
+
+Anything else escaping the core is a bug.
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ class Face3DError(Exception):
     """
 
     title = "Something went wrong"
+    #: The web message of a class whose messages always name server internals (``None``: see above).
+    default_web_message: str | None = None
 
     def __init__(self, *args: object, web_message: str | None = None) -> None:
         super().__init__(*args)
@@ -48,8 +59,11 @@ class Face3DError(Exception):
 
     @property
     def web_message(self) -> str:
-        """The message to show on the web page: :attr:`user_message` without the server's paths."""
-        return self._web_message if self._web_message is not None else without_paths(self.user_message)
+        """The message to show on the web page: no server paths, no raw exception text."""
+        given = getattr(self, "_web_message", None)
+        if given is not None:
+            return given
+        return self.default_web_message or without_paths(self.user_message)
 
 
 def _rebuild_error(cls: type, args: tuple, state: dict) -> Face3DError:
@@ -78,9 +92,25 @@ class NoFaceFoundError(Face3DError):
 
 
 class WeightsUnavailableError(Face3DError):
-    """A network's weights are neither on disk nor downloadable; the message says where to put them."""
+    """A network's weights are neither on disk nor downloadable; the message says where to put them.
+
+    Attributes:
+        file_name: Name of the missing file (e.g. ``midas_v21_small_256.pt``), or ``None``.
+        url: Its official download URL, or ``None`` (a page offers both, and the download command).
+    """
 
     title = "Model weights missing"
+
+    def __init__(
+        self,
+        *args: object,
+        web_message: str | None = None,
+        file_name: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(*args, web_message=web_message)
+        self.file_name = file_name
+        self.url = url
 
 
 class WeightsIntegrityError(WeightsUnavailableError):
@@ -116,6 +146,10 @@ class CacheError(Face3DError):
     """The result cache cannot be read or written (disk full, read-only, corrupt)."""
 
     title = "Cache problem"
+    default_web_message = (
+        "The server could not store or read results (its storage is full, read-only or unreachable). "
+        "Please try again later; if it keeps happening, tell the server's administrator."
+    )
 
 
 class ExportError(Face3DError):

@@ -2,13 +2,23 @@
 
 Separating the face from the background in a depth map is :mod:`face3d_core.masks`.
 
-Detection uses OpenCV's YuNet (``cv2.FaceDetectorYN``). The model file is resolved like
-the depth weights (:func:`face3d_core.weights.resolve_weights`), in this order:
+Detection uses OpenCV's YuNet (``cv2.FaceDetectorYN``). The model file is found in this order
+(:func:`resolve_yunet_path`):
 
-1. an explicit ``model_path`` argument;
-2. the environment variable ``FACE3D_YUNET_PATH`` (read through :mod:`face3d_core.config`);
+1. an explicit ``model_path`` argument, else the environment variable ``FACE3D_YUNET_PATH``
+   (read through :mod:`face3d_core.config`): used as given, any YuNet version;
+2. the copy shipped inside the package, ``face3d_core/data/face_detection_yunet_2026may.onnx``
+   (package data, see :mod:`face3d_core.data`; put there by ``make vendor-detector``);
 3. ``$FACE3D_WEIGHTS_DIR/face_detection_yunet_2026may.onnx``, then the face3d cache dir;
-4. a download from the OpenCV zoo (:data:`YUNET_WEIGHTS`), SHA-256 checked.
+4. a download from the OpenCV zoo (:data:`YUNET_WEIGHTS`) into the cache.
+
+Files found in 2-4 are checked against :data:`YUNET_WEIGHTS`' SHA-256 when loaded (hashed once
+per file version); a mismatch is a :class:`~face3d_core.errors.WeightsIntegrityError`.
+
+:func:`detect_faces` raises when the detector cannot run. :func:`find_faces` is the forgiving
+form for callers that can go on with the whole photo (the dashboard's uploads): it never raises
+for a missing, damaged or failing detector, returns why in a few words, logs the details once
+and does not try to download again for :data:`DETECTOR_RETRY_S` seconds.
 
 The pinned file is OpenCV zoo's ``face_detection_yunet_2026may.onnx`` (229,738 bytes,
 SHA-256 ``ebafce4e…22f0f0``): the dynamic-input re-export of YuNet that the zoo ships as
@@ -34,25 +44,31 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from face3d_core import data as package_data
 from face3d_core.config import get_settings
-from face3d_core.errors import NoFaceFoundError, WeightsUnavailableError
-from face3d_core.weights import WeightsFile, resolve_weights
+from face3d_core.errors import NoFaceFoundError, WeightsIntegrityError, WeightsUnavailableError
+from face3d_core.weights import WeightsFile, resolve_weights, verify_file
 
 logger = logging.getLogger(__name__)
 
 #: The YuNet detector file: OpenCV zoo ``face_detection_yunet_2026may.onnx`` (MIT licence).
 YUNET_WEIGHTS = WeightsFile(
-    file_name="face_detection_yunet_2026may.onnx",
-    url=("https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2026may.onnx"),
-    sha256="ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0",
+    file_name=package_data.DETECTOR_FILE_NAME,
+    url=package_data.DETECTOR_URL,
+    sha256=package_data.DETECTOR_SHA256,
     size_mb=0.23,
 )
+
+#: After the detector could not be found or downloaded, :func:`find_faces` waits this long
+#: before looking (and trying to download) again.
+DETECTOR_RETRY_S = 300.0
 
 #: Names of the five landmarks, in YuNet's order.
 LANDMARK_NAMES: tuple[str, ...] = ("right_eye", "left_eye", "nose_tip", "mouth_right", "mouth_left")
@@ -218,16 +234,30 @@ class FaceCrop:
 _LOCAL = threading.local()
 
 
+def packaged_yunet_path() -> Path:
+    """Where the detector shipped with the package is (or would be): ``face3d_core/data/...onnx``."""
+    return package_data.packaged_detector_path()
+
+
 def resolve_yunet_path(model_path: str | os.PathLike | None = None, *, allow_download: bool = True) -> Path:
-    """Return the YuNet model file (explicit path, ``$FACE3D_YUNET_PATH``, weights dir, cache, download).
+    """Return the YuNet model file (explicit path or ``$FACE3D_YUNET_PATH``, package, weights dir, cache, download).
+
+    An explicit path or ``$FACE3D_YUNET_PATH`` is used as given; a file found anywhere else must
+    have :data:`YUNET_WEIGHTS`' SHA-256.
 
     Raises:
         WeightsUnavailableError: Not found and not downloadable.
-        WeightsIntegrityError: A download did not match :data:`YUNET_WEIGHTS`' SHA-256.
+        WeightsIntegrityError: The file found does not match :data:`YUNET_WEIGHTS`' SHA-256.
     """
     if model_path is None:
         model_path = get_settings().yunet_path
-    return resolve_weights(YUNET_WEIGHTS, model_path, allow_download=allow_download)
+    if model_path is not None:
+        return resolve_weights(YUNET_WEIGHTS, model_path, allow_download=False)
+    packaged = packaged_yunet_path()
+    if packaged.is_file():
+        return verify_file(YUNET_WEIGHTS, packaged, where="shipped with face3d")
+    path = resolve_weights(YUNET_WEIGHTS, allow_download=allow_download)
+    return verify_file(YUNET_WEIGHTS, path)
 
 
 def _detector(path: Path, score_threshold: float, nms_threshold: float) -> cv2.FaceDetectorYN:
@@ -247,7 +277,10 @@ def _detector(path: Path, score_threshold: float, nms_threshold: float) -> cv2.F
         except cv2.error as exc:
             raise WeightsUnavailableError(
                 f"The face detector file {path} could not be loaded ({exc.err or exc}). "
-                f"Download {YUNET_WEIGHTS.file_name} from {YUNET_WEIGHTS.url}."
+                f"Download {YUNET_WEIGHTS.file_name} from {YUNET_WEIGHTS.url}.",
+                web_message="The face detector file on the server could not be loaded.",
+                file_name=YUNET_WEIGHTS.file_name,
+                url=YUNET_WEIGHTS.url,
             ) from exc
         finally:
             cv2.utils.logging.setLogLevel(old_level)
@@ -322,6 +355,130 @@ def detect_faces(
     faces.sort(key=lambda f: f.area, reverse=True)
     logger.info("Found %d face(s) in a %dx%d image", len(faces), width, height)
     return faces
+
+
+@dataclass(frozen=True)
+class FaceDetection:
+    """What :func:`find_faces` found: the faces, or why face detection could not run.
+
+    Attributes:
+        faces: Faces found, largest first (empty when none was found or detection could not run).
+        unavailable: ``None`` when the detector ran; otherwise why it could not, in a few words
+            for people, e.g. ``"the face detector is not installed"`` (no paths, no raw errors).
+    """
+
+    faces: tuple[Face, ...] = ()
+    unavailable: str | None = None
+
+    @property
+    def ran(self) -> bool:
+        """True when the detector ran (then an empty ``faces`` means no face is in the photo)."""
+        return self.unavailable is None
+
+
+#: Short reasons :func:`find_faces` gives (for people: the details go to the log).
+REASON_NOT_INSTALLED = "the face detector is not installed"
+REASON_DAMAGED = "the face detector file is damaged"
+REASON_UNLOADABLE = "the face detector could not be loaded"
+REASON_FAILED = "the face detector failed on this photo"
+
+
+class _DetectorHealth:
+    """Remembers a detector that could not be found, so uploads do not retry a download each time.
+
+    Each distinct problem is logged once as a warning with its details (later repeats at
+    debug level); a detector that works again is logged once at info level.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._missing_until = 0.0
+        self._missing_reason = REASON_NOT_INSTALLED
+        self._logged: set[tuple[str, str]] = set()
+
+    def skip_reason(self, now: float) -> str | None:
+        """The reason to give without trying, while a recent failure is remembered; else None."""
+        with self._lock:
+            return self._missing_reason if now < self._missing_until else None
+
+    def failed(self, reason: str, detail: str, *, remember_for: float, now: float) -> None:
+        """Record (and log once) a detector that could not run."""
+        with self._lock:
+            if remember_for > 0:
+                self._missing_until = now + remember_for
+                self._missing_reason = reason
+            first = (reason, detail) not in self._logged
+            self._logged.add((reason, detail))
+        if first:
+            logger.warning("Face detection unavailable (%s); the whole photo is used. %s", reason, detail)
+        else:
+            logger.debug("Face detection unavailable (%s): %s", reason, detail)
+
+    def worked(self) -> None:
+        """Forget past failures (logged once when there were some)."""
+        with self._lock:
+            had = bool(self._logged) or self._missing_until > 0
+            self._missing_until = 0.0
+            self._logged.clear()
+        if had:
+            logger.info("Face detection works again")
+
+
+_HEALTH = _DetectorHealth()
+_clock = time.monotonic  # seconds; tests move it forward
+
+
+def find_faces(
+    image_rgb: np.ndarray,
+    *,
+    model_path: str | os.PathLike | None = None,
+    max_side: int | None = DEFAULT_DETECT_MAX_SIDE,
+) -> FaceDetection:
+    """Detect faces where possible; never fail because of the detector.
+
+    Like :func:`detect_faces`, but a missing, damaged or failing detector (offline, no file,
+    an OpenCV error) gives ``FaceDetection(faces=(), unavailable=<short reason>)`` instead of
+    an exception, so the caller can go on with the whole photo. The details are logged once per
+    problem. After the detector could not be found or downloaded, this returns at once (without
+    looking or downloading again) for :data:`DETECTOR_RETRY_S` seconds.
+
+    Args:
+        image_rgb: ``(H, W, 3) uint8`` RGB photo.
+        model_path: YuNet ``.onnx`` file; default: see the module docstring.
+        max_side: See :func:`detect_faces`.
+
+    Returns:
+        The faces, largest first, or why detection could not run.
+
+    Raises:
+        ValueError: ``image_rgb`` is not a uint8 image (a caller's bug, not the detector's).
+    """
+    _as_rgb(image_rgb)  # a caller's bad array is a bug, not a detector problem
+    now = _clock()
+    # only the default lookup is remembered (an explicit file is the caller's to fix)
+    remember = DETECTOR_RETRY_S if model_path is None else 0.0
+    skip = _HEALTH.skip_reason(now) if model_path is None else None
+    if skip is not None:
+        return FaceDetection((), skip)
+    try:
+        faces = detect_faces(image_rgb, model_path=model_path, max_side=max_side)
+    except WeightsIntegrityError as exc:
+        _HEALTH.failed(REASON_DAMAGED, exc.user_message, remember_for=remember, now=now)
+        return FaceDetection((), REASON_DAMAGED)
+    except WeightsUnavailableError as exc:
+        reason = REASON_UNLOADABLE if isinstance(exc.__cause__, cv2.error) else REASON_NOT_INSTALLED
+        _HEALTH.failed(reason, exc.user_message, remember_for=remember, now=now)
+        return FaceDetection((), reason)
+    except cv2.error as exc:  # the detector ran and failed on this photo: try again with the next one
+        _HEALTH.failed(REASON_FAILED, f"OpenCV: {exc}", remember_for=0.0, now=now)
+        return FaceDetection((), REASON_FAILED)
+    _HEALTH.worked()
+    return FaceDetection(tuple(faces))
+
+
+def reset_detector_health() -> None:
+    """Forget remembered detector failures (the next :func:`find_faces` looks again at once)."""
+    _HEALTH.worked()
 
 
 def select_face(faces: list[Face], face_index: int) -> Face:

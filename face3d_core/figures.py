@@ -121,15 +121,40 @@ def encode_jpeg_data_url(image_rgb: np.ndarray, quality: int = 88) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
 
 
+#: Margins of the photo and depth-map figures: the depth map's horizontal colour bar (with its
+#: labels) fits in the bottom one, so plotly never shrinks the map to make room for it and the
+#: photo beside it is drawn the same size (a page's box adds these to the picture's height).
+PICTURE_MARGIN = {"l": 8, "r": 8, "t": 8, "b": 64}
+
+
+def _pixel_axes(fig: go.Figure, width: int, height: int) -> None:
+    """Hidden axes in the photo's pixels (x 0..W to the right, y 0..H down), square pixels.
+
+    The photo and its depth map get the same axes, so side by side they are drawn the same size
+    at the same place. ``layout.meta.aspect_hw`` (H / W) lets a page size the figure's box to the
+    picture (``assets/face3d.js``).
+    """
+    fig.update_xaxes(visible=False, range=[0, width], constrain="domain")
+    fig.update_yaxes(visible=False, range=[height, 0], scaleanchor="x", scaleratio=1, constrain="domain")
+    fig.update_layout(meta={"aspect_hw": round(height / width, 5)})
+
+
 def image_figure(image_rgb: np.ndarray, height: int = 400) -> go.Figure:
-    """A photo as a figure (compressed JPEG inside, axes hidden, aspect kept)."""
-    h, w = _fit(image_rgb.shape[:2], MAX_IMAGE_SIDE)
-    small = cv2.resize(image_rgb, (w, h), interpolation=cv2.INTER_AREA) if (h, w) != image_rgb.shape[:2] else image_rgb
-    fig = go.Figure(go.Image(source=encode_jpeg_data_url(small), hoverinfo="skip"))
+    """A photo as a figure (compressed JPEG inside, axes hidden, aspect kept), in the photo's pixels.
+
+    Args:
+        image_rgb: ``(H, W, 3) uint8`` photo; shown at most :data:`MAX_IMAGE_SIDE` pixels on its
+            longer side, placed over ``0..W`` x ``0..H`` like :func:`depth_figure` places a depth map.
+        height: Figure height in pixels (a page with a responsive graph sizes it instead).
+    """
+    full_h, full_w = image_rgb.shape[:2]
+    h, w = _fit((full_h, full_w), MAX_IMAGE_SIDE)
+    small = cv2.resize(image_rgb, (w, h), interpolation=cv2.INTER_AREA) if (h, w) != (full_h, full_w) else image_rgb
+    dx, dy = full_w / w, full_h / h
+    fig = go.Figure(go.Image(source=encode_jpeg_data_url(small), x0=dx / 2, y0=dy / 2, dx=dx, dy=dy, hoverinfo="skip"))
     fig.update_layout(**_base_layout(height, uirevision="image"))
-    fig.update_layout(margin={"l": 8, "r": 8, "t": 8, "b": 48})  # the same box as the depth map
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, scaleanchor="x")
+    fig.update_layout(margin=dict(PICTURE_MARGIN))  # the same box as the depth map
+    _pixel_axes(fig, full_w, full_h)
     return fig
 
 
@@ -138,10 +163,12 @@ def depth_figure(
 ) -> go.Figure:
     """A normalised depth map (1 = nearest, shown lightest in grayscale) as a heat map with hover values.
 
+    The colour bar lies horizontally below the map (in the bottom margin), never beside it.
+
     Args:
         depth_norm: ``(H, W) float`` in ``[0, 1]``, 1 = nearest; NaN = no data.
         colormap: A key of :data:`DEPTH_COLORMAPS`.
-        height: Figure height in pixels.
+        height: Figure height in pixels (a page with a responsive graph sizes it instead).
         max_side: Longer side of the heat map in cells (larger maps are reduced).
     """
     depth = np.asarray(depth_norm, dtype=np.float32)
@@ -175,9 +202,8 @@ def depth_figure(
     )
     fig = go.Figure(trace)
     fig.update_layout(**_base_layout(height, uirevision="depth"))
-    fig.update_layout(margin={"l": 8, "r": 8, "t": 8, "b": 48})
-    fig.update_xaxes(visible=False, constrain="domain")
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
+    fig.update_layout(margin=dict(PICTURE_MARGIN))  # the colour bar fits in the bottom margin
+    _pixel_axes(fig, depth_norm.shape[1], depth_norm.shape[0])
     return fig
 
 
@@ -456,10 +482,20 @@ def measure_overlay(
     ]
 
 
+#: Scenes per row of :func:`compare_3d_figure`.
+COMPARE_COLUMNS = 2
+
+
+def compare_grid(count: int) -> tuple[int, int]:
+    """``(rows, columns)`` of ``count`` comparison views: two per row (one alone in a row of its own)."""
+    cols = min(count, COMPARE_COLUMNS)
+    return -(-count // cols), cols
+
+
 def _grid_domains(count: int) -> list[tuple[list[float], list[float]]]:
-    """Paper domains ``(x, y)`` of ``count`` scenes: one row for up to 3, a 2x2 grid for 4."""
-    rows, cols = (2, 2) if count == 4 else (1, count)
-    gap_x, gap_y = 0.02, 0.06
+    """Paper domains ``(x, y)`` of ``count`` scenes, :data:`COMPARE_COLUMNS` per row, filled row by row."""
+    rows, cols = compare_grid(count)
+    gap_x, gap_y = 0.02, 0.08 / rows
     domains = []
     for index in range(count):
         row, col = divmod(index, cols)
@@ -479,11 +515,19 @@ def compare_3d_figure(
     uirevision: str = "compare",
     height: int = 420,
 ) -> dict:
-    """Several faces side by side, one 3D scene each (at most 4: each scene is a WebGL context)."""
+    """Several faces side by side, one 3D scene each, two per row (at most 4: each scene is a WebGL context).
+
+    Args:
+        traces: One trace per face (see :func:`points_trace`).
+        names: The faces' names (escaped here), shown above each scene.
+        camera: The camera every scene starts with.
+        uirevision: Keeps the cameras while it stays the same.
+        height: Height of one row in pixels (a page may instead size the figure itself).
+    """
     count = len(traces)
     if not 1 <= count <= 4:
         raise ValueError("compare_3d_figure shows 1 to 4 faces")
-    rows = 2 if count == 4 else 1
+    rows, _ = compare_grid(count)
     layout = _base_layout(height * rows, uirevision=uirevision)
     layout["margin"] = {"l": 4, "r": 4, "t": 28, "b": 4}
     annotations, data = [], []
@@ -580,11 +624,23 @@ def difference_figure(diff: np.ndarray, name_a: str, name_b: str, height: int = 
             zmid=0.0,
             colorscale="RdBu",
             reversescale=True,
-            colorbar={"title": {"text": "1st − 2nd", "side": "top"}, "thickness": 12, "len": 0.8},
+            # below the map, like the depth map's: a bar beside it would reach into whatever is next to it
+            colorbar={
+                "orientation": "h",
+                "y": -0.02,
+                "yanchor": "top",
+                "x": 0.5,
+                "len": 0.7,
+                "thickness": 10,
+                "title": {"text": "1st − 2nd (red: 1st nearer)", "side": "top"},
+                "outlinewidth": 0,
+            },
             hovertemplate=f"{a} − {b}: %{{z:.3f}}<extra></extra>",
         )
     )
     fig.update_layout(**_base_layout(height, uirevision="diff"))
+    fig.update_layout(margin={"l": 8, "r": 8, "t": 8, "b": 64})  # room for the colour bar below
+    fig.update_layout(meta={"aspect_hw": round(values.shape[0] / max(values.shape[1], 1), 5)})
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
     return fig

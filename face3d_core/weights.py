@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -85,6 +86,48 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: SHA-256 of files already hashed: (path, size, mtime_ns) -> hex digest (files are hashed once).
+_HASHED: dict[tuple[str, int, int], str] = {}
+_HASHED_LOCK = threading.Lock()
+
+
+def verify_file(wf: WeightsFile, path: Path, *, where: str = "") -> Path:
+    """Check that ``path`` is ``wf`` by its full SHA-256 (hashed once per file version, then remembered).
+
+    Args:
+        wf: The expected file (a ``wf.sha256`` of ``None`` skips the check).
+        path: The file on disk.
+        where: Where it was found, for the message (e.g. ``"shipped with face3d"``).
+
+    Returns:
+        ``path``.
+
+    Raises:
+        WeightsIntegrityError: The file's SHA-256 is not ``wf.sha256`` (a damaged file or another
+            version); the message says where it is and what to put there instead.
+    """
+    if wf.sha256 is None:
+        return path
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    with _HASHED_LOCK:
+        actual = _HASHED.get(key)
+    if actual is None:
+        actual = sha256_file(path)
+        with _HASHED_LOCK:
+            _HASHED[key] = actual
+    if actual != wf.sha256.lower():
+        found = f" ({where})" if where else ""
+        raise WeightsIntegrityError(
+            f"The file {path}{found} is damaged or another version: its SHA-256 is {actual}, expected "
+            f"{wf.sha256}. Replace it with {wf.file_name} from {wf.url}.",
+            web_message=f"The file {wf.file_name} on the server is damaged or another version.",
+            file_name=wf.file_name,
+            url=wf.url,
+        )
+    return path
+
+
 def find_weights(wf: WeightsFile, explicit_path: str | os.PathLike | None = None) -> Path | None:
     """Return the first existing file in the lookup order without downloading, else ``None``.
 
@@ -94,7 +137,13 @@ def find_weights(wf: WeightsFile, explicit_path: str | os.PathLike | None = None
     if explicit_path is not None:
         path = Path(explicit_path).expanduser()
         if not path.is_file():
-            raise WeightsUnavailableError(f"Weights file {path} does not exist (given explicitly).")
+            raise WeightsUnavailableError(
+                f"Weights file {path} does not exist (given explicitly).",
+                web_message=f"The file {path.name} set up for this server does not exist. "
+                "Ask the server's administrator to check its settings.",
+                file_name=wf.file_name,
+                url=wf.url,
+            )
         return path
     for folder in (weights_dir(), weights_cache_dir()):
         if folder is not None and (folder / wf.file_name).is_file():
@@ -123,7 +172,8 @@ def _missing(wf: WeightsFile, reason: str, web_reason: str | None = None) -> Wei
         f"Ask the server's administrator to download it from {wf.url} and put it in the server's weights "
         "folder (FACE3D_WEIGHTS_DIR)."
     )
-    return WeightsUnavailableError(_missing_message(wf, reason), web_message=web)
+    # file_name and url travel with it, so a page can offer the link and the download command
+    return WeightsUnavailableError(_missing_message(wf, reason), web_message=web, file_name=wf.file_name, url=wf.url)
 
 
 def resolve_weights(
@@ -239,7 +289,10 @@ def download_file(
             raise WeightsIntegrityError(
                 f"The downloaded {wf.file_name} is corrupt: its SHA-256 is {actual}, expected {sha256}. "
                 f"It was deleted. Try again, or download it from {wf.url} by hand and put it in "
-                f"{weights_cache_dir()}."
+                f"{weights_cache_dir()}.",
+                web_message=f"The downloaded {wf.file_name} was damaged and has been deleted. Please try again.",
+                file_name=wf.file_name,
+                url=wf.url,
             )
         if sha256 is None:
             logger.info("%s downloaded, SHA-256 %s (no published hash to compare)", wf.file_name, actual)

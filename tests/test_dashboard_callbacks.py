@@ -26,9 +26,11 @@ from dashboard.jobs import DiskJobStore, JobState, JobStatus, ThreadJobRunner
 from dashboard.services import Face3DService, PhotoMissingError, safe_stem
 from face3d_core import figures
 from face3d_core.cache import ResultCache
+from face3d_core.compare import ComparisonError
 from face3d_core.errors import Face3DError, InvalidImageError, NoFaceFoundError
 from face3d_core.pipeline import DepthRef
 from tests.doubles import FakeEstimator
+from tests.harness.page_text import component_text, internal_leaks
 
 MODEL = "midas_v21_small_256"
 #: The browser session of these tests (callbacks get it from the cookie; as plain functions it is passed in).
@@ -215,9 +217,10 @@ def test_model_options_show_weights(monkeypatch, tmp_path):
     options = {o["value"]: o["label"] for o in choices.model_options()}
     assert options[MODEL].startswith("✓")
     assert "weights missing" in options["dpt_large_384"]
-    info = json.dumps(choices.model_info("dpt_large_384").to_plotly_json(), default=str)
+    info = component_text(choices.model_info("dpt_large_384"))
     assert "dpt_large_384.pt" in info and "https://github.com/isl-org/MiDaS" in info and "FACE3D_WEIGHTS_DIR" in info
-    assert str(tmp_path) not in info  # no server folder on the web page
+    assert "face3d models --download dpt_large_384" in info  # the copyable command
+    assert str(tmp_path) not in info and internal_leaks(info) == []  # no server folder on the page
     monkeypatch.delenv("FACE3D_OFFLINE")
     assert "MB download" in {o["value"]: o["label"] for o in choices.model_options()}["dpt_large_384"]
     assert choices.valid_model("nonsense") == MODEL
@@ -465,15 +468,13 @@ def test_compare_two_faces(env, uploaded, faces_dir):
     assert pages == []
 
 
-def test_compare_refuses_a_photo_without_face(env, uploaded):
+def test_compare_refuses_a_photo_without_face_before_any_job(env, uploaded):
     shas = [uploaded["shas"][0], uploaded["shas"][2]]
-    outcome = compare.start_compare(env["service"], env["runner"], shas, MODEL, uploaded["store"], session=SESSION)
-    view = start_view(outcome)
-    deadline = time.monotonic() + 30
-    while view.alert is None and view.result is no_update and time.monotonic() < deadline:
-        view = poll_view(env["runner"], view.job, session=SESSION)
-        time.sleep(0.05)
-    assert view.alert is not None and "No face was found" in view.alert.message
+    calls = env["estimator"].calls
+    with pytest.raises(ComparisonError, match="No face was found in skimage_coffee_noface.png") as info:
+        compare.start_compare(env["service"], env["runner"], shas, MODEL, uploaded["store"], session=SESSION)
+    assert "Remove it from the comparison" in alert_for_exception(info.value).message
+    assert env["estimator"].calls == calls  # refused at once: no depth network ran
 
 
 def test_compare_pages_respect_the_webgl_limit():

@@ -176,6 +176,7 @@ class TestModelFile:
             resolve_yunet_path(tmp_path / "missing.onnx")
 
     def test_offline_without_a_file_says_where_to_put_it(self, monkeypatch, tmp_path):
+        monkeypatch.setattr("face3d_core.faces.packaged_yunet_path", lambda: tmp_path / "no-package" / "y.onnx")
         monkeypatch.delenv("FACE3D_YUNET_PATH", raising=False)
         monkeypatch.setenv("FACE3D_CACHE_DIR", str(tmp_path / "cache"))
         monkeypatch.delenv("FACE3D_WEIGHTS_DIR", raising=False)
@@ -185,6 +186,7 @@ class TestModelFile:
 
     def test_weights_dir_is_searched(self, yunet_path, monkeypatch, tmp_path):
         (tmp_path / YUNET_WEIGHTS.file_name).write_bytes(yunet_path.read_bytes())
+        monkeypatch.setattr("face3d_core.faces.packaged_yunet_path", lambda: tmp_path / "no-package" / "y.onnx")
         monkeypatch.delenv("FACE3D_YUNET_PATH", raising=False)
         monkeypatch.setenv("FACE3D_WEIGHTS_DIR", str(tmp_path))
         assert resolve_yunet_path() == tmp_path / YUNET_WEIGHTS.file_name

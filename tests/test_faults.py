@@ -44,6 +44,7 @@ from tests.harness.flows import (
     view_3d,
     view_depth,
 )
+from tests.harness.page_text import internal_leaks
 from tests.harness.paths import MODEL, PHOTO, PORTRAIT_PHOTO, THIRD_PHOTO, YUNET_PATH, require
 from tests.harness.processes import child_env
 from tests.harness.readonly_cache_server import run_readonly_cache_server
@@ -113,12 +114,16 @@ def test_full_or_read_only_cache_disk_gives_clear_errors_and_keeps_uploads(tmp_p
     print(json.dumps(out, indent=1))
 
     # disk full: the upload is refused with a message that says what to do; the job too
+    # (the page says so without the server's folder; the service's message for the log and the CLI names it)
     assert out["full_upload_items"] == []
-    assert "Free some disk space" in out["full_upload_message"], out["full_upload_message"]
+    assert "storage is full" in out["full_upload_message"], out["full_upload_message"]
+    assert str(cache_dir) not in out["full_upload_message"]
     assert out["full_ingest_error"] and "Free some disk space" in out["full_ingest_error"]
     state, title, message = out["full_job"]
     assert state in {"submit-refused", JobState.FAILED.value}, out["full_job"]
-    assert title == "Cache problem" and "disk space" in message, out["full_job"]
+    assert title == "Cache problem" and ("disk space" in message or "storage is full" in message), out["full_job"]
+    if state == JobState.FAILED.value:  # a failed job is shown on the page: no server folder
+        assert str(cache_dir) not in message
     # ... and what was stored before is still there, for this process and a restarted one
     assert out["full_a_still_ok_same_process"] and out["full_a_depth_cached"]
     new_process = out["full_a_still_ok_new_process"]
@@ -126,7 +131,8 @@ def test_full_or_read_only_cache_disk_gives_clear_errors_and_keeps_uploads(tmp_p
     assert out["after_free_upload_ok"]
     # read-only: a clear message, stored uploads still readable
     assert out["ro_upload_items"] == []
-    assert "Could not write to the result cache" in out["ro_upload_message"], out["ro_upload_message"]
+    assert "read-only" in out["ro_upload_message"], out["ro_upload_message"]
+    assert str(cache_dir) not in out["ro_upload_message"]
     assert out["ro_a_still_ok_same_process"]
     # a server started on a read-only folder either serves what is stored or says what to do
     assert out["ro_new_process"] is True or "writable folder" in out["ro_new_process"], out["ro_new_process"]
@@ -163,8 +169,11 @@ def test_read_only_cache_under_a_running_server_never_makes_requests_spin(tmp_pa
         assert "points" in by_label["3D view" + suffix]["result"]
         assert by_label["comparison view" + suffix]["result"] is False  # results shown
         assert by_label["job poll" + suffix]["result"] is True
-        assert "cache is not writable" in by_label["upload" + suffix]["result"], by_label["upload" + suffix]
-        assert "cache is not writable" in by_label["generate" + suffix]["result"], by_label["generate" + suffix]
+        # the page says the storage is read-only (its web message: no server folder), what still works
+        for action in ("upload", "generate"):
+            shown = by_label[action + suffix]["result"]
+            assert "storage is read-only" in shown and "can still be viewed" in shown, shown
+            assert internal_leaks(shown) == [], shown
     assert out["server_alive"]
     assert out["server_cpu_read_only_s"] < 4 * READ_ONLY_REQUEST_LIMIT_S, out["server_cpu_read_only_s"]
     assert out["writable_again_items"] == 3  # the mount is gone: uploads work again
@@ -285,6 +294,7 @@ def test_download_cut_off_inside_a_depth_job_leaves_no_partial_weights(tmp_path,
         status = run_job()
         assert status.state == JobState.FAILED and status.error_title == "Model weights missing"
         assert "broke off" in status.error_message and url in status.error_message
+        assert status.error_file == spec.file_name and status.error_url == url  # the page offers the link
         assert not weights_folder.exists() or list(weights_folder.iterdir()) == [], "a partial download was kept"
 
         server.cut = False  # the network is back: the same job now works

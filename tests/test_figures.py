@@ -93,9 +93,26 @@ def test_depth_figure_hover_and_size():
     heat = fig.data[0]
     assert heat.z.shape == (320, 256)  # downsampled for display
     assert "depth" in heat.hovertemplate and heat.zmin == 0 and heat.zmax == 1
-    assert fig.layout.yaxis.autorange == "reversed"
+    assert tuple(fig.layout.yaxis.range) == (1000, 0) and tuple(fig.layout.xaxis.range) == (0, 800)  # y down
     assert figures.figure_json_bytes(fig) < 1_000_000
     assert heat.x[-1] == pytest.approx(800 - 800 / 256 / 2, rel=1e-3)  # hover in original pixels
+
+
+def test_photo_and_depth_map_share_pixel_axes():
+    """Side by side, the photo and its depth map are drawn the same size at the same place."""
+    image = np.zeros((585, 660, 3), np.uint8)  # downsampled to 480 px for display, the depth map to 320 px
+    photo = figures.image_figure(image)
+    depth = figures.depth_figure(np.zeros((585, 660), np.float32))
+    for axis in ("xaxis", "yaxis"):
+        assert tuple(photo.layout[axis].range) == tuple(depth.layout[axis].range)
+        assert photo.layout[axis].constrain == depth.layout[axis].constrain == "domain"
+    assert photo.layout.margin == depth.layout.margin
+    assert photo.layout.meta == depth.layout.meta == {"aspect_hw": round(585 / 660, 5)}
+    pic = photo.data[0]  # the downsampled photo's pixels still cover 0..660 x 0..585
+    assert pic.x0 - pic.dx / 2 == pytest.approx(0) and pic.x0 + (480 - 0.5) * pic.dx == pytest.approx(660)
+    rows = depth.data[0].y
+    assert rows[0] - (rows[1] - rows[0]) / 2 == pytest.approx(0, abs=1e-3)
+    assert rows[-1] + (rows[1] - rows[0]) / 2 == pytest.approx(585, rel=1e-4)
 
 
 def test_grayscale_depth_map_is_black_far_white_near():
@@ -137,3 +154,29 @@ def test_profiles_escape_user_text():
         ["<img src=x onerror=alert(1)>"], [(np.zeros(3), np.zeros(3))], [(np.zeros(3), np.zeros(3))]
     )
     assert "<img" not in fig.data[0].name and "&lt;img" in fig.data[0].name
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4])
+def test_compare_views_are_two_per_row_and_never_overlap(count):
+    traces = [figures.points_trace(_points(100, i)) for i in range(count)]
+    layout = figures.compare_3d_figure(traces, [f"f{i}" for i in range(count)])["layout"]
+    boxes = [layout["scene" if i == 0 else f"scene{i + 1}"]["domain"] for i in range(count)]
+    rows = {tuple(b["y"]) for b in boxes}
+    assert len(rows) == (count + 1) // 2 and figures.compare_grid(count) == ((count + 1) // 2, min(count, 2))
+    for i, a in enumerate(boxes):
+        width = a["x"][1] - a["x"][0]
+        assert width >= (0.98 if count == 1 else 0.48)  # each view takes its share of the card's width
+        for b in boxes[i + 1 :]:
+            apart_x = a["x"][1] <= b["x"][0] or b["x"][1] <= a["x"][0]
+            apart_y = a["y"][1] <= b["y"][0] or b["y"][1] <= a["y"][0]
+            assert apart_x or apart_y
+    first_row = [b for b in boxes if b["y"][1] == 1.0]
+    assert len(first_row) == min(count, 2)  # filled row by row from the top
+
+
+def test_difference_map_colour_bar_sits_below_the_map():
+    diff = np.linspace(-0.3, 0.3, 64 * 48, dtype=np.float32).reshape(64, 48)
+    fig = figures.difference_figure(diff, "a", "b")
+    bar = fig.data[0].colorbar
+    assert bar.orientation == "h" and bar.yanchor == "top" and bar.y <= 0  # under the plot area, not beside it
+    assert fig.layout.margin.b >= 48

@@ -13,6 +13,7 @@ from dash import Dash, Input, Output, State, ctx, html
 
 from dashboard import ids
 from dashboard.callbacks.upload import store_items
+from dashboard.layout.common import weights_help
 from dashboard.layout.compare import MAX_COMPARE
 from dashboard.services import Face3DService
 from dashboard.services.model_status import ModelStatus, all_model_status, model_status
@@ -29,7 +30,9 @@ def face_options(service: Face3DService, store: Any, *, session: str) -> list[di
         if meta is None:
             continue
         index = meta.face_index(item["face"])
-        if meta.face_count == 0:
+        if meta.detector_unavailable is not None:
+            label = f"{meta.name} (whole photo)"
+        elif meta.face_count == 0:
             label = f"{meta.name} (whole photo, no face found)"
         elif meta.face_count == 1:
             label = meta.name
@@ -82,7 +85,7 @@ def model_info(name: str) -> Any:
     try:
         status = model_status(name)
     except UnknownModelError as exc:
-        return dbc.Alert(str(exc), color="warning", className="small py-2 mb-0")
+        return dbc.Alert(exc.web_message, color="warning", className="small py-2 mb-0")
     if status.ready:
         return html.Div(
             [
@@ -100,15 +103,17 @@ def model_info(name: str) -> Any:
                 ),
             ]
         )
+    # no server folder on the page: the command puts the file where the server looks for it
     return dbc.Alert(
         [
-            html.Strong("Weights missing. "),
-            html.Span("Download "),
-            html.A(status.file_name, href=status.url, target="_blank", rel="noopener noreferrer"),
-            html.Span(
-                f" (about {status.size_mb:.0f} MB) and put it in the server's weights folder (FACE3D_WEIGHTS_DIR; "
-                "the server's administrator knows where it is). Then reload this page."
+            html.Strong("Weights missing"),
+            html.Div(
+                "This model's weights are not on the server, which cannot download them. The server's "
+                "administrator can put the file below in the server's weights folder (FACE3D_WEIGHTS_DIR) "
+                "or run the command below; then reload this page.",
+                className="mt-1",
             ),
+            weights_help(status.file_name, status.url, status.size_mb),
         ],
         color="warning",
         className="small py-2 mb-0",

@@ -56,9 +56,11 @@ def start_compare(
         meta = service.access.require_photo(session, sha)
         refs.append(DepthRef(meta.sha256, model, meta.face_index(face_for(store, sha))))
     key = service.comparisons.key(refs)
+    names = service.access.labels(session, refs)
+    service.comparisons.check_alignable(refs, names)
     if service.comparisons.cached(key) is not None:
         return StartOutcome(result={"key": key, "count": len(refs)})
-    params = {"refs": [ref.to_dict() for ref in refs], "names": service.access.labels(session, refs)}
+    params = {"refs": [ref.to_dict() for ref in refs], "names": names}
     return StartOutcome(job_id=runner.submit("compare", params, session))
 
 
@@ -215,6 +217,18 @@ def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
     )
     def _render(data, page):
         return shown_or_explained(lambda: render_compare(service, data, page, session=current_session()), EMPTY_COMPARE)
+
+    app.clientside_callback(  # the difference map's box takes the map's aspect ratio
+        ClientsideFunction(namespace="face3d", function_name="aspectStyle"),
+        Output(ids.COMPARE_DIFF_BOX, "style"),
+        Input(ids.COMPARE_DIFF_GRAPH, "figure"),
+    )
+
+    app.clientside_callback(  # two views per row: the box is as tall as the rows need
+        ClientsideFunction(namespace="face3d", function_name="compareBoxClass"),
+        Output(ids.COMPARE_3D_BOX, "className"),
+        Input(ids.COMPARE_3D_GRAPH, "figure"),
+    )
 
     app.clientside_callback(
         ClientsideFunction(namespace="face3d", function_name="syncCameras"),

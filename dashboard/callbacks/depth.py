@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from dash import Dash, Input, Output, State
+from dash import ClientsideFunction, Dash, Input, Output, State
 
 from dashboard import ids
 from dashboard.callbacks.jobs import StartOutcome, register_job_controller
@@ -124,3 +124,9 @@ def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
             lambda: render_depth(service, result, colormap, session=current_session()), EMPTY_DEPTH
         )
         return photo, depth, caption, empty_hidden, results_hidden, disabled, disabled, disabled
+
+    app.clientside_callback(  # the photo's and the depth map's boxes take the picture's aspect ratio
+        ClientsideFunction(namespace="face3d", function_name="aspectStyle"),
+        Output(ids.DEPTH_RESULTS, "style"),
+        Input(ids.DEPTH_MAP_GRAPH, "figure"),
+    )

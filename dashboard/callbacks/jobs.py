@@ -16,7 +16,7 @@ from dash import Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids
-from dashboard.errors import AlertInfo, show_alert
+from dashboard.errors import AlertInfo, safe_message, show_alert
 from dashboard.jobs import JobRunner, JobState
 from dashboard.sessions import current_session
 
@@ -100,9 +100,14 @@ def poll_view(runner: JobRunner, job: Any, *, session: str) -> JobView:
     if status.state == JobState.DONE:
         return JobView(result=status.result)
     if status.state == JobState.FAILED:
+        title = status.error_title or "Something went wrong"
         return JobView(
             alert=AlertInfo(
-                status.error_title or "Something went wrong", status.error_message or "The job failed.", "warning"
+                title,
+                safe_message(title, status.error_message or "The job failed. Please try again."),
+                "warning",
+                file_name=status.error_file,
+                url=status.error_url,
             )
         )
     if status.state == JobState.CANCELLED:

@@ -118,7 +118,7 @@ def render_measurements(
     try:
         result = service.models3d.measurements(shown.ref, shown.params, shown.fov.source)
     except MeasureError as exc:
-        return html.Div(exc.user_message, className="text-muted"), True, False, info
+        return html.Div(exc.web_message, className="text-muted"), True, False, info
     return measurement_table(result), False, False, info
 
 

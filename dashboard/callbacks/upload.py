@@ -115,6 +115,7 @@ def handle_upload(
     known = {item["sha"] for item in items}
     messages: list = []
     added = 0
+    whole: dict[str, list[str]] = {}  # reason -> names of photos used whole because detection could not run
     for content, name in zip(contents, filenames, strict=False):
         try:
             if len(items) >= MAX_UPLOADS:
@@ -134,10 +135,25 @@ def handle_upload(
         known.add(meta.sha256)
         items.append({"sha": meta.sha256, "face": 0 if meta.face_count else None})
         added += 1
-        if meta.face_count == 0:
+        if meta.detector_unavailable is not None:
+            whole.setdefault(meta.detector_unavailable, []).append(str(name))
+        elif meta.face_count == 0:
             messages.append(
                 file_message(name, "No face was found; the whole photo will be used for depth and 3D.", "info")
             )
+    for reason, names in whole.items():  # one message for all photos, not one per photo
+        photos = "this photo" if len(names) == 1 else f"these {len(names)} photos"
+        messages.append(
+            dbc.Alert(
+                [
+                    html.Strong("Face detection unavailable"),
+                    html.Span(f" ({reason}): the whole of {photos} will be used for depth and 3D."),
+                ],
+                color="info",
+                dismissable=True,
+                className="py-2 small mb-2",
+            )
+        )
     if added:
         noun = "photo" if added == 1 else "photos"
         messages.insert(
@@ -208,18 +224,35 @@ def _face_boxes(meta: UploadMeta, selected: int | None) -> list:
     return boxes
 
 
+def faces_summary(meta: UploadMeta, selected: int | None) -> html.Div:
+    """What a gallery card says about faces: how many were found, or why the whole photo is used."""
+    count = meta.face_count
+    if meta.detector_unavailable is not None:
+        return html.Div(
+            [
+                html.Div("Face detection unavailable: the whole photo will be used.", className="small"),
+                html.Div(f"Why: {meta.detector_unavailable}.", className="small text-muted"),
+            ],
+            className="mt-1 face3d-faces-note",
+        )
+    if count == 0:
+        return html.Div("No face found: the whole photo will be used.", className="mt-1 small face3d-faces-note")
+    if count == 1:
+        return html.Div(dbc.Badge("1 face", color="success"), className="mt-1")
+    return html.Div(
+        [
+            dbc.Badge(f"{count} faces", color="info", className="me-1"),
+            html.Span(
+                f"Using face {selected + 1 if selected is not None else 1}. Click a box to choose another.",
+                className="small text-muted",
+            ),
+        ],
+        className="mt-1",
+    )
+
+
 def gallery_card(meta: UploadMeta, selected: int | None, thumb_url: str) -> dbc.Card:
     """One gallery card: thumbnail with clickable face boxes, name, size, faces found."""
-    count = meta.face_count
-    if count == 0:
-        faces_badge = dbc.Badge("No face found", color="warning", text_color="dark", className="me-1")
-        faces_text = "The whole photo will be used."
-    elif count == 1:
-        faces_badge = dbc.Badge("1 face", color="success", className="me-1")
-        faces_text = ""
-    else:
-        faces_badge = dbc.Badge(f"{count} faces", color="info", className="me-1")
-        faces_text = f"Using face {selected + 1 if selected is not None else 1}. Click a box to choose another."
     return dbc.Card(
         [
             html.Div(
@@ -235,7 +268,7 @@ def gallery_card(meta: UploadMeta, selected: int | None, thumb_url: str) -> dbc.
                     html.Div(
                         f"{_size_text(meta.size_bytes)} · {meta.width}×{meta.height} px", className="text-muted small"
                     ),
-                    html.Div([faces_badge, html.Span(faces_text, className="small text-muted")], className="mt-1"),
+                    faces_summary(meta, selected),
                     dbc.Button(
                         "Remove",
                         id=ids.remove_upload(meta.sha256),

@@ -97,8 +97,14 @@ def build_layout(model_options: list[dict], default_model: str) -> html.Div:
     return html.Div(
         [
             navbar(),
-            html.Div(id=ids.ALERTS, className="face3d-alerts", role="status", **{"aria-live": "polite"}),
-            dbc.Container([tabs], fluid="xl", className="pb-4"),
+            dbc.Container(
+                [
+                    html.Div(id=ids.ALERTS, className="face3d-alerts", role="status", **{"aria-live": "polite"}),
+                    tabs,
+                ],
+                fluid=True,
+                className="pb-4 face3d-main",
+            ),
             *stores,
         ]
     )

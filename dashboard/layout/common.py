@@ -6,6 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from dashboard import ids
+from face3d_core.models.registry import get_spec, list_models
 
 
 def empty_state(component_id: str, title: str, hint: str, icon: str = "◐") -> html.Div:
@@ -39,11 +40,45 @@ def job_panel(prefix: str) -> html.Div:
             html.Div(
                 className="d-flex justify-content-between align-items-center mt-2 gap-2",
                 children=[
-                    html.Small(id=ids.job_message(prefix), className="text-muted"),
+                    html.Small(id=ids.job_message(prefix), className="text-muted", role="status"),
                     dbc.Button("Cancel", id=ids.job_cancel(prefix), size="sm", color="secondary", outline=True),
                 ],
             ),
         ],
+    )
+
+
+def figure_box(graph: dcc.Graph, label: str, *, shape: str = "image", role: str = "img", box_id: str | None = None):
+    """A graph in a box whose size CSS sets (``assets/face3d.css``); the graph fills it and follows it.
+
+    The graph must be ``responsive=True`` with ``style={"height": "100%"}``: it is re-laid out whenever
+    the box changes size (a window resize, a column that shows up, a box that was hidden when the
+    figure arrived), so a figure never overflows its card.
+
+    Args:
+        graph: The graph.
+        label: What the graph shows, for screen readers (``aria-label``).
+        shape: ``image`` (photo and depth map) or ``diff`` (difference map): as tall as the picture
+            is at the column's width (the picture's aspect ratio comes from the figure, see
+            ``aspectStyle`` in ``assets/face3d.js``; the box's column must be a
+            ``face3d-figure-col``); ``view3d`` (a 3D view as tall as the window allows),
+            ``compare3d`` (views two per row) or ``profiles``.
+        role: ``img`` for a picture (its parts are not announced), ``figure`` for an interactive view.
+        box_id: An id for the box (when a callback sets its class).
+    """
+    extra = {"id": box_id} if box_id else {}
+    return html.Div(
+        graph, className=f"face3d-figure-box face3d-figure-box--{shape}", role=role, **extra, **{"aria-label": label}
+    )
+
+
+def responsive_graph(graph_id: str, config: dict, **graph_props) -> dcc.Graph:
+    """A graph that fills its :func:`figure_box` and is laid out again whenever the box changes size.
+
+    ``graph_props`` are further ``dcc.Graph`` properties (e.g. ``clear_on_unhover=True``).
+    """
+    return dcc.Graph(
+        id=graph_id, config=config, responsive=True, style={"height": "100%", "width": "100%"}, **graph_props
     )
 
 
@@ -56,17 +91,22 @@ def job_stores(prefix: str) -> list:
 
 
 def field(label: str, control, help_text: str | None = None, *, html_for: str | None = None) -> html.Div:
-    """A labelled form control with optional help text."""
+    """A labelled form control with optional help text.
+
+    The label names the control for screen readers: ``assets/face3d.js`` points the control's
+    focusable part (a dropdown's button, a slider's thumb, a group of radio buttons) at it with
+    ``aria-labelledby``, since Dash's dropdowns and sliders take no ARIA properties.
+    """
     children = [dbc.Label(label, html_for=html_for, className="form-label fw-semibold small mb-1"), control]
     if help_text:
         children.append(dbc.FormText(help_text))
-    return html.Div(children, className="mb-3")
+    return html.Div(children, className="mb-3 face3d-field")
 
 
 def card(title: str, body, *, header_extra=None, class_name: str = "", body_class: str = "") -> dbc.Card:
     """A titled card."""
     header = html.Div(
-        [html.Span(title, className="fw-semibold"), header_extra],
+        [html.H2(title, className="face3d-card-title"), header_extra],
         className="d-flex justify-content-between align-items-center",
     )
     return dbc.Card(
@@ -90,3 +130,59 @@ def face_dropdown(component_id: str) -> dcc.Dropdown:
         searchable=False,
         placeholder="Upload a photo first",
     )
+
+
+def model_for_file(file_name: str) -> str | None:
+    """The registered depth model whose checkpoint is ``file_name`` (None for other files)."""
+    for name in list_models():
+        if get_spec(name).file_name == file_name:
+            return name
+    return None
+
+
+def download_command(model: str) -> str:
+    """The command that downloads a model's weights on the server."""
+    return f"face3d models --download {model}"
+
+
+def weights_help(file_name: str, url: str | None, size_mb: float | None = None) -> html.Div:
+    """How to get a missing weights file: its name, the official URL as a link, the copyable command.
+
+    No server folder is named: the command puts the file where the server looks for it.
+    """
+    size = f" (about {size_mb:.0f} MB)" if size_mb else ""
+    rows = [html.Div(["File: ", html.Code(file_name), size])]
+    if url:
+        rows.append(
+            html.Div(
+                [
+                    "Download: ",
+                    html.A(url, href=url, target="_blank", rel="noopener noreferrer", className="text-break"),
+                ]
+            )
+        )
+    model = model_for_file(file_name)
+    if model is not None:
+        command = download_command(model)
+        rows.append(
+            html.Div(
+                [
+                    html.Span("Or run this on the server: "),
+                    html.Span(
+                        [
+                            html.Code(command, className="face3d-command"),
+                            # assets/face3d.js copies data-copy to the clipboard (no server round trip)
+                            html.Button(
+                                "Copy",
+                                type="button",
+                                title="Copy the command",
+                                className="btn btn-sm btn-outline-secondary py-0 ms-1 face3d-copy",
+                                **{"data-copy": command, "aria-label": f"Copy the command {command}"},
+                            ),
+                        ],
+                        className="face3d-command-row",
+                    ),
+                ]
+            )
+        )
+    return html.Div(rows, className="face3d-weights-help small mt-2")

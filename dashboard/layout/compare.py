@@ -6,7 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from dashboard import ids
-from dashboard.layout.common import card, empty_state, field, job_panel, model_dropdown
+from dashboard.layout.common import card, empty_state, field, figure_box, job_panel, model_dropdown, responsive_graph
 from dashboard.layout.measure import compare_measurements_card
 
 MAX_COMPARE = 6
@@ -51,7 +51,13 @@ def compare_tab(model_options: list[dict], default_model: str) -> dbc.Row:
                     dbc.RadioItems(id=ids.COMPARE_PAGE, options=[], value=0, inline=True, className="small"),
                 ],
             ),
-            dcc.Graph(id=ids.COMPARE_3D_GRAPH, config=GRAPH_CONFIG, style={"minHeight": "420px"}),
+            figure_box(
+                responsive_graph(ids.COMPARE_3D_GRAPH, GRAPH_CONFIG),
+                "3D views of the compared faces, two per row, with one shared camera",
+                shape="compare3d",
+                role="figure",
+                box_id=ids.COMPARE_3D_BOX,
+            ),
             dcc.Store(id=ids.COMPARE_CAMERA_SYNC),
         ]
     )
@@ -63,7 +69,12 @@ def compare_tab(model_options: list[dict], default_model: str) -> dbc.Row:
             compare_measurements_card(),
             card(
                 "Depth profiles",
-                dcc.Graph(id=ids.COMPARE_PROFILES_GRAPH, config=GRAPH_CONFIG, style={"height": "380px"}),
+                figure_box(
+                    responsive_graph(ids.COMPARE_PROFILES_GRAPH, GRAPH_CONFIG),
+                    "Depth profiles of the faces: vertical through the nose and horizontal through the eyes",
+                    shape="profiles",
+                    role="figure",
+                ),
             ),
             html.Div(
                 id=ids.COMPARE_PAIR_SECTION,
@@ -73,12 +84,20 @@ def compare_tab(model_options: list[dict], default_model: str) -> dbc.Row:
                     dbc.Row(
                         [
                             dbc.Col(
-                                dcc.Graph(id=ids.COMPARE_DIFF_GRAPH, config=GRAPH_CONFIG, style={"height": "360px"}),
-                                md=7,
+                                figure_box(
+                                    responsive_graph(ids.COMPARE_DIFF_GRAPH, GRAPH_CONFIG),
+                                    "Difference map of the two faces: red where the first is nearer, blue where "
+                                    "the second is",
+                                    shape="diff",
+                                    box_id=ids.COMPARE_DIFF_BOX,
+                                ),
+                                md=6,
+                                xl=7,
+                                className="face3d-figure-col",
                             ),
-                            dbc.Col(html.Div(id=ids.COMPARE_METRICS), md=5),
+                            dbc.Col(html.Div(id=ids.COMPARE_METRICS), md=6, xl=5),
                         ],
-                        className="g-2 align-items-center",
+                        className="g-3 align-items-center",
                     ),
                 ),
             ),

@@ -6,7 +6,16 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from dashboard import ids
-from dashboard.layout.common import card, empty_state, face_dropdown, field, job_panel, model_dropdown
+from dashboard.layout.common import (
+    card,
+    empty_state,
+    face_dropdown,
+    field,
+    figure_box,
+    job_panel,
+    model_dropdown,
+    responsive_graph,
+)
 from face3d_core.figures import DEFAULT_COLORMAP, DEPTH_COLORMAPS
 
 GRAPH_CONFIG = {
@@ -69,24 +78,28 @@ def depth_tab(model_options: list[dict], default_model: str) -> dbc.Row:
         [
             dbc.Col(
                 [
-                    html.Div("Photo (face crop)", className="face3d-graph-title"),
-                    dcc.Graph(
-                        id=ids.DEPTH_ORIGINAL_GRAPH,
-                        config={**GRAPH_CONFIG, "staticPlot": False},
-                        style={"height": "420px"},
+                    html.Div("Photo", className="face3d-graph-title"),
+                    figure_box(
+                        responsive_graph(ids.DEPTH_ORIGINAL_GRAPH, GRAPH_CONFIG),
+                        "The photo (the part the depth map covers)",
                     ),
                 ],
                 md=6,
+                className="face3d-figure-col",
             ),
             dbc.Col(
                 [
                     html.Div("Depth map", className="face3d-graph-title"),
-                    dcc.Graph(id=ids.DEPTH_MAP_GRAPH, config=GRAPH_CONFIG, style={"height": "420px"}),
+                    figure_box(
+                        responsive_graph(ids.DEPTH_MAP_GRAPH, GRAPH_CONFIG),
+                        "The depth map of the photo beside it; the caption below says how to read it",
+                    ),
                 ],
                 md=6,
+                className="face3d-figure-col",
             ),
         ],
-        className="g-2",
+        className="g-3",
     )
     results = card(
         "Result",
@@ -97,7 +110,10 @@ def depth_tab(model_options: list[dict], default_model: str) -> dbc.Row:
             html.Div(
                 id=ids.DEPTH_RESULTS,
                 hidden=True,
-                children=[graphs, html.Div(id=ids.DEPTH_CAPTION, className="small text-muted mt-2")],
+                children=[
+                    graphs,
+                    html.Div(id=ids.DEPTH_CAPTION, className="small text-muted mt-2", **{"aria-live": "polite"}),
+                ],
             ),
         ],
     )

@@ -7,7 +7,16 @@ from dash import dcc, html
 
 from dashboard import ids
 from dashboard.controls import DEFAULT_CONTROLS, DENSITY_MARKS, DEPTH_SCALE_MARKS, SMOOTHING_MARKS
-from dashboard.layout.common import card, empty_state, face_dropdown, field, job_panel, model_dropdown
+from dashboard.layout.common import (
+    card,
+    empty_state,
+    face_dropdown,
+    field,
+    figure_box,
+    job_panel,
+    model_dropdown,
+    responsive_graph,
+)
 from dashboard.layout.measure import fov_field, measure_bar, measurements_card, relief_controls, report_button
 
 GRAPH_CONFIG = {
@@ -103,8 +112,11 @@ def model3d_tab(model_options: list[dict], default_model: str) -> dbc.Row:
                 id=ids.MODEL3D_RESULTS,
                 hidden=True,
                 children=[
-                    dcc.Graph(
-                        id=ids.MODEL3D_GRAPH, config=GRAPH_CONFIG, style={"height": "560px"}, clear_on_unhover=True
+                    figure_box(
+                        responsive_graph(ids.MODEL3D_GRAPH, GRAPH_CONFIG, clear_on_unhover=True),
+                        "3D view of the face: drag to rotate, scroll to zoom; the Camera buttons turn it too",
+                        shape="view3d",
+                        role="figure",
                     ),
                     measure_bar(),
                     html.Div(id=ids.MODEL3D_STATS, className="small text-muted mt-1"),

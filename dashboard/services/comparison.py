@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dashboard.services.depth import DepthMaps
 from dashboard.services.uploads import Uploads
 from face3d_core.cache import ResultStore, combine_hashes, make_key
-from face3d_core.compare import DEFAULT_SIZE, ComparisonResult, check_comparable, compare_faces
+from face3d_core.compare import DEFAULT_SIZE, ComparisonError, ComparisonResult, check_comparable, compare_faces
 from face3d_core.pipeline import DepthRef, TaskProgress
 
 #: A key of :meth:`Comparisons.key` (the browser holds it; anything else is refused unread).
@@ -52,6 +52,31 @@ class Comparisons:
                 "max_side": self.depth.max_side,
             },
         )
+
+    def check_alignable(self, refs: Sequence[DepthRef], names: Sequence[str]) -> None:
+        """Refuse at once (before any network runs) faces that cannot be aligned: photos used whole.
+
+        Args:
+            refs: The faces to compare.
+            names: The requesting session's labels of the faces (for the message).
+
+        Raises:
+            ComparisonError: A photo has no face (none found, or face detection unavailable).
+            PhotoMissingError: A photo is no longer stored.
+        """
+        for ref, name in zip(refs, names, strict=True):
+            if ref.face is not None:
+                continue
+            meta = self.uploads.require_meta(ref.sha)
+            if meta.detector_unavailable is not None:
+                raise ComparisonError(
+                    f"Faces are aligned by their eyes, nose and mouth, but face detection is unavailable "
+                    f"on this server ({meta.detector_unavailable}). Ask the server's administrator to "
+                    "install the face detector."
+                )
+            raise ComparisonError(
+                f"No face was found in {name}, so it cannot be aligned with the others. Remove it from the comparison."
+            )
 
     def cached(self, key: object) -> ComparisonResult | None:
         """Return a cached comparison by key (None when absent, or for anything but a comparison key)."""

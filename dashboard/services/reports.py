@@ -56,7 +56,7 @@ class Reports:
             try:
                 measurements = self.models.measurements(ref, params, fov.source)
             except MeasureError as exc:
-                note = exc.user_message
+                note = exc.web_message
         return ReportFace(
             name=label,
             image_rgb=face_depth.image_rgb,

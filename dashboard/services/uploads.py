@@ -7,6 +7,11 @@ and detect faces) and again only when a depth job needs its pixels (:meth:`Uploa
 What is stored here is about the content only: file names belong to the sessions that
 uploaded it (:mod:`~dashboard.services.access`), so the stored :class:`UploadMeta` has an
 empty name and pages get a copy with their own.
+
+Only a file that is not a usable image is refused. Where face detection cannot run (no
+detector file, offline, an OpenCV error) the upload still succeeds with no face and the reason
+in :attr:`UploadMeta.detector_unavailable`; depth and 3D then use the whole photo
+(:func:`face3d_core.faces.find_faces` logs the details once).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 from dashboard.services.errors import PhotoMissingError
 from face3d_core.cache import ResultStore, is_sha256_hex, make_key
 from face3d_core.errors import InvalidImageError
-from face3d_core.faces import Face, detect_faces
+from face3d_core.faces import Face, find_faces
 from face3d_core.images import MAX_FILE_BYTES, decode_image, sha256_hex
 
 logger = logging.getLogger(__name__)
@@ -65,6 +70,8 @@ class UploadMeta:
         height: Image height in pixels.
         faces: Detected faces in the photo's pixels, largest first.
         thumb_jpeg: JPEG thumbnail bytes (longer side :data:`THUMB_MAX_SIDE`).
+        detector_unavailable: ``None`` when face detection ran; otherwise why it could not, in
+            a few words for people (no paths): the whole photo is used.
     """
 
     sha256: str
@@ -74,6 +81,7 @@ class UploadMeta:
     height: int
     faces: tuple[Face, ...] = ()
     thumb_jpeg: bytes = field(default=b"", repr=False)
+    detector_unavailable: str | None = None
 
     @property
     def face_count(self) -> int:
@@ -146,9 +154,11 @@ class Uploads:
             The metadata with ``name`` (a second upload of the same bytes is served from the
             store, without decoding again unless ``revalidate``).
 
+        A photo whose faces could not be looked for (no detector) is stored without faces and
+        the reason; uploading it again once the detector works looks for its faces.
+
         Raises:
             InvalidImageError: Not a usable JPEG/PNG (the message says why).
-            WeightsUnavailableError: The face detector file is missing.
             CacheError: The store cannot be written.
         """
         if len(data) > MAX_FILE_BYTES:
@@ -158,11 +168,14 @@ class Uploads:
         name = display_name(name)
         sha = sha256_hex(data)
         existing = self.meta(sha)
-        if existing is not None and not revalidate:
+        if existing is not None and not revalidate and existing.detector_unavailable is None:
             return dataclasses.replace(existing, name=str(name))
         image_rgb = decode_image(data, name=name)
-        faces = detect_faces(image_rgb, model_path=self.detector_path)
-        if existing is not None:  # stored already (by another session): nothing to write
+        detection = find_faces(image_rgb, model_path=self.detector_path)
+        if existing is not None:  # stored already (by another session, or before the detector worked)
+            if existing.detector_unavailable is not None and detection.ran:  # it works now: keep the faces
+                existing = dataclasses.replace(existing, faces=detection.faces, detector_unavailable=None)
+                self.store.set(self.meta_key(sha), existing)
             return dataclasses.replace(existing, name=str(name))
         meta = UploadMeta(
             sha256=sha,
@@ -170,8 +183,9 @@ class Uploads:
             size_bytes=len(data),
             width=int(image_rgb.shape[1]),
             height=int(image_rgb.shape[0]),
-            faces=tuple(faces),
+            faces=detection.faces,
             thumb_jpeg=make_thumbnail(image_rgb),
+            detector_unavailable=detection.unavailable,
         )
         self.store.set(self.bytes_key(sha), bytes(data))
         self.store.set(self.meta_key(sha), meta)

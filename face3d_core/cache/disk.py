@@ -61,6 +61,7 @@ class CacheFullError(CacheError):
     """Every entry of the cache is in use and a new one does not fit in its size limit."""
 
     title = "Cache full"
+    default_web_message = None  # its message names no server internals: shown as it is
 
 
 def _size_limit_bytes(size_limit_mb: float | None) -> int:

@@ -71,9 +71,16 @@ class OnDamage(enum.Enum):
 class CacheNotWritableError(CacheError):
     """The cache folder cannot be written (read-only mount or no permission); reads still work."""
 
+    default_web_message = (
+        "The server's storage is read-only, so nothing new can be saved; photos and results already "
+        "stored can still be viewed. Please tell the server's administrator."
+    )
+
 
 class CacheBusyError(CacheError):
     """The database stayed locked by another process for longer than :data:`LOCK_WAIT_S`."""
+
+    default_web_message = "The server's result cache is busy. Please try again in a moment."
 
 
 def _is_lock_error(exc: BaseException) -> bool:

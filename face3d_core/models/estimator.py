@@ -198,7 +198,8 @@ def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
         raise WeightsUnavailableError(
             f"The weights file {path} could not be read as a PyTorch checkpoint ({type(exc).__name__}). "
-            "It may be damaged: delete it and download it again."
+            "It may be damaged: delete it and download it again.",
+            web_message=f"The weights file {path.name} on the server could not be read; it may be damaged.",
         ) from exc
     if isinstance(obj, dict):
         for key in ("model", "state_dict"):
@@ -206,7 +207,10 @@ def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:
                 obj = obj[key]
                 break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsUnavailableError(f"The weights file {path} does not hold a state dict of tensors.")
+        raise WeightsUnavailableError(
+            f"The weights file {path} does not hold a state dict of tensors.",
+            web_message=f"The weights file {path.name} on the server is not a usable checkpoint.",
+        )
     if obj and all(k.startswith("module.") for k in obj):
         obj = {k[len("module.") :]: v for k, v in obj.items()}
     return obj
@@ -360,7 +364,10 @@ class DepthEstimator:
         except RuntimeError as exc:
             raise WeightsUnavailableError(
                 f"The weights file {path} does not fit the {self.spec.name} network "
-                f"(is it the checkpoint of another model?). Expected {self.spec.file_name} from {self.spec.url}."
+                f"(is it the checkpoint of another model?). Expected {self.spec.file_name} from {self.spec.url}.",
+                web_message=f"The weights file {path.name} on the server does not fit the {self.spec.name} network.",
+                file_name=self.spec.file_name,
+                url=self.spec.url,
             ) from exc
         return net.eval().requires_grad_(False)
 

@@ -61,6 +61,23 @@ def dashboard_server(tmp_path_factory, e2e_faces, fill_weights):
 
 
 @pytest.fixture(scope="session")
+def ui_server(tmp_path_factory, e2e_faces, fill_weights):
+    """A second ``python -m dashboard`` with its own cache, for the layout and keyboard tests.
+
+    Its own cache keeps ``test_browser.py``'s assumptions (a depth map is computed, not served from
+    the cache) whatever runs first.
+    """
+    require(FILL_PY, YUNET_PATH)
+    root = tmp_path_factory.mktemp("e2e-ui")
+    env = child_env(FACE3D_CACHE_DIR=str(root / "cache"), FACE3D_WEIGHTS_DIR=str(fill_weights))
+    server = WebServer.dashboard(env, root / "server.log", start_timeout=90.0)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).is_file():
         pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium chromium-driver)")

@@ -1,0 +1,117 @@
+"""What the browser tests do on the page, written once: open a tab, run the full flow, wait, measure, shoot.
+
+* :func:`full_flow`: upload photos, generate the depth map, the 3D model and the comparison, like a user;
+* :func:`wait_for_stable_layout`: until every figure has been laid out for its box and nothing moves;
+* :func:`measure_layout`: the boxes of everything in the open tab's cards
+  (``tests/e2e/measure_layout.js``) and the problems found in them;
+* :func:`screenshot`: a full-page PNG under the artifacts folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+NETWORK_TIMEOUT_MS = 300_000
+TABS = {"upload": "1 · Upload", "depth": "2 · Depth map", "model3d": "3 · 3D model", "compare": "4 · Compare"}
+_MEASURE_JS = (Path(__file__).with_name("measure_layout.js")).read_text()
+
+#: Every figure has its plotly layout for its box, and the boxes did not move since the last look.
+_LAYOUT_SIGNATURE = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).filter(gd => {
+  const b = gd.getBoundingClientRect();
+  return b.width > 0 && b.height > 0;  // a figure in a hidden section has no box to fit
+}).map(gd => {
+  const b = gd.getBoundingClientRect();
+  const full = gd._fullLayout || {};
+  const fits = Math.abs((full.width || 0) - b.width) <= 2 && Math.abs((full.height || 0) - b.height) <= 2;
+  return [Math.round(b.left), Math.round(b.top), Math.round(b.width), Math.round(b.height), fits,
+          gd.classList.contains('dash-graph--pending')].join(',');
+}).join(';')"""
+
+
+def open_tab(page, name: str) -> None:
+    """Click a tab by its short name (``upload``, ``depth``, ``model3d``, ``compare``)."""
+    page.get_by_text(TABS[name], exact=True).click()
+    page.wait_for_function(
+        "label => Array.from(document.querySelectorAll('.face3d-tab--selected, .tab--selected'))"
+        ".some(t => t.textContent.trim() === label)",
+        arg=TABS[name],
+    )
+
+
+def wait_for_stable_layout(page, timeout_ms: int = 20_000) -> None:
+    """Wait until every figure is laid out for its box and no box moved for half a second."""
+    deadline = page.evaluate("Date.now()") + timeout_ms
+    last, same_since = None, None
+    while True:
+        now = page.evaluate("Date.now()")
+        signature = page.evaluate(_LAYOUT_SIGNATURE)
+        fitted = all(part.endswith(",true,false") for part in signature.split(";") if part)
+        if signature != last or not fitted:
+            same_since = now
+        elif now - same_since >= 500:
+            return
+        last = signature
+        if now > deadline:
+            raise AssertionError(f"the figures kept moving or never fitted their boxes: {signature}")
+        page.wait_for_timeout(150)
+
+
+def measure_layout(page) -> dict:
+    """Boxes and problems of the open tab (see ``measure_layout.js``), once the layout is stable."""
+    wait_for_stable_layout(page)
+    page.wait_for_timeout(300)  # WebGL scenes draw a frame after their layout
+    return measure_now(page)
+
+
+def measure_now(page) -> dict:
+    """Boxes and problems of the open tab as they are now (no waiting)."""
+    return page.evaluate(_MEASURE_JS)
+
+
+def screenshot(page, folder: Path, name: str) -> Path:
+    """A full-page screenshot ``folder/name.png``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def upload(page, paths: list[Path], expected_cards: int) -> None:
+    """Drop photos on the upload area and wait for the gallery to show ``expected_cards`` photos."""
+    page.set_input_files("#upload input[type=file]", [str(p) for p in paths])
+    page.wait_for_function(
+        f"document.querySelectorAll('.face3d-gallery-card').length === {expected_cards}", timeout=120_000
+    )
+    page.wait_for_function(
+        "Array.from(document.querySelectorAll('.face3d-thumb')).every(i => i.complete && i.naturalWidth > 0)",
+        timeout=30_000,
+    )
+
+
+def full_flow(page, photos: list[Path], *, compare_alert: bool = False) -> None:
+    """Upload ``photos``, then generate the depth map, the 3D model and the comparison of the first two.
+
+    Args:
+        page: A Playwright page on the dashboard (empty gallery).
+        photos: Two or more photos.
+        compare_alert: The comparison is expected to be refused with an alert (no face detector).
+    """
+    page.wait_for_selector("text=No photos yet")
+    upload(page, photos, len(photos))
+    open_tab(page, "depth")
+    page.click("#depth-generate")
+    page.wait_for_selector("#depth-results:not([hidden])", timeout=NETWORK_TIMEOUT_MS)
+    open_tab(page, "model3d")
+    page.click("#model3d-generate")
+    page.wait_for_selector("#model3d-results:not([hidden])", timeout=NETWORK_TIMEOUT_MS)
+    page.wait_for_function(
+        "document.querySelector('#model3d-graph .js-plotly-plot') && "
+        "document.querySelector('#model3d-graph .js-plotly-plot').data.length >= 1"
+    )
+    open_tab(page, "compare")
+    page.click("#compare-run")
+    if compare_alert:
+        page.wait_for_selector("#alerts .alert", timeout=NETWORK_TIMEOUT_MS)
+    else:
+        page.wait_for_selector("#compare-results:not([hidden])", timeout=NETWORK_TIMEOUT_MS)
+        page.wait_for_selector("#compare-pair-section:not([hidden])", timeout=NETWORK_TIMEOUT_MS)

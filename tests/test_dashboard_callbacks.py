@@ -467,13 +467,51 @@ def test_compare_two_faces(env, uploaded, faces_dir):
 
 def test_compare_refuses_a_photo_without_face(env, uploaded):
     shas = [uploaded["shas"][0], uploaded["shas"][2]]
-    outcome = compare.start_compare(env["service"], env["runner"], shas, MODEL, uploaded["store"], session=SESSION)
+    service = env["service"]
+    no_face = depth.depth_request(service, shas[1], MODEL, uploaded["store"], session=SESSION)
+    env["cache"].delete(service.depth_maps.key(no_face))  # its depth map must be computed: a job
+    service.depth_maps.memory.clear()
+    outcome = compare.start_compare(service, env["runner"], shas, MODEL, uploaded["store"], session=SESSION)
+    assert outcome.job_id is not None
     view = start_view(outcome)
     deadline = time.monotonic() + 30
     while view.alert is None and view.result is no_update and time.monotonic() < deadline:
         view = poll_view(env["runner"], view.job, session=SESSION)
         time.sleep(0.05)
     assert view.alert is not None and "No face was found" in view.alert.message
+    # with both depth maps cached the comparison runs in the callback and says so at once
+    service.depth_maps.compute(no_face)
+    with pytest.raises(Face3DError, match="No face was found"):
+        compare.start_compare(service, env["runner"], shas, MODEL, uploaded["store"], session=SESSION)
+
+
+class NoJobsRunner:
+    """A job runner that records what it is asked to run (work done in the callback asks nothing)."""
+
+    def __init__(self):
+        self.submitted: list[str] = []
+
+    def submit(self, kind, params, owner=""):
+        self.submitted.append(kind)
+        return "0" * 64
+
+
+def test_comparison_of_cached_faces_is_done_in_the_callback(env, uploaded):
+    shas = [uploaded["shas"][1], uploaded["shas"][0]]  # not compared in this order before
+    service, runner = env["service"], NoJobsRunner()
+    refs = [depth.depth_request(service, sha, MODEL, uploaded["store"], session=SESSION) for sha in shas]
+    for ref in refs:
+        service.depth_maps.compute(ref)  # the depth maps are cached
+    assert service.comparisons.cached(service.comparisons.key(refs)) is None
+    started = time.perf_counter()
+    outcome = compare.start_compare(service, runner, shas, MODEL, uploaded["store"], session=SESSION)
+    seconds = time.perf_counter() - started
+    assert outcome.job_id is None and runner.submitted == []
+    assert outcome.result == {"key": service.comparisons.key(refs), "count": 2}
+    assert service.comparisons.cached(outcome.result["key"]) is not None
+    view = start_view(outcome)
+    assert view.result == outcome.result and view.interval_disabled and view.panel_hidden
+    print(f"comparison of two cached faces in the callback: {1000 * seconds:.0f} ms")
 
 
 def test_compare_pages_respect_the_webgl_limit():

@@ -342,7 +342,8 @@ def browser_rounds(rounds: int, weights: Path, work: Path, src: Path | None = No
         return WebServer.dashboard(env, work / f"{name}.log", cwd=src, start_timeout=120.0)
 
     def wait_until_ready(web: WebServer, started: float, timeout_s: float = 180.0) -> None:
-        if requests.get(web.url + "face3d/warmup", timeout=10).status_code == 404:  # no background start-up
+        answer = requests.get(web.url + "face3d/warmup", timeout=10)
+        if "json" not in answer.headers.get("Content-Type", ""):  # an app without a background start-up
             time.sleep(max(0.0, started + 10.0 - time.perf_counter()))
         else:
             wait_for_warm_server(web.url, timeout_s=timeout_s)

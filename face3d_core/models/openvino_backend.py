@@ -40,7 +40,7 @@ _IMPORT_LOCK = threading.Lock()
 _PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
 #: Compiled (input size, precision) pairs one :class:`OpenVinoRuntime` keeps, most recent first:
 #: face crops give a handful of network sizes, and each compiled one costs memory (see the module doc).
-MAX_COMPILED = 3
+MAX_COMPILED = 2
 
 
 def openvino_available() -> bool:

@@ -58,14 +58,37 @@ _PEAK = "import resource, sys\nfrom face3d_core.cli import main\ncode = main(sys
 )
 
 
+#: Seconds from each run's last output to its exit (the interpreter's teardown), by :func:`_kind_key`.
+EXIT_SECONDS: dict[tuple[str, ...], list[float]] = collections.defaultdict(list)
+
+
+def _kind_key(argv: list[str], env: dict[str, str]) -> tuple[str, ...]:
+    return (*argv, env.get("FACE3D_BACKEND", ""), env.get("FACE3D_CACHE_DIR", ""))
+
+
 def run(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, subprocess.CompletedProcess]:
-    """Run a child process; return ``(wall seconds, completed)`` (raises on a non-zero exit)."""
-    start = time.perf_counter()
-    done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=900, check=False)
-    seconds = time.perf_counter() - start
+    """Run a child process; return ``(wall seconds, completed)`` (raises on a non-zero exit).
+
+    Also records in :data:`EXIT_SECONDS` how long the process took to end after its last line
+    of output (the result line of ``face3d mesh``): what the interpreter's exit costs.
+    """
+    with tempfile.TemporaryFile("w+") as errors:
+        start = time.perf_counter()
+        child = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=errors)
+        chunks, last = [], start
+        while chunk := os.read(child.stdout.fileno(), 65536):  # returns as soon as output arrives
+            chunks.append(chunk)
+            last = time.perf_counter()
+        child.wait(timeout=900)
+        end = time.perf_counter()
+        child.stdout.close()
+        errors.seek(0)
+        done = subprocess.CompletedProcess(argv, child.returncode, b"".join(chunks).decode(), errors.read())
     if done.returncode != 0:
         raise RuntimeError(f"{argv[:4]} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return seconds, done
+    if chunks:
+        EXIT_SECONDS[_kind_key(argv, env)].append(end - last)
+    return end - start, done
 
 
 def parse_importtime(stderr: str) -> tuple[dict[str, float], dict[str, float], float]:
@@ -103,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             FACE3D_WEIGHTS_DIR=str(work / "weights"),
             FACE3D_OFFLINE="1",
             PYTHONPATH=str(REPO_ROOT),
+            PYTHONUNBUFFERED="1",  # the result line leaves when printed, so the exit after it can be timed
         )
         if YUNET.is_file():
             base_env["FACE3D_YUNET_PATH"] = str(YUNET)
@@ -152,16 +176,28 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+    nan = float("nan")
     medians = {name: statistics.median(values) for name, values in times.items()}
     medians["cold cache (fresh cache folder)"] = statistics.median(cold)
     spread = {name: (min(v), max(v)) for name, v in times.items()} | {
         "cold cache (fresh cache folder)": (min(cold), max(cold))
     }
     print(f"\n## Whole process, seconds (median of {args.repeats} interleaved rounds; cold: {args.cold_repeats})\n")
+    exits = {
+        name: statistics.median(EXIT_SECONDS[_kind_key(argv_, env)]) if EXIT_SECONDS[_kind_key(argv_, env)] else nan
+        for name, (argv_, env) in kinds.items()
+    }
+    exits["cold cache (fresh cache folder)"] = nan
     print_table(
-        ["run", "median s", "min-max s", "peak RSS MB"],
+        ["run", "median s", "min-max s", "of which exit s (after its output)", "peak RSS MB"],
         [
-            [name, f"{medians[name]:.2f}", f"{spread[name][0]:.2f}-{spread[name][1]:.2f}", peak]
+            [
+                name,
+                f"{medians[name]:.2f}",
+                f"{spread[name][0]:.2f}-{spread[name][1]:.2f}",
+                "-" if exits[name] != exits[name] else f"{exits[name]:.2f}",
+                peak,
+            ]
             for name, peak in (
                 ("python -c pass", "-"),
                 ("warm cache, fast exit", f"{peaks['warm cache']:.0f}"),
@@ -196,11 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     for label, imports in (("cold cache", cold_imports), ("PyTorch runtime", torch_imports)):
         print(f"  {label}: " + ", ".join(f"{name} {ms:.0f}" for name, ms in imports[1].items()))
     print("  warm cache: " + ", ".join(f"{name} {ms:.0f}" for name, ms in warm_imports[0][1].items()))
-    teardown = medians["warm cache, ordinary exit"] - medians["warm cache, fast exit"]
-    torch_teardown = medians["PyTorch runtime, ordinary exit"] - medians["PyTorch runtime, fast exit"]
     print(
-        f"\nthe fast exit saves {teardown:.2f} s of interpreter teardown on a warm run and {torch_teardown:.2f} s "
-        "on a run that imported torch"
+        f"\ninterpreter exit after the output: warm {exits['warm cache, ordinary exit']:.2f} s ordinary vs "
+        f"{exits['warm cache, fast exit']:.2f} s fast; with torch imported "
+        f"{exits['PyTorch runtime, ordinary exit']:.2f} s vs {exits['PyTorch runtime, fast exit']:.2f} s"
     )
     print(machine_description())
     if args.json:
@@ -208,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps(
                 {
                     "medians_s": medians,
+                    "exit_after_output_s": exits,
                     "runs_s": times | {"cold": cold},
                     "peak_rss_mb": peaks,
                     "imports_ms": {"warm": warm_per_package, "cold": cold_imports[0], "torch": torch_imports[0]},

@@ -273,8 +273,9 @@ def test_the_default_3d_view_of_a_1mp_portrait_keeps_to_its_budget_and_compare_d
     meta = service.uploads.meta(ref.sha)
     assert meta.width * meta.height > 1_000_000
     values = (2.0, Controls3D().density, 1.0, "points", "gray")
-    fig = model3d.render_model3d(service, ref.to_dict(), *values, None, session=SESSION)[0]
+    fig, stats, *_ = model3d.render_model3d(service, ref.to_dict(), *values, None, session=SESSION)
     shown = _points(fig["data"][0])
+    assert f"{shown:,} points" in stats and "cap" not in stats  # a budget by design, not the 1.5 M point cap
     assert fig["data"][0]["marker"]["symbol"] == "square"
     assert 0.25 * DENSITY_POINTS[3] < shown <= DENSITY_POINTS[3]
     full = model3d.render_model3d(service, ref.to_dict(), 2.0, 4, 1.0, "points", "gray", None, session=SESSION)[0]

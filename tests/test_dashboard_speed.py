@@ -31,6 +31,7 @@ from dashboard.services import Face3DService
 from dashboard.services.depth import LOADING_MESSAGE, PRELOADING_MESSAGE
 from face3d_core.cache import ResultCache
 from face3d_core.errors import WeightsUnavailableError
+from face3d_core.reconstruct import MAX_MODEL_POINTS
 from tests.doubles import FakeEstimator
 from tests.harness.dash_client import data_url
 
@@ -259,7 +260,8 @@ def test_the_app_starts_its_warm_up_only_when_asked(tmp_path, yunet_path):
 def test_density_levels_are_point_budgets_with_every_pixel_one_step_above_the_default():
     default = Controls3D()
     assert default.to_params().max_points == DENSITY_POINTS[default.density] is not None
-    assert Controls3D(density=default.density + 1).to_params().max_points is None  # every pixel
+    assert DENSITY_POINTS[default.density + 1] is None  # every pixel, one step up ...
+    assert Controls3D(density=default.density + 1).to_params().max_points == MAX_MODEL_POINTS  # ... up to the cap
     budgets = [DENSITY_POINTS[level] for level in sorted(DENSITY_POINTS)[:-1]]
     assert budgets == sorted(budgets)
     assert compare.COMPARE_VIEW_DENSITY < default.density

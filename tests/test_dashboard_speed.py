@@ -6,7 +6,8 @@
 * short work is done in the callback: the 3D model of a cached depth map and the comparison of
   cached faces never start a job;
 * the background start-up (:class:`~dashboard.services.warmup.Warmup`) loads the network once, a
-  job that comes meanwhile waits for it and says so, and a failed load is left to the job;
+  job that comes meanwhile waits for it and says so, and a failed load is left to the job; a real
+  ``python -m dashboard`` starts loading before any request (``/face3d/warmup``, its log);
 * density is a point budget: the default 3D view of a 1 MP portrait stays within it, every pixel is
   one step up, and the comparison draws lighter than the 3D tab.
 """
@@ -33,7 +34,10 @@ from face3d_core.cache import ResultCache
 from face3d_core.errors import WeightsUnavailableError
 from face3d_core.reconstruct import MAX_MODEL_POINTS
 from tests.doubles import FakeEstimator
+from tests.harness.browser_speed import wait_for_warm_server
 from tests.harness.dash_client import data_url
+from tests.harness.processes import child_env
+from tests.harness.servers import WebServer
 
 MODEL = "midas_v21_small_256"
 SESSION = "9" * 32
@@ -252,6 +256,25 @@ def test_the_app_starts_its_warm_up_only_when_asked(tmp_path, yunet_path):
     assert estimator.loads == 1
     for app in (quiet, warm):
         app.face3d.runner.shutdown()
+
+
+@pytest.mark.slow
+def test_python_m_dashboard_loads_its_network_when_it_starts(tmp_path, fill_weights):
+    """The real server process, real network (``fill.py`` weights): loading starts before any request."""
+    env = child_env(FACE3D_CACHE_DIR=str(tmp_path / "cache"), FACE3D_WEIGHTS_DIR=str(fill_weights))
+    server = WebServer.dashboard(env, tmp_path / "server.log", start_timeout=120.0).start()
+    try:
+        import requests
+
+        status = requests.get(server.url + "face3d/warmup", timeout=10).json()
+        assert status["depth_model"]["model"] == MODEL and status["depth_model"]["state"] in ("loading", "ready")
+        ready = wait_for_warm_server(server.url, timeout_s=600)
+        assert ready["depth_model"]["seconds"] > 0
+        log = server.log_text()
+        assert f"Loading the depth model {MODEL} in the background" in log and f"{MODEL} ready for input sizes" in log
+        assert "Job " not in log  # no job asked for it
+    finally:
+        server.stop()
 
 
 # -- density --------------------------------------------------------------------------------------

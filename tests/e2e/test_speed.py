@@ -14,10 +14,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import requests
 
 from dashboard.controls import DENSITY_POINTS
-from face3d_core.models.registry import DEFAULT_MODEL
 from tests.harness.browser_speed import new_page, run_flow, wait_for_warm_server
 from tests.harness.paths import FILL_PY, YUNET_PATH, require
 from tests.harness.processes import child_env
@@ -37,17 +35,6 @@ def speed_server(tmp_path_factory, e2e_faces, fill_weights):
         yield server.start()
     finally:
         server.stop()
-
-
-def test_the_server_loads_its_network_when_it_starts(speed_server):
-    status = requests.get(speed_server.url + "face3d/warmup", timeout=10).json()
-    assert status["depth_model"]["model"] == DEFAULT_MODEL
-    assert status["depth_model"]["state"] in ("loading", "ready")  # before any request asked for it
-    ready = wait_for_warm_server(speed_server.url)
-    assert ready["depth_model"]["seconds"] > 0
-    log = speed_server.log_text()
-    assert f"Loading the depth model {DEFAULT_MODEL} in the background" in log
-    assert "Job " not in log  # no job ran: the start-up loaded it
 
 
 def test_waits_in_the_browser_are_recorded(browser, speed_server, e2e_faces, artifacts_dir):

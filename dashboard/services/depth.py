@@ -60,7 +60,7 @@ class PreloadState:
     error: str | None = None
 
     def to_dict(self) -> dict:
-        """``{"model", "state", "seconds"}`` (for the health endpoint; no error text, no paths)."""
+        """``{"model", "state", "seconds"}`` (for ``/face3d/warmup``; no error text, no paths)."""
         return {"model": self.model, "state": self.state, "seconds": self.seconds}
 
 
@@ -124,7 +124,7 @@ class DepthMaps:
         try:
             estimator = self.estimator_factory(state.model)
             estimator.load()
-            prepare = getattr(estimator, "prepare", None)  # compiled runtimes: known input shapes
+            prepare = getattr(estimator, "prepare", None)  # compiled runtimes: the usual input sizes
             if callable(prepare):
                 prepare()
         except Exception as exc:  # noqa: BLE001 - never fatal here: the first job reports it to its user

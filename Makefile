@@ -73,6 +73,7 @@ bench: venv-dev
 	$(PY) benchmarks/depth_speed.py
 	$(PY) benchmarks/geometry_speed.py
 	$(PY) benchmarks/ui_speed.py
+	$(PY) benchmarks/cli_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

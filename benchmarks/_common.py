@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 SHARED_DIR = Path(os.environ.get("FACE3D_SHARED_DIR", Path(__file__).resolve().parent.parent.parent / "shared"))
+#: CPU flags worth naming next to a table.
+SHOWN_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def machine_description() -> str:
+    """One line naming the CPU, its CPUs for this process, the flags of :data:`SHOWN_FLAGS` it has and the load."""
+    from face3d_core.models.cpu_info import cpu_flags, cpu_name
+
+    flags = cpu_flags()
+    shown = " ".join(f for f in SHOWN_FLAGS if f in flags) or "unknown"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "unknown"
+    return (
+        f"CPU: {cpu_name()} ({platform.machine()}), {len(os.sched_getaffinity(0))} CPUs for this process; "
+        f"flags: {shown}; load average {load}"
+    )
 
 
 def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:

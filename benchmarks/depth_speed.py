@@ -31,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import interleaved_times, load_fill, print_table  # noqa: E402
+from benchmarks._common import SHOWN_FLAGS, interleaved_times, load_fill, print_table  # noqa: E402
 from face3d_core.models.cpu_info import BF16_FLAGS, cpu_flags, cpu_name  # noqa: E402
 from face3d_core.models.estimator import DepthEstimator, native_bf16_available  # noqa: E402
 from face3d_core.models.onnx_backend import onnxruntime_available  # noqa: E402
@@ -45,8 +45,6 @@ DEFAULT_MODELS = [
     "depth_anything_v2_vits",
     "dpt_hybrid_384",
 ]
-#: Flags worth naming at the top of the table.
-SHOWN_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 
 
 def peak_probes(bf16: bool) -> dict[str, tuple[object, int]]:

@@ -1,6 +1,7 @@
-"""UI speed of the face3d dashboard: slider updates, cache hit versus miss, figure sizes.
+"""UI speed of the face3d dashboard: slider updates, cache hit versus miss, figure sizes, a real browser.
 
-Everything goes through the real Dash app (Flask test client, the same JSON a browser gets):
+The first part goes through the real Dash app in this process (Flask test client, the same JSON
+a browser gets):
 
 * **slider update**: server time of the 3D view's callback (``/_dash-update-component``) for
   every slider position, first visit (reconstruction) and revisit (memory cache);
@@ -11,11 +12,21 @@ Everything goes through the real Dash app (Flask test client, the same JSON a br
 Targets for a ~1 MP photo on this CPU: slider update < 150 ms server time, a 3D figure
 < 3 MB, a cache hit at least 50x faster than the first computation.
 
+The **browser** part (``--browser-rounds``, default 3; needs Playwright and ``/usr/bin/chromium``,
+software WebGL as in the e2e tests) starts ``python -m dashboard`` for each round with a fresh
+results cache but the compiled-model cache of a first, untimed start (a warm server on a machine
+that ran face3d before), waits until it has loaded its network in the background, then times the
+user's waits with :func:`tests.harness.browser_speed.run_flow`: the first depth map, the 3D model
+of a new face, the 3D model of a cached depth map, the density slider up and back, a comparison
+with a new face. Each: click to figure data, click to drawn, ``Plotly.react`` alone (medians over
+the rounds), points drawn; plus the server's time from start to its network ready and its peak
+memory after the flow.
+
 Usage::
 
     python benchmarks/ui_speed.py                      # fill.py weights, ../shared photo
     python benchmarks/ui_speed.py --photo me.jpg --json out.json
-    python benchmarks/ui_speed.py --fake-network       # no torch network at all
+    python benchmarks/ui_speed.py --fake-network --browser-rounds 0   # no network, no browser
 """
 
 from __future__ import annotations
@@ -33,7 +44,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks._common import print_table  # noqa: E402
+from benchmarks._common import machine_description, print_table  # noqa: E402
 
 SHARED = Path(os.environ.get("FACE3D_SHARED_DIR", REPO_ROOT.parent / "shared"))
 DEFAULT_PHOTO = SHARED / "data" / "faces" / "fr_obama_official_portrait.jpg"
@@ -63,18 +74,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--verbose", action="store_true", help="also print every figure size as JSON")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--browser-rounds", type=int, default=3, help="rounds of the real-browser flow (0: skip; default 3)"
+    )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="also run the browser flow against the app in this source folder (e.g. `git archive main`), "
+        "given 10 s after its start where it has no /face3d/warmup",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    work = Path(tempfile.mkdtemp(prefix="face3d-ui-speed-"))
+    os.environ.setdefault("FACE3D_CACHE_DIR", str(work / "cache"))  # compiled models too: nothing in ~/.cache
 
     from dashboard import ids
     from dashboard.app import create_app
-    from dashboard.controls import DENSITY_STRIDE
+    from dashboard.controls import DENSITY_POINTS
     from face3d_core.pipeline import DepthRef
     from tests.doubles import FakeEstimator, write_fill_checkpoint
     from tests.harness import flows
     from tests.harness.dash_client import DashHttp
 
-    work = Path(tempfile.mkdtemp(prefix="face3d-ui-speed-"))
     os.environ.setdefault("FACE3D_OFFLINE", "1")
     if YUNET.is_file():
         os.environ.setdefault("FACE3D_YUNET_PATH", str(YUNET))
@@ -154,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     moves = [(ids.MODEL3D_SMOOTHING, v) for v in (0.0, 0.5, 1.0, 1.5, 2.5, 3.0, 4.0)]
     moves += [(ids.MODEL3D_DEPTH_SCALE, v) for v in (0.5, 0.75, 1.25, 1.5, 2.0)]
-    moves += [(ids.MODEL3D_DENSITY, v) for v in sorted(DENSITY_STRIDE)]
+    moves += [(ids.MODEL3D_DENSITY, v) for v in sorted(DENSITY_POINTS)]
     moves += [(ids.MODEL3D_DISPLAY, "mesh"), (ids.MODEL3D_COLORS, "photo")]
     flows.view_3d(dash, base)  # the first view
     first_visit, revisit, sizes = [], [], {}
@@ -166,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             if rounds == 0:
                 sizes[f"{component}={value}"] = figure_bytes(response, ids.MODEL3D_GRAPH)
     # every display combination at every density (the largest figures)
-    for density in sorted(DENSITY_STRIDE):
+    for density in sorted(DENSITY_POINTS):
         for display in ("points", "mesh"):
             for colors in ("gray", "photo"):
                 values = dict(
@@ -260,10 +281,135 @@ def main(argv: list[str] | None = None) -> int:
     )
     for label, ok in checks.items():
         print(f"{'PASS' if ok else 'MISS'}  {label}")
+    app.face3d.runner.shutdown()
+    if args.browser_rounds > 0 and not args.fake_network:
+        weights = Path(os.environ["FACE3D_WEIGHTS_DIR"])
+        if args.baseline_src is not None:
+            results["browser_baseline"] = browser_rounds(
+                args.browser_rounds, weights, work / "baseline", src=args.baseline_src.resolve()
+            )
+        results["browser"] = browser_rounds(args.browser_rounds, weights, work / "ours")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    app.face3d.runner.shutdown()
     return 0 if (all(checks.values()) or not args.strict) else 1
+
+
+#: Browser steps in the order of the flow, with what issue 9 calls them.
+BROWSER_STEPS = {
+    "first_depth": "first depth map (a job)",
+    "model3d_new_face": "3D model of a new face (a job)",
+    "model3d_cached": "3D model of a cached depth map",
+    "slider_full": "density slider up (every pixel)",
+    "slider_back": "density slider back (default)",
+    "compare_one_new": "compare 2 faces, one new (a job)",
+}
+
+
+def browser_rounds(rounds: int, weights: Path, work: Path, src: Path | None = None) -> dict | None:
+    """The real-browser part (see the module doc); None where Chromium or Playwright is missing.
+
+    Args:
+        rounds: Timed rounds (a server each).
+        weights: Folder of the checkpoint.
+        work: Scratch folder (caches, logs).
+        src: Run the app of this source folder instead of this repository's (a baseline); a
+            server without ``/face3d/warmup`` is used 10 s after it answers.
+    """
+    import shutil
+
+    import requests
+
+    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+    from tests.harness.browser_speed import FLOW_PHOTOS, new_page, run_flow, wait_for_warm_server
+    from tests.harness.processes import child_env
+    from tests.harness.servers import WebServer
+
+    faces = DEFAULT_PHOTO.parent
+    if not Path(CHROMIUM).is_file() or not all((faces / name).is_file() for name in FLOW_PHOTOS):
+        print(f"\n(browser part skipped: {CHROMIUM} or the flow's photos are missing)")
+        return None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        print("\n(browser part skipped: Playwright is not installed)")
+        return None
+
+    work.mkdir(parents=True, exist_ok=True)
+    extra = {"PYTHONPATH": str(src)} if src is not None else {}
+
+    def server(cache: Path, name: str) -> WebServer:
+        env = child_env(FACE3D_CACHE_DIR=str(cache), FACE3D_WEIGHTS_DIR=str(weights), **extra)
+        return WebServer.dashboard(env, work / f"{name}.log", cwd=src, start_timeout=120.0)
+
+    def wait_until_ready(web: WebServer, started: float, timeout_s: float = 180.0) -> None:
+        answer = requests.get(web.url + "face3d/warmup", timeout=10)
+        if "json" not in answer.headers.get("Content-Type", ""):  # an app without a background start-up
+            time.sleep(max(0.0, started + 10.0 - time.perf_counter()))
+        else:
+            wait_for_warm_server(web.url, timeout_s=timeout_s)
+
+    steps: dict[str, list[dict]] = {name: [] for name in BROWSER_STEPS}
+    ready_s, peak_mb = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            # round 0, untimed: the first run on a machine exports and verifies the network for these
+            # photos (either app); later rounds start with a fresh results cache and that compiled one
+            for index in range(rounds + 1):
+                cache = work / f"browser-cache-{index}"
+                if index and (work / "browser-cache-0" / "compiled").is_dir():
+                    shutil.copytree(work / "browser-cache-0" / "compiled", cache / "compiled")
+                web = server(cache, f"server-{index}")
+                started = time.perf_counter()
+                web.start()
+                try:
+                    wait_until_ready(web, started, timeout_s=600)
+                    if index:
+                        ready_s.append(time.perf_counter() - started)
+                    page = new_page(browser, web.url)
+                    try:
+                        timings = run_flow(page, faces)
+                    finally:
+                        page.context.close()
+                    if index:
+                        for name, timing in timings.items():
+                            steps[name].append(timing.to_dict())
+                        rss = web.peak_rss_bytes()
+                        peak_mb.append(rss / 2**20 if rss else float("nan"))
+                    assert requests.get(web.url + "face3d/health", timeout=10).ok
+                finally:
+                    web.stop()
+        finally:
+            browser.close()
+
+    def summary(values: list[float], digits: int = 0) -> str:
+        return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+    which = f"the app in {src}" if src is not None else "this branch"
+    print(
+        f"\n# Real browser, {which}: headless Chromium, software WebGL (SwiftShader), {rounds} rounds, "
+        "medians (min-max)"
+    )
+    print(machine_description())
+    print_table(
+        ["step", "click -> figure data ms", "click -> drawn ms", "Plotly.react ms", "points drawn", "polls"],
+        [
+            [
+                label,
+                summary([s["input_to_data_ms"] for s in steps[name]]),
+                summary([s["input_to_drawn_ms"] for s in steps[name]]),
+                summary([s["react_ms"] for s in steps[name]]),
+                " + ".join(str(n) for n in steps[name][0]["points"] if n) or "-",
+                summary([s["polls"] for s in steps[name]]),
+            ]
+            for name, label in BROWSER_STEPS.items()
+        ],
+    )
+    print(
+        f"server start to ready (network loaded in the background, or 10 s): {summary(ready_s, 1)} s; "
+        f"server peak RSS after the flow: {summary(peak_mb)} MB"
+    )
+    return {"steps": steps, "server_ready_s": ready_s, "server_peak_rss_mb": peak_mb, "machine": machine_description()}
 
 
 if __name__ == "__main__":

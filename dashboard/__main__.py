@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
             args.host,
         )
     try:
-        app = create_app(args.cache_dir)
+        app = create_app(args.cache_dir, warm_up=True)  # the default network loads in the background now
     except Face3DError as exc:
         raise SystemExit(f"{_PROG}: error: {exc.user_message}") from None
     logger.info("Serving on http://%s:%d", args.host, args.port)

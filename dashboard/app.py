@@ -90,6 +90,11 @@ def _register_routes(app: Dash, service: Face3DService, bootstrap_css: Path | No
             return {"status": "unavailable", "reason": "the shared result cache cannot be reached"}, 503
         return {"status": "ok"}
 
+    @server.route("/face3d/warmup")
+    def face3d_warmup() -> dict:
+        # the start-up work: {"depth_model": {"model", "state": loading/ready/failed, "seconds"} or None}
+        return service.warmup.status()
+
     if bootstrap_css is not None:
 
         @server.route("/face3d/vendor/bootstrap.min.css")
@@ -111,6 +116,7 @@ def create_app(
     estimator_factory: EstimatorFactory | None = None,
     detector_path: str | os.PathLike | None = None,
     redis_url: str | None = None,
+    warm_up: bool = False,
 ) -> Dash:
     """Build the dashboard.
 
@@ -129,6 +135,11 @@ def create_app(
             Redis (:class:`~face3d_core.cache.redis.RedisResultCache`, same keys as the disk
             cache) and jobs run on Celery workers (``celery -A dashboard.celery_app worker``);
             this process then never loads a depth network.
+        warm_up: Start the server's start-up work in the background now
+            (:class:`~dashboard.services.warmup.Warmup`: the default depth network unless in
+            scale-out mode, the face detector, plotly); ``python -m dashboard`` and
+            ``dashboard.wsgi`` do. Otherwise plotly is warmed here and the network loads on the
+            first job.
 
     Returns:
         The Dash app; ``app.face3d`` holds the service, runner and cache.
@@ -185,7 +196,10 @@ def create_app(
     app.layout = lambda: build_layout(model_options(), DEFAULT_MODEL)
     register_callbacks(app, service, runner)
     _register_routes(app, service, bootstrap_css)
-    figures.warm_up()
+    if warm_up:
+        service.warmup.start(None if redis_url else DEFAULT_MODEL)
+    else:
+        figures.warm_up()
     app.face3d = AppContext(service=service, runner=runner, cache=cache, cache_dir=base)
     logger.info("face3d dashboard ready (cache %s)", cache.location)
     return app

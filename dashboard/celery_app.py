@@ -4,11 +4,13 @@ Start one per inference machine (``FACE3D_REDIS_URL`` must point at the shared R
 
     FACE3D_REDIS_URL=redis://10.0.0.5:6379/0 celery -A dashboard.celery_app worker --concurrency 1
 
-Each worker process builds one :class:`~dashboard.services.Face3DService` on its first job, with
-the shared :class:`~face3d_core.cache.redis.RedisResultCache`, and loads each depth network once
+Each worker process builds one :class:`~dashboard.services.Face3DService` with the shared
+:class:`~face3d_core.cache.redis.RedisResultCache` and loads each depth network once
 (:func:`face3d_core.models.estimator.get_estimator`); every later job in that process reuses it.
-Nothing is loaded in the parent process before the pool forks, so CUDA is initialised only in
-the child that uses it. This module never imports Dash.
+A pool process starts loading the default network in the background as soon as it starts
+(``worker_process_init``, prefork pool), so its first job does not wait for it. Nothing is loaded
+in the parent process before the pool forks, so CUDA is initialised only in the child that uses
+it. This module never imports Dash.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
+from celery.signals import worker_process_init
 
 from dashboard.jobs import Heartbeat, JobState, JobStatus, execute_job
 from dashboard.jobs_celery import TASK_NAME, RedisJobStore, make_celery
@@ -109,6 +112,22 @@ def worker_state() -> tuple[Face3DService, RedisJobStore]:
             logger.info("face3d worker process %d ready (shared cache in Redis)", os.getpid())
         assert _store is not None
         return _service, _store
+
+
+def _warm_up() -> None:
+    from face3d_core.models.registry import DEFAULT_MODEL
+
+    try:
+        service, _ = worker_state()
+        service.warmup.start(DEFAULT_MODEL, figures=False)
+    except Exception:  # noqa: BLE001 - the first job builds the service and reports any problem itself
+        logger.exception("face3d worker process %d could not start its warm-up", os.getpid())
+
+
+@worker_process_init.connect
+def warm_up_worker_process(**_kwargs: object) -> None:
+    """Start loading the default depth network in this new pool process, in the background."""
+    threading.Thread(target=_warm_up, name="face3d-worker-warmup", daemon=True).start()
 
 
 @app.task(name=TASK_NAME, ignore_result=True)

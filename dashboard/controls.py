@@ -3,6 +3,14 @@
 Only the *shape* controls (smoothing, density, depth scale) change the reconstruction and
 its cache key; *display* controls (points/mesh, colours) only change the figure, so
 toggling them is always a cache hit.
+
+**Density** is a point budget, not a fixed grid step: the browser's time to draw a point cloud
+grows with its points (software WebGL, as in a browser without a GPU: about 20-45 us per point
+on a 2-core Xeon), whatever the photo's size, so each level asks for at most about
+:data:`DENSITY_POINTS` points and the reconstruction takes every s-th pixel with the smallest
+s that fits (:func:`face3d_core.reconstruct.lattice_stride`). The default, *high*, keeps the 3D
+view of a 1 MP portrait drawn in under half a second there; *full* (every pixel of the depth
+map) is one step up.
 """
 
 from __future__ import annotations
@@ -17,9 +25,9 @@ SMOOTHING_MARKS = {0: "off", 1: "1", 2: "2", 3: "3", 4: "4"}
 DENSITY_MARKS = {1: "low", 2: "medium", 3: "high", 4: "full"}
 DEPTH_SCALE_MARKS = {0.5: "0.5×", 1: "1×", 1.5: "1.5×", 2: "2×"}
 
-#: Density level -> grid stride in depth-map pixels (4 = every pixel, up to
-#: :data:`~face3d_core.reconstruct.MAX_MODEL_POINTS` points).
-DENSITY_STRIDE = {1: 4, 2: 3, 3: 2, 4: 1}
+#: Density level -> about how many points the model has at most (None: every pixel of the depth map,
+#: up to :data:`~face3d_core.reconstruct.MAX_MODEL_POINTS` points).
+DENSITY_POINTS: dict[int, int | None] = {1: 3_000, 2: 6_000, 3: 12_000, 4: None}
 
 
 @dataclass(frozen=True)
@@ -28,7 +36,7 @@ class Controls3D:
 
     Attributes:
         smoothing: Gaussian smoothing sigma in depth-map pixels (0 = off).
-        density: Point density level 1 (sparse) to 4 (every pixel).
+        density: Point density level 1 (sparse) to 4 (every pixel); see :data:`DENSITY_POINTS`.
         depth_scale: Relief multiplier (1 = natural face depth).
         display: ``"points"`` or ``"mesh"``.
         colors: ``"gray"`` (depth as grayscale) or ``"photo"``.
@@ -63,9 +71,10 @@ class Controls3D:
         )
 
     @property
-    def stride(self) -> int:
-        """Grid stride of the reconstruction for this density."""
-        return DENSITY_STRIDE.get(self.density, 2)
+    def max_points(self) -> int:
+        """Point budget of the reconstruction for this density ("full" is full up to the cap, also in the downloads)."""
+        budget = DENSITY_POINTS.get(self.density, DENSITY_POINTS[3])
+        return MAX_MODEL_POINTS if budget is None else budget
 
     def to_params(self, fov_deg: float = DEFAULT_FOV_DEG) -> ReconstructionParams:
         """Return the reconstruction parameters of the shape controls.
@@ -79,8 +88,8 @@ class Controls3D:
         return ReconstructionParams(
             smoothing_sigma=float(self.smoothing),
             depth_scale=float(self.depth_scale),
-            stride=self.stride,
-            max_points=MAX_MODEL_POINTS,  # "full" is full up to the cap, also in the downloads
+            stride=1,
+            max_points=self.max_points,
             representation="mesh",
             color_mode="photo",
             texture=True,

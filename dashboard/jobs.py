@@ -56,6 +56,10 @@ logger = logging.getLogger(__name__)
 
 #: How long finished job records are kept (seconds).
 JOB_TTL_S = 6 * 3600
+#: Milliseconds from a job's start to the page's first poll of it.
+FIRST_POLL_MS = 100
+#: Milliseconds between the page's polls of a running job.
+POLL_MS = 250
 
 
 class JobState(str, enum.Enum):

@@ -296,6 +296,7 @@ def points_trace(
     scene: str = "scene",
     name: str = "points",
     hoverinfo: str = "skip",
+    symbol: str = "square",
 ) -> dict:
     """A point cloud trace (display frame), coloured by gray values or photo colours.
 
@@ -310,6 +311,9 @@ def points_trace(
         name: Trace name (escaped).
         hoverinfo: ``"skip"`` (no hover or click events: fastest) or ``"none"`` (no hover
             label, but click events for click-to-measure).
+        symbol: Marker shape. ``"square"`` (default): WebGL draws each marker as a glyph, and a
+            square has far fewer triangles than a circle, so a browser without a GPU draws the
+            cloud in about half the time; at 2-3 pixels the two look the same.
 
     Returns:
         A plotly trace as a dict; arrays are base64 typed arrays (positions ``f4``, colours ``u1``).
@@ -318,7 +322,7 @@ def points_trace(
     keep = _subsample(pts.shape[0], max_points)
     if keep is not None:
         pts = pts[keep]
-    marker: dict = {"size": marker_size, "opacity": 1.0, "line": {"width": 0}}
+    marker: dict = {"size": marker_size, "symbol": symbol, "opacity": 1.0, "line": {"width": 0}}
     if colors_rgb is not None:
         cols = np.asarray(colors_rgb, dtype=np.uint8).reshape(-1, 3)
         if keep is not None:

@@ -477,6 +477,35 @@ def test_compare_refuses_a_photo_without_face_before_any_job(env, uploaded):
     assert env["estimator"].calls == calls  # refused at once: no depth network ran
 
 
+class NoJobsRunner:
+    """A job runner that records what it is asked to run (work done in the callback asks nothing)."""
+
+    def __init__(self):
+        self.submitted: list[str] = []
+
+    def submit(self, kind, params, owner=""):
+        self.submitted.append(kind)
+        return "0" * 64
+
+
+def test_comparison_of_cached_faces_is_done_in_the_callback(env, uploaded):
+    shas = [uploaded["shas"][1], uploaded["shas"][0]]  # not compared in this order before
+    service, runner = env["service"], NoJobsRunner()
+    refs = [depth.depth_request(service, sha, MODEL, uploaded["store"], session=SESSION) for sha in shas]
+    for ref in refs:
+        service.depth_maps.compute(ref)  # the depth maps are cached
+    assert service.comparisons.cached(service.comparisons.key(refs)) is None
+    started = time.perf_counter()
+    outcome = compare.start_compare(service, runner, shas, MODEL, uploaded["store"], session=SESSION)
+    seconds = time.perf_counter() - started
+    assert outcome.job_id is None and runner.submitted == []
+    assert outcome.result == {"key": service.comparisons.key(refs), "count": 2}
+    assert service.comparisons.cached(outcome.result["key"]) is not None
+    view = start_view(outcome)
+    assert view.result == outcome.result and view.interval_disabled and view.panel_hidden
+    print(f"comparison of two cached faces in the callback: {1000 * seconds:.0f} ms")
+
+
 def test_compare_pages_respect_the_webgl_limit():
     assert compare.pages(3) == [[0, 1, 2]]
     assert compare.pages(6) == [[0, 1, 2, 3], [2, 3, 4, 5]]

@@ -20,7 +20,7 @@ from dashboard import ids
 from dashboard.callbacks.depth import NothingSelectedError
 from dashboard.callbacks.jobs import StartOutcome, register_job_controller
 from dashboard.callbacks.upload import face_for
-from dashboard.controls import DEFAULT_CONTROLS
+from dashboard.controls import DEFAULT_CONTROLS, Controls3D
 from dashboard.errors import shown_or_explained
 from dashboard.jobs import JobRunner
 from dashboard.layout.compare import MAX_COMPARE
@@ -38,14 +38,25 @@ logger = logging.getLogger(__name__)
 
 #: Most 3D scenes shown at once (WebGL contexts).
 MAX_SCENES = 4
-#: Points per face in the comparison's 3D views.
-COMPARE_POINTS = 25_000
+#: Density of the comparison's 3D views: a level below the 3D tab's default (several scenes are
+#: drawn at once, each with its own WebGL context); measurements and reports use the 3D tab's.
+COMPARE_VIEW_DENSITY = DEFAULT_CONTROLS.density - 1
 
 
 def start_compare(
     service: Face3DService, runner: JobRunner, shas: Any, model: Any, store: Any, *, session: str
 ) -> StartOutcome:
-    """Compare button: serve a cached comparison at once, otherwise queue the job for ``session``."""
+    """Compare button: a cached comparison, or one of faces whose depth maps are all cached, at once; else a job.
+
+    Only a face without a depth map (the network must run) makes it a background job for
+    ``session``; comparing cached faces takes tens of milliseconds and is done in the callback.
+
+    Raises:
+        NothingSelectedError: Fewer than two or more than :data:`MAX_COMPARE` faces.
+        PhotoMissingError: A photo is not the session's or no longer stored.
+        ComparisonError: The faces cannot be compared (e.g. a photo without a face), when
+            computed here.
+    """
     chosen = [sha for sha in (shas or []) if isinstance(sha, str)]
     if len(chosen) < 2:
         raise NothingSelectedError("Choose at least two faces to compare (upload more photos if needed).")
@@ -60,6 +71,10 @@ def start_compare(
     service.comparisons.check_alignable(refs, names)
     if service.comparisons.cached(key) is not None:
         return StartOutcome(result={"key": key, "count": len(refs)})
+    if all(service.depth_maps.cached(ref) is not None for ref in refs):
+        # no network to run: aligning and comparing takes tens of milliseconds, done here (no job)
+        key, result = service.comparisons.compute(refs, names)
+        return StartOutcome(result={"key": key, "count": len(result.names)})
     params = {"refs": [ref.to_dict() for ref in refs], "names": names}
     return StartOutcome(job_id=runner.submit("compare", params, session))
 
@@ -119,19 +134,21 @@ def metrics_table(result: ComparisonResult) -> Any:
 
 
 def compare_3d(service: Face3DService, result: ComparisonResult, page: int, camera: dict | None = None) -> dict:
-    """The 3D views of one page of faces, one scene each, sharing the camera preset."""
+    """The 3D views of one page of faces, one scene each, sharing the camera preset.
+
+    Each face is drawn at :data:`COMPARE_VIEW_DENSITY` (a points-only reconstruction of its own,
+    kept in memory like the 3D tab's).
+    """
     groups = pages(len(result.names))
     group = groups[page if isinstance(page, int) and 0 <= page < len(groups) else 0]
     traces, names = [], []
     refs = result.refs
+    view = Controls3D(density=COMPARE_VIEW_DENSITY)
     for index in group:
-        params, _ = compare_settings(service, [refs[index]])[0]
+        fov_deg = service.cameras.fov(refs[index].sha).fov_deg
+        params = view.to_params(fov_deg).replace(representation="points", texture=False)  # points only: no mesh
         face_model = service.models3d.model(refs[index], params)
-        traces.append(
-            figures.points_trace(
-                face_model.points_xyz, gray_values=face_model.depth_values, max_points=COMPARE_POINTS, marker_size=2.0
-            )
-        )
+        traces.append(figures.points_trace(face_model.points_xyz, gray_values=face_model.depth_values, marker_size=2.5))
         names.append(result.names[index])
     return figures.compare_3d_figure(
         traces,

@@ -1,8 +1,14 @@
 """The generic job controller of a tab: start, poll (progress bar) and cancel a background job.
 
 Each tab that runs long work gets one controller callback. Its outputs are the job's store,
-the polling interval, the progress panel and the tab's result store; a cache hit skips the
-job entirely and fills the result store at once.
+the polling interval, the progress panel and the tab's result store; a cache hit (or work short
+enough to do in the callback itself) skips the job entirely and fills the result store at once.
+
+Polling never makes the user wait long: the interval is switched on when a job starts, with
+its first tick :data:`FIRST_POLL_MS` after the start (a job that takes a quarter of a second
+is seen finished on the first or second poll), then every :data:`POLL_MS` while the job runs,
+and switched off when it ends (``dcc.Interval`` restarts its timer whenever ``interval``
+changes).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import ids
 from dashboard.errors import AlertInfo, safe_message, show_alert
-from dashboard.jobs import JobRunner, JobState
+from dashboard.jobs import FIRST_POLL_MS, POLL_MS, JobRunner, JobState
 from dashboard.sessions import current_session
 
 logger = logging.getLogger(__name__)
@@ -38,6 +44,8 @@ class JobView:
     Attributes:
         job: The job store (``{"id": ...}``) or None when idle.
         interval_disabled: Whether polling is off.
+        interval_ms: Milliseconds to the next poll (:data:`FIRST_POLL_MS` right after a start,
+            :data:`POLL_MS` while the job runs), or ``no_update``.
         panel_hidden: Whether the progress panel is hidden.
         progress: Percent done.
         label: Text on the progress bar.
@@ -49,6 +57,7 @@ class JobView:
 
     job: dict | None = None
     interval_disabled: bool = True
+    interval_ms: Any = field(default_factory=lambda: no_update)
     panel_hidden: bool = True
     progress: float = 0.0
     label: str = ""
@@ -62,6 +71,7 @@ class JobView:
         return (
             self.job,
             self.interval_disabled,
+            self.interval_ms,
             self.panel_hidden,
             self.progress,
             self.label,
@@ -78,6 +88,7 @@ def start_view(outcome: StartOutcome) -> JobView:
     return JobView(
         job={"id": outcome.job_id},
         interval_disabled=False,
+        interval_ms=FIRST_POLL_MS,
         panel_hidden=False,
         progress=2,
         label="",
@@ -116,6 +127,7 @@ def poll_view(runner: JobRunner, job: Any, *, session: str) -> JobView:
     return JobView(
         job={"id": job_id},
         interval_disabled=False,
+        interval_ms=POLL_MS,
         panel_hidden=False,
         progress=max(percent, 2),
         label=f"{percent}%" if percent >= 10 else "",
@@ -160,6 +172,7 @@ def register_job_controller(
     @app.callback(
         Output(ids.job_store(prefix), "data"),
         Output(ids.job_interval(prefix), "disabled"),
+        Output(ids.job_interval(prefix), "interval"),
         Output(ids.job_panel(prefix), "hidden"),
         Output(ids.job_progress(prefix), "value"),
         Output(ids.job_progress(prefix), "label"),

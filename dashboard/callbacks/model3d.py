@@ -34,7 +34,7 @@ from face3d_core.camera import CameraFov
 from face3d_core.geometry import nearness_from_z
 from face3d_core.mesh import Mesh
 from face3d_core.pipeline import DepthRef
-from face3d_core.reconstruct import FaceModel3D, ReconstructionParams
+from face3d_core.reconstruct import MAX_MODEL_POINTS, FaceModel3D, ReconstructionParams
 from face3d_core.report import fov_text
 
 logger = logging.getLogger(__name__)
@@ -192,7 +192,8 @@ def stats_text(
         note = f" ({shown:,} shown)" if shown < face_model.n_points else ""
         counts = f"{face_model.n_points:,} points{note} · {face_model.n_faces:,} triangles"
     camera = f" · {fov_text(fov)}" if fov is not None else ""
-    if face_model.point_cap_applied:
+    if face_model.point_cap_applied and face_model.params.max_points == MAX_MODEL_POINTS:
+        # ("full" density only: the lower levels are point budgets by design, not a cap)
         counts += f" · {face_model.params.max_points / 1e6:.3g} M point cap applied"
     return (
         f"{counts} · {size[0]:.0f} × {size[1]:.0f} × {size[2]:.0f} mm (W × H × D) · {scale}{camera}. "

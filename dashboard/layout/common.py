@@ -6,6 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from dashboard import ids
+from dashboard.jobs import FIRST_POLL_MS
 from face3d_core.models.registry import get_spec, list_models
 
 
@@ -86,7 +87,8 @@ def job_stores(prefix: str) -> list:
     """The store and interval of a tab's job; they live outside the tabs so they keep running."""
     return [
         dcc.Store(id=ids.job_store(prefix), storage_type="memory"),
-        dcc.Interval(id=ids.job_interval(prefix), interval=500, disabled=True),
+        # switched on by the job controller (first poll soon after the start, then every POLL_MS)
+        dcc.Interval(id=ids.job_interval(prefix), interval=FIRST_POLL_MS, disabled=True),
     ]
 
 

@@ -19,7 +19,9 @@ Callbacks stay thin and call a :class:`Face3DService`, which holds one composer 
   measurements and the printable relief);
 * :mod:`~dashboard.services.camera` (``service.cameras``): each photo's field of view (EXIF);
 * :mod:`~dashboard.services.reports` (``service.reports``): the shared HTML report;
-* :mod:`~dashboard.services.model_status`: which depth models have weights here.
+* :mod:`~dashboard.services.model_status`: which depth models have weights here;
+* :mod:`~dashboard.services.warmup` (``service.warmup``): the start-up work a server does in
+  the background (the default network, the face detector, plotly).
 
 Errors users can meet here are in :mod:`~dashboard.services.errors`. Nothing here imports
 Dash, so every function is testable with plain values.
@@ -43,6 +45,7 @@ from dashboard.services.model3d import Models3D
 from dashboard.services.model_status import ModelStatus, all_model_status, model_status
 from dashboard.services.reports import Reports
 from dashboard.services.uploads import MAX_UPLOADS, THUMB_MAX_SIDE, UploadMeta, Uploads, make_thumbnail
+from dashboard.services.warmup import Warmup
 from face3d_core.cache import ResultStore
 from face3d_core.compare import ComparisonResult
 from face3d_core.errors import Face3DError
@@ -107,6 +110,7 @@ class Face3DService:
         self.exports = Exports(self.uploads, self.depth_maps, self.models3d)
         self.cameras = Cameras(self.uploads)
         self.reports = Reports(self.uploads, self.depth_maps, self.models3d)
+        self.warmup = Warmup(self.depth_maps, self.uploads)
 
     # -- shortcuts for scripts and tests (loose values; callbacks use the composers) -------
 

@@ -4,16 +4,24 @@
 (:meth:`~face3d_core.cache.store.ResultStore.get_or_compute`): concurrent requests for the
 same :class:`~face3d_core.pipeline.DepthRef` run the network once (per process on disk, across
 workers on Redis), and a memory tier in front serves hot depth maps without a store read.
+
+:meth:`DepthMaps.preload` loads a network in a background thread when the server starts (see
+:mod:`~dashboard.services.warmup`), so the first click does not pay for it; a job that comes
+earlier waits for that load and says so.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from dashboard.services.memory import MemoryLRU
 from dashboard.services.uploads import Uploads
 from face3d_core.cache import ResultStore, make_key
+from face3d_core.errors import Face3DError
 from face3d_core.pipeline import (
     WORK_MAX_SIDE,
     DepthRef,
@@ -28,6 +36,32 @@ logger = logging.getLogger(__name__)
 
 #: ``model name -> estimator``; one loaded network per process by default.
 EstimatorFactory = Callable[[str], LoadableDepthPredictor]
+
+#: What a job says while it waits for the network the server began loading at its start.
+PRELOADING_MESSAGE = "Loading the depth model (started with the server)..."
+#: What a job says while it loads a network itself.
+LOADING_MESSAGE = "Loading the depth model (first time only)..."
+
+
+@dataclass
+class PreloadState:
+    """A network loaded in the background (:meth:`DepthMaps.preload`).
+
+    Attributes:
+        model: Registry name.
+        state: ``loading``, ``ready`` or ``failed``.
+        seconds: How long the load took (None while loading).
+        error: Why it failed, for the log (the first job reports the error to the user itself).
+    """
+
+    model: str
+    state: str = "loading"
+    seconds: float | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        """``{"model", "state", "seconds"}`` (for ``/face3d/warmup``; no error text, no paths)."""
+        return {"model": self.model, "state": self.state, "seconds": self.seconds}
 
 
 def process_estimator(model: str) -> LoadableDepthPredictor:
@@ -64,6 +98,47 @@ class DepthMaps:
         self.memory = memory if memory is not None else MemoryLRU(max_items=16, max_bytes=128 * 1024 * 1024)
         #: Longest side of the working copy the network runs on (part of the key).
         self.max_side = WORK_MAX_SIDE
+        self._preloads: dict[str, PreloadState] = {}
+        self._preload_lock = threading.Lock()
+
+    def preload(self, model: str) -> threading.Thread | None:
+        """Load ``model``'s network in a background thread now, once per process.
+
+        A job that needs the network meanwhile waits for this load (the estimator loads once)
+        and shows :data:`PRELOADING_MESSAGE`. A failure is only logged: the first job reports it.
+
+        Returns:
+            The loading thread, or None when this model was preloaded before.
+        """
+        with self._preload_lock:
+            if model in self._preloads:
+                return None
+            state = self._preloads[model] = PreloadState(model)
+        thread = threading.Thread(target=self._preload, args=(state,), name=f"face3d-preload-{model}", daemon=True)
+        thread.start()
+        return thread
+
+    def _preload(self, state: PreloadState) -> None:
+        started = time.perf_counter()
+        logger.info("Loading the depth model %s in the background (started with the server)", state.model)
+        try:
+            estimator = self.estimator_factory(state.model)
+            estimator.load()
+            prepare = getattr(estimator, "prepare", None)  # compiled runtimes: the usual input sizes
+            if callable(prepare):
+                prepare()
+        except Exception as exc:  # noqa: BLE001 - never fatal here: the first job reports it to its user
+            state.error = exc.user_message if isinstance(exc, Face3DError) else f"{type(exc).__name__}: {exc}"
+            state.state = "failed"
+            logger.warning("Could not load the depth model %s in the background: %s", state.model, state.error)
+        else:
+            state.state = "ready"
+            logger.info("Depth model %s loaded in the background in %.2f s", state.model, time.perf_counter() - started)
+        state.seconds = round(time.perf_counter() - started, 3)
+
+    def preload_state(self, model: str) -> PreloadState | None:
+        """The background load of ``model`` (None when none was started in this process)."""
+        return self._preloads.get(model)
 
     def key(self, ref: DepthRef) -> str:
         """Cache key of a face's depth map."""
@@ -112,7 +187,8 @@ class DepthMaps:
         image_rgb = self.uploads.photo(ref.sha)  # the one decode of this job
         estimator = self.estimator_factory(ref.model)
         if not estimator.loaded:
-            report(0.2, "Loading the depth model (first time only)...")
+            preload = self.preload_state(ref.model)
+            report(0.2, PRELOADING_MESSAGE if preload is not None and preload.state == "loading" else LOADING_MESSAGE)
 
             def download_progress(done: int, total: int | None) -> None:
                 if total:

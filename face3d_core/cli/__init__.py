@@ -5,6 +5,12 @@ Each subcommand lives in its own module exposing ``add_parser(subparsers)`` (whi
 are printed as one line ``face3d: error: ...`` with a non-zero exit code, never as a traceback; so is
 a bad ``FACE3D_*`` setting (:class:`~face3d_core.errors.ConfigError`), checked before any work, and
 so is a bad option value (every number has a range: :mod:`face3d_core.cli.arg_types`).
+
+The ``face3d`` command and ``python -m face3d_core.cli`` run :func:`console_main`, which ends the
+process at once after the work (:func:`os._exit` once its output is flushed): the interpreter's
+ordinary exit tears down every imported module, which took about a second after torch was
+imported, and a command line tool has nothing left to clean up. :func:`main` itself returns the
+exit code (tests and other Python code call it).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -69,3 +76,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+def _exit_status(exc: SystemExit) -> int:
+    """The status Python would exit with for ``exc`` (a message is printed to stderr, as Python does)."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def console_main() -> None:
+    """Entry point of the ``face3d`` command: :func:`main`, then flush and end the process at once.
+
+    Standard output and error and the log handlers are flushed, then :func:`os._exit` ends the
+    process with :func:`main`'s exit code (argparse's for usage errors, ``--help`` and
+    ``--version``), skipping the interpreter's teardown of imported modules. An unexpected
+    exception is left to Python (traceback, status 1).
+    """
+    try:
+        status = main()
+    except SystemExit as exc:
+        status = _exit_status(exc)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
+    os._exit(status)

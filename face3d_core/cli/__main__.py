@@ -1,7 +1,5 @@
-"""``python -m face3d_core.cli``."""
+"""``python -m face3d_core.cli`` (the same as the ``face3d`` command)."""
 
-import sys
+from face3d_core.cli import console_main
 
-from face3d_core.cli import main
-
-sys.exit(main())
+console_main()

@@ -30,11 +30,12 @@ import os
 import platform
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+import cv2
 import numpy as np
 
 from face3d_core.config import get_settings
@@ -50,6 +51,7 @@ from face3d_core.models.onnx_backend import (
     onnxruntime_version,
 )
 from face3d_core.models.openvino_backend import (
+    MAX_COMPILED,
     OpenVinoRuntime,
     convert_to_openvino,
     openvino_available,
@@ -57,7 +59,7 @@ from face3d_core.models.openvino_backend import (
     openvino_version,
 )
 from face3d_core.models.registry import DEFAULT_MODEL, ModelSpec, get_spec
-from face3d_core.models.transforms import prepare_array, upsample_depth
+from face3d_core.models.transforms import face_crop_input_sizes, prepare_array, upsample_depth
 from face3d_core.models.verified_runtime import RuntimeReport, VerifiedNetwork
 from face3d_core.weights import ProgressFn, resolve_weights
 
@@ -528,6 +530,40 @@ class DepthEstimator:
             return None
         return RuntimeReport("torch", _torch_version(), self.precision, self._last_shape)
 
+    def prepare(self, sizes: Sequence[tuple[int, int]] | None = None) -> list[RuntimeReport]:
+        """Get the runtime ready for the input sizes face crops usually give, before a photo needs them.
+
+        Servers call this in the background when they start. It loads the network, then runs it
+        once on a synthetic photo-like input at each size (default: the
+        :data:`~face3d_core.models.openvino_backend.MAX_COMPILED` most common of
+        :func:`~face3d_core.models.transforms.face_crop_input_sizes`, the sizes a process keeps
+        compiled): a size this cache folder has no verdict for is verified against PyTorch now
+        (torch is imported for that, once per cache folder: the verdict is stored, so no later
+        process needs torch for it), and every size is compiled (from the compiled-model cache
+        where it was compiled before). Only for a compiled runtime whose export serves every
+        size (``spec.export_dynamic``); otherwise it only loads.
+
+        Returns:
+            What serves each size (runtime, precision, deviation), least common size first.
+        """
+        net = self.load()
+        if not isinstance(net, VerifiedNetwork) or not self.spec.export_dynamic:
+            return []
+        chosen = list(sizes) if sizes is not None else face_crop_input_sizes(self.spec)[:MAX_COMPILED]
+        reports = []
+        for height, width in reversed(chosen):  # the most common last: the last compiled stay in memory
+            batch = prepare_array(_synthetic_photo(height, width), self.spec)[None]
+            if batch.shape[2:] != (height, width):
+                continue
+            with self._run_lock:
+                before = net.last_report
+                net(batch)
+                reports.append(net.last_report)
+                net.last_report = before  # a preparation is no prediction
+        sizes_text = ", ".join(f"{r.input_shape[2]}x{r.input_shape[3]} {r.backend} {r.precision}" for r in reports)
+        logger.info("%s ready for input sizes: %s", self.spec.name, sizes_text or "none")
+        return reports
+
     def predict(self, image_rgb: np.ndarray, progress: Callable[[str], None] | None = None) -> np.ndarray:
         """Predict relative inverse depth for one photo, at the photo's size.
 
@@ -549,6 +585,12 @@ class DepthEstimator:
         return upsample_depth(
             pred[0], (height, width), mode=self.spec.upsample_mode, align_corners=self.spec.upsample_align_corners
         )
+
+
+def _synthetic_photo(height: int, width: int) -> np.ndarray:
+    """A ``(height, width, 3) uint8`` photo-like image (smooth random blobs; the same every time)."""
+    coarse = np.random.default_rng(0).integers(0, 256, size=(max(2, height // 16), max(2, width // 16), 3))
+    return cv2.resize(coarse.astype(np.uint8), (width, height), interpolation=cv2.INTER_CUBIC)
 
 
 def _torch_version() -> str:

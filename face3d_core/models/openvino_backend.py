@@ -5,7 +5,10 @@ OpenVINO's own format in the :class:`~face3d_core.models.compiled_store.Compiled
 loads without torch. :class:`OpenVinoRuntime` compiles it for each input shape it is given
 (static shapes compile to faster code than dynamic ones) and precision, with OpenVINO's
 compiled-model cache (``CACHE_DIR``) in the same folder, so a later process skips compilation
-too. It runs with the LATENCY hint on all CPUs this process may use.
+too. It runs with the LATENCY hint on all CPUs this process may use. A compiled model holds
+its own copy of the weights (about 150 MB for MiDaS small), so only the most recently used few
+stay compiled in a process (:data:`MAX_COMPILED`); another size is loaded again from the
+compiled-model cache (a few tenths of a second) when it comes back.
 
 OpenVINO's Python package sends a usage event and writes ``~/intel/`` when imported; face3d
 writes nothing outside its cache folder, so :func:`import_openvino` imports it with that
@@ -20,6 +23,7 @@ import os
 import sys
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -34,6 +38,9 @@ _IMPORT_LOCK = threading.Lock()
 
 #: face3d precision name -> OpenVINO ``INFERENCE_PRECISION_HINT``.
 _PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
+#: Compiled (input size, precision) pairs one :class:`OpenVinoRuntime` keeps, most recent first:
+#: face crops give a handful of network sizes, and each compiled one costs memory (see the module doc).
+MAX_COMPILED = 2
 
 
 def openvino_available() -> bool:
@@ -138,24 +145,36 @@ class OpenVinoRuntime:
             and convert on first use.
         blob_dir: OpenVINO's compiled-model cache folder (``CACHE_DIR``; one subfolder per precision).
         num_threads: Inference threads (default: every CPU this process may use).
+        max_compiled: Compiled (size, precision) pairs kept in memory, least recently used dropped.
     """
 
     name = "openvino"
 
     def __init__(
-        self, model_path: Callable[[tuple[int, ...]], Path], blob_dir: Path, num_threads: int | None = None
+        self,
+        model_path: Callable[[tuple[int, ...]], Path],
+        blob_dir: Path,
+        num_threads: int | None = None,
+        max_compiled: int = MAX_COMPILED,
     ) -> None:
         self.version = openvino_version()
         self.model_path = model_path
         self.blob_dir = blob_dir
         self.num_threads = num_threads or cpu_threads()
-        self._requests: dict[tuple[tuple[int, ...], str], object] = {}
+        self.max_compiled = max(1, int(max_compiled))
+        self._requests: OrderedDict[tuple[tuple[int, ...], str], object] = OrderedDict()
+
+    def compiled(self) -> list[tuple[tuple[int, ...], str]]:
+        """The (input shape, precision) pairs compiled in memory now, least recently used first."""
+        return list(self._requests)
 
     def compile(self, shape: tuple[int, ...], precision: str):
-        """Return an infer request of the model compiled for ``shape`` at ``precision`` (cached)."""
+        """Return an infer request of the model compiled for ``shape`` at ``precision`` (kept, see ``max_compiled``)."""
         key = (shape, precision)
         request = self._requests.get(key)
-        if request is None:
+        if request is not None:
+            self._requests.move_to_end(key)
+        else:
             core = _get_core()
             model = core.read_model(str(self.model_path(shape)))
             model.reshape({model.inputs[0].get_any_name(): list(shape)})
@@ -173,6 +192,9 @@ class OpenVinoRuntime:
             compiled = core.compile_model(model, "CPU", config)
             request = compiled.create_infer_request()
             self._requests[key] = request
+            while len(self._requests) > self.max_compiled:
+                dropped, _ = self._requests.popitem(last=False)
+                logger.debug("OpenVINO model for shape %s (%s) dropped from memory", *dropped)
         return request
 
     def run(self, x: np.ndarray, precision: str) -> np.ndarray:

@@ -77,6 +77,27 @@ def network_input_size(height: int, width: int, spec: ModelSpec) -> tuple[int, i
     raise ValueError(f"unknown resize mode {mode!r}")
 
 
+#: Height / width of face crops, most common first (a face box with its margin is about square;
+#: portraits and turned heads make it taller or wider), for :func:`face_crop_input_sizes`.
+FACE_CROP_ASPECTS = (1.0, 0.875, 1.15, 1.33, 0.75, 1.6, 0.625)
+
+
+def face_crop_input_sizes(spec: ModelSpec) -> list[tuple[int, int]]:
+    """The network input sizes face crops usually give, most common first, without repeats.
+
+    Example:
+        >>> from face3d_core.models.registry import get_spec
+        >>> face_crop_input_sizes(get_spec("midas_v21_small_256"))[:3]
+        [(256, 256), (224, 256), (256, 224)]
+    """
+    sizes: list[tuple[int, int]] = []
+    for aspect in FACE_CROP_ASPECTS:
+        size = network_input_size(round(1000 * aspect), 1000, spec)
+        if size not in sizes:
+            sizes.append(size)
+    return sizes
+
+
 def prepare_array(image_rgb: np.ndarray, spec: ModelSpec) -> np.ndarray:
     """Preprocess an RGB image into the network's input layout, as numpy.
 

@@ -63,7 +63,8 @@ def test_depth_tab_generate_cancel_and_download(page, artifacts_dir, tmp_path):
     page.wait_for_selector("text=No depth map yet")
     page.wait_for_selector("#depth-model-info >> text=Weights ready")
 
-    # start, then cancel while the network loads
+    # start, then cancel while the job runs (the server began loading the network at its start; on this
+    # fresh cache it is still exporting and checking it, and the job waits for that)
     page.click("#depth-generate")
     page.wait_for_selector("#depth-job-panel:not([hidden])")
     page.click("#depth-job-cancel")

@@ -57,7 +57,7 @@ def test_default_bind_is_loopback_and_other_hosts_warn(monkeypatch, caplog):
         def run(self, **kwargs):
             calls.append(kwargs)
 
-    monkeypatch.setattr(entry, "create_app", lambda cache_dir=None: _App())
+    monkeypatch.setattr(entry, "create_app", lambda cache_dir=None, **_options: _App())
     monkeypatch.delenv("FACE3D_HOST", raising=False)
     with caplog.at_level(logging.WARNING, logger="dashboard.__main__"):
         entry.main([])

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     estimator_factory = None
     if args.fake_network:
         fake = FakeEstimator()
-        estimator_factory = lambda name: fake  # noqa: E731
+        estimator_factory = lambda *_: fake  # noqa: E731
     elif "FACE3D_WEIGHTS_DIR" not in os.environ:
         if not FILL_PY.is_file():
             parser.error("no FACE3D_WEIGHTS_DIR and no ../shared/reference/fill.py: use --fake-network")

@@ -28,6 +28,7 @@ from dashboard.request_limits import limit_requests
 from dashboard.services import Face3DService
 from dashboard.services.access import DiskMembershipStore, MembershipStore
 from dashboard.services.depth import EstimatorFactory
+from dashboard.services.model_status import precision_choices_here
 from dashboard.sessions import SessionCookies, current_session, server_secret
 from face3d_core import figures
 from face3d_core.cache import ResultCache, ResultStore
@@ -128,7 +129,7 @@ def create_app(
         runner: A job runner (default: a :class:`~dashboard.jobs.ThreadJobRunner` in this process,
             or a :class:`~dashboard.jobs_celery.CeleryJobRunner` when a Redis URL is set).
         job_workers: Threads of the default runner (default ``$FACE3D_JOB_WORKERS`` or 1).
-        estimator_factory: ``model name -> estimator`` (tests inject a fake; default: one loaded
+        estimator_factory: ``(model name, precision) -> estimator`` (tests inject a fake; default: one loaded
             network per process, see :class:`~dashboard.services.Face3DService`).
         detector_path: YuNet model file (default: the lookup order of :mod:`face3d_core.faces`).
         redis_url: Scale-out mode (default ``$FACE3D_REDIS_URL``; empty: off). Results live in
@@ -193,11 +194,12 @@ def create_app(
     limit_requests(app.server, MAX_REQUEST_BYTES)  # 413 for chunked bodies too, and slow bodies cut off
 
     # A function, so every page load shows the current state of the weights.
-    app.layout = lambda: build_layout(model_options(), DEFAULT_MODEL)
+    precision = precision_choices_here()  # the CPU's abilities do not change while the server runs
+    app.layout = lambda: build_layout(model_options(), DEFAULT_MODEL, precision)
     register_callbacks(app, service, runner)
     _register_routes(app, service, bootstrap_css)
     if warm_up:
-        service.warmup.start(None if redis_url else DEFAULT_MODEL)
+        service.warmup.start(None if redis_url else DEFAULT_MODEL, precision=precision.default)
     else:
         figures.warm_up()
     app.face3d = AppContext(service=service, runner=runner, cache=cache, cache_dir=base)

@@ -92,10 +92,10 @@ class _LoadLoggingEstimator:
         return getattr(self._inner, name)
 
 
-def _worker_estimator(model: str) -> LoadableDepthPredictor:
+def _worker_estimator(model: str, precision: str = "fp32") -> LoadableDepthPredictor:
     from face3d_core.models.estimator import get_estimator
 
-    return _LoadLoggingEstimator(get_estimator(model), model)
+    return _LoadLoggingEstimator(get_estimator(model, precision=precision), model)
 
 
 def worker_state() -> tuple[Face3DService, RedisJobStore]:
@@ -115,11 +115,12 @@ def worker_state() -> tuple[Face3DService, RedisJobStore]:
 
 
 def _warm_up() -> None:
+    from dashboard.services.model_status import precision_choices_here
     from face3d_core.models.registry import DEFAULT_MODEL
 
     try:
         service, _ = worker_state()
-        service.warmup.start(DEFAULT_MODEL, figures=False)
+        service.warmup.start(DEFAULT_MODEL, precision=precision_choices_here().default, figures=False)
     except Exception:  # noqa: BLE001 - the first job builds the service and reports any problem itself
         logger.exception("face3d worker process %d could not start its warm-up", os.getpid())
 

@@ -47,6 +47,10 @@ COMPARE_MODEL = "compare-model"
 DEPTH_MODEL_INFO = "depth-model-info"
 MODEL3D_MODEL_INFO = "model3d-model-info"
 COMPARE_MODEL_INFO = "compare-model-info"
+#: Exact (fp32) or Fast (bf16) depth maps; kept in sync across the three tabs like the model.
+DEPTH_PRECISION = "depth-precision"
+MODEL3D_PRECISION = "model3d-precision"
+COMPARE_PRECISION = "compare-precision"
 
 # -- depth tab --------------------------------------------------------------------------
 DEPTH_GENERATE = "depth-generate"

@@ -408,6 +408,7 @@ class ComparisonResult:
         eyes: Horizontal profiles through the eyes.
         diff: ``(S, S) float32`` difference map, first minus second face (two faces only).
         metrics: Numbers comparing the two faces (two faces only).
+        precision: Precision of the depth maps (see :class:`~face3d_core.pipeline.DepthRef`).
     """
 
     shas: tuple[str, ...]
@@ -419,23 +420,28 @@ class ComparisonResult:
     eyes: tuple[Profile, ...]
     diff: np.ndarray | None = None
     metrics: PairMetrics | None = None
+    precision: str = "fp32"
 
     @property
     def refs(self) -> tuple[DepthRef, ...]:
         """The compared depth maps, in order."""
-        return tuple(DepthRef(sha, self.model, face) for sha, face in zip(self.shas, self.faces, strict=True))
+        return tuple(
+            DepthRef(sha, self.model, face, self.precision) for sha, face in zip(self.shas, self.faces, strict=True)
+        )
 
 
 def check_comparable(refs: Sequence[DepthRef]) -> None:
-    """Check that ``refs`` can form one comparison: 2 to 6 faces, one depth model.
+    """Check that ``refs`` can form one comparison: 2 to 6 faces, one depth model in one precision.
 
     Raises:
-        ComparisonError: Too few or too many faces, or mixed models.
+        ComparisonError: Too few or too many faces, or mixed models or precisions.
     """
     if not MIN_FACES <= len(refs) <= MAX_FACES:
         raise ComparisonError(f"Choose between {MIN_FACES} and {MAX_FACES} faces to compare.")
     if len({ref.model for ref in refs}) != 1:
         raise ComparisonError("All faces of a comparison must use the same depth model.")
+    if len({ref.precision for ref in refs}) != 1:
+        raise ComparisonError("All faces of a comparison must use the same precision (Exact or Fast).")
 
 
 def compare_faces(
@@ -498,4 +504,5 @@ def compare_faces(
         eyes=tuple(eye_profile(a) for a in aligned),
         diff=diff,
         metrics=metrics,
+        precision=refs[0].precision,
     )

@@ -298,7 +298,8 @@ class Settings:
         "FACE3D_PRECISION",
         _choice(("auto", "fp32", "bf16", "fp16")),
         "precision of the depth network (auto: fp16 on CUDA, fp32 elsewhere); `bf16` is the fast CPU mode, "
-        "used only where the CPU has native bf16 (else fp32 with a warning)",
+        "used only where the CPU has native bf16 (else fp32 with a warning); in the dashboard it is the "
+        "precision chosen at first, which each user can change (Exact / Fast)",
         default="auto",
     )
     backend: str = _setting(

@@ -16,8 +16,8 @@ map of at most 2048 x 2048 float32 (16 MB) instead of 160 MB. The original photo
 (uploads store its bytes); :attr:`FaceDepth.crop_box_xyxy` and :attr:`FaceDepth.image_size_wh`
 stay in its pixels, so the camera and the measurements refer to the real photo.
 
-:class:`DepthRef` names one such result (photo hash, model, face) wherever it travels: from
-the browser into the dashboard's services, job parameters and cache keys.
+:class:`DepthRef` names one such result (photo hash, model, face, precision) wherever it
+travels: from the browser into the dashboard's services, job parameters and cache keys.
 
 Example:
     >>> from face3d_core.images import load_image
@@ -48,6 +48,10 @@ logger = logging.getLogger(__name__)
 #: Longest side, in pixels, of the working copy the depth network and the 3D model work on.
 WORK_MAX_SIDE = 2048
 
+#: Precisions a depth map can be computed in: ``fp32`` (exact, the default), ``bf16`` (the fast CPU
+#: mode, only where the CPU has native bfloat16) and ``fp16`` (CUDA).
+PRECISIONS = ("fp32", "bf16", "fp16")
+
 #: Progress of a long task: ``progress(fraction done in [0, 1], message for the user)``.
 TaskProgress = Callable[[float, str], None]
 
@@ -58,7 +62,7 @@ def no_progress(_fraction: float, _message: str) -> None:
 
 @dataclass(frozen=True)
 class DepthRef:
-    """Which depth map: a photo (by content hash), a registered model and a face (or the whole photo).
+    """Which depth map: a photo (by content hash), a registered model, a face (or the whole photo), a precision.
 
     Validated once, when built; everything downstream (services, jobs, cache keys) can rely
     on it.
@@ -68,10 +72,11 @@ class DepthRef:
         model: Registered depth model name.
         face: Index of the face in the photo's detected faces (0 = largest), or None for the
             whole photo (full-frame mode).
+        precision: One of :data:`PRECISIONS`; ``fp32`` unless the user chose the fast mode.
 
     Raises:
-        ValueError: ``sha`` is not a lowercase 64-character hex string, or ``face`` is neither
-            None nor a non-negative int.
+        ValueError: ``sha`` is not a lowercase 64-character hex string, ``face`` is neither
+            None nor a non-negative int, or ``precision`` is not one of :data:`PRECISIONS`.
         UnknownModelError: ``model`` is not a registered model name.
 
     Example:
@@ -85,6 +90,7 @@ class DepthRef:
     sha: str
     model: str
     face: int | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if not is_sha256_hex(self.sha):
@@ -95,20 +101,35 @@ class DepthRef:
             raise UnknownModelError(f"Unknown depth model {self.model!r}.") from None
         if self.face is not None and (isinstance(self.face, bool) or not isinstance(self.face, int) or self.face < 0):
             raise ValueError(f"Invalid face index {self.face!r}: expected None or an int >= 0")
+        if not isinstance(self.precision, str) or self.precision not in PRECISIONS:
+            raise ValueError(f"Invalid precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
+
+    @property
+    def model_variant(self) -> str:
+        """The model name as cache keys use it: the registry name, plus ``.bf16``/``.fp16`` off fp32.
+
+        Example:
+            >>> DepthRef("0" * 64, "midas_v21_small_256", 0, "bf16").model_variant
+            'midas_v21_small_256.bf16'
+        """
+        return self.model if self.precision == "fp32" else f"{self.model}.{self.precision}"
 
     @classmethod
     def from_dict(cls, data: Any) -> DepthRef | None:
-        """Parse ``{"sha", "model", "face"}`` as the browser or a job sends it; None for anything invalid."""
+        """Parse ``{"sha", "model", "face", "precision"}`` as the browser or a job sends it; None for anything invalid.
+
+        A missing precision is ``fp32`` (what every depth map was before the fast mode).
+        """
         if not isinstance(data, Mapping):
             return None
         try:
-            return cls(data.get("sha"), data.get("model"), data.get("face"))
+            return cls(data.get("sha"), data.get("model"), data.get("face"), data.get("precision", "fp32"))
         except (ValueError, Face3DError):
             return None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form ``{"sha", "model", "face"}`` (job parameters, result stores in the browser)."""
-        return {"sha": self.sha, "model": self.model, "face": self.face}
+        """JSON form ``{"sha", "model", "face", "precision"}`` (job parameters, result stores in the browser)."""
+        return {"sha": self.sha, "model": self.model, "face": self.face, "precision": self.precision}
 
 
 class DepthPredictor(Protocol):
@@ -149,6 +170,8 @@ class FaceDepth:
         faces: All faces found in the photo (original pixels, largest first); empty in full-frame mode.
         face_index: Index of the chosen face in ``faces``, or None in full-frame mode.
         margin: Crop margin used (None in full-frame mode).
+        runtime: What ran the network, e.g. ``OpenVINO 2026.4.1, bf16, 0.09 max / 0.018 mean of std
+            from PyTorch fp32`` (:meth:`RuntimeReport.describe`); None where the estimator does not say.
     """
 
     depth_rel: np.ndarray
@@ -160,6 +183,7 @@ class FaceDepth:
     faces: tuple[Face, ...] = ()
     face_index: int | None = None
     margin: float | None = None
+    runtime: str | None = None
 
     @property
     def full_frame(self) -> bool:
@@ -256,7 +280,15 @@ def compute_face_depth(
         work, _ = working_copy(image, max_side)
         _log_working_copy(work, width, height)
         depth = _predict(estimator, work)
-        return FaceDepth(depth, work, (0, 0, width, height), None, model_name, (width, height))
+        return FaceDepth(
+            depth,
+            work,
+            (0, 0, width, height),
+            None,
+            model_name,
+            (width, height),
+            runtime=runtime_description(estimator),
+        )
     found = tuple(faces) if faces is not None else tuple(detect_faces(image, model_path=detector_path))
     face = select_face(list(found), face_index)
     crop = crop_face(image, face, margin)
@@ -268,8 +300,30 @@ def compute_face_depth(
     _log_working_copy(work, *crop.image_rgb.shape[1::-1])
     depth = _predict(estimator, work)
     return FaceDepth(
-        depth, work, crop.box_xyxy, crop_face_px, model_name, (width, height), found, face_index, float(margin)
+        depth,
+        work,
+        crop.box_xyxy,
+        crop_face_px,
+        model_name,
+        (width, height),
+        found,
+        face_index,
+        float(margin),
+        runtime_description(estimator),
     )
+
+
+def runtime_description(estimator: object) -> str | None:
+    """What ran the estimator's latest prediction, in words (None where it does not report it).
+
+    Example:
+        >>> runtime_description(object()) is None
+        True
+    """
+    report = getattr(estimator, "runtime_report", None)
+    described = report() if callable(report) else None
+    describe = getattr(described, "describe", None)
+    return describe() if callable(describe) else None
 
 
 def _log_working_copy(work: np.ndarray, width: int, height: int) -> None:

@@ -69,7 +69,7 @@ def big(tmp_path_factory, yunet_path):
     """The 6000 x 6600 flat PNG uploaded to a service with a stand-in network, its depth map computed."""
     root = tmp_path_factory.mktemp("bounded")
     cache = ResultCache(root / "results")
-    service = Face3DService(cache, estimator_factory=lambda name: FakeEstimator(), detector_path=yunet_path)
+    service = Face3DService(cache, estimator_factory=lambda *_: FakeEstimator(), detector_path=yunet_path)
     data = flat_image(6000, 6600)
     assert len(data) < 200_000
     store, _ = upload.handle_upload(service, [data_url(data, "image/png")], [BIG_NAME], None, session=SESSION)

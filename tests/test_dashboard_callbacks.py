@@ -46,7 +46,7 @@ def env(tmp_path_factory, yunet_path, faces_dir):
     root = tmp_path_factory.mktemp("dash")
     cache = ResultCache(root / "results")
     estimator = FakeEstimator()
-    service = Face3DService(cache, estimator_factory=lambda name: estimator, detector_path=yunet_path)
+    service = Face3DService(cache, estimator_factory=lambda *_: estimator, detector_path=yunet_path)
     store = DiskJobStore(root / "jobs")
     runner = ThreadJobRunner(store, service.tasks(), max_workers=1)
     yield {"service": service, "runner": runner, "estimator": estimator, "faces": faces_dir, "cache": cache}
@@ -235,7 +235,7 @@ def test_generate_depth_then_served_from_cache(env, uploaded):
     outcome = depth.start_depth(env["service"], env["runner"], sha, MODEL, uploaded["store"], session=SESSION)
     assert outcome.job_id is not None
     result = run_job(env, outcome)
-    assert result == {"sha": sha, "model": MODEL, "face": 0}
+    assert result == {"sha": sha, "model": MODEL, "face": 0, "precision": "fp32"}
     assert env["estimator"].calls == calls + 1
     again = depth.start_depth(env["service"], env["runner"], sha, MODEL, uploaded["store"], session=SESSION)
     assert again.job_id is None and again.result == result  # second request: cache, no job
@@ -550,7 +550,7 @@ def test_a_depth_job_decodes_the_photo_once_and_faces_stay_face_objects(tmp_path
     real = uploads_service.decode_image
     monkeypatch.setattr(uploads_service, "decode_image", lambda *a, **k: decoded.append(1) or real(*a, **k))
     cache = ResultCache(tmp_path / "results")
-    service = Face3DService(cache, estimator_factory=lambda name: FakeEstimator(), detector_path=yunet_path)
+    service = Face3DService(cache, estimator_factory=lambda *_: FakeEstimator(), detector_path=yunet_path)
     data = (faces_dir / "fr_two_people.jpg").read_bytes()
     meta = service.uploads.ingest(data, "two.jpg")
     assert len(decoded) == 1 and meta.face_count == 2

@@ -52,7 +52,7 @@ def env(tmp_path_factory, yunet_path, scene_photos, faces_dir):
     cache = ResultCache(root / "results")
     scenes = [(load_image(photo), np.load(depth_file)) for photo, depth_file in scene_photos]
     estimator = KnownSceneEstimator(scenes)
-    service = Face3DService(cache, estimator_factory=lambda name: estimator, detector_path=yunet_path)
+    service = Face3DService(cache, estimator_factory=lambda *_: estimator, detector_path=yunet_path)
     photos = [photo for photo, _ in scene_photos] + [faces_dir / "skimage_astronaut.png"]
     names = ["scan <b>front</b>.jpg", "scan turned.jpg", "astronaut.png"]
     contents = [data_url(p.read_bytes(), "image/png" if p.suffix == ".png" else "image/jpeg") for p in photos]

@@ -52,7 +52,7 @@ def no_detector(tmp_path, monkeypatch):
 def env(no_detector):
     cache = ResultCache(no_detector / "results")
     estimator = FakeEstimator()
-    service = Face3DService(cache, estimator_factory=lambda name: estimator)
+    service = Face3DService(cache, estimator_factory=lambda *_: estimator)
     store = DiskJobStore(no_detector / "jobs")
     runner = ThreadJobRunner(store, service.tasks(), max_workers=1)
     yield {"service": service, "runner": runner, "estimator": estimator, "root": no_detector}
@@ -98,7 +98,7 @@ def test_depth_and_3d_use_the_whole_photo_and_compare_says_why_it_cannot(env, fa
     )
     sha = store["items"][0]["sha"]
     result = run_job(env, depth.start_depth(env["service"], env["runner"], sha, MODEL, store, session=SESSION))
-    assert result == {"sha": sha, "model": MODEL, "face": None}
+    assert result == {"sha": sha, "model": MODEL, "face": None, "precision": "fp32"}
     face_depth = env["service"].depth_maps.cached(depth.DepthRef.from_dict(result))
     meta = env["service"].uploads.meta(sha)
     assert face_depth.full_frame and face_depth.depth_rel.shape == (meta.height, meta.width)

@@ -30,6 +30,7 @@ from dashboard.jobs import FIRST_POLL_MS, POLL_MS, DiskJobStore, JobState, JobSt
 from dashboard.layout import build_layout
 from dashboard.services import Face3DService
 from dashboard.services.depth import LOADING_MESSAGE, PRELOADING_MESSAGE
+from dashboard.services.model_status import precision_choices_here
 from face3d_core.cache import ResultCache
 from face3d_core.errors import WeightsUnavailableError
 from face3d_core.reconstruct import MAX_MODEL_POINTS
@@ -88,7 +89,7 @@ class GatedEstimator(FakeEstimator):
 def env(tmp_path, yunet_path, faces_dir):
     cache = ResultCache(tmp_path / "results")
     estimator = GatedEstimator()
-    service = Face3DService(cache, estimator_factory=lambda name: estimator, detector_path=yunet_path)
+    service = Face3DService(cache, estimator_factory=lambda *_: estimator, detector_path=yunet_path)
     names = ["fr_obama_official_portrait.jpg", "skimage_astronaut.png"]
     contents = [data_url((faces_dir / n).read_bytes()) for n in names]
     store, _ = upload.handle_upload(service, contents, names, None, session=SESSION)
@@ -139,7 +140,7 @@ def test_the_job_intervals_start_switched_off_at_the_first_poll_interval():
         for child in children if isinstance(children, list) else [children] if children is not None else []:
             yield from walk(child)
 
-    layout = build_layout([], MODEL)
+    layout = build_layout([], MODEL, precision_choices_here())
     intervals = {
         n.id: n for n in walk(layout) if getattr(n, "id", None) in {ids.job_interval(p) for p in ids.JOB_PREFIXES}
     }
@@ -191,7 +192,12 @@ def _depth_job(service, ref, messages: list[str]) -> JobStatus:
 def test_a_job_during_the_start_up_load_waits_for_it_and_says_so(env):
     service, estimator = env["service"], env["estimator"]
     threads = service.warmup.start(MODEL)
-    assert service.warmup.status()["depth_model"] == {"model": MODEL, "state": "loading", "seconds": None}
+    assert service.warmup.status()["depth_model"] == {
+        "model": MODEL,
+        "precision": "fp32",
+        "state": "loading",
+        "seconds": None,
+    }
     ref = depth.depth_request(service, env["shas"][0], MODEL, env["store"], session=SESSION)
     messages: list[str] = []
     finished: list[JobStatus] = []
@@ -217,7 +223,7 @@ def test_a_failed_start_up_load_is_left_to_the_first_job(tmp_path, yunet_path, f
     cache = ResultCache(tmp_path / "results")
     estimator = GatedEstimator(fail=True)
     estimator.gate.set()
-    service = Face3DService(cache, estimator_factory=lambda name: estimator, detector_path=yunet_path)
+    service = Face3DService(cache, estimator_factory=lambda *_: estimator, detector_path=yunet_path)
     try:
         for thread in service.warmup.start(MODEL):
             thread.join(30)
@@ -245,9 +251,9 @@ def test_a_scale_out_web_worker_loads_no_network(env):
 def test_the_app_starts_its_warm_up_only_when_asked(tmp_path, yunet_path):
     estimator = GatedEstimator()
     estimator.gate.set()
-    quiet = create_app(tmp_path / "a", estimator_factory=lambda name: estimator, detector_path=yunet_path)
+    quiet = create_app(tmp_path / "a", estimator_factory=lambda *_: estimator, detector_path=yunet_path)
     assert quiet.server.test_client().get("/face3d/warmup").get_json() == {"depth_model": None}
-    warm = create_app(tmp_path / "b", estimator_factory=lambda name: estimator, detector_path=yunet_path, warm_up=True)
+    warm = create_app(tmp_path / "b", estimator_factory=lambda *_: estimator, detector_path=yunet_path, warm_up=True)
     deadline = time.monotonic() + 30
     while (state := warm.server.test_client().get("/face3d/warmup").get_json())["depth_model"]["state"] == "loading":
         assert time.monotonic() < deadline

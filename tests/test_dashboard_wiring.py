@@ -14,7 +14,7 @@ from tests.doubles import FakeEstimator
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    return create_app(tmp_path_factory.mktemp("wiring"), estimator_factory=lambda name: FakeEstimator())
+    return create_app(tmp_path_factory.mktemp("wiring"), estimator_factory=lambda *_: FakeEstimator())
 
 
 @pytest.fixture(scope="module")

@@ -59,7 +59,7 @@ def test_corrupted_or_half_written_cache_entries_are_recomputed(tmp_path):
     require(PHOTO, YUNET_PATH)
     fake = FakeEstimator()
     cache = ResultCache(tmp_path / "results")
-    service = Face3DService(cache, estimator_factory=lambda name: fake, detector_path=YUNET_PATH)
+    service = Face3DService(cache, estimator_factory=lambda *_: fake, detector_path=YUNET_PATH)
     meta = service.ingest_upload(PHOTO.read_bytes(), "a.png")
     first = service.compute_depth(meta.sha256, MODEL, 0)
     key = service.depth_key(meta.sha256, MODEL, 0)
@@ -67,7 +67,7 @@ def test_corrupted_or_half_written_cache_entries_are_recomputed(tmp_path):
 
     def fresh() -> Face3DService:  # a new server process: empty memory tier, same disk cache
         return Face3DService(
-            ResultCache(tmp_path / "results"), estimator_factory=lambda name: fake, detector_path=YUNET_PATH
+            ResultCache(tmp_path / "results"), estimator_factory=lambda *_: fake, detector_path=YUNET_PATH
         )
 
     # a truncated file (a crash or a full disk in the middle of writing it)
@@ -275,7 +275,7 @@ def test_download_cut_off_inside_a_depth_job_leaves_no_partial_weights(tmp_path,
         estimator = DepthEstimator(MODEL, device="cpu", precision="fp32")
         estimator.spec = spec
         service = Face3DService(
-            ResultCache(tmp_path / "results"), estimator_factory=lambda name: estimator, detector_path=YUNET_PATH
+            ResultCache(tmp_path / "results"), estimator_factory=lambda *_: estimator, detector_path=YUNET_PATH
         )
         runner = ThreadJobRunner(DiskJobStore(tmp_path / "jobs"), service.tasks())
         meta = service.ingest_upload(PHOTO.read_bytes(), "a.png")

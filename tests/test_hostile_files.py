@@ -49,7 +49,7 @@ MEMORY_GROWTH_LIMIT = 400 * 2**20
 def service(tmp_path_factory) -> Face3DService:
     require(PHOTO, YUNET_PATH)
     cache = ResultCache(tmp_path_factory.mktemp("svc") / "results")
-    yield Face3DService(cache, estimator_factory=lambda name: FakeEstimator(), detector_path=YUNET_PATH)
+    yield Face3DService(cache, estimator_factory=lambda *_: FakeEstimator(), detector_path=YUNET_PATH)
     cache.close()
 
 

@@ -108,8 +108,21 @@ def test_depth_ref_accepts_valid_values_and_round_trips():
     for face in (None, 0, 3):
         ref = DepthRef(SHA, "midas_v21_small_256", face)
         assert DepthRef.from_dict(ref.to_dict()) == ref
-        assert ref.to_dict() == {"sha": SHA, "model": "midas_v21_small_256", "face": face}
+        assert ref.to_dict() == {"sha": SHA, "model": "midas_v21_small_256", "face": face, "precision": "fp32"}
     assert len({DepthRef(SHA, "midas_v21_small_256", 0), DepthRef(SHA, "midas_v21_small_256", 0)}) == 1
+    fast = DepthRef(SHA, "midas_v21_small_256", 0, "bf16")
+    assert DepthRef.from_dict(fast.to_dict()) == fast != DepthRef(SHA, "midas_v21_small_256", 0)
+    # what browsers and jobs sent before the fast mode existed is an exact (fp32) depth map
+    assert DepthRef.from_dict({"sha": SHA, "model": "midas_v21_small_256", "face": 0}).precision == "fp32"
+    assert fast.model_variant == "midas_v21_small_256.bf16"
+    assert DepthRef(SHA, "midas_v21_small_256", 0).model_variant == "midas_v21_small_256"
+
+
+@pytest.mark.parametrize("precision", ["fp64", "BF16", "", None, 16, ["bf16"], "bf16 "])
+def test_depth_ref_rejects_unknown_precisions(precision):
+    with pytest.raises(ValueError):
+        DepthRef(SHA, "midas_v21_small_256", 0, precision)
+    assert DepthRef.from_dict({"sha": SHA, "model": "midas_v21_small_256", "face": 0, "precision": precision}) is None
 
 
 @pytest.mark.parametrize("sha", ["", "A" * 64, "a" * 63, "../../etc/passwd", None, 5])

@@ -51,7 +51,7 @@ def test_without_redis_the_embedded_diskcache_backend_is_used(tmp_path, monkeypa
     from tests.doubles import FakeEstimator
 
     monkeypatch.delenv("FACE3D_REDIS_URL", raising=False)
-    app = create_app(tmp_path, estimator_factory=lambda name: FakeEstimator())
+    app = create_app(tmp_path, estimator_factory=lambda *_: FakeEstimator())
     assert isinstance(app.face3d.runner, ThreadJobRunner)
     assert isinstance(app.face3d.cache, ResultCache)
     assert app.face3d.cache.directory == tmp_path / "results"

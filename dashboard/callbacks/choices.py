@@ -1,4 +1,4 @@
-"""The choice of face and depth model, shared by the Depth, 3D and Compare tabs.
+"""The choice of face, depth model and precision, shared by the Depth, 3D and Compare tabs.
 
 The Depth and 3D tabs each show a face and a model picker; they are kept in sync (picking a
 face in one tab picks it in the other), with one callback per pair so there is no cycle.
@@ -16,7 +16,14 @@ from dashboard.callbacks.upload import store_items
 from dashboard.layout.common import weights_help
 from dashboard.layout.compare import MAX_COMPARE
 from dashboard.services import Face3DService
-from dashboard.services.model_status import ModelStatus, all_model_status, model_status
+from dashboard.services.model_status import (
+    ModelStatus,
+    PrecisionChoices,
+    all_model_status,
+    model_status,
+    precision_choices_here,
+    precision_note,
+)
 from dashboard.sessions import current_session
 from face3d_core.errors import UnknownModelError
 from face3d_core.models.registry import DEFAULT_MODEL, list_models
@@ -80,17 +87,30 @@ def valid_model(value: Any) -> str:
     return value if value in list_models() else DEFAULT_MODEL
 
 
-def model_info(name: str) -> Any:
-    """What the user needs to know about a model's weights, and how to get missing ones."""
+def valid_precision(value: Any, choices: PrecisionChoices) -> str:
+    """Return ``value`` if this server offers it, else the default precision."""
+    return value if isinstance(value, str) and value in choices.options else choices.default
+
+
+def model_info(name: str, precision: str = "fp32", runtime: str | None = None) -> Any:
+    """What the user needs to know about a model's weights (and how to get missing ones) and its precision.
+
+    Args:
+        name: The chosen model.
+        precision: The chosen precision.
+        runtime: What ran this model in this precision last, with its deviation from fp32.
+    """
     try:
         status = model_status(name)
     except UnknownModelError as exc:
         return dbc.Alert(exc.web_message, color="warning", className="small py-2 mb-0")
+    note = html.Div(precision_note(precision, runtime), className="small text-muted mt-1 face3d-precision-note")
     if status.ready:
         return html.Div(
             [
                 dbc.Badge("Weights ready", color="success", className="me-2"),
                 html.Span(status.description, className="small text-muted"),
+                note,
             ]
         )
     if status.downloadable:
@@ -101,6 +121,7 @@ def model_info(name: str) -> Any:
                     f"About {status.size_mb:.0f} MB; downloaded automatically the first time you generate.",
                     className="small text-muted",
                 ),
+                note,
             ]
         )
     # no server folder on the page: the command puts the file where the server looks for it
@@ -147,20 +168,32 @@ def register(app: Dash, service: Face3DService) -> None:
         options = face_options(service, store, session=current_session())
         return options, compare_selection(options, current)
 
+    precision_choices = precision_choices_here()
+
     @app.callback(
         Output(ids.DEPTH_MODEL, "value"),
         Output(ids.MODEL3D_MODEL, "value"),
         Output(ids.COMPARE_MODEL, "value"),
+        Output(ids.DEPTH_PRECISION, "value"),
+        Output(ids.MODEL3D_PRECISION, "value"),
+        Output(ids.COMPARE_PRECISION, "value"),
         Output(ids.DEPTH_MODEL_INFO, "children"),
         Output(ids.MODEL3D_MODEL_INFO, "children"),
         Output(ids.COMPARE_MODEL_INFO, "children"),
         Input(ids.DEPTH_MODEL, "value"),
         Input(ids.MODEL3D_MODEL, "value"),
         Input(ids.COMPARE_MODEL, "value"),
+        Input(ids.DEPTH_PRECISION, "value"),
+        Input(ids.MODEL3D_PRECISION, "value"),
+        Input(ids.COMPARE_PRECISION, "value"),
     )
-    def _sync_models(depth_model, model3d_model, compare_model):
+    def _sync_models(depth_model, model3d_model, compare_model, depth_precision, model3d_precision, compare_precision):
         trigger = ctx.triggered_id
         chosen = {ids.MODEL3D_MODEL: model3d_model, ids.COMPARE_MODEL: compare_model}.get(trigger, depth_model)
         chosen = valid_model(chosen)
-        info = model_info(chosen)
-        return chosen, chosen, chosen, info, info, info
+        precision = {ids.MODEL3D_PRECISION: model3d_precision, ids.COMPARE_PRECISION: compare_precision}.get(
+            trigger, depth_precision
+        )
+        precision = valid_precision(precision, precision_choices)
+        info = model_info(chosen, precision, service.depth_maps.last_runtime(chosen, precision))
+        return chosen, chosen, chosen, precision, precision, precision, info, info, info

@@ -17,9 +17,8 @@ import dash_bootstrap_components as dbc
 from dash import ClientsideFunction, Dash, Input, Output, State, html
 
 from dashboard import ids
-from dashboard.callbacks.depth import NothingSelectedError
+from dashboard.callbacks.depth import NothingSelectedError, depth_request
 from dashboard.callbacks.jobs import StartOutcome, register_job_controller
-from dashboard.callbacks.upload import face_for
 from dashboard.controls import DEFAULT_CONTROLS, Controls3D
 from dashboard.errors import shown_or_explained
 from dashboard.jobs import JobRunner
@@ -44,7 +43,14 @@ COMPARE_VIEW_DENSITY = DEFAULT_CONTROLS.density - 1
 
 
 def start_compare(
-    service: Face3DService, runner: JobRunner, shas: Any, model: Any, store: Any, *, session: str
+    service: Face3DService,
+    runner: JobRunner,
+    shas: Any,
+    model: Any,
+    store: Any,
+    *,
+    session: str,
+    precision: Any = "fp32",
 ) -> StartOutcome:
     """Compare button: a cached comparison, or one of faces whose depth maps are all cached, at once; else a job.
 
@@ -62,10 +68,7 @@ def start_compare(
         raise NothingSelectedError("Choose at least two faces to compare (upload more photos if needed).")
     if len(chosen) > MAX_COMPARE:
         raise NothingSelectedError(f"Choose at most {MAX_COMPARE} faces to compare.")
-    refs = []
-    for sha in chosen:
-        meta = service.access.require_photo(session, sha)
-        refs.append(DepthRef(meta.sha256, model, meta.face_index(face_for(store, sha))))
+    refs = [depth_request(service, sha, model, store, session=session, precision=precision) for sha in chosen]
     key = service.comparisons.key(refs)
     names = service.access.labels(session, refs)
     service.comparisons.check_alignable(refs, names)
@@ -215,8 +218,15 @@ def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
         "compare",
         trigger_id=ids.COMPARE_RUN,
         result_store_id=ids.COMPARE_RESULT_STORE,
-        states=[State(ids.COMPARE_FACES, "value"), State(ids.COMPARE_MODEL, "value"), State(ids.UPLOADS_STORE, "data")],
-        start=lambda shas, model, store, session: start_compare(service, runner, shas, model, store, session=session),
+        states=[
+            State(ids.COMPARE_FACES, "value"),
+            State(ids.COMPARE_MODEL, "value"),
+            State(ids.UPLOADS_STORE, "data"),
+            State(ids.COMPARE_PRECISION, "value"),
+        ],
+        start=lambda shas, model, store, precision, session: start_compare(
+            service, runner, shas, model, store, session=session, precision=precision
+        ),
     )
 
     @app.callback(

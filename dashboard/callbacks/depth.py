@@ -8,15 +8,18 @@ from typing import Any
 from dash import ClientsideFunction, Dash, Input, Output, State
 
 from dashboard import ids
+from dashboard.callbacks.choices import valid_precision
 from dashboard.callbacks.jobs import StartOutcome, register_job_controller
 from dashboard.callbacks.upload import face_for
 from dashboard.errors import shown_or_explained
 from dashboard.jobs import JobRunner
 from dashboard.services import DepthMissingError, Face3DService
+from dashboard.services.model_status import precision_choices_here
 from dashboard.sessions import current_session
 from face3d_core import figures
 from face3d_core.depthmap import normalize_depth
 from face3d_core.errors import Face3DError
+from face3d_core.models.estimator import PRECISION_LABELS
 from face3d_core.models.registry import get_spec
 from face3d_core.pipeline import DepthRef
 
@@ -29,8 +32,12 @@ class NothingSelectedError(Face3DError):
     title = "Nothing to work on yet"
 
 
-def depth_request(service: Face3DService, sha: Any, model: Any, store: Any, *, session: str) -> DepthRef:
-    """Return the depth map the user asks for: the chosen photo, model and face (from the browser's values).
+def depth_request(
+    service: Face3DService, sha: Any, model: Any, store: Any, *, session: str, precision: Any = "fp32"
+) -> DepthRef:
+    """Return the depth map the user asks for: the chosen photo, model, face and precision (browser values).
+
+    A precision this server does not offer (or junk) is its default precision.
 
     Raises:
         NothingSelectedError: No photo chosen.
@@ -40,14 +47,22 @@ def depth_request(service: Face3DService, sha: Any, model: Any, store: Any, *, s
     if not sha:
         raise NothingSelectedError("Upload a face photo in the Upload tab first, then choose it here.")
     meta = service.access.require_photo(session, sha)
-    return DepthRef(meta.sha256, model, meta.face_index(face_for(store, sha)))
+    chosen = valid_precision(precision, precision_choices_here())
+    return DepthRef(meta.sha256, model, meta.face_index(face_for(store, sha)), chosen)
 
 
 def start_depth(
-    service: Face3DService, runner: JobRunner, sha: Any, model: Any, store: Any, *, session: str
+    service: Face3DService,
+    runner: JobRunner,
+    sha: Any,
+    model: Any,
+    store: Any,
+    *,
+    session: str,
+    precision: Any = "fp32",
 ) -> StartOutcome:
     """Generate button: serve a cached depth map at once, otherwise queue the network job for ``session``."""
-    ref = depth_request(service, sha, model, store, session=session)
+    ref = depth_request(service, sha, model, store, session=session, precision=precision)
     if service.depth_maps.cached(ref) is not None:
         logger.info("Depth of %s served from the cache", ref.sha[:12])
         return StartOutcome(result=ref.to_dict())
@@ -88,10 +103,13 @@ def render_depth(service: Face3DService, result: Any, colormap: Any, *, session:
     size = f"{width}×{height} px"
     if face_depth.working_copy:  # a large photo (or crop) is worked on as a smaller copy
         size = "working copy {}×{} of {}×{} px".format(width, height, *face_depth.box_size_wh)
+    precision = PRECISION_LABELS.get(ref.precision, ref.precision)
     caption = (
-        f"{meta.name} · {face_text} · {get_spec(face_depth.model_name).title} · {size}. "
+        f"{meta.name} · {face_text} · {get_spec(face_depth.model_name).title} · {precision} · {size}. "
         f"{nearer} Hover over the depth map to read values (0 = farthest, 1 = nearest)."
     )
+    if face_depth.runtime:
+        caption += f" Computed with {face_depth.runtime}."
     return photo, depth, caption, True, False, False
 
 
@@ -103,8 +121,15 @@ def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
         "depth",
         trigger_id=ids.DEPTH_GENERATE,
         result_store_id=ids.DEPTH_RESULT_STORE,
-        states=[State(ids.DEPTH_FACE, "value"), State(ids.DEPTH_MODEL, "value"), State(ids.UPLOADS_STORE, "data")],
-        start=lambda sha, model, store, session: start_depth(service, runner, sha, model, store, session=session),
+        states=[
+            State(ids.DEPTH_FACE, "value"),
+            State(ids.DEPTH_MODEL, "value"),
+            State(ids.UPLOADS_STORE, "data"),
+            State(ids.DEPTH_PRECISION, "value"),
+        ],
+        start=lambda sha, model, store, precision, session: start_depth(
+            service, runner, sha, model, store, session=session, precision=precision
+        ),
     )
 
     @app.callback(

@@ -129,7 +129,7 @@ def uirevision_for(ref: DepthRef | None, rev: int) -> str:
     """The figure's ``uirevision``: new for another face or a camera preset, same for sliders."""
     if ref is None:
         return f"m3d--None-None-{rev}"
-    return f"m3d-{ref.sha[:12]}-{ref.model}-{ref.face}-{rev}"
+    return f"m3d-{ref.sha[:12]}-{ref.model_variant}-{ref.face}-{rev}"
 
 
 def build_model_figure(
@@ -294,8 +294,15 @@ def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
         "model3d",
         trigger_id=ids.MODEL3D_GENERATE,
         result_store_id=ids.MODEL3D_SOURCE_STORE,
-        states=[State(ids.MODEL3D_FACE, "value"), State(ids.MODEL3D_MODEL, "value"), State(ids.UPLOADS_STORE, "data")],
-        start=lambda sha, model, store, session: start_depth(service, runner, sha, model, store, session=session),
+        states=[
+            State(ids.MODEL3D_FACE, "value"),
+            State(ids.MODEL3D_MODEL, "value"),
+            State(ids.UPLOADS_STORE, "data"),
+            State(ids.MODEL3D_PRECISION, "value"),
+        ],
+        start=lambda sha, model, store, precision, session: start_depth(
+            service, runner, sha, model, store, session=session, precision=precision
+        ),
     )
 
     @app.callback(

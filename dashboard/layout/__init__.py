@@ -11,6 +11,7 @@ from dashboard.layout.compare import compare_tab
 from dashboard.layout.depth import depth_tab
 from dashboard.layout.model3d import model3d_tab
 from dashboard.layout.upload import upload_tab
+from dashboard.services.model_status import PrecisionChoices
 
 PRODUCT_NAME = "face3d"
 
@@ -39,12 +40,13 @@ def navbar() -> dbc.Navbar:
     )
 
 
-def build_layout(model_options: list[dict], default_model: str) -> html.Div:
+def build_layout(model_options: list[dict], default_model: str, precision: PrecisionChoices) -> html.Div:
     """The whole page.
 
     Args:
         model_options: Options of the model pickers (see :func:`dashboard.callbacks.choices.model_options`).
         default_model: Model selected at first.
+        precision: The precisions offered (see :func:`dashboard.services.model_status.precision_choices_here`).
     """
     tabs = dcc.Tabs(
         id=ids.TABS,
@@ -63,21 +65,21 @@ def build_layout(model_options: list[dict], default_model: str) -> html.Div:
             dcc.Tab(
                 label="2 · Depth map",
                 value=ids.TAB_DEPTH,
-                children=depth_tab(model_options, default_model),
+                children=depth_tab(model_options, default_model, precision),
                 className="face3d-tab",
                 selected_className="face3d-tab--selected",
             ),
             dcc.Tab(
                 label="3 · 3D model",
                 value=ids.TAB_MODEL3D,
-                children=model3d_tab(model_options, default_model),
+                children=model3d_tab(model_options, default_model, precision),
                 className="face3d-tab",
                 selected_className="face3d-tab--selected",
             ),
             dcc.Tab(
                 label="4 · Compare",
                 value=ids.TAB_COMPARE,
-                children=compare_tab(model_options, default_model),
+                children=compare_tab(model_options, default_model, precision),
                 className="face3d-tab",
                 selected_className="face3d-tab--selected",
             ),

@@ -7,6 +7,7 @@ from dash import dcc, html
 
 from dashboard import ids
 from dashboard.jobs import FIRST_POLL_MS
+from dashboard.services.model_status import PrecisionChoices
 from face3d_core.models.registry import get_spec, list_models
 
 
@@ -120,6 +121,17 @@ def card(title: str, body, *, header_extra=None, class_name: str = "", body_clas
 def model_dropdown(component_id: str, options: list[dict], value: str) -> dcc.Dropdown:
     """The depth model picker."""
     return dcc.Dropdown(id=component_id, options=options, value=value, clearable=False, searchable=False)
+
+
+def precision_picker(component_id: str, choices: PrecisionChoices) -> html.Div:
+    """Exact (fp32) or Fast (bf16): the fast choice is shown disabled, with the reason, where the CPU lacks it."""
+    options = [{"label": label, "value": value} for value, label in choices.options.items()]
+    if choices.unavailable is not None:
+        options.append({"label": "Fast (bf16)", "value": "bf16", "disabled": True})
+    radio = dbc.RadioItems(
+        id=component_id, options=options, value=choices.default, inline=True, className="face3d-precision"
+    )
+    return field("Precision", radio, choices.unavailable)
 
 
 def face_dropdown(component_id: str) -> dcc.Dropdown:

@@ -6,14 +6,24 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from dashboard import ids
-from dashboard.layout.common import card, empty_state, field, figure_box, job_panel, model_dropdown, responsive_graph
+from dashboard.layout.common import (
+    card,
+    empty_state,
+    field,
+    figure_box,
+    job_panel,
+    model_dropdown,
+    precision_picker,
+    responsive_graph,
+)
 from dashboard.layout.measure import compare_measurements_card
+from dashboard.services.model_status import PrecisionChoices
 
 MAX_COMPARE = 6
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
 
 
-def compare_tab(model_options: list[dict], default_model: str) -> dbc.Row:
+def compare_tab(model_options: list[dict], default_model: str, precision: PrecisionChoices) -> dbc.Row:
     """Layout of the Compare tab."""
     settings = card(
         "Compare faces",
@@ -30,6 +40,7 @@ def compare_tab(model_options: list[dict], default_model: str) -> dbc.Row:
                 ),
             ),
             field("Depth model", model_dropdown(ids.COMPARE_MODEL, model_options, default_model)),
+            precision_picker(ids.COMPARE_PRECISION, precision),
             html.Div(id=ids.COMPARE_MODEL_INFO, className="mb-3"),
             dbc.Button("Compare", id=ids.COMPARE_RUN, color="primary", className="w-100"),
             job_panel("compare"),

@@ -14,8 +14,10 @@ from dashboard.layout.common import (
     figure_box,
     job_panel,
     model_dropdown,
+    precision_picker,
     responsive_graph,
 )
+from dashboard.services.model_status import PrecisionChoices
 from face3d_core.figures import DEFAULT_COLORMAP, DEPTH_COLORMAPS
 
 GRAPH_CONFIG = {
@@ -25,13 +27,14 @@ GRAPH_CONFIG = {
 }
 
 
-def depth_tab(model_options: list[dict], default_model: str) -> dbc.Row:
+def depth_tab(model_options: list[dict], default_model: str, precision: PrecisionChoices) -> dbc.Row:
     """Layout of the Depth tab."""
     settings = card(
         "Depth map",
         [
             field("Face", face_dropdown(ids.DEPTH_FACE)),
             field("Depth model", model_dropdown(ids.DEPTH_MODEL, model_options, default_model)),
+            precision_picker(ids.DEPTH_PRECISION, precision),
             html.Div(id=ids.DEPTH_MODEL_INFO, className="mb-3"),
             dbc.Button("Generate depth map", id=ids.DEPTH_GENERATE, color="primary", className="w-100"),
             job_panel("depth"),

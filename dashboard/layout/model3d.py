@@ -15,9 +15,11 @@ from dashboard.layout.common import (
     figure_box,
     job_panel,
     model_dropdown,
+    precision_picker,
     responsive_graph,
 )
 from dashboard.layout.measure import fov_field, measure_bar, measurements_card, relief_controls, report_button
+from dashboard.services.model_status import PrecisionChoices
 
 GRAPH_CONFIG = {
     "displaylogo": False,
@@ -40,7 +42,7 @@ def _slider(component_id: str, minimum: float, maximum: float, step: float, valu
     )
 
 
-def model3d_tab(model_options: list[dict], default_model: str) -> dbc.Row:
+def model3d_tab(model_options: list[dict], default_model: str, precision: PrecisionChoices) -> dbc.Row:
     """Layout of the 3D Model tab."""
     c = DEFAULT_CONTROLS
     settings = card(
@@ -48,6 +50,7 @@ def model3d_tab(model_options: list[dict], default_model: str) -> dbc.Row:
         [
             field("Face", face_dropdown(ids.MODEL3D_FACE)),
             field("Depth model", model_dropdown(ids.MODEL3D_MODEL, model_options, default_model)),
+            precision_picker(ids.MODEL3D_PRECISION, precision),
             html.Div(id=ids.MODEL3D_MODEL_INFO, className="mb-3"),
             dbc.Button("Generate 3D model", id=ids.MODEL3D_GENERATE, color="primary", className="w-100"),
             job_panel("model3d"),

@@ -130,21 +130,28 @@ class Face3DService:
         """The decoded ``(H, W, 3) uint8`` RGB photo (see :meth:`Uploads.photo`)."""
         return self.uploads.photo(sha)
 
-    def depth_key(self, sha: str, model: str, face: int | None) -> str:
+    def depth_key(self, sha: str, model: str, face: int | None, precision: str = "fp32") -> str:
         """Cache key of a face's depth map (see :meth:`DepthMaps.key`)."""
-        return self.depth_maps.key(DepthRef(sha, model, face))
+        return self.depth_maps.key(DepthRef(sha, model, face, precision))
 
-    def cached_depth(self, sha: str, model: str, face: int | None) -> FaceDepth | None:
+    def cached_depth(self, sha: str, model: str, face: int | None, precision: str = "fp32") -> FaceDepth | None:
         """A cached depth map, or None (also for values that name no depth map)."""
         try:
-            ref = DepthRef(sha, model, face)
+            ref = DepthRef(sha, model, face, precision)
         except (ValueError, Face3DError):
             return None
         return self.depth_maps.cached(ref)
 
-    def compute_depth(self, sha: str, model: str, face: int | None, progress: TaskProgress | None = None) -> FaceDepth:
+    def compute_depth(
+        self,
+        sha: str,
+        model: str,
+        face: int | None,
+        progress: TaskProgress | None = None,
+        precision: str = "fp32",
+    ) -> FaceDepth:
         """The depth map of one face, from the cache or by running the network (see :meth:`DepthMaps.compute`)."""
-        return self.depth_maps.compute(DepthRef(sha, model, face), progress)
+        return self.depth_maps.compute(DepthRef(sha, model, face, precision), progress)
 
     # -- background tasks ----------------------------------------------------------------
 
@@ -156,14 +163,23 @@ class Face3DService:
         """
 
         def depth_task(params: dict, job: JobContext) -> dict:
-            ref = DepthRef(params.get("sha"), params.get("model"), params.get("face"))
+            ref = _job_ref(params)
             self.depth_maps.compute(ref, progress=job.report)
             return ref.to_dict()
 
         def compare_task(params: dict, job: JobContext) -> dict:
-            refs = [DepthRef(item.get("sha"), item.get("model"), item.get("face")) for item in params["refs"]]
+            refs = [_job_ref(item) for item in params["refs"]]
             names = [str(name) for name in params.get("names") or []]
             key, result = self.comparisons.compute(refs, names or None, progress=job.report)
             return {"key": key, "count": len(result.names)}
 
         return {"depth": depth_task, "compare": compare_task}
+
+
+def _job_ref(params: dict) -> DepthRef:
+    """The :class:`DepthRef` of a job's parameters (as :meth:`DepthRef.to_dict` wrote them).
+
+    Raises:
+        ValueError, UnknownModelError: Parameters that name no depth map.
+    """
+    return DepthRef(params.get("sha"), params.get("model"), params.get("face"), params.get("precision", "fp32"))

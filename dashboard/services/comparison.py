@@ -38,13 +38,13 @@ class Comparisons:
         """Cache key of a comparison of ``refs`` (in order).
 
         Raises:
-            ComparisonError: Not 2 to 6 faces of one model.
+            ComparisonError: Not 2 to 6 faces of one model and precision.
         """
         check_comparable(refs)
         return make_key(
             "compare",
             combine_hashes([ref.sha for ref in refs]),
-            model=refs[0].model,
+            model=refs[0].model_variant,
             params={
                 "faces": [ref.face for ref in refs],
                 "size": DEFAULT_SIZE,

@@ -30,12 +30,14 @@ from face3d_core.pipeline import (
     TaskProgress,
     compute_face_depth,
     no_progress,
+    runtime_description,
 )
 
 logger = logging.getLogger(__name__)
 
-#: ``model name -> estimator``; one loaded network per process by default.
-EstimatorFactory = Callable[[str], LoadableDepthPredictor]
+#: ``(model name, precision) -> estimator``; one loaded network per model and precision per process
+#: by default. The precision is one of :data:`face3d_core.pipeline.PRECISIONS`.
+EstimatorFactory = Callable[[str, str], LoadableDepthPredictor]
 
 #: What a job says while it waits for the network the server began loading at its start.
 PRELOADING_MESSAGE = "Loading the depth model (started with the server)..."
@@ -49,26 +51,32 @@ class PreloadState:
 
     Attributes:
         model: Registry name.
+        precision: The precision it was loaded for.
         state: ``loading``, ``ready`` or ``failed``.
         seconds: How long the load took (None while loading).
         error: Why it failed, for the log (the first job reports the error to the user itself).
     """
 
     model: str
+    precision: str = "fp32"
     state: str = "loading"
     seconds: float | None = None
     error: str | None = None
 
     def to_dict(self) -> dict:
-        """``{"model", "state", "seconds"}`` (for ``/face3d/warmup``; no error text, no paths)."""
-        return {"model": self.model, "state": self.state, "seconds": self.seconds}
+        """``{"model", "precision", "state", "seconds"}`` (for ``/face3d/warmup``; no error text, no paths)."""
+        return {"model": self.model, "precision": self.precision, "state": self.state, "seconds": self.seconds}
 
 
-def process_estimator(model: str) -> LoadableDepthPredictor:
-    """The process-wide estimator of a model (torch is imported on first use only)."""
+def process_estimator(model: str, precision: str = "fp32") -> LoadableDepthPredictor:
+    """The process-wide estimator of a model in a precision (torch is imported on first use only).
+
+    Where the precision is not native here (bf16 on a CPU without it), the estimator runs fp32
+    and says so in its runtime report (shown in the depth map's caption).
+    """
     from face3d_core.models.estimator import get_estimator
 
-    return get_estimator(model)
+    return get_estimator(model, precision=precision)
 
 
 class DepthMaps:
@@ -78,7 +86,7 @@ class DepthMaps:
         store: The result store.
         uploads: Where the photos are.
         margin: Crop margin around the face (fraction of the face box on each side).
-        estimator_factory: ``model name -> estimator``.
+        estimator_factory: ``(model name, precision) -> estimator``.
         memory: The memory tier for hot depth maps.
     """
 
@@ -98,11 +106,11 @@ class DepthMaps:
         self.memory = memory if memory is not None else MemoryLRU(max_items=16, max_bytes=128 * 1024 * 1024)
         #: Longest side of the working copy the network runs on (part of the key).
         self.max_side = WORK_MAX_SIDE
-        self._preloads: dict[str, PreloadState] = {}
+        self._preloads: dict[tuple[str, str], PreloadState] = {}
         self._preload_lock = threading.Lock()
 
-    def preload(self, model: str) -> threading.Thread | None:
-        """Load ``model``'s network in a background thread now, once per process.
+    def preload(self, model: str, precision: str = "fp32") -> threading.Thread | None:
+        """Load ``model``'s network (in ``precision``) in a background thread now, once per process.
 
         A job that needs the network meanwhile waits for this load (the estimator loads once)
         and shows :data:`PRELOADING_MESSAGE`. A failure is only logged: the first job reports it.
@@ -111,9 +119,9 @@ class DepthMaps:
             The loading thread, or None when this model was preloaded before.
         """
         with self._preload_lock:
-            if model in self._preloads:
+            if (model, precision) in self._preloads:
                 return None
-            state = self._preloads[model] = PreloadState(model)
+            state = self._preloads[(model, precision)] = PreloadState(model, precision)
         thread = threading.Thread(target=self._preload, args=(state,), name=f"face3d-preload-{model}", daemon=True)
         thread.start()
         return thread
@@ -122,7 +130,7 @@ class DepthMaps:
         started = time.perf_counter()
         logger.info("Loading the depth model %s in the background (started with the server)", state.model)
         try:
-            estimator = self.estimator_factory(state.model)
+            estimator = self.estimator_factory(state.model, state.precision)
             estimator.load()
             prepare = getattr(estimator, "prepare", None)  # compiled runtimes: the usual input sizes
             if callable(prepare):
@@ -136,14 +144,21 @@ class DepthMaps:
             logger.info("Depth model %s loaded in the background in %.2f s", state.model, time.perf_counter() - started)
         state.seconds = round(time.perf_counter() - started, 3)
 
-    def preload_state(self, model: str) -> PreloadState | None:
-        """The background load of ``model`` (None when none was started in this process)."""
-        return self._preloads.get(model)
+    def preload_state(self, model: str, precision: str = "fp32") -> PreloadState | None:
+        """The background load of ``model`` in ``precision`` (None when none was started in this process)."""
+        return self._preloads.get((model, precision))
+
+    def last_runtime(self, model: str, precision: str) -> str | None:
+        """What ran ``model`` in ``precision`` last in this process, with its deviation from fp32.
+
+        None before the first depth map of that model here, or where the estimator does not say.
+        """
+        return runtime_description(self.estimator_factory(model, precision))
 
     def key(self, ref: DepthRef) -> str:
-        """Cache key of a face's depth map."""
+        """Cache key of a face's depth map (fp32 maps keep the keys they had before the fast mode)."""
         params = {"face": ref.face, "margin": self.margin, "max_side": self.max_side}
-        return make_key("depth", ref.sha, model=ref.model, params=params)
+        return make_key("depth", ref.sha, model=ref.model_variant, params=params)
 
     def cached(self, ref: DepthRef) -> FaceDepth | None:
         """Return the cached depth map or None (never runs the network)."""
@@ -185,9 +200,9 @@ class DepthMaps:
         report(0.1, "Reading the photo...")
         meta = self.uploads.require_meta(ref.sha)
         image_rgb = self.uploads.photo(ref.sha)  # the one decode of this job
-        estimator = self.estimator_factory(ref.model)
+        estimator = self.estimator_factory(ref.model, ref.precision)
         if not estimator.loaded:
-            preload = self.preload_state(ref.model)
+            preload = self.preload_state(ref.model, ref.precision)
             report(0.2, PRELOADING_MESSAGE if preload is not None and preload.state == "loading" else LOADING_MESSAGE)
 
             def download_progress(done: int, total: int | None) -> None:

@@ -70,7 +70,10 @@ class Models3D:
     def key(self, ref: DepthRef, params: ReconstructionParams) -> str:
         """Cache key of a reconstruction for one parameter set."""
         return make_key(
-            "model3d", ref.sha, model=ref.model, params={"face": ref.face, "margin": self.depth.margin, "recon": params}
+            "model3d",
+            ref.sha,
+            model=ref.model_variant,
+            params={"face": ref.face, "margin": self.depth.margin, "recon": params},
         )
 
     def model(self, ref: DepthRef, params: ReconstructionParams) -> FaceModel3D:

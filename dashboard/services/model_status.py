@@ -61,3 +61,60 @@ def model_status(name: str) -> ModelStatus:
 def all_model_status() -> list[ModelStatus]:
     """Status of every registered model, the default first."""
     return [model_status(name) for name in list_models()]
+
+
+@dataclass(frozen=True)
+class PrecisionChoices:
+    """The precisions the pickers offer on this server (decided once per process: the CPU does not change).
+
+    Attributes:
+        options: ``value -> label``, exact first (``{"fp32": "Exact (fp32)", "bf16": "Fast (bf16)"}``
+            where the CPU has native bfloat16).
+        default: What is chosen at first: ``FACE3D_PRECISION`` where it is offered (``auto``: fp16 on
+            CUDA), else ``fp32``.
+        unavailable: Why the fast mode is not offered (None where it is).
+    """
+
+    options: dict[str, str]
+    default: str
+    unavailable: str | None = None
+
+
+#: What the picker says where the fast mode cannot be offered.
+NO_FAST_MODE = (
+    "Fast (bf16) needs a CPU with native bfloat16 (AVX512-BF16 or AMX) or a GPU; this server has neither, "
+    "so depth maps are computed exactly (fp32)."
+)
+
+
+def precision_choices_here() -> PrecisionChoices:
+    """The precisions this machine offers (see :func:`face3d_core.models.estimator.precision_choices`)."""
+    from face3d_core.config import get_settings
+    from face3d_core.models.estimator import precision_choices
+
+    options = precision_choices()
+    wanted = get_settings().precision
+    if wanted == "auto":  # as the estimator reads it: fp16 on CUDA, exact elsewhere
+        wanted = "fp16" if "fp16" in options else "fp32"
+    default = wanted if wanted in options else "fp32"
+    return PrecisionChoices(options, default, None if len(options) > 1 else NO_FAST_MODE)
+
+
+def precision_note(precision: str, runtime: str | None = None) -> str:
+    """One line under the picker about the chosen precision.
+
+    Args:
+        precision: The chosen precision.
+        runtime: What ran this model in that precision most recently in this process, with its
+            measured deviation from fp32 (:meth:`RuntimeReport.describe`), where known.
+    """
+    if precision == "fp32":
+        text = "Exact (fp32): the network's full precision."
+    else:
+        text = (
+            f"Fast ({precision}): native {precision} arithmetic, faster; the depth map differs slightly from "
+            "Exact, measured against it for every input size before use."
+        )
+    if runtime:
+        text += f" Last run: {runtime}."
+    return text

@@ -35,16 +35,18 @@ class Warmup:
         self.depth_maps = depth_maps
         self.uploads = uploads
         self.model: str | None = None
+        self.precision = "fp32"
         self._lock = threading.Lock()
         self._started = False
         self._rest_seconds: float | None = None
 
-    def start(self, model: str | None, *, figures: bool = True) -> list[threading.Thread]:
+    def start(self, model: str | None, *, precision: str = "fp32", figures: bool = True) -> list[threading.Thread]:
         """Start the background work (once per process; later calls do nothing).
 
         Args:
             model: The depth network to load (None: none, e.g. a web worker of a scale-out
                 deployment, whose jobs run on Celery workers).
+            precision: The precision to load it for (the pickers' default).
             figures: Also warm plotly's figure code (web servers; a Celery worker draws nothing).
 
         Returns:
@@ -55,9 +57,10 @@ class Warmup:
                 return []
             self._started = True
             self.model = model
+            self.precision = precision
         threads = []
         if model is not None:
-            preload = self.depth_maps.preload(model)
+            preload = self.depth_maps.preload(model, precision)
             if preload is not None:
                 threads.append(preload)
         rest = threading.Thread(target=self._warm_rest, args=(figures,), name="face3d-warmup", daemon=True)
@@ -82,10 +85,11 @@ class Warmup:
         logger.info("Face detector and figures warmed up in %.2f s", self._rest_seconds)
 
     def status(self) -> dict:
-        """What the background start-up has done: ``{"depth_model": {"model", "state", "seconds"} or None}``.
+        """What the background start-up has done: ``{"depth_model": ... or None}``.
 
+        ``depth_model`` is ``{"model", "precision", "state", "seconds"}``.
         ``state`` is ``loading``, ``ready`` or ``failed``; ``depth_model`` is None when this process
         loads no network at start.
         """
-        preload = self.depth_maps.preload_state(self.model) if self.model else None
+        preload = self.depth_maps.preload_state(self.model, self.precision) if self.model else None
         return {"depth_model": preload.to_dict() if preload is not None else None}

@@ -153,7 +153,7 @@ def main(argv: list[str]) -> None:
 
     def make_service() -> Face3DService:
         return Face3DService(
-            ResultCache(os.path.join(cache_dir, "results")), estimator_factory=lambda n: fake, detector_path=yunet
+            ResultCache(os.path.join(cache_dir, "results")), estimator_factory=lambda *_: fake, detector_path=yunet
         )
 
     def read(path: str) -> bytes:

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         photo, depth = item.rsplit(":", 1)
         scenes.append((load_image(photo), np.load(depth)))
     fake = KnownSceneEstimator(scenes, delay_s=args.delay_s) if scenes else FakeEstimator(delay_s=args.delay_s)
-    app = create_app(args.cache_dir, estimator_factory=lambda name: fake)
+    app = create_app(args.cache_dir, estimator_factory=lambda *_: fake)
     logging.getLogger(__name__).info("Fake network server running as process %d", os.getpid())
     run_dev_server(app, "127.0.0.1", args.port)  # as python -m dashboard serves
 

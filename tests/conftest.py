@@ -6,6 +6,7 @@ without the shared folder beside it).
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -156,8 +157,9 @@ def run_as_the_app(model_name: str, state_dict: dict, net_inputs: list[np.ndarra
     """Run network inputs through ``DepthEstimator`` as the app does on the CPU (auto backend, fp32).
 
     ``state_dict`` is saved as the model's checkpoint in ``folder`` (the ``weights_dir`` fixture)
-    and loaded through the weights lookup. Asserts that every input ran on the app's runtime
-    (no silent fallback to PyTorch).
+    and loaded through the weights lookup; the dict is emptied once saved, so that where it held the
+    last references to the weights they are freed before the app loads its own copy. Asserts that
+    every input ran on the app's runtime (no silent fallback to PyTorch).
 
     Args:
         model_name: Registry name.
@@ -174,6 +176,8 @@ def run_as_the_app(model_name: str, state_dict: dict, net_inputs: list[np.ndarra
     from face3d_core.models.registry import get_spec
 
     torch.save(state_dict, folder / get_spec(model_name).file_name)
+    state_dict.clear()
+    gc.collect()
     estimator = DepthEstimator(model_name, device="cpu")
     outputs = []
     for net_input in net_inputs:

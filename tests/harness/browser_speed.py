@@ -98,13 +98,17 @@ def key_and_time(page, selector: str, key: str, graph: str) -> DrawTiming:
 
 
 def run_flow(page, faces_dir: Path) -> dict[str, DrawTiming]:
-    """Upload :data:`FLOW_PHOTOS` and time every step of the module doc (the page is fresh)."""
+    """Upload :data:`FLOW_PHOTOS` and time every step of the module doc (the page is fresh).
+
+    The photos are uploaded one at a time: the browser reads several chosen files in parallel, so
+    their gallery order (and with it the two photos the Compare tab preselects: the first two, of
+    which only the portrait has a depth map when Compare runs) would be the order they finished in.
+    """
     portrait, _compared, new_face = FLOW_PHOTOS
     page.wait_for_selector("text=No photos yet")
-    page.set_input_files("#upload input[type=file]", [str(faces_dir / name) for name in FLOW_PHOTOS])
-    page.wait_for_function(
-        f"document.querySelectorAll('.face3d-gallery-card').length === {len(FLOW_PHOTOS)}", timeout=120_000
-    )
+    for count, name in enumerate(FLOW_PHOTOS, start=1):
+        page.set_input_files("#upload input[type=file]", [str(faces_dir / name)])
+        page.wait_for_function(f"document.querySelectorAll('.face3d-gallery-card').length === {count}", timeout=120_000)
     steps: dict[str, DrawTiming] = {}
 
     open_tab(page, "2 · Depth map")

@@ -124,10 +124,11 @@ def test_the_upload_area_opens_the_file_chooser_from_the_keyboard(kb_page):
     page = kb_page
     open_tab(page, "upload")
     page.locator(".face3d-tab[aria-selected=true]").focus()
-    for _ in range(10):  # Tab from the tab list to the upload area's file button
+    for _ in range(40):  # Tab from the tab list to the upload area's file button (past any gallery)
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.type === 'file'"):
             break
+    assert page.evaluate("document.activeElement.type === 'file'"), "Tab never reached the file button"
     assert page.evaluate("document.activeElement.closest('.face3d-upload-guard') !== null")
     ring = page.evaluate("getComputedStyle(document.querySelector('.face3d-dropzone')).boxShadow")
     assert ring not in ("", "none")  # the drop zone shows where the focus is

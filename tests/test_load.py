@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from face3d_core.models.cpu_info import cpu_name
 from tests.harness.paths import FILL_PY, MODEL, RELIABILITY_ARTIFACTS, YUNET_PATH, face_photos, require
 from tests.harness.processes import child_env
 from tests.harness.servers import WebServer
@@ -69,11 +70,13 @@ def test_concurrent_users_get_their_own_results_without_errors(server, photos, c
     served = stats.requests
     summary = stats.summary()
     peak_rss = server.peak_rss_bytes()
-    table = stats.table(f"LOAD: {USERS} users for {SECONDS:.0f} s against python -m dashboard ({MODEL}, CPU)")
+    cpu = f"{cpu_name()} ({len(os.sched_getaffinity(0))} CPUs)"
+    table = stats.table(f"LOAD: {USERS} users for {SECONDS:.0f} s against python -m dashboard ({MODEL}, {cpu})")
     table += f"\nwall {elapsed:.0f} s (flows started before the deadline run to their end)"
     if peak_rss:
         table += f", server peak RSS {peak_rss / 2**20:.0f} MiB"
     report = {
+        "cpu": cpu,
         "users": USERS,
         "seconds": SECONDS,
         "requests": served,

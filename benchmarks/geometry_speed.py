@@ -25,8 +25,6 @@ The network is not part of this (see ``benchmarks/depth_speed.py``).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -35,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import median_ms, print_table  # noqa: E402
+from benchmarks._common import machine_description, median_ms, print_table  # noqa: E402
 from face3d_core import refine  # noqa: E402
 from face3d_core.coarsen import coarser_mesh  # noqa: E402
 from face3d_core.faces import Face  # noqa: E402
@@ -204,10 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=float, nargs="+", default=[0.25, 1.0, 4.0], help="megapixels")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    print(
-        f"# geometry speed, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"numpy {np.__version__}; times in ms (median of {args.repeats})\n"
-    )
+    print(f"# geometry speed, numpy {np.__version__}; times in ms (median of {args.repeats})")
+    print(f"# {machine_description()}\n")
     results = [bench(mp, args.repeats) for mp in args.sizes]
     keys = list(results[0])
     rows = [[k] + [r.get(k, "") for r in results] for k in keys[1:]]

@@ -149,7 +149,8 @@ def test_comparison_carries_the_precision_and_refuses_a_mix(env, monkeypatch):
 def test_model_note_names_the_precision_and_the_measured_deviation(env):
     note = str(choices.model_info(MODEL, "bf16", "OpenVINO 2026.4.1, bf16, 0.09 max / 0.018 mean of std from fp32"))
     assert "Fast (bf16)" in note and "0.09 max / 0.018 mean" in note
-    assert "Exact (fp32)" in str(choices.model_info(MODEL, "fp32"))
+    assert "precision-note" not in str(choices.model_info(MODEL, "fp32"))  # nothing to say before a run
+    assert "Last run: OpenVINO" in str(choices.model_info(MODEL, "fp32", "OpenVINO 2026.4.1, fp32, 1e-05 max"))
     assert choices.valid_precision("bf16", FAST_OFFERED) == "bf16"
     assert choices.valid_precision("bf16", FAST_NOT_OFFERED) == "fp32"
     # the service reports what ran a model last (None before its first depth map here)

@@ -104,7 +104,8 @@ def model_info(name: str, precision: str = "fp32", runtime: str | None = None) -
         status = model_status(name)
     except UnknownModelError as exc:
         return dbc.Alert(exc.web_message, color="warning", className="small py-2 mb-0")
-    note = html.Div(precision_note(precision, runtime), className="small text-muted mt-1 face3d-precision-note")
+    text = precision_note(precision, runtime)
+    note = html.Div(text, className="small text-muted mt-1 face3d-precision-note") if text else None
     if status.ready:
         return html.Div(
             [

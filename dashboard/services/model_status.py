@@ -81,10 +81,7 @@ class PrecisionChoices:
 
 
 #: What the picker says where the fast mode cannot be offered.
-NO_FAST_MODE = (
-    "Fast (bf16) needs a CPU with native bfloat16 (AVX512-BF16 or AMX) or a GPU; this server has neither, "
-    "so depth maps are computed exactly (fp32)."
-)
+NO_FAST_MODE = "Fast (bf16) needs a CPU with native bfloat16 (AVX512-BF16 or AMX); this server's has none."
 
 
 def precision_choices_here() -> PrecisionChoices:
@@ -101,7 +98,7 @@ def precision_choices_here() -> PrecisionChoices:
 
 
 def precision_note(precision: str, runtime: str | None = None) -> str:
-    """One line under the picker about the chosen precision.
+    """One line under the picker about the chosen precision (empty for exact before any run here).
 
     Args:
         precision: The chosen precision.
@@ -109,7 +106,7 @@ def precision_note(precision: str, runtime: str | None = None) -> str:
             measured deviation from fp32 (:meth:`RuntimeReport.describe`), where known.
     """
     if precision == "fp32":
-        text = "Exact (fp32): the network's full precision."
+        text = ""
     else:
         text = (
             f"Fast ({precision}): native {precision} arithmetic, faster; the depth map differs slightly from "
@@ -117,4 +114,4 @@ def precision_note(precision: str, runtime: str | None = None) -> str:
         )
     if runtime:
         text += f" Last run: {runtime}."
-    return text
+    return text.strip()

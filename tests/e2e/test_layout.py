@@ -136,7 +136,9 @@ def test_the_checks_catch_the_defects_seen_in_issue_11(browser, ui_server, e2e_f
         open_tab(page, "depth")
         page.wait_for_function(READY["depth"], timeout=60_000)
         assert _tab_problems("depth", measure_layout(page)) == []
-        page.evaluate(f"Plotly.relayout({gd('depth-map-graph')}, {{autosize: false, width: 900}})")
+        # wider than its card, and lower, so the picture differs from the photo's whatever its aspect ratio
+        # (the upload order, and with it the first photo, is the order the browser finished reading them)
+        page.evaluate(f"Plotly.relayout({gd('depth-map-graph')}, {{autosize: false, width: 900, height: 300}})")
         found = "\n".join(_tab_problems("depth", measure_now(page)))
         assert "overflows its card" in found and "the figure is 900x" in found and "not drawn alike" in found
         screenshot(page, layout_dir, "fault_depth_map_wider_than_its_card")

@@ -127,3 +127,15 @@ def write_fill_checkpoint(weights_dir: str | Path, fill_py: str | Path, model: s
     network = spec.build()
     torch.save(fill.fill_state_dict(network.state_dict()), path)
     return path
+
+
+class NoJobsRunner:
+    """A job runner that records what it is asked to run (work done in the callback asks nothing)."""
+
+    def __init__(self):
+        self.submitted: list[str] = []
+
+    def submit(self, kind, params, owner=""):
+        """Record ``kind``; return a job id that names no job."""
+        self.submitted.append(kind)
+        return "0" * 64

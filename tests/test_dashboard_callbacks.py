@@ -29,7 +29,8 @@ from face3d_core.cache import ResultCache
 from face3d_core.compare import ComparisonError
 from face3d_core.errors import Face3DError, InvalidImageError, NoFaceFoundError
 from face3d_core.pipeline import DepthRef
-from tests.doubles import FakeEstimator
+from tests.doubles import FakeEstimator, NoJobsRunner
+from tests.harness.callbacks import finish_job
 from tests.harness.page_text import component_text, internal_leaks
 
 MODEL = "midas_v21_small_256"
@@ -66,17 +67,7 @@ def uploaded(env):
 
 def run_job(env, outcome: StartOutcome) -> dict:
     """Poll a started job like the interval does; return the result store value."""
-    view = start_view(outcome)
-    if outcome.job_id is None:
-        return view.result
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        view = poll_view(env["runner"], view.job, session=SESSION)
-        if view.result is not no_update:
-            return view.result
-        assert view.alert is None, view.alert
-        time.sleep(0.05)
-    raise AssertionError("job did not finish")
+    return finish_job(env["runner"], outcome, SESSION)
 
 
 # -- upload -------------------------------------------------------------------------
@@ -475,17 +466,6 @@ def test_compare_refuses_a_photo_without_face_before_any_job(env, uploaded):
         compare.start_compare(env["service"], env["runner"], shas, MODEL, uploaded["store"], session=SESSION)
     assert "Remove it from the comparison" in alert_for_exception(info.value).message
     assert env["estimator"].calls == calls  # refused at once: no depth network ran
-
-
-class NoJobsRunner:
-    """A job runner that records what it is asked to run (work done in the callback asks nothing)."""
-
-    def __init__(self):
-        self.submitted: list[str] = []
-
-    def submit(self, kind, params, owner=""):
-        self.submitted.append(kind)
-        return "0" * 64
 
 
 def test_comparison_of_cached_faces_is_done_in_the_callback(env, uploaded):

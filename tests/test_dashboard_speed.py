@@ -34,7 +34,7 @@ from dashboard.services.model_status import precision_choices_here
 from face3d_core.cache import ResultCache
 from face3d_core.errors import WeightsUnavailableError
 from face3d_core.reconstruct import MAX_MODEL_POINTS
-from tests.doubles import FakeEstimator
+from tests.doubles import FakeEstimator, NoJobsRunner
 from tests.harness.browser_speed import wait_for_warm_server
 from tests.harness.dash_client import data_url
 from tests.harness.processes import child_env
@@ -42,17 +42,6 @@ from tests.harness.servers import WebServer
 
 MODEL = "midas_v21_small_256"
 SESSION = "9" * 32
-
-
-class NoJobsRunner:
-    """A job runner that records what it is asked to run (work done in the callback asks nothing)."""
-
-    def __init__(self):
-        self.submitted: list[str] = []
-
-    def submit(self, kind, params, owner=""):
-        self.submitted.append(kind)
-        return "0" * 64
 
 
 class GatedEstimator(FakeEstimator):

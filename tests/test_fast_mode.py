@@ -8,14 +8,11 @@ estimator on this machine's CPU.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
-from dash import no_update
 
 from dashboard.callbacks import choices, compare, depth, model3d
-from dashboard.callbacks.jobs import StartOutcome, poll_view, start_view
+from dashboard.callbacks.jobs import StartOutcome
 from dashboard.jobs import DiskJobStore, ThreadJobRunner
 from dashboard.layout.common import precision_picker
 from dashboard.services import Face3DService
@@ -26,6 +23,7 @@ from face3d_core.models.cpu_info import cpu_flags_known, cpu_has_bf16_flags
 from face3d_core.pipeline import WORK_MAX_SIDE, DepthRef
 from face3d_core.reconstruct import ReconstructionParams
 from tests.doubles import FakeEstimator
+from tests.harness.callbacks import finish_job
 from tests.harness.dash_client import data_url
 
 SESSION = "s" * 32
@@ -74,17 +72,7 @@ def env(tmp_path, yunet_path, faces_dir):
 
 
 def run_job(runner, outcome: StartOutcome) -> dict:
-    view = start_view(outcome)
-    if outcome.job_id is None:
-        return view.result
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        view = poll_view(runner, view.job, session=SESSION)
-        if view.result is not no_update:
-            return view.result
-        assert view.alert is None, view.alert
-        time.sleep(0.05)
-    raise AssertionError("job did not finish")
+    return finish_job(runner, outcome, SESSION)
 
 
 def offer(monkeypatch, choices_here: PrecisionChoices) -> None:

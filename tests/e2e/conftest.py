@@ -12,6 +12,8 @@ Screenshots go to ``$FACE3D_E2E_ARTIFACTS`` or ``test-artifacts/e2e`` in the rep
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,19 @@ CHROMIUM_ARGS = [
     "--use-gl=swiftshader",
     "--enable-unsafe-swiftshader",
 ]
+
+
+@contextmanager
+def own_dashboard(tmp_path_factory, name: str, fill_weights: Path) -> Iterator[WebServer]:
+    """A running ``python -m dashboard`` with a cache folder of its own (``<tmp>/<name>N/cache``); stopped on exit."""
+    require(FILL_PY, YUNET_PATH)
+    root = tmp_path_factory.mktemp(name)
+    env = child_env(FACE3D_CACHE_DIR=str(root / "cache"), FACE3D_WEIGHTS_DIR=str(fill_weights))
+    server = WebServer.dashboard(env, root / "server.log", start_timeout=90.0)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -67,14 +82,8 @@ def ui_server(tmp_path_factory, e2e_faces, fill_weights):
     Its own cache keeps ``test_browser.py``'s assumptions (a depth map is computed, not served from
     the cache) whatever runs first.
     """
-    require(FILL_PY, YUNET_PATH)
-    root = tmp_path_factory.mktemp("e2e-ui")
-    env = child_env(FACE3D_CACHE_DIR=str(root / "cache"), FACE3D_WEIGHTS_DIR=str(fill_weights))
-    server = WebServer.dashboard(env, root / "server.log", start_timeout=90.0)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    with own_dashboard(tmp_path_factory, "e2e-ui", fill_weights) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

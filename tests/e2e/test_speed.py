@@ -16,10 +16,8 @@ import json
 import pytest
 
 from dashboard.controls import DENSITY_POINTS
+from tests.e2e.conftest import own_dashboard
 from tests.harness.browser_speed import new_page, run_flow, wait_for_warm_server
-from tests.harness.paths import FILL_PY, YUNET_PATH, require
-from tests.harness.processes import child_env
-from tests.harness.servers import WebServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -27,14 +25,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 @pytest.fixture(scope="module")
 def speed_server(tmp_path_factory, e2e_faces, fill_weights):
     """A ``python -m dashboard`` of its own: nothing computed yet."""
-    require(FILL_PY, YUNET_PATH)
-    root = tmp_path_factory.mktemp("e2e-speed")
-    env = child_env(FACE3D_CACHE_DIR=str(root / "cache"), FACE3D_WEIGHTS_DIR=str(fill_weights))
-    server = WebServer.dashboard(env, root / "server.log", start_timeout=90.0)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    with own_dashboard(tmp_path_factory, "e2e-speed", fill_weights) as server:
+        yield server
 
 
 def test_waits_in_the_browser_are_recorded(browser, speed_server, e2e_faces, artifacts_dir):

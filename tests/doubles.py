@@ -139,3 +139,24 @@ class NoJobsRunner:
         """Record ``kind``; return a job id that names no job."""
         self.submitted.append(kind)
         return "0" * 64
+
+
+def hide_detector(folder: Path, monkeypatch) -> Path:
+    """Leave every place the face detector may be empty, offline; return where the package's copy would be.
+
+    ``FACE3D_YUNET_PATH`` unset, the package's data folder ``folder/package`` empty, the weights
+    (``folder/weights``) and cache (``folder/cache``) folders empty, downloads off, the detector's
+    health forgotten. Call ``faces.reset_detector_health()`` again after the test.
+    """
+    from face3d_core import faces
+
+    packaged = Path(folder) / "package" / faces.YUNET_WEIGHTS.file_name
+    packaged.parent.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setattr(faces, "packaged_yunet_path", lambda: packaged)
+    monkeypatch.delenv("FACE3D_YUNET_PATH", raising=False)
+    monkeypatch.setenv("FACE3D_WEIGHTS_DIR", str(Path(folder) / "weights"))
+    monkeypatch.setenv("FACE3D_CACHE_DIR", str(Path(folder) / "cache"))
+    monkeypatch.setenv("FACE3D_OFFLINE", "1")
+    (Path(folder) / "weights").mkdir(exist_ok=True)
+    faces.reset_detector_health()
+    return packaged

@@ -22,7 +22,7 @@ from dashboard.services import Face3DService
 from face3d_core import faces
 from face3d_core.cache import ResultCache
 from face3d_core.compare import ComparisonError
-from tests.doubles import FakeEstimator
+from tests.doubles import FakeEstimator, hide_detector
 from tests.harness.page_text import component_text, internal_leaks
 
 MODEL = "midas_v21_small_256"
@@ -37,13 +37,7 @@ def data_url(data: bytes) -> str:
 
 @pytest.fixture()
 def no_detector(tmp_path, monkeypatch):
-    monkeypatch.setattr(faces, "packaged_yunet_path", lambda: tmp_path / "package" / faces.YUNET_WEIGHTS.file_name)
-    monkeypatch.delenv("FACE3D_YUNET_PATH", raising=False)
-    monkeypatch.setenv("FACE3D_WEIGHTS_DIR", str(tmp_path / "weights"))
-    monkeypatch.setenv("FACE3D_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FACE3D_OFFLINE", "1")
-    (tmp_path / "weights").mkdir()
-    faces.reset_detector_health()
+    hide_detector(tmp_path, monkeypatch)
     yield tmp_path
     faces.reset_detector_health()
 

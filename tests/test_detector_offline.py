@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.server
 import logging
-import threading
 from pathlib import Path
 
 import cv2
@@ -24,6 +23,8 @@ from face3d_core.data.__main__ import vendor_detector
 from face3d_core.errors import WeightsIntegrityError, WeightsUnavailableError
 from face3d_core.images import load_image
 from face3d_core.weights import WeightsFile
+from tests.doubles import hide_detector
+from tests.harness.servers import file_server
 
 NAME = faces.YUNET_WEIGHTS.file_name
 
@@ -46,27 +47,14 @@ class _Files(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def http_files():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    server.files, server.requests = {}, []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with file_server(_Files) as server:
+        yield server
 
 
 @pytest.fixture()
 def lookup(tmp_path, monkeypatch):
     """Every place the detector may be, empty: env var unset, an empty package folder, empty folders."""
-    packaged = tmp_path / "package" / NAME
-    packaged.parent.mkdir()
-    monkeypatch.setattr(faces, "packaged_yunet_path", lambda: packaged)
-    monkeypatch.delenv("FACE3D_YUNET_PATH", raising=False)
-    monkeypatch.setenv("FACE3D_WEIGHTS_DIR", str(tmp_path / "weights"))
-    monkeypatch.setenv("FACE3D_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FACE3D_OFFLINE", "1")
-    (tmp_path / "weights").mkdir()
-    faces.reset_detector_health()
+    packaged = hide_detector(tmp_path, monkeypatch)
     yield {
         "packaged": packaged,
         "weights": tmp_path / "weights" / NAME,

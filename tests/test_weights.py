@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import threading
 from pathlib import Path
 
 import pytest
 
 from face3d_core.errors import WeightsIntegrityError, WeightsUnavailableError
 from face3d_core.weights import WeightsFile, download_file, find_weights, resolve_weights
+from tests.harness.servers import file_server
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -39,14 +39,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def http_server():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.files = {}
-    server.requests = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with file_server(_Handler) as server:
+        yield server
 
 
 @pytest.fixture()

@@ -6,9 +6,12 @@ again is found at the same URL with the same cache folder (a restart, a crash an
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.harness.paths import REPO_ROOT
@@ -218,3 +221,21 @@ class RedisServer:
     def stop(self) -> None:
         """Stop it (its data is gone: no persistence)."""
         self.process.stop()
+
+
+@contextmanager
+def file_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[http.server.ThreadingHTTPServer]:
+    """An HTTP server on 127.0.0.1 (a free port) in a thread, for download tests; shut down on exit.
+
+    The server has ``files`` (path -> bytes, for the handler to serve) and ``requests`` (the paths
+    asked for, for the handler to record), both empty at first.
+    """
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.files, server.requests = {}, []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

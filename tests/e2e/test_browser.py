@@ -63,17 +63,24 @@ def test_depth_tab_generate_cancel_and_download(page, artifacts_dir, tmp_path):
     page.wait_for_selector("text=No depth map yet")
     page.wait_for_selector("#depth-model-info >> text=Weights ready")
 
-    # start, then cancel while the job runs (the server began loading the network at its start; on this
-    # fresh cache it is still exporting and checking it, and the job waits for that)
+    # start, then cancel while the job runs (the server began loading the network at its start; on a
+    # fresh cache it is still exporting and checking it, and the job waits for that). Where the server
+    # was quicker than the click, the job has ended before the cancel: then the finished depth map must
+    # be shown, with no error (cancelling a running job is also tested on the callbacks themselves).
     page.click("#depth-generate")
-    page.wait_for_selector("#depth-job-panel:not([hidden])")
-    page.click("#depth-job-cancel")
-    page.wait_for_selector("#depth-job-message >> text=Cancelled.")
+    page.wait_for_selector("#depth-job-panel:not([hidden]), #depth-results:not([hidden])")
+    cancel = page.locator("#depth-job-cancel")
+    if cancel.is_visible():
+        cancel.click()
+    page.wait_for_selector("#depth-job-message:has-text('Cancelled.'), #depth-results:not([hidden])")
+    cancelled = page.locator("#depth-job-message:has-text('Cancelled.')").is_visible()
     assert page.is_enabled("#depth-generate")
+    assert page.locator("#alerts .alert-danger").count() == 0
 
-    # start again; the page stays responsive while it runs (the progress text keeps updating)
-    page.click("#depth-generate")
-    page.wait_for_selector("#depth-job-panel:not([hidden])")
+    if cancelled:  # start again; the page stays responsive while it runs (the progress text keeps updating)
+        assert page.locator("#depth-results").is_hidden()
+        page.click("#depth-generate")
+        page.wait_for_selector("#depth-job-panel:not([hidden]), #depth-results:not([hidden])")
     open_tab(page, "1 · Upload")
     assert page.locator(".face3d-gallery-card").count() == 3
     open_tab(page, "2 · Depth map")

@@ -66,13 +66,8 @@ def dashboard_server(tmp_path_factory, e2e_faces, fill_weights):
         import face3d_core.models.midas_small  # noqa: F401
     except ImportError:
         pytest.skip("the MiDaS small network is not available")
-    root = tmp_path_factory.mktemp("e2e")
-    env = child_env(FACE3D_CACHE_DIR=str(root / "cache"), FACE3D_WEIGHTS_DIR=str(fill_weights))
-    server = WebServer.dashboard(env, root / "server.log", start_timeout=90.0)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    with own_dashboard(tmp_path_factory, "e2e", fill_weights) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -197,6 +197,8 @@ class FaceModel3D:
         crop_box_xyxy: Depth map's box in the original photo's pixels.
         image_size_wh: ``(W, H)`` of the original photo.
         timings_ms: Time per stage in milliseconds.
+        depth_conversion: How the depth values became millimetres (None for a model built
+            elsewhere); :mod:`face3d_core.depth_fit` uses it to try another relief.
     """
 
     points_xyz: np.ndarray
@@ -215,6 +217,7 @@ class FaceModel3D:
     crop_box_xyxy: tuple[int, int, int, int]
     image_size_wh: tuple[int, int]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    depth_conversion: DepthConversion | None = None
 
     @property
     def depth_shape(self) -> tuple[int, int]:
@@ -1061,6 +1064,7 @@ def reconstruct_face(
         crop_box_xyxy=tuple(int(v) for v in frame.crop_box_xyxy),
         image_size_wh=(int(frame.image_size_wh[0]), int(frame.image_size_wh[1])),
         timings_ms=clock.timings_ms,
+        depth_conversion=conversion,
     )
     logger.debug(
         "reconstruct_face: %d points, %d triangles, stride %d, %s",

@@ -1,0 +1,294 @@
+"""Relative depth made self-consistent: the relief that makes the face symmetric in 3D.
+
+A relative-depth network gives inverse depth up to an unknown scale and shift,
+``d = s / Z + t``. With the eyes set 63 mm apart (the scale) one unknown is left: how deep
+the face is. :mod:`face3d_core.reconstruct` assumes a relief (80 mm between the 2nd and 98th
+percentile of the face's depth); that assumption is what made nose protrusion 20-30 % off.
+
+Here the relief is *fitted*. One family of reconstructions, indexed by
+``rho = relief / z_near`` (the ratio that fixes the shape; the eye distance fixes the size),
+maps the model's depths to ``Z' = s / (alpha / Z + beta)`` (:class:`ReliefMap`; the inverse
+depths are kept exactly, so this equals reconstructing with another relief). Two kinds of
+evidence choose ``rho``:
+
+* **Symmetry.** A face is mirror-symmetric. Stretching depth along the camera's axis keeps a
+  frontal face symmetric, but shears a turned one: its two halves no longer match across any
+  plane. The symmetry fit of :mod:`face3d_core.face_frame` is repeated for each candidate
+  relief, and its robust residual (mirrored points against the surface) is a cost that is
+  smallest at the true relief once the head is turned by more than a few degrees.
+* **Adult proportions.** The nose stands about :data:`PRIOR_PROTRUSION_IPD` eye distances in
+  front of the plane through the eyes and the mouth corners (MediaPipe's canonical face 0.56,
+  ICT-FaceKit's 0.49: both averages of many adults; nasal tip protrusion and its spread:
+  Farkas et al., "International anthropometric study of facial morphology in various
+  ethnic groups/races", J Craniofac Surg 2005). Its spread between people,
+  :data:`PRIOR_PROTRUSION_SD` (12 %), is the prior's weight.
+
+The two are combined (:func:`fit_relief`) as independent Gaussian terms on ``log rho``: a
+frontal face gets the prior and its spread; a turned face gets a relief set by its own
+symmetry, with an uncertainty from the curvature of the symmetry cost. ``sigma_rel`` is the
+relative 1-sigma uncertainty of depth differences that is left: what the ± of a distance
+along the camera's axis reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from face3d_core.geometry import backproject_pixels, inverse_depth_coefficients
+from face3d_core.surface import DepthSurface
+
+logger = logging.getLogger(__name__)
+
+#: Nose tip in front of the eye-mouth plane, in eye distances, for an average adult (see the module docstring).
+PRIOR_PROTRUSION_IPD = 0.52
+#: Relative spread (1 SD) of that ratio between adults.
+PRIOR_PROTRUSION_SD = 0.12
+#: Candidate reliefs, as factors of the model's own (the relief the 3D view shows).
+RHO_FACTORS = np.exp(np.linspace(math.log(0.25), math.log(4.0), 97))
+#: The relief is never known better than this (relative, 1 SD): a network's depth is not exactly
+#: an affine function of inverse depth, so a perfectly symmetric fit still leaves this much.
+MIN_SIGMA_REL = 0.04
+
+
+@dataclass(frozen=True)
+class ReliefMap:
+    """Model depth -> depth with another relief: ``Z' = scale / (alpha / Z + beta)`` (``"inverse"`` models).
+
+    For ``"affine"`` models ``Z' = scale * (alpha * Z + beta)``. Built by :func:`relief_map`.
+
+    Attributes:
+        rho: Relief over near distance of the new reconstruction.
+        alpha: See above.
+        beta: See above.
+        scale: Sets the eye distance back to the model's.
+        model: ``"inverse"`` or ``"affine"``.
+    """
+
+    rho: float
+    alpha: float
+    beta: float
+    scale: float
+    model: str = "inverse"
+
+    def __call__(self, z_mm: np.ndarray) -> np.ndarray:
+        z = np.asarray(z_mm, np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if self.model == "affine":
+                return self.scale * (self.alpha * z + self.beta)
+            return self.scale / (self.alpha / z + self.beta)
+
+    def inverse(self, z_mm: np.ndarray) -> np.ndarray:
+        """The model's depth of a remapped depth (the inverse of calling the map)."""
+        z = np.asarray(z_mm, np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if self.model == "affine":
+                return (z / self.scale - self.beta) / self.alpha
+            return self.alpha / (self.scale / z - self.beta)
+
+
+def model_rho(model) -> float | None:
+    """The ``rho`` (relief over near distance) a relative-depth model was built with; None for metric depth."""
+    conv = getattr(model, "depth_conversion", None)
+    if conv is None or conv.scale_source != "eyes" or not conv.z_near > 0:
+        return None
+    return float(conv.relief / conv.z_near)
+
+
+def relief_map(model, rho: float, eyes_uv: np.ndarray, eyes_z_mm: np.ndarray) -> ReliefMap:
+    """The :class:`ReliefMap` of a relative-depth model for ``rho``, keeping its eye distance.
+
+    Args:
+        model: A :class:`~face3d_core.reconstruct.FaceModel3D` with an ``"eyes"`` depth conversion.
+        rho: The new relief over near distance (``> 0``).
+        eyes_uv: ``(2, 2)`` the eye landmarks in depth-map pixels.
+        eyes_z_mm: ``(2,)`` the model's depth at the eyes (mm along the camera axis).
+    """
+    conv = model.depth_conversion
+    d_lo, d_hi = conv.d_lo, conv.d_hi
+    if conv.model == "affine":
+        # Z = z_far - relief u, u = (d - d_lo) / (d_hi - d_lo); new: Z1 = (1 + rho) - rho u
+        z_far0 = conv.z_near + conv.relief
+        alpha, beta = rho / conv.relief, (1.0 + rho) - rho * z_far0 / conv.relief
+        z1 = alpha * np.asarray(eyes_z_mm, np.float64) + beta
+    else:
+        a0, b0 = inverse_depth_coefficients(d_lo, d_hi, conv.z_near, conv.z_near + conv.relief)
+        a1, b1 = inverse_depth_coefficients(d_lo, d_hi, 1.0, 1.0 + rho)
+        alpha, beta = a1 / a0, b1 - a1 * b0 / a0
+        z1 = 1.0 / (alpha / np.asarray(eyes_z_mm, np.float64) + beta)
+    eyes = backproject_pixels(eyes_uv[:, 0], eyes_uv[:, 1], z1, model.intrinsics).astype(np.float64)
+    old = backproject_pixels(eyes_uv[:, 0], eyes_uv[:, 1], np.asarray(eyes_z_mm), model.intrinsics).astype(np.float64)
+    scale = float(np.linalg.norm(old[0] - old[1]) / max(np.linalg.norm(eyes[0] - eyes[1]), 1e-12))
+    return ReliefMap(float(rho), float(alpha), float(beta), scale, conv.model)
+
+
+@dataclass(frozen=True)
+class ReliefFit:
+    """The relief chosen for a relative-depth face (see the module docstring).
+
+    Attributes:
+        method: ``"symmetry"`` (the face's own symmetry decided), ``"symmetry+prior"`` (both
+            weighed in), ``"prior"`` (a frontal face: adult proportions) or ``"metric"``
+            (metric depth: nothing to fit).
+        rho: Relief over near distance chosen (NaN for metric).
+        factor: ``rho`` over the model's own (1 = the relief the 3D view shows).
+        sigma_rel: Relative 1-sigma uncertainty left on depth differences.
+        depth_map: The :class:`ReliefMap` to apply to the model's depths (None: keep them).
+    """
+
+    method: str
+    rho: float
+    factor: float
+    sigma_rel: float
+    depth_map: ReliefMap | None = None
+
+    def describe(self) -> str:
+        """The fit in words, for the notes under a table."""
+        if self.method == "metric":
+            return "depth measured in millimetres"
+        how = {
+            "symmetry": "fitted so the face is symmetric in 3D",
+            "symmetry+prior": "fitted to the face's symmetry and typical adult proportions",
+            "prior": "from typical adult proportions (a frontal view shows no depth scale)",
+        }[self.method]
+        return f"face depth {how} (± {100 * self.sigma_rel:.0f} %)"
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-friendly form."""
+        finite = math.isfinite(self.rho)
+        return {
+            "method": self.method,
+            "relief_factor": round(self.factor, 3) if finite else None,
+            "sigma_rel": round(self.sigma_rel, 3),
+            "text": self.describe(),
+        }
+
+
+METRIC_FIT = ReliefFit("metric", float("nan"), 1.0, 0.0)
+
+
+def _landmark_points(base: DepthSurface, uv: np.ndarray, depth_map: ReliefMap) -> np.ndarray:
+    """``(N, 3)`` points at pixels ``uv`` with the model's depths remapped (NaN off the surface)."""
+    z = depth_map(base.depth(uv))
+    intr = base.intrinsics
+    cam = np.stack([(uv[:, 0] - intr.cx) * z / intr.fx, (intr.cy - uv[:, 1]) * z / intr.fy, -z], axis=1)
+    return cam - base.origin_mm
+
+
+def symmetry_residuals_of(points: np.ndarray) -> np.ndarray:
+    """``(4,)`` how far five points (eyes, nose tip, mouth corners) are from mirror symmetry (mm).
+
+    Two: the eye line and the mouth line are not parallel (their directions' difference across
+    the mean direction, times half the eye distance); two: the eyes' and the mouth's midpoints
+    are not on the plane through the nose tip across the mean direction.
+    """
+    eye_r, eye_l, tip, mouth_r, mouth_l = points
+    e, m = eye_l - eye_r, mouth_l - mouth_r
+    e_hat, m_hat = e / np.linalg.norm(e), m / np.linalg.norm(m)
+    n = e_hat + m_hat
+    n /= np.linalg.norm(n)
+    diff = (e_hat - m_hat) * (0.5 * np.linalg.norm(e))
+    t1 = np.cross(n, [0.0, 1.0, 0.0])
+    t1 /= np.linalg.norm(t1)
+    t2 = np.cross(n, t1)
+    return np.array([diff @ t1, diff @ t2, n @ (0.5 * (eye_r + eye_l) - tip), n @ (0.5 * (mouth_r + mouth_l) - tip)])
+
+
+def protrusion_ipd(points: np.ndarray) -> float:
+    """How far the nose tip stands in front of the plane of the eyes and mouth corners, in eye distances."""
+    quad = points[[0, 1, 3, 4]]
+    centroid = quad.mean(axis=0)
+    normal = np.linalg.svd(quad - centroid)[2][2]
+    return abs(float((points[2] - centroid) @ normal)) / float(np.linalg.norm(points[1] - points[0]))
+
+
+def fit_relief(
+    model,
+    surface: DepthSurface,
+    landmarks_uv: np.ndarray,
+    tip_uv: np.ndarray | None,
+    *,
+    landmark_sd_px: float | None = None,
+) -> ReliefFit:
+    """Choose the relief of a relative-depth face (see the module docstring).
+
+    The five points (the detector's eyes and mouth corners, and the nose tip found on the
+    surface) keep their pixels while the relief changes; for each relief of a fine grid of
+    :data:`RHO_FACTORS` their mirror-symmetry residuals (:func:`symmetry_residuals_of`) and
+    the prior on the nose's protrusion give a cost, in units of the landmarks' placement
+    noise. Its minimum (refined by a parabola) is the relief; the curvature there is the
+    information, so a frontal face (no curvature from symmetry) gets the prior's spread.
+
+    Args:
+        model: The :class:`~face3d_core.reconstruct.FaceModel3D`.
+        surface: Its :class:`~face3d_core.surface.DepthSurface` (the model's own depths).
+        landmarks_uv: ``(5, 2)`` detector landmarks in depth-map pixels.
+        tip_uv: ``(2,)`` the nose tip found on the surface (pixels), or None (the prior only).
+        landmark_sd_px: Placement noise of the landmarks (1 SD, pixels); default 2 % of the
+            eye distance, at least 1 pixel (a face detector's typical error).
+
+    Returns:
+        The :class:`ReliefFit` (:data:`METRIC_FIT` for metric depth).
+    """
+    rho0 = model_rho(model)
+    if rho0 is None:
+        return METRIC_FIT
+    marks = np.asarray(landmarks_uv, np.float64).reshape(5, 2)
+    ipd_px = float(np.linalg.norm(marks[1] - marks[0]))
+    noise_px = landmark_sd_px if landmark_sd_px is not None else max(0.02 * ipd_px, 1.0)
+    eyes_z = -(np.asarray(model.landmarks_xyz, np.float64)[:2, 2] + model.origin_mm[2])
+    base = surface.with_depth_map(None)
+    uv = marks.copy()
+    if tip_uv is not None:
+        uv[2] = tip_uv
+    log_f = np.log(RHO_FACTORS)
+    maps = [relief_map(model, rho0 * f, marks[:2], eyes_z) for f in RHO_FACTORS]
+    sym, prior = np.full(len(maps), np.nan), np.full(len(maps), np.nan)
+    for k, m in enumerate(maps):
+        pts = _landmark_points(base, uv, m)
+        if not np.isfinite(pts).all():
+            continue
+        ipd_mm = float(np.linalg.norm(pts[1] - pts[0]))
+        noise_mm = noise_px * ipd_mm / ipd_px  # a pixel's size at the face
+        if tip_uv is not None:
+            sym[k] = 0.5 * float(np.sum((symmetry_residuals_of(pts) / noise_mm) ** 2))
+        p = protrusion_ipd(pts)
+        if p > 0:
+            prior[k] = 0.5 * (math.log(p / PRIOR_PROTRUSION_IPD) / PRIOR_PROTRUSION_SD) ** 2
+    have_sym, have_prior = np.isfinite(sym).all(), np.isfinite(prior).all()
+    if not (have_sym or have_prior):
+        return ReliefFit("prior", rho0, 1.0, 0.25, None)
+    total = (sym if have_sym else 0.0) + (prior if have_prior else 0.0)
+    k = int(np.argmin(total))
+    h = float(log_f[1] - log_f[0])
+    j = min(max(k, 1), len(total) - 2)
+
+    def curvature(values) -> float:
+        if np.isscalar(values):
+            return 0.0
+        return max(float(values[j - 1] - 2 * values[j] + values[j + 1]) / (h * h), 0.0)
+
+    best = float(log_f[k])
+    if 0 < k < len(total) - 1:
+        denom = total[k - 1] - 2 * total[k] + total[k + 1]
+        if denom > 0:
+            best += float(np.clip(0.5 * h * (total[k - 1] - total[k + 1]) / denom, -h, h))
+    info_sym = curvature(sym) if have_sym else 0.0
+    info_prior = curvature(prior) if have_prior else 0.0
+    info = info_sym + info_prior
+    sigma = max(1.0 / math.sqrt(info), MIN_SIGMA_REL) if info > 0 else 0.25
+    if info_sym > 4.0 * info_prior:
+        method = "symmetry"
+    elif info_sym > 0.25 * info_prior:
+        method = "symmetry+prior"
+    else:
+        method = "prior"
+    factor = math.exp(best)
+    logger.debug(
+        "relief fit: factor %.3f, sigma %.3f, %s (information: symmetry %.1f, prior %.1f)",
+        factor, sigma, method, info_sym, info_prior,
+    )  # fmt: skip
+    return ReliefFit(method, rho0 * factor, factor, float(min(sigma, 0.25)), relief_map(model, rho0 * factor, marks[:2], eyes_z))

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from face3d_core.geometry import backproject_pixels, inverse_depth_coefficients
+from face3d_core.geometry import inverse_depth_coefficients
 from face3d_core.surface import DepthSurface
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ PRIOR_PROTRUSION_IPD = 0.52
 #: Relative spread (1 SD) of that ratio between adults.
 PRIOR_PROTRUSION_SD = 0.12
 #: Candidate reliefs, as factors of the model's own (the relief the 3D view shows).
-RHO_FACTORS = np.exp(np.linspace(math.log(0.25), math.log(4.0), 97))
+RHO_FACTORS = np.exp(np.linspace(math.log(0.25), math.log(4.0), 121))
 #: The relief is never known better than this (relative, 1 SD): a network's depth is not exactly
 #: an affine function of inverse depth, so a perfectly symmetric fit still leaves this much.
 MIN_SIGMA_REL = 0.04
@@ -98,6 +98,29 @@ def model_rho(model) -> float | None:
     return float(conv.relief / conv.z_near)
 
 
+def _relief_coefficients(model, rhos: np.ndarray, eyes_uv: np.ndarray, eyes_z_mm: np.ndarray):
+    """``(alpha, beta, scale)`` arrays of the :class:`ReliefMap` for each of ``rhos (K,)``."""
+    conv = model.depth_conversion
+    rhos = np.asarray(rhos, np.float64)
+    z_eyes = np.asarray(eyes_z_mm, np.float64)
+    if conv.model == "affine":
+        # Z = z_far - relief u, u = (d - d_lo) / (d_hi - d_lo); new: Z1 = (1 + rho) - rho u
+        z_far0 = conv.z_near + conv.relief
+        alpha, beta = rhos / conv.relief, (1.0 + rhos) - rhos * z_far0 / conv.relief
+        z1 = alpha[:, None] * z_eyes + beta[:, None]
+    else:
+        a0, b0 = inverse_depth_coefficients(conv.d_lo, conv.d_hi, conv.z_near, conv.z_near + conv.relief)
+        a1 = (1.0 - 1.0 / (1.0 + rhos)) / (conv.d_hi - conv.d_lo)  # inverse_depth_coefficients(d_lo, d_hi, 1, 1 + rho)
+        b1 = 1.0 / (1.0 + rhos) - a1 * conv.d_lo
+        alpha, beta = a1 / a0, b1 - a1 * b0 / a0
+        z1 = 1.0 / (alpha[:, None] / z_eyes + beta[:, None])
+    intr = model.intrinsics
+    rays = np.stack([(eyes_uv[:, 0] - intr.cx) / intr.fx, (intr.cy - eyes_uv[:, 1]) / intr.fy, -np.ones(2)], axis=1)
+    old = np.linalg.norm(rays[0] * z_eyes[0] - rays[1] * z_eyes[1])
+    new = np.linalg.norm(rays[0] * z1[:, :1] - rays[1] * z1[:, 1:2], axis=1)
+    return alpha, beta, old / np.maximum(new, 1e-12)
+
+
 def relief_map(model, rho: float, eyes_uv: np.ndarray, eyes_z_mm: np.ndarray) -> ReliefMap:
     """The :class:`ReliefMap` of a relative-depth model for ``rho``, keeping its eye distance.
 
@@ -107,22 +130,8 @@ def relief_map(model, rho: float, eyes_uv: np.ndarray, eyes_z_mm: np.ndarray) ->
         eyes_uv: ``(2, 2)`` the eye landmarks in depth-map pixels.
         eyes_z_mm: ``(2,)`` the model's depth at the eyes (mm along the camera axis).
     """
-    conv = model.depth_conversion
-    d_lo, d_hi = conv.d_lo, conv.d_hi
-    if conv.model == "affine":
-        # Z = z_far - relief u, u = (d - d_lo) / (d_hi - d_lo); new: Z1 = (1 + rho) - rho u
-        z_far0 = conv.z_near + conv.relief
-        alpha, beta = rho / conv.relief, (1.0 + rho) - rho * z_far0 / conv.relief
-        z1 = alpha * np.asarray(eyes_z_mm, np.float64) + beta
-    else:
-        a0, b0 = inverse_depth_coefficients(d_lo, d_hi, conv.z_near, conv.z_near + conv.relief)
-        a1, b1 = inverse_depth_coefficients(d_lo, d_hi, 1.0, 1.0 + rho)
-        alpha, beta = a1 / a0, b1 - a1 * b0 / a0
-        z1 = 1.0 / (alpha / np.asarray(eyes_z_mm, np.float64) + beta)
-    eyes = backproject_pixels(eyes_uv[:, 0], eyes_uv[:, 1], z1, model.intrinsics).astype(np.float64)
-    old = backproject_pixels(eyes_uv[:, 0], eyes_uv[:, 1], np.asarray(eyes_z_mm), model.intrinsics).astype(np.float64)
-    scale = float(np.linalg.norm(old[0] - old[1]) / max(np.linalg.norm(eyes[0] - eyes[1]), 1e-12))
-    return ReliefMap(float(rho), float(alpha), float(beta), scale, conv.model)
+    alpha, beta, scale = _relief_coefficients(model, np.array([rho]), np.asarray(eyes_uv, np.float64), eyes_z_mm)
+    return ReliefMap(float(rho), float(alpha[0]), float(beta[0]), float(scale[0]), model.depth_conversion.model)
 
 
 @dataclass(frozen=True)
@@ -170,39 +179,42 @@ class ReliefFit:
 METRIC_FIT = ReliefFit("metric", float("nan"), 1.0, 0.0)
 
 
-def _landmark_points(base: DepthSurface, uv: np.ndarray, depth_map: ReliefMap) -> np.ndarray:
-    """``(N, 3)`` points at pixels ``uv`` with the model's depths remapped (NaN off the surface)."""
-    z = depth_map(base.depth(uv))
-    intr = base.intrinsics
-    cam = np.stack([(uv[:, 0] - intr.cx) * z / intr.fx, (intr.cy - uv[:, 1]) * z / intr.fy, -z], axis=1)
-    return cam - base.origin_mm
-
-
 def symmetry_residuals_of(points: np.ndarray) -> np.ndarray:
-    """``(4,)`` how far five points (eyes, nose tip, mouth corners) are from mirror symmetry (mm).
+    """``(..., 4)`` how far five points ``(..., 5, 3)`` (eyes, nose tip, mouth corners) are from mirror symmetry (mm).
 
     Two: the eye line and the mouth line are not parallel (their directions' difference across
     the mean direction, times half the eye distance); two: the eyes' and the mouth's midpoints
     are not on the plane through the nose tip across the mean direction.
     """
-    eye_r, eye_l, tip, mouth_r, mouth_l = points
+    pts = np.asarray(points, np.float64)
+    eye_r, eye_l, tip, mouth_r, mouth_l = (pts[..., i, :] for i in range(5))
     e, m = eye_l - eye_r, mouth_l - mouth_r
-    e_hat, m_hat = e / np.linalg.norm(e), m / np.linalg.norm(m)
+    e_len = np.linalg.norm(e, axis=-1, keepdims=True)
+    e_hat, m_hat = e / e_len, m / np.linalg.norm(m, axis=-1, keepdims=True)
     n = e_hat + m_hat
-    n /= np.linalg.norm(n)
-    diff = (e_hat - m_hat) * (0.5 * np.linalg.norm(e))
-    t1 = np.cross(n, [0.0, 1.0, 0.0])
-    t1 /= np.linalg.norm(t1)
+    n /= np.linalg.norm(n, axis=-1, keepdims=True)
+    diff = (e_hat - m_hat) * (0.5 * e_len)
+    t1 = np.cross(n, np.array([0.0, 1.0, 0.0]))
+    t1 /= np.linalg.norm(t1, axis=-1, keepdims=True)
     t2 = np.cross(n, t1)
-    return np.array([diff @ t1, diff @ t2, n @ (0.5 * (eye_r + eye_l) - tip), n @ (0.5 * (mouth_r + mouth_l) - tip)])
+
+    def dot(a, b):
+        return np.sum(a * b, axis=-1)
+
+    return np.stack(
+        [dot(diff, t1), dot(diff, t2), dot(n, 0.5 * (eye_r + eye_l) - tip), dot(n, 0.5 * (mouth_r + mouth_l) - tip)],
+        axis=-1,
+    )
 
 
-def protrusion_ipd(points: np.ndarray) -> float:
-    """How far the nose tip stands in front of the plane of the eyes and mouth corners, in eye distances."""
-    quad = points[[0, 1, 3, 4]]
-    centroid = quad.mean(axis=0)
-    normal = np.linalg.svd(quad - centroid)[2][2]
-    return abs(float((points[2] - centroid) @ normal)) / float(np.linalg.norm(points[1] - points[0]))
+def protrusion_ipd(points: np.ndarray) -> np.ndarray:
+    """How far the nose tip stands in front of the plane of the eyes and mouth corners, in eye distances (``(..., 5, 3)`` -> ``(...)``)."""
+    pts = np.asarray(points, np.float64)
+    quad = pts[..., [0, 1, 3, 4], :]
+    centroid = quad.mean(axis=-2, keepdims=True)
+    normal = np.linalg.svd(quad - centroid)[2][..., 2, :]
+    height = np.abs(np.sum((pts[..., 2, :] - centroid[..., 0, :]) * normal, axis=-1))
+    return height / np.linalg.norm(pts[..., 1, :] - pts[..., 0, :], axis=-1)
 
 
 def fit_relief(
@@ -212,6 +224,7 @@ def fit_relief(
     tip_uv: np.ndarray | None,
     *,
     landmark_sd_px: float | None = None,
+    asymmetry_sd_mm: float = 2.0,
 ) -> ReliefFit:
     """Choose the relief of a relative-depth face (see the module docstring).
 
@@ -227,8 +240,9 @@ def fit_relief(
         surface: Its :class:`~face3d_core.surface.DepthSurface` (the model's own depths).
         landmarks_uv: ``(5, 2)`` detector landmarks in depth-map pixels.
         tip_uv: ``(2,)`` the nose tip found on the surface (pixels), or None (the prior only).
-        landmark_sd_px: Placement noise of the landmarks (1 SD, pixels); default 2 % of the
+        landmark_sd_px: Placement noise of the landmarks (1 SD, pixels); default 3 % of the
             eye distance, at least 1 pixel (a face detector's typical error).
+        asymmetry_sd_mm: How far a real face's landmarks are from mirror symmetry (1 SD, mm).
 
     Returns:
         The :class:`ReliefFit` (:data:`METRIC_FIT` for metric depth).
@@ -238,26 +252,33 @@ def fit_relief(
         return METRIC_FIT
     marks = np.asarray(landmarks_uv, np.float64).reshape(5, 2)
     ipd_px = float(np.linalg.norm(marks[1] - marks[0]))
-    noise_px = landmark_sd_px if landmark_sd_px is not None else max(0.02 * ipd_px, 1.0)
+    noise_px = landmark_sd_px if landmark_sd_px is not None else max(0.03 * ipd_px, 1.0)
     eyes_z = -(np.asarray(model.landmarks_xyz, np.float64)[:2, 2] + model.origin_mm[2])
     base = surface.with_depth_map(None)
     uv = marks.copy()
     if tip_uv is not None:
         uv[2] = tip_uv
     log_f = np.log(RHO_FACTORS)
-    maps = [relief_map(model, rho0 * f, marks[:2], eyes_z) for f in RHO_FACTORS]
-    sym, prior = np.full(len(maps), np.nan), np.full(len(maps), np.nan)
-    for k, m in enumerate(maps):
-        pts = _landmark_points(base, uv, m)
-        if not np.isfinite(pts).all():
-            continue
-        ipd_mm = float(np.linalg.norm(pts[1] - pts[0]))
-        noise_mm = noise_px * ipd_mm / ipd_px  # a pixel's size at the face
+    alpha, beta, scale = _relief_coefficients(model, rho0 * RHO_FACTORS, marks[:2], eyes_z)
+    z0 = base.depth(uv)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if model.depth_conversion.model == "affine":
+            z = scale[:, None] * (alpha[:, None] * z0 + beta[:, None])
+        else:
+            z = scale[:, None] / (alpha[:, None] / z0 + beta[:, None])
+    intr = base.intrinsics
+    rays = np.stack([(uv[:, 0] - intr.cx) / intr.fx, (intr.cy - uv[:, 1]) / intr.fy, -np.ones(5)], axis=1)
+    pts = rays[None] * z[:, :, None]  # (K, 5, 3) camera frame (the origin does not matter here)
+    sym, prior = np.full(len(log_f), np.nan), np.full(len(log_f), np.nan)
+    if np.isfinite(pts).all():
+        ipd_mm = np.linalg.norm(pts[:, 1] - pts[:, 0], axis=1)
+        # placement noise (a pixel's size at the face) and the face's own asymmetry
+        noise_mm = np.hypot(noise_px * ipd_mm / ipd_px, asymmetry_sd_mm)
         if tip_uv is not None:
-            sym[k] = 0.5 * float(np.sum((symmetry_residuals_of(pts) / noise_mm) ** 2))
+            sym = 0.5 * np.sum((symmetry_residuals_of(pts) / noise_mm[:, None]) ** 2, axis=1)
         p = protrusion_ipd(pts)
-        if p > 0:
-            prior[k] = 0.5 * (math.log(p / PRIOR_PROTRUSION_IPD) / PRIOR_PROTRUSION_SD) ** 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            prior = 0.5 * (np.log(p / PRIOR_PROTRUSION_IPD) / PRIOR_PROTRUSION_SD) ** 2
     have_sym, have_prior = np.isfinite(sym).all(), np.isfinite(prior).all()
     if not (have_sym or have_prior):
         return ReliefFit("prior", rho0, 1.0, 0.25, None)

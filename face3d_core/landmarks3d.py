@@ -27,8 +27,9 @@ points as a frontal one:
   Without a fissure (an open mouth, a beard, too coarse a surface) the detector's corner is
   kept and says so.
 * ``face_side_right``, ``face_side_left``: along the eye line, outwards from each eye, the
-  first point where the surface turns more than :data:`SIDE_TURN_DEG` (60 degrees) away
-  from the face's forward axis (the temple turning towards the ear).
+  first point where the surface turns more than :data:`SIDE_TURN_DEG` (45 degrees) away
+  from the face's forward axis (the temple turning towards the ear; at 45 degrees the far side
+  stays in view of a head turned up to about 30 degrees).
 
 A point the camera does not see is **not found, with the reason** (the far side of a turned
 head, a wing hidden behind the nose, the outline cut by the mask); so is a point seen nearly
@@ -51,7 +52,7 @@ from face3d_core.surface import Surface
 logger = logging.getLogger(__name__)
 
 #: A surface steeper than this (degrees from the face's forward axis) ends the face at the eye line.
-SIDE_TURN_DEG = 60.0
+SIDE_TURN_DEG = 45.0
 #: Gaussian smoothing of the profiles, in eye distances.
 PROFILE_SIGMA_IPD = 0.025
 #: The nose tip is the centroid of the nose's cap this deep below its highest point (eye distances).
@@ -105,6 +106,8 @@ class FacePoint:
             detector landmark) or ``"derived"`` (found from the surface).
         note: Why it was not found, or how an edge case was handled.
         hidden: True when it was not found because the camera does not see it.
+        view_deg: Angle between the surface's normal there and the direction to the camera
+            (degrees; NaN when unknown): 0 faces the camera, 90 is edge-on.
     """
 
     name: str
@@ -113,6 +116,7 @@ class FacePoint:
     method: str
     note: str = ""
     hidden: bool = False
+    view_deg: float = float("nan")
 
     @property
     def found(self) -> bool:
@@ -247,7 +251,7 @@ class PointFinder:
                 seen = "seen edge-on" if np.isfinite(angle[i]) else "at a depth edge"
                 out[f.name] = missing(f.name, uv[i], f.method, f"{seen}: its depth is not reliable", hidden=True)
             else:
-                out[f.name] = FacePoint(f.name, pts[i], uv[i], f.method, f.note)
+                out[f.name] = FacePoint(f.name, pts[i], uv[i], f.method, f.note, view_deg=float(angle[i]))
         return out
 
     def _seed_point(self, name: str, index: int, note: str = "") -> FacePoint:
@@ -260,7 +264,7 @@ class PointFinder:
         angle = float(self.frame.view_angle_deg(xyz[None], normal)[0]) if np.isfinite(normal).all() else 90.0
         if not angle <= GRAZING_LIMIT_DEG:
             return missing(name, uv, "landmark", "seen edge-on: its depth is not reliable", hidden=True)
-        return FacePoint(name, xyz, uv, "landmark", note)
+        return FacePoint(name, xyz, uv, "landmark", note, view_deg=angle)
 
     # -- the points ----------------------------------------------------------------------------
 
@@ -308,10 +312,10 @@ class PointFinder:
         span = (ys >= mouth_y - 0.1 * e) & (ys <= tip_y)
         if not mouth_y < tip_y - 0.2 * e:
             return self._missing("subnasale", [0.0, tip_y], 0.0, "derived", "the mouth is not below the nose")
-        if not np.isfinite(h[span]).all():
+        if np.isfinite(h[span]).mean() < 0.9:
             return self._missing("subnasale", [0.0, tip_y - 0.2 * e], 0.0, "derived",
                                  "the midline below the nose is not in view", True)
-        idx = np.flatnonzero(span)
+        idx = np.flatnonzero(span & np.isfinite(h))  # short gaps: steep walls under the tip
         near_tip = idx[ys[idx] >= tip_y - 0.1 * e]
         k_tip = int(near_tip[np.argmax(h[near_tip])]) if near_tip.size else int(idx[-1])
         near_mouth = idx[np.abs(ys[idx] - mouth_y) <= 0.1 * e]
@@ -321,8 +325,10 @@ class PointFinder:
         seg = np.arange(k_mouth, k_tip + 1)
         t = (ys[seg] - ys[k_mouth]) / (ys[k_tip] - ys[k_mouth])
         depth = h[k_mouth] + t * (h[k_tip] - h[k_mouth]) - h[seg]
-        k = int(seg[np.argmax(depth)])
-        if not depth.max() > 0.02 * e:
+        k = int(seg[np.nanargmax(depth)])
+        if not np.isfinite(h[k : k_tip + 1]).mean() >= 0.9:  # the columella is hidden behind the tip
+            return self._missing("subnasale", [0.0, ys[k]], h[k], "derived", "hidden behind the nose tip", True)
+        if not np.nanmax(depth) > 0.02 * e:
             return self._missing("subnasale", [0.0, ys[k]], h[k], "derived", "no angle between the nose and the upper lip")
         return _Found("subnasale", np.array([0.0, ys[k]]), float(h[k]), "derived")
 
@@ -379,9 +385,15 @@ class PointFinder:
         hi, lo = np.minimum(k + half, n - 1), np.maximum(k - half, 0)
         with np.errstate(invalid="ignore", divide="ignore"):
             angle = np.degrees(np.arctan2(h[lo] - h[hi], s[hi] - s[lo]))
-        steep = np.flatnonzero(angle > SIDE_TURN_DEG)
-        if steep.size:
-            k_side = int(steep[0])
+        # the first point from where the surface keeps turning away (over 0.08 eye distances, or to
+        # its end): an eye socket's rim that is briefly steep does not count
+        steep = angle > SIDE_TURN_DEG
+        window = max(int(0.08 * e / self.step), 1)
+        run = np.convolve(steep[::-1].astype(np.int64), np.ones(window, np.int64), "full")[:n][::-1]
+        lasting = steep & ((run >= window) | (np.arange(n) + window > n))
+        k_first = np.flatnonzero(lasting)
+        if k_first.size:
+            k_side = int(k_first[0])
             return _Found(name, np.array([sign * s[k_side], 0.0]), float(h[k_side]), "derived")
         # the surface ends before it turns away: the camera's outline (a turned head) or the mask's
         end_xy, end_h = np.array([sign * s[n - 1], 0.0]), float(h[n - 1])
@@ -404,6 +416,8 @@ class PointFinder:
         window = 0.03 * e
         requests = [(np.stack(np.broadcast_arrays(sign * s[None, :], rows[:, None]), axis=-1), sub_h) for sign in (-1.0, 1.0)]
         heights = self.front.profiles(requests)
+        camera_x = float(self.frame.to_frame(self.frame.camera_xyz)[0])
+        far_side = 0.0 if abs(camera_x) < 0.1 * np.linalg.norm(self.frame.camera_xyz - self.frame.origin_xyz) else -np.sign(camera_x)
         found: list[_Found | FacePoint] = []
         for name, sign, h_raw in zip(("alare_right", "alare_left"), (-1.0, 1.0), heights, strict=True):
             hidden_note = "the nose wing is not in view (hidden behind the nose)"
@@ -428,8 +442,11 @@ class PointFinder:
             if not track:
                 found.append(self._missing(name, guess, sub_h, "derived", "no groove beside the nose wing"))
                 continue
-            r, k = max(track, key=lambda rk: s[rk[1]])
-            if not np.isfinite(h[r, k : k + int(0.05 * e / self.step) + 1]).all():
+            upper = [rk for rk in track if rows[rk[0]] >= sub_y + 0.15 * span] or track  # the wing, not its base
+            r, k = max(upper, key=lambda rk: s[rk[1]])
+            inner = int(np.searchsorted(s, 0.10 * e)) if sign == far_side else k
+            if not np.isfinite(h[r, inner : k + int(0.05 * e / self.step) + 1]).all():
+                # on the side turned away, a groove partly hidden behind the nose: what was found may be another crease
                 found.append(self._missing(name, [sign * s[k], rows[r]], sub_h, "derived", hidden_note, True))
                 continue
             found.append(_Found(name, np.array([sign * s[k], rows[r]]), float(h[r, k]), "derived"))

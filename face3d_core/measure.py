@@ -88,13 +88,20 @@ __all__ = [
 #: Population spread of the adult interpupillary distance (SD, mm) around the 63 mm mean.
 IPD_SD_MM = 3.8
 #: A head turned further than this from the line of sight is not measured (degrees).
-MAX_TURN_DEG = 40.0
+MAX_TURN_DEG = 36.0
 #: ... nor one tilted up or down further than this (degrees).
 MAX_PITCH_DEG = 30.0
 #: Fewest depth-map pixels between the eyes for a measurement.
 MIN_IPD_PX = 20.0
-#: Two members of a pair that disagree by more than this across the symmetry plane (eye distances) are not both trusted.
-PAIR_TOLERANCE_IPD = 0.06
+#: Two well-seen members of a pair that disagree by more than this across the symmetry plane (eye distances) are refused.
+PAIR_TOLERANCE_IPD = 0.12
+#: A point seen at more than this angle (surface normal to the direction to the camera, degrees) is
+#: not used when its partner is seen better: the partner is mirrored instead.
+RELIABLE_VIEW_DEG = 65.0
+#: Only a point seen within this angle (degrees) is mirrored to stand in for a hidden partner ...
+MIRROR_VIEW_DEG = 50.0
+#: ... and only while the head is turned less than this (degrees): beyond, the depth is too uncertain.
+MIRROR_TURN_DEG = 32.0
 
 #: (name, label, from point, to point); ``nose_protrusion`` goes to the eye-mouth plane.
 MEASUREMENTS: tuple[tuple[str, str, str, str], ...] = (
@@ -159,7 +166,7 @@ class UncertaintyModel:
     fov_rel_sd_given: float = 0.0
     fov_rel_sd_exif: float = 0.02
     fov_rel_sd_default: float = 0.20
-    asymmetry_sd_mm: float = 1.5
+    asymmetry_sd_mm: float = 2.0
 
     def fov_rel_sd(self, fov_source: str) -> float:
         """Relative error of the lateral scale for a field-of-view source."""
@@ -514,46 +521,49 @@ class _Measurer:
         self.unc = unc
         self.eye_reference = reference
         self.tolerance = PAIR_TOLERANCE_IPD * frame.ipd_mm
+        self.allow_mirror = True
 
     def _mirror(self, p: FacePoint) -> np.ndarray:
         f = self.frame.to_frame(p.xyz)
         return self.frame.from_frame(f * np.array([-1.0, 1.0, 1.0]))
 
-    def _view_angle(self, p: FacePoint) -> float:
-        to_cam = self.frame.camera_xyz - p.xyz
-        fwd = self.frame.axes[2]
-        return float(np.degrees(np.arccos(np.clip(fwd @ to_cam / np.linalg.norm(to_cam), -1, 1))))
+    @staticmethod
+    def _reliable(p: FacePoint) -> bool:
+        return p.found and not p.view_deg > RELIABLE_VIEW_DEG
 
     def pair(self, a: FacePoint, b: FacePoint, allow_mirror: bool) -> tuple[np.ndarray | None, str, str]:
-        """The two ends of a left-right distance: ``(ends (2, 3) or None, status, note)``."""
-        if a.found and b.found:
+        """The two ends of a left-right distance: ``(ends (2, 3) or None, status, note)``.
+
+        Both points well seen and in agreement across the symmetry plane: measured. One hidden
+        or seen too obliquely (:data:`RELIABLE_VIEW_DEG`): the other one, mirrored. Two well-seen
+        points that disagree, or nothing well seen: refused.
+        """
+        good_a, good_b = self._reliable(a), self._reliable(b)
+        if good_a and good_b:
             mismatch = float(np.linalg.norm(self._mirror(a) - b.xyz))
             if mismatch <= self.tolerance:
                 return np.stack([a.xyz, b.xyz]), "measured", ""
-            if not allow_mirror:
-                return None, "refused", f"the left and right points disagree by {mismatch:.0f} mm across the face's symmetry plane"
-            keep = a if self._view_angle(a) <= self._view_angle(b) else b
-            note = (
-                f"the two sides disagree by {mismatch:.0f} mm across the symmetry plane: the better-seen side, "
-                "mirrored (the face is assumed symmetric)"
+            return None, "refused", (
+                f"the left and right points disagree by {mismatch:.0f} mm across the face's symmetry plane"
             )
-            return np.stack([keep.xyz, self._mirror(keep)]), "mirrored", note
-        seen = a if a.found else b if b.found else None
-        hidden = b if a.found else a
-        if seen is None:
-            reason = a.note or b.note or "not found"
-            return None, "refused", f"not found on either side ({reason})"
-        if not allow_mirror or not hidden.hidden:
-            return None, "refused", f"{POINT_LABELS[hidden.name]}: {hidden.note or 'not found'}"
-        note = f"{POINT_LABELS[hidden.name]} hidden: the visible side mirrored across the face's symmetry plane"
-        return np.stack([seen.xyz, self._mirror(seen)]), "mirrored", note
+        if not (good_a or good_b):
+            reasons = "; ".join(dict.fromkeys(p.note or "seen too obliquely" for p in (a, b)))
+            return None, "refused", f"not found on either side ({reasons})"
+        seen, other = (a, b) if good_a else (b, a)
+        if not allow_mirror or seen.view_deg > MIRROR_VIEW_DEG:
+            return None, "refused", f"{POINT_LABELS[other.name]}: {other.note or 'seen too obliquely'}"
+        if other.found:
+            why = f"{POINT_LABELS[other.name]} seen too obliquely ({other.view_deg:.0f}°)"
+        else:
+            why = f"{POINT_LABELS[other.name]} not found ({other.note or 'not in view'})"
+        return np.stack([seen.xyz, self._mirror(seen)]), "mirrored", f"{why}: the other side, mirrored across the face's symmetry plane"
 
     def measurement(self, name: str, label: str, a_name: str, b_name: str) -> Measurement:
         a = self.points[a_name]
         status, note = "measured", ""
         if b_name == "face_plane":
             plane = [self.points[n] for n in ("right_eye", "left_eye")]
-            mouth, _, mouth_note = self.pair(self.points["mouth_right"], self.points["mouth_left"], True)
+            mouth, _, _ = self.pair(self.points["mouth_right"], self.points["mouth_left"], self.allow_mirror)
             if not a.found:
                 return self.refused(name, label, a_name, b_name, a.note or "the nose tip was not found")
             if not all(p.found for p in plane) or mouth is None:
@@ -561,7 +571,7 @@ class _Measurer:
             _, foot, _ = _protrusion(a.xyz, np.vstack([plane[0].xyz, plane[1].xyz, mouth]))
             ends = np.stack([a.xyz, foot])
         elif name in PAIRED:
-            ends, status, note = self.pair(a, self.points[b_name], allow_mirror=True)
+            ends, status, note = self.pair(a, self.points[b_name], allow_mirror=self.allow_mirror)
             if ends is None:
                 return self.refused(name, label, a_name, b_name, note)
         else:
@@ -667,22 +677,26 @@ def measure_face(
     except ValueError as exc:
         return refuse_all(f"the face landmarks are degenerate ({exc})")
     fit = METRIC_FIT
+    turn = frame.pose.turn_deg
     if own_surface and scale_source == "eyes":
         tip = PointFinder(surface, frame, marks, seeds).nose_tip()
         tip_uv = None if isinstance(tip, FacePoint) else surface.project(frame.from_frame(np.r_[tip.xy, tip.h])[None])[0]
-        fit = fit_relief(model, surface, marks, tip_uv)
+        fit = fit_relief(model, surface, marks, tip_uv, asymmetry_sd_mm=unc.asymmetry_sd_mm)
         if fit.depth_map is not None:
             surface = surface.with_depth_map(fit.depth_map)
             seeds = _seed_points(surface, marks)
-            frame = estimate_face_frame(surface, marks, seeds, camera)
+            frame = estimate_face_frame(surface, marks, seeds, camera, start=frame)
         spreads[2] = fit.sigma_rel
     pose = frame.pose
+    # a relative model's depth is least sure where the head is turned far: either estimate counts
+    turn = max(turn, pose.turn_deg)
     scale_note = _scale_note(scale_source, ipd_mm, unc, fit)
-    if pose.turn_deg > MAX_TURN_DEG + 1e-9 or abs(pose.pitch_deg) > MAX_PITCH_DEG:
+    if turn > MAX_TURN_DEG or abs(pose.pitch_deg) > MAX_PITCH_DEG:
         what = f"the head is {pose.describe()}: measuring needs a face within {MAX_TURN_DEG:.0f}° of facing the camera"
         return refuse_all(what, pose)
     points = PointFinder(surface, frame, marks, seeds).find()
     measurer = _Measurer(points, frame, fit, spreads, unc, scale_source == "eyes")
+    measurer.allow_mirror = turn <= MIRROR_TURN_DEG
     results = [measurer.measurement(*spec) for spec in MEASUREMENTS]
     eyes = (points["right_eye"], points["left_eye"])
     if scale_source == "eyes" and not all(p.found for p in eyes):

@@ -91,6 +91,9 @@ IPD_SD_MM = 3.8
 MAX_TURN_DEG = 36.0
 #: ... nor one tilted up or down further than this (degrees).
 MAX_PITCH_DEG = 30.0
+#: How far the five landmarks of a real face are from mirror symmetry, as the relief fit assumes
+#: (1 SD, mm): a real face's asymmetry and where a detector puts the points on it.
+RELIEF_ASYMMETRY_SD_MM = 3.0
 #: Fewest depth-map pixels between the eyes for a measurement.
 MIN_IPD_PX = 20.0
 #: Two well-seen members of a pair that disagree by more than this across the symmetry plane (eye distances) are refused.
@@ -681,7 +684,7 @@ def measure_face(
     if own_surface and scale_source == "eyes":
         tip = PointFinder(surface, frame, marks, seeds).nose_tip()
         tip_uv = None if isinstance(tip, FacePoint) else surface.project(frame.from_frame(np.r_[tip.xy, tip.h])[None])[0]
-        fit = fit_relief(model, surface, marks, tip_uv, asymmetry_sd_mm=unc.asymmetry_sd_mm)
+        fit = fit_relief(model, surface, marks, tip_uv, asymmetry_sd_mm=RELIEF_ASYMMETRY_SD_MM)
         if fit.depth_map is not None:
             surface = surface.with_depth_map(fit.depth_map)
             seeds = _seed_points(surface, marks)

@@ -131,6 +131,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "sigma_fov_mm",
     "sigma_depth_mm",
     "sigma_asymmetry_mm",
+    "sigma_placement_mm",
     "reference",
     "scale_source",
     "fov_deg",
@@ -161,6 +162,8 @@ class UncertaintyModel:
             symmetry plane differ between people (1 SD, mm); a difference of 3-4 mm is what
             people start to see as asymmetry (Cheong & Lo, "Facial asymmetry: etiology,
             evaluation and management", Chang Gung Med J 2011; PMC5556787).
+        placement_px: 1-sigma placement of a point found on the surface, in units of the
+            surface's blur (its lattice step and smoothing, in depth-map pixels, combined).
     """
 
     ipd_sd_mm: float = IPD_SD_MM
@@ -170,6 +173,7 @@ class UncertaintyModel:
     fov_rel_sd_exif: float = 0.02
     fov_rel_sd_default: float = 0.20
     asymmetry_sd_mm: float = 2.0
+    placement_px: float = 0.5
 
     def fov_rel_sd(self, fov_source: str) -> float:
         """Relative error of the lateral scale for a field-of-view source."""
@@ -202,6 +206,8 @@ class Measurement:
         status: ``"measured"``, ``"mirrored"`` (one side hidden: the visible one mirrored
             across the symmetry plane), ``"reference"`` or ``"refused"``.
         sigma_asymmetry_mm: Part from the face's own asymmetry (mirrored only).
+        sigma_placement_mm: Part from where the points found on the surface can be placed: the
+            depth map's resolution at the face and its smoothing.
         ends_xyz: ``(2, 3)`` the two ends in the output frame (mm, the measured geometry), or None.
     """
 
@@ -220,6 +226,7 @@ class Measurement:
     note: str = ""
     status: str = "measured"
     sigma_asymmetry_mm: float = 0.0
+    sigma_placement_mm: float = 0.0
     ends_xyz: np.ndarray | None = field(default=None, compare=False)
 
     @property
@@ -318,6 +325,7 @@ class FaceMeasurements:
                     "sigma_fov_mm": _round(m.sigma_fov_mm),
                     "sigma_depth_mm": _round(m.sigma_depth_mm),
                     "sigma_asymmetry_mm": _round(m.sigma_asymmetry_mm),
+                    "sigma_placement_mm": _round(m.sigma_placement_mm),
                     "reference": m.reference,
                     "scale_source": self.scale_source,
                     "fov_deg": _round(self.fov_deg),
@@ -354,6 +362,7 @@ class FaceMeasurements:
                     "sigma_fov_mm": _round(m.sigma_fov_mm),
                     "sigma_depth_mm": _round(m.sigma_depth_mm),
                     "sigma_asymmetry_mm": _round(m.sigma_asymmetry_mm),
+                    "sigma_placement_mm": _round(m.sigma_placement_mm),
                     "lateral_mm": _round(m.lateral_mm),
                     "axial_mm": _round(m.axial_mm),
                     "from": m.from_point,
@@ -516,7 +525,16 @@ def _protrusion(tip: np.ndarray, plane_pts: np.ndarray) -> tuple[float, np.ndarr
 class _Measurer:
     """Turns the points of one face into :class:`Measurement` values (see the module docstring)."""
 
-    def __init__(self, points: dict[str, FacePoint], frame: FaceFrame, fit: ReliefFit, spreads, unc, reference: bool):
+    def __init__(
+        self,
+        points: dict[str, FacePoint],
+        frame: FaceFrame,
+        fit: ReliefFit,
+        spreads,
+        unc,
+        reference: bool,
+        point_sd_mm: float = 0.0,
+    ):
         self.points = points
         self.frame = frame
         self.fit = fit
@@ -525,6 +543,7 @@ class _Measurer:
         self.eye_reference = reference
         self.tolerance = PAIR_TOLERANCE_IPD * frame.ipd_mm
         self.allow_mirror = True
+        self.point_sd_mm = float(point_sd_mm)
 
     def _mirror(self, p: FacePoint) -> np.ndarray:
         f = self.frame.to_frame(p.xyz)
@@ -561,9 +580,15 @@ class _Measurer:
             why = f"{POINT_LABELS[other.name]} not found ({other.note or 'not in view'})"
         return np.stack([seen.xyz, self._mirror(seen)]), "mirrored", f"{why}: the other side, mirrored across the face's symmetry plane"
 
+    def _sd(self, p: FacePoint) -> float:
+        """Placement spread of a point found on the surface (0 for the detector's own points)."""
+        return self.point_sd_mm if p.method in ("refined", "derived") else 0.0
+
     def measurement(self, name: str, label: str, a_name: str, b_name: str) -> Measurement:
         a = self.points[a_name]
         status, note = "measured", ""
+        b_point = self.points.get(b_name)
+        placement = self._sd(a) if b_point is None else math.hypot(self._sd(a), self._sd(b_point))
         if b_name == "face_plane":
             plane = [self.points[n] for n in ("right_eye", "left_eye")]
             mouth, _, _ = self.pair(self.points["mouth_right"], self.points["mouth_left"], self.allow_mirror)
@@ -577,6 +602,8 @@ class _Measurer:
             ends, status, note = self.pair(a, self.points[b_name], allow_mirror=self.allow_mirror)
             if ends is None:
                 return self.refused(name, label, a_name, b_name, note)
+            if status == "mirrored":
+                placement = 2.0 * max(self._sd(a), self._sd(b_point))
         else:
             b = self.points[b_name]
             if not (a.found and b.found):
@@ -584,9 +611,9 @@ class _Measurer:
                 reason = f"{POINT_LABELS[missing_point.name]}: {missing_point.note or 'not found'}"
                 return self.refused(name, label, a_name, b_name, reason)
             ends = np.stack([a.xyz, b.xyz])
-        return self.value(name, label, a_name, b_name, ends, status, note)
+        return self.value(name, label, a_name, b_name, ends, status, note, placement)
 
-    def value(self, name, label, a_name, b_name, ends, status, note) -> Measurement:
+    def value(self, name, label, a_name, b_name, ends, status, note, placement: float = 0.0) -> Measurement:
         vec = ends[1] - ends[0]
         value = float(np.linalg.norm(vec))
         s_scale, s_fov, s_depth = self.spreads
@@ -595,21 +622,23 @@ class _Measurer:
         sig_fov = lateral2 / value * s_fov if value > 0 else 0.0
         sig_depth = axial2 / value * s_depth if value > 0 else 0.0
         sig_asym = self.unc.asymmetry_sd_mm if status == "mirrored" else 0.0
-        sigma = math.sqrt(sig_scale**2 + sig_fov**2 + sig_depth**2 + sig_asym**2)
+        sigma = math.sqrt(sig_scale**2 + sig_fov**2 + sig_depth**2 + sig_asym**2 + placement**2)
         reference = name == "eye_distance" and self.eye_reference
         if reference:
             status, note = "reference", "the scale reference: set, not measured"
-            sig_scale, sig_fov, sig_depth, sig_asym = self.unc.ipd_sd_mm, 0.0, 0.0, 0.0
+            sig_scale, sig_fov, sig_depth, sig_asym, placement = self.unc.ipd_sd_mm, 0.0, 0.0, 0.0, 0.0
             sigma = self.unc.ipd_sd_mm
         return Measurement(
             name, label, value, sigma, sig_scale, sig_fov, sig_depth, math.sqrt(lateral2), math.sqrt(axial2),
-            a_name, b_name, reference, note, status, sig_asym, ends,
+            a_name, b_name, reference, note, status, sig_asym, placement, ends,
         )  # fmt: skip
 
     @staticmethod
     def refused(name: str, label: str, a_name: str, b_name: str, reason: str) -> Measurement:
         nan = float("nan")
-        return Measurement(name, label, nan, nan, nan, nan, nan, nan, nan, a_name, b_name, False, reason, "refused")
+        return Measurement(
+            name, label, nan, nan, nan, nan, nan, nan, nan, a_name, b_name, False, reason, "refused", nan, nan
+        )  # fmt: skip
 
 
 def _all_refused(reason: str) -> tuple[Measurement, ...]:
@@ -620,6 +649,86 @@ def _empty_points(marks: np.ndarray, reason: str) -> FacePoints:
     pts = {n: FacePoint(n, np.full(3, np.nan), marks[min(i, 4)] if i < 5 else marks[2], "landmark", reason) for i, n in enumerate(POINT_NAMES)}
     ipd_px = float(np.linalg.norm(marks[1] - marks[0]))
     return FacePoints(pts, np.full(3, np.nan), np.full(3, np.nan), ipd_px, marks)
+
+
+@dataclass(frozen=True, eq=False)
+class FaceGeometry:
+    """A face ready to be measured or compared in its own frame (see :func:`face_geometry`).
+
+    Attributes:
+        surface: The surface to measure (the model's, with the fitted relief for relative depth).
+        frame: The face's frame on that surface (the head pose is ``frame.pose``).
+        relief: The relief fit (:data:`~face3d_core.depth_fit.METRIC_FIT` for metric depth).
+        landmarks_uv: ``(5, 2)`` the detector's landmarks in depth-map pixels.
+        seeds_xyz: ``(5, 3)`` the same on :attr:`surface`.
+        turn_deg: The head's turn from the line of sight (the larger of the estimates before and
+            after the relief fit).
+    """
+
+    surface: Surface
+    frame: FaceFrame
+    relief: ReliefFit
+    landmarks_uv: np.ndarray
+    seeds_xyz: np.ndarray
+    turn_deg: float
+
+    @property
+    def within_limits(self) -> bool:
+        """True when the pose allows measuring (:data:`MAX_TURN_DEG`, :data:`MAX_PITCH_DEG`)."""
+        return self.turn_deg <= MAX_TURN_DEG and abs(self.frame.pose.pitch_deg) <= MAX_PITCH_DEG
+
+    def pose_refusal(self) -> str:
+        """Why the pose is not measured ("" when it is)."""
+        if self.within_limits:
+            return ""
+        return f"the head is {self.frame.pose.describe()}: measuring needs a face within {MAX_TURN_DEG:.0f}° of facing the camera"
+
+
+class GeometryRefused(ValueError):
+    """The face cannot be put in its own frame (the message says why)."""
+
+
+def face_geometry(model, *, surface: Surface | None = None, landmarks: np.ndarray | None = None) -> FaceGeometry:
+    """Pose, frame and (relative depth) relief of a reconstructed face: steps 1 and 2 of the module docstring.
+
+    Args:
+        model: The :class:`~face3d_core.reconstruct.FaceModel3D` (with face landmarks).
+        surface: The surface (default: the model's :class:`DepthSurface`); another surface is
+            taken as metric (no relief fit).
+        landmarks: ``(5, 2)`` landmarks in the surface's pixels (default: the model's).
+
+    Raises:
+        ValueError: The model has no face landmarks.
+        GeometryRefused: The face is too small, off its surface or degenerate (the message says which).
+    """
+    own_surface = surface is None
+    surface = surface or DepthSurface(model)
+    marks = landmarks_uv(model) if landmarks is None else np.asarray(landmarks, np.float64).reshape(5, 2)
+    camera = -np.asarray(model.origin_mm, np.float64)
+    if not np.isfinite(marks).all():
+        raise GeometryRefused("the face landmarks are not in the depth map")
+    ipd_px = float(np.linalg.norm(marks[1] - marks[0]))
+    if ipd_px < MIN_IPD_PX:
+        raise GeometryRefused(f"the face is too small: its eyes are {ipd_px:.0f} pixels apart, measuring needs {MIN_IPD_PX:.0f}")
+    seeds = _seed_points(surface, marks)
+    if not np.isfinite(seeds[[0, 1, 3, 4]]).all():
+        raise GeometryRefused("the eyes or the mouth corners are not on the face's surface (a head turned too far, or a landmark off the face)")
+    try:
+        frame = estimate_face_frame(surface, marks, seeds, camera)
+    except ValueError as exc:
+        raise GeometryRefused(f"the face landmarks are degenerate ({exc})") from exc
+    fit = METRIC_FIT
+    turn = frame.pose.turn_deg
+    if own_surface and model.scale_source == "eyes":
+        tip = PointFinder(surface, frame, marks, seeds).nose_tip()
+        tip_uv = None if isinstance(tip, FacePoint) else surface.project(frame.from_frame(np.r_[tip.xy, tip.h])[None])[0]
+        fit = fit_relief(model, surface, marks, tip_uv, asymmetry_sd_mm=RELIEF_ASYMMETRY_SD_MM)
+        if fit.depth_map is not None:
+            surface = surface.with_depth_map(fit.depth_map)
+            seeds = _seed_points(surface, marks)
+            frame = estimate_face_frame(surface, marks, seeds, camera, start=frame)
+    # a relative model's depth is least sure where the head is turned far: either estimate counts
+    return FaceGeometry(surface, frame, fit, marks, seeds, max(turn, frame.pose.turn_deg))
 
 
 def measure_face(
@@ -647,8 +756,6 @@ def measure_face(
         ValueError: The model has no face landmarks, or no millimetre scale.
     """
     unc = uncertainty or UncertaintyModel()
-    own_surface = surface is None
-    surface = surface or DepthSurface(model)
     marks = landmarks_uv(model) if landmarks is None else np.asarray(landmarks, np.float64).reshape(5, 2)
     scale_source = model.scale_source
     fov_deg = float(model.params.fov_deg)
@@ -661,44 +768,31 @@ def measure_face(
     camera = -np.asarray(model.origin_mm, np.float64)
     common = {"fov_deg": fov_deg, "fov_source": fov_source, "uncertainty": unc, "depth_to_image": mapping, "camera_xyz": camera}
 
-    def refuse_all(reason: str, pose: HeadPose | None = None, points: FacePoints | None = None) -> FaceMeasurements:
-        note = _scale_note(scale_source, ipd_mm, unc, METRIC_FIT if scale_source == "metric" else None)
+    def refuse_all(reason: str, pose: HeadPose | None = None, fit: ReliefFit | None = None) -> FaceMeasurements:
+        note = _scale_note(scale_source, ipd_mm, unc, fit or (METRIC_FIT if scale_source == "metric" else None))
         return FaceMeasurements(
-            _all_refused(reason), points or _empty_points(marks, reason), scale_source, note, pose=pose, refusal=reason, **common
-        )
+            _all_refused(reason), _empty_points(marks, reason), scale_source, note, pose=pose,
+            relief=fit or METRIC_FIT, refusal=reason, **common,
+        )  # fmt: skip
 
-    if not np.isfinite(marks).all():
-        return refuse_all("the face landmarks are not in the depth map")
-    ipd_px = float(np.linalg.norm(marks[1] - marks[0]))
-    if ipd_px < MIN_IPD_PX:
-        return refuse_all(f"the face is too small: its eyes are {ipd_px:.0f} pixels apart, measuring needs {MIN_IPD_PX:.0f}")
-    seeds = _seed_points(surface, marks)
-    if not np.isfinite(seeds[[0, 1, 3, 4]]).all():
-        return refuse_all("the eyes or the mouth corners are not on the face's surface")
     try:
-        frame = estimate_face_frame(surface, marks, seeds, camera)
-    except ValueError as exc:
-        return refuse_all(f"the face landmarks are degenerate ({exc})")
-    fit = METRIC_FIT
-    turn = frame.pose.turn_deg
-    if own_surface and scale_source == "eyes":
-        tip = PointFinder(surface, frame, marks, seeds).nose_tip()
-        tip_uv = None if isinstance(tip, FacePoint) else surface.project(frame.from_frame(np.r_[tip.xy, tip.h])[None])[0]
-        fit = fit_relief(model, surface, marks, tip_uv, asymmetry_sd_mm=RELIEF_ASYMMETRY_SD_MM)
-        if fit.depth_map is not None:
-            surface = surface.with_depth_map(fit.depth_map)
-            seeds = _seed_points(surface, marks)
-            frame = estimate_face_frame(surface, marks, seeds, camera, start=frame)
+        geometry = face_geometry(model, surface=surface, landmarks=marks)
+    except GeometryRefused as exc:
+        return refuse_all(str(exc))
+    surface, frame, fit, seeds, turn = geometry.surface, geometry.frame, geometry.relief, geometry.seeds_xyz, geometry.turn_deg
+    if fit.method != "metric":
         spreads[2] = fit.sigma_rel
     pose = frame.pose
-    # a relative model's depth is least sure where the head is turned far: either estimate counts
-    turn = max(turn, pose.turn_deg)
     scale_note = _scale_note(scale_source, ipd_mm, unc, fit)
-    if turn > MAX_TURN_DEG or abs(pose.pitch_deg) > MAX_PITCH_DEG:
-        what = f"the head is {pose.describe()}: measuring needs a face within {MAX_TURN_DEG:.0f}° of facing the camera"
-        return refuse_all(what, pose)
+    if not geometry.within_limits:
+        return refuse_all(geometry.pose_refusal(), pose, fit)
+    ipd_px = float(np.linalg.norm(marks[1] - marks[0]))
     points = PointFinder(surface, frame, marks, seeds).find()
-    measurer = _Measurer(points, frame, fit, spreads, unc, scale_source == "eyes")
+    # a point found on the surface is placed to about half the surface's blur (lattice step and smoothing)
+    depth_at_face = float(frame.camera_xyz[2] - frame.origin_xyz[2])
+    blur_px = math.hypot(float(model.stride), float(model.params.smoothing_sigma))
+    point_sd = unc.placement_px * blur_px * depth_at_face / model.intrinsics.focal_px
+    measurer = _Measurer(points, frame, fit, spreads, unc, scale_source == "eyes", point_sd)
     measurer.allow_mirror = turn <= MIRROR_TURN_DEG
     results = [measurer.measurement(*spec) for spec in MEASUREMENTS]
     eyes = (points["right_eye"], points["left_eye"])

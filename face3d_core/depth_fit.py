@@ -161,7 +161,7 @@ class ReliefFit:
         how = {
             "symmetry": "fitted so the face is symmetric in 3D",
             "symmetry+prior": "fitted to the face's symmetry and typical adult proportions",
-            "prior": "from typical adult proportions (a frontal view shows no depth scale)",
+            "prior": "from typical adult proportions (a face seen straight on shows no depth scale)",
         }[self.method]
         return f"face depth {how} (± {100 * self.sigma_rel:.0f} %)"
 

@@ -337,18 +337,31 @@ class PointFinder:
         e = self.ipd
         reach = max(int(0.03 * e / self.step), 2)
         valley, depth = [], []
-        k_prev = len(ys) // 2
+        k_prev: int | None = None
         for c in range(len(xs)):
             col = h[c]
             if not np.isfinite(col).all():
                 break
-            lo, hi = max(k_prev - reach, 1), min(k_prev + reach + 1, len(ys) - 1)
+            # the first column: the deepest valley near the mouth line; then the nearest one to the last
+            start = max(int(0.07 * e / self.step), reach)  # the first column: near the detector's mouth line
+            mid = len(ys) // 2
+            lo, hi = (
+                (max(mid - start, 1), min(mid + start + 1, len(ys) - 1))
+                if k_prev is None
+                else (max(k_prev - reach, 1), min(k_prev + reach + 1, len(ys) - 1))
+            )
             window = col[lo:hi]
             inner = (window <= col[lo - 1 : hi - 1]) & (window <= col[lo + 1 : hi + 1])
             if not inner.any():
                 break
             cand = lo + np.flatnonzero(inner)
-            k = int(cand[np.argmin(np.abs(cand - k_prev))])
+            if k_prev is None:
+                dips = [min(col[: k + 1].max(), col[k:].max()) - col[k] for k in cand]
+                k = int(cand[int(np.argmax(dips))])
+            else:
+                k = int(cand[np.argmin(np.abs(cand - k_prev))])
+            if abs(k - mid) > start:  # drifted off the mouth line (into the chin's or the cheek's creases)
+                break
             d = min(col[: k + 1].max(), col[k:].max()) - col[k]
             if not d > 0:
                 break

@@ -94,6 +94,11 @@ MAX_PITCH_DEG = 30.0
 #: How far the five landmarks of a real face are from mirror symmetry, as the relief fit assumes
 #: (1 SD, mm): a real face's asymmetry and where a detector puts the points on it.
 RELIEF_ASYMMETRY_SD_MM = 3.0
+#: Eye distance over the distance from the eyes' midpoint to the mouth's, facing the camera (0.91 in
+#: MediaPipe's canonical face, 0.93 in ICT-FaceKit's, 0.91 in the Lee Perry-Smith scan).
+EYES_TO_EYE_MOUTH = 0.92
+#: A head whose landmarks alone say it is turned further than this (degrees) is a profile: refused.
+PROFILE_TURN_DEG = 50.0
 #: Fewest depth-map pixels between the eyes for a measurement.
 MIN_IPD_PX = 20.0
 #: Two well-seen members of a pair that disagree by more than this across the symmetry plane (eye distances) are refused.
@@ -387,6 +392,44 @@ class FaceMeasurements:
         }
 
 
+# --------------------------------------------------------------------------------------------
+# Text for people (tables, the CLI, reports)
+# --------------------------------------------------------------------------------------------
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def length_text(value: float, sigma: float) -> str:
+    """A length rounded to what it means: whole mm when it is uncertain by 1 mm or more."""
+    return f"{value:.0f}" if _finite(sigma) and sigma >= 1.0 else f"{value:.1f}"
+
+
+def value_text(m: Measurement) -> str:
+    """The value of a measurement for people, e.g. ``"44 mm"``, ``"41 mm (mirrored)"`` or ``"refused"``."""
+    if m.refused or not _finite(m.value_mm):
+        return "refused"
+    text = f"{length_text(m.value_mm, m.sigma_mm)} mm"
+    return text + " (mirrored)" if m.status == "mirrored" else text
+
+
+def sigma_text(m: Measurement) -> str:
+    """Its 1-sigma uncertainty, e.g. ``"± 2.7 mm"`` (empty when refused)."""
+    if m.refused or not (_finite(m.value_mm) and _finite(m.sigma_mm)):
+        return ""
+    return f"± {m.sigma_mm:.0f} mm" if m.sigma_mm >= 1.0 else f"± {m.sigma_mm:.1f} mm"
+
+
+def pose_text(result: FaceMeasurements | None) -> str:
+    """The head pose in words, e.g. ``"Head turned 20° to the right, tilted 5° up (from the face's symmetry)"``."""
+    if result is None or result.pose is None:
+        return "Head pose unknown" + (f": {result.refusal}" if result is not None and result.refusal else "")
+    pose = result.pose
+    how = "from the face's symmetry" if pose.method == "symmetry" else "from the eyes and mouth only"
+    return f"Head {pose.describe()} ({how}; yaw {pose.yaw_deg:.0f}°, pitch {pose.pitch_deg:.0f}°, roll {pose.roll_deg:.0f}°)"
+
+
 def between_text(from_point: str, to_point: str) -> str:
     """Where a distance is measured, in words, e.g. ``"nasion (top of the nose) to nose tip"``."""
     return f"{POINT_LABELS.get(from_point, from_point)} to {POINT_LABELS.get(to_point, to_point)}"
@@ -495,6 +538,9 @@ def landmarks_uv(model) -> np.ndarray:
     Raises:
         ValueError: The model has no face landmarks.
     """
+    given = getattr(model, "landmarks_uv", None)
+    if given is not None:
+        return np.asarray(given, np.float64).reshape(5, 2)
     if model.landmarks_xyz is None:
         raise ValueError("the model has no face landmarks")
     return DepthSurface(model).project(model.landmarks_xyz)
@@ -681,11 +727,33 @@ class FaceGeometry:
         """Why the pose is not measured ("" when it is)."""
         if self.within_limits:
             return ""
-        return f"the head is {self.frame.pose.describe()}: measuring needs a face within {MAX_TURN_DEG:.0f}° of facing the camera"
+        if abs(self.frame.pose.pitch_deg) > MAX_PITCH_DEG:
+            how = f"tilted {abs(self.frame.pose.pitch_deg):.0f}° {'up' if self.frame.pose.pitch_deg > 0 else 'down'}"
+            return f"the head is {how}: measuring needs a face within {MAX_PITCH_DEG:.0f}° of level"
+        return (
+            f"the head is turned about {self.turn_deg:.0f}° away from the camera: measuring needs a face "
+            f"within {MAX_TURN_DEG:.0f}° of facing it"
+        )
 
 
 class GeometryRefused(ValueError):
     """The face cannot be put in its own frame (the message says why)."""
+
+
+def landmark_turn_deg(landmarks_uv: np.ndarray) -> float:
+    """How far the head is turned, from the five landmarks in the picture alone (degrees, rough).
+
+    An adult's eyes are about :data:`EYES_TO_EYE_MOUTH` times as far apart as the eyes' midpoint
+    is from the mouth's; turning the head shortens the first in the picture, not the second. A
+    profile's far eye is hidden, and where a detector puts it says little; this catches it
+    before the surface is asked (tilting the head does the opposite, so it never over-reads).
+    """
+    marks = np.asarray(landmarks_uv, np.float64).reshape(5, 2)
+    eyes = float(np.linalg.norm(marks[1] - marks[0]))
+    eye_mouth = float(np.linalg.norm(marks[:2].mean(axis=0) - marks[3:].mean(axis=0)))
+    if eye_mouth <= 0:
+        return 90.0
+    return float(np.degrees(np.arccos(np.clip(eyes / eye_mouth / EYES_TO_EYE_MOUTH, 0.0, 1.0))))
 
 
 def face_geometry(model, *, surface: Surface | None = None, landmarks: np.ndarray | None = None) -> FaceGeometry:
@@ -710,6 +778,12 @@ def face_geometry(model, *, surface: Surface | None = None, landmarks: np.ndarra
     ipd_px = float(np.linalg.norm(marks[1] - marks[0]))
     if ipd_px < MIN_IPD_PX:
         raise GeometryRefused(f"the face is too small: its eyes are {ipd_px:.0f} pixels apart, measuring needs {MIN_IPD_PX:.0f}")
+    yaw_2d = landmark_turn_deg(marks)
+    if yaw_2d > PROFILE_TURN_DEG:
+        raise GeometryRefused(
+            f"the head is turned about {yaw_2d:.0f}° (its eyes are close together in the picture): measuring "
+            f"needs a face within {MAX_TURN_DEG:.0f}° of facing the camera"
+        )
     seeds = _seed_points(surface, marks)
     if not np.isfinite(seeds[[0, 1, 3, 4]]).all():
         raise GeometryRefused("the eyes or the mouth corners are not on the face's surface (a head turned too far, or a landmark off the face)")
@@ -760,6 +834,9 @@ def measure_face(
     scale_source = model.scale_source
     fov_deg = float(model.params.fov_deg)
     ipd_mm = float(model.params.ipd_mm)
+    profile = np.isfinite(marks).all() and landmark_turn_deg(marks) > PROFILE_TURN_DEG
+    if scale_source not in ("eyes", "metric") and profile:
+        scale_source = "eyes"  # the eyes had no depth: a profile, refused below for its pose
     spreads = list(scale_spreads(scale_source, fov_source, ipd_mm, unc))  # raises without a millimetre scale
     x0, y0, x1, y1 = model.crop_box_xyxy
     h, w = model.depth_shape

@@ -340,8 +340,11 @@ class PointFinder:
         k_prev: int | None = None
         for c in range(len(xs)):
             col = h[c]
-            if not np.isfinite(col).all():
+            ok = np.isfinite(col)
+            if ok.mean() < 0.8:
                 break
+            if not ok.all():  # short gaps (steep walls between the lips): bridged linearly
+                col = np.interp(np.arange(len(col)), np.flatnonzero(ok), col[ok])
             # the first column: the deepest valley near the mouth line; then the nearest one to the last
             start = max(int(0.07 * e / self.step), reach)  # the first column: near the detector's mouth line
             mid = len(ys) // 2

@@ -76,7 +76,7 @@ MIN_FACES, MAX_FACES = 2, 6
 DepthProvider = Callable[[DepthRef, TaskProgress], FaceDepth]
 #: ``model_of(ref, face_depth) -> FaceModel3D``: the 3D face of a depth map (the caller's parameters,
 #: e.g. the photo's field of view).
-ModelProvider = Callable[[DepthRef, FaceDepth], "FaceModel3D"]
+ModelProvider = Callable[[DepthRef, FaceDepth], object]
 #: Most points of the reconstruction :func:`compare_faces` makes when no ``model_of`` is given.
 COMPARE_MODEL_POINTS = 120_000
 

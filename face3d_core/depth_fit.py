@@ -3,31 +3,32 @@
 A relative-depth network gives inverse depth up to an unknown scale and shift,
 ``d = s / Z + t``. With the eyes set 63 mm apart (the scale) one unknown is left: how deep
 the face is. :mod:`face3d_core.reconstruct` assumes a relief (80 mm between the 2nd and 98th
-percentile of the face's depth); that assumption is what made nose protrusion 20-30 % off.
+percentile of the face's depth, times the depth scale); that assumption is what made nose
+protrusion 20-30 % off. For measuring, the relief is *fitted* instead.
 
-Here the relief is *fitted*. One family of reconstructions, indexed by
-``rho = relief / z_near`` (the ratio that fixes the shape; the eye distance fixes the size),
-maps the model's depths to ``Z' = s / (alpha / Z + beta)`` (:class:`ReliefMap`; the inverse
-depths are kept exactly, so this equals reconstructing with another relief). Two kinds of
-evidence choose ``rho``:
+One family of reconstructions, indexed by ``rho = relief / z_near`` (the ratio that fixes the
+shape; the eye distance fixes the size), maps the model's depths to
+``Z' = s / (alpha / Z + beta)`` (:class:`ReliefMap`; the inverse depths are kept exactly, so
+this equals reconstructing with another relief, at the cost of a few multiplications). Two
+kinds of evidence choose ``rho`` (:func:`fit_relief`), each a Gaussian term on ``log rho``:
 
 * **Symmetry.** A face is mirror-symmetric. Stretching depth along the camera's axis keeps a
-  frontal face symmetric, but shears a turned one: its two halves no longer match across any
-  plane. The symmetry fit of :mod:`face3d_core.face_frame` is repeated for each candidate
-  relief, and its robust residual (mirrored points against the surface) is a cost that is
-  smallest at the true relief once the head is turned by more than a few degrees.
-* **Adult proportions.** The nose stands about :data:`PRIOR_PROTRUSION_IPD` eye distances in
-  front of the plane through the eyes and the mouth corners (MediaPipe's canonical face 0.56,
-  ICT-FaceKit's 0.49: both averages of many adults; nasal tip protrusion and its spread:
-  Farkas et al., "International anthropometric study of facial morphology in various
-  ethnic groups/races", J Craniofac Surg 2005). Its spread between people,
-  :data:`PRIOR_PROTRUSION_SD` (12 %), is the prior's weight.
+  frontal face symmetric but shears a turned one: its eye line and mouth line stop being
+  parallel, and the nose tip leaves the plane halfway between the eyes and between the mouth
+  corners (:func:`symmetry_residuals_of`). With the five points' pixels fixed, these residuals
+  vanish at the true relief once the head is turned by more than a few degrees; their noise is
+  the detector's placement error and the face's own asymmetry.
+* **Adult proportions.** The nose tip stands about :data:`PRIOR_PROTRUSION_IPD` eye distances in
+  front of the plane of the eyes and the mouth corners (0.55 in MediaPipe's canonical face,
+  0.49 in ICT-FaceKit's neutral face: both averages of many adults). Between people it varies
+  by about :data:`PRIOR_PROTRUSION_SD` (12 %; nasal tip protrusion varies by about 10 % between
+  adults of one group and more between groups: Farkas et al., "International anthropometric
+  study of facial morphology in various ethnic groups/races", J Craniofac Surg 2005).
 
-The two are combined (:func:`fit_relief`) as independent Gaussian terms on ``log rho``: a
-frontal face gets the prior and its spread; a turned face gets a relief set by its own
-symmetry, with an uncertainty from the curvature of the symmetry cost. ``sigma_rel`` is the
-relative 1-sigma uncertainty of depth differences that is left: what the ± of a distance
-along the camera's axis reports.
+A frontal face gets the prior and its spread; a turned face gets the relief its symmetry
+asks for, with an uncertainty from the cost's curvature (never below :data:`MIN_SIGMA_REL`).
+``sigma_rel`` is the relative 1-sigma uncertainty of depth differences that is left: what the
+± of a distance along the camera's axis reports.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class ReliefMap:
     model: str = "inverse"
 
     def __call__(self, z_mm: np.ndarray) -> np.ndarray:
+        """The remapped depths of ``(N,)`` model depths (mm)."""
         z = np.asarray(z_mm, np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             if self.model == "affine":
@@ -208,7 +210,10 @@ def symmetry_residuals_of(points: np.ndarray) -> np.ndarray:
 
 
 def protrusion_ipd(points: np.ndarray) -> np.ndarray:
-    """How far the nose tip stands in front of the plane of the eyes and mouth corners, in eye distances (``(..., 5, 3)`` -> ``(...)``)."""
+    """How far the nose tip stands in front of the eyes' and mouth corners' plane, in eye distances.
+
+    ``(..., 5, 3)`` points (eyes, nose tip, mouth corners) -> ``(...)``.
+    """
     pts = np.asarray(points, np.float64)
     quad = pts[..., [0, 1, 3, 4], :]
     centroid = quad.mean(axis=-2, keepdims=True)
@@ -312,4 +317,6 @@ def fit_relief(
         "relief fit: factor %.3f, sigma %.3f, %s (information: symmetry %.1f, prior %.1f)",
         factor, sigma, method, info_sym, info_prior,
     )  # fmt: skip
-    return ReliefFit(method, rho0 * factor, factor, float(min(sigma, 0.25)), relief_map(model, rho0 * factor, marks[:2], eyes_z))
+    return ReliefFit(
+        method, rho0 * factor, factor, float(min(sigma, 0.25)), relief_map(model, rho0 * factor, marks[:2], eyes_z)
+    )

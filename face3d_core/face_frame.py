@@ -162,7 +162,10 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def surface_normals(surface: Surface, uv: np.ndarray, step_px: float = 0.75) -> np.ndarray:
-    """``(N, 2)`` pixel positions -> ``(N, 3)`` unit normals facing the camera (central differences; NaN off the surface)."""
+    """``(N, 2)`` pixel positions -> ``(N, 3)`` unit normals facing the camera (NaN off the surface).
+
+    Central differences over ``step_px`` pixels (the surface's own ``normals`` where it has them).
+    """
     pts = np.asarray(uv, np.float64).reshape(-1, 2)
     if hasattr(surface, "normals"):
         return surface.normals(pts, step_px=step_px)

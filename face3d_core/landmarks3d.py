@@ -298,7 +298,9 @@ class PointFinder:
         inner = np.arange(margin, n - margin)
         inner = inner[np.isfinite(h[inner])]
         if len(inner) < 4 * margin:
-            return self._missing("nasion", [0.0, 0.1 * e], 0.0, "derived", "the midline above the nose is not in view", True)
+            return self._missing(
+                "nasion", [0.0, 0.1 * e], 0.0, "derived", "the midline above the nose is not in view", True
+            )
         dips = inner[(h[inner] <= h[inner - 1]) & (h[inner] <= h[inner + 1])]
         rise = np.array([np.nanmax(h[k : k + reach + 1]) - h[k] for k in dips])
         if not dips.size or not rise.max() > 0.002 * e:
@@ -313,8 +315,9 @@ class PointFinder:
         if not mouth_y < tip_y - 0.2 * e:
             return self._missing("subnasale", [0.0, tip_y], 0.0, "derived", "the mouth is not below the nose")
         if np.isfinite(h[span]).mean() < 0.9:
-            return self._missing("subnasale", [0.0, tip_y - 0.2 * e], 0.0, "derived",
-                                 "the midline below the nose is not in view", True)
+            return self._missing(
+                "subnasale", [0.0, tip_y - 0.2 * e], 0.0, "derived", "the midline below the nose is not in view", True
+            )
         idx = np.flatnonzero(span & np.isfinite(h))  # short gaps: steep walls under the tip
         near_tip = idx[ys[idx] >= tip_y - 0.1 * e]
         k_tip = int(near_tip[np.argmax(h[near_tip])]) if near_tip.size else int(idx[-1])
@@ -329,7 +332,9 @@ class PointFinder:
         if not np.isfinite(h[k : k_tip + 1]).mean() >= 0.9:  # the columella is hidden behind the tip
             return self._missing("subnasale", [0.0, ys[k]], h[k], "derived", "hidden behind the nose tip", True)
         if not np.nanmax(depth) > 0.02 * e:
-            return self._missing("subnasale", [0.0, ys[k]], h[k], "derived", "no angle between the nose and the upper lip")
+            return self._missing(
+                "subnasale", [0.0, ys[k]], h[k], "derived", "no angle between the nose and the upper lip"
+            )
         return _Found("subnasale", np.array([0.0, ys[k]]), float(h[k]), "derived")
 
     def _mouth_corner(self, name: str, sign: float, xs: np.ndarray, ys: np.ndarray, h: np.ndarray) -> _Found | None:
@@ -414,13 +419,21 @@ class PointFinder:
         # the surface ends before it turns away: the camera's outline (a turned head) or the mask's
         end_xy, end_h = np.array([sign * s[n - 1], 0.0]), float(h[n - 1])
         if n == len(s):
-            return self._missing(name, end_xy, end_h, "derived", "the surface does not turn away within 1.5 eye distances")
+            return self._missing(
+                name, end_xy, end_h, "derived", "the surface does not turn away within 1.5 eye distances"
+            )
         pts, uv = self.front.lookup(np.array([[sign * s[max(n - 3, 0)], 0.0]]), end_h)
         normal = surface_normals(self.surface, uv) if np.isfinite(uv).all() else np.full((1, 3), np.nan)
-        edge_on = not (np.isfinite(normal).all() and self.frame.view_angle_deg(pts, normal)[0] <= GRAZING_LIMIT_DEG - 15.0)
+        edge_on = not (
+            np.isfinite(normal).all() and self.frame.view_angle_deg(pts, normal)[0] <= GRAZING_LIMIT_DEG - 15.0
+        )
         if edge_on:
-            return self._missing(name, end_xy, end_h, "derived", "this side of the face is turned away from the camera", True)
-        return self._missing(name, end_xy, end_h, "derived", "the face outline is cut off (by the mask or the photo's edge)")
+            return self._missing(
+                name, end_xy, end_h, "derived", "this side of the face is turned away from the camera", True
+            )
+        return self._missing(
+            name, end_xy, end_h, "derived", "the face outline is cut off (by the mask or the photo's edge)"
+        )
 
     def _alae(self, tip: _Found, sub_y: float, sub_h: float) -> list[_Found | FacePoint]:
         """The nose wings' most lateral points (see the module docstring)."""
@@ -430,10 +443,16 @@ class PointFinder:
         s = np.arange(0.0, 0.6 * e + 1e-9, self.step)
         zone = (s >= 0.10 * e) & (s <= 0.45 * e)
         window = 0.03 * e
-        requests = [(np.stack(np.broadcast_arrays(sign * s[None, :], rows[:, None]), axis=-1), sub_h) for sign in (-1.0, 1.0)]
+        requests = [
+            (np.stack(np.broadcast_arrays(sign * s[None, :], rows[:, None]), axis=-1), sub_h) for sign in (-1.0, 1.0)
+        ]
         heights = self.front.profiles(requests)
         camera_x = float(self.frame.to_frame(self.frame.camera_xyz)[0])
-        far_side = 0.0 if abs(camera_x) < 0.1 * np.linalg.norm(self.frame.camera_xyz - self.frame.origin_xyz) else -np.sign(camera_x)
+        far_side = (
+            0.0
+            if abs(camera_x) < 0.1 * np.linalg.norm(self.frame.camera_xyz - self.frame.origin_xyz)
+            else -np.sign(camera_x)
+        )
         found: list[_Found | FacePoint] = []
         for name, sign, h_raw in zip(("alare_right", "alare_left"), (-1.0, 1.0), heights, strict=True):
             hidden_note = "the nose wing is not in view (hidden behind the nose)"
@@ -503,7 +522,9 @@ class PointFinder:
         results: list[_Found | FacePoint] = [self._nasion(mid_ys[above], mid_h[above])]
         for name, index, sign, lips in (("mouth_right", 3, -1.0, lip_r), ("mouth_left", 4, 1.0, lip_l)):
             corner = self._mouth_corner(name, sign, lip_xs, lip_ys, lips) if seeds_ok else None
-            results.append(corner or self._seed_point(name, index, "the detector's corner (no oral fissure found on the surface)"))
+            results.append(
+                corner or self._seed_point(name, index, "the detector's corner (no oral fissure found on the surface)")
+            )
         results.append(self._face_side("face_side_right", -1.0, side_s, side_r))
         results.append(self._face_side("face_side_left", 1.0, side_s, side_l))
         sub: _Found | FacePoint

@@ -101,7 +101,8 @@ EYES_TO_EYE_MOUTH = 0.92
 PROFILE_TURN_DEG = 50.0
 #: Fewest depth-map pixels between the eyes for a measurement.
 MIN_IPD_PX = 20.0
-#: Two well-seen members of a pair that disagree by more than this across the symmetry plane (eye distances) are refused.
+#: Two well-seen members of a pair that disagree by more than this across the symmetry plane (eye
+#: distances) are refused.
 PAIR_TOLERANCE_IPD = 0.12
 #: A point seen at more than this angle (surface normal to the direction to the camera, degrees) is
 #: not used when its partner is seen better: the partner is mirrored instead.
@@ -314,7 +315,10 @@ class FaceMeasurements:
         }
 
     def to_rows(self, image: str = "") -> list[dict[str, object]]:
-        """One dict per measurement with the keys of :data:`CSV_COLUMNS` (a refused value is empty, the reason in ``note``)."""
+        """One dict per measurement with the keys of :data:`CSV_COLUMNS`.
+
+        A refused value is empty (``None``), the reason in ``note``.
+        """
         rows = []
         pose = self._pose_cells()
         for m in self.measurements:
@@ -427,7 +431,8 @@ def pose_text(result: FaceMeasurements | None) -> str:
         return "Head pose unknown" + (f": {result.refusal}" if result is not None and result.refusal else "")
     pose = result.pose
     how = "from the face's symmetry" if pose.method == "symmetry" else "from the eyes and mouth only"
-    return f"Head {pose.describe()} ({how}; yaw {pose.yaw_deg:.0f}°, pitch {pose.pitch_deg:.0f}°, roll {pose.roll_deg:.0f}°)"
+    angles = f"yaw {pose.yaw_deg:.0f}°, pitch {pose.pitch_deg:.0f}°, roll {pose.roll_deg:.0f}°"
+    return f"Head {pose.describe()} ({how}; {angles})"
 
 
 def between_text(from_point: str, to_point: str) -> str:
@@ -611,8 +616,10 @@ class _Measurer:
             mismatch = float(np.linalg.norm(self._mirror(a) - b.xyz))
             if mismatch <= self.tolerance:
                 return np.stack([a.xyz, b.xyz]), "measured", ""
-            return None, "refused", (
-                f"the left and right points disagree by {mismatch:.0f} mm across the face's symmetry plane"
+            return (
+                None,
+                "refused",
+                (f"the left and right points disagree by {mismatch:.0f} mm across the face's symmetry plane"),
             )
         if not (good_a or good_b):
             reasons = "; ".join(dict.fromkeys(p.note or "seen too obliquely" for p in (a, b)))
@@ -624,7 +631,11 @@ class _Measurer:
             why = f"{POINT_LABELS[other.name]} seen too obliquely ({other.view_deg:.0f}°)"
         else:
             why = f"{POINT_LABELS[other.name]} not found ({other.note or 'not in view'})"
-        return np.stack([seen.xyz, self._mirror(seen)]), "mirrored", f"{why}: the other side, mirrored across the face's symmetry plane"
+        return (
+            np.stack([seen.xyz, self._mirror(seen)]),
+            "mirrored",
+            f"{why}: the other side, mirrored across the face's symmetry plane",
+        )
 
     def _sd(self, p: FacePoint) -> float:
         """Placement spread of a point found on the surface (0 for the detector's own points)."""
@@ -692,7 +703,10 @@ def _all_refused(reason: str) -> tuple[Measurement, ...]:
 
 
 def _empty_points(marks: np.ndarray, reason: str) -> FacePoints:
-    pts = {n: FacePoint(n, np.full(3, np.nan), marks[min(i, 4)] if i < 5 else marks[2], "landmark", reason) for i, n in enumerate(POINT_NAMES)}
+    pts = {
+        n: FacePoint(n, np.full(3, np.nan), marks[min(i, 4)] if i < 5 else marks[2], "landmark", reason)
+        for i, n in enumerate(POINT_NAMES)
+    }
     ipd_px = float(np.linalg.norm(marks[1] - marks[0]))
     return FacePoints(pts, np.full(3, np.nan), np.full(3, np.nan), ipd_px, marks)
 
@@ -777,7 +791,9 @@ def face_geometry(model, *, surface: Surface | None = None, landmarks: np.ndarra
         raise GeometryRefused("the face landmarks are not in the depth map")
     ipd_px = float(np.linalg.norm(marks[1] - marks[0]))
     if ipd_px < MIN_IPD_PX:
-        raise GeometryRefused(f"the face is too small: its eyes are {ipd_px:.0f} pixels apart, measuring needs {MIN_IPD_PX:.0f}")
+        raise GeometryRefused(
+            f"the face is too small: its eyes are {ipd_px:.0f} pixels apart, measuring needs {MIN_IPD_PX:.0f}"
+        )
     yaw_2d = landmark_turn_deg(marks)
     if yaw_2d > PROFILE_TURN_DEG:
         raise GeometryRefused(
@@ -786,7 +802,10 @@ def face_geometry(model, *, surface: Surface | None = None, landmarks: np.ndarra
         )
     seeds = _seed_points(surface, marks)
     if not np.isfinite(seeds[[0, 1, 3, 4]]).all():
-        raise GeometryRefused("the eyes or the mouth corners are not on the face's surface (a head turned too far, or a landmark off the face)")
+        raise GeometryRefused(
+            "the eyes or the mouth corners are not on the face's surface "
+            "(a head turned too far, or a landmark off the face)"
+        )
     try:
         frame = estimate_face_frame(surface, marks, seeds, camera)
     except ValueError as exc:
@@ -795,7 +814,9 @@ def face_geometry(model, *, surface: Surface | None = None, landmarks: np.ndarra
     turn = frame.pose.turn_deg
     if own_surface and model.scale_source == "eyes":
         tip = PointFinder(surface, frame, marks, seeds).nose_tip()
-        tip_uv = None if isinstance(tip, FacePoint) else surface.project(frame.from_frame(np.r_[tip.xy, tip.h])[None])[0]
+        tip_uv = (
+            None if isinstance(tip, FacePoint) else surface.project(frame.from_frame(np.r_[tip.xy, tip.h])[None])[0]
+        )
         fit = fit_relief(model, surface, marks, tip_uv, asymmetry_sd_mm=RELIEF_ASYMMETRY_SD_MM)
         if fit.depth_map is not None:
             surface = surface.with_depth_map(fit.depth_map)
@@ -843,7 +864,13 @@ def measure_face(
     sx, sy = (x1 - x0) / w, (y1 - y0) / h
     mapping = (sx, sy, x0 + 0.5 * sx - 0.5, y0 + 0.5 * sy - 0.5)
     camera = -np.asarray(model.origin_mm, np.float64)
-    common = {"fov_deg": fov_deg, "fov_source": fov_source, "uncertainty": unc, "depth_to_image": mapping, "camera_xyz": camera}
+    common = {
+        "fov_deg": fov_deg,
+        "fov_source": fov_source,
+        "uncertainty": unc,
+        "depth_to_image": mapping,
+        "camera_xyz": camera,
+    }
 
     def refuse_all(reason: str, pose: HeadPose | None = None, fit: ReliefFit | None = None) -> FaceMeasurements:
         note = _scale_note(scale_source, ipd_mm, unc, fit or (METRIC_FIT if scale_source == "metric" else None))
@@ -856,7 +883,13 @@ def measure_face(
         geometry = face_geometry(model, surface=surface, landmarks=marks)
     except GeometryRefused as exc:
         return refuse_all(str(exc))
-    surface, frame, fit, seeds, turn = geometry.surface, geometry.frame, geometry.relief, geometry.seeds_xyz, geometry.turn_deg
+    surface, frame, fit, seeds, turn = (
+        geometry.surface,
+        geometry.frame,
+        geometry.relief,
+        geometry.seeds_xyz,
+        geometry.turn_deg,
+    )
     if fit.method != "metric":
         spreads[2] = fit.sigma_rel
     pose = frame.pose

@@ -169,7 +169,10 @@ def side_by_side_rows(results: Sequence[FaceMeasurements | None]) -> list[tuple[
                 cells.append("refused")
             else:
                 sigma = f"{m.sigma_mm:.0f}" if m.sigma_mm >= 1.0 else f"{m.sigma_mm:.1f}"
-                cells.append(f"{length_text(m.value_mm, m.sigma_mm)} ± {sigma}" + (" (mirrored)" if m.status == "mirrored" else ""))
+                cells.append(
+                    f"{length_text(m.value_mm, m.sigma_mm)} ± {sigma}"
+                    + (" (mirrored)" if m.status == "mirrored" else "")
+                )
         rows.append((f"{label} (mm)", cells))
     return rows
 
@@ -508,7 +511,10 @@ def _comparison_sections(page: _Page, faces: Sequence[ReportFace], comparison: C
         )
         parts.append(
             '<section id="profiles"><h2>Depth profiles</h2>'
-            + page.plot(profiles, "Each face seen as if it faced the camera (pose-normalised in 3D); positions in eye distances (IOD)")
+            + page.plot(
+                profiles,
+                "Each face seen as if it faced the camera (pose-normalised in 3D); positions in eye distances (IOD)",
+            )
             + "".join(f'<p class="muted">{_esc(line)}</p>' for line in alignment_notes(comparison))
             + "</section>"
         )

@@ -263,7 +263,9 @@ def test_scene_photos_turned_20_degrees_compare_as_the_same(scene_photos, yunet_
         image = load_image(photo)
         found = detect_faces(image, model_path=yunet_path)[0]
         h, w = image.shape[:2]
-        depths.append(FaceDepth(np.load(depth_path), image, (0, 0, w, h), found, "midas_v21_small_256", (w, h), (found,), 0))
+        depths.append(
+            FaceDepth(np.load(depth_path), image, (0, 0, w, h), found, "midas_v21_small_256", (w, h), (found,), 0)
+        )
     refs = _refs(2)
     result = compare.compare_faces(
         refs,
@@ -283,7 +285,9 @@ def test_a_face_turned_too_far_is_aligned_in_2d_and_says_so(face):
     view = sv.render_view("ict", 60, 0, 250)
     h, w = view.depth_mm.shape
     found = Face.from_landmarks(view.seeds_uv)
-    profile = FaceDepth(view.inverse_depth, np.zeros((h, w, 3), np.uint8), (0, 0, w, h), found, "m", (w, h), (found,), 0)
+    profile = FaceDepth(
+        view.inverse_depth, np.zeros((h, w, 3), np.uint8), (0, 0, w, h), found, "m", (w, h), (found,), 0
+    )
     depths = [_face_depth(*face), profile]
     refs = _refs(2)
     result = compare.compare_faces(refs, ["a", "side.jpg"], lambda ref, report: depths[refs.index(ref)])

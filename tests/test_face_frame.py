@@ -29,7 +29,9 @@ class SphereSurface:
 
     def points(self, uv: np.ndarray) -> np.ndarray:
         uv = np.asarray(uv, np.float64).reshape(-1, 2)
-        ray = np.stack([(uv[:, 0] - self.intr.cx) / self.intr.fx, (self.intr.cy - uv[:, 1]) / self.intr.fy, -np.ones(len(uv))], 1)
+        ray = np.stack(
+            [(uv[:, 0] - self.intr.cx) / self.intr.fx, (self.intr.cy - uv[:, 1]) / self.intr.fy, -np.ones(len(uv))], 1
+        )
         ray /= np.linalg.norm(ray, axis=1, keepdims=True)
         centre = np.array([0.0, 0.0, -self.d])
         b = ray @ centre
@@ -40,7 +42,9 @@ class SphereSurface:
 
     def project(self, xyz: np.ndarray) -> np.ndarray:
         p = np.asarray(xyz, np.float64).reshape(-1, 3)
-        return np.stack([self.intr.cx + self.intr.fx * p[:, 0] / -p[:, 2], self.intr.cy - self.intr.fy * p[:, 1] / -p[:, 2]], 1)
+        return np.stack(
+            [self.intr.cx + self.intr.fx * p[:, 0] / -p[:, 2], self.intr.cy - self.intr.fy * p[:, 1] / -p[:, 2]], 1
+        )
 
 
 def _frame(axes: np.ndarray, origin: np.ndarray) -> FaceFrame:
@@ -76,7 +80,9 @@ def test_pose_angles_round_trip_and_words():
         assert (pose.yaw_deg, pose.pitch_deg, pose.roll_deg) == pytest.approx((yaw, pitch, roll), abs=1e-6)
     assert HeadPose(20.2, 4.6, -2.1).describe() == "turned 20° to the right, tilted 5° up, leaning 2° clockwise"
     assert HeadPose(0.3, 0.2, 0.1).describe() == "facing the camera"
-    assert HeadPose(30, 40, 0).turn_deg == pytest.approx(np.degrees(np.arccos(np.cos(np.radians(30)) * np.cos(np.radians(40)))))
+    assert HeadPose(30, 40, 0).turn_deg == pytest.approx(
+        np.degrees(np.arccos(np.cos(np.radians(30)) * np.cos(np.radians(40))))
+    )
 
 
 class ReliefSurface:
@@ -96,7 +102,9 @@ class ReliefSurface:
     def points(self, uv):
         # ray-march the turned height field (small steps, then bisection): exact enough for a test
         uv = np.asarray(uv, np.float64).reshape(-1, 2)
-        ray = np.stack([(uv[:, 0] - self.intr.cx) / self.intr.fx, (self.intr.cy - uv[:, 1]) / self.intr.fy, -np.ones(len(uv))], 1)
+        ray = np.stack(
+            [(uv[:, 0] - self.intr.cx) / self.intr.fx, (self.intr.cy - uv[:, 1]) / self.intr.fy, -np.ones(len(uv))], 1
+        )
         out = np.full((len(uv), 3), np.nan)
         ts = np.linspace(self.d - 150, self.d + 60, 700)
         for i, r in enumerate(ray):
@@ -112,7 +120,9 @@ class ReliefSurface:
 
     def project(self, xyz):
         p = np.asarray(xyz, np.float64).reshape(-1, 3)
-        return np.stack([self.intr.cx + self.intr.fx * p[:, 0] / -p[:, 2], self.intr.cy - self.intr.fy * p[:, 1] / -p[:, 2]], 1)
+        return np.stack(
+            [self.intr.cx + self.intr.fx * p[:, 0] / -p[:, 2], self.intr.cy - self.intr.fy * p[:, 1] / -p[:, 2]], 1
+        )
 
 
 @pytest.mark.parametrize("yaw,roll", [(0.0, 0.0), (20.0, 8.0)])

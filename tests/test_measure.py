@@ -45,8 +45,17 @@ TARGET = {"metric": 0.03, "relative": 0.08}
 #: scan), a turn and a tilt for the two average faces.
 GRID = (
     [(name, yaw, pitch, 250) for name in sv.SCAN_NAMES for yaw, pitch in sv.POSES]
-    + [("lee_perry_smith", yaw, pitch, px) for px in (120, 400) for yaw, pitch in ((0, 0), (30, 0), (-30, 0), (0, -10), (45, 0))]
-    + [(name, yaw, pitch, px) for name in ("mediapipe", "ict") for px in (120, 400) for yaw, pitch in ((30, 0), (0, 15))]
+    + [
+        ("lee_perry_smith", yaw, pitch, px)
+        for px in (120, 400)
+        for yaw, pitch in ((0, 0), (30, 0), (-30, 0), (0, -10), (45, 0))
+    ]
+    + [
+        (name, yaw, pitch, px)
+        for name in ("mediapipe", "ict")
+        for px in (120, 400)
+        for yaw, pitch in ((30, 0), (0, 15))
+    ]
 )
 
 
@@ -130,7 +139,9 @@ def test_pose_and_refusals_reach_csv_and_json(grid):
     assert {r["image"] for r in refused} >= {"b.png"}
     doc = json.loads(json.dumps(profile.to_dict("b.png"), allow_nan=False))
     assert doc["pose"]["yaw_deg"] > 25 and "turned" in doc["pose"]["text"]
-    assert f"within {MAX_TURN_DEG:.0f}°" in doc["refusal"] and all(m["refused"] and m["value_mm"] is None for m in doc["measurements"])
+    assert f"within {MAX_TURN_DEG:.0f}°" in doc["refusal"] and all(
+        m["refused"] and m["value_mm"] is None for m in doc["measurements"]
+    )
     doc = json.loads(json.dumps(turned.to_dict("a.png"), allow_nan=False))
     statuses = {m["name"]: m["status"] for m in doc["measurements"]}
     assert statuses["eye_distance"] == "reference" and statuses["nose_height"] == "measured"
@@ -189,7 +200,9 @@ def test_depth_fit_says_what_is_still_unknown(grid):
 
 
 def _model(depth: np.ndarray, marks: np.ndarray, kind: str = "inverse") -> object:
-    return reconstruct_face((depth, None, Face.from_landmarks(marks)), ReconstructionParams(depth_kind=kind, fov_deg=40))
+    return reconstruct_face(
+        (depth, None, Face.from_landmarks(marks)), ReconstructionParams(depth_kind=kind, fov_deg=40)
+    )
 
 
 def test_refused_not_guessed_adversarial_inputs():
@@ -358,4 +371,3 @@ def test_scan_views_skip_cleanly_without_shared(monkeypatch, tmp_path):
             sv.scan_face("ict")
     finally:
         sv.scan_face.cache_clear()
-

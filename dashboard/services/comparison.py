@@ -51,7 +51,9 @@ class Comparisons:
 
     def model_of(self, ref: DepthRef, face_depth: FaceDepth) -> FaceModel3D:
         """The light 3D face a comparison puts in its own frame (the photo's field of view)."""
-        params = ReconstructionParams(fov_deg=self._fov_deg(ref), representation="points", max_points=COMPARE_MODEL_POINTS)
+        params = ReconstructionParams(
+            fov_deg=self._fov_deg(ref), representation="points", max_points=COMPARE_MODEL_POINTS
+        )
         return reconstruct_face(face_depth, params)
 
     def key(self, refs: Sequence[DepthRef]) -> str:

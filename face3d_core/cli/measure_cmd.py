@@ -55,7 +55,10 @@ def _per_image(values: list[str] | None, n: int, option: str) -> list[str | None
 def _table(image: str, result) -> str:
     from face3d_core.measure import pose_text, sigma_text, value_text
 
-    lines = [f"{image}: {result.scale_note} FOV {result.fov_deg:.3g}° ({result.fov_source}).", f"  {pose_text(result)}."]
+    lines = [
+        f"{image}: {result.scale_note} FOV {result.fov_deg:.3g}° ({result.fov_source}).",
+        f"  {pose_text(result)}.",
+    ]
     for m in result.measurements:
         if m.refused:
             value = f"refused ({m.note})"

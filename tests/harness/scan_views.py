@@ -83,7 +83,7 @@ class ScanFace:
     seeds: np.ndarray
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def scan_face(name: str) -> ScanFace:
     """The scan ``name`` with its seeds on the surface (skips the test where ``../shared`` is absent)."""
     require(SCANS_DIR)
@@ -184,7 +184,7 @@ def render_view(name: str, yaw_deg: float = 0.0, pitch_deg: float = 0.0, face_px
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def truth(name: str) -> dict[str, float]:
     """The scan's own distances (mm), measured once on its frontal view at 600 pixels with exact metric depth."""
     from face3d_core.measure import measure_face
@@ -193,7 +193,7 @@ def truth(name: str) -> dict[str, float]:
     return {m.name: m.value_mm for m in result.measurements}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def truth_points(name: str) -> dict[str, np.ndarray]:
     """The truth points of :func:`truth` in the scan's frame (mm), for the cross-check with :func:`published_points`."""
     from face3d_core.measure import measure_face
@@ -218,7 +218,13 @@ def published_points(name: str) -> dict[str, np.ndarray]:
     if name == "ict":
         v = sr.load_ict(SCANS_DIR).vertices
         lm = json.loads((SCANS_DIR / "ict_facekit" / "vertex_indices.json").read_text())["idx_to_landmark_verts"]
-        return {"nose_tip": v[lm[30]], "nasion": v[lm[27]], "subnasale": v[lm[33]], "mouth_right": v[lm[48]], "mouth_left": v[lm[54]]}
+        return {
+            "nose_tip": v[lm[30]],
+            "nasion": v[lm[27]],
+            "subnasale": v[lm[33]],
+            "mouth_right": v[lm[48]],
+            "mouth_left": v[lm[54]],
+        }
     return {"nose_tip": scan.seeds[2]}
 
 

@@ -1,13 +1,19 @@
 """Comparing faces: landmark alignment, depth profiles, difference maps and metrics.
 
-Depth from a single photo is relative (unknown scale and shift) and every photo frames the
-face differently, so faces are compared in a common *canonical frame*:
+Depth from a single photo is relative (unknown scale and shift), every photo frames the face
+differently and every head is turned its own way, so faces are compared in a common
+*canonical frame*:
 
-1. :func:`align_face` maps each face's depth map with a similarity transform (rotation,
-   uniform scale, translation) that brings its five landmarks (right eye, left eye, nose tip,
-   right and left mouth corner, as :func:`face3d_core.faces.detect_faces` returns them) onto a
-   fixed template in a ``size x size`` grid, then normalises depth robustly over the central face
-   region to ``[0, 1]`` (0 = the far 2nd percentile, 1 = the near 98th percentile; 1 = nearest).
+1. :func:`align_face_3d` (what :func:`compare_faces` uses) reconstructs each face in 3D, puts it
+   in its own frame (:func:`face3d_core.measure.face_geometry`: head pose from the surface's
+   symmetry, relief fitted for relative depth) and samples its surface seen from the front of
+   the face on a ``size x size`` grid where the eyes lie on a fixed template: a face turned
+   20 degrees is compared as if it looked into the camera (parts the camera did not see are
+   empty). :func:`align_face` is the older 2D method (a similarity transform of the depth map
+   that brings the five landmarks onto the template), used for a face that cannot be put in
+   its frame (turned too far, too small). Either way the depth is then normalised robustly over
+   the central face region to ``[0, 1]`` (0 = the far 2nd percentile, 1 = the near 98th
+   percentile; 1 = nearest).
 2. :func:`nose_profile` (vertical, through the nose tip) and :func:`eye_profile` (horizontal,
    through the eyes) sample the aligned map; positions are in inter-ocular distances (IOD)
    from the nose tip / face centre, so profiles of different faces overlay.
@@ -33,6 +39,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
 from collections.abc import Callable, Sequence
@@ -42,6 +49,7 @@ import cv2
 import numpy as np
 
 from face3d_core.errors import Face3DError
+from face3d_core.face_frame import FrameSurface, HeadPose
 from face3d_core.masks import face_mask
 from face3d_core.pipeline import DepthRef, FaceDepth, TaskProgress, no_progress
 
@@ -66,6 +74,11 @@ MIN_FACES, MAX_FACES = 2, 6
 
 #: ``depth_of(ref, progress) -> FaceDepth``: the depth map of one face, from wherever the caller keeps them.
 DepthProvider = Callable[[DepthRef, TaskProgress], FaceDepth]
+#: ``model_of(ref, face_depth) -> FaceModel3D``: the 3D face of a depth map (the caller's parameters,
+#: e.g. the photo's field of view).
+ModelProvider = Callable[[DepthRef, FaceDepth], object]
+#: Most points of the reconstruction :func:`compare_faces` makes when no ``model_of`` is given.
+COMPARE_MODEL_POINTS = 120_000
 
 
 class ComparisonError(Face3DError):
@@ -85,6 +98,8 @@ class AlignedFace:
         transform: ``(2, 3) float64`` affine map from source pixels to grid pixels.
         fit_error: RMS distance of the mapped landmarks from the template, in IODs (a pose
             indicator: near 0 for a frontal face, larger for a turned head).
+        pose: The head pose when the face was aligned in 3D (None: by its landmarks in 2D).
+        note: How the face was aligned when it could not be in 3D ("" otherwise).
     """
 
     depth: np.ndarray
@@ -92,6 +107,8 @@ class AlignedFace:
     landmarks_xy: np.ndarray
     transform: np.ndarray
     fit_error: float
+    pose: HeadPose | None = None
+    note: str = ""
 
     @property
     def size(self) -> int:
@@ -263,18 +280,7 @@ def align_face(
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=float("nan"),
     )
-    valid = np.isfinite(warped)
-    region = face_region_mask(size) & valid
-    if region.sum() < 0.2 * face_region_mask(size).sum():
-        raise ComparisonError(
-            "Too little of the face has depth data to compare it; use a crop that shows the whole face."
-        )
-    low, high = np.percentile(warped[region], [2.0, 98.0])
-    span = float(high - low)
-    if not np.isfinite(span) or span <= 1e-12:
-        raise ComparisonError("The face's depth map is flat; it cannot be compared.")
-    normalised = ((warped - low) / span).astype(np.float32)
-    normalised[~valid] = np.nan
+    normalised, valid = _normalised(warped, size)
     mapped = apply_transform(matrix, marks)
     iod = (TEMPLATE_XY[1, 0] - TEMPLATE_XY[0, 0]) * size
     fit_error = float(np.sqrt(((mapped - template) ** 2).sum(axis=1).mean()) / iod)
@@ -285,6 +291,70 @@ def align_face(
         transform=matrix,
         fit_error=fit_error,
     )
+
+
+def _normalised(heights: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Heights (any unit, larger = nearer) -> ``(depth in [0, 1] over the face region, valid)``.
+
+    Raises:
+        ComparisonError: Too little of the face region has data, or it is flat.
+    """
+    valid = np.isfinite(heights)
+    region = face_region_mask(size) & valid
+    if region.sum() < 0.2 * face_region_mask(size).sum():
+        raise ComparisonError(
+            "Too little of the face has depth data to compare it; use a crop that shows the whole face."
+        )
+    low, high = np.percentile(heights[region], [2.0, 98.0])
+    span = float(high - low)
+    if not np.isfinite(span) or span <= 1e-12:
+        raise ComparisonError("The face's depth map is flat; it cannot be compared.")
+    normalised = ((heights - low) / span).astype(np.float32)
+    normalised[~valid] = np.nan
+    return normalised, valid
+
+
+def align_face_3d(model, *, size: int = DEFAULT_SIZE, geometry=None) -> AlignedFace:
+    """A face's surface seen from the front of the face, on the canonical grid (pose-normalised).
+
+    The grid's pixels are positions in the face's own frame (x towards the person's left, y up,
+    in eye distances from the eyes' midpoint, placed so the eyes fall on :data:`TEMPLATE_XY`);
+    each holds the height of the surface along the face's forward axis
+    (:class:`~face3d_core.face_frame.FrameSurface`), NaN where the camera did not see it.
+
+    Args:
+        model: The :class:`~face3d_core.reconstruct.FaceModel3D` (with face landmarks).
+        size: Side of the grid in pixels.
+        geometry: Its :class:`~face3d_core.measure.FaceGeometry` if already known.
+
+    Raises:
+        ComparisonError: The face cannot be put in its frame (the message says why), or too little
+            of it is seen.
+    """
+    from face3d_core.measure import GeometryRefused, face_geometry
+
+    try:
+        geometry = geometry or face_geometry(model)
+    except (GeometryRefused, ValueError) as exc:
+        raise ComparisonError(f"This face cannot be aligned in 3D: {exc}.") from exc
+    if not geometry.within_limits:
+        raise ComparisonError(f"This face cannot be aligned in 3D: {geometry.pose_refusal()}.")
+    frame = geometry.frame
+    template = template_px(size)
+    eye_mid = template[:2].mean(axis=0)
+    iod_px = float(template[1, 0] - template[0, 0])
+    mm_per_px = frame.ipd_mm / iod_px
+    cols = (np.arange(size) - eye_mid[0]) * mm_per_px
+    rows = -(np.arange(size) - eye_mid[1]) * mm_per_px
+    xy = np.stack(np.broadcast_arrays(cols[None, :], rows[:, None]), axis=-1)  # (size, size, 2): rows are profiles
+    heights = FrameSurface(geometry.surface, frame).profile_heights(xy, float(frame.to_frame(geometry.seeds_xyz[2])[2]))
+    depth, valid = _normalised(heights, size)
+    marks_f = frame.to_frame(geometry.seeds_xyz)[:, :2]
+    marks_grid = np.stack([eye_mid[0] + marks_f[:, 0] / mm_per_px, eye_mid[1] - marks_f[:, 1] / mm_per_px], axis=1)
+    marks_grid = np.where(np.isfinite(marks_grid), marks_grid, template)
+    fit_error = float(np.sqrt(((marks_grid - template) ** 2).sum(axis=1).mean()) / iod_px)
+    transform = similarity_transform(np.asarray(geometry.landmarks_uv, np.float64), marks_grid)
+    return AlignedFace(depth, valid, marks_grid.astype(np.float32), transform, fit_error, frame.pose)
 
 
 def _band_mean(values: np.ndarray, axis: int) -> np.ndarray:
@@ -444,6 +514,25 @@ def check_comparable(refs: Sequence[DepthRef]) -> None:
         raise ComparisonError("All faces of a comparison must use the same precision (Exact or Fast).")
 
 
+def _default_model(ref: DepthRef, face_depth: FaceDepth):
+    """A light reconstruction for comparing (the default field of view)."""
+    from face3d_core.reconstruct import ReconstructionParams, reconstruct_face
+
+    return reconstruct_face(face_depth, ReconstructionParams(representation="points", max_points=COMPARE_MODEL_POINTS))
+
+
+def _aligned(ref: DepthRef, face_depth: FaceDepth, model_of: ModelProvider, size: int) -> AlignedFace:
+    """One face in 3D (:func:`align_face_3d`), or by its landmarks in 2D when it cannot be, saying why."""
+    try:
+        return align_face_3d(model_of(ref, face_depth), size=size)
+    except ComparisonError as exc:
+        reason = str(exc).removeprefix("This face cannot be aligned in 3D: ").rstrip(".")
+        logger.info("Face %s aligned in 2D: %s", ref.sha[:12], reason)
+        mask = face_mask(face_depth.depth_rel, face_depth.face)
+        flat = align_face(face_depth.depth_rel, face_depth.face.landmarks_xy, mask=mask, size=size)
+        return dataclasses.replace(flat, note=f"aligned by its eyes, nose and mouth in the picture only ({reason})")
+
+
 def compare_faces(
     refs: Sequence[DepthRef],
     names: Sequence[str],
@@ -451,8 +540,9 @@ def compare_faces(
     progress: TaskProgress | None = None,
     *,
     size: int = DEFAULT_SIZE,
+    model_of: ModelProvider | None = None,
 ) -> ComparisonResult:
-    """Align 2 to 6 faces by their landmarks and compare their depth.
+    """Align 2 to 6 faces in their own 3D frames (pose-normalised) and compare their depth.
 
     Args:
         refs: The faces, all with the same model and each with a face index.
@@ -461,6 +551,8 @@ def compare_faces(
             progress function for its own share of the work.
         progress: Progress of the whole comparison.
         size: Side of the canonical grid.
+        model_of: Returns the 3D face of a depth map (default: a light reconstruction with the
+            default field of view); a face that cannot be put in its frame is aligned in 2D.
 
     Returns:
         The :class:`ComparisonResult` (difference map and metrics for two faces).
@@ -487,8 +579,7 @@ def compare_faces(
             report(0.05 + 0.85 * (number + fraction) / count, f"Face {number + 1} of {count}: {message}")
 
         face_depth = depth_of(ref, sub)  # a face was asked for, so face_depth.face is set
-        mask = face_mask(face_depth.depth_rel, face_depth.face)
-        aligned.append(align_face(face_depth.depth_rel, face_depth.face.landmarks_xy, mask=mask, size=size))
+        aligned.append(_aligned(ref, face_depth, model_of or _default_model, size))
     report(0.93, "Comparing profiles...")
     diff = metrics = None
     if count == 2:

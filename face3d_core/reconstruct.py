@@ -197,6 +197,10 @@ class FaceModel3D:
         crop_box_xyxy: Depth map's box in the original photo's pixels.
         image_size_wh: ``(W, H)`` of the original photo.
         timings_ms: Time per stage in milliseconds.
+        depth_conversion: How the depth values became millimetres (None for a model built
+            elsewhere); :mod:`face3d_core.depth_fit` uses it to try another relief.
+        landmarks_uv: ``(5, 2) float64`` the face's landmarks in depth-map pixels, also where
+            they have no depth (a profile's hidden eye), or None without a face.
     """
 
     points_xyz: np.ndarray
@@ -215,6 +219,8 @@ class FaceModel3D:
     crop_box_xyxy: tuple[int, int, int, int]
     image_size_wh: tuple[int, int]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    depth_conversion: DepthConversion | None = None
+    landmarks_uv: np.ndarray | None = None
 
     @property
     def depth_shape(self) -> tuple[int, int]:
@@ -1061,6 +1067,8 @@ def reconstruct_face(
         crop_box_xyxy=tuple(int(v) for v in frame.crop_box_xyxy),
         image_size_wh=(int(frame.image_size_wh[0]), int(frame.image_size_wh[1])),
         timings_ms=clock.timings_ms,
+        depth_conversion=conversion,
+        landmarks_uv=None if frame.face is None else frame.face.landmarks_xy.astype(np.float64),
     )
     logger.debug(
         "reconstruct_face: %d points, %d triangles, stride %d, %s",

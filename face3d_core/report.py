@@ -44,7 +44,16 @@ from face3d_core.coarsen import coarser_mesh
 from face3d_core.compare import ComparisonResult
 from face3d_core.depthmap import normalize_depth
 from face3d_core.geometry import nearness_from_z
-from face3d_core.measure import MEASUREMENTS, POINT_LABELS, FaceMeasurements, Measurement, between_text
+from face3d_core.measure import (
+    MEASUREMENTS,
+    POINT_LABELS,
+    FaceMeasurements,
+    between_text,
+    length_text,
+    pose_text,
+    sigma_text,
+    value_text,
+)
 from face3d_core.reconstruct import FaceModel3D
 
 logger = logging.getLogger(__name__)
@@ -61,16 +70,20 @@ FIGURE_HEIGHT = 340
 #: What every report says about millimetres from a photo (the scale is assumed there).
 RELATIVE_DEPTH_NOTE = (
     "From a single photo the network gives relative depth only: the millimetres come from assuming "
-    "the eyes are 63 mm apart (the adult mean; people differ by about 3.8 mm) and that the face is "
-    "about 80 mm deep from the nose tip to its outline (times the depth scale). Distances across the "
-    "face are therefore proportions in plausible millimetres, not a person's true size, and distances "
-    "along the viewing direction (nose protrusion) are the least certain. ± is one standard deviation "
-    "of these assumptions; where the detector put the landmarks is not included."
+    "the eyes are 63 mm apart (the adult mean; people differ by about 3.8 mm). How deep the face is "
+    "comes from its own symmetry when the head is turned (a turned face is only symmetric at its true "
+    "depth), else from typical adult proportions. Distances across the face are therefore proportions "
+    "in plausible millimetres, not a person's true size, and distances along the viewing direction "
+    "(nose protrusion) are the least certain. Points are found on the 3D surface in the face's own "
+    "frame, so the head's pose does not change them; what the camera cannot see is refused, and a "
+    "left-right pair whose far side is hidden is measured on the near side and mirrored. ± is one "
+    "standard deviation of all this; where the detector put the eyes is not included."
 )
 METRIC_DEPTH_NOTE = (
-    "The depth came in millimetres (a depth sensor or a scan): sizes are measured, with the "
-    "field of view as the remaining uncertainty. ± is one standard deviation; where the detector "
-    "put the landmarks is not included."
+    "The depth came in millimetres (a depth sensor or a scan): sizes are measured in the face's own "
+    "frame, with the field of view, the depth map's resolution and (for a mirrored pair) the face's "
+    "asymmetry as the remaining uncertainty. What the camera cannot see is refused. ± is one "
+    "standard deviation; where the detector put the eyes is not included."
 )
 
 
@@ -120,16 +133,6 @@ def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
-def value_text(m: Measurement) -> str:
-    """The value of a measurement for people, e.g. ``"44.5 mm"`` or ``"not found"``."""
-    return f"{m.value_mm:.1f} mm" if _finite(m.value_mm) else "not found"
-
-
-def sigma_text(m: Measurement) -> str:
-    """Its 1-sigma uncertainty, e.g. ``"± 2.7 mm"`` (empty when not found)."""
-    return f"± {m.sigma_mm:.1f} mm" if _finite(m.value_mm) and _finite(m.sigma_mm) else ""
-
-
 def reference_text(result: FaceMeasurements) -> str:
     """The words that mark the scale reference, e.g. ``"scale reference: assumed 63 mm"``."""
     return f"scale reference: assumed {result['eye_distance'].value_mm:g} mm (adult mean), not measured"
@@ -139,16 +142,20 @@ def scale_note(result: FaceMeasurements | None) -> str:
     """The honest note under a measurement table (relative or metric depth)."""
     if result is not None and result.scale_source == "metric":
         return METRIC_DEPTH_NOTE
-    return RELATIVE_DEPTH_NOTE
+    note = RELATIVE_DEPTH_NOTE
+    if result is not None and result.relief.method != "metric":
+        note += f" Here: {result.relief.describe()}."
+    return note
 
 
 def side_by_side_rows(results: Sequence[FaceMeasurements | None]) -> list[tuple[str, list[str]]]:
-    """Rows ``(label, one cell per face)`` of the measurements of several faces, e.g. ``"44.5 ± 2.7"``.
+    """Rows ``(label, one cell per face)`` of the measurements of several faces, e.g. ``"44 ± 3"``.
 
-    A face that could not be measured gets ``"–"``; a value not found, ``"not found"``; the eye
-    distance of an assumed scale, ``"63 (reference)"``.
+    The first row is each face's head pose. A face that could not be measured gets ``"–"``; a
+    refused value, ``"refused"``; a mirrored one, ``"44 ± 3 (mirrored)"``; the eye distance of an
+    assumed scale, ``"63 (reference)"``.
     """
-    rows = []
+    rows = [("Head pose (yaw / pitch)", [_pose_cell(r) for r in results])]
     for name, label, _a, _b in MEASUREMENTS:
         cells = []
         for result in results:
@@ -157,13 +164,38 @@ def side_by_side_rows(results: Sequence[FaceMeasurements | None]) -> list[tuple[
                 continue
             m = result[name]
             if m.reference:
-                cells.append(f"{m.value_mm:.1f} (reference)")
-            elif _finite(m.value_mm):
-                cells.append(f"{m.value_mm:.1f} ± {m.sigma_mm:.1f}")
+                cells.append(f"{m.value_mm:.0f} (reference)")
+            elif m.refused or not _finite(m.value_mm):
+                cells.append("refused")
             else:
-                cells.append("not found")
+                sigma = f"{m.sigma_mm:.0f}" if m.sigma_mm >= 1.0 else f"{m.sigma_mm:.1f}"
+                cells.append(
+                    f"{length_text(m.value_mm, m.sigma_mm)} ± {sigma}"
+                    + (" (mirrored)" if m.status == "mirrored" else "")
+                )
         rows.append((f"{label} (mm)", cells))
     return rows
+
+
+def _pose_cell(result: FaceMeasurements | None) -> str:
+    if result is None or result.pose is None:
+        return "–"
+    return f"{result.pose.yaw_deg:.0f}° / {result.pose.pitch_deg:.0f}°"
+
+
+def refusal_notes(results: Sequence[tuple[str, FaceMeasurements | None]]) -> list[str]:
+    """One line per refused or mirrored value of several faces, e.g. ``"b.jpg, Nose width: ... hidden ..."``."""
+    lines = []
+    for name, result in results:
+        if result is None:
+            continue
+        if result.refusal:
+            lines.append(f"{name}: nothing measured ({result.refusal})")
+            continue
+        for m in result.measurements:
+            if m.refused or m.status == "mirrored":
+                lines.append(f"{name}, {m.label}: {'refused, ' if m.refused else ''}{m.note}")
+    return lines
 
 
 def pair_metric_rows(result: ComparisonResult) -> list[tuple[str, str]]:
@@ -187,9 +219,21 @@ def pair_metric_rows(result: ComparisonResult) -> list[tuple[str, str]]:
     ]
 
 
+def alignment_notes(result: ComparisonResult) -> list[str]:
+    """How each compared face was aligned, e.g. ``"b.jpg: head turned 20° to the right, compared as if frontal"``."""
+    lines = []
+    for name, face in zip(result.names, result.aligned, strict=True):
+        if face.pose is not None:
+            lines.append(f"{name}: head {face.pose.describe()}, compared as if it faced the camera")
+        elif face.note:
+            lines.append(f"{name}: {face.note}")
+    return lines
+
+
 PAIR_METRICS_NOTE = (
-    "Depth in normalised units: each face's depth range = 1. Nose prominence: nose tip minus the eyes. "
-    "Red in the map: the first face is nearer there; blue: the second."
+    "Each face is seen as if it faced the camera (pose-normalised in 3D), its depth in normalised units (its "
+    "depth range = 1). Nose prominence: nose tip minus the eyes. Red in the map: the first face is "
+    "nearer there; blue: the second; empty where a camera did not see the face."
 )
 
 
@@ -214,7 +258,7 @@ def _measured_overlay(result: FaceMeasurements) -> list[dict]:
     found = [p for p in result.points.points.values() if p.found]
     traces = []
     if found:
-        xyz = np.array([p.xyz for p in found], np.float32)
+        xyz = result.display_xyz(np.array([p.xyz for p in found])).astype(np.float32)
         traces.append(
             {
                 "type": "scatter3d",
@@ -230,9 +274,9 @@ def _measured_overlay(result: FaceMeasurements) -> list[dict]:
         )
     segments: list[list[float | None]] = [[], [], []]
     for m in result.measurements:
-        if not _finite(m.value_mm) or m.to_point == "face_plane":
+        if m.refused or m.ends_xyz is None or m.to_point == "face_plane":
             continue
-        a, b = result.points[m.from_point].xyz, result.points[m.to_point].xyz
+        a, b = result.display_xyz(m.ends_xyz)
         for axis in range(3):
             segments[axis].extend([float(a[axis]), float(b[axis]), None])
     if segments[0]:
@@ -310,6 +354,7 @@ th { background: #f8f9fa; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .badge { display: inline-block; font-size: 0.72rem; background: #fff3cd; color: #664d03; border-radius: 4px;
   padding: 0 5px; margin-left: 4px; }
+.pose { font-size: 0.9rem; margin: 4px 0; }
 .note { font-size: 0.85rem; color: #495057; background: #f8f9fa; border-left: 3px solid #adb5bd;
   padding: 6px 10px; margin: 8px 0 0; }
 #face3d-load-error { display: none; background: #f8d7da; color: #842029; padding: 10px 16px; border-radius: 6px; }
@@ -397,6 +442,7 @@ def _measurement_table(result: FaceMeasurements) -> str:
             "</tr>"
         )
     return (
+        f'<p class="pose">{_esc(pose_text(result))}</p>'
         "<table><thead><tr><th>Measurement</th><th>Value</th><th>± (1σ)</th><th>Between</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
@@ -448,8 +494,13 @@ def _comparison_sections(page: _Page, faces: Sequence[ReportFace], comparison: C
     parts.append(
         '<section id="side-by-side"><h2>Measurements side by side</h2>'
         f"<table><thead><tr><th>Measurement</th>{header}</tr></thead><tbody>{body}</tbody></table>"
-        f'<p class="note">Values ± one standard deviation, in mm. {_esc(scale_note(measured[0] if measured else None))}'
-        "</p></section>"
+        f'<p class="note">Values ± one standard deviation, in mm, each face measured in its own frame. '
+        f"{_esc(scale_note(measured[0] if measured else None))}</p>"
+        + "".join(
+            f'<p class="muted">{_esc(line)}</p>'
+            for line in refusal_notes([(face.name, face.measurements) for face in faces])
+        )
+        + "</section>"
     )
     if comparison is not None:
         profiles = figures.profiles_figure(
@@ -460,7 +511,11 @@ def _comparison_sections(page: _Page, faces: Sequence[ReportFace], comparison: C
         )
         parts.append(
             '<section id="profiles"><h2>Depth profiles</h2>'
-            + page.plot(profiles, "Faces aligned by eyes, nose and mouth; positions in eye distances (IOD)")
+            + page.plot(
+                profiles,
+                "Each face seen as if it faced the camera (pose-normalised in 3D); positions in eye distances (IOD)",
+            )
+            + "".join(f'<p class="muted">{_esc(line)}</p>' for line in alignment_notes(comparison))
             + "</section>"
         )
         if comparison.diff is not None and comparison.metrics is not None:

@@ -13,10 +13,11 @@ by :mod:`face3d_core.measure`: the tests use an exactly ray-cast scan for ground
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
-from scipy.ndimage import map_coordinates
 
 
 class Surface(Protocol):
@@ -47,11 +48,24 @@ class DepthSurface:
         self.strict = bool(strict)
         self.depth_lattice = np.asarray(model.lattice_depth_mm, dtype=np.float64)
         self._valid = np.isfinite(self.depth_lattice)
-        self._valid_f = self._valid.astype(np.float64)
-        self._filled = np.where(self._valid, self.depth_lattice, 0.0)
+        # edge-padded by one row and column, so the four bilinear neighbours always exist
+        self._filled_p = np.pad(np.where(self._valid, self.depth_lattice, 0.0), ((0, 1), (0, 1)), mode="edge").ravel()
+        self._valid_p = np.pad(self._valid.astype(np.float64), ((0, 1), (0, 1)), mode="edge").ravel()
         self.stride = int(model.stride)
         self.intrinsics = model.intrinsics
         self.origin_mm = np.asarray(model.origin_mm, dtype=np.float64).reshape(3)
+        self.depth_map: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def with_depth_map(self, depth_map: Callable[[np.ndarray], np.ndarray] | None) -> DepthSurface:
+        """The same surface with its depths remapped: ``depth_map((N,) mm) -> (N,) mm`` (shares the arrays).
+
+        :meth:`depth` stays the model's; :meth:`points` (and everything built on it) uses the
+        remapped depth. :mod:`face3d_core.depth_fit` uses it to try another relief of a
+        relative-depth model without rebuilding it.
+        """
+        other = copy.copy(self)
+        other.depth_map = depth_map
+        return other
 
     @property
     def shape_hw(self) -> tuple[int, int]:
@@ -65,16 +79,26 @@ class DepthSurface:
         surface (see ``strict``) and at non-finite positions.
         """
         pts = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
-        finite = np.isfinite(pts).all(axis=1)
-        lat = np.where(finite[:, None], pts, -1.0) / self.stride
         hl, wl = self.depth_lattice.shape
-        inside = finite & (lat[:, 0] > -0.5) & (lat[:, 0] < wl - 0.5) & (lat[:, 1] > -0.5) & (lat[:, 1] < hl - 0.5)
-        coords = np.stack([np.clip(lat[:, 1], 0.0, hl - 1.0), np.clip(lat[:, 0], 0.0, wl - 1.0)])
-        weighted = map_coordinates(self._filled, coords, order=1, mode="nearest", prefilter=False)
-        weight = map_coordinates(self._valid_f, coords, order=1, mode="nearest", prefilter=False)
+        with np.errstate(invalid="ignore"):
+            x = pts[:, 0] / self.stride
+            y = pts[:, 1] / self.stride
+            finite = np.isfinite(x) & np.isfinite(y)
+            inside = finite & (x > -0.5) & (x < wl - 0.5) & (y > -0.5) & (y < hl - 0.5)
+        xc = np.clip(np.where(finite, x, 0.0), 0.0, wl - 1.0)
+        yc = np.clip(np.where(finite, y, 0.0), 0.0, hl - 1.0)
+        j0 = xc.astype(np.int64)
+        i0 = yc.astype(np.int64)
+        fx, fy = xc - j0, yc - i0
+        row = wl + 1
+        k = i0 * row + j0
+        w00, w01, w10, w11 = (1.0 - fx) * (1.0 - fy), fx * (1.0 - fy), (1.0 - fx) * fy, fx * fy
+        f, v = self._filled_p, self._valid_p
+        weighted = f[k] * w00 + f[k + 1] * w01 + f[k + row] * w10 + f[k + row + 1] * w11
+        weight = v[k] * w00 + v[k + 1] * w01 + v[k + row] * w10 + v[k + row + 1] * w11
         keep = inside & (weight > 1e-9)
         if self.strict:
-            keep &= self._valid[np.rint(coords[0]).astype(np.int64), np.rint(coords[1]).astype(np.int64)]
+            keep &= self._valid[np.rint(yc).astype(np.int64), np.rint(xc).astype(np.int64)]
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(keep, weighted / weight, np.nan)
 
@@ -82,6 +106,8 @@ class DepthSurface:
         """``(N, 2)`` pixel positions -> ``(N, 3) float64`` points in the output frame (mm)."""
         pts = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
         z = self.depth(pts)
+        if self.depth_map is not None:
+            z = self.depth_map(z)
         intr = self.intrinsics
         cam = np.stack([(pts[:, 0] - intr.cx) * z / intr.fx, (intr.cy - pts[:, 1]) * z / intr.fy, -z], axis=1)
         return cam - self.origin_mm

@@ -97,12 +97,25 @@ def load_lee_perry_smith(root: Path, mm_per_unit: float = 50.0) -> Scan:
     return Scan("lee_perry_smith", v, f, None, uv, texture)
 
 
-def place(scan: Scan, distance_mm: float, *, yaw_deg: float = 0.0, target: np.ndarray | None = None) -> np.ndarray:
-    """Camera-frame vertices: the scan turned by ``yaw`` about Y, ``target`` at ``distance_mm``."""
+def rotation(yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: float = 0.0) -> np.ndarray:
+    """``(3, 3)`` head rotation (scan frame -> camera frame, X right, Y up, Z towards the viewer).
+
+    Yaw turns the face towards the image's right, pitch tilts it up (chin forward), roll leans it
+    counter-clockwise in the picture; applied as ``yaw @ pitch @ roll``.
+    """
+    y, p, r = np.radians([yaw_deg, pitch_deg, roll_deg])
+    r_yaw = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
+    r_pitch = np.array([[1, 0, 0], [0, np.cos(p), np.sin(p)], [0, -np.sin(p), np.cos(p)]])
+    r_roll = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
+    return r_yaw @ r_pitch @ r_roll
+
+
+def place(
+    scan: Scan, distance_mm: float, *, yaw_deg: float = 0.0, pitch_deg: float = 0.0, target: np.ndarray | None = None
+) -> np.ndarray:
+    """Camera-frame vertices: the scan turned by ``yaw`` (and ``pitch``), ``target`` at ``distance_mm``."""
     target = scan.vertices.mean(axis=0) if target is None else np.asarray(target, np.float64)
-    a = np.radians(yaw_deg)
-    rot = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
-    return (scan.vertices - target) @ rot.T - np.array([0.0, 0.0, distance_mm])
+    return (scan.vertices - target) @ rotation(yaw_deg, pitch_deg).T - np.array([0.0, 0.0, distance_mm])
 
 
 def transform_points(scan: Scan, points: np.ndarray, distance_mm: float, **kw) -> np.ndarray:
@@ -122,21 +135,8 @@ def _rays(uv: np.ndarray, intr: Intrinsics) -> np.ndarray:
     return np.stack([(uv[:, 0] - intr.cx) / intr.fx, -(uv[:, 1] - intr.cy) / intr.fy, -np.ones(len(uv))], axis=1)
 
 
-def render(
-    vertices_cam: np.ndarray,
-    faces: np.ndarray,
-    intr: Intrinsics,
-    *,
-    uv: np.ndarray | None = None,
-    texture: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Z-buffer rendering: ``(depth (H, W) float32 mm, 0 = no surface; rgb (H, W, 3) uint8)``.
-
-    The depth is exact per pixel centre (ray-plane intersection); colour is the texture (with
-    ``uv``/``texture``) or a grey, times a Lambert term with the light at the camera.
-    """
-    v = np.asarray(vertices_cam, np.float64)
-    f = np.asarray(faces, np.int64)
+def _zbuffer(v: np.ndarray, f: np.ndarray, intr: Intrinsics):
+    """Visible triangle per pixel: ``(flat pixel index, depth, triangle, ray)`` of each covered pixel."""
     pix = project(v, intr)
     tri = pix[f]  # (M, 3, 2)
     lo = np.ceil(tri.min(axis=1)).astype(np.int64)
@@ -169,17 +169,42 @@ def render(
     with np.errstate(divide="ignore", invalid="ignore"):
         t = (nt * v0).sum(axis=1) / (nt * rays).sum(axis=1)  # the point is t * ray, depth = t
     ok = np.isfinite(t) & (t > 0)
-    tri_id, px, py, t = tri_id[ok], px[ok], py[ok], t[ok]
+    tri_id, px, py, t, rays = tri_id[ok], px[ok], py[ok], t[ok], rays[ok]
     flat = py * intr.width + px
     order = np.lexsort((t, flat))
     first = np.ones(len(order), dtype=bool)
     first[1:] = flat[order][1:] != flat[order][:-1]
     win = order[first]
+    return flat[win], t[win], tri_id[win], rays[win], n
+
+
+def render_depth(vertices_cam: np.ndarray, faces: np.ndarray, intr: Intrinsics) -> np.ndarray:
+    """Exact depth only (mm along the axis, 0 = no surface): :func:`render` without the colours."""
+    flat, depth_hit, *_ = _zbuffer(np.asarray(vertices_cam, np.float64), np.asarray(faces, np.int64), intr)
     depth = np.zeros(intr.height * intr.width)
-    depth[flat[win]] = t[win]
-    # colour
-    hit_tri = tri_id[win]
-    hit = rays[win] * t[win, None]
+    depth[flat] = depth_hit
+    return depth.reshape(intr.height, intr.width).astype(np.float32)
+
+
+def render(
+    vertices_cam: np.ndarray,
+    faces: np.ndarray,
+    intr: Intrinsics,
+    *,
+    uv: np.ndarray | None = None,
+    texture: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Z-buffer rendering: ``(depth (H, W) float32 mm, 0 = no surface; rgb (H, W, 3) uint8)``.
+
+    The depth is exact per pixel centre (ray-plane intersection); colour is the texture (with
+    ``uv``/``texture``) or a grey, times a Lambert term with the light at the camera.
+    """
+    v = np.asarray(vertices_cam, np.float64)
+    f = np.asarray(faces, np.int64)
+    flat, depth_hit, hit_tri, rays, n = _zbuffer(v, f, intr)
+    depth = np.zeros(intr.height * intr.width)
+    depth[flat] = depth_hit
+    hit = rays * depth_hit[:, None]
     unit_n = n[hit_tri] / np.linalg.norm(n[hit_tri], axis=1, keepdims=True)
     view = -hit / np.linalg.norm(hit, axis=1, keepdims=True)
     lambert = np.abs((unit_n * view).sum(axis=1))
@@ -191,9 +216,9 @@ def render(
             np.clip((tex_uv[:, 1] * th).astype(int), 0, th - 1), np.clip((tex_uv[:, 0] * tw).astype(int), 0, tw - 1)
         ].astype(np.float64)
     else:
-        col = np.full((len(win), 3), 200.0)
+        col = np.full((len(flat), 3), 200.0)
     rgb = np.full((intr.height * intr.width, 3), 40.0)
-    rgb[flat[win]] = col * (0.35 + 0.65 * lambert[:, None])
+    rgb[flat] = col * (0.35 + 0.65 * lambert[:, None])
     return (
         depth.reshape(intr.height, intr.width).astype(np.float32),
         np.clip(rgb, 0, 255).astype(np.uint8).reshape(intr.height, intr.width, 3),

@@ -226,14 +226,10 @@ def test_compare_faces_composes_alignment_profiles_and_metrics(face):
     result = compare.compare_faces(refs, ["a.jpg", "b.jpg"], depth_of, lambda f, m: progress.append((f, m)))
     assert asked == refs and result.refs == tuple(refs)
     assert result.names == ("a.jpg", "b.jpg") and result.model == refs[0].model
-    # the same numbers as the building blocks give for the same masked, aligned faces
-    from face3d_core.masks import face_mask
-
-    aligned = [
-        align_face(fd.depth_rel, fd.face.landmarks_xy, mask=face_mask(fd.depth_rel, fd.face))
-        for fd in (depths[0], depths[1])
-    ]
-    np.testing.assert_array_equal(result.diff, difference_map(aligned[0], aligned[1]), strict=True)
+    # each face put in its own 3D frame first (pose-normalised), then the same building blocks
+    aligned = [compare.align_face_3d(compare._default_model(ref, depths[i])) for i, ref in enumerate(refs)]
+    assert all(a.pose is not None and not a.note for a in result.aligned)
+    np.testing.assert_allclose(result.diff, difference_map(aligned[0], aligned[1]), atol=1e-6)
     assert result.metrics == compare_pair(aligned[0], aligned[1])
     assert result.metrics.nose_prominence_b > result.metrics.nose_prominence_a  # the longer nose
     np.testing.assert_array_equal(result.nose[1].values, nose_profile(aligned[1]).values)
@@ -241,6 +237,62 @@ def test_compare_faces_composes_alignment_profiles_and_metrics(face):
     fractions = [f for f, _ in progress]
     assert fractions == sorted(fractions) and progress[-1] == (0.93, "Comparing profiles...")
     assert progress[0][1] == "Face 1 of 2: half way" and progress[1][1] == "Face 2 of 2: half way"
+
+
+def test_same_face_turned_20_degrees_compares_as_the_same():
+    """Pose-normalised in 3D: the same scan at yaw 0 and 20 correlates >= 0.95; aligned in 2D it did not."""
+    from tests.harness import scan_views as sv
+
+    for name in ("lee_perry_smith", "ict"):
+        a, b = sv.render_view(name, 0, 0, 250), sv.render_view(name, 20, 0, 250)
+        metrics = compare_pair(compare.align_face_3d(a.model("relative")), compare.align_face_3d(b.model("relative")))
+        assert metrics.correlation >= 0.95 and metrics.overlap > 0.85, (name, metrics)
+        flat = [align_face(v.inverse_depth, v.seeds_uv, mask=np.isfinite(v.depth_mm)) for v in (a, b)]
+        assert compare_pair(*flat).correlation < 0.8  # what a 2D alignment made of the same face
+
+
+def test_scene_photos_turned_20_degrees_compare_as_the_same(scene_photos, yunet_path):
+    """End to end: YuNet's landmarks on the textured renders, the depth maps through compare_faces."""
+    from face3d_core.faces import detect_faces
+    from face3d_core.images import load_image
+    from face3d_core.pipeline import FaceDepth
+    from face3d_core.reconstruct import ReconstructionParams, reconstruct_face
+
+    depths = []
+    for photo, depth_path in scene_photos:
+        image = load_image(photo)
+        found = detect_faces(image, model_path=yunet_path)[0]
+        h, w = image.shape[:2]
+        depths.append(
+            FaceDepth(np.load(depth_path), image, (0, 0, w, h), found, "midas_v21_small_256", (w, h), (found,), 0)
+        )
+    refs = _refs(2)
+    result = compare.compare_faces(
+        refs,
+        ["front.jpg", "turned.jpg"],
+        lambda ref, report: depths[refs.index(ref)],
+        model_of=lambda ref, fd: reconstruct_face(fd, ReconstructionParams(fov_deg=40.1, representation="points")),
+    )
+    assert result.metrics.correlation >= 0.95, result.metrics
+    assert abs(result.aligned[0].pose.yaw_deg) < 6 and 13 < result.aligned[1].pose.yaw_deg < 25
+
+
+def test_a_face_turned_too_far_is_aligned_in_2d_and_says_so(face):
+    from face3d_core.faces import Face
+    from face3d_core.pipeline import FaceDepth
+    from tests.harness import scan_views as sv
+
+    view = sv.render_view("ict", 60, 0, 250)
+    h, w = view.depth_mm.shape
+    found = Face.from_landmarks(view.seeds_uv)
+    profile = FaceDepth(
+        view.inverse_depth, np.zeros((h, w, 3), np.uint8), (0, 0, w, h), found, "m", (w, h), (found,), 0
+    )
+    depths = [_face_depth(*face), profile]
+    refs = _refs(2)
+    result = compare.compare_faces(refs, ["a", "side.jpg"], lambda ref, report: depths[refs.index(ref)])
+    assert result.aligned[0].pose is not None and result.aligned[1].pose is None
+    assert "turned" in result.aligned[1].note and "picture only" in result.aligned[1].note
 
 
 def test_compare_faces_of_three_has_no_pair_numbers(face):

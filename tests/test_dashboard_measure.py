@@ -131,6 +131,21 @@ def test_measurement_table_shows_values_uncertainty_and_the_scale_reference(env)
     assert "relative depth only" in text  # the honest note
     assert result["eye_distance"].reference and result["eye_distance"].value_mm == pytest.approx(63.0, abs=1e-3)
     assert 30 < result["nose_width"].value_mm < 60 and result["nose_width"].sigma_mm > 0
+    assert "Head facing the camera" in text  # the head pose, from the face itself
+
+
+def test_turned_face_table_shows_its_pose_and_what_is_refused_or_mirrored(env):
+    """The scan turned 20°: the pose is said; a hidden far side is mirrored (said so) or refused (with the reason)."""
+    service = env["service"]
+    table, *_ = measure.render_measurements(service, env["sources"][1], *SLIDERS, True, 55, session=SESSION)
+    text = _text(table)
+    shown = view_of(env, 1)
+    result = service.models3d.measurements(shown.ref, shown.params, shown.fov.source)
+    assert 13 < result.pose.yaw_deg < 25 and "Head turned" in text
+    special = [m for m in result.measurements if m.refused or m.status == "mirrored"]
+    assert special  # the far side of a head turned 20 degrees is partly hidden
+    for m in special:
+        assert json.dumps(value_text(m))[1:-1] in text and json.dumps(m.note)[1:-1] in text
 
 
 def test_measurement_table_without_a_model_or_a_face(env, uploaded_noface):

@@ -86,7 +86,7 @@ def test_plotly_is_embedded_once_and_unpacks_to_plotly():
 
 def test_side_by_side_rows_say_what_is_missing():
     rows = side_by_side_rows([None, None])
-    assert [label for label, _ in rows] == [f"{m[1]} (mm)" for m in MEASUREMENTS]
+    assert [label for label, _ in rows] == ["Head pose (yaw / pitch)"] + [f"{m[1]} (mm)" for m in MEASUREMENTS]
     assert all(cells == ["–", "–"] for _, cells in rows)
 
 
@@ -137,6 +137,18 @@ def test_two_face_comparison_report_contents_and_size(scene_faces):
     # the measured points and distances are drawn on each 3D model
     model_figs = [f for f in figs if f["data"][0]["type"] == "mesh3d"]
     assert all(len(f["data"]) == 3 and "nose tip" in f["data"][1]["text"] for f in model_figs)
+    # the head pose of each face, and how the comparison aligned them (in 3D, as if facing the camera)
+    assert "Head facing the camera" in html and "Head turned" in html and "Head pose (yaw / pitch)" in html
+    assert html.count("compared as if it faced the camera") == 2
+    # the measured points are drawn on the model as shown (its own relief), not floating beside it
+    from face3d_core.surface import DepthSurface
+
+    for face, fig in zip(faces, model_figs, strict=True):
+        drawn = np.c_[fig["data"][1]["x"], fig["data"][1]["y"], fig["data"][1]["z"]]
+        surface = DepthSurface(face.model, strict=False)
+        on_model = surface.points(surface.project(drawn))
+        ok = np.isfinite(on_model).all(axis=1)
+        assert ok.sum() >= 8 and np.median(np.linalg.norm(on_model[ok] - drawn[ok], axis=1)) < 1.0
 
 
 def _run_cli(*args, cwd):

@@ -37,7 +37,16 @@ from face3d_core import figures
 from face3d_core.compare import ComparisonResult
 from face3d_core.measure import FaceMeasurements, between_text, path_uncertainty
 from face3d_core.pipeline import DepthRef
-from face3d_core.report import fov_text, reference_text, scale_note, side_by_side_rows, sigma_text, value_text
+from face3d_core.report import (
+    fov_text,
+    pose_text,
+    reference_text,
+    refusal_notes,
+    scale_note,
+    side_by_side_rows,
+    sigma_text,
+    value_text,
+)
 from face3d_core.surface import DepthSurface
 
 logger = logging.getLogger(__name__)
@@ -61,7 +70,11 @@ POINT_1_PICKED = "Point 1 picked, click a second point."
 
 
 def measurement_table(result: FaceMeasurements) -> html.Div:
-    """One face's measurements: value, ± (1 sigma), between which points; the honest note below."""
+    """One face's measurements: the head pose, then value, ± (1 sigma), between which points; the honest note below.
+
+    A refused value says so, with the reason under its label; a mirrored one (the far side
+    hidden) is marked and says why.
+    """
     rows = []
     for m in result.measurements:
         label: list[Any] = [m.label]
@@ -69,11 +82,12 @@ def measurement_table(result: FaceMeasurements) -> html.Div:
             label.append(dbc.Badge(reference_text(result), color="warning", text_color="dark", className="ms-1"))
         elif m.note:
             label.append(html.Div(m.note, className="text-muted"))
+        value_class = "text-end font-monospace text-nowrap" + (" text-muted fst-italic" if m.refused else "")
         rows.append(
             html.Tr(
                 [
                     html.Td(label),
-                    html.Td(value_text(m), className="text-end font-monospace text-nowrap"),
+                    html.Td(value_text(m), className=value_class),
                     html.Td(sigma_text(m), className="text-end font-monospace text-nowrap"),
                     html.Td(between_text(m.from_point, m.to_point)),
                 ]
@@ -82,6 +96,7 @@ def measurement_table(result: FaceMeasurements) -> html.Div:
     head = html.Thead(html.Tr([html.Th("Measurement"), html.Th("Value"), html.Th("± (1σ)"), html.Th("Between")]))
     return html.Div(
         [
+            html.Div(pose_text(result), className="mb-1 fw-semibold face3d-pose"),
             dbc.Table([head, html.Tbody(rows)], size="sm", striped=True, className="mb-2 face3d-measure-table"),
             html.Div(scale_note(result), className="text-muted"),
         ]
@@ -158,10 +173,14 @@ def render_compare_measurements(service: Face3DService, data: Any, *, session: s
         ]
     )
     found = [m for m in measured if m is not None]
-    note = "Values ± one standard deviation, in mm. " + scale_note(found[0] if found else None)
+    note = "Values ± one standard deviation, in mm, each face measured in its own frame. " + scale_note(
+        found[0] if found else None
+    )
+    lines = refusal_notes(list(zip(result.names, measured, strict=True)))
     table = html.Div(
         [
             dbc.Table([head, body], size="sm", striped=True, responsive=True, className="mb-2"),
+            html.Ul([html.Li(line) for line in lines], className="small text-muted mb-1") if lines else None,
             html.Div(note, className="text-muted"),
         ]
     )

@@ -46,9 +46,9 @@ def compare_tab(model_options: list[dict], default_model: str, precision: Precis
             job_panel("compare"),
             html.Hr(),
             html.P(
-                "Faces are aligned by their eyes, nose and mouth, and each depth map is normalised "
-                "to its own range (0 = far, 1 = nearest), so shapes compare, not sizes. Positions are "
-                "in inter-ocular distances (IOD).",
+                "Each face is put in its own 3D frame (head pose from its symmetry) and seen as if it "
+                "faced the camera; its depth is normalised to its own range (0 = far, 1 = nearest), so "
+                "shapes compare, not sizes or poses. Positions are in inter-ocular distances (IOD).",
                 className="small text-muted mb-0",
             ),
         ],

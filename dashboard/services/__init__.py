@@ -106,9 +106,9 @@ class Face3DService:
             cache, self.uploads, margin=self.margin, estimator_factory=estimator_factory or process_estimator
         )
         self.models3d = Models3D(self.depth_maps)
-        self.comparisons = Comparisons(cache, self.uploads, self.depth_maps)
-        self.exports = Exports(self.uploads, self.depth_maps, self.models3d)
         self.cameras = Cameras(self.uploads)
+        self.comparisons = Comparisons(cache, self.uploads, self.depth_maps, self.cameras)
+        self.exports = Exports(self.uploads, self.depth_maps, self.models3d)
         self.reports = Reports(self.uploads, self.depth_maps, self.models3d)
         self.warmup = Warmup(self.depth_maps, self.uploads)
 

@@ -1,8 +1,9 @@
 """Comparisons: 2 to 6 faces aligned and compared by :func:`face3d_core.compare.compare_faces`, cached by key.
 
 The core does the work; this composer names the faces, supplies the cached depth maps (the
-network runs only for faces without one) and keeps the result in the store under a key of
-the ordered photos, faces and model, which is all the browser holds.
+network runs only for faces without one) and each photo's field of view (the faces are put in
+their own 3D frames before they are compared), and keeps the result in the store under a key
+of the ordered photos, faces, model and fields of view, which is all the browser holds.
 """
 
 from __future__ import annotations
@@ -10,11 +11,20 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from dashboard.services.camera import Cameras
 from dashboard.services.depth import DepthMaps
 from dashboard.services.uploads import Uploads
 from face3d_core.cache import ResultStore, combine_hashes, make_key
-from face3d_core.compare import DEFAULT_SIZE, ComparisonError, ComparisonResult, check_comparable, compare_faces
-from face3d_core.pipeline import DepthRef, TaskProgress
+from face3d_core.compare import (
+    COMPARE_MODEL_POINTS,
+    DEFAULT_SIZE,
+    ComparisonError,
+    ComparisonResult,
+    check_comparable,
+    compare_faces,
+)
+from face3d_core.pipeline import DepthRef, FaceDepth, TaskProgress
+from face3d_core.reconstruct import FaceModel3D, ReconstructionParams, reconstruct_face
 
 #: A key of :meth:`Comparisons.key` (the browser holds it; anything else is refused unread).
 _COMPARE_KEY_RE = re.compile(r"^face3d/v\d{1,4}/compare/[0-9a-f]{64}/[A-Za-z0-9_.-]{1,64}/[0-9a-f]{20}$")
@@ -27,12 +37,24 @@ class Comparisons:
         store: The result store.
         uploads: Where the photos (and their names) are.
         depth: The cached depth maps.
+        cameras: Each photo's field of view (default: the default field of view for all).
     """
 
-    def __init__(self, store: ResultStore, uploads: Uploads, depth: DepthMaps):
+    def __init__(self, store: ResultStore, uploads: Uploads, depth: DepthMaps, cameras: Cameras | None = None):
         self.store = store
         self.uploads = uploads
         self.depth = depth
+        self.cameras = cameras
+
+    def _fov_deg(self, ref: DepthRef) -> float:
+        return float(self.cameras.fov(ref.sha).fov_deg) if self.cameras is not None else ReconstructionParams().fov_deg
+
+    def model_of(self, ref: DepthRef, face_depth: FaceDepth) -> FaceModel3D:
+        """The light 3D face a comparison puts in its own frame (the photo's field of view)."""
+        params = ReconstructionParams(
+            fov_deg=self._fov_deg(ref), representation="points", max_points=COMPARE_MODEL_POINTS
+        )
+        return reconstruct_face(face_depth, params)
 
     def key(self, refs: Sequence[DepthRef]) -> str:
         """Cache key of a comparison of ``refs`` (in order).
@@ -50,6 +72,8 @@ class Comparisons:
                 "size": DEFAULT_SIZE,
                 "margin": self.depth.margin,
                 "max_side": self.depth.max_side,
+                "align": "face-frame-3d",
+                "fov": [round(self._fov_deg(ref), 3) for ref in refs],
             },
         )
 
@@ -110,6 +134,6 @@ class Comparisons:
         for ref in refs:
             self.uploads.require_meta(ref.sha)
         names = list(names) if names is not None else [f"face {index + 1}" for index in range(len(refs))]
-        result = compare_faces(refs, names, self.depth.compute, progress)
+        result = compare_faces(refs, names, self.depth.compute, progress, model_of=self.model_of)
         self.store.set(key, result)
         return key, result

@@ -7,8 +7,11 @@ width and face width at the eyes. A table per photo goes to the terminal; ``--cs
 ``--json`` write every value with its uncertainty and where the scale came from. With a
 relative-depth network the eyes are *set* 63 mm apart (the scale reference): the other
 values are proportions in plausible millimetres, not a person's true size; metric depth
-measures true sizes. A bad file gets one error line; the others are still measured; the exit
-code is 1 if any failed.
+measures true sizes. Every distance is measured in the face's own frame (the head pose, from
+the face's symmetry, is printed and written); what a view cannot show (the far side of a head
+turned too far, a hidden point) is refused with the reason: an empty value and a note in CSV
+and JSON, never a guess. A bad file gets one error line; the others are still measured; the
+exit code is 1 if any failed.
 """
 
 from __future__ import annotations
@@ -50,12 +53,19 @@ def _per_image(values: list[str] | None, n: int, option: str) -> list[str | None
 
 
 def _table(image: str, result) -> str:
-    lines = [f"{image}: {result.scale_note} FOV {result.fov_deg:.3g}° ({result.fov_source})."]
+    from face3d_core.measure import pose_text, sigma_text, value_text
+
+    lines = [
+        f"{image}: {result.scale_note} FOV {result.fov_deg:.3g}° ({result.fov_source}).",
+        f"  {pose_text(result)}.",
+    ]
     for m in result.measurements:
-        if m.value_mm != m.value_mm:  # NaN
-            value = "not found" + (f" ({m.note})" if m.note else "")
+        if m.refused:
+            value = f"refused ({m.note})"
         else:
-            value = f"{m.value_mm:6.1f} mm ± {m.sigma_mm:.1f}" + (" (scale reference)" if m.reference else "")
+            value = f"{value_text(m):>18s} {sigma_text(m)}" + (" (scale reference)" if m.reference else "")
+            if m.status == "mirrored":
+                value += f"  [{m.note}]"
         lines.append(f"  {m.label:<42s} {value}")
     return "\n".join(lines)
 

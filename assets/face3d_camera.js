@@ -23,7 +23,7 @@
   };
   /* relative to the page, so an app served under a path prefix finds it too */
   var FRAME_URL = "face3d/live/frame";
-  var FRAME_QUALITY = 0.8, PHOTO_QUALITY = 0.92, LATENCY_FRAMES = 30;
+  var FRAME_QUALITY = 0.8, PHOTO_QUALITY = 0.92, LATENCY_FRAMES = 30, HISTORY_FRAMES = 2000;
   var MESSAGES = {
     insecure: "This browser allows the camera only on a secure page: open face3d over HTTPS, or at " +
       "http://localhost on the computer that runs it.",
@@ -43,7 +43,7 @@
   var cam = {
     stream: null, video: null, facing: "user", opening: 0,
     live: false, liveRun: 0, liveOff: null, timer: null, frameCanvas: null,
-    latencies: [], windowStart: 0, windowFrames: 0, lastTiming: "",
+    latencies: [], history: [], windowStart: 0, windowFrames: 0, lastTiming: "",
     lastTracks: []
   };
 
@@ -371,6 +371,8 @@
   }
 
   function counted(latencyMs, timing) {
+    cam.history.push({ latency_ms: latencyMs, network_ms: serverStep(timing, "network"), at: Date.now() });
+    if (cam.history.length > HISTORY_FRAMES) { cam.history.shift(); }
     cam.latencies.push(latencyMs);
     if (cam.latencies.length > LATENCY_FRAMES) { cam.latencies.shift(); }
     cam.windowFrames++;
@@ -423,10 +425,13 @@
   });
   window.addEventListener("pagehide", function () { closeCamera(""); });
 
-  /* For tests and benchmarks: is the camera on, are the last stream's tracks stopped. */
+  /* For tests and benchmarks: is the camera on, are the last stream's tracks stopped, and each depth
+     frame's time from taking the frame to drawing its depth (with the server's network time). */
   window.face3dCamera = {
     active: function () { return !!cam.stream; },
     live: function () { return cam.live; },
-    trackStates: function () { return cam.lastTracks.map(function (t) { return t.readyState; }); }
+    trackStates: function () { return cam.lastTracks.map(function (t) { return t.readyState; }); },
+    history: function () { return cam.history.slice(); },
+    clearHistory: function () { cam.history = []; }
   };
 })();

@@ -115,7 +115,6 @@ def _fit(shape: tuple[int, int], max_side: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-@functools.lru_cache(maxsize=len(DEPTH_COLORMAPS) + 1)
 def depth_colormap_lut(colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
     """The colours :func:`depth_figure` gives a depth map, as a lookup table for pictures drawn without plotly.
 
@@ -133,7 +132,12 @@ def depth_colormap_lut(colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
         >>> depth_colormap_lut("Grayscale")[[0, 255]].tolist()
         [[0, 0, 0], [255, 255, 255]]
     """
-    scale = DEPTH_COLORMAPS.get(colormap, DEPTH_COLORMAPS[DEFAULT_COLORMAP])
+    return _colormap_lut(colormap if colormap in DEPTH_COLORMAPS else DEFAULT_COLORMAP)
+
+
+@functools.lru_cache(maxsize=len(DEPTH_COLORMAPS))
+def _colormap_lut(colormap: str) -> np.ndarray:
+    scale = DEPTH_COLORMAPS[colormap]
     stops = plotly_colors.get_colorscale(scale) if isinstance(scale, str) else scale
     colours = plotly_colors.sample_colorscale(stops, np.linspace(0.0, 1.0, 256).tolist(), colortype="tuple")
     lut = np.clip(np.rint(np.asarray(colours, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)

@@ -29,6 +29,15 @@ class FakeEstimator:
         self.calls = 0
         self.delay_s = delay_s
         self._lock = threading.Lock()
+        #: Shapes of the batches :meth:`infer_array` was given (the live view's network input).
+        self.batch_shapes: list[tuple[int, ...]] = []
+
+    @property
+    def spec(self):
+        """The default network's spec (input size and normalisation), as the live view reads it."""
+        from face3d_core.models.registry import DEFAULT_MODEL, get_spec
+
+        return get_spec(DEFAULT_MODEL)
 
     def load(self, progress=None) -> None:
         """Nothing to load."""
@@ -50,6 +59,13 @@ class FakeEstimator:
         nose = 0.25 * np.exp(-(((xx - cx) / (0.05 * width)) ** 2 + ((yy - height * 0.55) / (0.09 * height)) ** 2))
         detail = image_rgb.astype(np.float32).mean(axis=2) / 255.0
         return (1.0 + 2.0 * dome + nose + 0.03 * detail).astype(np.float32)
+
+    def infer_array(self, batch: np.ndarray) -> np.ndarray:
+        """``(B, 3, h, w)`` network input -> ``(B, h, w)``: the face-like depth of each (un-normalised) image."""
+        with self._lock:
+            self.batch_shapes.append(tuple(int(s) for s in batch.shape))
+        rgb = np.clip(batch.transpose(0, 2, 3, 1) * 64.0 + 128.0, 0, 255).astype(np.uint8)
+        return np.stack([self.predict(image) for image in rgb])
 
 
 class KnownSceneEstimator(FakeEstimator):

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, ConsoleLog
-from tests.e2e.flow import NETWORK_TIMEOUT_MS, open_tab, screenshot
+from tests.e2e.flow import NETWORK_TIMEOUT_MS, measure_now, open_tab, screenshot
 from tests.harness.browser_speed import wait_for_warm_server
 from tests.harness.fake_camera import INSECURE_HOST, INSECURE_HOST_RULE, fake_camera_args, write_y4m
 from tests.harness.paths import PORTRAIT_PHOTO, require
@@ -79,10 +79,11 @@ def test_camera_photo_and_live_depth(camera_browser, dashboard_server, artifacts
         cache = _cache_dir(dashboard_server)
         files_before = _cache_files(cache)
         log_before = len(dashboard_server.log_text())
-        _wait_frames(page, page.evaluate(FRAMES) + 10)
+        _wait_frames(page, page.evaluate(FRAMES) + 6)
         assert _cache_files(cache) == files_before, "a live frame changed the cache folder"
         assert "live/frame" not in dashboard_server.log_text()[log_before:]
         assert page.is_visible("#camera-crop-box"), "the face crop is shown on the preview"
+        assert not measure_now(page)["problems"]
         screenshot(page, artifacts_dir, "camera-live-1440")
         _fits_a_phone(page, artifacts_dir)
 
@@ -137,6 +138,7 @@ def _fits_a_phone(page, artifacts_dir: Path) -> None:
         assert bottom - boxes["camera-video"][1] <= 844, (element, boxes)
     assert boxes["live-depth"][0] >= boxes["camera-video"][2] - 1, "the depth is beside the preview"
     assert boxes["camera-capture"][3] - boxes["camera-capture"][1] >= 44, "a touch-sized capture button"
+    assert not measure_now(page)["problems"]
     screenshot(page, artifacts_dir, "camera-live-390")
     page.set_viewport_size({"width": 1440, "height": 900})
 

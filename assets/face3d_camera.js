@@ -24,6 +24,8 @@
   /* relative to the page, so an app served under a path prefix finds it too */
   var FRAME_URL = "face3d/live/frame";
   var FRAME_QUALITY = 0.8, PHOTO_QUALITY = 0.92, LATENCY_FRAMES = 30, HISTORY_FRAMES = 2000;
+  /* a frame taken ahead is used if it waited at most this long beyond its own encoding time */
+  var STALE_MS = 40, AHEAD_MARGIN_MS = 5;
   var MESSAGES = {
     insecure: "This browser allows the camera only on a secure page: open face3d over HTTPS, or at " +
       "http://localhost on the computer that runs it.",
@@ -42,7 +44,8 @@
 
   var cam = {
     stream: null, video: null, facing: "user", opening: 0,
-    live: false, liveRun: 0, liveOff: null, timer: null, frameCanvas: null,
+    live: false, liveRun: 0, liveOff: null, timer: null, aheadTimer: null, frameCanvas: null,
+    pending: null, capturingRun: null, sendWhenReady: false, roundTripMs: 0, encodeMs: 10,
     latencies: [], history: [], windowStart: 0, windowFrames: 0, lastTiming: "",
     lastTracks: []
   };
@@ -218,6 +221,10 @@
     cam.live = on;
     cam.liveRun++;
     clearTimeout(cam.timer);
+    clearTimeout(cam.aheadTimer);
+    cam.pending = null;
+    cam.sendWhenReady = false;
+    cam.roundTripMs = 0;
     if (button) {
       button.setAttribute("aria-pressed", on ? "true" : "false");
       button.classList.toggle("active", on);
@@ -239,57 +246,98 @@
     }
   }
 
+  /* The live loop: one frame in flight. The next frame is taken shortly before the answer is due (the
+     round trip's running average less the time a frame takes to encode), so it is ready when the answer
+     comes and is sent at once: the server never waits for the page, and the frame is fresh. A frame that
+     waited too long (a late answer) is dropped and a new one taken. */
   function nextFrame(delayMs) {
     var run = cam.liveRun;
     clearTimeout(cam.timer);
-    cam.timer = setTimeout(function () {
-      if (run === cam.liveRun && cam.live) { sendFrame(run); }
-    }, Math.max(0, delayMs || 0));
+    cam.timer = setTimeout(function () { sendNext(run); }, Math.max(0, delayMs || 0));
   }
 
-  function sendFrame(run) {
+  function average(previous, value) { return previous > 0 ? 0.8 * previous + 0.2 * value : value; }
+
+  /* Take the camera's current picture, scaled to the frame size, as a JPEG: done({blob, taken, w, h}) or done(null). */
+  function grab(run, done) {
     var video = cam.video, panel = el(ID.panel);
-    if (!video || !panel || video.readyState < 2 || !video.videoWidth) { nextFrame(50); return; }
+    if (!video || !panel || video.readyState < 2 || !video.videoWidth) { done(null); return; }
     var maxSide = parseInt(panel.getAttribute("data-max-side"), 10) || 640;
     var scale = Math.min(1, maxSide / Math.max(video.videoWidth, video.videoHeight));
     var canvas = cam.frameCanvas || (cam.frameCanvas = document.createElement("canvas"));
     canvas.width = Math.max(1, Math.round(video.videoWidth * scale));
     canvas.height = Math.max(1, Math.round(video.videoHeight * scale));
-    var taken = performance.now();
-    canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
-    var frameW = canvas.width, frameH = canvas.height;
+    var taken = performance.now(), width = canvas.width, height = canvas.height;
+    canvas.getContext("2d").drawImage(video, 0, 0, width, height);
+    cam.capturingRun = run;
     canvas.toBlob(function (blob) {
+      if (cam.capturingRun === run) { cam.capturingRun = null; }
       if (run !== cam.liveRun) { return; }
-      if (!blob) { nextFrame(100); return; }
-      var url = FRAME_URL + "?precision=" + encodeURIComponent(precision()) +
-        "&colormap=" + encodeURIComponent(panel.getAttribute("data-colormap") || "");
-      fetch(url, {
-        method: "POST", body: blob, credentials: "same-origin", cache: "no-store",
-        headers: { "Content-Type": "image/jpeg", "X-Face3D-Live": "1" }
-      }).then(function (response) {
-        if (run !== cam.liveRun) { return null; }
-        if (!response.ok) {
-          return response.json().catch(function () { return {}; }).then(function (answer) {
-            refused(run, response.status, answer || {});
-          });
-        }
-        var crop = response.headers.get("X-Face3D-Crop");
-        var timing = response.headers.get("Server-Timing") || "";
-        return response.blob().then(function (picture) {
-          return createImageBitmap(picture);
-        }).then(function (bitmap) {
-          if (run !== cam.liveRun) { if (bitmap.close) { bitmap.close(); } return; }
-          draw(bitmap);
-          showCrop(crop, frameW, frameH);
-          counted(performance.now() - taken, timing);
-          nextFrame(0);
-        });
-      }).catch(function () {
-        if (run !== cam.liveRun) { return; }
-        say(ID.status, MESSAGES.unreachable, "warning");
-        nextFrame(1000);
-      });
+      cam.encodeMs = average(cam.encodeMs, performance.now() - taken);
+      done(blob ? { blob: blob, taken: taken, w: width, h: height } : null);
     }, "image/jpeg", FRAME_QUALITY);
+  }
+
+  /* Nothing is in flight: send the frame taken ahead if it is still fresh, else take one now. */
+  function sendNext(run) {
+    if (run !== cam.liveRun || !cam.live) { return; }
+    var ready = cam.pending;
+    cam.pending = null;
+    if (ready && performance.now() - ready.taken <= cam.encodeMs + STALE_MS) { post(run, ready); return; }
+    if (cam.capturingRun === run) { cam.sendWhenReady = true; return; }
+    grab(run, function (frame) { if (frame) { post(run, frame); } else { nextFrame(50); } });
+  }
+
+  function takeAhead(run) {
+    if (run !== cam.liveRun || cam.pending || cam.capturingRun === run) { return; }
+    grab(run, function (frame) {
+      if (!frame) { return; }
+      if (cam.sendWhenReady) { cam.sendWhenReady = false; post(run, frame); } else { cam.pending = frame; }
+    });
+  }
+
+  function post(run, frame) {
+    var panel = el(ID.panel);
+    if (!panel) { return; }
+    var sent = performance.now();
+    clearTimeout(cam.aheadTimer);
+    if (cam.roundTripMs > 0) {
+      var lead = Math.max(0, cam.roundTripMs - cam.encodeMs - AHEAD_MARGIN_MS);
+      cam.aheadTimer = setTimeout(function () { takeAhead(run); }, lead);
+    }
+    var url = FRAME_URL + "?precision=" + encodeURIComponent(precision()) +
+      "&colormap=" + encodeURIComponent(panel.getAttribute("data-colormap") || "");
+    fetch(url, {
+      method: "POST", body: frame.blob, credentials: "same-origin", cache: "no-store",
+      headers: { "Content-Type": "image/jpeg", "X-Face3D-Live": "1" }
+    }).then(function (response) {
+      if (run !== cam.liveRun) { return null; }
+      if (!response.ok) {
+        clearTimeout(cam.aheadTimer);
+        cam.pending = null;
+        return response.json().catch(function () { return {}; }).then(function (answer) {
+          refused(run, response.status, answer || {});
+        });
+      }
+      cam.roundTripMs = average(cam.roundTripMs, performance.now() - sent);
+      var crop = response.headers.get("X-Face3D-Crop");
+      var timing = response.headers.get("Server-Timing") || "";
+      sendNext(run);  /* the next frame goes out now; this answer is drawn meanwhile */
+      return response.blob().then(function (picture) {
+        return createImageBitmap(picture);
+      }).then(function (bitmap) {
+        if (run !== cam.liveRun) { if (bitmap.close) { bitmap.close(); } return; }
+        draw(bitmap);
+        showCrop(crop, frame.w, frame.h);
+        counted(performance.now() - frame.taken, timing);
+      });
+    }).catch(function () {
+      if (run !== cam.liveRun) { return; }
+      clearTimeout(cam.aheadTimer);
+      cam.pending = null;
+      say(ID.status, MESSAGES.unreachable, "warning");
+      nextFrame(1000);
+    });
   }
 
   function refused(run, status, answer) {

@@ -16,7 +16,6 @@ import io
 import logging
 import threading
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -38,6 +37,7 @@ from face3d_core.images import decode_image
 from face3d_core.live import MAX_FRAME_SIDE, FaceTracker, decode_frame, square_box
 from face3d_core.pipeline import DepthRef
 from tests.doubles import FakeEstimator
+from tests.harness.fake_camera import stored_files
 from tests.harness.paths import MODEL, PORTRAIT_PHOTO, require
 
 # -- frames -------------------------------------------------------------------------------------
@@ -80,12 +80,6 @@ def post_frame(client, data: bytes, *, query: str = "precision=fp32&colormap=Gra
 
 def _picture(response) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(response.data)).convert("RGB"))
-
-
-def _files(folder: Path) -> dict[str, tuple[int, int]]:
-    return {
-        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()
-    }
 
 
 # -- core -------------------------------------------------------------------------------------------
@@ -242,13 +236,13 @@ def _forged_cookie_client(app, face_frame):
 def test_live_frames_are_never_stored_or_logged(live_app, face_frame, caplog):
     app, client, _fake = live_app
     cache_dir = app.face3d.cache_dir
-    before = _files(cache_dir)
+    before = stored_files(cache_dir)
     with caplog.at_level(logging.DEBUG):
         caplog.clear()
         for _ in range(4):
             assert post_frame(client, face_frame).status_code == 200
         assert post_frame(client, b"\x89PNG\r\n\x1a\n" + b"\0" * 64).status_code == 400
-    assert _files(cache_dir) == before, "a live frame changed the cache folder"
+    assert stored_files(cache_dir) == before, "a live frame changed the cache folder"
     noisy = [r for r in caplog.records if r.levelno >= logging.INFO]
     assert not noisy, [r.getMessage() for r in noisy]
 

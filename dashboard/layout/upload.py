@@ -35,6 +35,7 @@ def camera_button() -> html.Div:
                 type="button",
                 className="btn btn-outline-primary w-100 face3d-camera-start",
                 disable_n_clicks=True,
+                **{"aria-controls": ids.CAMERA_PANEL, "aria-expanded": "false"},
             ),
             html.Div(id=ids.CAMERA_MESSAGE, className="small mt-2", role="status", **{"aria-live": "polite"}),
         ],

@@ -21,7 +21,13 @@ import pytest
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, ConsoleLog
 from tests.e2e.flow import NETWORK_TIMEOUT_MS, measure_now, open_tab, screenshot
 from tests.harness.browser_speed import wait_for_warm_server
-from tests.harness.fake_camera import INSECURE_HOST, INSECURE_HOST_RULE, fake_camera_args, write_y4m
+from tests.harness.fake_camera import (
+    INSECURE_HOST,
+    INSECURE_HOST_RULE,
+    fake_camera_args,
+    stored_files,
+    write_y4m,
+)
 from tests.harness.paths import PORTRAIT_PHOTO, require
 
 FRAMES = "() => +document.getElementById('live-depth').getAttribute('data-frames')"
@@ -53,12 +59,6 @@ def _page(browser, url: str, *, camera: bool = True):
     return page
 
 
-def _cache_files(folder: Path) -> dict[str, tuple[int, int]]:
-    return {
-        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()
-    }
-
-
 def _wait_frames(page, at_least: int) -> None:
     page.wait_for_function(f"() => ({FRAMES})() >= {at_least}", timeout=NETWORK_TIMEOUT_MS)
 
@@ -77,10 +77,10 @@ def test_camera_photo_and_live_depth(camera_browser, dashboard_server, artifacts
         _wait_frames(page, 3)
         # nothing of the stream lands in the cache folder or the log while frames go on
         cache = _cache_dir(dashboard_server)
-        files_before = _cache_files(cache)
+        files_before = stored_files(cache)
         log_before = len(dashboard_server.log_text())
         _wait_frames(page, page.evaluate(FRAMES) + 6)
-        assert _cache_files(cache) == files_before, "a live frame changed the cache folder"
+        assert stored_files(cache) == files_before, "a live frame changed the cache folder"
         assert "live/frame" not in dashboard_server.log_text()[log_before:]
         assert page.is_visible("#camera-crop-box"), "the face crop is shown on the preview"
         assert not measure_now(page)["problems"]

@@ -1,5 +1,7 @@
 """A camera for headless Chromium: a face photo as a y4m video that Chromium plays as its webcam.
 
+Also :func:`stored_files`, what the camera tests compare before and after streaming.
+
 Chromium's flags ``--use-fake-device-for-media-stream --use-file-for-fake-video-capture=FILE.y4m``
 give pages one camera showing that file (looped). Permission is then the browser context's:
 Playwright's ``permissions=["camera"]`` grants it, and without it ``getUserMedia`` is refused with
@@ -58,3 +60,16 @@ def write_y4m(photo: Path, out: Path, size_wh: tuple[int, int] = (640, 480), fra
 def fake_camera_args(y4m: Path) -> list[str]:
     """Chromium flags that make ``y4m`` its only camera (see the module docstring)."""
     return ["--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={y4m}"]
+
+
+def stored_files(cache_dir: Path) -> dict[str, tuple[int, int]]:
+    """Size and modification time of every file under an app's cache folder, except its job runner's heartbeats.
+
+    What a live camera stream must leave untouched: ``jobs/`` changes every few seconds whatever happens
+    (the server's heartbeat); results, uploads, sessions and compiled models live elsewhere in the folder.
+    """
+    return {
+        str(p.relative_to(cache_dir)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in cache_dir.rglob("*")
+        if p.is_file() and p.relative_to(cache_dir).parts[0] != "jobs"
+    }

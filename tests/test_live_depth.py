@@ -36,7 +36,7 @@ from face3d_core.figures import DEPTH_COLORMAPS, depth_colormap_gradient, depth_
 from face3d_core.images import decode_image
 from face3d_core.live import MAX_FRAME_SIDE, FaceTracker, decode_frame, square_box
 from face3d_core.pipeline import DepthRef
-from tests.doubles import FakeEstimator
+from tests.doubles import FakeEstimator, NoJobsRunner
 from tests.harness.fake_camera import stored_files
 from tests.harness.paths import MODEL, PORTRAIT_PHOTO, require
 
@@ -66,7 +66,9 @@ def face_frame(face_frame_rgb) -> bytes:
 def live_app(tmp_path, yunet_path):
     """The app with a stand-in network, and a client whose page load gave it a session cookie."""
     fake = FakeEstimator()
-    app = create_app(tmp_path / "cache", estimator_factory=lambda *_: fake, detector_path=yunet_path)
+    app = create_app(
+        tmp_path / "cache", estimator_factory=lambda *_: fake, detector_path=yunet_path, runner=NoJobsRunner()
+    )
     client = app.server.test_client()
     assert client.get("/").status_code == 200
     return app, client, fake
@@ -249,7 +251,12 @@ def test_live_frames_are_never_stored_or_logged(live_app, face_frame, caplog):
 
 def test_live_depth_off_answers_so_and_stays_off(tmp_path, monkeypatch, face_frame, yunet_path):
     monkeypatch.setenv("FACE3D_LIVE_STREAMS", "0")
-    app = create_app(tmp_path / "cache", estimator_factory=lambda *_: FakeEstimator(), detector_path=yunet_path)
+    app = create_app(
+        tmp_path / "cache",
+        estimator_factory=lambda *_: FakeEstimator(),
+        detector_path=yunet_path,
+        runner=NoJobsRunner(),
+    )
     client = app.server.test_client()
     client.get("/")
     response = post_frame(client, face_frame)
@@ -462,7 +469,7 @@ def test_live_precision_follows_the_other_pickers(tmp_path):
     from dashboard.services.model_status import precision_choices_here
     from tests.harness.dash_client import DashHttp, output
 
-    app = create_app(tmp_path / "cache", estimator_factory=lambda *_: FakeEstimator())
+    app = create_app(tmp_path / "cache", estimator_factory=lambda *_: FakeEstimator(), runner=NoJobsRunner())
     dash = DashHttp.in_process(app)
     choices = precision_choices_here()
     wanted = "bf16" if "bf16" in choices.options else "fp32"

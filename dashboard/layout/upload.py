@@ -20,6 +20,13 @@ from face3d_core.live import MAX_FRAME_SIDE
 BROWSER_MAX_BYTES = MAX_FILE_BYTES
 
 
+def script_button(children, component_id: str, class_name: str, **props) -> html.Button:
+    """A button that ``assets/face3d_camera.js`` handles (Dash does not count its clicks)."""
+    return html.Button(
+        children, id=component_id, type="button", className=f"btn {class_name}", disable_n_clicks=True, **props
+    )
+
+
 def camera_icon() -> html.Span:
     """A small camera drawn by CSS (no icon font needed)."""
     return html.Span(className="face3d-icon-camera me-2", **{"aria-hidden": "true"})
@@ -29,12 +36,10 @@ def camera_button() -> html.Div:
     """The button that opens the camera, and where the page says why the camera cannot be used."""
     return html.Div(
         [
-            html.Button(
+            script_button(
                 [camera_icon(), "Take a photo with the camera"],
-                id=ids.CAMERA_START,
-                type="button",
-                className="btn btn-outline-primary w-100 face3d-camera-start",
-                disable_n_clicks=True,
+                ids.CAMERA_START,
+                "btn-outline-primary w-100 face3d-camera-start",
                 **{"aria-controls": ids.CAMERA_PANEL, "aria-expanded": "false"},
             ),
             html.Div(id=ids.CAMERA_MESSAGE, className="small mt-2", role="status", **{"aria-live": "polite"}),
@@ -106,31 +111,19 @@ def camera_panel(precision: PrecisionChoices) -> html.Section:
     )
     controls = html.Div(
         [
-            html.Button(
-                [camera_icon(), "Take photo"],
-                id=ids.CAMERA_CAPTURE,
-                type="button",
-                className="btn btn-primary face3d-camera-capture",
-                disabled=True,
-                disable_n_clicks=True,
+            script_button(
+                [camera_icon(), "Take photo"], ids.CAMERA_CAPTURE, "btn-primary face3d-camera-capture", disabled=True
             ),
-            html.Button(
+            script_button(
                 "Live depth",
-                id=ids.LIVE_START,
-                type="button",
-                className="btn btn-outline-secondary face3d-live-start",
+                ids.LIVE_START,
+                "btn-outline-secondary face3d-live-start",
                 disabled=True,
-                disable_n_clicks=True,
                 title="Show the depth of the camera's picture as it moves",
                 **{"aria-pressed": "false"},
             ),
-            html.Button(
-                "Switch camera",
-                id=ids.CAMERA_SWITCH,
-                type="button",
-                className="btn btn-outline-secondary face3d-camera-switch",
-                hidden=True,
-                disable_n_clicks=True,
+            script_button(
+                "Switch camera", ids.CAMERA_SWITCH, "btn-outline-secondary face3d-camera-switch", hidden=True
             ),
         ],
         className="face3d-camera-controls",
@@ -147,13 +140,7 @@ def camera_panel(precision: PrecisionChoices) -> html.Section:
                 ),
                 html.Div(id=ids.CAMERA_STATUS, className="small text-muted", role="status", **{"aria-live": "polite"}),
             ],
-            header_extra=html.Button(
-                "Close camera",
-                id=ids.CAMERA_CLOSE,
-                type="button",
-                className="btn btn-link btn-sm p-0 face3d-camera-close",
-                disable_n_clicks=True,
-            ),
+            header_extra=script_button("Close camera", ids.CAMERA_CLOSE, "btn-link btn-sm p-0 face3d-camera-close"),
         ),
         id=ids.CAMERA_PANEL,
         hidden=True,

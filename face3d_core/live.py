@@ -4,7 +4,8 @@ A live view sends small JPEG frames many times a second; each becomes a colour-m
 picture through the steps below, every one of them bounded in cost:
 
 1. :func:`decode_frame`: a JPEG of at most :data:`MAX_FRAME_BYTES` whose longer side is at most
-   :data:`MAX_FRAME_SIDE` px (checked from its header before any pixel is decoded), decoded by
+   :data:`MAX_FRAME_SIDE` px, with at most :data:`MAX_FRAME_SCANS` scans (checked from its header
+   and segments before any pixel is decoded), decoded by
    :func:`face3d_core.images.decode_image` (the one decoder, with its scan and size limits);
 2. face detection with YuNet on the frame shrunk to :data:`DETECT_MAX_SIDE` px
    (:func:`face3d_core.faces.find_faces`, quiet: nothing is logged per frame);
@@ -47,7 +48,7 @@ from PIL import Image, UnidentifiedImageError
 from face3d_core.depthmap import normalize_depth
 from face3d_core.errors import InvalidImageError
 from face3d_core.faces import DEFAULT_MARGIN, Face, find_faces
-from face3d_core.images import decode_image
+from face3d_core.images import count_jpeg_scans, decode_image
 from face3d_core.models.registry import ModelSpec
 from face3d_core.models.transforms import prepare_array
 
@@ -57,6 +58,8 @@ logger = logging.getLogger(__name__)
 MAX_FRAME_SIDE = 640
 #: Largest live frame in bytes (a 640 x 480 camera JPEG at quality 0.8 is 30-80 kB).
 MAX_FRAME_BYTES = 400 * 1024
+#: Most scans a live frame's JPEG may have (a browser's canvas writes baseline JPEGs: one scan).
+MAX_FRAME_SCANS = 16
 #: Frames are shrunk to this longer side for face detection (YuNet finds faces of 20 px and more).
 DETECT_MAX_SIDE = 320
 #: Smallest crop side in frame pixels (a face further away is cropped with more around it).
@@ -89,7 +92,7 @@ def decode_frame(data: bytes, *, max_side: int = MAX_FRAME_SIDE, max_bytes: int 
         ``(H, W, 3) uint8`` RGB.
 
     Raises:
-        InvalidImageError: Empty, too large in bytes or pixels, not a JPEG, or damaged.
+        InvalidImageError: Empty, too large in bytes or pixels, too many scans, not a JPEG, or damaged.
     """
     if not data:
         raise InvalidImageError("The camera frame was empty.")
@@ -104,6 +107,8 @@ def decode_frame(data: bytes, *, max_side: int = MAX_FRAME_SIDE, max_bytes: int 
         raise InvalidImageError("The camera frame is damaged.") from exc
     if max(width, height) > max_side:
         raise InvalidImageError(f"A camera frame may be at most {max_side} pixels on its longer side.")
+    if count_jpeg_scans(bytes(data), stop_after=MAX_FRAME_SCANS) > MAX_FRAME_SCANS:
+        raise InvalidImageError(f"A camera frame may have at most {MAX_FRAME_SCANS} JPEG scans.")
     return decode_image(bytes(data), name="live frame")
 
 

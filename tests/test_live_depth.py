@@ -38,6 +38,7 @@ from face3d_core.live import MAX_FRAME_SIDE, FaceTracker, decode_frame, square_b
 from face3d_core.pipeline import DepthRef
 from tests.doubles import FakeEstimator, NoJobsRunner
 from tests.harness.fake_camera import stored_files
+from tests.harness.hostile_files import progressive_scan_bomb
 from tests.harness.paths import MODEL, PORTRAIT_PHOTO, require
 
 # -- frames -------------------------------------------------------------------------------------
@@ -98,6 +99,7 @@ def test_decode_frame_refuses_what_is_no_small_jpeg_before_decoding(face_frame_r
         wide: f"at most {MAX_FRAME_SIDE} pixels",
         _jpeg(face_frame_rgb)[:-5000]: "damaged",
         b"\xff\xd8\xff" + b"\x00" * 10: "damaged",
+        progressive_scan_bomb(side=64, scans=40): "at most 16 JPEG scans",
     }
     for data, words in cases.items():
         with pytest.raises(InvalidImageError, match=words):

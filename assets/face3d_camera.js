@@ -54,7 +54,9 @@
 
   function say(id, text, tone) {
     var node = el(id);
-    if (!node) { return; }
+    if (!node || (node.textContent === (text || "") && node.getAttribute("data-tone") === (tone || "muted"))) {
+      return;  /* unchanged: nothing to announce again */
+    }
     node.textContent = text || "";
     node.setAttribute("data-tone", tone || "muted");
   }

@@ -69,7 +69,7 @@ def camera_panel(precision: PrecisionChoices) -> html.Section:
                     ),
                     html.Div(id=ids.CAMERA_CROP_BOX, className="face3d-camera-crop", hidden=True),
                 ],
-                className="face3d-camera-view",
+                className="face3d-camera-view face3d-camera-view--preview",
                 role="img",
                 **{"aria-label": "The camera's picture"},
             ),

@@ -384,6 +384,7 @@
     var parts = crop && crop !== "none" ? crop.split(",").map(Number) : null;
     if (!parts || parts.length !== 4 || !frameW || !frameH) { box.hidden = true; return; }
     var width = view.clientWidth, height = view.clientHeight;
+    if (!width || !height) { box.hidden = true; return; }
     var scale = Math.min(width / frameW, height / frameH);
     var left = (width - frameW * scale) / 2, top = (height - frameH * scale) / 2;
     var x0 = parts[0] * scale, x1 = parts[2] * scale;
@@ -393,10 +394,11 @@
       x1 = frameW * scale - x0;
       x0 = mirroredX0;
     }
-    box.style.left = (left + x0) + "px";
-    box.style.top = (top + parts[1] * scale) + "px";
-    box.style.width = (x1 - x0) + "px";
-    box.style.height = ((parts[3] - parts[1]) * scale) + "px";
+    /* in % of the view, so the box stays in place when the view is resized between frames */
+    box.style.left = (100 * (left + x0) / width) + "%";
+    box.style.top = (100 * (top + parts[1] * scale) / height) + "%";
+    box.style.width = (100 * (x1 - x0) / width) + "%";
+    box.style.height = (100 * (parts[3] - parts[1]) * scale / height) + "%";
     box.hidden = false;
   }
 

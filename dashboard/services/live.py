@@ -216,11 +216,6 @@ class LiveStreams:
         self._streams: OrderedDict[str, _Stream] = OrderedDict()
         self._lock = threading.Lock()
 
-    @property
-    def enabled(self) -> bool:
-        """True where this server offers live depth."""
-        return self.off_reason is None
-
     # -- admission -------------------------------------------------------------------------
 
     def _admit(self, session: str) -> _Stream:
@@ -231,8 +226,7 @@ class LiveStreams:
             self._forget_idle(now)
             stream = self._streams.get(session)
             if stream is None:
-                streaming = sum(1 for s in self._streams.values() if s.busy or now - s.last_frame_at < STREAM_IDLE_S)
-                if streaming >= limits.max_streams:
+                if self._streaming(now) >= limits.max_streams:
                     raise LiveRefusal(
                         503,
                         "busy",
@@ -266,11 +260,14 @@ class LiveStreams:
             stream.busy = False
             stream.last_frame_at = self._clock()
 
+    def _streaming(self, now: float) -> int:
+        """Sessions streaming at ``now`` (a frame in flight, or one sent within :data:`STREAM_IDLE_S`); lock held."""
+        return sum(1 for s in self._streams.values() if s.busy or now - s.last_frame_at < STREAM_IDLE_S)
+
     def streaming(self) -> int:
         """Sessions streaming now."""
-        now = self._clock()
         with self._lock:
-            return sum(1 for s in self._streams.values() if s.busy or now - s.last_frame_at < STREAM_IDLE_S)
+            return self._streaming(self._clock())
 
     # -- the network -----------------------------------------------------------------------
 

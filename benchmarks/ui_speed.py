@@ -447,6 +447,54 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def live_server_steps(work: Path, rounds: int = 40) -> dict:
+    """The server's work per live frame, in this process: each step's median milliseconds, per precision.
+
+    One 640 x 480 JPEG frame of the photo through :meth:`~dashboard.services.live.LiveStreams.frame`
+    (decode, detection, crop, network, colours, encoding) on the app's own estimators, the precisions
+    interleaved round by round so that a change of load hits all alike; plus the process's CPU time
+    per frame (all threads).
+    """
+    import cv2
+
+    from dashboard.services import Face3DService
+    from dashboard.services.live import LiveLimits
+    from dashboard.services.model_status import precision_choices_here
+    from face3d_core.cache import ResultCache
+    from face3d_core.images import decode_image
+
+    photo = decode_image(DEFAULT_PHOTO.read_bytes())
+    frame = cv2.resize(photo, (640, round(640 * photo.shape[0] / photo.shape[1])), interpolation=cv2.INTER_AREA)
+    frame = frame[:480] if frame.shape[0] >= 480 else frame
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    assert ok
+    service = Face3DService(ResultCache(work / "steps-cache"), detector_path=YUNET if YUNET.is_file() else None)
+    live = service.live
+    live.limits = LiveLimits(max_fps=1e6, burst=10**6)
+    precisions = list(precision_choices_here().options)
+    for precision in precisions:  # load, compile and verify, untimed
+        service.depth_maps.estimator_factory(live.model, precision).load()
+        for _ in range(3):
+            live.frame(f"warm-{precision}", jpeg.tobytes(), precision=precision)
+    steps: dict[str, dict[str, list[float]]] = {p: {} for p in precisions}
+    cpu: dict[str, float] = dict.fromkeys(precisions, 0.0)
+    for _ in range(rounds):
+        for precision in precisions:
+            cpu0, started = time.process_time(), time.perf_counter()
+            answer = live.frame(f"steps-{precision}", jpeg.tobytes(), precision=precision)
+            total = (time.perf_counter() - started) * 1000.0
+            cpu[precision] += time.process_time() - cpu0
+            for step, value in [*answer.timings_ms.items(), ("total", total)]:
+                steps[precision].setdefault(step, []).append(value)
+    return {
+        precision: {
+            **{step: statistics.median(values) for step, values in steps[precision].items()},
+            "cpu_ms_per_frame": 1000.0 * cpu[precision] / rounds,
+        }
+        for precision in precisions
+    }
+
+
 def live_section(seconds: float, weights: Path, work: Path, streams: int = 3) -> dict | None:
     """The camera's live depth in a real browser (see the module doc); None where it cannot run here.
 
@@ -486,6 +534,7 @@ def live_section(seconds: float, weights: Path, work: Path, streams: int = 3) ->
         context = browser.new_context(viewport={"width": 1440, "height": 900}, permissions=["camera"])
         page = context.new_page()
         page.goto(web.url)
+        page.wait_for_selector(f"#{ids.CAMERA_START}", timeout=120_000)
         page.click(f"#{ids.CAMERA_START}")
         page.wait_for_function(
             "() => window.face3dCamera.active() && document.getElementById('camera-video').videoWidth"
@@ -538,6 +587,14 @@ def live_section(seconds: float, weights: Path, work: Path, streams: int = 3) ->
         }
 
     results: dict = {"machine": machine_description(), "seconds": seconds}
+    results["server_steps"] = steps = live_server_steps(work)
+    print(f"\n# Live depth, the server's work per frame (in process, {len(steps)} precisions interleaved, medians)")
+    print(machine_description())
+    names = list(next(iter(steps.values())))
+    print_table(
+        ["precision", *[f"{name} ms" if name != "cpu_ms_per_frame" else "CPU ms / frame" for name in names]],
+        [[precision, *[f"{row[name]:.1f}" for name in names]] for precision, row in steps.items()],
+    )
     web.start()
     try:
         wait_for_warm_server(web.url, timeout_s=600)

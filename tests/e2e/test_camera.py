@@ -30,6 +30,8 @@ from tests.harness.fake_camera import (
 )
 from tests.harness.paths import PORTRAIT_PHOTO, require
 
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
 FRAMES = "() => +document.getElementById('live-depth').getAttribute('data-frames')"
 PHOTO_NAME = re.compile(r"^camera \d{4}-\d\d-\d\d \d\d\.\d\d\.\d\d\.jpg$")
 

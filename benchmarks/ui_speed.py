@@ -22,9 +22,20 @@ with a new face. Each: click to figure data, click to drawn, ``Plotly.react`` al
 the rounds), points drawn; plus the server's time from start to its network ready and its peak
 memory after the flow.
 
+The **live** part (``--live-seconds``, default 10; 0: skip) measures the camera's live depth in
+the same headless Chromium, whose camera plays the photo (a y4m written by
+:mod:`tests.harness.fake_camera`), against a warm ``python -m dashboard``: one stream in each
+precision this CPU offers (Exact fp32, Fast bf16 where native), then three streams at once while
+an upload and a depth job run (their times are compared with the same work with no stream). Per
+stream: depth frames drawn a second, the time from taking a camera frame to its depth drawn
+(median and 90th percentile over the window), the network's time on the server; for the server:
+process CPU time per depth frame (all threads) and peak RSS. Targets on this 2-core CPU: >= 8
+frames/s Exact, >= 15 frames/s Fast, <= 250 ms median from frame to depth drawn (one stream).
+
 Usage::
 
     python benchmarks/ui_speed.py                      # fill.py weights, ../shared photo
+    python benchmarks/ui_speed.py --live-only --live-seconds 20   # only the camera's live depth
     python benchmarks/ui_speed.py --photo me.jpg --json out.json
     python benchmarks/ui_speed.py --fake-network --browser-rounds 0   # no network, no browser
 """
@@ -83,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         help="also run the browser flow against the app in this source folder (e.g. `git archive main`), "
         "given 10 s after its start where it has no /face3d/warmup",
     )
+    parser.add_argument(
+        "--live-seconds", type=float, default=10.0, help="seconds measured per live depth row (0: skip; default 10)"
+    )
+    parser.add_argument("--live-only", action="store_true", help="run only the live depth part")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="face3d-ui-speed-"))
@@ -108,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("no FACE3D_WEIGHTS_DIR and no ../shared/reference/fill.py: use --fake-network")
         write_fill_checkpoint(work / "weights", FILL_PY, args.model)
         os.environ["FACE3D_WEIGHTS_DIR"] = str(work / "weights")
+
+    if args.live_only:
+        results = {"live": live_section(args.live_seconds, Path(os.environ["FACE3D_WEIGHTS_DIR"]), work / "live")}
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+        return 0
 
     app = create_app(work / "cache", estimator_factory=estimator_factory)
     service = app.face3d.service
@@ -289,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.browser_rounds, weights, work / "baseline", src=args.baseline_src.resolve()
             )
         results["browser"] = browser_rounds(args.browser_rounds, weights, work / "ours")
+    if args.live_seconds > 0 and not args.fake_network:
+        results["live"] = live_section(args.live_seconds, Path(os.environ["FACE3D_WEIGHTS_DIR"]), work / "live")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False))
     return 0 if (all(checks.values()) or not args.strict) else 1
@@ -410,6 +433,231 @@ def browser_rounds(rounds: int, weights: Path, work: Path, src: Path | None = No
         f"server peak RSS after the flow: {summary(peak_mb)} MB"
     )
     return {"steps": steps, "server_ready_s": ready_s, "server_peak_rss_mb": peak_mb, "machine": machine_description()}
+
+
+#: Targets of the live view on this 2-core CPU (issue 18).
+TARGET_LIVE_FPS = {"fp32": 8.0, "bf16": 15.0}
+TARGET_LIVE_LATENCY_MS = 250.0
+LIVE_FRAMES_JS = "() => +document.getElementById('live-depth').getAttribute('data-frames')"
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far, from ``/proc/<pid>/stat``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def live_server_steps(work: Path, rounds: int = 40) -> dict:
+    """The server's work per live frame, in this process: each step's median milliseconds, per precision.
+
+    One 640 x 480 JPEG frame of the photo through :meth:`~dashboard.services.live.LiveStreams.frame`
+    (decode, detection, crop, network, colours, encoding) on the app's own estimators, the precisions
+    interleaved round by round so that a change of load hits all alike; plus the process's CPU time
+    per frame (all threads).
+    """
+    import cv2
+
+    from dashboard.services import Face3DService
+    from dashboard.services.live import LiveLimits
+    from dashboard.services.model_status import precision_choices_here
+    from face3d_core.cache import ResultCache
+    from face3d_core.images import decode_image
+
+    photo = decode_image(DEFAULT_PHOTO.read_bytes())
+    frame = cv2.resize(photo, (640, round(640 * photo.shape[0] / photo.shape[1])), interpolation=cv2.INTER_AREA)
+    frame = frame[:480] if frame.shape[0] >= 480 else frame
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    assert ok
+    service = Face3DService(ResultCache(work / "steps-cache"), detector_path=YUNET if YUNET.is_file() else None)
+    live = service.live
+    live.limits = LiveLimits(max_fps=1e6, burst=10**6)
+    precisions = list(precision_choices_here().options)
+    for precision in precisions:  # load, compile and verify, untimed
+        service.depth_maps.estimator_factory(live.model, precision).load()
+        for _ in range(3):
+            live.frame(f"warm-{precision}", jpeg.tobytes(), precision=precision)
+    steps: dict[str, dict[str, list[float]]] = {p: {} for p in precisions}
+    cpu: dict[str, float] = dict.fromkeys(precisions, 0.0)
+    for _ in range(rounds):
+        for precision in precisions:
+            cpu0, started = time.process_time(), time.perf_counter()
+            answer = live.frame(f"steps-{precision}", jpeg.tobytes(), precision=precision)
+            total = (time.perf_counter() - started) * 1000.0
+            cpu[precision] += time.process_time() - cpu0
+            for step, value in [*answer.timings_ms.items(), ("total", total)]:
+                steps[precision].setdefault(step, []).append(value)
+    return {
+        precision: {
+            **{step: statistics.median(values) for step, values in steps[precision].items()},
+            "cpu_ms_per_frame": 1000.0 * cpu[precision] / rounds,
+        }
+        for precision in precisions
+    }
+
+
+def live_section(seconds: float, weights: Path, work: Path, streams: int = 3) -> dict | None:
+    """The camera's live depth in a real browser (see the module doc); None where it cannot run here.
+
+    Args:
+        seconds: Length of each measured window.
+        weights: Folder of the checkpoint.
+        work: Scratch folder (cache, log, the camera's video).
+        streams: Pages streaming at once in the last row.
+    """
+    from dashboard.services.model_status import precision_choices_here
+    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+    from tests.harness import flows
+    from tests.harness.browser_speed import wait_for_warm_server
+    from tests.harness.dash_client import DashHttp, output
+    from tests.harness.fake_camera import fake_camera_args, write_y4m
+    from tests.harness.processes import child_env
+    from tests.harness.servers import WebServer
+    from tests.harness.users import photo_variant
+
+    if seconds <= 0 or not Path(CHROMIUM).is_file() or not DEFAULT_PHOTO.is_file():
+        print(f"\n(live part skipped: no time given, or {CHROMIUM} or {DEFAULT_PHOTO} is missing)")
+        return None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        print("\n(live part skipped: Playwright is not installed)")
+        return None
+    from dashboard import ids
+
+    work.mkdir(parents=True, exist_ok=True)
+    video = write_y4m(DEFAULT_PHOTO, work / "camera.y4m")
+    env = child_env(FACE3D_CACHE_DIR=str(work / "cache"), FACE3D_WEIGHTS_DIR=str(weights))
+    web = WebServer.dashboard(env, work / "server.log", start_timeout=180.0)
+    precisions = list(precision_choices_here().options)
+
+    def open_live(browser, precision: str):
+        context = browser.new_context(viewport={"width": 1440, "height": 900}, permissions=["camera"])
+        page = context.new_page()
+        page.goto(web.url)
+        page.wait_for_selector(f"#{ids.CAMERA_START}", timeout=120_000)
+        page.click(f"#{ids.CAMERA_START}")
+        page.wait_for_function(
+            "() => window.face3dCamera.active() && document.getElementById('camera-video').videoWidth"
+        )
+        page.check(f"#{ids.LIVE_PRECISION} input[value={precision}]")
+        page.click(f"#{ids.LIVE_START}")
+        # the first frames of a precision may wait for its network to load, compile and verify
+        page.wait_for_function(f"() => ({LIVE_FRAMES_JS})() >= 5", timeout=600_000)
+        return page
+
+    def upload_and_depth(variant: int) -> tuple[float, float]:
+        dash = DashHttp(web.url)
+        flows.open_page(dash)
+        started = time.perf_counter()
+        response = flows.upload(dash, photo_variant(DEFAULT_PHOTO, 18, variant), f"bench {variant}.jpg")
+        uploaded = time.perf_counter()
+        store = output(response, ids.UPLOADS_STORE, "data")
+        flows.generate_depth(dash, store, store["items"][-1]["sha"], timeout_s=600)
+        return uploaded - started, time.perf_counter() - uploaded
+
+    def measure(pages: list, during=None) -> dict:
+        for page in pages:
+            page.evaluate("window.face3dCamera.clearHistory()")
+        frames0 = [page.evaluate(LIVE_FRAMES_JS) for page in pages]
+        cpu0, started = process_cpu_s(web.process.pid), time.perf_counter()
+        extra = during() if during is not None else None
+        time.sleep(max(0.0, seconds - (time.perf_counter() - started)))
+        frames1 = [page.evaluate(LIVE_FRAMES_JS) for page in pages]
+        cpu1, elapsed = process_cpu_s(web.process.pid), time.perf_counter() - started
+        drawn = [b - a for a, b in zip(frames0, frames1, strict=True)]
+        per_stream = []
+        for page, count in zip(pages, drawn, strict=True):
+            history = page.evaluate("window.face3dCamera.history()")
+            latencies = sorted(h["latency_ms"] for h in history)
+            networks = [h["network_ms"] for h in history if h["network_ms"] is not None]
+            per_stream.append(
+                {
+                    "fps": count / elapsed,
+                    "latency_ms_median": statistics.median(latencies) if latencies else float("nan"),
+                    "latency_ms_p90": latencies[int(0.9 * (len(latencies) - 1))] if latencies else float("nan"),
+                    "network_ms_median": statistics.median(networks) if networks else float("nan"),
+                }
+            )
+        return {
+            "streams": per_stream,
+            "seconds": elapsed,
+            "server_cpu_ms_per_frame": 1000.0 * (cpu1 - cpu0) / max(1, sum(drawn)),
+            "server_cpu_share": (cpu1 - cpu0) / elapsed / len(os.sched_getaffinity(0)),
+            "during": extra,
+        }
+
+    results: dict = {"machine": machine_description(), "seconds": seconds}
+    results["server_steps"] = steps = live_server_steps(work)
+    print(f"\n# Live depth, the server's work per frame (in process, {len(steps)} precisions interleaved, medians)")
+    print(machine_description())
+    names = list(next(iter(steps.values())))
+    print_table(
+        ["precision", *[f"{name} ms" if name != "cpu_ms_per_frame" else "CPU ms / frame" for name in names]],
+        [[precision, *[f"{row[name]:.1f}" for name in names]] for precision, row in steps.items()],
+    )
+    web.start()
+    try:
+        wait_for_warm_server(web.url, timeout_s=600)
+        results["alone"] = dict(zip(("upload_s", "depth_s"), upload_and_depth(0), strict=True))
+        with sync_playwright() as playwright:
+            args = [*CHROMIUM_ARGS, *fake_camera_args(video)]
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+            try:
+                for precision in precisions:
+                    page = open_live(browser, precision)
+                    results[precision] = measure([page])
+                    page.context.close()
+                pages = [open_live(browser, "fp32") for _ in range(streams)]
+                results["streams"] = measure(
+                    pages, during=lambda: dict(zip(("upload_s", "depth_s"), upload_and_depth(1), strict=True))
+                )
+                for page in pages:
+                    page.context.close()
+            finally:
+                browser.close()
+        rss = web.peak_rss_bytes()
+        results["server_peak_rss_mb"] = rss / 2**20 if rss else None
+    finally:
+        web.stop()
+
+    print(
+        f"\n# Camera live depth: headless Chromium, fake camera 640x480 ({DEFAULT_PHOTO.name}), {seconds:g} s windows"
+    )
+    print(results["machine"])
+    rows = []
+    for name in [*precisions, "streams"]:
+        run = results[name]
+        for index, stream in enumerate(run["streams"]):
+            label = f"{streams} streams, #{index + 1} (fp32)" if name == "streams" else f"1 stream, {name}"
+            target = f">= {TARGET_LIVE_FPS[name]:g} /s, <= {TARGET_LIVE_LATENCY_MS:g} ms" if name != "streams" else "-"
+            rows.append(
+                [
+                    label,
+                    f"{stream['fps']:.1f}",
+                    f"{stream['latency_ms_median']:.0f} ({stream['latency_ms_p90']:.0f})",
+                    f"{stream['network_ms_median']:.0f}",
+                    f"{run['server_cpu_ms_per_frame']:.0f}" if index == 0 else "",
+                    target,
+                ]
+            )
+    print_table(
+        [
+            "live depth",
+            "frames/s",
+            "frame -> depth drawn ms, median (p90)",
+            "network ms",
+            "server CPU ms / frame",
+            "target",
+        ],
+        rows,
+    )
+    alone, during = results["alone"], results["streams"]["during"]
+    print(
+        f"upload + depth job (a new 1 MP photo): {alone['upload_s']:.2f} s + {alone['depth_s']:.2f} s alone, "
+        f"{during['upload_s']:.2f} s + {during['depth_s']:.2f} s while {streams} streams run; "
+        f"server peak RSS {results['server_peak_rss_mb']:.0f} MB"
+    )
+    return results
 
 
 if __name__ == "__main__":

@@ -24,10 +24,12 @@ from dashboard.callbacks.choices import model_options
 from dashboard.errors import handle_callback_error
 from dashboard.jobs import DiskJobStore, JobIds, JobRunner, ThreadJobRunner
 from dashboard.layout import PRODUCT_NAME, build_layout
+from dashboard.live_endpoint import register_live_endpoint
 from dashboard.request_limits import limit_requests
 from dashboard.services import Face3DService
 from dashboard.services.access import DiskMembershipStore, MembershipStore
 from dashboard.services.depth import EstimatorFactory
+from dashboard.services.live import LIVE_SCALE_OUT_MESSAGE, LiveLimits
 from dashboard.services.model_status import precision_choices_here
 from dashboard.sessions import SessionCookies, current_session, server_secret
 from face3d_core import figures
@@ -162,7 +164,14 @@ def create_app(
         cache = ResultCache(base / "results", size_limit_mb=size_limit_mb)
         members = DiskMembershipStore(base / "sessions")
     secret = server_secret(base, redis_url or None)
-    service = Face3DService(cache, estimator_factory=estimator_factory, detector_path=detector_path, members=members)
+    service = Face3DService(
+        cache,
+        estimator_factory=estimator_factory,
+        detector_path=detector_path,
+        members=members,
+        live_limits=LiveLimits(max_streams=get_settings().live_streams),
+        live_off_reason=LIVE_SCALE_OUT_MESSAGE if redis_url else None,  # web workers load no network there
+    )
     if runner is None:
         if redis_url:
             from dashboard.jobs_celery import CeleryJobRunner
@@ -198,6 +207,7 @@ def create_app(
     app.layout = lambda: build_layout(model_options(), DEFAULT_MODEL, precision)
     register_callbacks(app, service, runner)
     _register_routes(app, service, bootstrap_css)
+    register_live_endpoint(app.server, service.live, precision)
     if warm_up:
         service.warmup.start(None if redis_url else DEFAULT_MODEL, precision=precision.default)
     else:

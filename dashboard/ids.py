@@ -32,6 +32,30 @@ GALLERY = "gallery"
 GALLERY_COUNT = "gallery-count"
 CLEAR_ALL = "clear-all"
 
+# -- camera (Upload tab; assets/face3d_camera.js spells these ids out) -------------------
+#: Opens the browser's camera (the camera panel appears above the upload card).
+CAMERA_START = "camera-start"
+#: One sentence under the camera button when the camera cannot be used (and what to do).
+CAMERA_MESSAGE = "camera-message"
+#: The camera panel: hidden until the camera is open; ``data-colormap`` is the Depth tab's colour map.
+CAMERA_PANEL = "camera-panel"
+CAMERA_VIDEO = "camera-video"
+#: The face crop of the live view, drawn over the preview.
+CAMERA_CROP_BOX = "camera-crop-box"
+#: Takes a photo: it goes through the upload path like a file (``dcc.Upload`` contents).
+CAMERA_CAPTURE = "camera-capture"
+CAMERA_SWITCH = "camera-switch"
+CAMERA_CLOSE = "camera-close"
+CAMERA_STATUS = "camera-status"
+#: Live depth on / off (a toggle button, ``aria-pressed``).
+LIVE_START = "live-start"
+#: The live depth picture (a canvas); ``data-frames`` counts the depth frames drawn.
+LIVE_DEPTH = "live-depth"
+LIVE_PLACEHOLDER = "live-placeholder"
+LIVE_PRECISION = "live-precision"
+LIVE_LEGEND = "live-legend"
+LIVE_STATS = "live-stats"
+
 # Pattern-matching types (see the helpers below).
 FACE_BOX = "face-box"
 REMOVE_UPLOAD = "remove-upload"

@@ -41,6 +41,9 @@ MIN_BODY_BYTES_PER_S = 16 * 1024
 #: After a body over the limit, how long the rest may still be read (and thrown away) so that
 #: the client can see the 413 before the connection closes.
 LINGER_S = 1.0
+#: Requests whose answered (2xx) calls the development server does not log: a live camera view sends
+#: many frames a second (refusals and errors are still logged; gunicorn logs no access by default).
+QUIET_PATHS = ("/face3d/live/frame",)
 #: Where the connection's socket is in the WSGI environ (gunicorn's key, then ours).
 SOCKET_KEYS = ("gunicorn.socket", "face3d.socket")
 
@@ -307,6 +310,13 @@ class BoundedRequestHandler(WSGIRequestHandler):
             return super().parse_request()
         finally:
             headers_received()
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Werkzeug's access log line, except for answered live camera frames (see :data:`QUIET_PATHS`)."""
+        path = self.path.split("?", 1)[0] if isinstance(getattr(self, "path", None), str) else ""
+        if path.endswith(QUIET_PATHS) and str(code).startswith("2"):
+            return
+        super().log_request(code, size)
 
     def make_environ(self) -> dict:
         """Werkzeug's WSGI environ, plus the connection's socket."""

@@ -1,4 +1,4 @@
-"""Make the README's "Measure, print, share" screenshots with headless Chromium.
+"""Make the README's "Measure, print, share" screenshots and the camera's (docs/camera.md) with headless Chromium.
 
 The app runs with a stand-in depth network that returns the true depth of photos rendered
 from the Lee Perry-Smith head scan of ``../shared`` (:mod:`tests.harness.scenes`; the photos
@@ -9,9 +9,15 @@ carry an EXIF focal length), so the pictures show a real face shape without netw
 * ``docs/images/print.png``: the 3D tab's printable relief panel after a download, beside the
   downloaded STL file drawn by :mod:`face3d_core.figures`;
 * ``docs/images/share.png``: the top of the comparison report, opened from disk with the
-  network blocked.
+  network blocked;
+* ``docs/images/camera.png`` and ``camera-phone.png``: the Upload tab with the camera open, live
+  depth on and a photo taken (desktop), and the camera panel on a 390 x 844 phone screen. The
+  browser's camera plays the rendered head (:mod:`tests.harness.fake_camera`); the stand-in network
+  finds each live frame's face crop in the render and returns its true depth (its speed means
+  nothing, so the frame rate line is left empty: the rates are in docs/camera.md).
 
-Run: ``.venv/bin/python docs/make_screenshots.py`` (needs ../shared, Chromium and Playwright).
+Run: ``.venv/bin/python docs/make_screenshots.py [readme] [camera]`` (default both; needs ../shared,
+Chromium and Playwright).
 PNGs are reduced to 256 colours to stay small.
 """
 
@@ -85,9 +91,53 @@ def stl_page(stl: Path, folder: Path) -> Path:
     return path
 
 
-def main() -> int:
-    """Make the three screenshots; 1 where ../shared is absent."""
+def camera_screenshots(playwright, url: str, photo: Path, folder: Path) -> None:
+    """``camera.png`` (desktop) and ``camera-phone.png`` (390 x 844): live depth of the rendered head."""
+    from tests.harness.fake_camera import fake_camera_args, write_y4m
+
+    video = write_y4m(photo, folder / "camera.y4m", size_wh=(640, 480))
+    browser = playwright.chromium.launch(
+        executable_path="/usr/bin/chromium", args=[*CHROMIUM_ARGS, *fake_camera_args(video)]
+    )
+    try:
+        for name, viewport, mobile in (("camera", (1400, 1000), False), ("camera-phone", (390, 844), True)):
+            context = browser.new_context(
+                viewport={"width": viewport[0], "height": viewport[1]},
+                permissions=["camera"],
+                is_mobile=mobile,
+                has_touch=mobile,
+                device_scale_factor=1,
+            )
+            page = context.new_page()
+            page.goto(url)
+            page.click(f"#{ids.CAMERA_START}")
+            page.wait_for_function(
+                "() => window.face3dCamera.active() && document.getElementById('camera-video').videoWidth"
+            )
+            page.click(f"#{ids.LIVE_START}")
+            page.wait_for_function("() => +document.getElementById('live-depth').dataset.frames >= 8", timeout=120_000)
+            page.wait_for_function("() => document.getElementById('live-stats').textContent.length > 0")
+            page.add_style_tag(content="#live-stats { visibility: hidden; }")  # a stand-in's frame rate means nothing
+            if not mobile:
+                page.click(f"#{ids.CAMERA_CAPTURE}")
+                page.wait_for_function("document.querySelectorAll('.face3d-gallery-card').length === 1", timeout=60_000)
+                page.wait_for_function("Array.from(document.querySelectorAll('.face3d-thumb')).every(i => i.complete)")
+                page.wait_for_timeout(800)
+                save_png(page.screenshot(full_page=True), OUT / f"{name}.png", width=900)
+            else:
+                page.evaluate("document.getElementById('camera-panel').scrollIntoView({block: 'start'})")
+                page.wait_for_timeout(500)
+                save_png(page.screenshot(), OUT / f"{name}.png")
+            context.close()
+    finally:
+        browser.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Make the screenshots (``readme``: the README's three, ``camera``: the camera's); 1 where ../shared is absent."""
     from playwright.sync_api import sync_playwright
+
+    wanted = set(sys.argv[1:] if argv is None else argv) or {"readme", "camera"}
 
     if not (SCANS_DIR / "lee_perry_smith").exists() or not YUNET_PATH.exists():
         print("../shared (head scans, YuNet) is absent: nothing to do")
@@ -100,6 +150,10 @@ def main() -> int:
         server.start()
         try:
             with sync_playwright() as playwright:
+                if "camera" in wanted:
+                    camera_screenshots(playwright, server.url, scenes[0][0], folder)
+                if "readme" not in wanted:
+                    return 0
                 browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
                 context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
                 page = context.new_page()

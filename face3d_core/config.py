@@ -66,6 +66,8 @@ DEFAULT_CACHE_SIZE_MB = 2048.0
 DEFAULT_CACHE_TTL_S = 30 * 24 * 3600
 DEFAULT_JOB_HEARTBEAT_S = 5.0
 DEFAULT_IN_USE_S = 3600
+#: Camera live depth: streams at once per server process.
+DEFAULT_LIVE_STREAMS = 4
 #: Shortest ``FACE3D_SECRET_KEY`` accepted (characters).
 MIN_SECRET_CHARS = 32
 DEFAULT_READ_TIMEOUT_S = 30.0
@@ -330,6 +332,13 @@ class Settings:
         _whole_number(1),
         "background inference threads per server process",
         default=1,
+    )
+    live_streams: int = _setting(
+        "FACE3D_LIVE_STREAMS",
+        _whole_number(0, example="4"),
+        "camera live depth: pages streaming at once per server process (`0`: live depth off; photos can "
+        "still be taken with the camera; see [docs/camera.md](docs/camera.md))",
+        default=DEFAULT_LIVE_STREAMS,
     )
     redis_url: str | None = _setting(
         "FACE3D_REDIS_URL",

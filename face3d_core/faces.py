@@ -306,6 +306,7 @@ def detect_faces(
     score_threshold: float = DEFAULT_SCORE_THRESHOLD,
     nms_threshold: float = DEFAULT_NMS_THRESHOLD,
     max_side: int | None = DEFAULT_DETECT_MAX_SIDE,
+    quiet: bool = False,
 ) -> list[Face]:
     """Detect every face in a photo with YuNet.
 
@@ -316,6 +317,7 @@ def detect_faces(
         nms_threshold: IoU threshold of the non-maximum suppression.
         max_side: The photo is shrunk (area interpolation) so that its longer side is at most
             this many pixels before detection; results are mapped back. ``None``: never shrink.
+        quiet: Say what was found at debug level, not info (the frames of a live view: many a second).
 
     Returns:
         All faces, largest box first, in the photo's pixel coordinates (an empty list if none).
@@ -339,8 +341,9 @@ def detect_faces(
     det = _detector(path, score_threshold, nms_threshold)
     det.setInputSize(size)
     _, raw = det.detect(bgr)
+    level = logging.DEBUG if quiet else logging.INFO
     if raw is None or len(raw) == 0:
-        logger.info("No face found in a %dx%d image", width, height)
+        logger.log(level, "No face found in a %dx%d image", width, height)
         return []
     raw = np.asarray(raw, dtype=np.float64).reshape(-1, 15)
     # back to the original pixel frame (pixel centres on integers)
@@ -353,7 +356,7 @@ def detect_faces(
         box = ((x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5, w * sx, h * sy)
         faces.append(Face(box, marks.astype(np.float32), float(row[14])))
     faces.sort(key=lambda f: f.area, reverse=True)
-    logger.info("Found %d face(s) in a %dx%d image", len(faces), width, height)
+    logger.log(level, "Found %d face(s) in a %dx%d image", len(faces), width, height)
     return faces
 
 
@@ -433,6 +436,7 @@ def find_faces(
     *,
     model_path: str | os.PathLike | None = None,
     max_side: int | None = DEFAULT_DETECT_MAX_SIDE,
+    quiet: bool = False,
 ) -> FaceDetection:
     """Detect faces where possible; never fail because of the detector.
 
@@ -446,6 +450,7 @@ def find_faces(
         image_rgb: ``(H, W, 3) uint8`` RGB photo.
         model_path: YuNet ``.onnx`` file; default: see the module docstring.
         max_side: See :func:`detect_faces`.
+        quiet: See :func:`detect_faces`.
 
     Returns:
         The faces, largest first, or why detection could not run.
@@ -461,7 +466,7 @@ def find_faces(
     if skip is not None:
         return FaceDetection((), skip)
     try:
-        faces = detect_faces(image_rgb, model_path=model_path, max_side=max_side)
+        faces = detect_faces(image_rgb, model_path=model_path, max_side=max_side, quiet=quiet)
     except WeightsIntegrityError as exc:
         _HEALTH.failed(REASON_DAMAGED, exc.user_message, remember_for=remember, now=now)
         return FaceDetection((), REASON_DAMAGED)

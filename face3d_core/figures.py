@@ -20,12 +20,14 @@ has the largest z), in millimetres.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import logging
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
+import plotly.colors as plotly_colors
 import plotly.graph_objects as go
 import plotly.io as pio
 from PIL import Image
@@ -111,6 +113,52 @@ def _fit(shape: tuple[int, int], max_side: int) -> tuple[int, int]:
     height, width = shape
     scale = min(1.0, max_side / max(height, width))
     return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def depth_colormap_lut(colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
+    """The colours :func:`depth_figure` gives a depth map, as a lookup table for pictures drawn without plotly.
+
+    Entry ``i`` is the colour of the normalised depth ``i / 255`` (0 = farthest, 255 = nearest),
+    sampled from the same colorscale the heat map uses, linearly between its stops as plotly does;
+    an unknown name gives the default map's table.
+
+    Args:
+        colormap: A key of :data:`DEPTH_COLORMAPS`.
+
+    Returns:
+        ``(256, 3) uint8`` RGB, read-only.
+
+    Example:
+        >>> depth_colormap_lut("Grayscale")[[0, 255]].tolist()
+        [[0, 0, 0], [255, 255, 255]]
+    """
+    return _colormap_lut(colormap if colormap in DEPTH_COLORMAPS else DEFAULT_COLORMAP)
+
+
+@functools.lru_cache(maxsize=len(DEPTH_COLORMAPS))
+def _colormap_lut(colormap: str) -> np.ndarray:
+    scale = DEPTH_COLORMAPS[colormap]
+    stops = plotly_colors.get_colorscale(scale) if isinstance(scale, str) else scale
+    colours = plotly_colors.sample_colorscale(stops, np.linspace(0.0, 1.0, 256).tolist(), colortype="tuple")
+    lut = np.clip(np.rint(np.asarray(colours, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+    lut.setflags(write=False)
+    return lut
+
+
+def depth_colormap_gradient(colormap: str = DEFAULT_COLORMAP, stops: int = 9) -> str:
+    """A CSS ``linear-gradient`` from far (left) to near (right) in a depth colour map (a legend bar).
+
+    Example:
+        >>> depth_colormap_gradient("Grayscale", stops=2)
+        'linear-gradient(to right, rgb(0,0,0) 0%, rgb(255,255,255) 100%)'
+    """
+    lut = depth_colormap_lut(colormap)
+    parts = []
+    for k in range(stops):
+        index = round(k * 255 / (stops - 1))
+        r, g, b = (int(v) for v in lut[index])
+        parts.append(f"rgb({r},{g},{b}) {round(100 * k / (stops - 1))}%")
+    return "linear-gradient(to right, " + ", ".join(parts) + ")"
 
 
 def encode_jpeg_data_url(image_rgb: np.ndarray, quality: int = 88) -> str:

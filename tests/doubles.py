@@ -29,6 +29,15 @@ class FakeEstimator:
         self.calls = 0
         self.delay_s = delay_s
         self._lock = threading.Lock()
+        #: Shapes of the batches :meth:`infer_array` was given (the live view's network input).
+        self.batch_shapes: list[tuple[int, ...]] = []
+
+    @property
+    def spec(self):
+        """The default network's spec (input size and normalisation), as the live view reads it."""
+        from face3d_core.models.registry import DEFAULT_MODEL, get_spec
+
+        return get_spec(DEFAULT_MODEL)
 
     def load(self, progress=None) -> None:
         """Nothing to load."""
@@ -50,6 +59,20 @@ class FakeEstimator:
         nose = 0.25 * np.exp(-(((xx - cx) / (0.05 * width)) ** 2 + ((yy - height * 0.55) / (0.09 * height)) ** 2))
         detail = image_rgb.astype(np.float32).mean(axis=2) / 255.0
         return (1.0 + 2.0 * dome + nose + 0.03 * detail).astype(np.float32)
+
+    def infer_array(self, batch: np.ndarray) -> np.ndarray:
+        """``(B, 3, h, w)`` network input -> ``(B, h, w)``: :meth:`input_depth` of each image (normalisation undone)."""
+        with self._lock:
+            self.batch_shapes.append(tuple(int(s) for s in batch.shape))
+        spec = self.spec
+        mean = np.asarray(spec.mean, np.float32).reshape(1, 3, 1, 1)
+        std = np.asarray(spec.std, np.float32).reshape(1, 3, 1, 1)
+        rgb = np.clip(np.rint((batch * std + mean) * 255.0), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+        return np.stack([self.input_depth(np.ascontiguousarray(image)) for image in rgb])
+
+    def input_depth(self, image_rgb: np.ndarray) -> np.ndarray:
+        """The depth of one network input (:meth:`predict`'s)."""
+        return self.predict(image_rgb)
 
 
 class KnownSceneEstimator(FakeEstimator):
@@ -84,6 +107,57 @@ class KnownSceneEstimator(FakeEstimator):
         if y0 < 0 or x0 < 0 or y0 + h > scene.shape[0] or x0 + w > scene.shape[1]:
             return None
         return (y0, x0) if np.array_equal(scene[y0 : y0 + h, x0 : x0 + w], crop) else None
+
+    def _pyramid(self, size: int) -> list[tuple[int, float, float, np.ndarray]]:
+        """``(scene index, crop side, factor, grey scene scaled so that the side is size px)``, made once."""
+        import cv2
+
+        if getattr(self, "_scaled_scenes", None) is None:
+            scaled_scenes = []
+            for index, (scene, _depth) in enumerate(self.scenes):
+                gray = cv2.cvtColor(scene, cv2.COLOR_RGB2GRAY)
+                height, width = gray.shape
+                for side in np.geomspace(size, min(height, width), 60):
+                    factor = size / side
+                    scaled = cv2.resize(
+                        gray, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_AREA
+                    )
+                    if min(scaled.shape) >= size:
+                        scaled_scenes.append((index, float(side), factor, scaled))
+            self._scaled_scenes = scaled_scenes
+        return self._scaled_scenes
+
+    def _match_resized(self, image_rgb: np.ndarray) -> np.ndarray | None:
+        """The known depth under a square image that is a *resized* crop of a scene (the live view's input).
+
+        Template matching over crop sizes (on 64 x 64 grey copies); None when nothing matches well.
+        """
+        import cv2
+
+        size = 64
+        if image_rgb.shape[0] != image_rgb.shape[1]:
+            return None
+        probe = cv2.resize(cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY), (size, size), interpolation=cv2.INTER_AREA)
+        best = None
+        for index, side, factor, scaled in self._pyramid(size):
+            score, _, (x, y), _ = cv2.minMaxLoc(cv2.matchTemplate(scaled, probe, cv2.TM_SQDIFF_NORMED))
+            if best is None or score < best[0]:
+                best = (score, index, side, x / factor, y / factor)
+        if best is None or best[0] > 0.1:
+            return None
+        _, index, side, x0, y0 = best
+        depth = self.scenes[index][1]
+        x0, y0, side = round(x0), round(y0), round(side)
+        crop = depth[y0 : y0 + side, x0 : x0 + side]
+        with self._lock:
+            self.calls += 1
+        target = (image_rgb.shape[1], image_rgb.shape[0])
+        return cv2.resize(crop, target, interpolation=cv2.INTER_AREA).astype(np.float32)
+
+    def input_depth(self, image_rgb: np.ndarray) -> np.ndarray:
+        """The known depth where a network input is a resized square crop of a scene, else :meth:`predict`'s."""
+        found = self._match_resized(image_rgb)
+        return found if found is not None else self.predict(image_rgb)
 
     def predict(self, image_rgb: np.ndarray) -> np.ndarray:
         """The known depth over the crop, or :meth:`FakeEstimator.predict`'s."""

@@ -178,6 +178,7 @@ def register(app: Dash, service: Face3DService) -> None:
         Output(ids.DEPTH_PRECISION, "value"),
         Output(ids.MODEL3D_PRECISION, "value"),
         Output(ids.COMPARE_PRECISION, "value"),
+        Output(ids.LIVE_PRECISION, "value"),
         Output(ids.DEPTH_MODEL_INFO, "children"),
         Output(ids.MODEL3D_MODEL_INFO, "children"),
         Output(ids.COMPARE_MODEL_INFO, "children"),
@@ -187,14 +188,19 @@ def register(app: Dash, service: Face3DService) -> None:
         Input(ids.DEPTH_PRECISION, "value"),
         Input(ids.MODEL3D_PRECISION, "value"),
         Input(ids.COMPARE_PRECISION, "value"),
+        Input(ids.LIVE_PRECISION, "value"),
     )
-    def _sync_models(depth_model, model3d_model, compare_model, depth_precision, model3d_precision, compare_precision):
+    def _sync_models(
+        depth_model, model3d_model, compare_model, depth_precision, model3d_precision, compare_precision, live_precision
+    ):
         trigger = ctx.triggered_id
         chosen = {ids.MODEL3D_MODEL: model3d_model, ids.COMPARE_MODEL: compare_model}.get(trigger, depth_model)
         chosen = valid_model(chosen)
-        precision = {ids.MODEL3D_PRECISION: model3d_precision, ids.COMPARE_PRECISION: compare_precision}.get(
-            trigger, depth_precision
-        )
+        precision = {
+            ids.MODEL3D_PRECISION: model3d_precision,
+            ids.COMPARE_PRECISION: compare_precision,
+            ids.LIVE_PRECISION: live_precision,
+        }.get(trigger, depth_precision)
         precision = valid_precision(precision, precision_choices)
         info = model_info(chosen, precision, service.depth_maps.last_runtime(chosen, precision))
-        return chosen, chosen, chosen, precision, precision, precision, info, info, info
+        return chosen, chosen, chosen, precision, precision, precision, precision, info, info, info

@@ -58,7 +58,7 @@ def build_layout(model_options: list[dict], default_model: str, precision: Preci
             dcc.Tab(
                 label="1 · Upload",
                 value=ids.TAB_UPLOAD,
-                children=upload_tab(),
+                children=upload_tab(precision),
                 className="face3d-tab",
                 selected_className="face3d-tab--selected",
             ),

@@ -21,7 +21,9 @@ Callbacks stay thin and call a :class:`Face3DService`, which holds one composer 
 * :mod:`~dashboard.services.reports` (``service.reports``): the shared HTML report;
 * :mod:`~dashboard.services.model_status`: which depth models have weights here;
 * :mod:`~dashboard.services.warmup` (``service.warmup``): the start-up work a server does in
-  the background (the default network, the face detector, plotly).
+  the background (the default network, the face detector, plotly);
+* :mod:`~dashboard.services.live` (``service.live``): live depth of camera frames (bounded per
+  session and process, never stored).
 
 Errors users can meet here are in :mod:`~dashboard.services.errors`. Nothing here imports
 Dash, so every function is testable with plain values.
@@ -40,6 +42,7 @@ from dashboard.services.comparison import Comparisons
 from dashboard.services.depth import DepthMaps, EstimatorFactory, process_estimator
 from dashboard.services.errors import PHOTO_MISSING_MESSAGE, DepthMissingError, MeasureError, PhotoMissingError
 from dashboard.services.exports import Exports, safe_stem
+from dashboard.services.live import LiveLimits, LiveStreams
 from dashboard.services.memory import MemoryLRU, approx_nbytes
 from dashboard.services.model3d import Models3D
 from dashboard.services.model_status import ModelStatus, all_model_status, model_status
@@ -86,6 +89,8 @@ class Face3DService:
         members: Which session uploaded which photo (default: in this process only; the app
             passes the disk or Redis store shared by its workers).
         in_use_s: How long a photo stays pinned after its last use (default ``FACE3D_IN_USE_S``).
+        live_limits: What camera live depth may cost this process (default :class:`LiveLimits`).
+        live_off_reason: Why this server offers no live depth (None: it does).
     """
 
     def __init__(
@@ -97,6 +102,8 @@ class Face3DService:
         detector_path: str | os.PathLike | None = None,
         members: MembershipStore | None = None,
         in_use_s: float | None = None,
+        live_limits: LiveLimits | None = None,
+        live_off_reason: str | None = None,
     ):
         self.cache = cache
         self.margin = float(DEFAULT_MARGIN if margin is None else margin)
@@ -111,6 +118,7 @@ class Face3DService:
         self.exports = Exports(self.uploads, self.depth_maps, self.models3d)
         self.reports = Reports(self.uploads, self.depth_maps, self.models3d)
         self.warmup = Warmup(self.depth_maps, self.uploads)
+        self.live = LiveStreams(self.depth_maps, detector_path, limits=live_limits, off_reason=live_off_reason)
 
     # -- shortcuts for scripts and tests (loose values; callbacks use the composers) -------
 

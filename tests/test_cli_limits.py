@@ -160,3 +160,36 @@ def test_a_strip_gets_one_line_and_the_good_photo_is_still_done(tmp_path, capsys
     assert len(errors) == 1 and "strip_20000x16.png" in errors[0] and "long and narrow" in errors[0], err
     assert "1 of 2 images done" in out
     assert sorted(p.name for p in out_dir.iterdir()) == ["good_depth.npy", "good_depth.png", "good_depth16.png"]
+
+
+@pytest.mark.parametrize("command", ["depth", "mesh", "measure", "report"])
+def test_no_face_advice_names_only_options_the_command_has(
+    command, photo_and_depth, tmp_path, monkeypatch, capsys, request
+):
+    """A photo without a face: one line whose advice names options of that command only (no "full-frame mode")."""
+    import re
+
+    from face3d_core.cli import build_parser
+    from tests.harness.paths import YUNET_PATH
+
+    require(YUNET_PATH)
+    monkeypatch.setenv("FACE3D_YUNET_PATH", str(YUNET_PATH))
+    monkeypatch.setenv("FACE3D_OFFLINE", "1")
+    if command == "depth":
+        monkeypatch.setenv("FACE3D_WEIGHTS_DIR", str(request.getfixturevalue("fill_weights")))
+    png, npy = photo_and_depth  # a plain grey picture: no face
+    argv = {
+        "depth": ["depth", png, "--out-dir", tmp_path / "out", "--no-progress"],
+        "mesh": ["mesh", png, "--depth", npy, "-o", tmp_path / "m.ply"],
+        "measure": ["measure", png, "--depth", npy],
+        "report": ["report", png, "--depth", npy, "-o", tmp_path / "r.html"],
+    }[command]
+    assert main([str(a) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if "No face was found in this photo." in line]
+    subparsers = next(a for a in build_parser()._actions if a.dest == "command")
+    options = {opt for action in subparsers.choices[command]._actions for opt in action.option_strings}
+    named = set(re.findall(r"--[a-z][a-z-]*", line))
+    assert named and named <= options, (named - options, line)
+    assert "mode" not in line, line  # no mode the command does not have

@@ -363,11 +363,42 @@ def test_printable_relief_stl_and_3mf(env):
         ((80, 0.2, 0.5), "Base thickness must be between 1 and 20 mm"),
         ((80, 3, 9), "Relief must be between 0.1 and 2"),
         (("wide", 3, 0.5), "Width must be between"),
+        (("1e400", 3, 0.5), "Width must be between 20 and 300 mm; it is '1e400'"),
+        ((10**400, 3, 0.5), "Width must be between"),
+        ((True, 3, 0.5), "Width must be between"),
+        (([80], 3, 0.5), "Width must be between"),
+        (("nan", 3, 0.5), "Width must be between"),
     ],
 )
 def test_relief_settings_out_of_range_are_user_errors(values, message):
     with pytest.raises(ExportError, match=message):
         ReliefSettings.from_values(*values)
+
+
+def test_relief_fields_send_what_was_typed_and_messages_repeat_at_most_40_characters():
+    """An unreadable width is refused with a message, never silently the 80 mm default."""
+    from dashboard.layout.measure import relief_controls
+
+    fields = [
+        c
+        for c in _walk(relief_controls())
+        if getattr(c, "id", None) in (ids.MODEL3D_RELIEF_WIDTH, ids.MODEL3D_RELIEF_BASE, ids.MODEL3D_RELIEF_SCALE)
+    ]
+    # a number field hands the page None for "1e400" or letters (read as "empty": the default)
+    assert len(fields) == 3 and all(f.type == "text" and f.inputMode == "decimal" for f in fields)
+    assert ReliefSettings.from_values(" 80,5 ", "3", "0.5") == ReliefSettings(80.5, 3.0, 0.5)
+    with pytest.raises(ExportError) as caught:
+        ReliefSettings.from_values("9" * 1_000_000, 3, 0.5)
+    assert len(caught.value.web_message) < 120, caught.value.web_message
+    assert "'" + "9" * 40 + "...'" in caught.value.web_message
+
+
+def _walk(component):
+    yield component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, list) else [children] if children is not None else []:
+        if hasattr(child, "to_plotly_json"):
+            yield from _walk(child)
 
 
 def test_relief_settings_defaults():

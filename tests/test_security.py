@@ -378,3 +378,30 @@ def test_the_server_secret_is_made_once_private_and_shared_by_the_workers_of_a_m
     assert stat.S_IMODE(path.stat().st_mode) == 0o600  # made private again
     monkeypatch.setenv("FACE3D_SECRET_KEY", "k" * 40)
     assert server_secret(tmp_path) == b"k" * 40
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_a_symlinked_secret_file_is_refused_never_followed_or_chmodded(tmp_path, monkeypatch, caplog, dangling):
+    """A ``secret_key`` that is a link (to a file outside the cache, or to nothing) is neither read nor chmodded."""
+    import stat
+
+    from dashboard.sessions import server_secret
+
+    monkeypatch.delenv("FACE3D_SECRET_KEY", raising=False)
+    cache, outside = tmp_path / "cache", tmp_path / "outside"
+    cache.mkdir()
+    outside.mkdir()
+    target = outside / "someone_elses_file"
+    if not dangling:
+        target.write_text("x" * 64)
+        target.chmod(0o644)
+    (cache / "secret_key").symlink_to(target)
+    with caplog.at_level("WARNING", logger="dashboard.sessions"):
+        secret = server_secret(cache)
+    assert secret != b"x" * 64 and len(secret) == 32  # a secret of this process, not the link's target
+    assert "symbolic link" in caplog.text and "FACE3D_SECRET_KEY" in caplog.text
+    if not dangling:
+        assert stat.S_IMODE(target.stat().st_mode) == 0o644  # the target outside the cache is untouched
+    else:
+        assert not target.exists()  # nothing was created through the link
+    assert (cache / "secret_key").is_symlink() and [p.name for p in cache.iterdir()] == ["secret_key"]

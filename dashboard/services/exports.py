@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 import zipfile
@@ -26,7 +27,7 @@ from dashboard.services.errors import DepthMissingError
 from dashboard.services.model3d import Models3D
 from dashboard.services.uploads import Uploads
 from face3d_core.depthmap import encode_depth_npy, encode_depth_png8, encode_depth_png16
-from face3d_core.errors import ExportError
+from face3d_core.errors import ExportError, shown_value
 from face3d_core.export import export_mesh
 from face3d_core.measure import FaceMeasurements, write_csv
 from face3d_core.pipeline import DepthRef
@@ -70,26 +71,41 @@ class ReliefSettings:
 
     @classmethod
     def from_values(cls, width_mm: object, base_mm: object, relief: object) -> ReliefSettings:
-        """Check the browser's values; empty ones take the default.
+        """Check the browser's values (numbers, or the text typed in the fields); empty ones take the default.
+
+        Text is read as a number (a decimal comma too: ``"80,5"``); anything that is not a finite
+        number in its range is refused with a message, never replaced by the default.
 
         Raises:
-            ExportError: A value that is not a number or lies outside its range (the message says which).
+            ExportError: A value that is not a number or lies outside its range (the message says
+                which, repeating at most :data:`~face3d_core.errors.MAX_SHOWN_CHARS` of it).
         """
         values = {}
         for name, raw in (("width_mm", width_mm), ("base_mm", base_mm), ("relief", relief)):
-            if raw is None or raw == "":
+            if raw is None or (isinstance(raw, str) and not raw.strip()):
                 values[name] = getattr(cls(), name)
                 continue
             low, high = cls.RANGES[name]
-            try:
-                number = float(raw)
-            except (TypeError, ValueError):
-                number = float("nan")
+            number = _typed_number(raw)
             if not low <= number <= high:
                 unit = "" if name == "relief" else " mm"
-                raise ExportError(f"{cls.LABELS[name]} must be between {low:g} and {high:g}{unit}; it is {raw}.")
+                raise ExportError(
+                    f"{cls.LABELS[name]} must be between {low:g} and {high:g}{unit}; it is {shown_value(raw)}."
+                )
             values[name] = number
         return cls(**values)
+
+
+def _typed_number(raw: object) -> float:
+    """A number the browser sent or a user typed, as a float; NaN for anything else (bools, lists, junk text)."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        return math.nan
+    text = raw.strip().replace(",", ".", 1) if isinstance(raw, str) and raw.count(",") == 1 else raw
+    try:
+        number = float(text)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int of hundreds of digits
+        return math.nan
+    return number if math.isfinite(number) else math.nan
 
 
 def safe_stem(name: str, fallback: str = "face") -> str:

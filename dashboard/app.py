@@ -30,7 +30,7 @@ from dashboard.services.access import DiskMembershipStore, MembershipStore
 from dashboard.services.depth import EstimatorFactory
 from dashboard.services.model_status import precision_choices_here
 from dashboard.sessions import SessionCookies, current_session, server_secret
-from face3d_core import figures
+from face3d_core import decode_sandbox, figures
 from face3d_core.cache import ResultCache, ResultStore
 from face3d_core.config import get_settings
 from face3d_core.models.registry import DEFAULT_MODEL
@@ -146,6 +146,7 @@ def create_app(
         The Dash app; ``app.face3d`` holds the service, runner and cache.
     """
     tune_allocator()  # large arrays come and go: give their memory back (dashboard/allocator.py)
+    decode_sandbox.SANDBOX.prestart()  # uploads are decoded in a budgeted process, ready before the first one
     base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     if redis_url is None:
         redis_url = get_settings().redis_url or ""

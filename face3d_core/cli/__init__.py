@@ -28,6 +28,8 @@ from face3d_core.config import get_settings
 from face3d_core.errors import Face3DError
 
 _SUBCOMMANDS = ("depth_cmd", "mesh_cmd", "measure_cmd", "report_cmd", "models_cmd")
+#: Subcommands that decode photos (their decoder process is started first: see :mod:`face3d_core.decode_sandbox`).
+_DECODING_COMMANDS = ("depth", "mesh", "measure", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         get_settings()  # a bad FACE3D_* value stops here, as one line, before any work
+        if args.command in _DECODING_COMMANDS:  # the image decoder starts while the command imports its modules
+            from face3d_core.decode_sandbox import SANDBOX
+
+            SANDBOX.prestart()
         return int(args.func(args))
     except Face3DError as exc:
         print(error_line(exc.user_message), file=sys.stderr)

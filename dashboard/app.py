@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import importlib.util
+import io
 import logging
 import os
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from dashboard.request_limits import limit_requests
 from dashboard.services import Face3DService
 from dashboard.services.access import DiskMembershipStore, MembershipStore
 from dashboard.services.depth import EstimatorFactory
+from dashboard.services.downloads import DiskSpool, Downloads, StoreSpool
 from dashboard.services.model_status import precision_choices_here
 from dashboard.sessions import SessionCookies, current_session, server_secret
 from face3d_core import decode_sandbox, figures
@@ -83,6 +85,26 @@ def _register_routes(app: Dash, service: Face3DService, bootstrap_css: Path | No
         response = Response(meta.thumb_jpeg, mimetype="image/jpeg")
         response.headers["Cache-Control"] = "private, max-age=86400, immutable"
         response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    @server.route("/face3d/download/<token>/<filename>")
+    def face3d_download(token: str, filename: str) -> Response:
+        # a prepared download, only for the session it was made for: 404 otherwise (as for any unknown link)
+        found = service.downloads.find(current_session(), token, filename)
+        if found is None:
+            abort(404)
+        response = send_file(  # from disk in chunks (sendfile where the server can), or the bytes kept
+            found.path if found.path is not None else io.BytesIO(found.data or b""),
+            mimetype=found.media_type,
+            as_attachment=True,
+            download_name=found.filename,
+            conditional=False,
+            etag=False,
+            max_age=0,
+        )
+        response.headers["Cache-Control"] = "private, no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
         return response
 
     @server.route("/face3d/health")
@@ -146,7 +168,6 @@ def create_app(
         The Dash app; ``app.face3d`` holds the service, runner and cache.
     """
     tune_allocator()  # large arrays come and go: give their memory back (dashboard/allocator.py)
-    decode_sandbox.SANDBOX.prestart()  # uploads are decoded in a budgeted process, ready before the first one
     base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     if redis_url is None:
         redis_url = get_settings().redis_url or ""
@@ -163,7 +184,14 @@ def create_app(
         cache = ResultCache(base / "results", size_limit_mb=size_limit_mb)
         members = DiskMembershipStore(base / "sessions")
     secret = server_secret(base, redis_url or None)
-    service = Face3DService(cache, estimator_factory=estimator_factory, detector_path=detector_path, members=members)
+    spool = StoreSpool(cache) if redis_url else DiskSpool(base / "downloads")
+    service = Face3DService(
+        cache,
+        estimator_factory=estimator_factory,
+        detector_path=detector_path,
+        members=members,
+        downloads=Downloads(secret, spool),
+    )
     if runner is None:
         if redis_url:
             from dashboard.jobs_celery import CeleryJobRunner
@@ -203,6 +231,8 @@ def create_app(
         service.warmup.start(None if redis_url else DEFAULT_MODEL, precision=precision.default)
     else:
         figures.warm_up()
+    decode_sandbox.SANDBOX.prestart()  # uploads are decoded in a budgeted process, ready before the first one
+    service.janitor.start()  # large results idle in memory are dropped, and the memory given back
     app.face3d = AppContext(service=service, runner=runner, cache=cache, cache_dir=base)
     logger.info("face3d dashboard ready (cache %s)", cache.location)
     return app

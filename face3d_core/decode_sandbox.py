@@ -74,6 +74,7 @@ from typing import Any
 
 import numpy as np
 
+from face3d_core.config import child_environment
 from face3d_core.errors import InvalidImageError
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ DECODE_CPU_S = 5
 #: Wall-clock seconds one decode may take.
 DECODE_WALL_S = 30
 #: Address space a decode may add to its worker's own (the worst photo inside the limits of
-#: :mod:`face3d_core.images`, a 40-megapixel RGBA PNG turned by its EXIF orientation, needs about 1 GB).
+#: :mod:`face3d_core.images`, a 40-megapixel grey+alpha PNG turned by its EXIF orientation, peaks at 0.7 GB).
 DECODE_MEMORY_BYTES = 1536 * 2**20
 #: Decodes one process runs at once (workers; the other requests wait their turn).
 MAX_PARALLEL_DECODES = 2
@@ -413,6 +414,15 @@ def zygote_main(control_fd: int, work_name: str, budget_json: str) -> None:
             time.sleep(0.01)
 
 
+def run_zygote(control_fd: int, work_name: str, budget_json: str) -> None:
+    """:func:`zygote_main`, ending quietly when its server went away first (e.g. before it was ready)."""
+    try:
+        zygote_main(control_fd, work_name, budget_json)
+    except (BrokenPipeError, ConnectionError, KeyboardInterrupt):
+        pass
+    os._exit(0)
+
+
 # ============================================================================================
 # The caller's side
 # ============================================================================================
@@ -427,7 +437,7 @@ class _Zygote:
 
     def __init__(self, work_name: str, budget: DecodeBudget):
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        env = child_environment()
         # one thread per library (no thread pools in a worker), and small malloc arenas
         env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", MALLOC_ARENA_MAX="2")
         # large pages for the decoders' buffers where the kernel offers them on request (transparent
@@ -436,8 +446,8 @@ class _Zygote:
         env["GLIBC_TUNABLES"] = ":".join([*tunables, "glibc.malloc.hugetlb=1"])
         boot = (
             f"import sys; sys.path.insert(0, {_REPO_ROOT!r}); "
-            "from face3d_core.decode_sandbox import zygote_main; "
-            f"zygote_main({child_end.fileno()}, {work_name!r}, {json.dumps(dataclasses.asdict(budget))!r})"
+            "from face3d_core.decode_sandbox import run_zygote; "
+            f"run_zygote({child_end.fileno()}, {work_name!r}, {json.dumps(dataclasses.asdict(budget))!r})"
         )
         try:
             self.process = subprocess.Popen(

@@ -174,10 +174,23 @@ def download(client: DashHttp, kind: str, values: dict[str, Any]) -> dict | None
             page has them) for 3D formats.
 
     Returns:
-        The callback response; ``output(response, ids.DOWNLOAD, "data")`` carries the file.
+        The callback response; ``output(response, ids.DOWNLOAD, "data")`` is the link to the file
+        (``{"url", "filename", "size"}``): :func:`fetch_download` fetches it.
     """
     button = DEPTH_DOWNLOADS.get(kind) or MODEL_DOWNLOADS[kind]
     return client.call((button, "n_clicks"), {**values, button: 1}, kind=f"download_{kind}")
+
+
+def fetch_download(client: DashHttp, response: dict | None, *, kind: str = "download_fetch") -> Reply:
+    """Follow the link a download button answered with, as the page does (same session cookie).
+
+    Raises:
+        CallbackError: The response holds no link.
+    """
+    link = output(response, ids.DOWNLOAD, "data")
+    if not (isinstance(link, dict) and isinstance(link.get("url"), str)):
+        raise CallbackError(f"no download link in the response: {str(response)[:300]}")
+    return client.get(link["url"], kind=kind)
 
 
 def model3d_values(result: dict, controls: dict[str, Any], view: dict | None = None) -> dict[str, Any]:

@@ -419,6 +419,20 @@ _3MF_RELS = (
 _3MF_CORE_NS = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
 
 
+#: Rows of a 3MF mesh formatted at a time (bounds the text held at once).
+_XML_ROWS_PER_CHUNK = 65536
+
+
+def _xml_rows(template: str, rows: np.ndarray):
+    """``template % row`` for every row of an ``(N, 3)`` array, as UTF-8 chunks.
+
+    One C-level format per chunk of :data:`_XML_ROWS_PER_CHUNK` rows, not one f-string per row.
+    """
+    for start in range(0, len(rows), _XML_ROWS_PER_CHUNK):
+        block = rows[start : start + _XML_ROWS_PER_CHUNK]
+        yield ((template * len(block)) % tuple(block.ravel().tolist())).encode()
+
+
 def threemf_bytes(vertices_xyz: np.ndarray, faces: np.ndarray, *, name: str = "face") -> bytes:
     """Encode one mesh as a 3MF package (millimetres; see the module docstring).
 
@@ -437,20 +451,24 @@ def threemf_bytes(vertices_xyz: np.ndarray, faces: np.ndarray, *, name: str = "f
     if tri.min() < 0 or tri.max() >= len(verts):
         raise ExportError("Cannot export: a triangle refers to a vertex that does not exist.")
     safe_name = "".join(ch for ch in name if ch.isalnum() or ch in " _-.") or "face"
-    vertex_xml = "".join(f'<vertex x="{x:.4f}" y="{y:.4f}" z="{z:.4f}"/>' for x, y, z in verts.tolist())
-    triangle_xml = "".join(f'<triangle v1="{a}" v2="{b}" v3="{c}"/>' for a, b, c in tri.tolist())
-    model = (
+    head = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<model unit="millimeter" xml:lang="en-US" xmlns="{_3MF_CORE_NS}">'
-        f'<resources><object id="1" type="model" name="{safe_name}"><mesh>'
-        f"<vertices>{vertex_xml}</vertices><triangles>{triangle_xml}</triangles>"
-        '</mesh></object></resources><build><item objectid="1"/></build></model>\n'
+        f'<resources><object id="1" type="model" name="{safe_name}"><mesh><vertices>'
     )
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    # the fastest deflate level: the model's XML compresses to about a third either way, at a fourth of the CPU
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         archive.writestr("[Content_Types].xml", _3MF_CONTENT_TYPES)
         archive.writestr("_rels/.rels", _3MF_RELS)
-        archive.writestr("3D/3dmodel.model", model)
+        with archive.open("3D/3dmodel.model", "w", force_zip64=True) as model:
+            model.write(head.encode())
+            for chunk in _xml_rows('<vertex x="%.4f" y="%.4f" z="%.4f"/>', verts):
+                model.write(chunk)
+            model.write(b"</vertices><triangles>")
+            for chunk in _xml_rows('<triangle v1="%d" v2="%d" v3="%d"/>', tri):
+                model.write(chunk)
+            model.write(b'</triangles></mesh></object></resources><build><item objectid="1"/></build></model>\n')
     return buffer.getvalue()
 
 

@@ -193,3 +193,28 @@ def test_no_face_advice_names_only_options_the_command_has(
     named = set(re.findall(r"--[a-z][a-z-]*", line))
     assert named and named <= options, (named - options, line)
     assert "mode" not in line, line  # no mode the command does not have
+
+
+@pytest.mark.slow
+def test_a_300_mm_relief_of_a_40_megapixel_photo_stays_under_1_gb(tmp_path, fill_weights):
+    """Issue 16: ``face3d mesh --solid`` of a 6000x6600 photo at 300 mm was a 190 MB STL at 2.0 GB peak."""
+    from tests.harness import cli_peak_rss
+    from tests.harness.processes import child_env
+
+    big = tmp_path / "flat_6000x6600.png"
+    big.write_bytes(flat_image(6000, 6600))
+    small = tmp_path / "small.png"
+    small.write_bytes(flat_image(600, 660))  # the same aspect ratio: the network's input of the same size
+    env = child_env(FACE3D_WEIGHTS_DIR=str(fill_weights), FACE3D_CACHE_DIR=str(tmp_path / "cache"))
+    common = ["mesh", "--face", "none", "--model", MODEL, "--solid", "--width-mm", "300", "--base-mm", "20"]
+    rc, err, _ = cli_peak_rss.run_cli([*common, str(small), "-o", str(tmp_path / "warm.stl")], cwd=tmp_path, env=env)
+    assert rc == 0, err[-2000:]  # the network, compiled and checked for this input size, is in the cache now
+    args = [*common, "--relief", "2", str(big), "-o", str(tmp_path / "relief.stl")]
+    rc, err, peak = cli_peak_rss.run_cli(args, cwd=tmp_path, env=env)
+    decoder = cli_peak_rss.LAST_DECODER_PEAK[0]
+    assert rc == 0, err[-2000:]
+    size = (tmp_path / "relief.stl").stat().st_size
+    mib = 2**20
+    print(f"CLI 300 mm relief: STL {size / 1e6:.0f} MB, peak {peak / mib:.0f} MiB (decoder {decoder / mib:.0f} MiB)")
+    assert size <= 84 + 50 * 1_600_000
+    assert peak < 2**30 and decoder < 2**30

@@ -490,3 +490,42 @@ def test_reports_and_files_carry_the_sessions_own_names(env):
     assert "front" not in html.decode()
     name, _, _ = _download(env, ids.MODEL3D_DOWNLOAD_REPORT)
     assert name == safe_stem(env["names"][0]) + "_report.html"
+
+
+def test_reliefs_reports_and_full_density_models_wait_their_turn(env, monkeypatch):
+    """Issue 16: with every turn taken, heavy work waits (and is refused after its limit); the default view never."""
+    import threading
+
+    from dashboard.services import ServerBusyError
+
+    service = env["service"]
+    shown = view_of(env)
+    full = model3d.Controls3D.from_values(2.0, 4, 1.0, None, None).to_params(shown.params.fov_deg)
+    monkeypatch.setattr(service.heavy, "wait_s", 0.3)
+    hold = threading.Event()
+    holding = threading.Barrier(service.heavy.slots + 1)
+
+    def occupy() -> None:
+        with service.heavy.turn("someone else's report"):
+            holding.wait(10)
+            hold.wait(10)
+
+    others = [threading.Thread(target=occupy) for _ in range(service.heavy.slots)]
+    for other in others:
+        other.start()
+    holding.wait(10)
+    try:
+        assert service.models3d.model(shown.ref, shown.params).n_points > 0  # the default view never waits
+        for heavy_call in (
+            lambda: _download(env, ids.MODEL3D_DOWNLOAD_RELIEF_STL),
+            lambda: _download(env, ids.MODEL3D_DOWNLOAD_REPORT),
+            lambda: service.models3d.model(shown.ref, full),
+        ):
+            with pytest.raises(ServerBusyError, match="busy"):
+                heavy_call()
+    finally:
+        hold.set()
+        for other in others:
+            other.join(10)
+    name, _, note = _download(env, ids.MODEL3D_DOWNLOAD_RELIEF_STL)  # a turn is free again
+    assert name.endswith("_relief.stl") and "triangles" in note

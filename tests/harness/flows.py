@@ -223,6 +223,57 @@ def measure_click(client: DashHttp, values: dict[str, Any], xyz: Any, state: dic
     return client.call((ids.MODEL3D_MEASURE_CLICK, "data"), chosen, kind="measure_click")
 
 
+def figure_points(figure: dict) -> Any:
+    """``(N, 3)`` float64 positions of a 3D figure's first trace (plotly's typed arrays decoded)."""
+    import base64
+
+    import numpy as np
+
+    trace = figure["data"][0]
+
+    def axis(spec: Any) -> Any:
+        if isinstance(spec, dict):
+            return np.frombuffer(base64.b64decode(spec["bdata"]), dtype=np.dtype(spec["dtype"]))
+        return np.asarray(spec, dtype=np.float64)
+
+    return np.stack([axis(trace[name]) for name in "xyz"], axis=1).astype(np.float64)
+
+
+def points_to_measure(figure: dict, apart_mm: float = 30.0) -> tuple[Any, Any]:
+    """Two vertices of a 3D figure's mesh about ``apart_mm`` apart on its largest connected piece.
+
+    Where the first trace is a mesh (``i``, ``j``, ``k``), the piece is found from its triangles (a
+    click on another piece could not be measured along the surface); a point cloud is one piece.
+    """
+    import base64
+
+    import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    vertices = figure_points(figure)
+    trace = figure["data"][0]
+    keep = np.ones(len(vertices), bool)
+    if all(name in trace for name in "ijk"):
+
+        def ints(spec: Any) -> Any:
+            if isinstance(spec, dict):
+                return np.frombuffer(base64.b64decode(spec["bdata"]), dtype=np.dtype(spec["dtype"])).astype(np.int64)
+            return np.asarray(spec, dtype=np.int64)
+
+        i, j, k = (ints(trace[name]) for name in "ijk")
+        rows, cols = np.concatenate([i, j, k]), np.concatenate([j, k, i])
+        graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(vertices), len(vertices)))
+        _, labels = connected_components(graph, directed=False)
+        keep = labels == np.bincount(labels).argmax()
+    piece = vertices[keep]
+    middle = np.median(piece, axis=0)
+    ends = [
+        piece[np.argmin(np.linalg.norm(piece - (middle + [dx, 0, 0]), axis=1))] for dx in (-apart_mm / 2, apart_mm / 2)
+    ]
+    return ends[0], ends[1]
+
+
 def view_3d(client: DashHttp, values: dict[str, Any]) -> dict | None:
     """Build the 3D model of the depth result in ``values`` (see :func:`model3d_values`)."""
     return client.call((ids.MODEL3D_SOURCE_STORE, "data"), values, output_id=ids.MODEL3D_GRAPH, kind="model3d_view")

@@ -37,7 +37,7 @@ import struct
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -159,11 +159,11 @@ def ply_bytes(
 _ROWS_PER_BLOCK = 32_768
 
 
-def _write_rows(out: io.BytesIO, fmt: str, *columns: np.ndarray, index_repeat: int = 0) -> None:
+def _write_rows(out: Any, fmt: str, *columns: np.ndarray, index_repeat: int = 0) -> None:
     """Write rows formatted with ``fmt``, one C-level ``%`` call per block of rows.
 
     Args:
-        out: Where the text goes (ASCII).
+        out: Where the text goes (ASCII): anything with ``write(bytes)`` (a buffer, a ZIP member).
         fmt: Format of one row (ending with a newline).
         *columns: ``(N, k)`` arrays whose rows are put side by side (floats are written with the
             float32 value they hold: ``tolist`` gives the same doubles as ``astype(float64)``).
@@ -419,20 +419,6 @@ _3MF_RELS = (
 _3MF_CORE_NS = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
 
 
-#: Rows of a 3MF mesh formatted at a time (bounds the text held at once).
-_XML_ROWS_PER_CHUNK = 65536
-
-
-def _xml_rows(template: str, rows: np.ndarray):
-    """``template % row`` for every row of an ``(N, 3)`` array, as UTF-8 chunks.
-
-    One C-level format per chunk of :data:`_XML_ROWS_PER_CHUNK` rows, not one f-string per row.
-    """
-    for start in range(0, len(rows), _XML_ROWS_PER_CHUNK):
-        block = rows[start : start + _XML_ROWS_PER_CHUNK]
-        yield ((template * len(block)) % tuple(block.ravel().tolist())).encode()
-
-
 def threemf_bytes(vertices_xyz: np.ndarray, faces: np.ndarray, *, name: str = "face") -> bytes:
     """Encode one mesh as a 3MF package (millimetres; see the module docstring).
 
@@ -463,11 +449,9 @@ def threemf_bytes(vertices_xyz: np.ndarray, faces: np.ndarray, *, name: str = "f
         archive.writestr("_rels/.rels", _3MF_RELS)
         with archive.open("3D/3dmodel.model", "w", force_zip64=True) as model:
             model.write(head.encode())
-            for chunk in _xml_rows('<vertex x="%.4f" y="%.4f" z="%.4f"/>', verts):
-                model.write(chunk)
+            _write_rows(model, '<vertex x="%.4f" y="%.4f" z="%.4f"/>', verts)
             model.write(b"</vertices><triangles>")
-            for chunk in _xml_rows('<triangle v1="%d" v2="%d" v3="%d"/>', tri):
-                model.write(chunk)
+            _write_rows(model, '<triangle v1="%d" v2="%d" v3="%d"/>', tri)
             model.write(b'</triangles></mesh></object></resources><build><item objectid="1"/></build></model>\n')
     return buffer.getvalue()
 

@@ -75,6 +75,8 @@ class ReliefSolid:
         holes_filled_px: Pixels of the depth map filled inside the outline.
         budget_applied: True when the triangle budget made the grid coarser than asked.
         max_triangles: The triangle budget it was made within.
+        pixel_limited: True when one depth-map pixel is already coarser than the asked grid step
+            at this width (the photo's face has too few pixels for a finer print).
     """
 
     mesh: Mesh
@@ -84,6 +86,7 @@ class ReliefSolid:
     holes_filled_px: int
     budget_applied: bool = False
     max_triangles: int = MAX_RELIEF_TRIANGLES
+    pixel_limited: bool = False
 
     def describe(self) -> str:
         """One line for the user: size, triangles, grid step, and the budget where it applied."""
@@ -91,6 +94,8 @@ class ReliefSolid:
         text = f"{x:.0f} × {y:.0f} × {z:.0f} mm, {self.mesh.n_faces:,} triangles, grid {self.grid_step_mm:.2f} mm"
         if self.budget_applied:
             text += f" (coarser than asked, to stay within {self.max_triangles / 1e6:.3g} M triangles for printing)"
+        elif self.pixel_limited:
+            text += " (one pixel of the depth map at this width: the face has too few pixels for a finer grid)"
         return text
 
 
@@ -269,8 +274,17 @@ def relief_from_depth(
         *size,
         k * scale,
     )
+    step_mm = float(k * scale)
+    pixel_limited = not budget_applied and k == 1 and step_mm > 1.05 * grid_step_mm
     return ReliefSolid(
-        mesh, size.astype(np.float64), float(k * scale), islands_dropped, holes_filled, budget_applied, max_triangles
+        mesh,
+        size.astype(np.float64),
+        step_mm,
+        islands_dropped,
+        holes_filled,
+        budget_applied=budget_applied,
+        max_triangles=max_triangles,
+        pixel_limited=pixel_limited,
     )
 
 

@@ -182,8 +182,10 @@ def test_the_triangle_budget_makes_the_grid_coarser_and_says_so():
     assert solid.grid_step_mm > 0.4 and "to stay within 0.06 M triangles" in solid.describe()
     # the same proportions as the full grid (the coarser grid's outermost row lies a little inside the rim)
     assert solid.size_mm[2] == pytest.approx(asked.size_mm[2], rel=0.03)
-    small = relief_from_depth(dome(), 0.5, width_mm=80.0)  # an ordinary relief: the asked grid
-    assert not small.budget_applied and "coarser" not in small.describe()
+    small = relief_from_depth(dome(), 0.5, width_mm=50.0)  # an ordinary relief: the asked grid (or finer)
+    assert not small.budget_applied and not small.pixel_limited and "coarser" not in small.describe()
+    wide = relief_from_depth(dome(), 0.5, width_mm=300.0)  # 158 pixels over 300 mm: 1.9 mm each
+    assert wide.pixel_limited and wide.grid_step_mm > 1.8 and "too few pixels" in wide.describe()
 
 
 def test_a_relief_model_has_the_points_its_grid_can_use():

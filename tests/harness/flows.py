@@ -188,6 +188,11 @@ def fetch_download(client: DashHttp, response: dict | None, *, kind: str = "down
         CallbackError: The response holds no link.
     """
     link = output(response, ids.DOWNLOAD, "data")
+    if isinstance(link, dict) and isinstance(link.get("content"), str):  # a server before issue 16: inside the JSON
+        import base64
+
+        data = base64.b64decode(link["content"]) if link.get("base64") else link["content"].encode()
+        return Reply(200, data, {"Content-Length": str(len(data))})
     if not (isinstance(link, dict) and isinstance(link.get("url"), str)):
         raise CallbackError(f"no download link in the response: {str(response)[:300]}")
     return client.get(link["url"], kind=kind)

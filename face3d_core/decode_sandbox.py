@@ -432,31 +432,76 @@ class _Lost(Exception):
     """A worker or the zygote ended outside a request, or stopped answering (the request may be retried)."""
 
 
-class _Zygote:
-    """One running decoder process of this process, and the thread that reaps it when it ends."""
+class _Forked:
+    """A zygote forked from a single-threaded caller (the CLI): the part of ``Popen`` the sandbox uses."""
 
-    def __init__(self, work_name: str, budget: DecodeBudget):
-        parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = child_environment()
-        # one thread per library (no thread pools in a worker), and small malloc arenas
-        env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", MALLOC_ARENA_MAX="2")
-        # large pages for the decoders' buffers where the kernel offers them on request (transparent
-        # huge pages): a fresh buffer then costs a fault per 2 MB instead of per 4 KB
-        tunables = [t for t in env.get("GLIBC_TUNABLES", "").split(":") if t]
-        env["GLIBC_TUNABLES"] = ":".join([*tunables, "glibc.malloc.hugetlb=1"])
-        boot = (
-            f"import sys; sys.path.insert(0, {_REPO_ROOT!r}); "
-            "from face3d_core.decode_sandbox import run_zygote; "
-            f"run_zygote({child_end.fileno()}, {work_name!r}, {json.dumps(dataclasses.asdict(budget))!r})"
-        )
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def kill(self) -> None:
         try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-I", "-c", boot],
-                pass_fds=[child_end.fileno()],
-                stdin=subprocess.DEVNULL,
-                env=env,
-                close_fds=True,
-            )
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+class _Zygote:
+    """One running decoder process of this process, and the thread that reaps it when it ends.
+
+    Started as a fresh interpreter (``python -I``: the default, and always for a server: never a fork
+    of a threaded process), or, for a caller with one thread that asks for it (the CLI, at its
+    start), forked from the caller: its numpy and Pillow are loaded already, so the decoder is ready
+    at once instead of after 0.2-0.3 s of imports (it then has no large pages, which only a fresh
+    interpreter can ask glibc for).
+    """
+
+    def __init__(self, work_name: str, budget: DecodeBudget, *, fork: bool = False):
+        parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        budget_json = json.dumps(dataclasses.asdict(budget))
+        self.process: subprocess.Popen | _Forked
+        try:
+            if fork and threading.active_count() == 1:
+                pid = os.fork()
+                if pid == 0:  # the zygote: keep no pipe of the caller open (its output is read to the end)
+                    try:
+                        parent_end.close()
+                        devnull = os.open(os.devnull, os.O_RDWR)
+                        for fd in (0, 1):
+                            os.dup2(devnull, fd)
+                        run_zygote(child_end.fileno(), work_name, budget_json)
+                    finally:
+                        os._exit(1)
+                self.process = _Forked(pid)
+            else:
+                env = child_environment()
+                # one thread per library (no thread pools in a worker), and small malloc arenas
+                env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", MALLOC_ARENA_MAX="2")
+                # large pages for the decoders' buffers where the kernel offers them on request (transparent
+                # huge pages): a fresh buffer then costs a fault per 2 MB instead of per 4 KB
+                tunables = [t for t in env.get("GLIBC_TUNABLES", "").split(":") if t]
+                env["GLIBC_TUNABLES"] = ":".join([*tunables, "glibc.malloc.hugetlb=1"])
+                boot = (
+                    f"import sys; sys.path.insert(0, {_REPO_ROOT!r}); "
+                    "from face3d_core.decode_sandbox import run_zygote; "
+                    f"run_zygote({child_end.fileno()}, {work_name!r}, {budget_json!r})"
+                )
+                self.process = subprocess.Popen(
+                    [sys.executable, "-I", "-c", boot],
+                    pass_fds=[child_end.fileno()],
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    close_fds=True,
+                )
         finally:
             child_end.close()
         self.control = parent_end
@@ -574,6 +619,7 @@ class DecodeSandbox:
         self._idle: list[_Worker] = []
         self._workers = 0  # idle and busy
         self._unavailable_until = 0.0
+        self.fork = False
         #: Zygotes started by this process (tests and benchmarks read it).
         self.starts = 0
 
@@ -595,10 +641,16 @@ class DecodeSandbox:
         zygote = self._zygote
         return None if zygote is None or zygote.ended.is_set() else zygote.pid
 
-    def prestart(self) -> None:
-        """Start the zygote now without waiting for it (servers at start, the CLI before its imports)."""
+    def prestart(self, *, fork: bool = False) -> None:
+        """Start the zygote now without waiting for it (servers at start, the CLI before its work).
+
+        Args:
+            fork: Fork it from this process while it has one thread (the CLI: ready at once, see
+                :class:`_Zygote`); a server never asks for this.
+        """
         if self.enabled and supported():
             with self._cond:
+                self.fork = fork
                 self._zygote_locked(wait=False)
 
     def _zygote_locked(self, wait: bool = True) -> _Zygote | None:
@@ -611,7 +663,7 @@ class DecodeSandbox:
             if time.monotonic() < self._unavailable_until:
                 return None
             try:
-                zygote = self._zygote = _Zygote(self.work_name, self.budget)
+                zygote = self._zygote = _Zygote(self.work_name, self.budget, fork=self.fork)
             except OSError as exc:
                 self._give_up_for_a_while(f"it could not be started ({exc})")
                 return None

@@ -211,6 +211,8 @@ sys.path.insert(0, {root!r})
 import numpy as np
 from face3d_core import decode_sandbox, images
 from tests.harness.hostile_files import png_bytes
+if sys.argv[2] == "fork":
+    decode_sandbox.SANDBOX.prestart(fork=True)  # as the CLI starts it: forked from this one-thread process
 images.decode_image(png_bytes(np.zeros((20, 20, 3), np.uint8)))
 print(decode_sandbox.SANDBOX.zygote_pid, flush=True)
 if sys.argv[1] == "exit":
@@ -219,15 +221,18 @@ sys.stdin.read()  # until killed
 """
 
 
+@pytest.mark.parametrize("start", ["spawn", "fork"])
 @pytest.mark.parametrize("end", ["exit", "kill"])
-def test_the_decoder_ends_with_its_process(end):
+def test_the_decoder_ends_with_its_process(end, start):
     program = _PROGRAM.format(root=str(Path(__file__).resolve().parent.parent))
     child = subprocess.Popen(
-        [PYTHON, "-c", program, end], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_env()
+        [PYTHON, "-c", program, end, start], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_env()
     )
     try:
         zygote = int(child.stdout.readline())
         assert not _gone(zygote)
+        spawned = b"run_zygote" in Path(f"/proc/{zygote}/cmdline").read_bytes()  # a fresh interpreter's command
+        assert _parent(zygote) == child.pid and spawned == (start == "spawn")
         if end == "kill":
             child.kill()
         child.wait(timeout=30)
@@ -235,6 +240,10 @@ def test_the_decoder_ends_with_its_process(end):
     finally:
         child.kill()
         child.wait(timeout=30)
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[1])
 
 
 def _state(pid: int) -> str:

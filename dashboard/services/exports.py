@@ -138,7 +138,7 @@ class Exports:
         self.uploads = uploads
         self.depth = depth
         self.models = models
-        self.heavy = heavy if heavy is not None else models.heavy
+        self.heavy = heavy if heavy is not None else getattr(models, "heavy", None) or HeavyWork()
 
     def depth_file(self, ref: DepthRef, kind: str, name: str) -> tuple[str, bytes]:
         """Return ``(file name, bytes)`` of the depth map in ``kind`` (``png8``, ``png16``, ``npy``).

@@ -38,7 +38,7 @@ class Reports:
         self.uploads = uploads
         self.depth = depth
         self.models = models
-        self.heavy = heavy if heavy is not None else models.heavy
+        self.heavy = heavy if heavy is not None else getattr(models, "heavy", None) or HeavyWork()
 
     def face(self, ref: DepthRef, params: ReconstructionParams, fov: CameraFov, label: str) -> ReportFace:
         """One face of a report, as the 3D tab shows it; ``label`` is its name for the asking session.

@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in _DECODING_COMMANDS:  # the image decoder starts while the command imports its modules
             from face3d_core.decode_sandbox import SANDBOX
 
-            SANDBOX.prestart()
+            SANDBOX.prestart(fork=True)
         return int(args.func(args))
     except Face3DError as exc:
         print(error_line(exc.user_message), file=sys.stderr)

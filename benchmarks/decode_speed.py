@@ -49,7 +49,7 @@ FILL_PY = SHARED_DIR / "reference" / "fill.py"
 MODEL = "midas_v21_small_256"
 _CLI = (
     "import sys; import face3d_core.decode_sandbox as d; d.SANDBOX.enabled = sys.argv.pop(1) == 'on'; "
-    "from face3d_core.cli import main; sys.exit(main(sys.argv[1:]))"
+    "from face3d_core.cli import console_main; console_main()"  # as the face3d command runs
 )
 
 

@@ -245,6 +245,8 @@ def _serve_one(
                 result, pixels = {"error": "memory"}, None
         del pixels
         signal.alarm(0)
+        idle = round(_cpu_s() + 60)  # between decodes (the idle trim): no decode's budget applies
+        resource.setrlimit(resource.RLIMIT_CPU, (idle if hard == resource.RLIM_INFINITY else min(idle, hard), hard))
         retire = last or _cpu_s() > WORKER_MAX_CPU_S or result.get("error") in ("memory", "failed")
         result["retire"] = retire
         message = json.dumps(result).encode()

@@ -212,7 +212,7 @@ import numpy as np
 from face3d_core import decode_sandbox, images
 from tests.harness.hostile_files import png_bytes
 if sys.argv[2] == "fork":
-    decode_sandbox.SANDBOX.prestart(fork=True)  # as the CLI starts it: forked from this one-thread process
+    decode_sandbox.SANDBOX.prestart(fork=True)  # as the face3d command starts it: forked from its one thread
 images.decode_image(png_bytes(np.zeros((20, 20, 3), np.uint8)))
 print(decode_sandbox.SANDBOX.zygote_pid, flush=True)
 if sys.argv[1] == "exit":

@@ -204,7 +204,7 @@ def test_a_300_mm_relief_of_a_40_megapixel_photo_stays_under_1_gb(tmp_path, fill
     big = tmp_path / "flat_6000x6600.png"
     big.write_bytes(flat_image(6000, 6600))
     small = tmp_path / "small.png"
-    small.write_bytes(flat_image(600, 660))  # the same aspect ratio: the network's input of the same size
+    small.write_bytes(flat_image(1862, 2048))  # the big photo's working copy: the network's input of the same size
     env = child_env(FACE3D_WEIGHTS_DIR=str(fill_weights), FACE3D_CACHE_DIR=str(tmp_path / "cache"))
     common = ["mesh", "--face", "none", "--model", MODEL, "--solid", "--width-mm", "300", "--base-mm", "20"]
     rc, err, _ = cli_peak_rss.run_cli([*common, str(small), "-o", str(tmp_path / "warm.stl")], cwd=tmp_path, env=env)

@@ -56,6 +56,24 @@
 
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     face3d: {
+      /* A prepared download ({url, filename}: a path of this app): the browser fetches it from
+         the session-bound route as a file (Content-Disposition: attachment), never as JSON. */
+      startDownload: function (link) {
+        var route = /^\/(?:[A-Za-z0-9._~-]+\/)*face3d\/download\/[A-Za-z0-9._-]+\/[A-Za-z0-9._-]+$/;
+        if (!link || typeof link.url !== "string" || !route.test(link.url)) {
+          return window.dash_clientside.no_update;
+        }
+        var anchor = document.createElement("a");
+        anchor.href = new URL(link.url, document.baseURI).href;
+        anchor.download = link.filename || "";
+        anchor.rel = "noopener";
+        anchor.style.display = "none";
+        document.body.appendChild(anchor);
+        anchor.click();
+        anchor.remove();
+        return { filename: link.filename, at: Date.now() };
+      },
+
       /* Remember where the user turned the 3D view, so rebuilt figures keep that camera. */
       rememberCamera: function (relayoutData, view) {
         var noUpdate = window.dash_clientside.no_update;

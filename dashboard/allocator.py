@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import platform
 
@@ -36,16 +37,27 @@ MMAP_THRESHOLD_BYTES = 4 * 2**20
 TRIM_THRESHOLD_BYTES = 32 * 2**20
 
 
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """The C library where it is glibc (Linux), loaded once; None elsewhere."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
 def tune_allocator() -> bool:
     """Set glibc's mmap and trim thresholds for this process (see the module docstring).
 
     Returns:
         True when they were set (Linux with glibc), False elsewhere.
     """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    libc = _glibc()
+    if libc is None:
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         done = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) and libc.mallopt(
             _M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES
         )
@@ -53,3 +65,21 @@ def tune_allocator() -> bool:
         return False
     logger.debug("glibc allocator: mmap threshold %d, trim threshold %d", MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES)
     return bool(done)
+
+
+def release_free_memory() -> bool:
+    """Give the memory glibc holds free back to the system (``malloc_trim(0)``), e.g. after a spike.
+
+    The heaps keep up to the trim threshold free at their top and any free pages inside; after
+    a few hundred MB of heavy work (:mod:`dashboard.services.heavy`) this returns them at once.
+
+    Returns:
+        True when memory was released (Linux with glibc), False elsewhere.
+    """
+    libc = _glibc()
+    if libc is None:
+        return False
+    try:
+        return bool(libc.malloc_trim(0))
+    except AttributeError:
+        return False

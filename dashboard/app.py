@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import importlib.util
+import io
 import logging
 import os
 from dataclasses import dataclass
@@ -30,9 +31,10 @@ from dashboard.services import Face3DService
 from dashboard.services.access import DiskMembershipStore, MembershipStore
 from dashboard.services.depth import EstimatorFactory
 from dashboard.services.live import LIVE_SCALE_OUT_MESSAGE, LiveLimits
+from dashboard.services.downloads import DiskSpool, Downloads, StoreSpool
 from dashboard.services.model_status import precision_choices_here
 from dashboard.sessions import SessionCookies, current_session, server_secret
-from face3d_core import figures
+from face3d_core import decode_sandbox, figures
 from face3d_core.cache import ResultCache, ResultStore
 from face3d_core.config import get_settings
 from face3d_core.models.registry import DEFAULT_MODEL
@@ -85,6 +87,26 @@ def _register_routes(app: Dash, service: Face3DService, bootstrap_css: Path | No
         response = Response(meta.thumb_jpeg, mimetype="image/jpeg")
         response.headers["Cache-Control"] = "private, max-age=86400, immutable"
         response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    @server.route("/face3d/download/<token>/<filename>")
+    def face3d_download(token: str, filename: str) -> Response:
+        # a prepared download, only for the session it was made for: 404 otherwise (as for any unknown link)
+        found = service.downloads.find(current_session(), token, filename)
+        if found is None:
+            abort(404)
+        response = send_file(  # from disk in chunks (sendfile where the server can), or the bytes kept
+            found.path if found.path is not None else io.BytesIO(found.data or b""),
+            mimetype=found.media_type,
+            as_attachment=True,
+            download_name=found.filename,
+            conditional=False,
+            etag=False,
+            max_age=0,
+        )
+        response.headers["Cache-Control"] = "private, no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
         return response
 
     @server.route("/face3d/health")
@@ -164,6 +186,7 @@ def create_app(
         cache = ResultCache(base / "results", size_limit_mb=size_limit_mb)
         members = DiskMembershipStore(base / "sessions")
     secret = server_secret(base, redis_url or None)
+    spool = StoreSpool(cache) if redis_url else DiskSpool(base / "downloads")
     service = Face3DService(
         cache,
         estimator_factory=estimator_factory,
@@ -171,6 +194,7 @@ def create_app(
         members=members,
         live_limits=LiveLimits(max_streams=get_settings().live_streams),
         live_off_reason=LIVE_SCALE_OUT_MESSAGE if redis_url else None,  # web workers load no network there
+        downloads=Downloads(secret, spool),
     )
     if runner is None:
         if redis_url:
@@ -212,6 +236,8 @@ def create_app(
         service.warmup.start(None if redis_url else DEFAULT_MODEL, precision=precision.default)
     else:
         figures.warm_up()
+    decode_sandbox.SANDBOX.prestart()  # uploads are decoded in a budgeted process, ready before the first one
+    service.janitor.start()  # large results idle in memory are dropped, and the memory given back
     app.face3d = AppContext(service=service, runner=runner, cache=cache, cache_dir=base)
     logger.info("face3d dashboard ready (cache %s)", cache.location)
     return app

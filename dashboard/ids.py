@@ -17,7 +17,12 @@ TAB_COMPARE = "tab-compare"
 ALERTS = "alerts"
 #: Browser-side keys of the uploaded photos (localStorage): ``{"items": [{"sha": str, "face": int}]}``.
 UPLOADS_STORE = "uploads-store"
+#: The prepared download's link ``{"url", "filename", "size"}``: the page follows it (``face3d.startDownload``).
 DOWNLOAD = "download"
+#: "Preparing ..." while a download is being made.
+DOWNLOAD_STATUS = "download-status"
+#: The last download the page started ``{"filename", "at"}`` (written by ``face3d.startDownload``).
+DOWNLOAD_STARTED = "download-started"
 
 # -- upload tab -------------------------------------------------------------------------
 UPLOAD = "upload"

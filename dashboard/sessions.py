@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import secrets
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +68,40 @@ def _secret_from_file(cache_dir: Path) -> bytes:
             pass  # another worker was first: use its secret
         finally:
             aside.unlink(missing_ok=True)
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        path.chmod(0o600)
-        logger.warning("The server secret %s was readable by others (mode %o); it is now 0600", path, mode)
-    text = path.read_text().strip()
+    text = _read_private_file(path)
     if len(text) < 32:
         raise OSError(f"{path} holds no usable secret (delete it to make a new one)")
     return text.encode()
+
+
+def _read_private_file(path: Path) -> str:
+    """The text of ``path``, a regular file of this user's that only they can read (made so if needed).
+
+    The file is opened without following a symbolic link (``O_NOFOLLOW``) and checked and
+    tightened through the open descriptor, so a link or another kind of file put in its place
+    is refused (never followed, read or chmodded) and nothing can swap it between check and use.
+
+    Raises:
+        OSError: A symbolic link, not a regular file, another user's file, or unreadable.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as exc:
+        if path.is_symlink():
+            raise OSError(f"{path} is a symbolic link; refusing to follow it (delete it to make a new secret)") from exc
+        raise
+    with os.fdopen(descriptor, "r") as handle:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{path} is not a regular file (delete it to make a new secret)")
+        if hasattr(os, "getuid") and info.st_uid != os.getuid():
+            raise OSError(f"{path} belongs to another user (delete it to make a new secret)")
+        mode = info.st_mode & 0o777
+        if mode & 0o077:
+            os.fchmod(descriptor, 0o600)
+            logger.warning("The server secret %s was readable by others (mode %o); it is now 0600", path, mode)
+        return handle.read(4096).strip()
 
 
 def _secret_from_redis(redis_url: str) -> bytes:

@@ -28,7 +28,6 @@ always wins.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import os
@@ -36,8 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from face3d_core.errors import Face3DError
+from face3d_core.exif import PhotoExif, read_exif
 from face3d_core.geometry import DEFAULT_FOV_DEG
 
 logger = logging.getLogger(__name__)
@@ -49,17 +50,6 @@ FILM_35MM_DIAGONAL_MM = math.hypot(36.0, 24.0)
 
 #: Field of view accepted from EXIF (anything outside is treated as a broken tag).
 PLAUSIBLE_FOV_DEG = (5.0, 150.0)
-
-_TAG_ORIENTATION = 0x0112
-_IFD_EXIF = 0x8769
-_TAG_FOCAL_LENGTH = 0x920A
-_TAG_FOCAL_35MM = 0xA405
-_TAG_FOCAL_PLANE_X_RES = 0xA20E
-_TAG_FOCAL_PLANE_UNIT = 0xA210
-_TAG_PIXEL_X_DIMENSION = 0xA002
-#: Millimetres per FocalPlaneResolutionUnit (EXIF 2.3: 2 inch, 3 centimetre; 4 mm and 5 um are
-#: written by some cameras although only 2 and 3 are in the standard).
-_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}
 
 
 @dataclass(frozen=True)
@@ -111,45 +101,31 @@ def _fov_from_focal_px(width_px: float, focal_px: float) -> float:
     return math.degrees(2.0 * math.atan(width_px / 2.0 / focal_px))
 
 
-def _number(value) -> float | None:
-    """EXIF rationals/ints as float; None for missing, zero-denominator or non-finite values."""
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError, ZeroDivisionError):
-        return None
-    return number if math.isfinite(number) and number > 0 else None
-
-
-def fov_from_exif(image: Image.Image) -> CameraFov | None:
-    """Compute the horizontal field of view of an opened (not yet transposed) Pillow image.
+def fov_from_exif(exif: PhotoExif | Image.Image) -> CameraFov | None:
+    """Compute the horizontal field of view of the upright photo from its EXIF tags.
 
     Args:
-        image: The image as opened by Pillow, *before* ``ImageOps.exif_transpose``: its size is
-            the stored size and its EXIF data is intact.
+        exif: The photo's :class:`~face3d_core.exif.PhotoExif` (as the decoder read it), or an
+            opened (not yet transposed) Pillow image to read it from.
 
     Returns:
         The :class:`CameraFov` (source ``"exif_35mm"`` or ``"exif_focal_plane"``), or None when
-        the tags are missing or give an implausible value.
+        the tags are missing, not understood or give an implausible value.
     """
-    exif = image.getexif()
-    stored_w, stored_h = image.size
-    orientation = int(exif.get(_TAG_ORIENTATION, 1) or 1)
-    upright_w, upright_h = (stored_h, stored_w) if orientation in (5, 6, 7, 8) else (stored_w, stored_h)
-    sub = exif.get_ifd(_IFD_EXIF)
+    if isinstance(exif, Image.Image):
+        exif = read_exif(exif)
+    stored_w, stored_h = exif.stored_size_wh
+    upright_w, upright_h = exif.upright_size_wh
 
     candidates: list[tuple[float, FovSource, str]] = []
-    f35 = _number(sub.get(_TAG_FOCAL_35MM))
+    f35 = exif.focal_35mm_mm
     if f35 is not None:
         focal_px = f35 * math.hypot(stored_w, stored_h) / FILM_35MM_DIAGONAL_MM
         candidates.append((focal_px, "exif_35mm", f"35 mm equivalent {f35:g} mm"))
-    focal_mm = _number(sub.get(_TAG_FOCAL_LENGTH))
-    x_res = _number(sub.get(_TAG_FOCAL_PLANE_X_RES))
-    unit_mm = _UNIT_MM.get(int(sub.get(_TAG_FOCAL_PLANE_UNIT, 2) or 2))
+    focal_mm, x_res, unit_mm = exif.focal_mm, exif.focal_plane_x_res, exif.focal_plane_unit_mm
     if focal_mm is not None and x_res is not None and unit_mm is not None:
         focal_px = focal_mm * x_res / unit_mm
-        written_w = _number(sub.get(_TAG_PIXEL_X_DIMENSION))
+        written_w = exif.pixel_x_dimension
         if written_w is not None and abs(written_w - stored_w) > 0.5:
             focal_px *= stored_w / written_w  # the file was resized after the camera wrote it
         sensor_mm = (written_w or stored_w) * unit_mm / x_res
@@ -177,20 +153,21 @@ def photo_fov(
     Returns:
         The :class:`CameraFov` with its source. Unreadable files or EXIF data fall back to
         the default (decoding errors are reported by :func:`face3d_core.images.decode_image`).
+        The EXIF data is read within the decoder's budget (:func:`face3d_core.images.read_photo_exif`).
     """
     size = None
+    found = None
     if photo is not None:
+        from face3d_core.images import read_photo_exif  # the decoder's budget and rules
+
         try:
             data = photo if isinstance(photo, (bytes, bytearray)) else Path(photo).read_bytes()
-            with Image.open(io.BytesIO(data)) as image:
-                found = fov_from_exif(image)
-                orientation = int(image.getexif().get(_TAG_ORIENTATION, 1) or 1)
-                size = image.size[::-1] if orientation in (5, 6, 7, 8) else image.size
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+            exif = read_photo_exif(bytes(data))
+        except (OSError, Face3DError) as exc:
             logger.info("No EXIF field of view: %s", exc)
-            found = None
-    else:
-        found = None
+        else:
+            found = fov_from_exif(exif)
+            size = exif.upright_size_wh
     if fov_deg is not None:
         focal = None if size is None else size[0] / 2.0 / math.tan(math.radians(fov_deg) / 2.0)
         return CameraFov(float(fov_deg), focal, "given", "", None if size is None else tuple(size))

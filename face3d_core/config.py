@@ -85,6 +85,15 @@ def set_default_env(name: str, value: str) -> None:
     os.environ.setdefault(name, value)
 
 
+def child_environment() -> dict[str, str]:
+    """A copy of this process's environment for a helper process it starts (without ``PYTHON*`` variables).
+
+    The helper (e.g. the image decoder of :mod:`face3d_core.decode_sandbox`) reads the same
+    ``FACE3D_*`` settings; the caller adds what the helper needs on top.
+    """
+    return {name: value for name, value in os.environ.items() if not name.startswith("PYTHON")}
+
+
 def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Return the cache folder used when ``FACE3D_CACHE_DIR`` is unset.
 
@@ -339,6 +348,13 @@ class Settings:
         "camera live depth: pages streaming at once per server process (`0`: live depth off; photos can "
         "still be taken with the camera; see [docs/camera.md](docs/camera.md))",
         default=DEFAULT_LIVE_STREAMS,
+    )
+    heavy_tasks: int = _setting(
+        "FACE3D_HEAVY_TASKS",
+        _whole_number(1, example="2"),
+        "large results made at once per server process (a 3D model at full density, a relief, a report, a large "
+        "download); the others wait their turn (see docs/reliability.md)",
+        default=2,
     )
     redis_url: str | None = _setting(
         "FACE3D_REDIS_URL",

@@ -32,6 +32,25 @@ def without_paths(text: str) -> str:
     return _ABSOLUTE_PATH.sub(lambda match: match.group(1) or "a folder on the server", text)
 
 
+#: Most characters of a value that a message repeats back (a typed or sent value can be megabytes).
+MAX_SHOWN_CHARS = 40
+
+
+def shown_value(value: object, limit: int = MAX_SHOWN_CHARS) -> str:
+    """A value as a message repeats it: text quoted (``repr``), anything cut to about ``limit`` characters.
+
+    Example:
+        >>> shown_value("abc"), shown_value(2.5), shown_value("x" * 100, 8)
+        ("'abc'", '2.5', "'xxxxxxxx...'")
+    """
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except ValueError:  # an int of more digits than Python will print
+        return "a number too long to show"
+    cut = text[:limit] + "..." if len(text) > limit else text
+    return repr(cut) if isinstance(value, str) else cut
+
+
 class Face3DError(Exception):
     """Base class of every user-facing face3d error.
 

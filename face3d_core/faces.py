@@ -82,10 +82,8 @@ DEFAULT_NMS_THRESHOLD = 0.3
 #: misses faces that fill a multi-megapixel frame, and it is 10-30x faster on the small image.
 DEFAULT_DETECT_MAX_SIDE = 640
 
-NO_FACE_MESSAGE = (
-    "No face was found in this photo. You can go on with the whole image instead "
-    "(full-frame mode), or try a photo where the face is clearly visible."
-)
+#: The fact only: each caller adds what its user can do (the CLI commands name their own options).
+NO_FACE_MESSAGE = "No face was found in this photo."
 
 
 @dataclass(frozen=True, eq=False)
@@ -497,7 +495,7 @@ def select_face(faces: list[Face], face_index: int) -> Face:
     if face_index < 0 or face_index >= len(faces):
         raise NoFaceFoundError(
             f"Face number {face_index} was asked for, but {len(faces)} face(s) were found "
-            f"(numbers 0 to {len(faces) - 1}, largest first). Pick another face or use the whole image."
+            f"(numbers 0 to {len(faces) - 1}, largest first)."
         )
     return faces[face_index]
 

@@ -92,8 +92,13 @@ MEASURE_PATH_COLOR = "#ffb000"
 
 
 def plain(text: str) -> str:
-    """Escape user text for plotly titles/legends (which render a subset of HTML)."""
-    return html.escape(str(text), quote=True)
+    """Escape user text once for plotly titles, legends and labels (which render a subset of HTML).
+
+    Only ``&``, ``<`` and ``>`` are escaped: plotly turns ``&amp;``, ``&lt;`` and ``&gt;`` back into
+    text but shows ``&quot;`` and ``&#x27;`` as they are, and quotes start no markup once ``<`` is
+    escaped (``a "b" <i>`` is shown as ``a "b" <i>``).
+    """
+    return html.escape(str(text), quote=False)
 
 
 def _base_layout(height: int, **extra) -> dict:

@@ -16,18 +16,24 @@ from the segment structure) and ``MAX_JPEG_SEGMENTS`` (1000 marker segments).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import io
 import logging
 import os
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
+from face3d_core import decode_sandbox
 from face3d_core.errors import InvalidImageError
+from face3d_core.exif import PhotoExif, read_exif, upright
 
 logger = logging.getLogger(__name__)
 
@@ -198,36 +204,39 @@ def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
 
 
-def decode_image(data: bytes, *, name: str | None = None) -> np.ndarray:
-    """Decode a JPEG or PNG file's bytes to an upright RGB array.
+@dataclass(frozen=True)
+class DecodedPhoto:
+    """A decoded photo and what its EXIF says.
 
-    Args:
-        data: The whole file's content.
-        name: The file's name, only for log messages (never used as a path).
+    Attributes:
+        image_rgb: ``(H, W, 3) uint8`` RGB, upright (EXIF orientation applied).
+        exif: The tags face3d uses (:class:`~face3d_core.exif.PhotoExif`), read by the same decode.
+    """
+
+    image_rgb: np.ndarray
+    exif: PhotoExif
+
+
+def check_file(data: object) -> str:
+    """The checks made before anything is decoded: empty, too large, not JPEG/PNG, too many JPEG scans.
+
+    Costs microseconds whatever the file holds (no pixel is decoded).
 
     Returns:
-        ``(H, W, 3) uint8`` RGB, EXIF orientation applied.
+        The format, ``"JPEG"`` or ``"PNG"``.
 
     Raises:
-        InvalidImageError: Empty, too large, not JPEG/PNG, truncated/corrupt, too many pixels or
-            too small. The message says what is wrong in words a user understands.
-
-    Example:
-        >>> import io, numpy as np
-        >>> from PIL import Image
-        >>> buf = io.BytesIO(); Image.new("L", (32, 20), 128).save(buf, "PNG")
-        >>> decode_image(buf.getvalue()).shape
-        (20, 32, 3)
+        InvalidImageError: The file is refused (the message says why).
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise InvalidImageError("No image data was received.")
-    data = bytes(data)
     if len(data) == 0:
         raise InvalidImageError("The file is empty (0 bytes).")
     if len(data) > MAX_FILE_BYTES:
         raise InvalidImageError(
             f"The file is too large ({len(data) / 1e6:.1f} MB); the limit is {MAX_FILE_BYTES // (1024 * 1024)} MB."
         )
+    data = bytes(data)
     fmt = _sniff(data)
     if fmt == "JPEG":
         scans, segments = _walk_jpeg(data, MAX_JPEG_SCANS, MAX_JPEG_SEGMENTS)
@@ -241,30 +250,169 @@ def decode_image(data: bytes, *, name: str | None = None) -> np.ndarray:
                 f"This JPEG has too many segments (more than {MAX_JPEG_SEGMENTS}). Save it again as an ordinary "
                 "JPEG or PNG."
             )
+    return fmt
+
+
+def decode_photo(data: bytes, *, name: str | None = None) -> DecodedPhoto:
+    """Decode a JPEG or PNG file's bytes to an upright RGB array, with its EXIF tags.
+
+    The file is checked first (:func:`check_file`), then decoded inside a CPU-time and memory
+    budget by a separate process (:mod:`face3d_core.decode_sandbox`; in this process where that
+    is unavailable).
+
+    Args:
+        data: The whole file's content.
+        name: The file's name, only for log messages (never used as a path).
+
+    Returns:
+        The :class:`DecodedPhoto`.
+
+    Raises:
+        InvalidImageError: Empty, too large, not JPEG/PNG, truncated/corrupt, too many pixels,
+            too small, too long to decode or too much memory. The message says what is wrong in
+            words a user understands.
+    """
+    fmt = check_file(data)
+    label = name or "upload"
+    answer = decode_sandbox.SANDBOX.run("decode", bytes(data), fmt, label)
+    if answer is None:
+        return _decode(io.BytesIO(bytes(data)), fmt, label)
+    header, pixels = answer
+    if pixels is None or pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise decode_sandbox.DecodeRefused(decode_sandbox.DECODER_FAILED_MESSAGE)
+    _check_size(pixels.shape[1], pixels.shape[0])
+    return DecodedPhoto(pixels, _exif_from_header(header))
+
+
+def decode_image(data: bytes, *, name: str | None = None) -> np.ndarray:
+    """Decode a JPEG or PNG file's bytes to an upright RGB array (see :func:`decode_photo`).
+
+    Args:
+        data: The whole file's content.
+        name: The file's name, only for log messages (never used as a path).
+
+    Returns:
+        ``(H, W, 3) uint8`` RGB, EXIF orientation applied.
+
+    Raises:
+        InvalidImageError: Empty, too large, not JPEG/PNG, truncated/corrupt, too many pixels or
+            too small, too long to decode. The message says what is wrong in words a user understands.
+
+    Example:
+        >>> import io, numpy as np
+        >>> from PIL import Image
+        >>> buf = io.BytesIO(); Image.new("L", (32, 20), 128).save(buf, "PNG")
+        >>> decode_image(buf.getvalue()).shape
+        (20, 32, 3)
+    """
+    return decode_photo(data, name=name).image_rgb
+
+
+def read_photo_exif(data: bytes, *, name: str | None = None) -> PhotoExif:
+    """The EXIF tags of a JPEG or PNG file (no pixels kept), read inside the decoder's budget.
+
+    Raises:
+        InvalidImageError: The file is refused or cannot be read (see :func:`decode_photo`).
+    """
+    fmt = check_file(data)
+    label = name or "upload"
+    answer = decode_sandbox.SANDBOX.run("exif", bytes(data), fmt, label)
+    if answer is None:
+        return _read_exif(io.BytesIO(bytes(data)), fmt, label)
+    return _exif_from_header(answer[0])
+
+
+def _exif_from_header(header: dict) -> PhotoExif:
+    """The :class:`PhotoExif` a decoder process sent, checked field by field."""
+    raw = header.get("exif")
+    if not isinstance(raw, dict):
+        raise decode_sandbox.DecodeRefused(decode_sandbox.DECODER_FAILED_MESSAGE)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            if ALLOWED_FORMATS.get(img.format or "") != fmt:
-                raise InvalidImageError("The file's content does not match a JPEG or PNG image.")
-            width, height = img.size
-            _check_size(width, height)
-            img.load()
-            img = ImageOps.exif_transpose(img)
-    except InvalidImageError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InvalidImageError(
-            f"The image declares too many pixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels."
-        ) from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        logger.info("Could not decode %r: %s", name or "upload", exc)
-        raise InvalidImageError(
-            f"The {fmt} file is damaged or incomplete (it may have been cut off during transfer)."
-        ) from exc
+        size = tuple(int(v) for v in raw["stored_size_wh"])
+        numbers = {
+            f.name: None if raw.get(f.name) is None else float(raw[f.name])
+            for f in dataclasses.fields(PhotoExif)
+            if f.name not in ("stored_size_wh", "orientation")
+        }
+        exif = PhotoExif(stored_size_wh=size, orientation=int(raw.get("orientation", 1)), **numbers)  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise decode_sandbox.DecodeRefused(decode_sandbox.DECODER_FAILED_MESSAGE) from exc
+    if len(size) != 2 or not 1 <= exif.orientation <= 8:
+        raise decode_sandbox.DecodeRefused(decode_sandbox.DECODER_FAILED_MESSAGE)
+    return exif
+
+
+def _open_checked(source: Any, fmt: str) -> Image.Image:
+    """Open (not decode) a file as Pillow image of the sniffed format and an acceptable size."""
+    img = Image.open(source)
+    if ALLOWED_FORMATS.get(img.format or "") != fmt:
+        raise InvalidImageError("The file's content does not match a JPEG or PNG image.")
+    _check_size(*img.size)
+    return img
+
+
+def _pillow_errors(fmt: str, name: str) -> contextlib.AbstractContextManager:
+    """Pillow's errors as :class:`InvalidImageError` (a decompression bomb, a damaged file)."""
+
+    @contextlib.contextmanager
+    def translated():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                yield
+        except InvalidImageError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise InvalidImageError(
+                f"The image declares too many pixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels."
+            ) from exc
+        except MemoryError:
+            raise
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+            if "memory" in str(exc).lower():  # a codec's own allocation failed (the memory budget)
+                raise MemoryError(str(exc)) from exc
+            logger.info("Could not decode %r: %s", name, exc)
+            raise InvalidImageError(
+                f"The {fmt} file is damaged or incomplete (it may have been cut off during transfer)."
+            ) from exc
+
+    return translated()
+
+
+def _decode(source: Any, fmt: str, name: str) -> DecodedPhoto:
+    """The decoding itself (in a decoder process, or here): a checked file object to an upright photo."""
+    with _pillow_errors(fmt, name):
+        img = _open_checked(source, fmt)
+        img.load()
+        exif = read_exif(img)
+        img = upright(img, exif.orientation)
     image_rgb = _to_rgb_uint8(img)
     _check_size(image_rgb.shape[1], image_rgb.shape[0])
-    return image_rgb
+    return DecodedPhoto(image_rgb, exif)
+
+
+def _read_exif(source: Any, fmt: str, name: str) -> PhotoExif:
+    """The EXIF tags of a checked file object (PNG data after the pixels is read by decoding them)."""
+    with _pillow_errors(fmt, name):
+        return read_exif(_open_checked(source, fmt))
+
+
+def sandboxed_work(kind: str, source: Any, fmt: str, name: str) -> tuple[dict, np.ndarray | None]:
+    """What a decoder process does for one request (see :mod:`face3d_core.decode_sandbox`).
+
+    Args:
+        kind: ``"decode"`` (pixels and EXIF) or ``"exif"`` (EXIF only).
+        source: The file, readable and seekable.
+        fmt: The format :func:`check_file` found.
+        name: The file's name, for log lines.
+
+    Returns:
+        ``(header, pixels or None)``: the header holds ``exif`` (and ``shape`` with pixels).
+    """
+    if kind == "exif":
+        return {"exif": dataclasses.asdict(_read_exif(source, fmt, name))}, None
+    photo = _decode(source, fmt, name)
+    return {"shape": list(photo.image_rgb.shape), "exif": dataclasses.asdict(photo.exif)}, photo.image_rgb
 
 
 def _check_size(width: int, height: int) -> None:
@@ -284,11 +432,11 @@ def _check_size(width: int, height: int) -> None:
         )
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read and decode a JPEG/PNG file from disk (see :func:`decode_image`).
+def read_file(path: str | os.PathLike) -> bytes:
+    """Read a photo file from disk, refusing one over :data:`MAX_FILE_BYTES` before reading it.
 
     Raises:
-        InvalidImageError: Missing/unreadable file, or anything :func:`decode_image` rejects.
+        InvalidImageError: Missing, unreadable or too large.
     """
     path = Path(path)
     try:
@@ -297,9 +445,26 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
             raise InvalidImageError(
                 f"The file is too large ({size / 1e6:.1f} MB); the limit is {MAX_FILE_BYTES // (1024 * 1024)} MB."
             )
-        data = path.read_bytes()
+        return path.read_bytes()
     except InvalidImageError:
         raise
     except OSError as exc:
         raise InvalidImageError(f"Cannot read the file ({exc.strerror or exc}).") from exc
-    return decode_image(data, name=path.name)
+
+
+def load_photo(path: str | os.PathLike) -> DecodedPhoto:
+    """Read and decode a JPEG/PNG file from disk, with its EXIF tags (see :func:`decode_photo`).
+
+    Raises:
+        InvalidImageError: Missing/unreadable file, or anything :func:`decode_photo` rejects.
+    """
+    return decode_photo(read_file(path), name=Path(path).name)
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read and decode a JPEG/PNG file from disk (see :func:`decode_image`).
+
+    Raises:
+        InvalidImageError: Missing/unreadable file, or anything :func:`decode_image` rejects.
+    """
+    return load_photo(path).image_rgb

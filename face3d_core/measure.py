@@ -52,8 +52,6 @@ Landmark placement (a few pixels for YuNet) is *not* included.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 from collections.abc import Iterable
@@ -61,6 +59,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from face3d_core.csv_safety import csv_text
 from face3d_core.depth_fit import METRIC_FIT, ReliefFit, fit_relief
 from face3d_core.face_frame import FaceFrame, HeadPose, estimate_face_frame
 from face3d_core.landmarks3d import POINT_LABELS, POINT_NAMES, FacePoint, FacePoints, PointFinder
@@ -523,13 +522,12 @@ def _round(value: float, digits: int = 3) -> float | None:
 
 
 def write_csv(rows: Iterable[dict[str, object]]) -> str:
-    """Format measurement rows (:meth:`FaceMeasurements.to_rows`) as CSV text with a header."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    return buffer.getvalue()
+    """Format measurement rows (:meth:`FaceMeasurements.to_rows`) as CSV text with a header.
+
+    Text that a spreadsheet would run as a formula (an image named ``=HYPERLINK(...).jpg``) is
+    written inert (:func:`face3d_core.csv_safety.csv_text`).
+    """
+    return csv_text(rows, CSV_COLUMNS)
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from face3d_core.cache.keys import is_sha256_hex
-from face3d_core.errors import Face3DError, UnknownModelError
+from face3d_core.errors import Face3DError, UnknownModelError, shown_value
 from face3d_core.faces import DEFAULT_MARGIN, Face, crop_face, detect_faces, select_face
 from face3d_core.models.registry import DEFAULT_MODEL, get_spec
 from face3d_core.weights import ProgressFn as DownloadProgressFn
@@ -94,15 +94,17 @@ class DepthRef:
 
     def __post_init__(self) -> None:
         if not is_sha256_hex(self.sha):
-            raise ValueError(f"Invalid photo key {self.sha!r}: expected 64 lowercase hex digits")
+            raise ValueError(f"Invalid photo key {shown_value(self.sha)}: expected 64 lowercase hex digits")
         try:
             get_spec(self.model)
         except TypeError:  # unhashable junk
-            raise UnknownModelError(f"Unknown depth model {self.model!r}.") from None
+            raise UnknownModelError(f"Unknown depth model {shown_value(self.model)}.") from None
         if self.face is not None and (isinstance(self.face, bool) or not isinstance(self.face, int) or self.face < 0):
-            raise ValueError(f"Invalid face index {self.face!r}: expected None or an int >= 0")
+            raise ValueError(f"Invalid face index {shown_value(self.face)}: expected None or an int >= 0")
         if not isinstance(self.precision, str) or self.precision not in PRECISIONS:
-            raise ValueError(f"Invalid precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
+            raise ValueError(
+                f"Invalid precision {shown_value(self.precision)}: expected one of {', '.join(PRECISIONS)}"
+            )
 
     @property
     def model_variant(self) -> str:
@@ -264,8 +266,8 @@ def compute_face_depth(
         The :class:`FaceDepth`.
 
     Raises:
-        NoFaceFoundError: ``face_index`` is not None and there is no such face; the message
-            says the whole image can be used instead.
+        NoFaceFoundError: ``face_index`` is not None and there is no such face (the message
+            states the fact; callers add what their user can do).
         WeightsUnavailableError: The network or detector file is missing.
     """
     image = np.asarray(image_rgb)

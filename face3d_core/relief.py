@@ -8,7 +8,12 @@ Every step keeps it one closed body (a 2-manifold without boundary):
    4-connected island is kept and its holes are filled (their depth is interpolated
    smoothly with :func:`face3d_core.refine.fill_holes`).
 2. **Grid.** The region is resampled every ``k`` pixels so that the printed grid step is about
-   ``grid_step_mm`` (0.4 mm, a common nozzle width, by default).
+   ``grid_step_mm`` (0.4 mm, a common nozzle width, by default). The solid has at most
+   ``max_triangles`` triangles (:data:`MAX_RELIEF_TRIANGLES`, 1.5 M: finer than an FDM nozzle or a
+   resin printer's pixels resolve at any width up to 300 mm, and what slicers take in seconds):
+   where the width asks for more, the step grows until the solid fits (``k`` is then a fraction
+   of a pixel and the depth is interpolated bilinearly between pixels), and
+   :attr:`ReliefSolid.budget_applied` says so.
 3. **Cells.** A grid cell is used when its four corners are in the region; again only the
    largest edge-connected (4-connected) group of cells is kept and its holes are filled,
    a hole being any group of missing cells not edge-connected to the outside. Then no two
@@ -47,6 +52,9 @@ DEFAULT_WIDTH_MM = 80.0
 DEFAULT_BASE_MM = 3.0
 #: Default lateral grid step of the printed surface (mm): about a 0.4 mm nozzle.
 DEFAULT_GRID_STEP_MM = 0.4
+#: Most triangles of a relief solid (see the module docstring): a 300 mm relief of a 40-megapixel
+#: photo once had 3.8 M (a 190 MB STL that a slicer could not even report on within 5 minutes).
+MAX_RELIEF_TRIANGLES = 1_500_000
 #: Default relief exaggeration. At true proportions (1) a whole face 80 mm wide is 52-55 mm deep
 #: above the base (measured on three photos and a rendered head scan): a block two thirds as deep as
 #: it is wide, which prints for hours and turns the near-vertical cheeks and ears into coarse stair
@@ -65,6 +73,10 @@ class ReliefSolid:
         grid_step_mm: Lateral distance between neighbouring surface vertices.
         islands_dropped: Number of smaller islands of the mask that were left out.
         holes_filled_px: Pixels of the depth map filled inside the outline.
+        budget_applied: True when the triangle budget made the grid coarser than asked.
+        max_triangles: The triangle budget it was made within.
+        pixel_limited: True when one depth-map pixel is already coarser than the asked grid step
+            at this width (the photo's face has too few pixels for a finer print).
     """
 
     mesh: Mesh
@@ -72,6 +84,30 @@ class ReliefSolid:
     grid_step_mm: float
     islands_dropped: int
     holes_filled_px: int
+    budget_applied: bool = False
+    max_triangles: int = MAX_RELIEF_TRIANGLES
+    pixel_limited: bool = False
+
+    def describe(self) -> str:
+        """One line for the user: size, triangles, grid step, and the budget where it applied."""
+        x, y, z = self.size_mm
+        text = f"{x:.0f} × {y:.0f} × {z:.0f} mm, {self.mesh.n_faces:,} triangles, grid {self.grid_step_mm:.2f} mm"
+        if self.budget_applied:
+            text += f" (coarser than asked, to stay within {self.max_triangles / 1e6:.3g} M triangles for printing)"
+        elif self.pixel_limited:
+            text += " (one pixel of the depth map at this width: the face has too few pixels for a finer grid)"
+        return text
+
+
+def relief_max_points(width_mm: float, grid_step_mm: float = DEFAULT_GRID_STEP_MM) -> int:
+    """Points of the 3D model a relief of ``width_mm`` needs: enough for its grid, never more than its budget.
+
+    The grid is ``width_mm / grid_step_mm`` columns wide; a face is at most about twice as tall as
+    wide, so four times the square of that is ample. A reconstruction of that many points (not
+    every pixel of a 40-megapixel photo) is all a relief is made of.
+    """
+    columns = max(1.0, float(width_mm) / max(float(grid_step_mm), 1e-3))
+    return int(min(MAX_RELIEF_TRIANGLES // 2, max(10_000, 4 * columns * columns)))
 
 
 def _largest_component(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -86,6 +122,50 @@ def _largest_component(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return labels == int(np.argmax(sizes)), n - 1
 
 
+def _sample(values: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``values`` (finite) at fractional positions ``rows x cols``, interpolated bilinearly (exact at whole ones)."""
+    r0 = np.minimum(np.floor(rows).astype(np.int64), values.shape[0] - 1)
+    c0 = np.minimum(np.floor(cols).astype(np.int64), values.shape[1] - 1)
+    r1, c1 = np.minimum(r0 + 1, values.shape[0] - 1), np.minimum(c0 + 1, values.shape[1] - 1)
+    wr, wc = (rows - r0)[:, None], (cols - c0)[None, :]
+    top = values[r0][:, c0] * (1 - wc) + values[r0][:, c1] * wc
+    bottom = values[r1][:, c0] * (1 - wc) + values[r1][:, c1] * wc
+    return (top * (1 - wr) + bottom * wr).astype(np.float32)
+
+
+def _grid_cells(region: np.ndarray, depth: np.ndarray, k: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The grid every ``k`` pixels: ``(vertex valid, vertex depth, cells)`` (cells: see the module docstring).
+
+    Raises:
+        ValueError: The region is too small or too thin at this step.
+    """
+    from scipy import ndimage
+
+    rows = np.arange(0.0, region.shape[0] - 1 + 1e-9, k)
+    cols = np.arange(0.0, region.shape[1] - 1 + 1e-9, k)
+    if float(k).is_integer():  # whole pixels: the pixels themselves
+        step = int(k)
+        grid_valid, grid_depth = region[::step, ::step], depth[::step, ::step]
+    else:  # a vertex is in the region when its nearest pixel is
+        near_r, near_c = np.rint(rows).astype(np.int64), np.rint(cols).astype(np.int64)
+        grid_valid, grid_depth = region[near_r][:, near_c], _sample(depth, rows, cols)
+    if min(grid_valid.shape) < 2:
+        raise ValueError("the depth map has too few valid pixels for a relief")
+    cells = grid_valid[:-1, :-1] & grid_valid[:-1, 1:] & grid_valid[1:, :-1] & grid_valid[1:, 1:]
+    cells, _ = _largest_component(cells)
+    if not cells.any():
+        raise ValueError("the face region is too thin for a relief")
+    cells = ndimage.binary_fill_holes(cells)  # 4-connected background: see the module docstring
+    return grid_valid, grid_depth, cells
+
+
+def _triangles(cells: np.ndarray) -> int:
+    """Triangles of the solid of ``cells``: two per cell on top and at the base, two per outline edge."""
+    padded = np.pad(cells, 1)
+    outline = int((padded[1:, :] != padded[:-1, :]).sum() + (padded[:, 1:] != padded[:, :-1]).sum())
+    return 4 * int(cells.sum()) + 2 * outline
+
+
 def relief_from_depth(
     depth_mm: np.ndarray,
     pixel_pitch_mm: float,
@@ -94,6 +174,7 @@ def relief_from_depth(
     base_mm: float = DEFAULT_BASE_MM,
     relief: float = 1.0,
     grid_step_mm: float = DEFAULT_GRID_STEP_MM,
+    max_triangles: int = MAX_RELIEF_TRIANGLES,
 ) -> ReliefSolid:
     """Build the closed relief solid from a metric depth map.
 
@@ -106,6 +187,7 @@ def relief_from_depth(
         base_mm: Thickness of the base under the farthest face point, mm (``> 0``).
         relief: Exaggeration of the face's depth (1 = true proportions).
         grid_step_mm: Target lateral grid step of the printed surface, mm.
+        max_triangles: Most triangles of the solid (the grid grows coarser beyond).
 
     Returns:
         The :class:`ReliefSolid`.
@@ -117,6 +199,8 @@ def relief_from_depth(
 
     if not (width_mm > 0 and base_mm > 0 and relief > 0 and grid_step_mm > 0 and pixel_pitch_mm > 0):
         raise ValueError("width_mm, base_mm, relief, grid_step_mm and pixel_pitch_mm must be > 0")
+    if max_triangles < 100:
+        raise ValueError("max_triangles must be at least 100")
     depth = np.asarray(depth_mm, dtype=np.float32)
     if depth.ndim != 2:
         raise ValueError(f"expected an (H, W) depth map, got shape {depth.shape}")
@@ -132,18 +216,17 @@ def relief_from_depth(
     holes_filled = int((region & ~valid[window]).sum())
     depth = fill_holes(depth)  # smooth values for filled holes and the grid's outside corners
 
-    # the grid: every k-th pixel, k from the printed size of one pixel
+    # the grid: every k-th pixel, k from the printed size of one pixel, coarser if the budget asks
     mm_per_px = width_mm / max(int(region.shape[1]) - 1, 1)
-    k = max(1, int(np.floor(grid_step_mm / mm_per_px)))
-    grid_valid = region[::k, ::k]
-    grid_depth = depth[::k, ::k]
-    if min(grid_valid.shape) < 2:
-        raise ValueError("the depth map has too few valid pixels for a relief")
-    cells = grid_valid[:-1, :-1] & grid_valid[:-1, 1:] & grid_valid[1:, :-1] & grid_valid[1:, 1:]
-    cells, _ = _largest_component(cells)
-    if not cells.any():
-        raise ValueError("the face region is too thin for a relief")
-    cells = ndimage.binary_fill_holes(cells)  # 4-connected background: see the module docstring
+    k: float = max(1, int(np.floor(grid_step_mm / mm_per_px)))
+    grid_valid, grid_depth, cells = _grid_cells(region, depth, k)
+    budget_applied = False
+    triangles = _triangles(cells)
+    while triangles > max_triangles:
+        budget_applied = True
+        k *= max(1.02, 0.999 * float(np.sqrt(triangles / max_triangles)))  # area goes with 1 / k^2
+        grid_valid, grid_depth, cells = _grid_cells(region, depth, k)
+        triangles = _triangles(cells)
 
     # vertices of the used cells
     gh, gw = grid_valid.shape
@@ -191,7 +274,18 @@ def relief_from_depth(
         *size,
         k * scale,
     )
-    return ReliefSolid(mesh, size.astype(np.float64), float(k * scale), islands_dropped, holes_filled)
+    step_mm = float(k * scale)
+    pixel_limited = not budget_applied and k == 1 and step_mm > 1.05 * grid_step_mm
+    return ReliefSolid(
+        mesh,
+        size.astype(np.float64),
+        step_mm,
+        islands_dropped,
+        holes_filled,
+        budget_applied=budget_applied,
+        max_triangles=max_triangles,
+        pixel_limited=pixel_limited,
+    )
 
 
 def relief_from_model(
@@ -201,6 +295,7 @@ def relief_from_model(
     base_mm: float = DEFAULT_BASE_MM,
     relief: float = 1.0,
     grid_step_mm: float = DEFAULT_GRID_STEP_MM,
+    max_triangles: int = MAX_RELIEF_TRIANGLES,
 ) -> ReliefSolid:
     """Build the relief solid of a :class:`~face3d_core.reconstruct.FaceModel3D`.
 
@@ -217,4 +312,5 @@ def relief_from_model(
         base_mm=base_mm,
         relief=relief,
         grid_step_mm=grid_step_mm,
+        max_triangles=max_triangles,
     )

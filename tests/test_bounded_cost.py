@@ -13,7 +13,6 @@ depth cache entry and a 3D model of 39.5 M points. Here the same file goes
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import time
@@ -44,18 +43,6 @@ SESSION = "7" * 32
 
 def _folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-
-def _figure_points(figure: dict) -> np.ndarray:
-    """``(N, 3)`` positions of a 3D figure's first trace (plotly's typed arrays decoded)."""
-    trace = figure["data"][0]
-
-    def axis(spec) -> np.ndarray:
-        if isinstance(spec, dict):
-            return np.frombuffer(base64.b64decode(spec["bdata"]), dtype=np.dtype(spec["dtype"]))
-        return np.asarray(spec, dtype=np.float64)
-
-    return np.stack([axis(trace[name]) for name in "xyz"], axis=1).astype(np.float64)
 
 
 def _ply_counts(data: bytes) -> tuple[int, int]:
@@ -187,7 +174,7 @@ def test_worst_file_costs_a_real_server_less_than_1_5_gb_at_any_setting(tmp_path
                 if "full" in label:
                     assert f"{MAX_MODEL_POINTS / 1e6:.3g} M point cap applied" in stats, stats
                 if label == "density full, mesh, photo colours":  # click to measure on it
-                    vertices = _figure_points(output(shown, ids.MODEL3D_GRAPH, "figure"))
+                    vertices = flows.figure_points(output(shown, ids.MODEL3D_GRAPH, "figure"))
                     first = flows.measure_click(client, values, vertices[len(vertices) // 3], None)
                     state = output(first, ids.MODEL3D_MEASURE_STORE, "data")
                     second = flows.measure_click(client, values, vertices[2 * len(vertices) // 3], state)
@@ -196,9 +183,19 @@ def test_worst_file_costs_a_real_server_less_than_1_5_gb_at_any_setting(tmp_path
                     rows.append((f"{name}: click to measure (2nd click)", client.last.seconds, ""))
             for kind in files:
                 chosen = {ids.DEPTH_RESULT_STORE: result} if kind in flows.DEPTH_DOWNLOADS else values
-                sent = output(flows.download(client, kind, chosen), ids.DOWNLOAD, "data")
-                rows.append((f"{name}: download {kind}", client.last.seconds, f"{client.last.size_bytes / 1e6:.0f} MB"))
-                assert sent and sent["content"], kind
+                response = flows.download(client, kind, chosen)
+                made = client.last.seconds
+                assert client.last.size_bytes < 10_000, f"{kind}: the callback response carries the file"
+                fetched = flows.fetch_download(client, response)
+                assert fetched.status_code == 200 and fetched.content, kind
+                size = f"{len(fetched.content) / 1e6:.0f} MB"
+                rows.append(
+                    (
+                        f"{name}: download {kind} (made / fetched)",
+                        made,
+                        f"{size}, fetched in {client.last.seconds:.2f} s",
+                    )
+                )
 
         default = ("default sliders", {})
         full_mesh = (
@@ -235,3 +232,32 @@ def test_worst_file_costs_a_real_server_less_than_1_5_gb_at_any_setting(tmp_path
         print("\n" + report)
     if idle_rss and peak_rss:
         assert peak_rss - idle_rss < MEMORY_ABOVE_IDLE_LIMIT, report
+
+
+def test_a_300_mm_relief_of_the_40_mp_photo_stays_within_its_budgets(big):
+    """Issue 16: 3,813,372 triangles (a 190.7 MB STL), 9.2 s of CPU and +1.39 GB before; now the budget."""
+    import tracemalloc
+
+    from dashboard.services.exports import ReliefSettings
+    from face3d_core.relief import MAX_RELIEF_TRIANGLES
+
+    service = big["service"]
+    params = model3d.Controls3D.from_values(2.0, 4, 1.0, None, None).to_params()
+    settings = ReliefSettings(width_mm=300.0, base_mm=20.0, relief=2.0)
+    service.models3d.memory.clear()
+    tracemalloc.start()
+    try:
+        started = time.process_time()
+        name, data, solid = service.exports.relief_file(big["ref"], params, "stl", settings, BIG_NAME)
+        cpu = time.process_time() - started
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    print(
+        f"300 mm relief: {solid.mesh.n_faces:,} triangles, {len(data) / 1e6:.0f} MB STL, grid "
+        f"{solid.grid_step_mm:.2f} mm, {cpu:.1f} s CPU, peak of numpy/Python allocations {peak / 2**20:.0f} MiB"
+    )
+    assert solid.mesh.n_faces <= MAX_RELIEF_TRIANGLES <= 1_600_000
+    assert len(data) == 84 + 50 * solid.mesh.n_faces  # binary STL: what a slicer reads in seconds
+    assert solid.budget_applied and "1.5 M triangles for printing" in solid.describe()
+    assert peak < 500 * 2**20

@@ -160,3 +160,62 @@ def test_a_strip_gets_one_line_and_the_good_photo_is_still_done(tmp_path, capsys
     assert len(errors) == 1 and "strip_20000x16.png" in errors[0] and "long and narrow" in errors[0], err
     assert "1 of 2 images done" in out
     assert sorted(p.name for p in out_dir.iterdir()) == ["good_depth.npy", "good_depth.png", "good_depth16.png"]
+
+
+@pytest.mark.parametrize("command", ["depth", "mesh", "measure", "report"])
+def test_no_face_advice_names_only_options_the_command_has(
+    command, photo_and_depth, tmp_path, monkeypatch, capsys, request
+):
+    """A photo without a face: one line whose advice names options of that command only (no "full-frame mode")."""
+    import re
+
+    from face3d_core.cli import build_parser
+    from tests.harness.paths import YUNET_PATH
+
+    require(YUNET_PATH)
+    monkeypatch.setenv("FACE3D_YUNET_PATH", str(YUNET_PATH))
+    monkeypatch.setenv("FACE3D_OFFLINE", "1")
+    if command == "depth":
+        monkeypatch.setenv("FACE3D_WEIGHTS_DIR", str(request.getfixturevalue("fill_weights")))
+    png, npy = photo_and_depth  # a plain grey picture: no face
+    argv = {
+        "depth": ["depth", png, "--out-dir", tmp_path / "out", "--no-progress"],
+        "mesh": ["mesh", png, "--depth", npy, "-o", tmp_path / "m.ply"],
+        "measure": ["measure", png, "--depth", npy],
+        "report": ["report", png, "--depth", npy, "-o", tmp_path / "r.html"],
+    }[command]
+    assert main([str(a) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if "No face was found in this photo." in line]
+    subparsers = next(a for a in build_parser()._actions if a.dest == "command")
+    options = {opt for action in subparsers.choices[command]._actions for opt in action.option_strings}
+    named = set(re.findall(r"--[a-z][a-z-]*", line))
+    assert named and named <= options, (named - options, line)
+    assert "mode" not in line, line  # no mode the command does not have
+
+
+@pytest.mark.slow
+def test_a_300_mm_relief_of_a_40_megapixel_photo_stays_under_1_gb(tmp_path):
+    """Issue 16: ``face3d mesh --solid`` of a 6000x6600 photo at 300 mm was a 190 MB STL at 2.0 GB peak.
+
+    The depth map is given (the network's working copy size, 1862x2048), so this measures the photo's
+    decoding and the relief, not the network (with the network: 738 MiB, docs/reliability.md).
+    """
+    from tests.harness import cli_peak_rss
+    from tests.harness.processes import child_env
+
+    big = tmp_path / "flat_6000x6600.png"
+    big.write_bytes(flat_image(6000, 6600))
+    yy, xx = np.mgrid[0:2048, 0:1862].astype(np.float32)
+    np.save(tmp_path / "depth.npy", 1.5 + np.sin(xx / 150.0) * np.cos(yy / 170.0) * 0.2)
+    args = ["mesh", str(big), "--depth", str(tmp_path / "depth.npy"), "--face", "none", "--solid"]
+    args += ["--width-mm", "300", "--base-mm", "20", "--relief", "2", "-o", str(tmp_path / "relief.stl")]
+    rc, err, peak = cli_peak_rss.run_cli(args, cwd=tmp_path, env=child_env(FACE3D_CACHE_DIR=str(tmp_path / "c")))
+    decoder = cli_peak_rss.LAST_DECODER_PEAK[0]
+    assert rc == 0, err[-2000:]
+    size = (tmp_path / "relief.stl").stat().st_size
+    mib = 2**20
+    print(f"CLI 300 mm relief: STL {size / 1e6:.0f} MB, peak {peak / mib:.0f} MiB (decoder {decoder / mib:.0f} MiB)")
+    assert size <= 84 + 50 * 1_600_000
+    assert peak < 2**30 and decoder < 2**30

@@ -363,11 +363,42 @@ def test_printable_relief_stl_and_3mf(env):
         ((80, 0.2, 0.5), "Base thickness must be between 1 and 20 mm"),
         ((80, 3, 9), "Relief must be between 0.1 and 2"),
         (("wide", 3, 0.5), "Width must be between"),
+        (("1e400", 3, 0.5), "Width must be between 20 and 300 mm; it is '1e400'"),
+        ((10**400, 3, 0.5), "Width must be between"),
+        ((True, 3, 0.5), "Width must be between"),
+        (([80], 3, 0.5), "Width must be between"),
+        (("nan", 3, 0.5), "Width must be between"),
     ],
 )
 def test_relief_settings_out_of_range_are_user_errors(values, message):
     with pytest.raises(ExportError, match=message):
         ReliefSettings.from_values(*values)
+
+
+def test_relief_fields_send_what_was_typed_and_messages_repeat_at_most_40_characters():
+    """An unreadable width is refused with a message, never silently the 80 mm default."""
+    from dashboard.layout.measure import relief_controls
+
+    fields = [
+        c
+        for c in _walk(relief_controls())
+        if getattr(c, "id", None) in (ids.MODEL3D_RELIEF_WIDTH, ids.MODEL3D_RELIEF_BASE, ids.MODEL3D_RELIEF_SCALE)
+    ]
+    # a number field hands the page None for "1e400" or letters (read as "empty": the default)
+    assert len(fields) == 3 and all(f.type == "text" and f.inputMode == "decimal" for f in fields)
+    assert ReliefSettings.from_values(" 80,5 ", "3", "0.5") == ReliefSettings(80.5, 3.0, 0.5)
+    with pytest.raises(ExportError) as caught:
+        ReliefSettings.from_values("9" * 1_000_000, 3, 0.5)
+    assert len(caught.value.web_message) < 120, caught.value.web_message
+    assert "'" + "9" * 40 + "...'" in caught.value.web_message
+
+
+def _walk(component):
+    yield component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, list) else [children] if children is not None else []:
+        if hasattr(child, "to_plotly_json"):
+            yield from _walk(child)
 
 
 def test_relief_settings_defaults():
@@ -459,3 +490,42 @@ def test_reports_and_files_carry_the_sessions_own_names(env):
     assert "front" not in html.decode()
     name, _, _ = _download(env, ids.MODEL3D_DOWNLOAD_REPORT)
     assert name == safe_stem(env["names"][0]) + "_report.html"
+
+
+def test_reliefs_reports_and_full_density_models_wait_their_turn(env, monkeypatch):
+    """Issue 16: with every turn taken, heavy work waits (and is refused after its limit); the default view never."""
+    import threading
+
+    from dashboard.services import ServerBusyError
+
+    service = env["service"]
+    shown = view_of(env)
+    full = model3d.Controls3D.from_values(2.0, 4, 1.0, None, None).to_params(shown.params.fov_deg)
+    monkeypatch.setattr(service.heavy, "wait_s", 0.3)
+    hold = threading.Event()
+    holding = threading.Barrier(service.heavy.slots + 1)
+
+    def occupy() -> None:
+        with service.heavy.turn("someone else's report"):
+            holding.wait(10)
+            hold.wait(10)
+
+    others = [threading.Thread(target=occupy) for _ in range(service.heavy.slots)]
+    for other in others:
+        other.start()
+    holding.wait(10)
+    try:
+        assert service.models3d.model(shown.ref, shown.params).n_points > 0  # the default view never waits
+        for heavy_call in (
+            lambda: _download(env, ids.MODEL3D_DOWNLOAD_RELIEF_STL),
+            lambda: _download(env, ids.MODEL3D_DOWNLOAD_REPORT),
+            lambda: service.models3d.model(shown.ref, full),
+        ):
+            with pytest.raises(ServerBusyError, match="busy"):
+                heavy_call()
+    finally:
+        hold.set()
+        for other in others:
+            other.join(10)
+    name, _, note = _download(env, ids.MODEL3D_DOWNLOAD_RELIEF_STL)  # a turn is free again
+    assert name.endswith("_relief.stl") and "triangles" in note

@@ -231,11 +231,14 @@ class TestFaceAndCrop:
         with pytest.raises(ValueError):
             crop_box(face, (400, 300), -0.1)
 
-    def test_select_face_errors_mention_the_whole_image(self):
-        with pytest.raises(NoFaceFoundError, match="whole image"):
+    def test_select_face_errors_state_the_fact_and_leave_the_advice_to_the_caller(self):
+        # each caller names what its user can do (a CLI command its own options: test_cli_limits.py)
+        with pytest.raises(NoFaceFoundError, match="No face was found") as no_face:
             select_face([], 0)
-        with pytest.raises(NoFaceFoundError, match="1 face"):
+        with pytest.raises(NoFaceFoundError, match="1 face") as too_few:
             select_face([synthetic_face()], 3)
+        for caught in (no_face, too_few):
+            assert "mode" not in caught.value.user_message and "--" not in caught.value.user_message
 
 
 class TestMasks:

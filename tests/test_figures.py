@@ -149,6 +149,39 @@ def test_difference_figure_is_symmetric_about_zero_and_cropped():
     assert np.asarray(fig.data[0].z).shape == (10, 8)
 
 
+def _plotly_text(escaped: str) -> str:
+    """What plotly.js shows for a title or legend text: its own entity decoding, read from its bundle."""
+    import codecs
+    import re
+    from pathlib import Path
+
+    import plotly
+
+    bundle = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_text(encoding="utf-8")
+    table = re.search(r'\{mu:"[^}]*\}', bundle).group(0)
+    named = {k: codecs.decode(v, "unicode_escape") for k, v in re.findall(r'(\w+):"((?:[^"\\]|\\.)*)"', table)}
+
+    def one(match: re.Match) -> str:
+        code = match.group(1)
+        if code.startswith("#x"):
+            return chr(int(code[2:], 16))
+        if code.startswith("#"):
+            return chr(int(code[1:]))
+        return named.get(code, match.group(0))
+
+    return re.sub(r"&(#\d+|#x[\da-fA-F]+|[a-z]+);", one, escaped)
+
+
+@pytest.mark.parametrize("name", ['say "cheese".jpg', "bob's face.jpg", "a & b <i>x</i>.png", "<img src=x>"])
+def test_user_text_is_escaped_once_plotly_shows_it_as_typed(name):
+    """Plotly decodes &amp; &lt; &gt; but shows &quot; as it is: a name is escaped exactly once, for plotly."""
+    shown = figures.plain(name)
+    assert "<" not in shown and ">" not in shown  # no markup can start
+    assert _plotly_text(shown) == name  # what the user sees is the file's name, not "&quot;"
+    fig = figures.profiles_figure([name], [(np.zeros(3), np.zeros(3))], [(np.zeros(3), np.zeros(3))])
+    assert _plotly_text(fig.data[0].name) == name
+
+
 def test_profiles_escape_user_text():
     fig = figures.profiles_figure(
         ["<img src=x onerror=alert(1)>"], [(np.zeros(3), np.zeros(3))], [(np.zeros(3), np.zeros(3))]

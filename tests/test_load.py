@@ -108,3 +108,46 @@ def test_concurrent_users_get_their_own_results_without_errors(server, photos, c
     assert requests.get(url + "face3d/health", timeout=10).json() == {"status": "ok"}
     log = server.log_text()
     assert "Unexpected error" not in log and "Traceback" not in log, log[-3000:]
+
+
+HEAVY_USERS = int(os.environ.get("FACE3D_HEAVY_LOAD_USERS", "6"))
+HEAVY_ROUNDS = int(os.environ.get("FACE3D_HEAVY_LOAD_ROUNDS", "1"))
+#: Most the server's processes may hold above idle during the heavy flows, and shortly after them.
+HEAVY_PEAK_ABOVE_IDLE = 1.5 * 2**30
+BACK_ABOVE_IDLE = 300 * 2**20
+BACK_WITHIN_S = 60.0
+
+
+def test_concurrent_heavy_use_is_bounded_and_memory_goes_back(tmp_path, photos, fill_weights, capsys):
+    """Issue 16: 6 sessions at once do upload, depth, 3D at full density, 2 clicks, a relief STL and a report.
+
+    Before: +2.75 GB over a 520 MB idle at the peak, and 2.3-2.9 GB kept afterwards (the issue's
+    report). See :mod:`tests.harness.heavy_load` for what is measured; ``benchmarks/heavy_load.py``
+    runs it longer, or against another source tree.
+    """
+    from tests.harness.heavy_load import run_heavy_load
+
+    env = child_env(FACE3D_CACHE_DIR=str(tmp_path / "cache"), FACE3D_WEIGHTS_DIR=str(fill_weights))
+    server = WebServer.dashboard(env, tmp_path / "server.log").start()
+    try:
+        report = run_heavy_load(
+            server,
+            photos,
+            users=HEAVY_USERS,
+            rounds=HEAVY_ROUNDS,
+            back_above_idle=BACK_ABOVE_IDLE,
+            back_within_s=BACK_WITHIN_S,
+        )
+        log = server.log_text()
+    finally:
+        server.stop()
+    table = report.table("HEAVY LOAD, python -m dashboard")
+    RELIABILITY_ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (RELIABILITY_ARTIFACTS / "heavy_load.json").write_text(json.dumps(report.to_json(), indent=2))
+    with capsys.disabled():
+        print("\n" + table)
+    assert not report.stats.errors, "errors under heavy load:\n" + "\n".join(report.stats.errors[:20])
+    assert all(session.results for session in report.sessions), "a session completed no flow"
+    assert "Unexpected error" not in log and "Traceback" not in log, log[-3000:]
+    assert report.peak - report.idle <= HEAVY_PEAK_ABOVE_IDLE, table
+    assert report.back - report.idle <= BACK_ABOVE_IDLE, table

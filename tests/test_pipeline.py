@@ -65,13 +65,13 @@ def test_full_frame_is_the_whole_image_without_detection(monkeypatch):
     assert fd.faces == () and fd.margin is None
 
 
-def test_no_face_raises_a_user_error_that_offers_the_whole_image(yunet_path, monkeypatch):
+def test_no_face_raises_a_user_error_and_runs_nothing(yunet_path, monkeypatch):
     monkeypatch.setenv("FACE3D_YUNET_PATH", str(yunet_path))
     blank = np.full((120, 160, 3), 128, np.uint8)
     est = RecordingEstimator()
-    with pytest.raises(NoFaceFoundError, match="whole image") as info:
+    with pytest.raises(NoFaceFoundError, match="No face was found") as info:
         compute_face_depth(blank, estimator=est)
-    assert info.value.title == "No face found"
+    assert info.value.title == "No face found"  # what to do instead is each caller's (test_cli_limits.py)
     assert est.inputs == []  # the network is not run for nothing
 
 

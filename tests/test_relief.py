@@ -168,3 +168,29 @@ def test_cli_solid_needs_a_mesh(tmp_path, capsys):
     argv = ["mesh", png, "--depth", npy, "--depth-kind", "metric", "--face", "none", "--solid", "--points"]
     assert main([str(a) for a in [*argv, "--format", "ply", "-o", tmp_path / "x.ply"]]) == 1
     assert "without --points" in capsys.readouterr().err
+
+
+def test_the_triangle_budget_makes_the_grid_coarser_and_says_so():
+    """Issue 16: a wide relief of a large depth map once had 3.8 M triangles; now at most the budget."""
+    depth = dome(h=440, w=400, radius=195.0, depth_per_px=0.3)
+    asked = relief_from_depth(depth, 0.5, width_mm=300.0, max_triangles=10**9)  # as before: no budget
+    assert not asked.budget_applied and asked.mesh.n_faces > 400_000
+    solid = relief_from_depth(depth, 0.5, width_mm=300.0, max_triangles=60_000)
+    assert solid.budget_applied and 0.85 * 60_000 <= solid.mesh.n_faces <= 60_000
+    tm = assert_closed_body(solid.mesh)
+    assert np.ptp(tm.vertices[:, 0]) == pytest.approx(300.0, abs=1e-3)
+    assert solid.grid_step_mm > 0.4 and "to stay within 0.06 M triangles" in solid.describe()
+    # the same proportions as the full grid (the coarser grid's outermost row lies a little inside the rim)
+    assert solid.size_mm[2] == pytest.approx(asked.size_mm[2], rel=0.03)
+    small = relief_from_depth(dome(), 0.5, width_mm=50.0)  # an ordinary relief: the asked grid (or finer)
+    assert not small.budget_applied and not small.pixel_limited and "coarser" not in small.describe()
+    wide = relief_from_depth(dome(), 0.5, width_mm=300.0)  # 158 pixels over 300 mm: 1.9 mm each
+    assert wide.pixel_limited and wide.grid_step_mm > 1.8 and "too few pixels" in wide.describe()
+
+
+def test_a_relief_model_has_the_points_its_grid_can_use():
+    from face3d_core.relief import MAX_RELIEF_TRIANGLES, relief_max_points
+
+    assert relief_max_points(80.0) == 4 * 200**2  # 200 columns at 0.4 mm
+    assert relief_max_points(300.0) == MAX_RELIEF_TRIANGLES // 2  # capped: the budget, not every pixel
+    assert relief_max_points(20.0) >= 10_000

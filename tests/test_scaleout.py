@@ -234,6 +234,9 @@ def test_a_job_started_on_one_web_machine_is_followed_on_another(deployment, sha
     view = flows.view_depth(second, result)
     assert "cross.jpg" in str(output(view, ids.DEPTH_CAPTION, "children"))
     assert flows.thumbnail(second, sha).status_code == 200
+    # a download made on machine A is fetched from machine B (kept in Redis, its link signed for the session)
+    fetched = flows.fetch_download(second, flows.download_depth_png8(first, result))
+    assert fetched.status_code == 200 and fetched.content.startswith(b"\x89PNG")
     # the session (and the secret that signs it) is the same on both machines; another browser sees nothing
     assert flows.thumbnail(DashHttp(deployment["url2"]), sha).status_code == 404
 

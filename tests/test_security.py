@@ -25,7 +25,9 @@ from dashboard import ids
 from dashboard.app import MAX_REQUEST_BYTES
 from tests.harness.dash_client import DashHttp, output
 from tests.harness.flows import (
+    download,
     download_depth_png8,
+    fetch_download,
     gallery,
     generate_comparison,
     generate_depth,
@@ -114,6 +116,35 @@ def test_download_names_are_made_from_safe_characters_only(fake_server):
     filename = output(triggered, ids.DOWNLOAD, "data")["filename"]
     assert re.fullmatch(r"[A-Za-z0-9_-]+\.png", filename), filename
     assert ".." not in filename and "/" not in filename
+
+
+def test_downloads_are_streamed_from_a_route_bound_to_the_session(fake_server):
+    """Issue 16: a file is a link in the callback's answer, fetched with its type and name, by its session only."""
+    client = DashHttp(fake_server.url)
+    defaults = open_page(client)
+    response = upload(client, PHOTO.read_bytes(), "streamed.jpg")
+    store = output(response, ids.UPLOADS_STORE, "data")
+    result = generate_depth(client, store, store["items"][0]["sha"], timeout_s=60)
+    checks = {"png8": ("image/png", b"\x89PNG"), "stl": ("model/stl", b"face3d"), "report": ("text/html", b"<!DOCTYPE")}
+    for kind, (content_type, start) in checks.items():
+        values = {ids.DEPTH_RESULT_STORE: result} if kind == "png8" else model3d_values(result, defaults)
+        answer = download(client, kind, values)
+        assert client.last.size_bytes < 2000, f"{kind}: the callback answer carries the file"
+        link = output(answer, ids.DOWNLOAD, "data")
+        fetched = fetch_download(client, answer)
+        assert fetched.status_code == 200, (kind, fetched.status_code)
+        assert fetched.headers["Content-Type"].startswith(content_type), fetched.headers
+        assert fetched.headers["Content-Disposition"] == f"attachment; filename={link['filename']}"
+        assert fetched.headers["X-Content-Type-Options"] == "nosniff" and "no-store" in fetched.headers["Cache-Control"]
+        assert int(fetched.headers["Content-Length"]) == len(fetched.content) == link["size"]
+        assert fetched.content.startswith(start), fetched.content[:40]
+    # another browser (its own cookie), even knowing the link, gets what an unknown link gets
+    stranger = DashHttp(fake_server.url)
+    open_page(stranger)
+    url = link["url"]
+    unknown = url.replace(url.split("/")[-2], "0" * 32 + ".1.x")
+    refused, never = stranger.get(url), stranger.get(unknown)
+    assert refused.status_code == never.status_code == 404 and refused.content == never.content
 
 
 def _own_strings(value) -> list[str]:
@@ -378,3 +409,30 @@ def test_the_server_secret_is_made_once_private_and_shared_by_the_workers_of_a_m
     assert stat.S_IMODE(path.stat().st_mode) == 0o600  # made private again
     monkeypatch.setenv("FACE3D_SECRET_KEY", "k" * 40)
     assert server_secret(tmp_path) == b"k" * 40
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_a_symlinked_secret_file_is_refused_never_followed_or_chmodded(tmp_path, monkeypatch, caplog, dangling):
+    """A ``secret_key`` that is a link (to a file outside the cache, or to nothing) is neither read nor chmodded."""
+    import stat
+
+    from dashboard.sessions import server_secret
+
+    monkeypatch.delenv("FACE3D_SECRET_KEY", raising=False)
+    cache, outside = tmp_path / "cache", tmp_path / "outside"
+    cache.mkdir()
+    outside.mkdir()
+    target = outside / "someone_elses_file"
+    if not dangling:
+        target.write_text("x" * 64)
+        target.chmod(0o644)
+    (cache / "secret_key").symlink_to(target)
+    with caplog.at_level("WARNING", logger="dashboard.sessions"):
+        secret = server_secret(cache)
+    assert secret != b"x" * 64 and len(secret) == 32  # a secret of this process, not the link's target
+    assert "symbolic link" in caplog.text and "FACE3D_SECRET_KEY" in caplog.text
+    if not dangling:
+        assert stat.S_IMODE(target.stat().st_mode) == 0o644  # the target outside the cache is untouched
+    else:
+        assert not target.exists()  # nothing was created through the link
+    assert (cache / "secret_key").is_symlink() and [p.name for p in cache.iterdir()] == ["secret_key"]

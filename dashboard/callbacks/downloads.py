@@ -1,7 +1,13 @@
-"""Downloads: depth map (8-bit PNG, 16-bit PNG, .npy) and 3D model (PLY, OBJ zip, GLB, STL).
+"""Downloads: one callback for every download button of the page.
 
-One callback feeds the single ``dcc.Download`` (which lives outside the tabs, so it works
-whichever tab is shown). Files are made from the cache; nothing is recomputed by the network.
+The depth map (8-bit PNG, 16-bit PNG, .npy) and the 3D model (PLY, OBJ zip, GLB, STL) are made
+here; the measurements, the printable relief and the reports by
+:func:`dashboard.callbacks.measure.download_file`. Files are made from the cache (nothing is
+recomputed by the network), kept for the session (:class:`dashboard.services.downloads.Downloads`)
+and streamed by the ``/face3d/download`` route: the callback answers with a small link in the
+``ids.DOWNLOAD`` store (outside the tabs, so it works whichever tab is shown), which the page
+follows (``face3d.startDownload``), never with the file as base64 inside its JSON. While a file
+is being made the page says so (``ids.DOWNLOAD_STATUS``).
 """
 
 from __future__ import annotations
@@ -9,10 +15,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from dash import Dash, Input, Output, State, ctx, dcc
+from dash import ClientsideFunction, Dash, Input, Output, State, ctx, set_props
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids
+from dashboard.callbacks.measure import DOWNLOAD_BUTTONS, download_file
 from dashboard.callbacks.model3d import model_view
 from dashboard.services import DepthMissingError, Face3DService
 from dashboard.sessions import current_session
@@ -72,42 +79,111 @@ def model_file(
     return service.exports.model_file(shown.ref, shown.params, fmt, shown.meta.name)
 
 
-def register(app: Dash, service: Face3DService) -> None:
-    """Register the download callback."""
+#: Every download button of the page.
+BUTTONS = (*DEPTH_BUTTONS, *MODEL_BUTTONS, *DOWNLOAD_BUTTONS)
+#: What the page says while a file is being made.
+PREPARING = "Preparing your download… (large files are made a few at a time: it may wait its turn)"
 
-    @app.callback(
-        Output(ids.DOWNLOAD, "data"),
-        *(Input(button, "n_clicks") for button in (*DEPTH_BUTTONS, *MODEL_BUTTONS)),
-        State(ids.DEPTH_RESULT_STORE, "data"),
+
+def make_file(
+    service: Face3DService, trigger: str, values: dict[str, Any], *, session: str
+) -> tuple[str, bytes, str | None]:
+    """The file of one download button: ``(file name, bytes, note for the relief's info line or None)``.
+
+    Args:
+        service: The dashboard service.
+        trigger: The button's id.
+        values: The page's values (``depth_result``, ``source``, ``smoothing``, ``density``,
+            ``depth_scale``, ``fov_auto``, ``fov_deg``, ``relief`` (width, base, scale), ``compare_data``).
+        session: The browser session.
+
+    Raises:
+        PreventUpdate: Not a download button.
+        Face3DError: Nothing to download yet, a photo not the session's, settings out of range ...
+    """
+    view = [values.get(k) for k in ("smoothing", "density", "depth_scale", "fov_auto", "fov_deg")]
+    if trigger in DEPTH_BUTTONS:
+        return (*depth_file(service, values.get("depth_result"), DEPTH_BUTTONS[trigger], session=session), None)
+    if trigger in MODEL_BUTTONS:
+        return (*model_file(service, values.get("source"), MODEL_BUTTONS[trigger], *view, session=session), None)
+    if trigger in DOWNLOAD_BUTTONS:
+        smoothing, density, depth_scale, fov_auto, fov_deg = view
+        return download_file(
+            service,
+            trigger,
+            source=values.get("source"),
+            smoothing=smoothing,
+            density=density,
+            depth_scale=depth_scale,
+            fov_auto=fov_auto,
+            fov_deg=fov_deg,
+            relief=tuple(values.get("relief") or (None, None, None)),
+            compare_data=values.get("compare_data"),
+            session=session,
+        )
+    raise PreventUpdate
+
+
+def download_link(
+    service: Face3DService, trigger: str, values: dict[str, Any], *, session: str
+) -> tuple[dict, str | None]:
+    """Make the file of a button and keep it for the session: ``(link, relief note or None)``.
+
+    The link (``{"url", "filename", "size"}``, a path of the app's ``/face3d/download`` route)
+    is what the page receives; the file itself is streamed by the route.
+    """
+    name, data, note = make_file(service, trigger, values, session=session)
+    return service.downloads.prepare(session, name, data), note
+
+
+def register(app: Dash, service: Face3DService) -> None:
+    """Register the download callback (the one writer of ``ids.DOWNLOAD``) and the page's side of it."""
+    model_states = [
         State(ids.MODEL3D_SOURCE_STORE, "data"),
         State(ids.MODEL3D_SMOOTHING, "value"),
         State(ids.MODEL3D_DENSITY, "value"),
         State(ids.MODEL3D_DEPTH_SCALE, "value"),
         State(ids.MODEL3D_FOV_AUTO, "value"),
         State(ids.MODEL3D_FOV, "value"),
+    ]
+
+    @app.callback(
+        Output(ids.DOWNLOAD, "data"),
+        *(Input(button, "n_clicks") for button in BUTTONS),
+        State(ids.DEPTH_RESULT_STORE, "data"),
+        *model_states,
+        State(ids.MODEL3D_RELIEF_WIDTH, "value"),
+        State(ids.MODEL3D_RELIEF_BASE, "value"),
+        State(ids.MODEL3D_RELIEF_SCALE, "value"),
+        State(ids.COMPARE_RESULT_STORE, "data"),
+        running=[(Output(ids.DOWNLOAD_STATUS, "children"), PREPARING, "")],
         prevent_initial_call=True,
     )
     def _download(*args):
-        depth_result, source, smoothing, density, depth_scale, fov_auto, fov_deg = args[-7:]
-        trigger = ctx.triggered_id
-        if not ctx.triggered or not ctx.triggered[0].get("value"):
+        if not ctx.triggered or not ctx.triggered[0].get("value") or ctx.triggered_id not in BUTTONS:
             raise PreventUpdate
-        session = current_session()
-        if trigger in DEPTH_BUTTONS:
-            name, data = depth_file(service, depth_result, DEPTH_BUTTONS[trigger], session=session)
-        elif trigger in MODEL_BUTTONS:
-            name, data = model_file(
-                service,
-                source,
-                MODEL_BUTTONS[trigger],
-                smoothing,
-                density,
-                depth_scale,
-                fov_auto,
-                fov_deg,
-                session=session,
-            )
-        else:
-            raise PreventUpdate
-        logger.info("Download %r (%d bytes)", name, len(data))
-        return dcc.send_bytes(data, name)
+        depth_result, source, smoothing, density, depth_scale, fov_auto, fov_deg, width, base, scale, compare = args[
+            -11:
+        ]
+        values = {
+            "depth_result": depth_result,
+            "source": source,
+            "smoothing": smoothing,
+            "density": density,
+            "depth_scale": depth_scale,
+            "fov_auto": fov_auto,
+            "fov_deg": fov_deg,
+            "relief": (width, base, scale),
+            "compare_data": compare,
+        }
+        link, note = download_link(service, ctx.triggered_id, values, session=current_session())
+        if note is not None:
+            set_props(ids.MODEL3D_RELIEF_INFO, {"children": note})
+        return {**link, "url": app.get_relative_path("/" + link["url"])}
+
+    app.clientside_callback(  # the page follows the link, and notes which file it started
+        ClientsideFunction(namespace="face3d", function_name="startDownload"),
+        Output(ids.DOWNLOAD_STARTED, "data"),
+        Input(ids.DOWNLOAD, "data"),
+        prevent_initial_call=True,
+    )

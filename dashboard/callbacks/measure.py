@@ -9,8 +9,9 @@
   starts again. Each click patches only the three overlay traces of the figure
   (:func:`face3d_core.figures.measure_overlay`), never the model, and the figure's
   ``uirevision`` is untouched, so the camera stays where the user turned it.
-* **Printable relief** (STL solid, 3MF) and the **report** (one HTML file), fed to the app's
-  single ``dcc.Download``.
+* **Printable relief** (STL solid, 3MF) and the **report** (one HTML file): the files are made
+  by :func:`download_file`; the one download callback (:mod:`dashboard.callbacks.downloads`)
+  keeps them for the session and the page fetches them from the ``/face3d/download`` route.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import dash_bootstrap_components as dbc
 import numpy as np
-from dash import ClientsideFunction, Dash, Input, Output, Patch, State, ctx, dcc, html, no_update, set_props
+from dash import ClientsideFunction, Dash, Input, Output, Patch, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids
@@ -386,11 +387,7 @@ def download_file(
     if what == "relief":
         settings = ReliefSettings.from_values(*relief)
         name, data, solid = service.exports.relief_file(shown.ref, shown.params, fmt, settings, meta.name)
-        x, y, z = solid.size_mm
-        note = (
-            f"{name}: {x:.0f} × {y:.0f} × {z:.0f} mm, {solid.mesh.n_faces:,} triangles, "
-            f"base {settings.base_mm:g} mm, relief {settings.relief:g}×."
-        )
+        note = f"{name}: {solid.describe()}, base {settings.base_mm:g} mm, relief {settings.relief:g}×."
         return name, data, note
     name, data = service.reports.face_report(shown.ref, shown.params, shown.fov, meta)
     return name, data, None
@@ -481,35 +478,3 @@ def register(app: Dash, service: Face3DService) -> None:
     def _compare_measurements(data):
         table, disabled = render_compare_measurements(service, data, session=current_session())
         return table, disabled, disabled, disabled
-
-    @app.callback(
-        Output(ids.DOWNLOAD, "data", allow_duplicate=True),
-        *(Input(button, "n_clicks") for button in DOWNLOAD_BUTTONS),
-        *model_states,
-        State(ids.MODEL3D_RELIEF_WIDTH, "value"),
-        State(ids.MODEL3D_RELIEF_BASE, "value"),
-        State(ids.MODEL3D_RELIEF_SCALE, "value"),
-        State(ids.COMPARE_RESULT_STORE, "data"),
-        prevent_initial_call=True,
-    )
-    def _download(*args):
-        if not ctx.triggered or not ctx.triggered[0].get("value") or ctx.triggered_id not in DOWNLOAD_BUTTONS:
-            raise PreventUpdate
-        source, smoothing, density, depth_scale, fov_auto, fov_deg, width, base, scale, compare_data = args[-10:]
-        name, data, note = download_file(
-            service,
-            ctx.triggered_id,
-            source=source,
-            smoothing=smoothing,
-            density=density,
-            depth_scale=depth_scale,
-            fov_auto=fov_auto,
-            fov_deg=fov_deg,
-            relief=(width, base, scale),
-            compare_data=compare_data,
-            session=current_session(),
-        )
-        if note is not None:
-            set_props(ids.MODEL3D_RELIEF_INFO, {"children": note})
-        logger.info("Download %s (%d bytes)", name, len(data))
-        return dcc.send_bytes(data, name)

@@ -92,7 +92,8 @@ def build_layout(model_options: list[dict], default_model: str, precision: Preci
         dcc.Store(id=ids.MODEL3D_SOURCE_STORE, storage_type="session"),
         dcc.Store(id=ids.MODEL3D_VIEW_STORE, data={"camera": None, "rev": 0}),
         dcc.Store(id=ids.COMPARE_RESULT_STORE, storage_type="session"),
-        dcc.Download(id=ids.DOWNLOAD),
+        dcc.Store(id=ids.DOWNLOAD),
+        dcc.Store(id=ids.DOWNLOAD_STARTED),
     ]
     for prefix in ids.JOB_PREFIXES:
         stores.extend(job_stores(prefix))
@@ -106,6 +107,9 @@ def build_layout(model_options: list[dict], default_model: str, precision: Preci
                 ],
                 fluid=True,
                 className="pb-4 face3d-main",
+            ),
+            html.Div(
+                id=ids.DOWNLOAD_STATUS, className="face3d-download-status", role="status", **{"aria-live": "polite"}
             ),
             *stores,
         ]

@@ -51,17 +51,20 @@ def fov_field() -> html.Div:
 
 
 def _number_input(component_id: str, value: float, name: str) -> dbc.Input:
-    # no min/max/step in the browser: it would turn a value out of range into None silently;
-    # the server checks the range (ReliefSettings) and says what is wrong
+    # a text field (with the number keyboard on phones), not type="number": a browser turns what a
+    # number field cannot read ("1e400", letters) into an empty value, which would silently become
+    # the default; the server reads the typed text (ReliefSettings) and says what is wrong
     low, high = ReliefSettings.RANGES[name]
     return dbc.Input(
         id=component_id,
-        type="number",
-        value=value,
-        step="any",
+        type="text",
+        inputMode="decimal",
+        value=f"{value:g}",
         size="sm",
         debounce=True,
+        maxLength=32,
         placeholder=f"{low:g}-{high:g}",
+        autoComplete="off",
     )
 
 

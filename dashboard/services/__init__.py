@@ -17,6 +17,12 @@ Callbacks stay thin and call a :class:`Face3DService`, which holds one composer 
   :func:`face3d_core.compare.compare_faces`, cached per (ordered faces, model);
 * :mod:`~dashboard.services.exports` (``service.exports``): download files (also the
   measurements and the printable relief);
+* :mod:`~dashboard.services.downloads` (``service.downloads``): prepared downloads, streamed by a
+  session-bound route (never base64 inside a callback's JSON);
+* :mod:`~dashboard.services.heavy` (``service.heavy``): at most ``FACE3D_HEAVY_TASKS`` large
+  results made at once (full-density 3D, reliefs, reports, large downloads), then memory given
+  back; :class:`~dashboard.services.memory.MemoryJanitor` (``service.janitor``) drops large idle
+  results from memory;
 * :mod:`~dashboard.services.camera` (``service.cameras``): each photo's field of view (EXIF);
 * :mod:`~dashboard.services.reports` (``service.reports``): the shared HTML report;
 * :mod:`~dashboard.services.model_status`: which depth models have weights here;
@@ -40,10 +46,18 @@ from dashboard.services.access import Access, MembershipStore, MemoryMembershipS
 from dashboard.services.camera import Cameras
 from dashboard.services.comparison import Comparisons
 from dashboard.services.depth import DepthMaps, EstimatorFactory, process_estimator
-from dashboard.services.errors import PHOTO_MISSING_MESSAGE, DepthMissingError, MeasureError, PhotoMissingError
+from dashboard.services.downloads import Downloads
+from dashboard.services.errors import (
+    PHOTO_MISSING_MESSAGE,
+    DepthMissingError,
+    MeasureError,
+    PhotoMissingError,
+    ServerBusyError,
+)
 from dashboard.services.exports import Exports, safe_stem
+from dashboard.services.heavy import HeavyWork
 from dashboard.services.live import LiveLimits, LiveStreams
-from dashboard.services.memory import MemoryLRU, approx_nbytes
+from dashboard.services.memory import MemoryJanitor, MemoryLRU, approx_nbytes
 from dashboard.services.model3d import Models3D
 from dashboard.services.model_status import ModelStatus, all_model_status, model_status
 from dashboard.services.reports import Reports
@@ -51,6 +65,7 @@ from dashboard.services.uploads import MAX_UPLOADS, THUMB_MAX_SIDE, UploadMeta, 
 from dashboard.services.warmup import Warmup
 from face3d_core.cache import ResultStore
 from face3d_core.compare import ComparisonResult
+from face3d_core.config import get_settings
 from face3d_core.errors import Face3DError
 from face3d_core.faces import DEFAULT_MARGIN
 from face3d_core.pipeline import DepthRef, FaceDepth, TaskProgress
@@ -67,6 +82,7 @@ __all__ = [
     "MemoryLRU",
     "ModelStatus",
     "PhotoMissingError",
+    "ServerBusyError",
     "UploadMeta",
     "all_model_status",
     "approx_nbytes",
@@ -91,6 +107,9 @@ class Face3DService:
         in_use_s: How long a photo stays pinned after its last use (default ``FACE3D_IN_USE_S``).
         live_limits: What camera live depth may cost this process (default :class:`LiveLimits`).
         live_off_reason: Why this server offers no live depth (None: it does).
+        heavy: The turnstile of heavy work (default: ``FACE3D_HEAVY_TASKS`` at once).
+        downloads: Where prepared downloads wait (default: this process's memory; the app passes
+            a spool in the cache folder, or the result store in scale-out mode).
     """
 
     def __init__(
@@ -104,6 +123,8 @@ class Face3DService:
         in_use_s: float | None = None,
         live_limits: LiveLimits | None = None,
         live_off_reason: str | None = None,
+        heavy: HeavyWork | None = None,
+        downloads: Downloads | None = None,
     ):
         self.cache = cache
         self.margin = float(DEFAULT_MARGIN if margin is None else margin)
@@ -112,13 +133,16 @@ class Face3DService:
         self.depth_maps = DepthMaps(
             cache, self.uploads, margin=self.margin, estimator_factory=estimator_factory or process_estimator
         )
-        self.models3d = Models3D(self.depth_maps)
+        self.heavy = heavy if heavy is not None else HeavyWork(get_settings().heavy_tasks)
+        self.models3d = Models3D(self.depth_maps, heavy=self.heavy)
         self.cameras = Cameras(self.uploads)
         self.comparisons = Comparisons(cache, self.uploads, self.depth_maps, self.cameras)
-        self.exports = Exports(self.uploads, self.depth_maps, self.models3d)
-        self.reports = Reports(self.uploads, self.depth_maps, self.models3d)
+        self.exports = Exports(self.uploads, self.depth_maps, self.models3d, heavy=self.heavy)
+        self.reports = Reports(self.uploads, self.depth_maps, self.models3d, heavy=self.heavy)
         self.warmup = Warmup(self.depth_maps, self.uploads)
         self.live = LiveStreams(self.depth_maps, detector_path, limits=live_limits, off_reason=live_off_reason)
+        self.downloads = downloads if downloads is not None else Downloads()
+        self.janitor = MemoryJanitor([self.depth_maps.memory, self.models3d.memory])
 
     # -- shortcuts for scripts and tests (loose values; callbacks use the composers) -------
 

@@ -29,3 +29,12 @@ class MeasureError(Face3DError):
     """A face cannot be measured, or two clicked points cannot be measured between."""
 
     title = "Cannot measure"
+
+
+class ServerBusyError(Face3DError):
+    """Too much heavy work is waiting for its turn (:mod:`~dashboard.services.heavy`): try again shortly."""
+
+    title = "The server is busy"
+
+    def __init__(self, message: str = "The server is busy making other large results; please try again in a minute."):
+        super().__init__(message)

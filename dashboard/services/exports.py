@@ -10,8 +10,10 @@ to safe characters.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import math
 import os
 import re
 import zipfile
@@ -23,15 +25,23 @@ import numpy as np
 
 from dashboard.services.depth import DepthMaps
 from dashboard.services.errors import DepthMissingError
-from dashboard.services.model3d import Models3D
+from dashboard.services.heavy import HeavyWork
+from dashboard.services.model3d import Models3D, is_heavy
 from dashboard.services.uploads import Uploads
 from face3d_core.depthmap import encode_depth_npy, encode_depth_png8, encode_depth_png16
-from face3d_core.errors import ExportError
+from face3d_core.errors import ExportError, shown_value
 from face3d_core.export import export_mesh
 from face3d_core.measure import FaceMeasurements, write_csv
 from face3d_core.pipeline import DepthRef
 from face3d_core.reconstruct import ReconstructionParams
-from face3d_core.relief import DEFAULT_BASE_MM, DEFAULT_RELIEF, DEFAULT_WIDTH_MM, ReliefSolid, relief_from_model
+from face3d_core.relief import (
+    DEFAULT_BASE_MM,
+    DEFAULT_RELIEF,
+    DEFAULT_WIDTH_MM,
+    ReliefSolid,
+    relief_from_model,
+    relief_max_points,
+)
 
 #: Depth map formats: kind -> (encoder of ``(h, w) float32`` relative inverse depth, file suffix).
 DEPTH_FORMATS: dict[str, tuple[Callable[[np.ndarray], bytes], str]] = {
@@ -70,26 +80,41 @@ class ReliefSettings:
 
     @classmethod
     def from_values(cls, width_mm: object, base_mm: object, relief: object) -> ReliefSettings:
-        """Check the browser's values; empty ones take the default.
+        """Check the browser's values (numbers, or the text typed in the fields); empty ones take the default.
+
+        Text is read as a number (a decimal comma too: ``"80,5"``); anything that is not a finite
+        number in its range is refused with a message, never replaced by the default.
 
         Raises:
-            ExportError: A value that is not a number or lies outside its range (the message says which).
+            ExportError: A value that is not a number or lies outside its range (the message says
+                which, repeating at most :data:`~face3d_core.errors.MAX_SHOWN_CHARS` of it).
         """
         values = {}
         for name, raw in (("width_mm", width_mm), ("base_mm", base_mm), ("relief", relief)):
-            if raw is None or raw == "":
+            if raw is None or (isinstance(raw, str) and not raw.strip()):
                 values[name] = getattr(cls(), name)
                 continue
             low, high = cls.RANGES[name]
-            try:
-                number = float(raw)
-            except (TypeError, ValueError):
-                number = float("nan")
+            number = _typed_number(raw)
             if not low <= number <= high:
                 unit = "" if name == "relief" else " mm"
-                raise ExportError(f"{cls.LABELS[name]} must be between {low:g} and {high:g}{unit}; it is {raw}.")
+                raise ExportError(
+                    f"{cls.LABELS[name]} must be between {low:g} and {high:g}{unit}; it is {shown_value(raw)}."
+                )
             values[name] = number
         return cls(**values)
+
+
+def _typed_number(raw: object) -> float:
+    """A number the browser sent or a user typed, as a float; NaN for anything else (bools, lists, junk text)."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        return math.nan
+    text = raw.strip().replace(",", ".", 1) if isinstance(raw, str) and raw.count(",") == 1 else raw
+    try:
+        number = float(text)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int of hundreds of digits
+        return math.nan
+    return number if math.isfinite(number) else math.nan
 
 
 def safe_stem(name: str, fallback: str = "face") -> str:
@@ -106,12 +131,14 @@ class Exports:
         uploads: The photos (for file names).
         depth: The cached depth maps.
         models: The reconstructions.
+        heavy: The turnstile large files wait at (3D models of many points, reliefs).
     """
 
-    def __init__(self, uploads: Uploads, depth: DepthMaps, models: Models3D):
+    def __init__(self, uploads: Uploads, depth: DepthMaps, models: Models3D, *, heavy: HeavyWork | None = None):
         self.uploads = uploads
         self.depth = depth
         self.models = models
+        self.heavy = heavy if heavy is not None else getattr(models, "heavy", None) or HeavyWork()
 
     def depth_file(self, ref: DepthRef, kind: str, name: str) -> tuple[str, bytes]:
         """Return ``(file name, bytes)`` of the depth map in ``kind`` (``png8``, ``png16``, ``npy``).
@@ -146,18 +173,20 @@ class Exports:
         if fmt not in MODEL_FORMATS:
             raise ExportError(f"Unknown 3D format {fmt!r}; use PLY, OBJ, GLB or STL.")
         self.uploads.require_meta(ref.sha)
-        face_model = self.models.model(ref, params)
-        files = export_mesh(face_model.mesh, fmt)
-        stem = safe_stem(name)
-        if len(files) == 1:
-            ((name, data),) = files.items()
-            ext = os.path.splitext(name)[1] or f".{fmt}"
-            return f"{stem}_3d{ext}", data
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for name, data in files.items():
-                archive.writestr(os.path.basename(name), data)
-        return f"{stem}_3d_{fmt}.zip", buffer.getvalue()
+        with self.heavy.turn("A 3D model download") if is_heavy(params) else contextlib.nullcontext():
+            face_model = self.models.model(ref, params)
+            files = export_mesh(face_model.mesh, fmt)
+            stem = safe_stem(name)
+            if len(files) == 1:
+                ((name, data),) = files.items()
+                ext = os.path.splitext(name)[1] or f".{fmt}"
+                return f"{stem}_3d{ext}", data
+            buffer = io.BytesIO()
+            # the fastest deflate level: a full-density OBJ is 140 MB of text; level 6 took 18 s of CPU for it
+            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+                for name, data in files.items():
+                    archive.writestr(os.path.basename(name), data)
+            return f"{stem}_3d_{fmt}.zip", buffer.getvalue()
 
     def measurements_file(
         self, measured: Sequence[tuple[str, FaceMeasurements]], fmt: str, stem: str
@@ -184,20 +213,25 @@ class Exports:
         return f"{safe_stem(stem)}_measurements.{fmt}", data
 
     def relief(self, ref: DepthRef, params: ReconstructionParams, settings: ReliefSettings) -> ReliefSolid:
-        """The printable relief of the model (every depth-map pixel, the shown smoothing and depth scale).
+        """The printable relief of the model (the shown smoothing and depth scale), within its triangle budget.
+
+        The model it is made of has as many points as the relief's grid can use at its width
+        (:func:`~face3d_core.relief.relief_max_points`), not every pixel of the depth map.
 
         Raises:
             DepthMissingError: No depth map for ``ref`` in the cache.
             ExportError: No closed solid can be made of this model.
         """
-        full = params.replace(stride=1, max_points=None, representation="points", texture=False)
-        face_model = self.models.model(ref, full)
-        try:
-            return relief_from_model(
-                face_model, width_mm=settings.width_mm, base_mm=settings.base_mm, relief=settings.relief
-            )
-        except ValueError as exc:
-            raise ExportError(f"No printable relief could be made of this model: {exc}.") from exc
+        points = relief_max_points(settings.width_mm)
+        full = params.replace(stride=1, max_points=points, representation="points", texture=False)
+        with self.heavy.turn("A printable relief"):
+            face_model = self.models.model(ref, full)
+            try:
+                return relief_from_model(
+                    face_model, width_mm=settings.width_mm, base_mm=settings.base_mm, relief=settings.relief
+                )
+            except ValueError as exc:
+                raise ExportError(f"No printable relief could be made of this model: {exc}.") from exc
 
     def relief_file(
         self, ref: DepthRef, params: ReconstructionParams, fmt: str, settings: ReliefSettings, name: str
@@ -214,7 +248,8 @@ class Exports:
         if fmt not in RELIEF_FORMATS:
             raise ExportError(f"Unknown relief format {fmt!r}; use STL or 3MF.")
         self.uploads.require_meta(ref.sha)
-        solid = self.relief(ref, params, settings)
-        stem = f"{safe_stem(name)}_relief"
-        ((_, data),) = export_mesh(solid.mesh, fmt, name=stem).items()
+        with self.heavy.turn("A printable relief"):
+            solid = self.relief(ref, params, settings)
+            stem = f"{safe_stem(name)}_relief"
+            ((_, data),) = export_mesh(solid.mesh, fmt, name=stem).items()
         return f"{stem}.{fmt}", data, solid

@@ -25,6 +25,7 @@ import numpy as np
 
 from dashboard.services.depth import DepthMaps
 from dashboard.services.errors import DepthMissingError, MeasureError
+from dashboard.services.heavy import HEAVY_POINTS, HeavyWork
 from dashboard.services.memory import MemoryLRU
 from face3d_core.cache import make_key
 from face3d_core.coarsen import coarser_mesh
@@ -52,16 +53,30 @@ def _graph_builder() -> ThreadPoolExecutor:
         return _GRAPH_BUILDER
 
 
+def is_heavy(params: ReconstructionParams) -> bool:
+    """True for a reconstruction of many points (its budget from :data:`~dashboard.services.heavy.HEAVY_POINTS` up)."""
+    return params.max_points is None or params.max_points >= HEAVY_POINTS
+
+
 class Models3D:
     """Reconstructed faces per (depth map, parameters), in memory.
 
     Args:
         depth: The cached depth maps.
         memory: The memory tier for reconstructions and display meshes.
+        heavy: The turnstile a reconstruction of many points waits at (full density, reliefs).
     """
 
-    def __init__(self, depth: DepthMaps, memory: MemoryLRU | None = None, *, precompute_graphs: bool = True):
+    def __init__(
+        self,
+        depth: DepthMaps,
+        memory: MemoryLRU | None = None,
+        *,
+        precompute_graphs: bool = True,
+        heavy: HeavyWork | None = None,
+    ):
         self.depth = depth
+        self.heavy = heavy if heavy is not None else HeavyWork()
         self.memory = memory if memory is not None else MemoryLRU(max_items=64, max_bytes=192 * 1024 * 1024)
         self.precompute_graphs = precompute_graphs
         self._graph_jobs: dict[str, Future] = {}
@@ -93,6 +108,12 @@ class Models3D:
                 self._prepare_graph(key, built)
             return built
 
+        cached = self.memory.get(key)
+        if cached is not None:
+            return cached
+        if is_heavy(params):  # the turn first, then the key's lock (never the other way round)
+            with self.heavy.turn("A 3D model of many points"):
+                return self.memory.get_or_compute(key, build)
         return self.memory.get_or_compute(key, build)
 
     def _graph_mesh_of(self, key: str, face_model: FaceModel3D) -> Mesh | None:

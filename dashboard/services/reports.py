@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dashboard.services.depth import DepthMaps
 from dashboard.services.errors import DepthMissingError, MeasureError
 from dashboard.services.exports import safe_stem
+from dashboard.services.heavy import HeavyWork
 from dashboard.services.model3d import Models3D
 from dashboard.services.uploads import UploadMeta, Uploads
 from face3d_core.camera import CameraFov
@@ -30,12 +31,14 @@ class Reports:
         uploads: The photos (for names).
         depth: The cached depth maps.
         models: The reconstructions and measurements.
+        heavy: The turnstile a report waits at.
     """
 
-    def __init__(self, uploads: Uploads, depth: DepthMaps, models: Models3D):
+    def __init__(self, uploads: Uploads, depth: DepthMaps, models: Models3D, *, heavy: HeavyWork | None = None):
         self.uploads = uploads
         self.depth = depth
         self.models = models
+        self.heavy = heavy if heavy is not None else getattr(models, "heavy", None) or HeavyWork()
 
     def face(self, ref: DepthRef, params: ReconstructionParams, fov: CameraFov, label: str) -> ReportFace:
         """One face of a report, as the 3D tab shows it; ``label`` is its name for the asking session.
@@ -76,8 +79,9 @@ class Reports:
         Raises:
             DepthMissingError: No depth map for ``ref`` in the cache.
         """
-        face = self.face(ref, params, fov, meta.face_label(ref.face))
-        return f"{safe_stem(meta.name)}_report.html", build_report([face]).encode("utf-8")
+        with self.heavy.turn("A report"):
+            face = self.face(ref, params, fov, meta.face_label(ref.face))
+            return f"{safe_stem(meta.name)}_report.html", build_report([face]).encode("utf-8")
 
     def comparison_report(
         self, result: ComparisonResult, settings: Sequence[tuple[ReconstructionParams, CameraFov]]
@@ -91,9 +95,10 @@ class Reports:
         Raises:
             DepthMissingError: A depth map is no longer in the cache.
         """
-        faces = [
-            self.face(ref, params, fov, label)
-            for ref, (params, fov), label in zip(result.refs, settings, result.names, strict=True)
-        ]
-        html = build_report(faces, comparison=result)
+        with self.heavy.turn("A comparison report"):
+            faces = [
+                self.face(ref, params, fov, label)
+                for ref, (params, fov), label in zip(result.refs, settings, result.names, strict=True)
+            ]
+            html = build_report(faces, comparison=result)
         return f"face3d_comparison_{len(faces)}_faces_report.html", html.encode("utf-8")

@@ -28,6 +28,11 @@ from face3d_core.config import get_settings
 from face3d_core.errors import Face3DError
 
 _SUBCOMMANDS = ("depth_cmd", "mesh_cmd", "measure_cmd", "report_cmd", "models_cmd")
+#: Subcommands that decode photos (their decoder process is started first: see :mod:`face3d_core.decode_sandbox`).
+_DECODING_COMMANDS = ("depth", "mesh", "measure", "report")
+#: True when this process is the ``face3d`` command itself (:func:`console_main`), not a caller of :func:`main`:
+#: only then is the image decoder forked from it (a process of one thread, ending right after the work).
+_WHOLE_PROCESS = False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         get_settings()  # a bad FACE3D_* value stops here, as one line, before any work
+        if args.command in _DECODING_COMMANDS:  # the image decoder starts while the command sets up its work
+            from face3d_core.decode_sandbox import SANDBOX
+
+            SANDBOX.prestart(fork=_WHOLE_PROCESS)
         return int(args.func(args))
     except Face3DError as exc:
         print(error_line(exc.user_message), file=sys.stderr)
@@ -96,6 +105,8 @@ def console_main() -> None:
     ``--version``), skipping the interpreter's teardown of imported modules. An unexpected
     exception is left to Python (traceback, status 1).
     """
+    global _WHOLE_PROCESS
+    _WHOLE_PROCESS = True
     try:
         status = main()
     except SystemExit as exc:

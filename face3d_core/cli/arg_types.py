@@ -13,6 +13,8 @@ import math
 import sys
 from collections.abc import Callable
 
+from face3d_core.errors import shown_value
+
 #: Highest face number accepted (photos hold far fewer faces).
 MAX_FACE_NUMBER = 999
 
@@ -29,10 +31,6 @@ class OneLineParser(argparse.ArgumentParser):
         if message:
             sys.stderr.write(message)
         raise SystemExit(status)
-
-
-def _text(value: str) -> str:
-    return repr(value) if len(value) <= 40 else repr(value[:40] + "...")
 
 
 def number(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
@@ -53,7 +51,7 @@ def number(low: float, high: float, *, low_open: bool = False) -> Callable[[str]
         except ValueError:
             result = math.nan
         if not math.isfinite(result) or result > high or result < low or (low_open and result == low):
-            raise argparse.ArgumentTypeError(f"must be a number {what}, got {_text(value)}")
+            raise argparse.ArgumentTypeError(f"must be a number {what}, got {shown_value(value)}")
         return result
 
     parse.__name__ = "number"  # argparse names the type in some messages
@@ -68,10 +66,10 @@ def whole_number(low: int, high: int) -> Callable[[str], int]:
             result = int(value, 10)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"must be a whole number from {low} to {high}, got {_text(value)}"
+                f"must be a whole number from {low} to {high}, got {shown_value(value)}"
             ) from None
         if not low <= result <= high:
-            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}, got {_text(value)}")
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}, got {shown_value(value)}")
         return result
 
     parse.__name__ = "whole number"

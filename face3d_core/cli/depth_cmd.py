@@ -23,7 +23,7 @@ from face3d_core.cli.arg_types import face_number
 from face3d_core.cli.face_source import margin_arg
 from face3d_core.cli.outputs import stems_sparing_inputs
 from face3d_core.depthmap import DEPTH_FILE_SUFFIXES, write_depth_outputs
-from face3d_core.errors import Face3DError
+from face3d_core.errors import Face3DError, NoFaceFoundError
 from face3d_core.images import load_image
 from face3d_core.models.registry import DEFAULT_MODEL, list_models
 
@@ -79,6 +79,11 @@ def run(args: argparse.Namespace) -> int:
             paths = write_depth_outputs(result.depth_rel, out_dir, stem)
             written += 1
             logger.info("%r -> %s", image_path, ", ".join(repr(p.name) for p in paths))
+        except NoFaceFoundError as exc:
+            failures.append(image_path)
+            tqdm.write(
+                error_line(f"{exc.user_message} (use --full-frame for the whole image)", image_path), file=sys.stderr
+            )
         except Face3DError as exc:
             failures.append(image_path)
             tqdm.write(error_line(exc.user_message, image_path), file=sys.stderr)

@@ -24,7 +24,7 @@ import numpy as np
 
 from face3d_core.camera import CameraFov, photo_fov
 from face3d_core.cli.arg_types import MAX_FACE_NUMBER, number
-from face3d_core.errors import InvalidDepthError, NoFaceFoundError
+from face3d_core.errors import InvalidDepthError, NoFaceFoundError, shown_value
 from face3d_core.images import MAX_PIXELS
 from face3d_core.models.registry import DEFAULT_MODEL, list_models
 
@@ -38,11 +38,13 @@ def face_arg(value: str) -> int | None:
     try:
         index = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a face number (0 = largest) or 'none', got {value!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a face number (0 = largest) or 'none', got {shown_value(value)}"
+        ) from None
     if index < 0:
         raise argparse.ArgumentTypeError("face numbers start at 0 (the largest face)")
     if index > MAX_FACE_NUMBER:
-        raise argparse.ArgumentTypeError(f"face numbers go up to {MAX_FACE_NUMBER}, got {value!r}")
+        raise argparse.ArgumentTypeError(f"face numbers go up to {MAX_FACE_NUMBER}, got {shown_value(value)}")
     return index
 
 
@@ -50,7 +52,7 @@ def positive(value: str) -> float:
     """A finite number > 0."""
     result = float(value)
     if not (result > 0 and np.isfinite(result)):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {value}")
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {shown_value(value)}")
     return result
 
 
@@ -58,7 +60,7 @@ def non_negative(value: str) -> float:
     """A finite number >= 0."""
     result = float(value)
     if not (result >= 0 and np.isfinite(result)):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value}")
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {shown_value(value)}")
     return result
 
 

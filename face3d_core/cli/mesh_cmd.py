@@ -13,7 +13,8 @@ which).
 
 ``--solid`` writes a printable relief instead (:mod:`face3d_core.relief`): one closed body of
 the face surface, side walls and a flat base ``--base-mm`` thick, ``--width-mm`` wide, the
-relief exaggerated by ``--relief``; best as ``--format stl`` or ``3mf``.
+relief exaggerated by ``--relief``, at most ``--max-triangles`` triangles (1.5 M: the grid grows
+coarser than ``--grid-mm`` beyond, and the output says so); best as ``--format stl`` or ``3mf``.
 
 Output: ``-o OUT`` (a file name; its extension picks the format unless ``--format`` is
 given), by default ``<image stem>_3d.<format>`` in the current folder. OBJ writes
@@ -42,7 +43,14 @@ from face3d_core.cli.outputs import check_not_inputs
 from face3d_core.errors import ExportError, Face3DError, NoFaceFoundError
 from face3d_core.export import MESH_FORMATS, POINT_FORMATS, export_mesh, export_points, write_files
 from face3d_core.reconstruct import MAX_MODEL_POINTS
-from face3d_core.relief import DEFAULT_BASE_MM, DEFAULT_GRID_STEP_MM, DEFAULT_RELIEF, DEFAULT_WIDTH_MM
+from face3d_core.relief import (
+    DEFAULT_BASE_MM,
+    DEFAULT_GRID_STEP_MM,
+    DEFAULT_RELIEF,
+    DEFAULT_WIDTH_MM,
+    MAX_RELIEF_TRIANGLES,
+    relief_max_points,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +114,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_GRID_STEP_MM,
         help=f"--solid: lateral grid step of the printed surface (default {DEFAULT_GRID_STEP_MM:g})",
     )
+    p.add_argument(
+        "--max-triangles",
+        type=whole_number(1000, 20_000_000),
+        default=MAX_RELIEF_TRIANGLES,
+        help=f"--solid: most triangles of the solid; a coarser grid beyond (default {MAX_RELIEF_TRIANGLES:,})",
+    )
     p.add_argument("-o", "--output", metavar="OUT", help="output file (default: <image stem>_3d.<format>)")
     p.set_defaults(func=run)
 
@@ -141,12 +155,15 @@ def run(args: argparse.Namespace) -> int:
         if args.points and args.solid:
             raise ExportError("A printable solid is a mesh: use --solid without --points.")
         fov = choose_fov(args, args.image)
+        max_points = None if args.no_point_cap else MAX_MODEL_POINTS
+        if args.solid and max_points is not None:  # a relief is made of the points its grid can use
+            max_points = min(max_points, max(relief_max_points(args.width_mm, args.grid_mm), args.max_triangles // 2))
         params = reconstruction_params(
             args,
             fov,
             stride=args.stride,
-            max_points=None if args.no_point_cap else MAX_MODEL_POINTS,
-            representation="points" if args.points else "mesh",
+            max_points=max_points,
+            representation="points" if args.points or args.solid else "mesh",
             color_mode=args.color,
             texture=args.texture,
             mask_mode="none" if args.no_mask else "auto",
@@ -166,7 +183,12 @@ def run(args: argparse.Namespace) -> int:
         elif args.solid:
             try:
                 solid = relief_from_model(
-                    model, width_mm=args.width_mm, base_mm=args.base_mm, relief=args.relief, grid_step_mm=args.grid_mm
+                    model,
+                    width_mm=args.width_mm,
+                    base_mm=args.base_mm,
+                    relief=args.relief,
+                    grid_step_mm=args.grid_mm,
+                    max_triangles=args.max_triangles,
                 )
             except ValueError as exc:
                 raise ExportError(f"No printable relief could be made: {exc}.") from exc
@@ -192,9 +214,11 @@ def run(args: argparse.Namespace) -> int:
             f"printable solid {x:.1f} x {y:.1f} x {z:.1f} mm, {solid.mesh.n_faces} triangles, "
             f"base {args.base_mm:g} mm, grid {solid.grid_step_mm:.2f} mm"
         )
+        if solid.budget_applied:
+            what += f" (coarser than --grid-mm to stay within --max-triangles {args.max_triangles})"
     else:
         what = f"{model.mesh.n_vertices} vertices, {model.n_faces} triangles"
-    if model.point_cap_applied:
+    if model.point_cap_applied and solid is None:
         what += f", {MAX_MODEL_POINTS / 1e6:.3g} M point cap applied (--no-point-cap for every pixel)"
     scale = SCALE_WORDS[model.scale_source]
     elapsed = time.perf_counter() - started

@@ -16,7 +16,7 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from face3d_core.errors import UnknownModelError
+from face3d_core.errors import UnknownModelError, shown_value
 from face3d_core.weights import WeightsFile
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -284,4 +284,6 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise UnknownModelError(f"Unknown depth model {name!r}. Known models: {', '.join(_REGISTRY)}.") from None
+        raise UnknownModelError(
+            f"Unknown depth model {shown_value(name)}. Known models: {', '.join(_REGISTRY)}."
+        ) from None

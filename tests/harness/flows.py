@@ -174,10 +174,28 @@ def download(client: DashHttp, kind: str, values: dict[str, Any]) -> dict | None
             page has them) for 3D formats.
 
     Returns:
-        The callback response; ``output(response, ids.DOWNLOAD, "data")`` carries the file.
+        The callback response; ``output(response, ids.DOWNLOAD, "data")`` is the link to the file
+        (``{"url", "filename", "size"}``): :func:`fetch_download` fetches it.
     """
     button = DEPTH_DOWNLOADS.get(kind) or MODEL_DOWNLOADS[kind]
     return client.call((button, "n_clicks"), {**values, button: 1}, kind=f"download_{kind}")
+
+
+def fetch_download(client: DashHttp, response: dict | None, *, kind: str = "download_fetch") -> Reply:
+    """Follow the link a download button answered with, as the page does (same session cookie).
+
+    Raises:
+        CallbackError: The response holds no link.
+    """
+    link = output(response, ids.DOWNLOAD, "data")
+    if isinstance(link, dict) and isinstance(link.get("content"), str):  # a server before issue 16: inside the JSON
+        import base64
+
+        data = base64.b64decode(link["content"]) if link.get("base64") else link["content"].encode()
+        return Reply(200, data, {"Content-Length": str(len(data))})
+    if not (isinstance(link, dict) and isinstance(link.get("url"), str)):
+        raise CallbackError(f"no download link in the response: {str(response)[:300]}")
+    return client.get(link["url"], kind=kind)
 
 
 def model3d_values(result: dict, controls: dict[str, Any], view: dict | None = None) -> dict[str, Any]:
@@ -208,6 +226,57 @@ def measure_click(client: DashHttp, values: dict[str, Any], xyz: Any, state: dic
     click = {"x": float(xyz[0]), "y": float(xyz[1]), "z": float(xyz[2])}
     chosen = {**values, ids.MODEL3D_MEASURE_CLICK: click, ids.MODEL3D_MEASURE_STORE: state}
     return client.call((ids.MODEL3D_MEASURE_CLICK, "data"), chosen, kind="measure_click")
+
+
+def figure_points(figure: dict) -> Any:
+    """``(N, 3)`` float64 positions of a 3D figure's first trace (plotly's typed arrays decoded)."""
+    import base64
+
+    import numpy as np
+
+    trace = figure["data"][0]
+
+    def axis(spec: Any) -> Any:
+        if isinstance(spec, dict):
+            return np.frombuffer(base64.b64decode(spec["bdata"]), dtype=np.dtype(spec["dtype"]))
+        return np.asarray(spec, dtype=np.float64)
+
+    return np.stack([axis(trace[name]) for name in "xyz"], axis=1).astype(np.float64)
+
+
+def points_to_measure(figure: dict, apart_mm: float = 30.0) -> tuple[Any, Any]:
+    """Two vertices of a 3D figure's mesh about ``apart_mm`` apart on its largest connected piece.
+
+    Where the first trace is a mesh (``i``, ``j``, ``k``), the piece is found from its triangles (a
+    click on another piece could not be measured along the surface); a point cloud is one piece.
+    """
+    import base64
+
+    import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    vertices = figure_points(figure)
+    trace = figure["data"][0]
+    keep = np.ones(len(vertices), bool)
+    if all(name in trace for name in "ijk"):
+
+        def ints(spec: Any) -> Any:
+            if isinstance(spec, dict):
+                return np.frombuffer(base64.b64decode(spec["bdata"]), dtype=np.dtype(spec["dtype"])).astype(np.int64)
+            return np.asarray(spec, dtype=np.int64)
+
+        i, j, k = (ints(trace[name]) for name in "ijk")
+        rows, cols = np.concatenate([i, j, k]), np.concatenate([j, k, i])
+        graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(vertices), len(vertices)))
+        _, labels = connected_components(graph, directed=False)
+        keep = labels == np.bincount(labels).argmax()
+    piece = vertices[keep]
+    middle = np.median(piece, axis=0)
+    ends = [
+        piece[np.argmin(np.linalg.norm(piece - (middle + [dx, 0, 0]), axis=1))] for dx in (-apart_mm / 2, apart_mm / 2)
+    ]
+    return ends[0], ends[1]
 
 
 def view_3d(client: DashHttp, values: dict[str, Any]) -> dict | None:

@@ -149,3 +149,74 @@ def file_tree(root: Path, exclude: Path | None = None) -> set[str]:
         if path.is_file() or path.is_symlink():
             files.add(str(path.relative_to(root)))
     return files
+
+
+#: TIFF field types used by :func:`raw_exif`: name -> (type code, struct format of one value).
+_TIFF_TYPES = {"ascii": (2, "s"), "short": (3, "H"), "long": (4, "I"), "rational": (5, "II")}
+
+
+def raw_exif(ifd0: dict[int, tuple[str, object]], exif_ifd: dict[int, tuple[str, object]] | None = None) -> bytes:
+    """An EXIF block (``Exif\\0\\0`` + little-endian TIFF) with tags of exactly the given type and values.
+
+    Pillow writes only well-formed tags; this writes what a broken or hostile camera would, e.g.
+    ``{0x0112: ("ascii", "6")}`` (an Orientation as text) or ``{0xA210: ("short", (2, 2))}`` (a unit
+    of count 2). Values: text for ``ascii``, an int or a tuple of ints for ``short``/``long``, a
+    tuple of ``(numerator, denominator)`` pairs for ``rational``.
+    """
+
+    def entries(tags: dict[int, tuple[str, object]], offset: int) -> tuple[bytes, bytes]:
+        table, data = b"", b""
+        data_at = offset + 2 + 12 * len(tags) + 4
+        for tag, (kind, value) in sorted(tags.items()):
+            code, fmt = _TIFF_TYPES[kind]
+            if kind == "ascii":
+                payload, count = str(value).encode("latin-1") + b"\x00", len(str(value)) + 1
+            else:
+                values = value if isinstance(value, tuple) else (value,)
+                if kind == "rational":
+                    payload = b"".join(struct.pack("<II", *pair) for pair in values)
+                else:
+                    payload = b"".join(struct.pack("<" + fmt, v) for v in values)
+                count = len(values)
+            if len(payload) <= 4:
+                field = payload.ljust(4, b"\x00")
+            else:
+                field = struct.pack("<I", data_at + len(data))
+                data += payload + (b"\x00" if len(payload) % 2 else b"")
+            table += struct.pack("<HHI", tag, code, count) + field
+        return struct.pack("<H", len(tags)) + table + struct.pack("<I", 0), data
+
+    sub_tags = dict(exif_ifd or {})
+    tags0 = dict(ifd0)
+    if sub_tags:
+        tags0[0x8769] = ("long", 0)  # patched below, once the first IFD's size is known
+    first, first_data = entries(tags0, 8)
+    sub_offset = 8 + len(first) + len(first_data)
+    if sub_tags:
+        tags0[0x8769] = ("long", sub_offset)
+        first, first_data = entries(tags0, 8)
+    tiff = b"II*\x00" + struct.pack("<I", 8) + first + first_data
+    if sub_tags:
+        sub, sub_data = entries(sub_tags, sub_offset)
+        tiff += sub + sub_data
+    return b"Exif\x00\x00" + tiff
+
+
+def jpeg_with_exif(image_rgb: np.ndarray, exif_block: bytes) -> bytes:
+    """A JPEG of ``image_rgb`` with ``exif_block`` (see :func:`raw_exif`) as its APP1 segment."""
+    body = jpeg_bytes(image_rgb)
+    return body[:2] + b"\xff\xe1" + struct.pack(">H", len(exif_block) + 2) + exif_block + body[2:]
+
+
+def junk_byte_scan_bomb(side: int = 3000, scans: int = 4000) -> bytes:
+    """The scan-limit bypass of issue 16: :func:`progressive_scan_bomb` with one junk ``0x00`` byte.
+
+    The byte goes after the marker segment that follows scan 2, where a marker must start: a
+    segment walker that expects one stops there (it counts 2 scans), while libjpeg skips the byte
+    ("extraneous bytes before marker") and decodes every scan (23 s of CPU for the defaults).
+    """
+    data = progressive_scan_bomb(side, scans)
+    segments = _jpeg_segments(data)
+    sos = [i for i, (marker, _, _) in enumerate(segments) if marker == 0xDA]
+    _, _, after = segments[sos[1] + 1]  # the segment that follows scan 2 ends here
+    return data[:after] + b"\x00" + data[after:]

@@ -162,3 +162,60 @@ def wait_for_http(url: str, process: ManagedProcess, timeout: float = 120.0) -> 
             pass
         time.sleep(0.3)
     raise RuntimeError(f"{url} did not answer within {timeout} s:\n{process.log_text()[-3000:]}")
+
+
+def group_memory_bytes(pgid: int) -> int:
+    """Memory of a process group now: the sum of its processes' PSS (Linux ``smaps_rollup``; RSS where absent).
+
+    PSS counts a page shared by several processes (a server's image decoder and its workers, forked
+    from one zygote) once in total, so the sum is what the group holds.
+    """
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+            if int(fields[2]) != pgid:
+                continue
+            rollup = (stat.parent / "smaps_rollup").read_text()
+        except (OSError, IndexError, ValueError):
+            continue
+        for line in rollup.splitlines():
+            if line.startswith(("Pss:", "Rss:")):
+                total += int(line.split()[1]) * 1024
+                break
+    return total
+
+
+class MemorySampler:
+    """A thread sampling a process group's memory (:func:`group_memory_bytes`) every ``period_s``.
+
+    Args:
+        pgid: The process group (a :class:`ManagedProcess` leads its own).
+        period_s: Seconds between samples.
+    """
+
+    def __init__(self, pgid: int, period_s: float = 0.2):
+        import threading
+
+        self.pgid = pgid
+        self.period_s = period_s
+        self.samples: list[tuple[float, int]] = []  # (time.monotonic(), bytes)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic(), group_memory_bytes(self.pgid)))
+            self._stop.wait(self.period_s)
+
+    def peak(self, since: float = 0.0) -> int:
+        """The largest sample taken at or after ``since`` (``time.monotonic()``)."""
+        return max((value for at, value in self.samples if at >= since), default=0)

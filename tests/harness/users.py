@@ -20,6 +20,7 @@ from typing import Any
 import requests
 
 from dashboard import ids
+from dashboard.services.exports import safe_stem
 from tests.harness import flows
 from tests.harness.dash_client import DashHttp, Timing, output
 from tests.harness.paths import MODEL
@@ -162,7 +163,7 @@ class UserSession:
         http = self.http
         assert http is not None
         path = self.photos[(self.user + iteration * 7) % len(self.photos)]
-        data = photo_variant(path, self.user, iteration)
+        data = photo_variant(path, self.user, iteration, getattr(self, "max_side", 1024))
         sha = hashlib.sha256(data).hexdigest()
         name = f"user{self.user:02d}-it{iteration}-{path.stem}.jpg"
 
@@ -207,6 +208,54 @@ class UserSession:
         return record
 
 
+class HeavyUserSession(UserSession):
+    """A user of the heaviest flow (issue 16): the ordinary flow, then the 3D model at full density
+    (mesh, photo colours), two clicks to measure, a printable relief (STL) and a report, both
+    fetched from the download route; every file must be named after this user's photo.
+
+    Args:
+        max_side: Longest side of the photos (default 2400: the shared photos at their own size).
+        **kwargs: See :class:`UserSession`.
+    """
+
+    def __init__(self, *args: Any, max_side: int = 2400, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.max_side = max_side
+
+    def flow(self, iteration: int) -> dict:
+        """The ordinary flow, then full density, two clicks, a relief and a report."""
+        record = super().flow(iteration)
+        http = self.http
+        assert http is not None
+        stem = safe_stem(record["name"])
+        full = {
+            **flows.model3d_values(record["result"], self.defaults),
+            ids.MODEL3D_DENSITY: 4,
+            ids.MODEL3D_DISPLAY: "mesh",
+            ids.MODEL3D_COLORS: "photo",
+        }
+        shown = flows.view_3d(http, full)
+        stats = str(output(shown, ids.MODEL3D_STATS, "children", ""))
+        if "points" not in stats:
+            raise AssertionError(f"user {self.user}: no full-density model: {stats[:200]!r}")
+        ends = flows.points_to_measure(output(shown, ids.MODEL3D_GRAPH, "figure"))
+        first = flows.measure_click(http, full, ends[0], None)
+        state = output(first, ids.MODEL3D_MEASURE_STORE, "data")
+        second = flows.measure_click(http, full, ends[1], state)
+        status = str(output(second, ids.MODEL3D_MEASURE_STATUS, "children", ""))
+        if "along the surface" not in status:
+            raise AssertionError(f"user {self.user}: the second click measured nothing: {status[:200]!r}")
+        for kind, start in (("relief_stl", b"face3d"), ("report", b"<!DOCTYPE")):
+            answer = flows.download(http, kind, full)
+            link = output(answer, ids.DOWNLOAD, "data") or {}
+            fetched = flows.fetch_download(http, answer, kind=f"fetch_{kind}")
+            if fetched.status_code != 200 or not fetched.content.startswith(start):
+                raise AssertionError(f"user {self.user}: {kind} -> HTTP {fetched.status_code}")
+            if not str(link.get("filename", "")).startswith(stem):
+                raise AssertionError(f"user {self.user}: {kind} is named {link.get('filename')!r}, not after {stem}")
+        return record
+
+
 def run_users(
     base_url: str,
     users: int,
@@ -216,6 +265,7 @@ def run_users(
     *,
     first_user: int = 0,
     max_flows: int = 1000,
+    session_class: type[UserSession] = UserSession,
     **session_kwargs: Any,
 ) -> list[UserSession]:
     """Run ``users`` simulated users in threads, each repeating flows until ``duration_s`` has passed.
@@ -223,7 +273,7 @@ def run_users(
     Every user does at least one flow; a flow that started before the deadline runs to its end
     (every request has a timeout). User numbers start at ``first_user`` (unique photos per user).
     """
-    sessions = [UserSession(base_url, first_user + n, photos, stats, **session_kwargs) for n in range(users)]
+    sessions = [session_class(base_url, first_user + n, photos, stats, **session_kwargs) for n in range(users)]
     deadline = time.monotonic() + duration_s
 
     def run(session: UserSession) -> None:

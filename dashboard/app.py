@@ -30,8 +30,8 @@ from dashboard.request_limits import limit_requests
 from dashboard.services import Face3DService
 from dashboard.services.access import DiskMembershipStore, MembershipStore
 from dashboard.services.depth import EstimatorFactory
-from dashboard.services.live import LIVE_SCALE_OUT_MESSAGE, LiveLimits
 from dashboard.services.downloads import DiskSpool, Downloads, StoreSpool
+from dashboard.services.live import LIVE_SCALE_OUT_MESSAGE, LiveLimits
 from dashboard.services.model_status import precision_choices_here
 from dashboard.sessions import SessionCookies, current_session, server_secret
 from face3d_core import decode_sandbox, figures

@@ -13,8 +13,52 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.harness.model_tiers import MODEL_OPTION
 from tests.harness.paths import FACES_DIR, FILL_PY, MODEL, PHOTO, REFERENCE_DIR, SCANS_DIR, YUNET_PATH, require
+from tests.harness.processes import install_termination_handlers
 from tests.harness.servers import fake_network_server
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        MODEL_OPTION,
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this network's `models` tests (repeatable; `make test-models` runs one network per process)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A run ended by SIGTERM/SIGHUP (a CI time limit, `timeout make test`) stops the servers it started.
+    install_termination_handlers()
+
+
+def _network_names(item: pytest.Item) -> set[str]:
+    callspec = getattr(item, "callspec", None)
+    return {value for value in callspec.params.values() if isinstance(value, str)} if callspec else set()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Full-size network tests (marker ``models``) run only when asked for.
+
+    ``-m models`` (or any marker expression naming ``models``) or ``--face3d-model NAME`` asks for
+    them; with ``--face3d-model`` only the named networks' ``models`` tests are kept. Plain
+    ``pytest`` and ``make test`` leave them out (``make test-models`` runs them).
+    """
+    wanted = set(config.getoption(MODEL_OPTION))
+    asked = bool(wanted) or "models" in (config.getoption("markexpr") or "")
+    keep, drop = [], []
+    for item in items:
+        if item.get_closest_marker("models") is None:
+            keep.append(item)
+        elif asked and (not wanted or wanted & _network_names(item)):
+            keep.append(item)
+        else:
+            drop.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def _require(path: Path) -> Path:

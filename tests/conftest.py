@@ -135,6 +135,20 @@ def load_fill_module():
     return load_from(_require(FILL_PY))
 
 
+def filled_state_dict(model_name: str) -> dict:
+    """``fill.py``'s weights for a registered network, built with no network in memory; skips if absent."""
+    from tests.doubles import filled_state_dict as fill_from
+
+    return fill_from(_require(FILL_PY), model_name)
+
+
+def fill_in_place(network) -> None:
+    """Give a built network ``fill.py``'s weights, tensor by tensor; skips if absent."""
+    from tests.doubles import fill_in_place as fill_with
+
+    fill_with(network, _require(FILL_PY))
+
+
 def load_layout(model_name: str) -> dict:
     """Return the official layout dict (keys ``state_dict``, ``net_size`` ...) of one model."""
     return json.loads(_require(REFERENCE_DIR / f"{model_name}.layout.json").read_text())

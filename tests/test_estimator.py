@@ -32,7 +32,7 @@ from face3d_core.models.onnx_backend import onnxruntime_available
 from face3d_core.models.openvino_backend import openvino_available
 from face3d_core.models.registry import get_spec
 from face3d_core.models.verified_runtime import BF16_TOLERANCE, VerifiedNetwork
-from tests.conftest import app_cpu_backend, assert_matches_reference, load_fill_module, load_reference_array
+from tests.conftest import app_cpu_backend, assert_matches_reference, filled_state_dict, load_reference_array
 from tests.harness.model_tiers import model_param
 
 #: The whole ``predict`` path (preprocessing, the app's runtime, upsampling) against the official
@@ -48,9 +48,7 @@ PIPELINE_MODELS = [
 
 
 def _write_checkpoint(model_name: str, folder) -> None:
-    fill = load_fill_module()
-    spec = get_spec(model_name)
-    torch.save(fill.fill_state_dict(spec.build().state_dict()), folder / spec.file_name)
+    torch.save(filled_state_dict(model_name), folder / get_spec(model_name).file_name)
 
 
 def _check_pattern(model_name: str, weights_dir, reference_dir) -> DepthEstimator:

@@ -16,8 +16,6 @@ model (:mod:`face3d_core.models.verified_runtime`).
 
 from __future__ import annotations
 
-import gc
-
 import numpy as np
 import pytest
 import torch
@@ -27,7 +25,7 @@ from face3d_core.models.transforms import upsample_depth
 from tests.conftest import (
     REFERENCE_DIR,
     assert_matches_reference,
-    load_fill_module,
+    filled_state_dict,
     load_reference_array,
     run_as_the_app,
 )
@@ -46,29 +44,22 @@ PATTERN_SIZE = (480, 640)
 DA_WIDE_INPUT = (1, 3, 518, 686)
 
 
-def _filled(name: str) -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = get_spec(name).build()
-    model.load_state_dict(load_fill_module().fill_state_dict(model.state_dict()), strict=True)
-    return model.eval()
-
-
 @pytest.mark.parametrize("name", [model_param(name, lean=False) for name in NAMES])
 def test_reference_through_the_app_runtime(name: str, weights_dir) -> None:
     assert name not in SAME_CODE_AS
     inputs = [load_reference_array(name, "input")]
-    model = _filled(name)
+    state_dict = filled_state_dict(name)  # the checkpoint's contents: one copy of the weights, no network
     expected_wide = None
-    if name == "depth_anything_v2_vits":
+    if name == "depth_anything_v2_vits":  # small (25 M parameters): its PyTorch output is the reference
+        model = get_spec(name).build()
+        model.load_state_dict(state_dict, strict=True)
         wide = torch.randn(*DA_WIDE_INPUT, generator=torch.Generator().manual_seed(0))
         with torch.inference_mode():
-            expected_wide = model(wide).numpy()
+            expected_wide = model.eval()(wide).numpy()
         inputs.append(wide.numpy())
+        del model
     elif (REFERENCE_DIR / f"{name}.pattern.net_input.npy").exists():
         inputs.append(load_reference_array(name, "pattern.net_input")[None])
-    state_dict = model.state_dict()
-    del model  # the app builds its own copy from the checkpoint: free this one first (up to 1.4 GB)
-    gc.collect()
     outputs = run_as_the_app(name, state_dict, inputs, weights_dir)
     assert_matches_reference(outputs[0], load_reference_array(name, "output"))
     if expected_wide is not None:

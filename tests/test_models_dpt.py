@@ -30,7 +30,7 @@ from tests.conftest import (
     REFERENCE_DIR,
     assert_matches_reference,
     assert_state_dict_matches_layout,
-    load_fill_module,
+    fill_in_place,
     load_layout,
     load_reference_array,
 )
@@ -88,8 +88,7 @@ class Case:
     def filled(self) -> torch.nn.Module:
         """The model with the reference weights of ``fill.py`` (loaded once, strictly)."""
         if not self._filled:
-            fill = load_fill_module()
-            self.model.load_state_dict(fill.fill_state_dict(self.model.state_dict()), strict=True)
+            fill_in_place(self.model)
             self._filled = True
         return self.model
 

@@ -182,6 +182,15 @@ def assert_matches_reference(actual: np.ndarray, reference: np.ndarray) -> None:
     assert err.mean() <= 1e-3 * std, f"mean|err| {err.mean():.3e} > 1e-3*std ({1e-3 * std:.3e})"
 
 
+def _use_weights_dir(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("FACE3D_WEIGHTS_DIR", str(folder))
+    monkeypatch.setenv("FACE3D_CACHE_DIR", str(folder / "cache"))
+    monkeypatch.setenv("FACE3D_OFFLINE", "1")
+    for name in ("FACE3D_PRECISION", "FACE3D_BACKEND", "FACE3D_DEVICE"):
+        monkeypatch.delenv(name, raising=False)
+    return folder
+
+
 @pytest.fixture()
 def weights_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A weights folder (``FACE3D_WEIGHTS_DIR``) with a fresh cache folder inside, downloads off.
@@ -189,12 +198,23 @@ def weights_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     The precision, backend and device variables are cleared so the estimator runs as the app
     does by default.
     """
-    monkeypatch.setenv("FACE3D_WEIGHTS_DIR", str(tmp_path))
-    monkeypatch.setenv("FACE3D_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FACE3D_OFFLINE", "1")
-    for name in ("FACE3D_PRECISION", "FACE3D_BACKEND", "FACE3D_DEVICE"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
+    return _use_weights_dir(tmp_path, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def _run_weights_folder(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("run-weights")
+
+
+@pytest.fixture()
+def run_weights_dir(_run_weights_folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Like :func:`weights_dir`, but one folder for the whole test run.
+
+    Tests of one network then share its checkpoint and its compiled models: the app exports and
+    verifies a network once per input shape, as it does for users (``make test-models`` runs one
+    network per process, so a process holds one network's files).
+    """
+    return _use_weights_dir(_run_weights_folder, monkeypatch)
 
 
 def app_cpu_backend(model_name: str) -> str:

@@ -19,9 +19,11 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +68,9 @@ def _summary(output: str) -> str:
 
 def run_one(model: str, pytest_args: list[str]) -> Run:
     """Run one network's ``models`` tests in a child process and measure it."""
-    argv = [sys.executable, "-m", "pytest", "-m", "models", MODEL_OPTION, model, *pytest_args, *TIER_FILES]
+    basetemp = Path(tempfile.mkdtemp(prefix=f"face3d-{model}-"))  # checkpoints and compiled models: GBs
+    argv = [sys.executable, "-m", "pytest", "-m", "models", MODEL_OPTION, model, f"--basetemp={basetemp}"]
+    argv += [*pytest_args, *TIER_FILES]
     started = time.monotonic()
     child = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -88,6 +92,7 @@ def run_one(model: str, pytest_args: list[str]) -> Run:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        shutil.rmtree(basetemp, ignore_errors=True)
     child.returncode = os.waitstatus_to_exitcode(status)
     return Run(
         model=model,

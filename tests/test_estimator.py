@@ -63,8 +63,9 @@ def _check_pattern(model_name: str, weights_dir, reference_dir) -> DepthEstimato
 
 
 @pytest.mark.parametrize("model_name", PIPELINE_MODELS)
-def test_pipeline_matches_official(model_name, weights_dir, reference_dir):
-    _check_pattern(model_name, weights_dir, reference_dir)
+def test_pipeline_matches_official(model_name, run_weights_dir, reference_dir):
+    """In ``make test-models`` this follows the network's app-runtime test and uses its compiled models."""
+    _check_pattern(model_name, run_weights_dir, reference_dir)
 
 
 BACKENDS = [

@@ -45,7 +45,7 @@ DA_WIDE_INPUT = (1, 3, 518, 686)
 
 
 @pytest.mark.parametrize("name", [model_param(name, lean=False) for name in NAMES])
-def test_reference_through_the_app_runtime(name: str, weights_dir) -> None:
+def test_reference_through_the_app_runtime(name: str, run_weights_dir) -> None:
     assert name not in SAME_CODE_AS
     inputs = [load_reference_array(name, "input")]
     state_dict = filled_state_dict(name)  # the checkpoint's contents: one copy of the weights, no network
@@ -60,7 +60,7 @@ def test_reference_through_the_app_runtime(name: str, weights_dir) -> None:
         del model
     elif (REFERENCE_DIR / f"{name}.pattern.net_input.npy").exists():
         inputs.append(load_reference_array(name, "pattern.net_input")[None])
-    outputs = run_as_the_app(name, state_dict, inputs, weights_dir)
+    outputs = run_as_the_app(name, state_dict, inputs, run_weights_dir)
     assert_matches_reference(outputs[0], load_reference_array(name, "output"))
     if expected_wide is not None:
         assert_matches_reference(outputs[1], expected_wide)

@@ -31,6 +31,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from dashboard.allocator import MMAP_THRESHOLD_BYTES  # noqa: E402
+from dashboard.allocator import TRIM_THRESHOLD_BYTES as TRIM_BYTES  # noqa: E402
 from tests.harness.model_tiers import MODEL_OPTION  # noqa: E402
 
 #: The modules that hold ``models`` tests.
@@ -72,7 +74,9 @@ def run_one(model: str, pytest_args: list[str]) -> Run:
     argv = [sys.executable, "-m", "pytest", "-m", "models", MODEL_OPTION, model, f"--basetemp={basetemp}"]
     argv += [*pytest_args, *TIER_FILES]
     started = time.monotonic()
-    child = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # glibc tuned as the server tunes itself (dashboard/allocator.py): freed GB-sized weights go back
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD_BYTES), MALLOC_TRIM_THRESHOLD_=str(TRIM_BYTES))
+    child = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def forward(signum: int, _frame) -> None:  # the child stops its own servers, then we end alike
         child.send_signal(signum)

@@ -8,11 +8,12 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8050
 PYTEST_ARGS ?=
 
-.PHONY: run test venv venv-dev browser redis lint bench clean help vendor-detector
+.PHONY: run test test-models venv venv-dev browser redis lint bench clean help vendor-detector
 
 help:
 	@echo "make run    - install into $(VENV) and start the dashboard on http://$(HOST):$(PORT)"
-	@echo "make test   - install into $(VENV) (with test tools) and run the whole test suite"
+	@echo "make test   - install into $(VENV) (with test tools) and run the test suite (about 6 min on 2 cores)"
+	@echo "make test-models - the full-size network checks, one network per process (about 15 min, <= 6 GB)"
 	@echo "make lint   - ruff check + ruff format --check (CI runs it before the tests)"
 	@echo "make bench  - run the benchmarks in benchmarks/"
 	@echo "make vendor-detector YUNET=FILE - ship the YuNet face detector inside the package (for packagers)"
@@ -53,8 +54,16 @@ redis:
 run: venv
 	FACE3D_HOST=$(HOST) FACE3D_PORT=$(PORT) $(PY) -m dashboard --host $(HOST) --port $(PORT)
 
+# Everything but the full-size networks (they are deselected unless asked for: see tests/conftest.py).
 test: venv-dev browser redis
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The full-size networks (ViT-L, BEiT-L, Swin2-B/L references, every network through the app's
+# runtime at two input shapes): one pytest process per network, each freed before the next,
+# peak memory measured per process (tests/model_tier.py; fails over MODELS_BUDGET_GB).
+MODELS_BUDGET_GB ?= 6
+test-models: venv-dev
+	$(PY) -m tests.model_tier --budget-gb $(MODELS_BUDGET_GB) -- $(PYTEST_ARGS)
 
 # ruff lint rules and formatting (CI runs `make lint test`: a lint or format problem fails it first).
 LINT_PATHS := face3d_core dashboard tests benchmarks

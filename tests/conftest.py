@@ -13,8 +13,52 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.harness.model_tiers import MODEL_OPTION
 from tests.harness.paths import FACES_DIR, FILL_PY, MODEL, PHOTO, REFERENCE_DIR, SCANS_DIR, YUNET_PATH, require
+from tests.harness.processes import install_termination_handlers
 from tests.harness.servers import fake_network_server
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        MODEL_OPTION,
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this network's `models` tests (repeatable; `make test-models` runs one network per process)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A run ended by SIGTERM/SIGHUP (a CI time limit, `timeout make test`) stops the servers it started.
+    install_termination_handlers()
+
+
+def _network_names(item: pytest.Item) -> set[str]:
+    callspec = getattr(item, "callspec", None)
+    return {value for value in callspec.params.values() if isinstance(value, str)} if callspec else set()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Full-size network tests (marker ``models``) run only when asked for.
+
+    ``-m models`` (or any marker expression naming ``models``) or ``--face3d-model NAME`` asks for
+    them; with ``--face3d-model`` only the named networks' ``models`` tests are kept. Plain
+    ``pytest`` and ``make test`` leave them out (``make test-models`` runs them).
+    """
+    wanted = set(config.getoption(MODEL_OPTION))
+    asked = bool(wanted) or "models" in (config.getoption("markexpr") or "")
+    keep, drop = [], []
+    for item in items:
+        if item.get_closest_marker("models") is None:
+            keep.append(item)
+        elif asked and (not wanted or wanted & _network_names(item)):
+            keep.append(item)
+        else:
+            drop.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def _require(path: Path) -> Path:
@@ -91,6 +135,20 @@ def load_fill_module():
     return load_from(_require(FILL_PY))
 
 
+def filled_state_dict(model_name: str) -> dict:
+    """``fill.py``'s weights for a registered network, built with no network in memory; skips if absent."""
+    from tests.doubles import filled_state_dict as fill_from
+
+    return fill_from(_require(FILL_PY), model_name)
+
+
+def fill_in_place(network) -> None:
+    """Give a built network ``fill.py``'s weights, tensor by tensor; skips if absent."""
+    from tests.doubles import fill_in_place as fill_with
+
+    fill_with(network, _require(FILL_PY))
+
+
 def load_layout(model_name: str) -> dict:
     """Return the official layout dict (keys ``state_dict``, ``net_size`` ...) of one model."""
     return json.loads(_require(REFERENCE_DIR / f"{model_name}.layout.json").read_text())
@@ -124,6 +182,15 @@ def assert_matches_reference(actual: np.ndarray, reference: np.ndarray) -> None:
     assert err.mean() <= 1e-3 * std, f"mean|err| {err.mean():.3e} > 1e-3*std ({1e-3 * std:.3e})"
 
 
+def _use_weights_dir(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("FACE3D_WEIGHTS_DIR", str(folder))
+    monkeypatch.setenv("FACE3D_CACHE_DIR", str(folder / "cache"))
+    monkeypatch.setenv("FACE3D_OFFLINE", "1")
+    for name in ("FACE3D_PRECISION", "FACE3D_BACKEND", "FACE3D_DEVICE"):
+        monkeypatch.delenv(name, raising=False)
+    return folder
+
+
 @pytest.fixture()
 def weights_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A weights folder (``FACE3D_WEIGHTS_DIR``) with a fresh cache folder inside, downloads off.
@@ -131,12 +198,23 @@ def weights_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     The precision, backend and device variables are cleared so the estimator runs as the app
     does by default.
     """
-    monkeypatch.setenv("FACE3D_WEIGHTS_DIR", str(tmp_path))
-    monkeypatch.setenv("FACE3D_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FACE3D_OFFLINE", "1")
-    for name in ("FACE3D_PRECISION", "FACE3D_BACKEND", "FACE3D_DEVICE"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
+    return _use_weights_dir(tmp_path, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def _run_weights_folder(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("run-weights")
+
+
+@pytest.fixture()
+def run_weights_dir(_run_weights_folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Like :func:`weights_dir`, but one folder for the whole test run.
+
+    Tests of one network then share its checkpoint and its compiled models: the app exports and
+    verifies a network once per input shape, as it does for users (``make test-models`` runs one
+    network per process, so a process holds one network's files).
+    """
+    return _use_weights_dir(_run_weights_folder, monkeypatch)
 
 
 def app_cpu_backend(model_name: str) -> str:

@@ -182,6 +182,38 @@ def load_fill_module(fill_py: str | Path):
     return module
 
 
+def filled_state_dict(fill_py: str | Path, model: str) -> dict:
+    """``fill.py``'s weights for a registered network, with no network in memory.
+
+    The layout (keys, shapes, dtypes) comes from the network built on PyTorch's ``meta`` device (no
+    storage, no random initialisation), so a 1.4 GB network costs one copy of its weights, not three.
+    """
+    import importlib
+
+    import torch
+
+    from face3d_core.models.registry import get_spec
+
+    module_name, _, builder = get_spec(model).builder.partition(":")
+    with torch.device("meta"):
+        layout = getattr(importlib.import_module(module_name), builder)().state_dict()
+    return load_fill_module(fill_py).fill_state_dict(layout)
+
+
+def fill_in_place(network, fill_py: str | Path) -> None:
+    """Give a built network ``fill.py``'s weights tensor by tensor (no second copy of the weights).
+
+    Equal to ``load_state_dict(fill_state_dict(state_dict()))``; that the layout is the official one
+    (a strict load) is checked by the layout tests.
+    """
+    import torch
+
+    fill = load_fill_module(fill_py)
+    with torch.no_grad():
+        for name, tensor in network.state_dict().items():
+            tensor.copy_(torch.from_numpy(fill.fill_array(name, tuple(tensor.shape))).to(tensor.dtype))
+
+
 def write_fill_checkpoint(weights_dir: str | Path, fill_py: str | Path, model: str = "midas_v21_small_256") -> Path:
     """Write ``<weights_dir>/<model file name>`` with the weights of ``fill.py``.
 
@@ -197,9 +229,7 @@ def write_fill_checkpoint(weights_dir: str | Path, fill_py: str | Path, model: s
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    fill = load_fill_module(fill_py)
-    network = spec.build()
-    torch.save(fill.fill_state_dict(network.state_dict()), path)
+    torch.save(filled_state_dict(fill_py, model), path)
     return path
 
 

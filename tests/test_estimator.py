@@ -32,21 +32,23 @@ from face3d_core.models.onnx_backend import onnxruntime_available
 from face3d_core.models.openvino_backend import openvino_available
 from face3d_core.models.registry import get_spec
 from face3d_core.models.verified_runtime import BF16_TOLERANCE, VerifiedNetwork
-from tests.conftest import app_cpu_backend, assert_matches_reference, load_fill_module, load_reference_array
+from tests.conftest import app_cpu_backend, assert_matches_reference, filled_state_dict, load_reference_array
+from tests.harness.model_tiers import model_param
 
-FAST = ["midas_v21_small_256", "dpt_swin2_tiny_256", "dpt_levit_224"]
-#: The whole ``predict`` path (preprocessing, the app's runtime, upsampling) on a large DPT network.
-#: The hybrid stands for them: each large network's preprocessing is checked against the official
-#: net input (``test_transforms``) and its network through the app's runtime on the reference inputs
-#: (``test_models_dpt``), which together are this path; running it again on the 1.3 GB ViT-L and
-#: BEiT-L would cost about 4 minutes and 10 GB of memory in CI for no further check.
-SLOW = ["dpt_hybrid_384"]
+#: The whole ``predict`` path (preprocessing, the app's runtime, upsampling) against the official
+#: end-to-end pattern result: the default network in ``make test``, the other networks with a
+#: pattern reference in ``make test-models`` (each is an export and a compilation). ViT-L and BEiT-L
+#: are left out: their preprocessing is checked against the official net input (``test_transforms``)
+#: and their network through the app's runtime on the reference inputs
+#: (``test_models_app_runtime``), which together are this path.
+PIPELINE_MODELS = [
+    model_param(name, lean=name == "midas_v21_small_256")
+    for name in ("midas_v21_small_256", "dpt_swin2_tiny_256", "dpt_levit_224", "dpt_hybrid_384")
+]
 
 
 def _write_checkpoint(model_name: str, folder) -> None:
-    fill = load_fill_module()
-    spec = get_spec(model_name)
-    torch.save(fill.fill_state_dict(spec.build().state_dict()), folder / spec.file_name)
+    torch.save(filled_state_dict(model_name), folder / get_spec(model_name).file_name)
 
 
 def _check_pattern(model_name: str, weights_dir, reference_dir) -> DepthEstimator:
@@ -60,15 +62,10 @@ def _check_pattern(model_name: str, weights_dir, reference_dir) -> DepthEstimato
     return est
 
 
-@pytest.mark.parametrize("model_name", FAST)
-def test_pipeline_matches_official(model_name, weights_dir, reference_dir):
-    _check_pattern(model_name, weights_dir, reference_dir)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("model_name", SLOW)
-def test_pipeline_matches_official_large(model_name, weights_dir, reference_dir):
-    _check_pattern(model_name, weights_dir, reference_dir)
+@pytest.mark.parametrize("model_name", PIPELINE_MODELS)
+def test_pipeline_matches_official(model_name, run_weights_dir, reference_dir):
+    """In ``make test-models`` this follows the network's app-runtime test and uses its compiled models."""
+    _check_pattern(model_name, run_weights_dir, reference_dir)
 
 
 BACKENDS = [

@@ -370,7 +370,10 @@ def test_a_job_interrupted_in_a_container_is_not_taken_for_alive_after_the_resta
     require(PHOTO, YUNET_PATH)
     if not _pid_namespace_available():
         pytest.skip("needs root and PID namespaces (unshare --pid --fork --mount-proc)")
-    server = fake_network_server(tmp_path, delay_s=30.0, command_prefix=PID_NAMESPACE).start()
+    # heartbeats every second (3 missed = gone): the restarted server reports the job within seconds
+    server = fake_network_server(
+        tmp_path, delay_s=30.0, command_prefix=PID_NAMESPACE, FACE3D_JOB_HEARTBEAT_S="1"
+    ).start()
     try:
         client = DashHttp(server.url)
         open_page(client)

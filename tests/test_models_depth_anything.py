@@ -14,7 +14,6 @@ from tests.conftest import (
     assert_state_dict_matches_layout,
     load_fill_module,
     load_reference_array,
-    run_as_the_app,
 )
 
 MODEL = "depth_anything_v2_vits"
@@ -140,16 +139,3 @@ def test_bfloat16_autocast_runs_close_to_float32(filled_net: torch.nn.Module) ->
     assert bool((depth >= 0).all())
     err = np.abs(depth.numpy() - expected)
     assert float(err.mean()) <= 0.1 * float(expected.std())
-
-
-@pytest.mark.slow
-def test_reference_through_the_app_runtime(filled_net: torch.nn.Module, reference_input, weights_dir) -> None:
-    """The reference input through DepthEstimator as the app runs it (auto backend: OpenVINO), and a
-    518x686 input (480x640 at "lower_bound"; exported for that size) against the PyTorch module."""
-    wide = torch.randn(1, 3, 518, 686, generator=torch.Generator().manual_seed(0))
-    inputs = [reference_input.numpy(), wide.numpy()]
-    square, wide_out = run_as_the_app(MODEL, filled_net.state_dict(), inputs, weights_dir)
-    assert_matches_reference(square, load_reference_array(MODEL, "output"))
-    with torch.inference_mode():
-        expected = filled_net(wide).numpy()
-    assert_matches_reference(wide_out, expected)

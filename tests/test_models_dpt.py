@@ -26,19 +26,19 @@ from torch.nn import functional as F
 
 from face3d_core.models import dpt
 from face3d_core.models.registry import get_spec
-from face3d_core.models.transforms import upsample_depth
 from tests.conftest import (
     REFERENCE_DIR,
     assert_matches_reference,
     assert_state_dict_matches_layout,
-    load_fill_module,
+    fill_in_place,
     load_layout,
     load_reference_array,
-    run_as_the_app,
 )
+from tests.harness.model_tiers import SAME_CODE_AS, model_param
 
-FAST = ("dpt_swin2_tiny_256", "dpt_levit_224")
-SLOW = (
+NAMES = (
+    "dpt_swin2_tiny_256",
+    "dpt_levit_224",
     "dpt_hybrid_384",
     "dpt_large_384",
     "dpt_beit_large_512",
@@ -56,20 +56,17 @@ FLEXIBLE = (
     "dpt_beit_base_384",
 )
 
-#: Variants whose bf16/channels_last check would only repeat the code path checked on another model.
-SAME_CODE_AS = {
-    "dpt_beit_large_384": "dpt_beit_large_512",
-    "dpt_beit_base_384": "dpt_beit_large_512",
-    "dpt_swin2_base_384": "dpt_swin2_tiny_256",
-    "dpt_swin2_large_384": "dpt_swin2_tiny_256",
-}
-
 #: With the untrained ``fill.py`` weights, the hybrid's ResNet amplifies the bf16 rounding: each
 #: bottleneck alone keeps a 0.99997 correlation with float32, the 16 chained ones about 0.9.
 BF16_MIN_CORRELATION = {"dpt_hybrid_384": 0.8}
 
-MODELS = [pytest.param(name, id=name) for name in FAST] + [
-    pytest.param(name, id=name, marks=pytest.mark.slow) for name in SLOW
+#: The lean ones in ``make test`` (the hybrid and BEiT-B are marked slow), the full-size ones in
+#: ``make test-models`` (:mod:`tests.harness.model_tiers`).
+MODELS = [
+    pytest.param(*param.values, id=param.id, marks=(*param.marks, pytest.mark.slow))
+    if param.values[0] in ("dpt_hybrid_384", "dpt_beit_base_384")
+    else param
+    for param in map(model_param, NAMES)
 ]
 
 PATTERN_SIZE = (480, 640)
@@ -89,22 +86,11 @@ class Case:
         return load_layout(self.name)
 
     def filled(self) -> torch.nn.Module:
-        """The model with the reference weights of ``fill.py`` (loaded once, strictly; rebuilt after release)."""
-        if self.model is None:
-            torch.manual_seed(0)
-            self.model = getattr(dpt, f"build_{self.name}")()
-            self._filled = False
+        """The model with the reference weights of ``fill.py`` (loaded once, strictly)."""
         if not self._filled:
-            fill = load_fill_module()
-            self.model.load_state_dict(fill.fill_state_dict(self.model.state_dict()), strict=True)
+            fill_in_place(self.model)
             self._filled = True
         return self.model
-
-    def release(self) -> None:
-        """Free the weights (up to 1.4 GB) now; :meth:`filled` builds the model again if asked."""
-        self.model = None
-        self._filled = False
-        gc.collect()
 
 
 @pytest.fixture(scope="module", params=MODELS)
@@ -193,30 +179,3 @@ def test_batch_matches_reference(case: Case) -> None:
     assert_matches_reference(batched[:1].numpy(), load_reference_array(case.name, "output"))
     depth = F.interpolate(batched[1:].unsqueeze(1), size=PATTERN_SIZE, mode="bicubic", align_corners=False)
     assert_matches_reference(depth[0, 0].numpy(), load_reference_array(case.name, "pattern.depth"))
-
-
-def test_reference_through_the_app_runtime(case: Case, weights_dir) -> None:
-    """The reference inputs through DepthEstimator as the app runs it (auto backend: OpenVINO).
-
-    Where the reference has a pattern input it is a second shape (non-square for the ViT and BEiT
-    models), which checks that the export follows the input size. Last in this file: the test's own
-    copy of the network is freed first, since the app builds its own from the checkpoint (export and
-    conversion of a large network need several copies of its weights at once).
-
-    The models that share their network code with another (:data:`SAME_CODE_AS`) are checked
-    through the app's runtime on that one; the app also verifies every runtime against PyTorch per
-    input size before use (:mod:`face3d_core.models.verified_runtime`), whatever the model.
-    """
-    if case.name in SAME_CODE_AS:
-        pytest.skip(f"same code path as {SAME_CODE_AS[case.name]}, checked there")
-    inputs = [load_reference_array(case.name, "input")]
-    has_pattern = (REFERENCE_DIR / f"{case.name}.pattern.net_input.npy").exists()
-    if has_pattern:
-        inputs.append(load_reference_array(case.name, "pattern.net_input")[None])
-    state_dict = case.filled().state_dict()
-    case.release()
-    outputs = run_as_the_app(case.name, state_dict, inputs, weights_dir)
-    assert_matches_reference(outputs[0], load_reference_array(case.name, "output"))
-    if has_pattern:
-        depth = upsample_depth(outputs[1][0], PATTERN_SIZE, mode="bicubic", align_corners=False)
-        assert_matches_reference(depth, load_reference_array(case.name, "pattern.depth"))

@@ -102,11 +102,11 @@ def test_bfloat16_autocast_runs_close_to_float32(filled_net: torch.nn.Module) ->
     assert float(err.mean()) <= 0.1 * float(expected.std())
 
 
-def test_reference_through_the_app_runtime(filled_net: torch.nn.Module, weights_dir) -> None:
+def test_reference_through_the_app_runtime(filled_net: torch.nn.Module, run_weights_dir) -> None:
     """The same reference inputs through DepthEstimator as the app runs it (auto backend: OpenVINO)."""
     net_input = load_reference_array(MODEL, "input")
     pattern_input = load_reference_array(MODEL, "pattern.net_input")[None]  # 192x256: a second shape
-    square, pattern = run_as_the_app(MODEL, filled_net.state_dict(), [net_input, pattern_input], weights_dir)
+    square, pattern = run_as_the_app(MODEL, filled_net.state_dict(), [net_input, pattern_input], run_weights_dir)
     assert_matches_reference(square, load_reference_array(MODEL, "output"))
     depth = upsample_depth(pattern[0], (480, 640), mode="bicubic", align_corners=False)
     assert_matches_reference(depth, load_reference_array(MODEL, "pattern.depth"))

@@ -70,7 +70,13 @@ def _packaged_file_seen_by(python: Path, cwd: Path) -> tuple[str, bytes]:
     return module_file, bytes.fromhex(data_hex)
 
 
-def test_a_wheel_carries_the_placed_detector_and_its_licence(tmp_path):
+@pytest.fixture(scope="module")
+def fresh_python(tmp_path_factory) -> Path:
+    """One new virtual environment for the install tests (each installs what it checks, over what was there)."""
+    return _fresh_venv(tmp_path_factory.mktemp("packaging") / "venv")
+
+
+def test_a_wheel_carries_the_placed_detector_and_its_licence(tmp_path, fresh_python):
     src = _source_copy(tmp_path)
     dist = tmp_path / "dist"
     _run(
@@ -86,15 +92,14 @@ def test_a_wheel_carries_the_placed_detector_and_its_licence(tmp_path):
     assert "face3d_core/data/README.md" in names and "face3d_core/data/__main__.py" in names
 
     # installed from the wheel into a fresh environment, the file is where face3d looks for it
-    python = _fresh_venv(tmp_path / "venv")
-    _run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], env=_build_env())
-    module_file, data = _packaged_file_seen_by(python, cwd=tmp_path)
+    _run([str(fresh_python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], env=_build_env())
+    module_file, data = _packaged_file_seen_by(fresh_python, cwd=tmp_path)
     assert "site-packages" in module_file and data == STAND_IN
 
 
-def test_an_editable_install_uses_the_file_in_the_source_tree(tmp_path):
+def test_an_editable_install_uses_the_file_in_the_source_tree(tmp_path, fresh_python):
     src = _source_copy(tmp_path)
-    python = _fresh_venv(tmp_path / "venv")
+    python = fresh_python
     _run(
         [str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-e", str(src)],
         env=_build_env(),

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.page_waits import RequestTrackingBrowser
 from tests.harness.paths import FACES_DIR, FILL_PY, REPO_ROOT, YUNET_PATH, require
 from tests.harness.processes import child_env
 from tests.harness.servers import WebServer
@@ -83,12 +84,13 @@ def ui_server(tmp_path_factory, e2e_faces, fill_weights):
 
 @pytest.fixture(scope="session")
 def browser():
+    """Headless Chromium; its contexts count the page's requests in flight (``tests.harness.page_waits``)."""
     if not Path(CHROMIUM).is_file():
         pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium chromium-driver)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield instance
+        yield RequestTrackingBrowser(instance)
         instance.close()
 
 

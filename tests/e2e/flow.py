@@ -11,21 +11,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.harness.page_waits import next_frames, settle
+
 NETWORK_TIMEOUT_MS = 300_000
 TABS = {"upload": "1 · Upload", "depth": "2 · Depth map", "model3d": "3 · 3D model", "compare": "4 · Compare"}
 _MEASURE_JS = (Path(__file__).with_name("measure_layout.js")).read_text()
 
-#: Every figure has its plotly layout for its box, and the boxes did not move since the last look.
-_LAYOUT_SIGNATURE = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).filter(gd => {
-  const b = gd.getBoundingClientRect();
-  return b.width > 0 && b.height > 0;  // a figure in a hidden section has no box to fit
-}).map(gd => {
-  const b = gd.getBoundingClientRect();
-  const full = gd._fullLayout || {};
-  const fits = Math.abs((full.width || 0) - b.width) <= 2 && Math.abs((full.height || 0) - b.height) <= 2;
-  return [Math.round(b.left), Math.round(b.top), Math.round(b.width), Math.round(b.height), fits,
-          gd.classList.contains('dash-graph--pending')].join(',');
-}).join(';')"""
+#: Every figure has its plotly layout for its box, none is pending, and the boxes did not move for
+#: ``calm`` animation frames in a row (about a quarter of a second at 60 frames per second).
+_STABLE_LAYOUT_JS = """(calm) => {
+  const signature = Array.from(document.querySelectorAll('.js-plotly-plot')).filter(gd => {
+    const b = gd.getBoundingClientRect();
+    return b.width > 0 && b.height > 0;  // a figure in a hidden section has no box to fit
+  }).map(gd => {
+    const b = gd.getBoundingClientRect();
+    const full = gd._fullLayout || {};
+    const fits = Math.abs((full.width || 0) - b.width) <= 2 && Math.abs((full.height || 0) - b.height) <= 2;
+    return [Math.round(b.left), Math.round(b.top), Math.round(b.width), Math.round(b.height), fits,
+            gd.classList.contains('dash-graph--pending')].join(',');
+  }).join(';');
+  const fitted = signature.split(';').every(part => !part || part.endsWith(',true,false'));
+  const same = fitted && signature === window.face3dLayoutSignature;
+  window.face3dLayoutSignature = signature;
+  window.face3dStableFrames = same ? (window.face3dStableFrames || 0) + 1 : 0;
+  return window.face3dStableFrames >= calm;
+}"""
+#: Frames the layout must stay still for :func:`wait_for_stable_layout`.
+STABLE_FRAMES = 15
 
 
 def open_tab(page, name: str) -> None:
@@ -39,27 +51,20 @@ def open_tab(page, name: str) -> None:
 
 
 def wait_for_stable_layout(page, timeout_ms: int = 20_000) -> None:
-    """Wait until every figure is laid out for its box and no box moved for half a second."""
-    deadline = page.evaluate("Date.now()") + timeout_ms
-    last, same_since = None, None
-    while True:
-        now = page.evaluate("Date.now()")
-        signature = page.evaluate(_LAYOUT_SIGNATURE)
-        fitted = all(part.endswith(",true,false") for part in signature.split(";") if part)
-        if signature != last or not fitted:
-            same_since = now
-        elif now - same_since >= 500:
-            return
-        last = signature
-        if now > deadline:
-            raise AssertionError(f"the figures kept moving or never fitted their boxes: {signature}")
-        page.wait_for_timeout(150)
+    """Wait until the page is idle, every figure is laid out for its box and nothing moved for a while."""
+    settle(page, timeout_ms)
+    page.evaluate("window.face3dLayoutSignature = undefined; window.face3dStableFrames = 0")
+    try:
+        page.wait_for_function(_STABLE_LAYOUT_JS, arg=STABLE_FRAMES, polling="raf", timeout=timeout_ms)
+    except Exception as error:  # Playwright's TimeoutError: say what kept moving
+        signature = page.evaluate("window.face3dLayoutSignature")
+        raise AssertionError(f"the figures kept moving or never fitted their boxes: {signature}") from error
 
 
 def measure_layout(page) -> dict:
     """Boxes and problems of the open tab (see ``measure_layout.js``), once the layout is stable."""
     wait_for_stable_layout(page)
-    page.wait_for_timeout(300)  # WebGL scenes draw a frame after their layout
+    next_frames(page, 2)  # WebGL scenes draw a frame after their layout
     return measure_now(page)
 
 

@@ -12,6 +12,7 @@ import pytest
 from tests.e2e.conftest import ConsoleLog
 from tests.e2e.flow import NETWORK_TIMEOUT_MS, TABS, open_tab, upload
 from tests.harness.page_text import internal_leaks
+from tests.harness.page_waits import settle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -221,7 +222,7 @@ def test_every_control_has_a_role_and_a_name_on_every_tab(kb_page):
     problems = []
     for name in TABS:
         open_tab(page, name)
-        page.wait_for_timeout(800)
+        settle(page)
         nodes = ax_nodes(page)
         problems += [f"{name}: {p}" for p in unnamed(nodes)]
         roles = {n["role"] for n in nodes}

@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.flow import TABS, wait_for_stable_layout
+from tests.e2e.flow import open_tab as open_named_tab
+from tests.harness.page_waits import next_frames, settle
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900), pytest.mark.usefixtures("no_console_errors")]
 
 NETWORK_TIMEOUT_MS = 300_000
@@ -18,12 +22,13 @@ PHOTOS = ["fr_obama_official_portrait.jpg", "fr_two_people.jpg", "skimage_astron
 
 
 def open_tab(page, label: str) -> None:
-    page.get_by_text(label, exact=True).click()
-    page.wait_for_timeout(300)
+    open_named_tab(page, next(name for name, text in TABS.items() if text == label))
+    settle(page)
 
 
 def shot(page, artifacts_dir: Path, name: str) -> None:
-    page.wait_for_timeout(800)  # let WebGL finish drawing
+    wait_for_stable_layout(page)
+    next_frames(page, 2)  # WebGL scenes draw in the frame after their layout
     page.screenshot(path=str(artifacts_dir / f"{name}.png"), full_page=True)
 
 
@@ -131,14 +136,14 @@ def test_model3d_tab_sliders_keep_the_camera(page, artifacts_dir, tmp_path):
     page.mouse.down()
     page.mouse.move(cx + 150, cy + 40, steps=12)
     page.mouse.up()
-    page.wait_for_timeout(500)
+    settle(page)
     turned = page.evaluate(f"{graph_js('model3d-graph')}._fullLayout.scene.camera.eye")
     assert abs(turned["x"]) > 0.2  # the drag turned the view
     stats_before = page.inner_text("#model3d-stats")
     page.focus("#model3d-density [role=slider]")
     page.keyboard.press("ArrowLeft")
     page.wait_for_function(f"document.querySelector('#model3d-stats').innerText !== {stats_before!r}", timeout=60_000)
-    page.wait_for_timeout(500)
+    settle(page)
     eye = page.evaluate(f"{graph_js('model3d-graph')}._fullLayout.scene.camera.eye")
     for axis in "xyz":
         assert eye[axis] == pytest.approx(turned[axis], abs=1e-3)

@@ -17,6 +17,7 @@ import pytest
 
 from tests.e2e.conftest import ConsoleLog
 from tests.e2e.flow import TABS, full_flow, measure_layout, measure_now, open_tab, screenshot
+from tests.harness.page_waits import next_frames
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -150,10 +151,10 @@ def test_the_checks_catch_the_defects_seen_in_issue_11(browser, ui_server, e2e_f
             "{'colorbar.orientation': 'v', 'colorbar.x': 1.35, 'colorbar.y': 0.5, 'colorbar.yanchor': 'middle'}"
         )
         squeezed = "{'scene.domain.x': [0, 0.2], 'scene2.domain.x': [0.22, 0.44]}"
-        page.evaluate(f"Plotly.restyle({gd('compare-diff-graph')}, {bar_beside})")
-        page.evaluate(f"Plotly.relayout({gd('compare-diff-graph')}, {{'margin.autoexpand': false}})")
-        page.evaluate(f"Plotly.relayout({gd('compare-3d-graph')}, {squeezed})")
-        page.wait_for_timeout(500)
+        page.evaluate(f"Plotly.restyle({gd('compare-diff-graph')}, {bar_beside}).then(() => true)")
+        page.evaluate(f"Plotly.relayout({gd('compare-diff-graph')}, {{'margin.autoexpand': false}}).then(() => true)")
+        page.evaluate(f"Plotly.relayout({gd('compare-3d-graph')}, {squeezed}).then(() => true)")
+        next_frames(page, 2)
         found = "\n".join(_tab_problems("compare", measure_now(page)))
         assert "leaves its figure" in found and "lies over the text" in found
         assert "do not share the" in found

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.e2e.conftest import ConsoleLog
+from tests.harness.page_waits import next_frames, settle
 from tests.harness.processes import child_env
 from tests.harness.servers import WebServer
 
@@ -60,7 +61,7 @@ def no_console_errors(page, scene_server):
 def plot_box(page) -> tuple[float, float]:
     """The centre of the 3D view on the screen (the page scrolled to the top, where the view is)."""
     page.evaluate("window.scrollTo(0, 0)")
-    page.wait_for_timeout(300)
+    next_frames(page, 2)
     box = page.locator("#model3d-graph .js-plotly-plot").first.bounding_box()
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
 
@@ -69,9 +70,9 @@ def click_on_view(page, x: float, y: float) -> None:
     """A user's click: the pointer rests, the button goes down and comes up (about 150 ms)."""
     page.mouse.move(x - 6, y - 6)
     page.mouse.move(x, y, steps=4)
-    page.wait_for_timeout(250)
+    next_frames(page, 2)  # the 3D scene picks the point under the pointer when it draws
     page.mouse.down()
-    page.wait_for_timeout(150)
+    next_frames(page, 2)
     page.evaluate("window.face3dTestUp = performance.now()")
     page.mouse.up()
 
@@ -94,15 +95,18 @@ def measure_once(page, first: tuple[float, float], second: tuple[float, float]) 
 
 
 def test_click_two_points_after_rotating(page, scene_photos, artifacts_dir):
-    page.set_input_files("#upload input[type=file]", [str(photo) for photo, _ in scene_photos])
-    page.wait_for_function("document.querySelectorAll('.face3d-gallery-card').length === 2", timeout=60_000)
+    # one at a time: the browser reads files chosen together in parallel, and the gallery's order (the
+    # 3D tab shows the first photo) would be the order they finished in
+    for count, (photo, _) in enumerate(scene_photos, start=1):
+        page.set_input_files("#upload input[type=file]", [str(photo)])
+        page.wait_for_function(f"document.querySelectorAll('.face3d-gallery-card').length === {count}", timeout=60_000)
     page.get_by_text("3 · 3D model", exact=True).click()
     page.click("#model3d-generate")
     page.wait_for_selector("#model3d-results:not([hidden])", timeout=120_000)
     page.wait_for_function(f"{GRAPH} && {GRAPH}.data.length === 4", timeout=60_000)
     assert "FOV 40° from EXIF (35 mm equivalent 37 mm)" in page.inner_text("#model3d-stats")
     assert "scale reference" in page.inner_text("#model3d-measure-table")
-    page.wait_for_timeout(800)
+    settle(page)
 
     # the user turns the face a little: that drag must not pick a point
     cx, cy = plot_box(page)
@@ -110,7 +114,7 @@ def test_click_two_points_after_rotating(page, scene_photos, artifacts_dir):
     page.mouse.down()
     page.mouse.move(cx + 70, cy + 15, steps=10)
     page.mouse.up()
-    page.wait_for_timeout(600)
+    settle(page)
     assert page.inner_text("#model3d-measure-status").startswith("Click a point")
     camera = page.evaluate(f"{GRAPH}._fullLayout.scene.camera.eye")
 
@@ -131,7 +135,7 @@ def test_click_two_points_after_rotating(page, scene_photos, artifacts_dir):
     page.mouse.down()
     page.mouse.move(cx - 60, cy + 150, steps=8)
     page.mouse.up()
-    page.wait_for_timeout(500)
+    settle(page)
     assert page.evaluate(f"{GRAPH}.data[3].x.length") > 2
     page.screenshot(path=str(artifacts_dir / "measure_points.png"))
 
@@ -139,7 +143,7 @@ def test_click_two_points_after_rotating(page, scene_photos, artifacts_dir):
     page.get_by_label("Mesh").check()
     page.get_by_label("Photo", exact=True).check()
     page.wait_for_function(f"{GRAPH}.data[0].type === 'mesh3d' && {GRAPH}.data[3].x.length === 0", timeout=60_000)
-    page.wait_for_timeout(800)
+    settle(page)
     cx, cy = plot_box(page)
     result = measure_once(page, (cx - 20, cy - 30), (cx + 25, cy + 30))
     assert "along the surface" in result["status"]
@@ -185,7 +189,10 @@ def open_offline(browser, path: Path, artifacts_dir: Path, name: str) -> dict:
     console.attach(tab)
     tab.goto(path.as_uri())
     tab.wait_for_selector("body[data-face3d-ready='1']", timeout=60_000)
-    tab.wait_for_timeout(1500)
+    tab.wait_for_function(
+        "Array.from(document.querySelectorAll('.js-plotly-plot')).every(g => !!g._fullLayout)", timeout=60_000
+    )
+    next_frames(tab, 3)  # the WebGL scenes draw in the frames after their layout
     drawn = tab.evaluate("Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => !!g._fullLayout)")
     scenes = tab.locator(".js-plotly-plot:has(.gl-container)")
     pixels = [_plotted_pixels(scenes.nth(i).screenshot()) for i in range(scenes.count())]

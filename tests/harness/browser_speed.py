@@ -22,6 +22,7 @@ from pathlib import Path
 import requests
 
 from tests.harness.browser_timing import DrawTiming, install, now_ms, wait_for_draw
+from tests.harness.page_waits import settle, track_requests
 
 #: Photos of the flow, in upload order: a 1 MP portrait (first depth, then its 3D model), the new
 #: face of the comparison (the Compare tab preselects the first two photos) and a face for the new
@@ -56,28 +57,33 @@ def new_page(browser, url: str, viewport: dict | None = None):
     """A new page (own context: own session cookie) with the timing recorder, opened at ``url``."""
     context = browser.new_context(viewport=viewport or {"width": 1440, "height": 900})
     install(context)
+    track_requests(context)  # the benchmark's plain browser too (installing twice is harmless)
     page = context.new_page()
     page.goto(url)
     return page
 
 
 def open_tab(page, label: str) -> None:
-    """Click a tab by its label."""
+    """Click a tab by its label and wait until it is selected and the page is idle."""
     page.get_by_text(label, exact=True).click()
-    page.wait_for_timeout(300)
+    page.wait_for_function(
+        "label => Array.from(document.querySelectorAll('.face3d-tab--selected, .tab--selected'))"
+        ".some(t => t.textContent.trim() === label)",
+        arg=label,
+    )
+    settle(page)
 
 
 def choose(page, dropdown: str, option: str) -> None:
-    """Pick ``option`` (its label starts so) in the dropdown ``#dropdown``."""
+    """Pick ``option`` (its label starts so) in the dropdown ``#dropdown`` and wait until the page is idle."""
     page.click(f"#{dropdown}")
     page.get_by_role("option", name=option).first.click()
-    page.wait_for_timeout(300)
+    settle(page)
 
 
 def _settle(page) -> None:
     """Let earlier callbacks and drawing finish, so a step's clock starts on an idle page."""
-    page.wait_for_load_state("networkidle")
-    page.wait_for_timeout(400)
+    settle(page)
 
 
 def click_and_time(page, selector: str, graph: str) -> DrawTiming:

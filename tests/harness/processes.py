@@ -1,16 +1,30 @@
 """Child processes of the tests: started in their own process group, logged to a file, always stopped.
 
 Only 127.0.0.1 is ever used; every wait is bounded in time.
+
+A child's life is tied to the test run's, however the run ends:
+
+* a normal end or an error: the fixture that started it stops it (:meth:`ManagedProcess.stop`);
+* SIGTERM or SIGHUP to the test process (a CI time limit, ``timeout make test``, a closed terminal):
+  :func:`install_termination_handlers` (called by ``tests/conftest.py``) stops every live child's
+  process group, then the run ends with the signal's usual status;
+* SIGKILL of the test process (no handler can run): the kernel sends each child SIGTERM when its
+  parent dies (Linux ``PR_SET_PDEATHSIG``), and the child's own children go with it (a gunicorn or
+  Celery master stops its workers).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -59,8 +73,86 @@ def peak_rss_bytes(pid: int) -> int | None:
     return None
 
 
+#: ``prctl(2)`` option: the signal a process gets when its parent (thread) dies.
+_PR_SET_PDEATHSIG = 1
+#: Process groups of the live children, stopped by the termination handlers.
+_LIVE_GROUPS: set[int] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def _libc_prctl() -> Callable[..., int] | None:
+    """``prctl`` of the C library, resolved here (never in a forked child), or None off Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _libc_prctl()
+
+
+def _die_with_parent() -> None:
+    """Runs in the child between fork and exec: SIGTERM when the test process dies.
+
+    Only async-signal-safe work: one call of a function resolved before the fork. Where the parent
+    died before this ran, the child is already an orphan and ends itself.
+    """
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() == 1:
+        os._exit(1)
+
+
+def stop_live_children(timeout_s: float = 5.0) -> None:
+    """SIGTERM every live child's process group, then SIGKILL what is left after ``timeout_s``."""
+    with _LIVE_LOCK:
+        groups = list(_LIVE_GROUPS)
+        _LIVE_GROUPS.clear()
+    for group in groups:
+        try:
+            os.killpg(group, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout_s
+    for group in groups:
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def install_termination_handlers() -> None:
+    """On SIGTERM or SIGHUP: stop every live child (:func:`stop_live_children`), then end as the signal asks.
+
+    Called once by the test session (main thread only); a handler already set by someone else is
+    kept and called after the children are stopped.
+    """
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        previous = signal.getsignal(sig)
+
+        def handler(signum: int, frame, previous=previous) -> None:
+            stop_live_children()
+            if callable(previous):
+                previous(signum, frame)
+                return
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+        signal.signal(sig, handler)
+
+
 class ManagedProcess:
     """A subprocess in its own process group, logging to a file; :meth:`stop` ends the whole group.
+
+    Its life is tied to the test process's (see the module's docstring).
 
     Args:
         argv: Command line.
@@ -77,15 +169,33 @@ class ManagedProcess:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> ManagedProcess:
-        """Start the process (a new session, so its children share its process group)."""
+        """Start the process (a new session, so its children share its process group).
+
+        From the main thread the child also gets the parent-death signal; a thread that started it
+        could end before the test run does, so from other threads only the handlers stop it.
+        """
+        main_thread = threading.current_thread() is threading.main_thread()
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
         try:
-            self.process = subprocess.Popen(
-                self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+            with _LIVE_LOCK:
+                self.process = subprocess.Popen(
+                    self.argv,
+                    cwd=self.cwd,
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent if main_thread else None,  # noqa: PLW1509 - async-signal-safe
+                )
+                _LIVE_GROUPS.add(self.process.pid)
         finally:
             log.close()
         return self
+
+    def _forget(self) -> None:
+        with _LIVE_LOCK:
+            if self.process is not None:
+                _LIVE_GROUPS.discard(self.process.pid)
 
     @property
     def pid(self) -> int:
@@ -109,6 +219,7 @@ class ManagedProcess:
             return
         self._signal_group(signal.SIGKILL)
         self.process.wait(timeout=30)
+        self._forget()
         self.process = None
 
     def stop(self, timeout: float = 20.0) -> None:
@@ -126,6 +237,7 @@ class ManagedProcess:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:  # pragma: no cover
             pass
+        self._forget()
         self.process = None
 
     def peak_rss_bytes(self) -> int | None:

@@ -1,0 +1,53 @@
+"""Which network checks run in which test tier.
+
+``make test`` proves, for every registered network, its state-dict layout at full size (built on
+PyTorch's ``meta`` device: shapes only, no memory; :mod:`tests.test_model_layouts`), and runs each
+network *code path* against the stored official outputs on one representative:
+
+* MiDaS v2.1 small (EfficientNet-Lite), Swin2-T (Swin V2), LeViT, Depth Anything V2 S (DINOv2),
+  DPT-Hybrid (the DPT ViT path: reassembly, readout, fusion, position-embedding resize on a
+  non-square input) and BEiT-B 384 (the BEiT path: relative-position tables);
+* the app's compiled runtime (export, OpenVINO, verification at two input shapes) on the default
+  network, MiDaS small.
+
+``make test-models`` runs the full-size checks that need GB of memory or minutes each, one network
+per process (:mod:`tests.model_tier`): the reference outputs of ViT-L, BEiT-L 512/384 (its
+non-square pattern too) and Swin2-B/L, and every network through the app's runtime at two shapes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+#: Networks whose reference outputs are checked in ``make test`` (one per code family, all small).
+LEAN_REFERENCE = (
+    "midas_v21_small_256",
+    "dpt_swin2_tiny_256",
+    "dpt_levit_224",
+    "depth_anything_v2_vits",
+    "dpt_hybrid_384",
+    "dpt_beit_base_384",
+)
+
+#: Networks that share their code with another one: checks beyond the reference output (memory
+#: formats, bf16, the app's runtime) are run on the one named.
+SAME_CODE_AS = {
+    "dpt_beit_large_384": "dpt_beit_large_512",
+    "dpt_beit_base_384": "dpt_beit_large_512",
+    "dpt_swin2_base_384": "dpt_swin2_tiny_256",
+    "dpt_swin2_large_384": "dpt_swin2_tiny_256",
+}
+
+#: The option of :mod:`tests.conftest` that keeps one network's ``models`` tests (the tier runner sets it).
+MODEL_OPTION = "--face3d-model"
+
+
+def model_param(name: str, *, lean: bool | None = None):
+    """A ``pytest.param`` for network ``name``: in ``make test`` when lean, else marked ``models``.
+
+    Args:
+        name: Registry name (also the test id).
+        lean: Override; default: ``name in LEAN_REFERENCE``.
+    """
+    in_lean_tier = name in LEAN_REFERENCE if lean is None else lean
+    return pytest.param(name, id=name, marks=() if in_lean_tier else (pytest.mark.models,))

@@ -71,9 +71,19 @@ def _packaged_file_seen_by(python: Path, cwd: Path) -> tuple[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def fresh_python(tmp_path_factory) -> Path:
-    """One new virtual environment for the install tests (each installs what it checks, over what was there)."""
+def shared_venv(tmp_path_factory) -> Path:
+    """One new virtual environment for the install tests of this module."""
     return _fresh_venv(tmp_path_factory.mktemp("packaging") / "venv")
+
+
+@pytest.fixture
+def fresh_python(shared_venv) -> Path:
+    """The module's virtual environment with no face3d in it (an earlier test's install is removed first)."""
+    own_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # this venv's face3d, not ours
+    _run([str(shared_venv), "-m", "pip", "uninstall", "-y", "-q", "face3d"], env=own_env)
+    probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('face3d_core') is not None)"
+    _run([str(shared_venv), "-c", probe], cwd=shared_venv.parent.parent)
+    return shared_venv
 
 
 def test_a_wheel_carries_the_placed_detector_and_its_licence(tmp_path, fresh_python):

@@ -123,6 +123,7 @@ def handle_upload(
             data = decode_data_url(content)
             meta = service.access.upload(session, data, name)
         except Face3DError as exc:
+            logger.info("Refused upload %r: %s", str(name), type(exc).__name__)  # %r: a name cannot forge a line
             messages.append(file_message(name, exc.web_message, "warning"))
             continue
         except Exception as exc:  # noqa: BLE001 - one broken file must not lose the others

@@ -83,15 +83,21 @@ def ui_server(tmp_path_factory, e2e_faces, fill_weights):
 
 
 @pytest.fixture(scope="session")
-def browser():
-    """Headless Chromium; its contexts count the page's requests in flight (``tests.harness.page_waits``)."""
+def playwright_driver():
+    """The session's one Playwright driver: a second sync driver cannot start while one runs."""
     if not Path(CHROMIUM).is_file():
         pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium chromium-driver)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield RequestTrackingBrowser(instance)
-        instance.close()
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver):
+    """Headless Chromium; its contexts count the page's requests in flight (``tests.harness.page_waits``)."""
+    instance = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    yield RequestTrackingBrowser(instance)
+    instance.close()
 
 
 class ConsoleLog:

@@ -37,18 +37,14 @@ PHOTO_NAME = re.compile(r"^camera \d{4}-\d\d-\d\d \d\d\.\d\d\.\d\d\.jpg$")
 
 
 @pytest.fixture(scope="module")
-def camera_browser(tmp_path_factory, e2e_faces):
+def camera_browser(tmp_path_factory, e2e_faces, playwright_driver):
     """Headless Chromium whose camera shows a face photo, and which maps :data:`INSECURE_HOST` to 127.0.0.1."""
     require(PORTRAIT_PHOTO)
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium chromium-driver)")
-    sync_api = pytest.importorskip("playwright.sync_api")
     video = write_y4m(PORTRAIT_PHOTO, tmp_path_factory.mktemp("camera") / "camera.y4m")
     args = [*CHROMIUM_ARGS, *fake_camera_args(video), INSECURE_HOST_RULE]
-    with sync_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
-        yield instance
-        instance.close()
+    instance = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+    yield instance
+    instance.close()
 
 
 def _page(browser, url: str, *, camera: bool = True):

@@ -52,7 +52,7 @@ def load_fill():
 
 
 def print_table(header: list[str], rows: list[list[str]]) -> None:
-    """Print a Markdown table (pasteable into the README)."""
+    """Print a Markdown table (pasteable into docs/)."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")

@@ -15,7 +15,7 @@ Usage::
     .venv/bin/python benchmarks/suite_cost.py -- make test-models
     .venv/bin/python benchmarks/suite_cost.py --json out.json -- .venv/bin/python -m pytest -q tests/test_mesh.py
 
-It prints one table naming the CPU; nothing is asserted (see the README's test-tier table).
+It prints one table naming the CPU; nothing is asserted (see docs/testing.md).
 """
 
 from __future__ import annotations

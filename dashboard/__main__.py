@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     if not is_loopback(args.host):
         logger.warning(
             "Listening on %s: the dashboard has no login, so anyone who can reach this port can upload photos "
-            "and see results. Put it behind an authenticating reverse proxy (see README, Deployment).",
+            "and see results. Put it behind an authenticating reverse proxy (see docs/deployment.md).",
             args.host,
         )
     try:

@@ -6,7 +6,7 @@ and a client that sends its request too slowly (``FACE3D_READ_TIMEOUT_S``) is di
 headers timed by the worker class below (gunicorn does not time them itself).
 """
 
-# This machine only, unless --bind says otherwise (README, Deployment).
+# This machine only, unless --bind says otherwise (docs/deployment.md).
 bind = ["127.0.0.1:8000"]
 # Threads per worker process: requests wait on I/O and on the depth job queue, not on the CPU.
 threads = 8

@@ -17,7 +17,7 @@ Under gunicorn (``-c dashboard/gunicorn.conf.py``) the same deadlines apply: the
 :class:`BodyLimit` (gunicorn puts the socket in the WSGI environ), the headers' through
 :class:`dashboard.gunicorn_worker.DeadlineThreadWorker` (gunicorn itself does not time slow
 headers). Over TLS terminated by gunicorn itself the header deadline cannot cut the connection:
-terminate TLS at the reverse proxy (README, Deployment).
+terminate TLS at the reverse proxy (docs/deployment.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """WSGI entry point for a production server, e.g. ``gunicorn -w 2 --threads 8 dashboard.wsgi:server``.
 
-gunicorn binds to 127.0.0.1:8000 unless ``--bind`` says otherwise (see README, Deployment).
+gunicorn binds to 127.0.0.1:8000 unless ``--bind`` says otherwise (see docs/deployment.md).
 
 Without ``FACE3D_REDIS_URL`` each worker process loads the default depth model once, in the
 background right after it starts (not with gunicorn's ``--preload``, whose master would load it

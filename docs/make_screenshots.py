@@ -1,9 +1,12 @@
-"""Make the README's "Measure, print, share" screenshots and the camera's (docs/camera.md) with headless Chromium.
+"""Make the screenshots of the README and docs/ (usage.md, camera.md) with headless Chromium.
 
 The app runs with a stand-in depth network that returns the true depth of photos rendered
 from the Lee Perry-Smith head scan of ``../shared`` (:mod:`tests.harness.scenes`; the photos
 carry an EXIF focal length), so the pictures show a real face shape without network weights.
 
+* ``docs/images/tab-upload.png``, ``tab-depth.png``, ``tab-3d.png``, ``tab-compare.png``: each tab
+  of the dashboard at 1440 x 900 after its work is done (two photos uploaded, a depth map, a 3D mesh
+  in photo colours, a comparison of the two faces), for the README;
 * ``docs/images/measure.png``: the 3D tab after click to measure (mesh, photo colours) with
   the measurement table;
 * ``docs/images/print.png``: the 3D tab's printable relief panel after a download, beside the
@@ -16,7 +19,7 @@ carry an EXIF focal length), so the pictures show a real face shape without netw
   finds each live frame's face crop in the render and returns its true depth (its speed means
   nothing, so the frame rate line is left empty: the rates are in docs/camera.md).
 
-Run: ``.venv/bin/python docs/make_screenshots.py [readme] [camera]`` (default both; needs ../shared,
+Run: ``.venv/bin/python docs/make_screenshots.py [tabs] [readme] [camera]`` (default all; needs ../shared,
 Chromium and Playwright).
 PNGs are reduced to 256 colours to stay small.
 """
@@ -34,6 +37,7 @@ sys.path.insert(0, str(REPO))
 from PIL import Image  # noqa: E402
 
 from dashboard import ids  # noqa: E402
+from face3d_core.models.registry import DEFAULT_MODEL, get_spec  # noqa: E402
 from tests.harness.paths import SCANS_DIR, YUNET_PATH  # noqa: E402
 from tests.harness.processes import child_env  # noqa: E402
 from tests.harness.scenes import write_scene  # noqa: E402
@@ -91,6 +95,49 @@ def stl_page(stl: Path, folder: Path) -> Path:
     return path
 
 
+def tab_screenshots(playwright, url: str, scenes: list) -> None:
+    """``tab-*.png``: each of the four tabs at 1440 x 900 once its result is shown."""
+    browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    try:
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(url)
+        page.set_input_files("#upload input[type=file]", [str(photo) for photo, _ in scenes])
+        page.wait_for_function("document.querySelectorAll('.face3d-gallery-card').length === 2", timeout=60_000)
+        page.wait_for_function("Array.from(document.querySelectorAll('.face3d-thumb')).every(i => i.complete)")
+        page.wait_for_timeout(500)
+        save_png(page.screenshot(), OUT / "tab-upload.png", width=720)
+
+        page.get_by_text("2 · Depth map", exact=True).click()
+        page.click(f"#{ids.DEPTH_GENERATE}")
+        page.wait_for_selector(f"#{ids.DEPTH_RESULTS}:not([hidden])", timeout=120_000)
+        page.wait_for_selector("#depth-map-graph .heatmaplayer, #depth-map-graph .hm image", state="attached")
+        page.mouse.move(5, 5)
+        page.wait_for_timeout(1000)
+        save_png(page.screenshot(), OUT / "tab-depth.png", width=720)
+
+        page.get_by_text("3 · 3D model", exact=True).click()
+        page.click(f"#{ids.MODEL3D_GENERATE}")
+        page.wait_for_selector(f"#{ids.MODEL3D_RESULTS}:not([hidden])", timeout=120_000)
+        page.get_by_label("Mesh").check()
+        page.get_by_label("Photo", exact=True).check()
+        page.wait_for_function(f"{GRAPH}.data[0].type === 'mesh3d'", timeout=60_000)
+        page.evaluate("window.scrollTo(0, 0)")  # the radio buttons scrolled the page
+        page.mouse.move(5, 5)
+        page.wait_for_timeout(1500)
+        save_png(page.screenshot(), OUT / "tab-3d.png", width=720)
+
+        page.get_by_text("4 · Compare", exact=True).click()
+        page.click(f"#{ids.COMPARE_RUN}")  # the two photos are preselected
+        page.wait_for_selector(f"#{ids.COMPARE_RESULTS}:not([hidden])", timeout=120_000)
+        page.wait_for_selector("#compare-3d-graph .gl-container", state="attached")
+        page.evaluate("window.scrollTo(0, 0)")
+        page.mouse.move(5, 5)
+        page.wait_for_timeout(2500)
+        save_png(page.screenshot(), OUT / "tab-compare.png", width=720)
+    finally:
+        browser.close()
+
+
 def camera_screenshots(playwright, url: str, photo: Path, folder: Path) -> None:
     """``camera.png`` (desktop) and ``camera-phone.png`` (390 x 844): live depth of the rendered head."""
     from tests.harness.fake_camera import fake_camera_args, write_y4m
@@ -134,10 +181,13 @@ def camera_screenshots(playwright, url: str, photo: Path, folder: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Make the screenshots (``readme``: the README's three, ``camera``: the camera's); 1 where ../shared is absent."""
+    """Make the screenshots (``tabs``: the four tabs, ``readme``: measure, print, share, ``camera``: the camera's).
+
+    Returns 1 where ../shared is absent.
+    """
     from playwright.sync_api import sync_playwright
 
-    wanted = set(sys.argv[1:] if argv is None else argv) or {"readme", "camera"}
+    wanted = set(sys.argv[1:] if argv is None else argv) or {"tabs", "readme", "camera"}
 
     if not (SCANS_DIR / "lee_perry_smith").exists() or not YUNET_PATH.exists():
         print("../shared (head scans, YuNet) is absent: nothing to do")
@@ -146,10 +196,18 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         scenes = [write_scene(SCANS_DIR, folder / "scenes", yaw_deg=yaw) for yaw in (0.0, 20.0)]
-        server = WebServer.fake_network(child_env(), folder / "server.log", cache_dir=folder / "cache", scenes=scenes)
+        # The stand-in network reads no checkpoint; an empty file of the default model's name makes the model
+        # picker show what a server with its weights shows (instead of the "Weights missing" note).
+        weights = folder / "weights" / get_spec(DEFAULT_MODEL).file_name
+        weights.parent.mkdir()
+        weights.touch()
+        env = child_env(FACE3D_WEIGHTS_DIR=str(weights.parent))
+        server = WebServer.fake_network(env, folder / "server.log", cache_dir=folder / "cache", scenes=scenes)
         server.start()
         try:
             with sync_playwright() as playwright:
+                if "tabs" in wanted:
+                    tab_screenshots(playwright, server.url, scenes)
                 if "camera" in wanted:
                     camera_screenshots(playwright, server.url, scenes[0][0], folder)
                 if "readme" not in wanted:

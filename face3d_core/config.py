@@ -323,7 +323,8 @@ class Settings:
     host: str = _setting(
         "FACE3D_HOST",
         _text(),
-        "interface `python -m dashboard` listens on (see the warning under [Deployment](#deployment))",
+        "interface `python -m dashboard` listens on (see the warning in "
+        "[docs/deployment.md](docs/deployment.md#binding-elsewhere))",
         default=DEFAULT_HOST,
     )
     port: int = _setting(
@@ -353,13 +354,14 @@ class Settings:
         "FACE3D_HEAVY_TASKS",
         _whole_number(1, example="2"),
         "large results made at once per server process (a 3D model at full density, a relief, a report, a large "
-        "download); the others wait their turn (see docs/reliability.md)",
+        "download); the others wait their turn (see [docs/reliability.md](docs/reliability.md))",
         default=2,
     )
     redis_url: str | None = _setting(
         "FACE3D_REDIS_URL",
         _redis_url(),
-        "scale-out mode: results in Redis, the network on Celery workers (see [Deployment](#deployment))",
+        "scale-out mode: results in Redis, the network on Celery workers (see "
+        "[docs/deployment.md](docs/deployment.md#several-machines-scale-out))",
         shown_default="unset",
     )
     cache_ttl_s: int = _setting(
@@ -379,7 +381,7 @@ class Settings:
         "FACE3D_IN_USE_S",
         _whole_number(1, example="3600"),
         "a photo and its results are never evicted from the cache until this many seconds after a page or job "
-        "last used them (see [Reliability](#reliability))",
+        "last used them (see [docs/reliability.md](docs/reliability.md))",
         default=DEFAULT_IN_USE_S,
         shown_default=f"`{DEFAULT_IN_USE_S}` (1 hour)",
     )

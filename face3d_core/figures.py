@@ -1,6 +1,6 @@
 """Plotly figures from numpy arrays: depth maps, 3D faces, profiles and difference maps.
 
-Rules that keep figures small and fast (sizes and timings: ``benchmarks/ui_speed.py``, README "Performance"):
+Rules that keep figures small and fast (sizes and timings: ``benchmarks/ui_speed.py``, docs/performance.md):
 
 * numpy arrays go to the browser as base64 typed arrays (the 3D figures are built as plain
   dicts with the typed arrays already encoded: no per-attribute validation on every slider

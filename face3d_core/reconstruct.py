@@ -81,7 +81,7 @@ _DEPTH_GRAY_MIN = 40
 #: Most points of a 3D model the dashboard and the CLI build (``max_points``): "full density"
 #: means every depth pixel up to this many points (a grid mesh has about twice as many
 #: triangles). It bounds the time and memory of a model, its figure and its downloads
-#: whatever the photo's size (README, Reliability).
+#: whatever the photo's size (docs/reliability.md).
 MAX_MODEL_POINTS = 1_500_000
 
 

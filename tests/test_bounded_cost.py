@@ -8,7 +8,7 @@ depth cache entry and a 3D model of 39.5 M points. Here the same file goes
    the point cap at every slider setting;
 2. through a real ``python -m dashboard`` (the real network code, ``fill.py`` weights) at every
    slider setting and every download format, with the server's peak memory measured
-   (README, Reliability).
+   (docs/reliability.md).
 """
 
 from __future__ import annotations

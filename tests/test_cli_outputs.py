@@ -8,7 +8,7 @@ photo's grey level (so each output file shows which photo it came from):
   extension in it (``x_jpg``, ``x_png``), and names still equal get ``_2``, ``_3`` ...;
 * an output never replaces one of the run's inputs (``face3d mesh`` and ``face3d measure``
   refuse, naming the file; ``face3d depth`` picks another name);
-* files left by an earlier run are replaced (documented in the README).
+* files left by an earlier run are replaced (documented in docs/usage.md).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ every user got their own results (the upload store, the job's result and the cap
 that user's photo), the server is still up. Reported, not asserted: requests served and the
 p50/p95 latency per request kind.
 
-Knobs: ``FACE3D_LOAD_USERS`` (default 8), ``FACE3D_LOAD_SECONDS`` (default 8); the README's figures are
+Knobs: ``FACE3D_LOAD_USERS`` (default 8), ``FACE3D_LOAD_SECONDS`` (default 8); docs/reliability.md's figures are
 from 20 users for 30 s (``FACE3D_LOAD_USERS=20 FACE3D_LOAD_SECONDS=30``).
 """
 

@@ -14,7 +14,7 @@ each Celery worker process loaded the network once for all its jobs, both web wo
 requests, and everything survives a SIGKILL of the whole web tier.
 
 Skipped (saying why) only when ``redis-server`` is not installed or ``../shared`` is absent.
-``FACE3D_SCALEOUT_SECONDS`` (default 8) and ``FACE3D_SCALEOUT_USERS`` (default 4) bound it (the README's
+``FACE3D_SCALEOUT_SECONDS`` (default 8) and ``FACE3D_SCALEOUT_USERS`` (default 4) bound it (docs/reliability.md's
 figures are from 8 users for 20 s).
 """
 

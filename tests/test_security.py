@@ -71,7 +71,7 @@ def test_default_bind_is_loopback_and_other_hosts_warn(monkeypatch, caplog):
     assert any("no login" in record.getMessage() for record in caplog.records)
     from gunicorn.config import Config
 
-    assert Config().bind == ["127.0.0.1:8000"]  # gunicorn's own default, as documented in the README
+    assert Config().bind == ["127.0.0.1:8000"]  # gunicorn's own default, as documented in docs/deployment.md
     readme = (REPO_ROOT / "README.md").read_text()
     assert "0.0.0.0" in readme and "warning" in readme.lower()
 

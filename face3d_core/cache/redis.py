@@ -145,7 +145,7 @@ class RedisResultCache(EnvelopeStore):
     def pin(self, content_hash: str, seconds: float) -> None:
         """Nothing: Redis evicts by its own ``maxmemory-policy`` (reads and checks count as use).
 
-        Size Redis' ``maxmemory`` for the photos in use (see README, Deployment).
+        Size Redis' ``maxmemory`` for the photos in use (see docs/deployment.md).
         """
         return None
 

@@ -1,6 +1,6 @@
 """Output file names of the command line: unique within a run, never one of the run's inputs.
 
-Rules (README, Command line):
+Rules (docs/usage.md, Command line):
 
 * one run never writes two results to one name. ``face3d depth`` names a photo's maps after its
   stem; photos whose stems are equal (ignoring case, for case-insensitive disks) keep their

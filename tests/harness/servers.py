@@ -20,7 +20,7 @@ from tests.harness.processes import PYTHON, ManagedProcess, child_env, free_port
 HEALTH_PATH = "face3d/health"
 #: Run a server as process 1 of its own PID namespace, as in a container (root only).
 PID_NAMESPACE = ("unshare", "--pid", "--fork", "--mount-proc")
-#: The gunicorn settings the README's commands use.
+#: The gunicorn settings the commands of docs/deployment.md use.
 GUNICORN_CONF = REPO_ROOT / "dashboard" / "gunicorn.conf.py"
 
 
@@ -110,7 +110,7 @@ class WebServer:
         extra_args: Sequence[str] = (),
         **kwargs,
     ) -> WebServer:
-        """``gunicorn -c dashboard/gunicorn.conf.py dashboard.wsgi:server`` (as the README runs it).
+        """``gunicorn -c dashboard/gunicorn.conf.py dashboard.wsgi:server`` (as docs/deployment.md runs it).
 
         ``workers`` processes of ``threads`` threads each, on a free port.
         """

@@ -231,7 +231,14 @@ def app_cpu_backend(model_name: str) -> str:
     return "torch"
 
 
-def run_as_the_app(model_name: str, state_dict: dict, net_inputs: list[np.ndarray], folder: Path) -> list[np.ndarray]:
+def run_as_the_app(
+    model_name: str,
+    state_dict: dict,
+    net_inputs: list[np.ndarray],
+    folder: Path,
+    *,
+    estimator_per_input: bool = False,
+) -> list[np.ndarray]:
     """Run network inputs through ``DepthEstimator`` as the app does on the CPU (auto backend, fp32).
 
     ``state_dict`` is saved as the model's checkpoint in ``folder`` (the ``weights_dir`` fixture)
@@ -244,6 +251,9 @@ def run_as_the_app(model_name: str, state_dict: dict, net_inputs: list[np.ndarra
         state_dict: The network's weights.
         net_inputs: ``(1, 3, h, w) float32`` normalised inputs.
         folder: The weights folder.
+        estimator_per_input: A new ``DepthEstimator`` for each input, the previous one freed first
+            (one compiled network in memory at a time, for the largest networks); by default one
+            estimator runs every input, as a server does when the input size changes.
 
     Returns:
         ``(1, h, w) float32`` outputs, one per input.
@@ -256,9 +266,13 @@ def run_as_the_app(model_name: str, state_dict: dict, net_inputs: list[np.ndarra
     torch.save(state_dict, folder / get_spec(model_name).file_name)
     state_dict.clear()
     gc.collect()
-    estimator = DepthEstimator(model_name, device="cpu")
+    estimator = None
     outputs = []
     for net_input in net_inputs:
+        if estimator is None or estimator_per_input:
+            estimator = None
+            gc.collect()
+            estimator = DepthEstimator(model_name, device="cpu")
         outputs.append(estimator.infer_array(np.asarray(net_input, dtype=np.float32)))
         report = estimator.runtime_report()
         assert report is not None

@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from dashboard.allocator import MMAP_THRESHOLD_BYTES  # noqa: E402
 from dashboard.allocator import TRIM_THRESHOLD_BYTES as TRIM_BYTES  # noqa: E402
-from tests.harness.model_tiers import MODEL_OPTION  # noqa: E402
+from tests.harness.model_tiers import BUDGET_EXCEPTIONS_GB, MODEL_OPTION  # noqa: E402
 
 #: The modules that hold ``models`` tests.
 TIER_FILES = (
@@ -129,11 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     print("| network | result | wall | peak RSS |\n|---|---|---|---|")
     failed = []
     for run in runs:
-        over = run.peak_rss_gb > options.budget_gb
+        allowed = max(options.budget_gb, BUDGET_EXCEPTIONS_GB.get(run.model, 0.0))
+        over = run.peak_rss_gb > allowed
         if run.exit_code not in (0, NO_TESTS) or over:
             failed.append(run.model)
         result = "no full-size checks" if run.exit_code == NO_TESTS else (run.summary or f"exit {run.exit_code}")
-        budget = f" **over the {options.budget_gb:g} GB budget**" if over else ""
+        budget = f" **over the {allowed:g} GB budget**" if over else ""
+        if run.model in BUDGET_EXCEPTIONS_GB and not over:
+            budget = f" (allowed {allowed:g} GB: tests/harness/model_tiers.py says why)"
         print(f"| {run.model} | {result} | {run.wall_s:.0f} s | {run.peak_rss_gb:.2f} GB{budget} |")
     total = sum(run.wall_s for run in runs)
     print(f"\n{len(runs)} networks in {total / 60:.1f} min; largest process {max(r.peak_rss_gb for r in runs):.2f} GB")

@@ -60,7 +60,11 @@ def test_reference_through_the_app_runtime(name: str, run_weights_dir) -> None:
         del model
     elif (REFERENCE_DIR / f"{name}.pattern.net_input.npy").exists():
         inputs.append(load_reference_array(name, "pattern.net_input")[None])
-    outputs = run_as_the_app(name, state_dict, inputs, run_weights_dir)
+    # BEiT-L 512 compiles to about 4.5 GB per input size (OpenVINO folds each layer's relative
+    # position bias into a (16, 1025, 1025) constant): one compiled network at a time keeps the tier
+    # within its budget; the change of input size inside one estimator is checked on the others.
+    one_at_a_time = name == "dpt_beit_large_512"
+    outputs = run_as_the_app(name, state_dict, inputs, run_weights_dir, estimator_per_input=one_at_a_time)
     assert_matches_reference(outputs[0], load_reference_array(name, "output"))
     if expected_wide is not None:
         assert_matches_reference(outputs[1], expected_wide)

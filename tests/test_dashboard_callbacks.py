@@ -32,6 +32,7 @@ from face3d_core.pipeline import DepthRef
 from tests.doubles import FakeEstimator, NoJobsRunner
 from tests.harness.callbacks import finish_job
 from tests.harness.page_text import component_text, internal_leaks
+from tests.harness.service_calls import upload_meta
 
 MODEL = "midas_v21_small_256"
 #: The browser session of these tests (callbacks get it from the cookie; as plain functions it is passed in).
@@ -105,7 +106,7 @@ def test_upload_stores_keys_only_and_detects_faces(env, uploaded):
     store = uploaded["store"]
     assert len(store["items"]) == 3
     assert len(json.dumps(store)) < 500  # keys, not pixels
-    portrait, two, noface = (env["service"].upload_meta(s, SESSION) for s in uploaded["shas"])
+    portrait, two, noface = (upload_meta(env["service"], s, SESSION) for s in uploaded["shas"])
     assert portrait.face_count == 1 and two.face_count == 2 and noface.face_count == 0
     assert store["items"][2]["face"] is None
     assert portrait.thumb_jpeg[:3] == b"\xff\xd8\xff"

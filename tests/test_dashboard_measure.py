@@ -169,7 +169,7 @@ def uploaded_noface(env, faces_dir):
     )
     sha = store["items"][0]["sha"]
     ref = depth.depth_request(service, sha, MODEL, store, session=SESSION)
-    assert ref.face is None
+    assert ref.face_index is None
     service.depth_maps.compute(ref)
     return ref.to_dict()
 

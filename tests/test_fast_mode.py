@@ -25,6 +25,7 @@ from face3d_core.reconstruct import ReconstructionParams
 from tests.doubles import FakeEstimator
 from tests.harness.callbacks import finish_job
 from tests.harness.dash_client import data_url
+from tests.harness.service_calls import compute_depth, depth_key, ingest_upload
 
 SESSION = "s" * 32
 MODEL = "midas_v21_small_256"
@@ -172,12 +173,12 @@ def test_real_network_fast_mode_on_this_cpu(weights_dir, yunet_path, faces_dir):
     cache = ResultCache(weights_dir / "results")
     service = Face3DService(cache, detector_path=yunet_path)
     try:
-        meta = service.ingest_upload((faces_dir / "fr_obama_official_portrait.jpg").read_bytes(), "a.jpg")
-        exact = service.compute_depth(meta.sha256, MODEL, 0)
-        fast = service.compute_depth(meta.sha256, MODEL, 0, precision="bf16")
+        meta = ingest_upload(service, (faces_dir / "fr_obama_official_portrait.jpg").read_bytes(), "a.jpg")
+        exact = compute_depth(service, meta.sha256, MODEL, 0)
+        fast = compute_depth(service, meta.sha256, MODEL, 0, precision="bf16")
         assert "fp32" in exact.runtime
         assert ("bf16" if native_bf16_available() else "fp32") in fast.runtime, fast.runtime
-        assert service.depth_key(meta.sha256, MODEL, 0, "bf16") != service.depth_key(meta.sha256, MODEL, 0)
+        assert depth_key(service, meta.sha256, MODEL, 0, "bf16") != depth_key(service, meta.sha256, MODEL, 0)
         a, b = exact.depth_rel.ravel(), fast.depth_rel.ravel()
         assert np.corrcoef(a, b)[0, 1] > 0.99
         assert service.depth_maps.last_runtime(MODEL, "bf16") == fast.runtime

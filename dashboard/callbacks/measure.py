@@ -48,7 +48,7 @@ from face3d_core.report import (
     sigma_text,
     value_text,
 )
-from face3d_core.surface import DepthSurface
+from face3d_core.surface import lifted_off_surface, nearest_surface_point
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def render_measurements(
     if shown is None:
         return html.Div("Generate a 3D model to measure it.", className="text-muted"), True, True, ""
     info = fov_text(shown.fov)
-    if shown.ref.face is None:
+    if shown.ref.face_index is None:
         message = "No face was found in this photo, so there are no face points to measure between."
         return html.Div(message, className="text-muted"), True, False, info
     try:
@@ -197,7 +197,7 @@ def fov_slider(service: Face3DService, auto: Any, source: Any, *, session: str) 
     if auto:
         return True, no_update
     ref = DepthRef.from_dict(source)
-    if ref is None or service.access.photo(session, ref.sha) is None:
+    if ref is None or service.access.meta(session, ref.sha) is None:
         return False, no_update
     low, high = FOV_RANGE
     return False, int(min(max(round(service.cameras.fov(ref.sha).fov_deg), low), high))
@@ -229,24 +229,8 @@ def clicked_point(service: Face3DService, shown: ModelView, click: Any) -> np.nd
     return xyz if np.isfinite(xyz).all() else None
 
 
-def snap_to_model(face_model, xyz: np.ndarray) -> np.ndarray:
-    """The model's mesh vertex (or point) nearest to ``xyz``: what a click on the surface means."""
-    mesh = face_model.mesh
-    candidates = mesh.vertices_xyz if mesh is not None and mesh.n_vertices else face_model.points_xyz
-    d = candidates - np.asarray(xyz, np.float32)
-    return candidates[int(np.argmin(np.einsum("ij,ij->i", d, d)))].astype(np.float64)
-
-
 #: The click-to-measure marks float this far in front of the surface (mm), so the surface never hides them.
 LIFT_MM = 1.0
-
-
-def lifted(face_model, xyz: np.ndarray, lift_mm: float = LIFT_MM) -> np.ndarray:
-    """Surface points moved ``lift_mm`` along the surface normal (towards the viewer); unchanged where unknown."""
-    pts = np.asarray(xyz, np.float64).reshape(-1, 3)
-    surface = DepthSurface(face_model, strict=False)
-    normals = surface.normals(surface.project(pts))
-    return np.where(np.isfinite(normals).all(axis=1, keepdims=True), pts + lift_mm * normals, pts)
 
 
 def overlay_patch(points=None, straight=None, path=None) -> Patch:
@@ -303,7 +287,7 @@ def measure_click(
         raise PreventUpdate
     started = time.perf_counter()
     face_model = service.models3d.model(shown.ref, shown.params)
-    point = snap_to_model(face_model, xyz)
+    point = nearest_surface_point(face_model, xyz)
     key = service.models3d.key(shown.ref, shown.params)
     picked = []
     if isinstance(state, dict) and state.get("model") == key and isinstance(state.get("points"), list):
@@ -312,7 +296,7 @@ def measure_click(
         raise PreventUpdate  # point 1 again: still waiting for a second point
     if len(picked) != 1:  # nothing picked yet, or a finished measurement: start again
         new_state = {"model": key, "points": [point.round(3).tolist()]}
-        return overlay_patch(points=lifted(face_model, point)), new_state, POINT_1_PICKED
+        return overlay_patch(points=lifted_off_surface(face_model, point, LIFT_MM)), new_state, POINT_1_PICKED
     first = np.asarray(picked[0], np.float64)
     result = service.models3d.surface_path(shown.ref, shown.params, first, point)
     ends = np.stack([result.start_xyz, result.end_xyz])
@@ -326,8 +310,12 @@ def measure_click(
         {k: round(v, 1) for k, v in result.timings_ms.items()},
     )
     new_state = {"model": key, "points": [p.round(3).tolist() for p in ends]}
-    marks = lifted(face_model, ends)
-    return overlay_patch(points=marks, straight=marks, path=lifted(face_model, result.path_xyz)), new_state, status
+    marks = lifted_off_surface(face_model, ends, LIFT_MM)
+    return (
+        overlay_patch(points=marks, straight=marks, path=lifted_off_surface(face_model, result.path_xyz, LIFT_MM)),
+        new_state,
+        status,
+    )
 
 
 def clear_measurement() -> tuple[Patch, None, str]:
@@ -382,7 +370,9 @@ def download_file(
     meta = shown.meta
     if what == "measurements":
         result = service.models3d.measurements(shown.ref, shown.params, shown.fov.source)
-        name, data = service.exports.measurements_file([(meta.face_label(shown.ref.face), result)], fmt, meta.name)
+        name, data = service.exports.measurements_file(
+            [(meta.face_label(shown.ref.face_index), result)], fmt, meta.name
+        )
         return name, data, None
     if what == "relief":
         settings = ReliefSettings.from_values(*relief)

@@ -129,7 +129,7 @@ def uirevision_for(ref: DepthRef | None, rev: int) -> str:
     """The figure's ``uirevision``: new for another face or a camera preset, same for sliders."""
     if ref is None:
         return f"m3d--None-None-{rev}"
-    return f"m3d-{ref.sha[:12]}-{ref.model_variant}-{ref.face}-{rev}"
+    return f"m3d-{ref.sha[:12]}-{ref.model_variant}-{ref.face_index}-{rev}"
 
 
 def build_model_figure(

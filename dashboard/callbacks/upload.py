@@ -300,7 +300,7 @@ def render_gallery(service: Face3DService, store: Any, thumb_url_for, *, session
     items = store_items(store)
     cards, missing = [], 0
     for item in items:
-        meta = service.access.photo(session, item["sha"])
+        meta = service.access.meta(session, item["sha"])
         if meta is None:
             missing += 1
             continue

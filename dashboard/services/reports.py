@@ -80,7 +80,7 @@ class Reports:
             DepthMissingError: No depth map for ``ref`` in the cache.
         """
         with self.heavy.turn("A report"):
-            face = self.face(ref, params, fov, meta.face_label(ref.face))
+            face = self.face(ref, params, fov, meta.face_label(ref.face_index))
             return f"{safe_stem(meta.name)}_report.html", build_report([face]).encode("utf-8")
 
     def comparison_report(

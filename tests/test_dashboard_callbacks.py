@@ -547,6 +547,32 @@ def test_a_depth_job_decodes_the_photo_once_and_faces_stay_face_objects(tmp_path
     cache.close()
 
 
+def test_an_upload_is_hashed_once_and_composers_trust_the_gate(tmp_path, yunet_path, faces_dir, monkeypatch):
+    """An upload is hashed once; after the callback's access check no composer reads the meta again."""
+    from dashboard.services import access as access_service
+    from dashboard.services import uploads as uploads_service
+
+    hashed = []
+    real = uploads_service.sha256_hex
+    for module in (access_service, uploads_service):
+        monkeypatch.setattr(module, "sha256_hex", lambda data: hashed.append(len(data)) or real(data))
+    cache = ResultCache(tmp_path / "results")
+    service = Face3DService(cache, estimator_factory=lambda *_: FakeEstimator(), detector_path=yunet_path)
+    data = (faces_dir / "fr_obama_official_portrait.jpg").read_bytes()
+    meta = service.access.upload(SESSION, data, "a.jpg")
+    assert hashed == [len(data)]
+    ref = DepthRef(meta.sha256, MODEL, None)
+    service.depth_maps.compute(ref)
+    read = []
+    monkeypatch.setattr(service.uploads, "require_meta", lambda sha: read.append(sha))
+    params = Controls3D().to_params()
+    service.exports.depth_file(ref, "png8", "a.jpg")
+    service.exports.model_file(ref, params, "stl", "a.jpg")
+    service.reports.face_report(ref, params, service.cameras.fov(ref.sha), meta)
+    assert read == []
+    cache.close()
+
+
 def test_memory_lru_computes_once_and_keeps_no_locks():
     import threading
 

@@ -217,7 +217,7 @@ class Access:
         sha = sha256_hex(data)
         known = self.members.name(session, sha) is not None
         self.keep(sha)  # before storing: the new entry is in use from its first byte
-        meta = self.uploads.ingest(data, name, revalidate=not known)
+        meta = self.uploads.ingest(data, name, sha=sha, revalidate=not known)
         self.members.add(session, meta.sha256, name)
         with self._lock:
             self._refreshed[(session, meta.sha256)] = time.monotonic()

@@ -131,8 +131,6 @@ class Comparisons:
         cached = self.cached(key)
         if cached is not None:
             return key, cached
-        for ref in refs:
-            self.uploads.require_meta(ref.sha)
         names = list(names) if names is not None else [f"face {index + 1}" for index in range(len(refs))]
         result = compare_faces(refs, names, self.depth.compute, progress, model_of=self.model_of)
         self.store.set(key, result)

@@ -108,3 +108,12 @@ def points_xyz(value: object, max_points: int, limit: float = MAX_COORDINATE_MM)
         return None
     points = [point_xyz(v, limit) for v in value]
     return None if any(p is None for p in points) else points
+
+
+def text_list(value: object, max_items: int) -> list[str]:
+    """A text or a list of texts (``dcc.Upload``'s ``contents``, ``filename``): at most ``max_items``.
+
+    An item that is not text is ``""`` (it keeps its place); a value that is neither is an empty list.
+    """
+    items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return [item if isinstance(item, str) else "" for item in items[:max_items]]

@@ -63,7 +63,7 @@ def start_compare(
         ComparisonError: The faces cannot be compared (e.g. a photo without a face), when
             computed here.
     """
-    chosen = [sha for sha in (shas or []) if isinstance(sha, str)]
+    chosen = [sha for sha in (shas if isinstance(shas, list) else []) if isinstance(sha, str)]
     if len(chosen) < 2:
         raise NothingSelectedError("Choose at least two faces to compare (upload more photos if needed).")
     if len(chosen) > MAX_COMPARE:

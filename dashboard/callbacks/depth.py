@@ -8,6 +8,7 @@ from typing import Any
 from dash import ClientsideFunction, Dash, Input, Output, State
 
 from dashboard import ids
+from dashboard.browser_values import choice
 from dashboard.callbacks.choices import valid_precision
 from dashboard.callbacks.jobs import StartOutcome, register_job_controller
 from dashboard.callbacks.upload import face_for
@@ -80,6 +81,7 @@ def render_depth(service: Face3DService, result: Any, colormap: Any, *, session:
     ref = DepthRef.from_dict(result)
     if ref is None:
         return EMPTY_DEPTH
+    colormap = choice(colormap, tuple(figures.DEPTH_COLORMAPS), figures.DEFAULT_COLORMAP)
     meta = service.access.require_photo(session, ref.sha)
     face_depth = service.depth_maps.cached(ref)
     if face_depth is None:

@@ -81,7 +81,7 @@ def _register_routes(app: Dash, service: Face3DService, bootstrap_css: Path | No
     @server.route("/face3d/thumb/<sha>.jpg")
     def face3d_thumbnail(sha: str) -> Response:
         # only for a session that uploaded this photo: 404 otherwise, as for a photo never stored
-        meta = service.access.photo(current_session(), sha)
+        meta = service.access.meta(current_session(), sha)
         if meta is None or not meta.thumb_jpeg:
             abort(404)
         response = Response(meta.thumb_jpeg, mimetype="image/jpeg")

@@ -15,10 +15,12 @@ map) is one step up.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
+from dashboard.browser_values import choice, clamped, mapping, number
 from face3d_core.geometry import DEFAULT_FOV_DEG
+from face3d_core.pipeline import DepthRef
 from face3d_core.reconstruct import MAX_MODEL_POINTS, ReconstructionParams
 
 SMOOTHING_MARKS = {0: "off", 1: "1", 2: "2", 3: "3", 4: "4"}
@@ -28,6 +30,9 @@ DEPTH_SCALE_MARKS = {0.5: "0.5×", 1: "1×", 1.5: "1.5×", 2: "2×"}
 #: Density level -> about how many points the model has at most (None: every pixel of the depth map,
 #: up to :data:`~face3d_core.reconstruct.MAX_MODEL_POINTS` points).
 DENSITY_POINTS: dict[int, int | None] = {1: 3_000, 2: 6_000, 3: 12_000, 4: None}
+#: How the 3D view draws the model, and its colours.
+DISPLAYS = ("points", "mesh")
+COLORS = ("gray", "photo")
 
 
 @dataclass(frozen=True)
@@ -49,25 +54,23 @@ class Controls3D:
     colors: str = "gray"
 
     @classmethod
-    def from_values(cls, smoothing: Any, density: Any, depth_scale: Any, display: Any, colors: Any) -> Controls3D:
-        """Build from raw component values, falling back to defaults for missing/invalid ones."""
+    def from_values(
+        cls, smoothing: object, density: object, depth_scale: object, display: object = None, colors: object = None
+    ) -> Controls3D:
+        """Build from the page's values (:mod:`dashboard.browser_values`): out of range is clamped, junk the default."""
         d = cls()
-
-        def num(value: Any, default: float, low: float, high: float) -> float:
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                return default
-            if number != number:  # NaN
-                return default
-            return min(max(number, low), high)
-
         return cls(
-            smoothing=num(smoothing, d.smoothing, 0.0, 10.0),
-            density=int(round(num(density, d.density, 1, 4))),
-            depth_scale=num(depth_scale, d.depth_scale, 0.1, 5.0),
-            display=display if display in ("points", "mesh") else d.display,
-            colors=colors if colors in ("gray", "photo") else d.colors,
+            smoothing=clamped(smoothing, 0.0, 10.0, d.smoothing),
+            density=int(round(clamped(density, 1, 4, d.density))),
+            depth_scale=clamped(depth_scale, 0.1, 5.0, d.depth_scale),
+            display=choice(display, DISPLAYS, d.display),
+            colors=choice(colors, COLORS, d.colors),
+        )
+
+    def shown_as(self, display: object, colors: object) -> Controls3D:
+        """The same shape controls with the page's display controls (points/mesh, gray/photo)."""
+        return dataclasses.replace(
+            self, display=choice(display, DISPLAYS, self.display), colors=choice(colors, COLORS, self.colors)
         )
 
     @property
@@ -104,14 +107,41 @@ FOV_RANGE = (20, 100)
 FOV_MARKS = {30: "30°", 55: "55°", 90: "90°"}
 
 
-def fov_choice(auto: Any, fov_deg: Any) -> float | None:
+def fov_choice(auto: object, fov_deg: object) -> float | None:
     """The field of view the user chose: None for "auto (EXIF)", else degrees within :data:`FOV_RANGE`."""
     if auto or auto is None:
         return None
-    try:
-        number = float(fov_deg)
-    except (TypeError, ValueError):
-        return None
-    if number != number:  # NaN
-        return None
-    return min(max(number, FOV_RANGE[0]), FOV_RANGE[1])
+    chosen = number(fov_deg)
+    return None if chosen is None else min(max(chosen, FOV_RANGE[0]), FOV_RANGE[1])
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """The 3D view the page asks for, parsed once where the page's values enter.
+
+    Attributes:
+        ref: The depth map (None: no 3D model yet, or a store that names none).
+        controls: The shape controls (and the display controls where the callback has them).
+        fov_deg: The field of view the user set, degrees; None for "auto (EXIF)".
+    """
+
+    ref: DepthRef | None = None
+    controls: Controls3D = DEFAULT_CONTROLS
+    fov_deg: float | None = None
+
+    @classmethod
+    def parse(cls, raw: object) -> ModelView:
+        """The view of the page's values ``{"source", "smoothing", "density", "depth_scale", "fov_auto", "fov_deg"}``.
+
+        Anything unreadable is its default (no source: an empty view); never raises.
+        """
+        values = mapping(raw) or {}
+        return cls(
+            DepthRef.from_dict(values.get("source")),
+            Controls3D.from_values(values.get("smoothing"), values.get("density"), values.get("depth_scale")),
+            fov_choice(values.get("fov_auto"), values.get("fov_deg")),
+        )
+
+    def shown_as(self, display: object, colors: object) -> ModelView:
+        """The same view drawn with the page's display controls."""
+        return dataclasses.replace(self, controls=self.controls.shown_as(display, colors))

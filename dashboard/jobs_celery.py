@@ -31,19 +31,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from dashboard.jobs import JOB_TTL_S, JobIds, JobState, JobStatus, heartbeat_interval, live_status
+from dashboard.services.errors import JobQueueError
 from face3d_core.cache.redis import redact_url
-from face3d_core.errors import CacheError, Face3DError
+from face3d_core.errors import CacheError
 
 logger = logging.getLogger(__name__)
 
 #: Name of the one Celery task that runs any dashboard job (see :mod:`dashboard.celery_app`).
 TASK_NAME = "face3d.run_job"
-
-
-class JobQueueError(Face3DError):
-    """The job queue (Redis) cannot be reached, so a job cannot be started."""
-
-    title = "Job queue unavailable"
 
 
 def make_celery(url: str) -> Any:

@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Request, Response, g, jsonify, request
 
-from dashboard.services.live import LiveRefusal, LiveStreams
+from dashboard.services.errors import LiveRefusal
+from dashboard.services.live import LiveStreams
 from dashboard.services.model_status import PrecisionChoices
 from dashboard.sessions import current_session
 from face3d_core.figures import DEFAULT_COLORMAP, DEPTH_COLORMAPS

@@ -39,7 +39,7 @@ from PIL import Image
 
 from face3d_core.errors import Face3DError
 from face3d_core.exif import PhotoExif, read_exif
-from face3d_core.geometry import DEFAULT_FOV_DEG
+from face3d_core.geometry import DEFAULT_FOV_DEG, focal_px_from_fov, fov_from_focal_px
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,13 @@ class CameraFov:
     detail: str = ""
     image_size_wh: tuple[int, int] | None = None
 
+    @classmethod
+    def of_size(cls, fov_deg: float, source: FovSource, size_wh: tuple[int, int] | None, detail: str = "") -> CameraFov:
+        """A field of view not from EXIF (``given``, ``default``), with its focal length where the size is known."""
+        size = None if size_wh is None else (int(size_wh[0]), int(size_wh[1]))
+        focal = None if size is None else focal_px_from_fov(size[0], fov_deg)
+        return cls(float(fov_deg), focal, source, detail, size)
+
     @property
     def from_exif(self) -> bool:
         """True when the EXIF data gave the field of view."""
@@ -85,7 +92,7 @@ class CameraFov:
         """
         if self.focal_px is None:
             raise ValueError("the focal length in pixels is unknown (no image size)")
-        return math.degrees(2.0 * math.atan(crop_width_px / 2.0 / self.focal_px))
+        return fov_from_focal_px(crop_width_px, self.focal_px)
 
     def describe(self) -> str:
         """One line for the user, e.g. ``"FOV 63.2° from EXIF (35 mm equivalent 26 mm)"``."""
@@ -95,10 +102,6 @@ class CameraFov:
             why = f"; {self.detail}" if self.detail else ""
             return f"FOV {self.fov_deg:.3g}° (default{why})"
         return f"FOV {self.fov_deg:.3g}° from EXIF ({self.detail})"
-
-
-def _fov_from_focal_px(width_px: float, focal_px: float) -> float:
-    return math.degrees(2.0 * math.atan(width_px / 2.0 / focal_px))
 
 
 def fov_from_exif(exif: PhotoExif | Image.Image) -> CameraFov | None:
@@ -133,7 +136,7 @@ def fov_from_exif(exif: PhotoExif | Image.Image) -> CameraFov | None:
             (focal_px, "exif_focal_plane", f"focal length {focal_mm:g} mm on a {sensor_mm:.3g} mm wide sensor")
         )
     for focal_px, source, detail in candidates:
-        fov = _fov_from_focal_px(upright_w, focal_px)
+        fov = fov_from_focal_px(upright_w, focal_px)
         if PLAUSIBLE_FOV_DEG[0] <= fov <= PLAUSIBLE_FOV_DEG[1]:
             return CameraFov(fov, focal_px, source, detail, (upright_w, upright_h))
         logger.info("Ignoring EXIF %s: it gives an implausible field of view of %.1f degrees", source, fov)
@@ -169,10 +172,7 @@ def photo_fov(
             found = fov_from_exif(exif)
             size = exif.upright_size_wh
     if fov_deg is not None:
-        focal = None if size is None else size[0] / 2.0 / math.tan(math.radians(fov_deg) / 2.0)
-        return CameraFov(float(fov_deg), focal, "given", "", None if size is None else tuple(size))
+        return CameraFov.of_size(fov_deg, "given", size)
     if found is not None:
         return found
-    focal = None if size is None else size[0] / 2.0 / math.tan(math.radians(default_deg) / 2.0)
-    why = "no focal length in EXIF" if photo is not None else ""
-    return CameraFov(float(default_deg), focal, "default", why, None if size is None else tuple(size))
+    return CameraFov.of_size(default_deg, "default", size, "no focal length in EXIF" if photo is not None else "")

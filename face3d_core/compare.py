@@ -566,7 +566,7 @@ def compare_faces(
     if len(names) != len(refs):
         raise ValueError(f"expected {len(refs)} names, got {len(names)}")
     for ref, name in zip(refs, names, strict=True):
-        if ref.face is None:
+        if ref.face_index is None:
             raise ComparisonError(
                 f"No face was found in {name}, so it cannot be aligned with the others. Remove it from the comparison."
             )
@@ -587,7 +587,7 @@ def compare_faces(
         metrics = compare_pair(aligned[0], aligned[1])
     return ComparisonResult(
         shas=tuple(ref.sha for ref in refs),
-        faces=tuple(ref.face for ref in refs),
+        faces=tuple(ref.face_index for ref in refs),
         names=tuple(names),
         model=refs[0].model,
         aligned=tuple(aligned),

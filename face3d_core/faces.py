@@ -168,14 +168,21 @@ class Face:
     ) -> Face:
         """Return this face in another pixel frame: ``p' = p * scale + offset``.
 
-        With pixel centres on integers, resizing an image by ``s`` maps ``p`` to
-        ``(p + 0.5) * s - 0.5``; pass ``offset = 0.5 * s - 0.5`` for that.
+        A resized image's face is :meth:`resized`.
         """
         sx, sy = (float(v) for v in scale_xy)
         ox, oy = (float(v) for v in offset_xy)
         x, y, w, h = self.box_xywh
         marks = self.landmarks_xy * np.array([sx, sy], np.float32) + np.array([ox, oy], np.float32)
         return Face((x * sx + ox, y * sy + oy, w * sx, h * sy), marks, self.score)
+
+    def resized(self, scale_xy: tuple[float, float]) -> Face:
+        """Return this face in its image resampled by ``scale_xy`` (new size / old size, per axis).
+
+        Pixel centres lie on integers, so ``p`` maps to ``(p + 0.5) * s - 0.5``.
+        """
+        sx, sy = (float(v) for v in scale_xy)
+        return self.transformed((sx, sy), (0.5 * sx - 0.5, 0.5 * sy - 0.5))
 
     def translated(self, dx: float, dy: float) -> Face:
         """Return this face shifted by ``(dx, dy)`` pixels (e.g. into a crop's frame)."""

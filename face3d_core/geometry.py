@@ -44,6 +44,7 @@ Metric depth input (a depth sensor) is used as it is (``"metric"``).
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -59,6 +60,29 @@ DEFAULT_RELIEF_MM = 80.0
 DEFAULT_DISTANCE_MM = 500.0
 #: Default horizontal field of view of a photo (a phone's main camera is ~ 50-70 degrees).
 DEFAULT_FOV_DEG = 55.0
+
+
+def focal_px_from_fov(width_px: float, fov_deg: float) -> float:
+    """Focal length in pixels of an image ``width_px`` wide whose horizontal field of view is ``fov_deg``.
+
+    ``f = (W / 2) / tan(fov / 2)``; :func:`fov_from_focal_px` is its inverse.
+
+    Example:
+        >>> round(focal_px_from_fov(1000, 90.0), 6)
+        500.0
+    """
+    return float(width_px) / 2.0 / math.tan(math.radians(float(fov_deg)) / 2.0)
+
+
+def fov_from_focal_px(width_px: float, focal_px: float) -> float:
+    """Horizontal field of view (degrees) of an image ``width_px`` wide seen with focal length ``focal_px`` pixels.
+
+    Example:
+        >>> round(fov_from_focal_px(1000, 500.0), 6)
+        90.0
+    """
+    return math.degrees(2.0 * math.atan(float(width_px) / 2.0 / float(focal_px)))
+
 
 DepthModel = Literal["inverse", "affine"]
 
@@ -88,7 +112,7 @@ class Intrinsics:
         """Intrinsics of a ``width x height`` photo with horizontal field of view ``fov_deg``."""
         if not 1.0 <= fov_deg <= 179.0:
             raise ValueError(f"fov_deg must be in [1, 179], got {fov_deg}")
-        f = (width / 2.0) / np.tan(np.radians(fov_deg) / 2.0)
+        f = focal_px_from_fov(width, fov_deg)
         return cls(float(f), float(f), (width - 1) / 2.0, (height - 1) / 2.0, int(width), int(height))
 
     @property
@@ -99,7 +123,7 @@ class Intrinsics:
     @property
     def fov_deg(self) -> float:
         """Horizontal field of view in degrees."""
-        return float(np.degrees(2.0 * np.arctan((self.width / 2.0) / self.fx)))
+        return fov_from_focal_px(self.width, self.fx)
 
     def cropped(self, box_xyxy: tuple[int, int, int, int]) -> Intrinsics:
         """Intrinsics of the sub-image ``[y0:y1, x0:x1]`` (same camera, shifted principal point)."""

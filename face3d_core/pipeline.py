@@ -70,12 +70,12 @@ class DepthRef:
     Attributes:
         sha: Lowercase hex SHA-256 of the photo's bytes.
         model: Registered depth model name.
-        face: Index of the face in the photo's detected faces (0 = largest), or None for the
+        face_index: Index of the face in the photo's detected faces (0 = largest), or None for the
             whole photo (full-frame mode).
         precision: One of :data:`PRECISIONS`; ``fp32`` unless the user chose the fast mode.
 
     Raises:
-        ValueError: ``sha`` is not a lowercase 64-character hex string, ``face`` is neither
+        ValueError: ``sha`` is not a lowercase 64-character hex string, ``face_index`` is neither
             None nor a non-negative int, or ``precision`` is not one of :data:`PRECISIONS`.
         UnknownModelError: ``model`` is not a registered model name.
 
@@ -89,7 +89,7 @@ class DepthRef:
 
     sha: str
     model: str
-    face: int | None = None
+    face_index: int | None = None
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
@@ -99,8 +99,9 @@ class DepthRef:
             get_spec(self.model)
         except TypeError:  # unhashable junk
             raise UnknownModelError(f"Unknown depth model {shown_value(self.model)}.") from None
-        if self.face is not None and (isinstance(self.face, bool) or not isinstance(self.face, int) or self.face < 0):
-            raise ValueError(f"Invalid face index {shown_value(self.face)}: expected None or an int >= 0")
+        face = self.face_index
+        if face is not None and (isinstance(face, bool) or not isinstance(face, int) or face < 0):
+            raise ValueError(f"Invalid face index {shown_value(face)}: expected None or an int >= 0")
         if not isinstance(self.precision, str) or self.precision not in PRECISIONS:
             raise ValueError(
                 f"Invalid precision {shown_value(self.precision)}: expected one of {', '.join(PRECISIONS)}"
@@ -131,7 +132,7 @@ class DepthRef:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form ``{"sha", "model", "face", "precision"}`` (job parameters, result stores in the browser)."""
-        return {"sha": self.sha, "model": self.model, "face": self.face, "precision": self.precision}
+        return {"sha": self.sha, "model": self.model, "face": self.face_index, "precision": self.precision}
 
 
 class DepthPredictor(Protocol):
@@ -296,9 +297,7 @@ def compute_face_depth(
     crop = crop_face(image, face, margin)
     logger.info("Face %d of %d: crop %s of a %dx%d photo", face_index, len(found), crop.box_xyxy, width, height)
     work, (sx, sy) = working_copy(crop.image_rgb, max_side)
-    crop_face_px = (
-        crop.face if work is crop.image_rgb else crop.face.transformed((sx, sy), (0.5 * sx - 0.5, 0.5 * sy - 0.5))
-    )
+    crop_face_px = crop.face if work is crop.image_rgb else crop.face.resized((sx, sy))
     _log_working_copy(work, *crop.image_rgb.shape[1::-1])
     depth = _predict(estimator, work)
     return FaceDepth(

@@ -365,7 +365,7 @@ def frame_source(
             interp = cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR
             image_rgb = cv2.resize(image_rgb, (w, h), interpolation=interp)
             if face is not None:
-                face = face.transformed((sx, sy), (0.5 * sx - 0.5, 0.5 * sy - 0.5))
+                face = face.resized((sx, sy))
     box = box if box is not None else (crop_box_xyxy or (0, 0, w, h))
     size_wh = size_wh if size_wh is not None else (image_size_wh or (box[2] - box[0], box[3] - box[1]))
     intrinsics = Intrinsics.from_fov(size_wh[0], size_wh[1], fov_deg).cropped(box)

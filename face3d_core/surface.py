@@ -134,3 +134,38 @@ class DepthSurface:
         with np.errstate(invalid="ignore", divide="ignore"):
             n = n / np.linalg.norm(n, axis=1, keepdims=True)
         return np.where(n[:, 2:3] < 0, -n, n)  # towards the viewer (+Z in the output frame)
+
+
+def nearest_surface_point(model, xyz: np.ndarray) -> np.ndarray:
+    """The model's mesh vertex (or point, without a mesh) nearest to ``xyz``: what a click on the surface means.
+
+    Args:
+        model: The 3D face (:class:`~face3d_core.reconstruct.FaceModel3D`).
+        xyz: ``(3,)`` a position in the model's output frame, mm.
+
+    Returns:
+        ``(3,) float64`` the nearest vertex, mm.
+    """
+    mesh = model.mesh
+    candidates = mesh.vertices_xyz if mesh is not None and mesh.n_vertices else model.points_xyz
+    d = candidates - np.asarray(xyz, np.float32).reshape(1, 3)
+    return candidates[int(np.argmin(np.einsum("ij,ij->i", d, d)))].astype(np.float64)
+
+
+def lifted_off_surface(model, xyz: np.ndarray, lift_mm: float) -> np.ndarray:
+    """Points on the model's surface moved ``lift_mm`` along its normal (towards the viewer).
+
+    Marks drawn on a surface float this far in front of it, so the surface never hides them.
+
+    Args:
+        model: The 3D face (:class:`~face3d_core.reconstruct.FaceModel3D`).
+        xyz: ``(N, 3)`` (or ``(3,)``) points on the surface, mm.
+        lift_mm: How far to move them, mm.
+
+    Returns:
+        ``(N, 3) float64``, mm; unchanged where the surface's normal is unknown.
+    """
+    pts = np.asarray(xyz, np.float64).reshape(-1, 3)
+    surface = DepthSurface(model, strict=False)
+    normals = surface.normals(surface.project(pts))
+    return np.where(np.isfinite(normals).all(axis=1, keepdims=True), pts + lift_mm * normals, pts)

@@ -30,6 +30,7 @@ from face3d_core.pipeline import WORK_MAX_SIDE, DepthRef
 from face3d_core.reconstruct import MAX_MODEL_POINTS
 from tests.doubles import FakeEstimator
 from tests.harness import flows
+from tests.harness.callbacks import page_view
 from tests.harness.dash_client import DashHttp, data_url, output
 from tests.harness.hostile_files import flat_gray16_png, flat_image
 from tests.harness.paths import FILL_PY, MODEL, PHOTO, RELIABILITY_ARTIFACTS, YUNET_PATH, require
@@ -75,17 +76,17 @@ def test_the_depth_map_of_a_40_mp_photo_is_a_working_copy(big):
     assert face_depth.depth_rel.shape == (WORK_MAX_SIDE, 1862) and face_depth.depth_rel.dtype == np.float32
     _, _, caption, *_ = depth.render_depth(big["service"], big["source"], None, session=SESSION)
     assert "working copy 1862×2048 of 6000×6600 px" in caption, caption
-    name, npy = downloads.depth_file(big["service"], big["source"], "npy", session=SESSION)
+    name, npy = downloads.depth_file(big["service"], big["ref"], "npy", session=SESSION)
     assert np.load(io.BytesIO(npy)).shape == (2048, 1862)  # the raw float32 values, at the working copy's size
 
 
 def test_full_density_stops_at_the_point_cap_and_says_so(big):
     service, source = big["service"], big["source"]
-    *_, stats, _, _, _, _ = model3d.render_model3d(
-        service, source, 2.0, 3, 1.0, "points", "gray", None, session=SESSION
-    )
+    *_, stats, _, _, _, _ = model3d.render_model3d(service, page_view(source, 2.0, 3, 1.0), None, session=SESSION)
     assert "cap" not in stats  # the default density is under the cap
-    fig, stats, *_ = model3d.render_model3d(service, source, 2.0, 4, 1.0, "mesh", "photo", None, session=SESSION)
+    fig, stats, *_ = model3d.render_model3d(
+        service, page_view(source, 2.0, 4, 1.0, display="mesh", colors="photo"), None, session=SESSION
+    )
     assert f"{MAX_MODEL_POINTS / 1e6:.3g} M point cap applied" in stats, stats
     full = service.models3d.model(big["ref"], model3d.Controls3D.from_values(2.0, 4, 1.0, None, None).to_params())
     assert full.point_cap_applied and 0.5 * MAX_MODEL_POINTS < full.n_points <= MAX_MODEL_POINTS
@@ -113,7 +114,7 @@ def test_click_to_measure_on_a_capped_model_searches_a_bounded_mesh(big):
 @pytest.mark.parametrize("fmt", ["ply", "obj", "glb", "stl"])
 def test_downloads_at_full_density_stay_under_the_cap(big, fmt):
     started = time.perf_counter()
-    name, data = downloads.model_file(big["service"], big["source"], fmt, 2.0, 4, 1.0, session=SESSION)
+    name, data = downloads.model_file(big["service"], page_view(big["source"], 2.0, 4, 1.0), fmt, session=SESSION)
     seconds = time.perf_counter() - started
     print(f"{fmt}: {len(data) / 1e6:.0f} MB in {seconds:.1f} s")
     if fmt == "ply":

@@ -70,7 +70,7 @@ def measured():
 
 def test_dashboard_measurement_csv_of_the_3d_tab_and_compare_are_inert(measured):
     """The 3D tab's CSV (one face) and Compare's (several) are both Exports.measurements_file."""
-    exports = Exports(uploads=None, depth=None, models=None)  # measurement files need none of them
+    exports = Exports(depth=None, models=None)  # measurement files need none of them
     pairs = [(name, measured["result"]) for name in EVIL_NAMES]
     for chosen in (pairs[:1], pairs):
         _, data = exports.measurements_file(chosen, "csv", "face3d_comparison")

@@ -30,8 +30,9 @@ from face3d_core.compare import ComparisonError
 from face3d_core.errors import Face3DError, InvalidImageError, NoFaceFoundError
 from face3d_core.pipeline import DepthRef
 from tests.doubles import FakeEstimator, NoJobsRunner
-from tests.harness.callbacks import finish_job
+from tests.harness.callbacks import finish_job, page_view
 from tests.harness.page_text import component_text, internal_leaks
+from tests.harness.service_calls import upload_meta
 
 MODEL = "midas_v21_small_256"
 #: The browser session of these tests (callbacks get it from the cookie; as plain functions it is passed in).
@@ -105,7 +106,7 @@ def test_upload_stores_keys_only_and_detects_faces(env, uploaded):
     store = uploaded["store"]
     assert len(store["items"]) == 3
     assert len(json.dumps(store)) < 500  # keys, not pixels
-    portrait, two, noface = (env["service"].upload_meta(s, SESSION) for s in uploaded["shas"])
+    portrait, two, noface = (upload_meta(env["service"], s, SESSION) for s in uploaded["shas"])
     assert portrait.face_count == 1 and two.face_count == 2 and noface.face_count == 0
     assert store["items"][2]["face"] is None
     assert portrait.thumb_jpeg[:3] == b"\xff\xd8\xff"
@@ -319,7 +320,10 @@ def test_sliders_never_rerun_the_network(env, source):
         (2.0, 3, 1.0, "points", "photo"),
     ]:
         fig, stats, empty_hidden, results_hidden, disabled, view = model3d.render_model3d(
-            env["service"], source, smoothing, density, scale, display, colors, camera, session=SESSION
+            env["service"],
+            page_view(source, smoothing, density, scale, display=display, colors=colors),
+            camera,
+            session=SESSION,
         )
         assert empty_hidden and not results_hidden and not disabled and view is no_update
         assert fig["layout"]["scene"]["camera"]["eye"]["x"] == 1.1  # the user's camera, not a preset
@@ -330,13 +334,19 @@ def test_sliders_never_rerun_the_network(env, source):
     assert env["estimator"].calls == calls
     assert len({f["layout"]["uirevision"] for f in shown}) == 1  # the camera stays put
     fig, *_, view = model3d.render_model3d(
-        env["service"], source, 2.0, 3, 1.0, "points", "gray", camera, new_source=True, session=SESSION
+        env["service"], page_view(source, 2.0, 3, 1.0, display="points"), camera, new_source=True, session=SESSION
     )
     assert view == {"camera": None, "rev": 3} and fig["layout"]["scene"]["camera"]["eye"]["z"] == 1.9
 
 
 def _typed_length(spec: dict) -> int:
     return len(base64.b64decode(spec["bdata"])) // np.dtype(spec["dtype"]).itemsize
+
+
+def _view(source, values):
+    """The page's view of ``(smoothing, density, depth scale, display, colours)``."""
+    smoothing, density, scale, display, colors = values
+    return page_view(source, smoothing, density, scale, display=display, colors=colors)
 
 
 def test_a_large_mesh_view_reconstructs_once_and_stays_light(env, source, monkeypatch):
@@ -346,7 +356,7 @@ def test_a_large_mesh_view_reconstructs_once_and_stays_light(env, source, monkey
     real = model3d_service.reconstruct_face
     monkeypatch.setattr(model3d_service, "reconstruct_face", lambda *a, **k: built.append(1) or real(*a, **k))
     values = (1.25, 4, 1.0, "mesh", "gray")  # full density: more triangles than a light figure holds
-    fig, stats, *_ = model3d.render_model3d(env["service"], source, *values, None, session=SESSION)
+    fig, stats, *_ = model3d.render_model3d(env["service"], _view(source, values), None, session=SESSION)
     assert len(built) == 1  # the view is drawn from the one reconstruction the download uses
     full = env["service"].models3d.model(DepthRef.from_dict(source), Controls3D.from_values(*values).to_params())
     assert full.n_faces > figures.MAX_DISPLAY_TRIANGLES
@@ -354,14 +364,16 @@ def test_a_large_mesh_view_reconstructs_once_and_stays_light(env, source, monkey
     assert 0.5 * figures.MAX_DISPLAY_TRIANGLES < shown <= figures.MAX_DISPLAY_TRIANGLES
     assert f"{full.n_faces:,} triangles ({shown:,} shown)" in stats
     model3d.render_model3d(
-        env["service"], source, *values[:3], "mesh", "photo", None, session=SESSION
+        env["service"], page_view(source, *values[:3], display="mesh", colors="photo"), None, session=SESSION
     )  # colours: no rebuild
-    model3d.render_model3d(env["service"], source, *values, None, session=SESSION)  # revisit: from memory
+    model3d.render_model3d(env["service"], _view(source, values), None, session=SESSION)  # revisit: from memory
     assert len(built) == 1
 
 
 def test_photo_colours_are_numeric_with_a_colorscale(env, source):
-    fig = model3d.render_model3d(env["service"], source, 2.0, 3, 1.0, "points", "photo", None, session=SESSION)[0]
+    fig = model3d.render_model3d(env["service"], page_view(source, 2.0, 3, 1.0, colors="photo"), None, session=SESSION)[
+        0
+    ]
     marker = fig["data"][0]["marker"]
     assert marker["color"]["dtype"] == "u1"  # one byte per point, no colour strings
     assert len(marker["colorscale"]) >= 2
@@ -375,7 +387,7 @@ def test_camera_presets_patch_only_the_camera(source):
 
 
 def test_3d_empty_state(env):
-    assert model3d.render_model3d(env["service"], None, 1, 3, 1, "points", "gray", None, session=SESSION)[2:] == (
+    assert model3d.render_model3d(env["service"], page_view(None, 1, 3, 1), None, session=SESSION)[2:] == (
         False,
         True,
         True,
@@ -394,11 +406,11 @@ def test_camera_from_the_browser_is_validated():
 
 
 def test_depth_downloads(env, source, uploaded):
-    name, png8 = downloads.depth_file(env["service"], source, "png8", session=SESSION)
+    name, png8 = downloads.depth_file(env["service"], DepthRef.from_dict(source), "png8", session=SESSION)
     assert name == "fr_obama_official_portrait_depth.png" and png8[:8] == b"\x89PNG\r\n\x1a\n"
-    name16, png16 = downloads.depth_file(env["service"], source, "png16", session=SESSION)
+    name16, png16 = downloads.depth_file(env["service"], DepthRef.from_dict(source), "png16", session=SESSION)
     assert name16.endswith("_depth16.png") and png16[:8] == b"\x89PNG\r\n\x1a\n"
-    _, npy = downloads.depth_file(env["service"], source, "npy", session=SESSION)
+    _, npy = downloads.depth_file(env["service"], DepthRef.from_dict(source), "npy", session=SESSION)
     array = np.load(io.BytesIO(npy), allow_pickle=False)
     assert array.dtype == np.float32 and array.ndim == 2
     with pytest.raises(Face3DError):
@@ -420,7 +432,7 @@ def test_depth_downloads(env, source, uploaded):
     ],
 )
 def test_model_downloads(env, source, fmt, check):
-    name, data = downloads.model_file(env["service"], source, fmt, 2.0, 3, 1.0, session=SESSION)
+    name, data = downloads.model_file(env["service"], page_view(source, 2.0, 3, 1.0), fmt, session=SESSION)
     assert check(name, data), name
 
 
@@ -543,6 +555,32 @@ def test_a_depth_job_decodes_the_photo_once_and_faces_stay_face_objects(tmp_path
     assert face_depth.faces[1].box_xywh == meta.faces[1].box_xywh  # the stored faces, not re-detected
     fresh = Face3DService(ResultCache(tmp_path / "results"), detector_path=yunet_path)
     assert all(isinstance(face, Face) for face in fresh.uploads.meta(meta.sha256).faces)  # through the store
+    cache.close()
+
+
+def test_an_upload_is_hashed_once_and_composers_trust_the_gate(tmp_path, yunet_path, faces_dir, monkeypatch):
+    """An upload is hashed once; after the callback's access check no composer reads the meta again."""
+    from dashboard.services import access as access_service
+    from dashboard.services import uploads as uploads_service
+
+    hashed = []
+    real = uploads_service.sha256_hex
+    for module in (access_service, uploads_service):
+        monkeypatch.setattr(module, "sha256_hex", lambda data: hashed.append(len(data)) or real(data))
+    cache = ResultCache(tmp_path / "results")
+    service = Face3DService(cache, estimator_factory=lambda *_: FakeEstimator(), detector_path=yunet_path)
+    data = (faces_dir / "fr_obama_official_portrait.jpg").read_bytes()
+    meta = service.access.upload(SESSION, data, "a.jpg")
+    assert hashed == [len(data)]
+    ref = DepthRef(meta.sha256, MODEL, None)
+    service.depth_maps.compute(ref)
+    read = []
+    monkeypatch.setattr(service.uploads, "require_meta", lambda sha: read.append(sha))
+    params = Controls3D().to_params()
+    service.exports.depth_file(ref, "png8", "a.jpg")
+    service.exports.model_file(ref, params, "stl", "a.jpg")
+    service.reports.face_report(ref, params, service.cameras.fov(ref.sha), meta)
+    assert read == []
     cache.close()
 
 

@@ -24,6 +24,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import ids
 from dashboard.callbacks import compare, depth, measure, model3d, upload
+from dashboard.callbacks.view3d import shown_model
 from dashboard.layout.measure import MEASURE_HINT
 from dashboard.services import DepthMissingError, Face3DService, PhotoMissingError, safe_stem
 from dashboard.services.exports import ReliefSettings
@@ -36,6 +37,7 @@ from face3d_core.measure import CSV_COLUMNS, MEASUREMENTS
 from face3d_core.relief import DEFAULT_RELIEF
 from face3d_core.report import value_text
 from tests.doubles import KnownSceneEstimator
+from tests.harness.callbacks import page_view
 from tests.harness.dash_client import data_url
 
 MODEL = "midas_v21_small_256"
@@ -68,7 +70,8 @@ def env(tmp_path_factory, yunet_path, scene_photos, faces_dir):
 
 
 def view_of(env, index=0, fov_auto=True, fov_deg=None):
-    return model3d.model_view(env["service"], env["sources"][index], *SLIDERS, fov_auto, fov_deg, session=SESSION)
+    view = page_view(env["sources"][index], *SLIDERS, fov_auto=fov_auto, fov_deg=fov_deg)
+    return shown_model(env["service"], view, session=SESSION)
 
 
 # -- field of view ----------------------------------------------------------------------------
@@ -78,7 +81,7 @@ def test_exif_field_of_view_is_used_and_said(env):
     service, source = env["service"], env["sources"][0]
     expected = photo_fov(env["photos"][0])
     assert expected.source == "exif_35mm" and expected.fov_deg == pytest.approx(40.13, abs=0.01)
-    fig, stats, *_ = model3d.render_model3d(service, source, *SLIDERS, "points", "gray", None, session=SESSION)
+    fig, stats, *_ = model3d.render_model3d(service, page_view(source, *SLIDERS), None, session=SESSION)
     assert "FOV 40° from EXIF (35 mm equivalent 37 mm)" in stats
     shown = view_of(env)
     assert shown.params.fov_deg == pytest.approx(expected.fov_deg)
@@ -90,10 +93,10 @@ def test_exif_field_of_view_is_used_and_said(env):
 
 def test_default_field_of_view_without_exif_and_the_override(env):
     service = env["service"]
-    _, stats, *_ = model3d.render_model3d(service, env["sources"][2], *SLIDERS, "points", "gray", None, session=SESSION)
+    _, stats, *_ = model3d.render_model3d(service, page_view(env["sources"][2], *SLIDERS), None, session=SESSION)
     assert "FOV 55° (default: no focal length in the photo's EXIF)" in stats
     _, stats, *_ = model3d.render_model3d(
-        service, env["sources"][0], *SLIDERS, "points", "gray", None, session=SESSION, fov_auto=False, fov_deg=62
+        service, page_view(env["sources"][0], *SLIDERS, fov_auto=False, fov_deg=62), None, session=SESSION
     )
     assert "FOV 62° (set by you)" in stats
     assert view_of(env, 0, False, 62).params.fov_deg == 62.0
@@ -104,7 +107,9 @@ def test_default_field_of_view_without_exif_and_the_override(env):
     assert measure.fov_slider(service, False, env["sources"][2], session=SESSION) == (False, 55)
     assert measure.fov_slider(service, False, None, session=SESSION) == (False, no_update)
     # the measurement table's caption says which field of view was used
-    *_, info = measure.render_measurements(service, env["sources"][0], *SLIDERS, False, 62, session=SESSION)
+    *_, info = measure.render_measurements(
+        service, page_view(env["sources"][0], *SLIDERS, fov_auto=False, fov_deg=62), session=SESSION
+    )
     assert info == "FOV 62° (set by you)"
 
 
@@ -118,7 +123,7 @@ def _text(component) -> str:
 def test_measurement_table_shows_values_uncertainty_and_the_scale_reference(env):
     service = env["service"]
     table, measure_off, model_off, info = measure.render_measurements(
-        service, env["sources"][0], *SLIDERS, True, 55, session=SESSION
+        service, page_view(env["sources"][0], *SLIDERS), session=SESSION
     )
     assert not measure_off and not model_off and "from EXIF" in info
     shown = view_of(env)
@@ -137,7 +142,7 @@ def test_measurement_table_shows_values_uncertainty_and_the_scale_reference(env)
 def test_turned_face_table_shows_its_pose_and_what_is_refused_or_mirrored(env):
     """The scan turned 20°: the pose is said; a hidden far side is mirrored (said so) or refused (with the reason)."""
     service = env["service"]
-    table, *_ = measure.render_measurements(service, env["sources"][1], *SLIDERS, True, 55, session=SESSION)
+    table, *_ = measure.render_measurements(service, page_view(env["sources"][1], *SLIDERS), session=SESSION)
     text = _text(table)
     shown = view_of(env, 1)
     result = service.models3d.measurements(shown.ref, shown.params, shown.fov.source)
@@ -151,11 +156,11 @@ def test_turned_face_table_shows_its_pose_and_what_is_refused_or_mirrored(env):
 def test_measurement_table_without_a_model_or_a_face(env, uploaded_noface):
     service = env["service"]
     table, measure_off, model_off, info = measure.render_measurements(
-        service, None, *SLIDERS, True, 55, session=SESSION
+        service, page_view(None, *SLIDERS), session=SESSION
     )
     assert measure_off and model_off and info == "" and "Generate a 3D model" in _text(table)
     table, measure_off, model_off, _ = measure.render_measurements(
-        service, uploaded_noface, *SLIDERS, True, 55, session=SESSION
+        service, page_view(uploaded_noface, *SLIDERS), session=SESSION
     )
     assert measure_off and not model_off and "no face points" in _text(table)
 
@@ -169,7 +174,7 @@ def uploaded_noface(env, faces_dir):
     )
     sha = store["items"][0]["sha"]
     ref = depth.depth_request(service, sha, MODEL, store, session=SESSION)
-    assert ref.face is None
+    assert ref.face_index is None
     service.depth_maps.compute(ref)
     return ref.to_dict()
 
@@ -293,7 +298,7 @@ def test_clicks_without_a_model_or_a_position_do_nothing(env):
 
 def test_every_3d_figure_carries_the_empty_measure_traces(env):
     fig, *_ = model3d.render_model3d(
-        env["service"], env["sources"][0], *SLIDERS, "mesh", "photo", None, session=SESSION
+        env["service"], page_view(env["sources"][0], *SLIDERS, display="mesh", colors="photo"), None, session=SESSION
     )
     assert [t["type"] for t in fig["data"]] == ["mesh3d", "scatter3d", "scatter3d", "scatter3d"]
     assert all(fig["data"][i]["x"] == [] for i in (1, 2, 3))
@@ -303,8 +308,9 @@ def test_every_3d_figure_carries_the_empty_measure_traces(env):
 # -- downloads ------------------------------------------------------------------------------
 
 
-def _download(env, button, **kw):
-    values = dict(source=env["sources"][0], smoothing=2.0, density=3, depth_scale=1.0, session=SESSION)
+def _download(env, button, *, source="first", **kw):
+    """A download as the page asks for it (the first photo's 3D view unless ``source`` says otherwise)."""
+    values = dict(view=page_view(env["sources"][0] if source == "first" else source, 2.0, 3, 1.0), session=SESSION)
     values.update(kw)
     return measure.download_file(env["service"], button, **values)
 
@@ -453,7 +459,7 @@ def test_figure_patch_size_is_small(env):
     """A click sends the overlay only: well under the model figure's size."""
     service = env["service"]
     shown, verts = _vertices(env)
-    fig, *_ = model3d.render_model3d(service, env["sources"][0], *SLIDERS, "points", "gray", None, session=SESSION)
+    fig, *_ = model3d.render_model3d(service, page_view(env["sources"][0], *SLIDERS), None, session=SESSION)
     _, state, _ = measure.measure_click(service, shown, dict(zip("xyz", verts[100], strict=True)), None)
     patch, _, _ = measure.measure_click(service, shown, dict(zip("xyz", verts[len(verts) // 2], strict=True)), state)
     patch_bytes = len(json.dumps(patch.to_plotly_json()))
@@ -464,9 +470,9 @@ def test_another_session_sees_nothing_of_these_photos(env):
     """Measurements, clicks, reliefs, reports and comparisons are served only to the session that uploaded."""
     service, source = env["service"], env["sources"][0]
     with pytest.raises(PhotoMissingError):
-        measure.render_measurements(service, source, *SLIDERS, True, 55, session=OTHER)
+        measure.render_measurements(service, page_view(source, *SLIDERS), session=OTHER)
     with pytest.raises(PhotoMissingError):
-        model3d.model_view(service, source, *SLIDERS, True, None, session=OTHER)
+        shown_model(service, page_view(source, *SLIDERS), session=OTHER)
     for button in (ids.MODEL3D_DOWNLOAD_MEASURE_CSV, ids.MODEL3D_DOWNLOAD_RELIEF_STL, ids.MODEL3D_DOWNLOAD_REPORT):
         with pytest.raises(PhotoMissingError):
             _download(env, button, session=OTHER)

@@ -36,6 +36,7 @@ from face3d_core.errors import WeightsUnavailableError
 from face3d_core.reconstruct import MAX_MODEL_POINTS
 from tests.doubles import FakeEstimator, NoJobsRunner
 from tests.harness.browser_speed import wait_for_warm_server
+from tests.harness.callbacks import page_view
 from tests.harness.dash_client import data_url
 from tests.harness.processes import child_env
 from tests.harness.servers import WebServer
@@ -293,12 +294,14 @@ def test_the_default_3d_view_of_a_1mp_portrait_keeps_to_its_budget_and_compare_d
     meta = service.uploads.meta(ref.sha)
     assert meta.width * meta.height > 1_000_000
     values = (2.0, Controls3D().density, 1.0, "points", "gray")
-    fig, stats, *_ = model3d.render_model3d(service, ref.to_dict(), *values, None, session=SESSION)
+    fig, stats, *_ = model3d.render_model3d(
+        service, page_view(ref.to_dict(), *values[:3], display=values[3], colors=values[4]), None, session=SESSION
+    )
     shown = _points(fig["data"][0])
     assert f"{shown:,} points" in stats and "cap" not in stats  # a budget by design, not the 1.5 M point cap
     assert fig["data"][0]["marker"]["symbol"] == "square"
     assert 0.25 * DENSITY_POINTS[3] < shown <= DENSITY_POINTS[3]
-    full = model3d.render_model3d(service, ref.to_dict(), 2.0, 4, 1.0, "points", "gray", None, session=SESSION)[0]
+    full = model3d.render_model3d(service, page_view(ref.to_dict(), 2.0, 4, 1.0), None, session=SESSION)[0]
     assert _points(full["data"][0]) > 2 * shown
     other = depth.depth_request(service, env["shas"][1], MODEL, env["store"], session=SESSION)
     service.depth_maps.compute(other)

@@ -286,3 +286,14 @@ class TestMasks:
         ring[0:3, 0:3] = False
         filled = fill_mask_holes(ring)
         assert filled[8:12, 8:12].all() and not filled[0:3, 0:3].any() and filled.sum() == 100
+
+
+def test_a_face_in_a_resized_image_keeps_its_pixel_centres():
+    """Resizing by s maps p to (p + 0.5) * s - 0.5 (pixel centres on integers), box and landmarks alike."""
+    face = Face((10.0, 20.0, 40.0, 50.0), np.array([[15.0, 30.0], [45.0, 30.0], [30.0, 45.0], [20, 60], [40, 60]]), 0.9)
+    half = face.resized((0.5, 0.25))
+    np.testing.assert_allclose(half.landmarks_xy, (face.landmarks_xy + 0.5) * [0.5, 0.25] - 0.5, atol=1e-5)
+    np.testing.assert_allclose(half.box_xywh, (10 * 0.5 - 0.25, 20 * 0.25 - 0.375, 20.0, 12.5))
+    back = half.resized((2.0, 4.0))
+    np.testing.assert_allclose(back.landmarks_xy, face.landmarks_xy, atol=1e-4)
+    assert back.score == face.score

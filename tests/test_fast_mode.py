@@ -13,6 +13,7 @@ import pytest
 
 from dashboard.callbacks import choices, compare, depth, model3d
 from dashboard.callbacks.jobs import StartOutcome
+from dashboard.callbacks.view3d import shown_model
 from dashboard.jobs import DiskJobStore, ThreadJobRunner
 from dashboard.layout.common import precision_picker
 from dashboard.services import Face3DService
@@ -23,8 +24,9 @@ from face3d_core.models.cpu_info import cpu_flags_known, cpu_has_bf16_flags
 from face3d_core.pipeline import WORK_MAX_SIDE, DepthRef
 from face3d_core.reconstruct import ReconstructionParams
 from tests.doubles import FakeEstimator
-from tests.harness.callbacks import finish_job
+from tests.harness.callbacks import finish_job, page_view
 from tests.harness.dash_client import data_url
+from tests.harness.service_calls import compute_depth, depth_key, ingest_upload
 
 SESSION = "s" * 32
 MODEL = "midas_v21_small_256"
@@ -103,9 +105,9 @@ def test_fast_depth_map_is_its_own_result_with_its_own_network(env, monkeypatch)
     assert "Fast (bf16)" in caption and "Computed with Fake runtime, bf16, 0.05 max" in caption
     assert "Exact (fp32)" in depth.render_depth(service, exact, "Grayscale", session=SESSION)[2]
     # the 3D tab builds the model of the fast depth map, not the exact one
-    view = model3d.model_view(service, fast, None, None, None, session=SESSION)
+    view = shown_model(service, page_view(fast), session=SESSION)
     assert view.ref == fast_ref
-    figure, stats = model3d.render_model3d(service, fast, None, None, None, None, None, None, session=SESSION)[:2]
+    figure, stats = model3d.render_model3d(service, page_view(fast), None, session=SESSION)[:2]
     assert figure is not None and "points" in stats
 
 
@@ -172,12 +174,12 @@ def test_real_network_fast_mode_on_this_cpu(weights_dir, yunet_path, faces_dir):
     cache = ResultCache(weights_dir / "results")
     service = Face3DService(cache, detector_path=yunet_path)
     try:
-        meta = service.ingest_upload((faces_dir / "fr_obama_official_portrait.jpg").read_bytes(), "a.jpg")
-        exact = service.compute_depth(meta.sha256, MODEL, 0)
-        fast = service.compute_depth(meta.sha256, MODEL, 0, precision="bf16")
+        meta = ingest_upload(service, (faces_dir / "fr_obama_official_portrait.jpg").read_bytes(), "a.jpg")
+        exact = compute_depth(service, meta.sha256, MODEL, 0)
+        fast = compute_depth(service, meta.sha256, MODEL, 0, precision="bf16")
         assert "fp32" in exact.runtime
         assert ("bf16" if native_bf16_available() else "fp32") in fast.runtime, fast.runtime
-        assert service.depth_key(meta.sha256, MODEL, 0, "bf16") != service.depth_key(meta.sha256, MODEL, 0)
+        assert depth_key(service, meta.sha256, MODEL, 0, "bf16") != depth_key(service, meta.sha256, MODEL, 0)
         a, b = exact.depth_rel.ravel(), fast.depth_rel.ravel()
         assert np.corrcoef(a, b)[0, 1] > 0.99
         assert service.depth_maps.last_runtime(MODEL, "bf16") == fast.runtime

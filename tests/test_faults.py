@@ -49,6 +49,7 @@ from tests.harness.paths import MODEL, PHOTO, PORTRAIT_PHOTO, THIRD_PHOTO, YUNET
 from tests.harness.processes import child_env
 from tests.harness.readonly_cache_server import run_readonly_cache_server
 from tests.harness.servers import PID_NAMESPACE, fake_network_server
+from tests.harness.service_calls import compute_depth, depth_key, ingest_upload
 
 # =====================================================================================
 # 1. Damaged cache entries
@@ -60,9 +61,9 @@ def test_corrupted_or_half_written_cache_entries_are_recomputed(tmp_path):
     fake = FakeEstimator()
     cache = ResultCache(tmp_path / "results")
     service = Face3DService(cache, estimator_factory=lambda *_: fake, detector_path=YUNET_PATH)
-    meta = service.ingest_upload(PHOTO.read_bytes(), "a.png")
-    first = service.compute_depth(meta.sha256, MODEL, 0)
-    key = service.depth_key(meta.sha256, MODEL, 0)
+    meta = ingest_upload(service, PHOTO.read_bytes(), "a.png")
+    first = compute_depth(service, meta.sha256, MODEL, 0)
+    key = depth_key(service, meta.sha256, MODEL, 0)
     assert fake.calls == 1
 
     def fresh() -> Face3DService:  # a new server process: empty memory tier, same disk cache
@@ -74,7 +75,7 @@ def test_corrupted_or_half_written_cache_entries_are_recomputed(tmp_path):
     path = cache.entry_path(key)
     assert path is not None and path.is_file()
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    again = fresh().compute_depth(meta.sha256, MODEL, 0)
+    again = compute_depth(fresh(), meta.sha256, MODEL, 0)
     assert fake.calls == 2, "a truncated entry was served instead of recomputed"
     np.testing.assert_array_equal(again.depth_rel, first.depth_rel)
 
@@ -83,12 +84,12 @@ def test_corrupted_or_half_written_cache_entries_are_recomputed(tmp_path):
     blob = bytearray(path.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     path.write_bytes(bytes(blob))
-    fresh().compute_depth(meta.sha256, MODEL, 0)
+    compute_depth(fresh(), meta.sha256, MODEL, 0)
     assert fake.calls == 3
 
     # the entry's file vanished (the database row was written, the file was not)
     cache.entry_path(key).unlink()
-    fresh().compute_depth(meta.sha256, MODEL, 0)
+    compute_depth(fresh(), meta.sha256, MODEL, 0)
     assert fake.calls == 4
 
     # a damaged *upload* cannot be recomputed: a clear message, never garbage
@@ -97,7 +98,7 @@ def test_corrupted_or_half_written_cache_entries_are_recomputed(tmp_path):
     upload_path.write_bytes(upload_path.read_bytes()[:100])
     other = fresh()
     with pytest.raises(PhotoMissingError, match="upload it again"):
-        other.compute_depth(meta.sha256, MODEL, None)
+        compute_depth(other, meta.sha256, MODEL, None)
 
 
 # =====================================================================================
@@ -278,7 +279,7 @@ def test_download_cut_off_inside_a_depth_job_leaves_no_partial_weights(tmp_path,
             ResultCache(tmp_path / "results"), estimator_factory=lambda *_: estimator, detector_path=YUNET_PATH
         )
         runner = ThreadJobRunner(DiskJobStore(tmp_path / "jobs"), service.tasks())
-        meta = service.ingest_upload(PHOTO.read_bytes(), "a.png")
+        meta = ingest_upload(service, PHOTO.read_bytes(), "a.png")
         weights_folder = tmp_path / "home-cache" / "weights"
 
         def run_job() -> object:

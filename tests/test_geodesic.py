@@ -8,7 +8,7 @@ import pytest
 from face3d_core.geodesic import mesh_graph, surface_distance
 from face3d_core.geometry import Intrinsics
 from face3d_core.reconstruct import ReconstructionParams, reconstruct_face
-from face3d_core.surface import DepthSurface
+from face3d_core.surface import DepthSurface, lifted_off_surface, nearest_surface_point
 from tests.test_cli_mesh import sphere_depth
 
 FOV = 60.0
@@ -165,3 +165,17 @@ def test_surface_normals_of_a_tilted_plane():
     expected = np.array([-np.sin(np.radians(40)), 0.0, np.cos(np.radians(40))])
     assert np.allclose(normals, expected, atol=1e-4)
     assert np.isnan(surface.normals(np.array([[-50.0, -50.0]]))).all()  # off the surface
+
+
+def test_a_click_snaps_to_the_nearest_vertex_and_marks_lift_along_the_normal():
+    """Snap and lift (the click-to-measure marks) on a tilted plane: known vertex, known normal."""
+    model = model_of(plane_depth())
+    vertices = model.mesh.vertices_xyz.astype(np.float64)
+    target = vertices[1234]
+    snapped = nearest_surface_point(model, target + [0.01, -0.01, 0.02])
+    np.testing.assert_allclose(snapped, target, atol=1e-4)
+    lifted = lifted_off_surface(model, np.stack([target, vertices[4321]]), 2.0)
+    normal = np.array([-np.sin(np.radians(40)), 0.0, np.cos(np.radians(40))])
+    np.testing.assert_allclose(lifted - np.stack([target, vertices[4321]]), 2.0 * np.stack([normal, normal]), atol=1e-3)
+    far = np.array([[1e4, 1e4, 0.0]])  # off the surface: no normal, left where it is
+    np.testing.assert_array_equal(lifted_off_surface(model, far, 2.0), far)

@@ -10,6 +10,8 @@ from face3d_core.geometry import (
     backproject_depth,
     backproject_grid,
     disparity_to_depth,
+    focal_px_from_fov,
+    fov_from_focal_px,
     inverse_depth_coefficients,
     nearness_from_z,
     relative_to_metric_depth,
@@ -234,3 +236,18 @@ class TestNearness:
         np.testing.assert_array_equal(nearness_from_z(np.full(7, -500.0)), np.zeros(7, np.float32))
         empty = nearness_from_z(np.zeros(0))
         assert empty.shape == (0,) and empty.dtype == np.float32
+
+
+def test_focal_length_and_field_of_view_are_one_formula_both_ways():
+    """f = (W / 2) / tan(fov / 2): a 90 degree view of 1000 px has f = 500 px; the camera and intrinsics agree."""
+    from face3d_core.camera import CameraFov
+
+    assert focal_px_from_fov(1000, 90.0) == pytest.approx(500.0)
+    assert fov_from_focal_px(1000, 500.0) == pytest.approx(90.0)
+    for fov in (20.0, 55.0, 100.0):
+        assert fov_from_focal_px(640, focal_px_from_fov(640, fov)) == pytest.approx(fov)
+        intr = Intrinsics.from_fov(640, 480, fov)
+        assert intr.fx == pytest.approx(focal_px_from_fov(640, fov)) and intr.fov_deg == pytest.approx(fov)
+        given = CameraFov.of_size(fov, "given", (640, 480))
+        assert given.focal_px == pytest.approx(intr.fx) and given.crop_fov_deg(640) == pytest.approx(fov)
+    assert CameraFov.of_size(55.0, "default", None).focal_px is None

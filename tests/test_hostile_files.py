@@ -34,6 +34,7 @@ from tests.harness.flows import upload
 from tests.harness.hostile_files import EVIL_NAMES, file_tree, hostile_corpus, odd_but_valid, png_bytes
 from tests.harness.paths import MODEL, PHOTO, REPO_ROOT, SECOND_PHOTO, YUNET_PATH, require
 from tests.harness.processes import child_env
+from tests.harness.service_calls import upload_meta
 
 #: Most the peak resident memory of a process may grow while it handles the whole corpus.
 #: A decoded 50000x50000 "PNG bomb" alone would need 7.5 GB.
@@ -85,7 +86,7 @@ def test_upload_callback_gives_every_hostile_file_its_own_message(service):
     # the valid photos were stored: the evil-named photo once (same bytes), CMYK and 16-bit PNG
     assert len(items) == 3, items
     for item in items:
-        assert service.upload_meta(item["sha"]) is not None
+        assert upload_meta(service, item["sha"]) is not None
 
 
 def _mutated(base: bytes, edits: list[tuple[int, int]], cut: int) -> bytes:

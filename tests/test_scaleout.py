@@ -34,6 +34,7 @@ from tests.harness.dash_client import DashHttp, output
 from tests.harness.paths import FILL_PY, MODEL, RELIABILITY_ARTIFACTS, YUNET_PATH, face_photos, require
 from tests.harness.processes import PYTHON, ManagedProcess, child_env, free_port
 from tests.harness.servers import RedisServer, WebServer
+from tests.harness.service_calls import cached_depth, depth_key
 from tests.harness.users import Stats, UserSession, photo_variant, run_users
 
 pytestmark = pytest.mark.slow
@@ -212,9 +213,9 @@ def test_users_share_one_cache_across_web_and_inference_workers(deployment, shar
                 result = record["result"]
                 params = {"face": result["face"], "margin": DEFAULT_MARGIN, "max_side": WORK_MAX_SIDE}
                 key = make_key("depth", record["sha"], model=MODEL, params=params)
-                assert key == shared.depth_key(record["sha"], MODEL, result["face"])
+                assert key == depth_key(shared, record["sha"], MODEL, result["face"])
                 assert client.exists(key), key
-                depth = shared.cached_depth(record["sha"], MODEL, result["face"])
+                depth = cached_depth(shared, record["sha"], MODEL, result["face"])
                 assert depth is not None and depth.depth_rel.ndim == 2
                 assert client.exists(make_key("upload", record["sha"]))
     finally:

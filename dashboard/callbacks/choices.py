@@ -33,7 +33,7 @@ def face_options(service: Face3DService, store: Any, *, session: str) -> list[di
     """Dropdown options for the session's uploaded photos: value = SHA-256, label = its name and face."""
     options = []
     for item in store_items(store):
-        meta = service.access.photo(session, item["sha"])
+        meta = service.access.meta(session, item["sha"])
         if meta is None:
             continue
         index = meta.face_index(item["face"])

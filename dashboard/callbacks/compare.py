@@ -24,11 +24,11 @@ from dashboard.errors import shown_or_explained
 from dashboard.jobs import JobRunner
 from dashboard.layout.compare import MAX_COMPARE
 from dashboard.services import Face3DService
+from dashboard.services.errors import ComparisonMissingError
 from dashboard.sessions import current_session
 from face3d_core import figures
 from face3d_core.camera import CameraFov
 from face3d_core.compare import ComparisonResult
-from face3d_core.errors import Face3DError
 from face3d_core.pipeline import DepthRef
 from face3d_core.reconstruct import ReconstructionParams
 from face3d_core.report import PAIR_METRICS_NOTE, pair_metric_rows
@@ -63,7 +63,7 @@ def start_compare(
         ComparisonError: The faces cannot be compared (e.g. a photo without a face), when
             computed here.
     """
-    chosen = [sha for sha in (shas or []) if isinstance(sha, str)]
+    chosen = [sha for sha in (shas if isinstance(shas, list) else []) if isinstance(sha, str)]
     if len(chosen) < 2:
         raise NothingSelectedError("Choose at least two faces to compare (upload more photos if needed).")
     if len(chosen) > MAX_COMPARE:
@@ -163,12 +163,6 @@ def compare_3d(service: Face3DService, result: ComparisonResult, page: int, came
 
 #: What the Compare tab shows without a comparison.
 EMPTY_COMPARE = (False, True, figures.go.Figure(), "", [], figures.go.Figure(), True, figures.go.Figure(), None)
-
-
-class ComparisonMissingError(Face3DError):
-    """A comparison the page names is not stored (any more), or not one of the session's."""
-
-    title = "Comparison no longer available"
 
 
 def render_compare(service: Face3DService, data: Any, page: Any, *, session: str) -> tuple:

@@ -8,28 +8,23 @@ from typing import Any
 from dash import ClientsideFunction, Dash, Input, Output, State
 
 from dashboard import ids
+from dashboard.browser_values import choice
 from dashboard.callbacks.choices import valid_precision
 from dashboard.callbacks.jobs import StartOutcome, register_job_controller
 from dashboard.callbacks.upload import face_for
 from dashboard.errors import shown_or_explained
 from dashboard.jobs import JobRunner
 from dashboard.services import DepthMissingError, Face3DService
+from dashboard.services.errors import NothingSelectedError
 from dashboard.services.model_status import precision_choices_here
 from dashboard.sessions import current_session
 from face3d_core import figures
 from face3d_core.depthmap import normalize_depth
-from face3d_core.errors import Face3DError
 from face3d_core.models.estimator import PRECISION_LABELS
 from face3d_core.models.registry import get_spec
 from face3d_core.pipeline import DepthRef
 
 logger = logging.getLogger(__name__)
-
-
-class NothingSelectedError(Face3DError):
-    """The user pressed a button before choosing what to work on."""
-
-    title = "Nothing to work on yet"
 
 
 def depth_request(
@@ -86,6 +81,7 @@ def render_depth(service: Face3DService, result: Any, colormap: Any, *, session:
     ref = DepthRef.from_dict(result)
     if ref is None:
         return EMPTY_DEPTH
+    colormap = choice(colormap, tuple(figures.DEPTH_COLORMAPS), figures.DEFAULT_COLORMAP)
     meta = service.access.require_photo(session, ref.sha)
     face_depth = service.depth_maps.cached(ref)
     if face_depth is None:
@@ -94,7 +90,7 @@ def render_depth(service: Face3DService, result: Any, colormap: Any, *, session:
     photo = figures.image_figure(face_depth.image_rgb)
     depth = figures.depth_figure(depth_norm, colormap or figures.DEFAULT_COLORMAP)
     height, width = face_depth.depth_rel.shape
-    face_text = "whole photo" if face_depth.face is None else f"face {(ref.face or 0) + 1}"
+    face_text = "whole photo" if face_depth.face is None else f"face {(ref.face_index or 0) + 1}"
     nearer = (
         "Lighter = nearer."
         if (colormap or figures.DEFAULT_COLORMAP) == "Grayscale"

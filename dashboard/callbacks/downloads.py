@@ -13,14 +13,16 @@ is being made the page says so (``ids.DOWNLOAD_STATUS``).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
 
 from dash import ClientsideFunction, Dash, Input, Output, State, ctx, set_props
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids
+from dashboard.browser_values import mapping
 from dashboard.callbacks.measure import DOWNLOAD_BUTTONS, download_file
-from dashboard.callbacks.model3d import model_view
+from dashboard.callbacks.view3d import shown_model, view_dependencies
+from dashboard.controls import ModelView
 from dashboard.services import DepthMissingError, Face3DService
 from dashboard.sessions import current_session
 from face3d_core.pipeline import DepthRef
@@ -41,39 +43,27 @@ MODEL_BUTTONS = {
 }
 
 
-def depth_file(service: Face3DService, result: Any, kind: str, *, session: str) -> tuple[str, bytes]:
+def depth_file(service: Face3DService, ref: DepthRef | None, kind: str, *, session: str) -> tuple[str, bytes]:
     """Return ``(file name, bytes)`` of the depth map in ``kind`` (png8, png16, npy).
 
     Raises:
         DepthMissingError: No depth map for this result in the cache.
         PhotoMissingError: The photo is not the session's or no longer stored.
     """
-    ref = DepthRef.from_dict(result)
     if ref is None:
         raise DepthMissingError("Generate the depth map first.")
     meta = service.access.require_photo(session, ref.sha)
     return service.exports.depth_file(ref, kind, meta.name)
 
 
-def model_file(
-    service: Face3DService,
-    source: Any,
-    fmt: str,
-    smoothing: Any,
-    density: Any,
-    depth_scale: Any,
-    fov_auto: Any = True,
-    fov_deg: Any = None,
-    *,
-    session: str,
-) -> tuple[str, bytes]:
+def model_file(service: Face3DService, view: ModelView, fmt: str, *, session: str) -> tuple[str, bytes]:
     """Return ``(file name, bytes)`` of the 3D model as shown (same slider values and field of view).
 
     Raises:
         DepthMissingError: No 3D model yet.
         PhotoMissingError: The photo is not the session's or no longer stored.
     """
-    shown = model_view(service, source, smoothing, density, depth_scale, fov_auto, fov_deg, session=session)
+    shown = shown_model(service, view, session=session)
     if shown is None:
         raise DepthMissingError("Generate the 3D model first.")
     return service.exports.model_file(shown.ref, shown.params, fmt, shown.meta.name)
@@ -85,48 +75,66 @@ BUTTONS = (*DEPTH_BUTTONS, *MODEL_BUTTONS, *DOWNLOAD_BUTTONS)
 PREPARING = "Preparing your download… (large files are made a few at a time: it may wait its turn)"
 
 
+@dataclass(frozen=True)
+class PageValues:
+    """What a download needs from the page, parsed where it enters.
+
+    Attributes:
+        depth_result: The Depth tab's result store (a depth map's ``DepthRef`` dict).
+        view: The 3D view (:meth:`ModelView.parse` of the six values).
+        relief: The relief's width, base and scale as typed (checked by ``ReliefSettings``).
+        compare_data: The Compare tab's result store.
+    """
+
+    depth_result: DepthRef | None = None
+    view: ModelView = ModelView()
+    relief: tuple[object, object, object] = (None, None, None)
+    compare_data: object = None
+
+    @classmethod
+    def parse(cls, depth_result: object, raw_view: object, relief: object, compare_data: object) -> PageValues:
+        """The values of the download callback's states (``relief``: ``{"width", "base", "scale"}``)."""
+        fields = mapping(relief) or {}
+        return cls(
+            DepthRef.from_dict(depth_result),
+            ModelView.parse(raw_view),
+            (fields.get("width"), fields.get("base"), fields.get("scale")),
+            compare_data,
+        )
+
+
 def make_file(
-    service: Face3DService, trigger: str, values: dict[str, Any], *, session: str
+    service: Face3DService, trigger: str, values: PageValues, *, session: str
 ) -> tuple[str, bytes, str | None]:
     """The file of one download button: ``(file name, bytes, note for the relief's info line or None)``.
 
     Args:
         service: The dashboard service.
         trigger: The button's id.
-        values: The page's values (``depth_result``, ``source``, ``smoothing``, ``density``,
-            ``depth_scale``, ``fov_auto``, ``fov_deg``, ``relief`` (width, base, scale), ``compare_data``).
+        values: The page's values.
         session: The browser session.
 
     Raises:
         PreventUpdate: Not a download button.
         Face3DError: Nothing to download yet, a photo not the session's, settings out of range ...
     """
-    view = [values.get(k) for k in ("smoothing", "density", "depth_scale", "fov_auto", "fov_deg")]
     if trigger in DEPTH_BUTTONS:
-        return (*depth_file(service, values.get("depth_result"), DEPTH_BUTTONS[trigger], session=session), None)
+        return (*depth_file(service, values.depth_result, DEPTH_BUTTONS[trigger], session=session), None)
     if trigger in MODEL_BUTTONS:
-        return (*model_file(service, values.get("source"), MODEL_BUTTONS[trigger], *view, session=session), None)
+        return (*model_file(service, values.view, MODEL_BUTTONS[trigger], session=session), None)
     if trigger in DOWNLOAD_BUTTONS:
-        smoothing, density, depth_scale, fov_auto, fov_deg = view
         return download_file(
             service,
             trigger,
-            source=values.get("source"),
-            smoothing=smoothing,
-            density=density,
-            depth_scale=depth_scale,
-            fov_auto=fov_auto,
-            fov_deg=fov_deg,
-            relief=tuple(values.get("relief") or (None, None, None)),
-            compare_data=values.get("compare_data"),
+            view=values.view,
+            relief=values.relief,
+            compare_data=values.compare_data,
             session=session,
         )
     raise PreventUpdate
 
 
-def download_link(
-    service: Face3DService, trigger: str, values: dict[str, Any], *, session: str
-) -> tuple[dict, str | None]:
+def download_link(service: Face3DService, trigger: str, values: PageValues, *, session: str) -> tuple[dict, str | None]:
     """Make the file of a button and keep it for the session: ``(link, relief note or None)``.
 
     The link (``{"url", "filename", "size"}``, a path of the app's ``/face3d/download`` route)
@@ -138,44 +146,27 @@ def download_link(
 
 def register(app: Dash, service: Face3DService) -> None:
     """Register the download callback (the one writer of ``ids.DOWNLOAD``) and the page's side of it."""
-    model_states = [
-        State(ids.MODEL3D_SOURCE_STORE, "data"),
-        State(ids.MODEL3D_SMOOTHING, "value"),
-        State(ids.MODEL3D_DENSITY, "value"),
-        State(ids.MODEL3D_DEPTH_SCALE, "value"),
-        State(ids.MODEL3D_FOV_AUTO, "value"),
-        State(ids.MODEL3D_FOV, "value"),
-    ]
 
     @app.callback(
-        Output(ids.DOWNLOAD, "data"),
-        *(Input(button, "n_clicks") for button in BUTTONS),
-        State(ids.DEPTH_RESULT_STORE, "data"),
-        *model_states,
-        State(ids.MODEL3D_RELIEF_WIDTH, "value"),
-        State(ids.MODEL3D_RELIEF_BASE, "value"),
-        State(ids.MODEL3D_RELIEF_SCALE, "value"),
-        State(ids.COMPARE_RESULT_STORE, "data"),
+        output=Output(ids.DOWNLOAD, "data"),
+        inputs={"_clicks": [Input(button, "n_clicks") for button in BUTTONS]},
+        state={
+            "depth_result": State(ids.DEPTH_RESULT_STORE, "data"),
+            "raw_view": view_dependencies(State),
+            "relief": {
+                "width": State(ids.MODEL3D_RELIEF_WIDTH, "value"),
+                "base": State(ids.MODEL3D_RELIEF_BASE, "value"),
+                "scale": State(ids.MODEL3D_RELIEF_SCALE, "value"),
+            },
+            "compare_data": State(ids.COMPARE_RESULT_STORE, "data"),
+        },
         running=[(Output(ids.DOWNLOAD_STATUS, "children"), PREPARING, "")],
         prevent_initial_call=True,
     )
-    def _download(*args):
+    def _download(_clicks, depth_result, raw_view, relief, compare_data):
         if not ctx.triggered or not ctx.triggered[0].get("value") or ctx.triggered_id not in BUTTONS:
             raise PreventUpdate
-        depth_result, source, smoothing, density, depth_scale, fov_auto, fov_deg, width, base, scale, compare = args[
-            -11:
-        ]
-        values = {
-            "depth_result": depth_result,
-            "source": source,
-            "smoothing": smoothing,
-            "density": density,
-            "depth_scale": depth_scale,
-            "fov_auto": fov_auto,
-            "fov_deg": fov_deg,
-            "relief": (width, base, scale),
-            "compare_data": compare,
-        }
+        values = PageValues.parse(depth_result, raw_view, relief, compare_data)
         link, note = download_link(service, ctx.triggered_id, values, session=current_session())
         if note is not None:
             set_props(ids.MODEL3D_RELIEF_INFO, {"children": note})

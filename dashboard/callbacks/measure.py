@@ -26,10 +26,10 @@ from dash import ClientsideFunction, Dash, Input, Output, Patch, State, ctx, htm
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids
+from dashboard.browser_values import list_index, mapping, point_xyz, points_xyz
 from dashboard.callbacks.compare import compare_settings
-from dashboard.callbacks.model3d import ModelView, model_view
-from dashboard.controls import FOV_RANGE
-from dashboard.errors import shown_or_explained
+from dashboard.callbacks.view3d import ShownModel, shown_model, view_dependencies
+from dashboard.controls import FOV_RANGE, ModelView
 from dashboard.layout.measure import MEASURE_HINT
 from dashboard.services import DepthMissingError, Face3DService, MeasureError
 from dashboard.services.exports import ReliefSettings
@@ -38,6 +38,7 @@ from face3d_core import figures
 from face3d_core.compare import ComparisonResult
 from face3d_core.measure import FaceMeasurements, between_text, path_uncertainty
 from face3d_core.pipeline import DepthRef
+from face3d_core.reconstruct import FaceModel3D
 from face3d_core.report import (
     fov_text,
     pose_text,
@@ -48,7 +49,7 @@ from face3d_core.report import (
     sigma_text,
     value_text,
 )
-from face3d_core.surface import DepthSurface
+from face3d_core.surface import lifted_off_surface, nearest_surface_point
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,11 @@ DOWNLOAD_BUTTONS = {
     ids.COMPARE_DOWNLOAD_MEASURE_JSON: ("compare-measurements", "json"),
     ids.COMPARE_DOWNLOAD_REPORT: ("compare-report", "html"),
 }
+
+#: The measurement downloads (enabled where the face was measured).
+MEASURE_DOWNLOADS = (ids.MODEL3D_DOWNLOAD_MEASURE_CSV, ids.MODEL3D_DOWNLOAD_MEASURE_JSON)
+#: The relief and report downloads (enabled with a model).
+SOLID_DOWNLOADS = (ids.MODEL3D_DOWNLOAD_RELIEF_STL, ids.MODEL3D_DOWNLOAD_RELIEF_3MF, ids.MODEL3D_DOWNLOAD_REPORT)
 
 POINT_1_PICKED = "Point 1 picked, click a second point."
 
@@ -104,17 +110,7 @@ def measurement_table(result: FaceMeasurements) -> html.Div:
     )
 
 
-def render_measurements(
-    service: Face3DService,
-    source: Any,
-    smoothing: Any,
-    density: Any,
-    depth_scale: Any,
-    fov_auto: Any,
-    fov_deg: Any,
-    *,
-    session: str,
-) -> tuple[Any, bool, bool, str]:
+def render_measurements(service: Face3DService, view: ModelView, *, session: str) -> tuple[html.Div, bool, bool, str]:
     """The 3D tab's measurement table and the state of its downloads (only of the session's own photo).
 
     Returns:
@@ -124,11 +120,15 @@ def render_measurements(
     Raises:
         PhotoMissingError: The photo is not the session's or no longer stored.
     """
-    shown = model_view(service, source, smoothing, density, depth_scale, fov_auto, fov_deg, session=session)
+    return measurement_panel(service, shown_model(service, view, session=session))
+
+
+def measurement_panel(service: Face3DService, shown: ShownModel | None) -> tuple[html.Div, bool, bool, str]:
+    """:func:`render_measurements` of a view already checked for the session."""
     if shown is None:
         return html.Div("Generate a 3D model to measure it.", className="text-muted"), True, True, ""
     info = fov_text(shown.fov)
-    if shown.ref.face is None:
+    if shown.ref.face_index is None:
         message = "No face was found in this photo, so there are no face points to measure between."
         return html.Div(message, className="text-muted"), True, False, info
     try:
@@ -197,7 +197,7 @@ def fov_slider(service: Face3DService, auto: Any, source: Any, *, session: str) 
     if auto:
         return True, no_update
     ref = DepthRef.from_dict(source)
-    if ref is None or service.access.photo(session, ref.sha) is None:
+    if ref is None or service.access.meta(session, ref.sha) is None:
         return False, no_update
     low, high = FOV_RANGE
     return False, int(min(max(round(service.cameras.fov(ref.sha).fov_deg), low), high))
@@ -206,7 +206,7 @@ def fov_slider(service: Face3DService, auto: Any, source: Any, *, session: str) 
 # -- click to measure -----------------------------------------------------------------------
 
 
-def clicked_point(service: Face3DService, shown: ModelView, click: Any) -> np.ndarray | None:
+def clicked_point(service: Face3DService, shown: ShownModel, click: object) -> np.ndarray | None:
     """The ``(3,)`` position (mm) of a click on the 3D view, or None when it has none.
 
     ``click`` is ``{"x", "y", "z"}`` (the browser's ``pickPoint``) or plotly's ``clickData``.
@@ -214,39 +214,27 @@ def clicked_point(service: Face3DService, shown: ModelView, click: Any) -> np.nd
     drawn mesh); its ``x``/``y``/``z`` are not data coordinates when the mesh has one colour per
     triangle (photo colours), so the triangle's centre in the drawn mesh is used.
     """
-    try:
-        point = click["points"][0] if "points" in click else click
-        corners = [point.get(k) for k in ("i", "j", "k")]
-        if all(isinstance(c, int) and not isinstance(c, bool) for c in corners):
-            mesh = service.models3d.display_mesh(shown.ref, shown.params, figures.MAX_DISPLAY_TRIANGLES)
-            if mesh is None or max(corners) >= mesh.n_vertices or min(corners) < 0:
-                return None
-            xyz = mesh.vertices_xyz[corners].astype(np.float64).mean(axis=0)
-        else:
-            xyz = np.array([float(point["x"]), float(point["y"]), float(point["z"])])
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+    click = mapping(click)
+    if click is None:
         return None
-    return xyz if np.isfinite(xyz).all() else None
-
-
-def snap_to_model(face_model, xyz: np.ndarray) -> np.ndarray:
-    """The model's mesh vertex (or point) nearest to ``xyz``: what a click on the surface means."""
-    mesh = face_model.mesh
-    candidates = mesh.vertices_xyz if mesh is not None and mesh.n_vertices else face_model.points_xyz
-    d = candidates - np.asarray(xyz, np.float32)
-    return candidates[int(np.argmin(np.einsum("ij,ij->i", d, d)))].astype(np.float64)
+    if "points" in click:
+        points = click["points"]
+        click = mapping(points[0]) if isinstance(points, list) and points else None
+        if click is None:
+            return None
+    corners = [click.get(k) for k in ("i", "j", "k")]
+    if all(isinstance(c, int) and not isinstance(c, bool) for c in corners):
+        mesh = service.models3d.display_mesh(shown.ref, shown.params, figures.MAX_DISPLAY_TRIANGLES)
+        count = 0 if mesh is None else mesh.n_vertices
+        vertices = [list_index(c, count) for c in corners]
+        if mesh is None or any(v is None for v in vertices):
+            return None
+        return mesh.vertices_xyz[vertices].astype(np.float64).mean(axis=0)
+    return point_xyz(click)
 
 
 #: The click-to-measure marks float this far in front of the surface (mm), so the surface never hides them.
 LIFT_MM = 1.0
-
-
-def lifted(face_model, xyz: np.ndarray, lift_mm: float = LIFT_MM) -> np.ndarray:
-    """Surface points moved ``lift_mm`` along the surface normal (towards the viewer); unchanged where unknown."""
-    pts = np.asarray(xyz, np.float64).reshape(-1, 3)
-    surface = DepthSurface(face_model, strict=False)
-    normals = surface.normals(surface.project(pts))
-    return np.where(np.isfinite(normals).all(axis=1, keepdims=True), pts + lift_mm * normals, pts)
 
 
 def overlay_patch(points=None, straight=None, path=None) -> Patch:
@@ -263,7 +251,7 @@ def overlay_patch(points=None, straight=None, path=None) -> Patch:
     return patch
 
 
-def distance_status(shown: ModelView, face_model, straight_mm: float, surface_mm: float, path_xyz) -> str:
+def distance_status(shown: ShownModel, face_model: FaceModel3D, straight_mm: float, surface_mm: float, path_xyz) -> str:
     """The status line of a finished measurement, with its uncertainty where the scale allows one."""
     text = f"Straight line {straight_mm:.1f} mm · along the surface {surface_mm:.1f} mm"
     try:
@@ -281,8 +269,8 @@ def distance_status(shown: ModelView, face_model, straight_mm: float, surface_mm
 
 
 def measure_click(
-    service: Face3DService, shown: ModelView | None, click: Any, state: Any
-) -> tuple[Patch | Any, dict | None, str]:
+    service: Face3DService, shown: ShownModel | None, click: object, state: object
+) -> tuple[Patch, dict | None, str]:
     """One click on the 3D view: pick point 1, or measure to point 2 (see the module docstring).
 
     Args:
@@ -303,17 +291,17 @@ def measure_click(
         raise PreventUpdate
     started = time.perf_counter()
     face_model = service.models3d.model(shown.ref, shown.params)
-    point = snap_to_model(face_model, xyz)
+    point = nearest_surface_point(face_model, xyz)
     key = service.models3d.key(shown.ref, shown.params)
-    picked = []
-    if isinstance(state, dict) and state.get("model") == key and isinstance(state.get("points"), list):
-        picked = state["points"]
+    stored = mapping(state) or {}
+    # the store comes back from the page: at most two finite points of this model, else nothing picked
+    picked = (points_xyz(stored.get("points"), 2) or []) if stored.get("model") == key else []
     if len(picked) == 1 and np.allclose(point, picked[0], atol=1e-3):
         raise PreventUpdate  # point 1 again: still waiting for a second point
     if len(picked) != 1:  # nothing picked yet, or a finished measurement: start again
         new_state = {"model": key, "points": [point.round(3).tolist()]}
-        return overlay_patch(points=lifted(face_model, point)), new_state, POINT_1_PICKED
-    first = np.asarray(picked[0], np.float64)
+        return overlay_patch(points=lifted_off_surface(face_model, point, LIFT_MM)), new_state, POINT_1_PICKED
+    first = picked[0]
     result = service.models3d.surface_path(shown.ref, shown.params, first, point)
     ends = np.stack([result.start_xyz, result.end_xyz])
     status = distance_status(shown, face_model, result.straight_mm, result.surface_mm, result.path_xyz)
@@ -326,8 +314,12 @@ def measure_click(
         {k: round(v, 1) for k, v in result.timings_ms.items()},
     )
     new_state = {"model": key, "points": [p.round(3).tolist() for p in ends]}
-    marks = lifted(face_model, ends)
-    return overlay_patch(points=marks, straight=marks, path=lifted(face_model, result.path_xyz)), new_state, status
+    marks = lifted_off_surface(face_model, ends, LIFT_MM)
+    return (
+        overlay_patch(points=marks, straight=marks, path=lifted_off_surface(face_model, result.path_xyz, LIFT_MM)),
+        new_state,
+        status,
+    )
 
 
 def clear_measurement() -> tuple[Patch, None, str]:
@@ -342,17 +334,20 @@ def download_file(
     service: Face3DService,
     trigger: str,
     *,
-    source: Any = None,
-    smoothing: Any = None,
-    density: Any = None,
-    depth_scale: Any = None,
-    fov_auto: Any = True,
-    fov_deg: Any = None,
-    relief: tuple[Any, Any, Any] = (None, None, None),
-    compare_data: Any = None,
+    view: ModelView | None = None,
+    relief: tuple[object, object, object] = (None, None, None),
+    compare_data: object = None,
     session: str,
 ) -> tuple[str, bytes, str | None]:
     """The file of one download button of this module (only of the session's own photos).
+
+    Args:
+        service: The dashboard service.
+        trigger: The button.
+        view: The 3D view the page shows (None: none).
+        relief: The relief's width, base and scale as typed.
+        compare_data: The Compare tab's result store.
+        session: The browser session.
 
     Returns:
         ``(file name, bytes, note for the relief's info line or None)``.
@@ -376,13 +371,15 @@ def download_file(
             raise MeasureError("None of the compared faces could be measured.")
         name, data = service.exports.measurements_file(measured, fmt, "face3d_comparison")
         return name, data, None
-    shown = model_view(service, source, smoothing, density, depth_scale, fov_auto, fov_deg, session=session)
+    shown = shown_model(service, view or ModelView(), session=session)
     if shown is None:
         raise DepthMissingError("Generate the 3D model first.")
     meta = shown.meta
     if what == "measurements":
         result = service.models3d.measurements(shown.ref, shown.params, shown.fov.source)
-        name, data = service.exports.measurements_file([(meta.face_label(shown.ref.face), result)], fmt, meta.name)
+        name, data = service.exports.measurements_file(
+            [(meta.face_label(shown.ref.face_index), result)], fmt, meta.name
+        )
         return name, data, None
     if what == "relief":
         settings = ReliefSettings.from_values(*relief)
@@ -395,15 +392,6 @@ def download_file(
 
 def register(app: Dash, service: Face3DService) -> None:
     """Register the measuring, printing and sharing callbacks."""
-    model_inputs = [
-        Input(ids.MODEL3D_SOURCE_STORE, "data"),
-        Input(ids.MODEL3D_SMOOTHING, "value"),
-        Input(ids.MODEL3D_DENSITY, "value"),
-        Input(ids.MODEL3D_DEPTH_SCALE, "value"),
-        Input(ids.MODEL3D_FOV_AUTO, "value"),
-        Input(ids.MODEL3D_FOV, "value"),
-    ]
-    model_states = [State(i.component_id, i.component_property) for i in model_inputs]
 
     @app.callback(
         Output(ids.MODEL3D_FOV, "disabled"),
@@ -414,26 +402,6 @@ def register(app: Dash, service: Face3DService) -> None:
     )
     def _fov_slider(auto, source):
         return fov_slider(service, auto, source, session=current_session())
-
-    @app.callback(
-        Output(ids.MODEL3D_MEASURE_TABLE, "children"),
-        Output(ids.MODEL3D_DOWNLOAD_MEASURE_CSV, "disabled"),
-        Output(ids.MODEL3D_DOWNLOAD_MEASURE_JSON, "disabled"),
-        Output(ids.MODEL3D_DOWNLOAD_RELIEF_STL, "disabled"),
-        Output(ids.MODEL3D_DOWNLOAD_RELIEF_3MF, "disabled"),
-        Output(ids.MODEL3D_DOWNLOAD_REPORT, "disabled"),
-        Output(ids.MODEL3D_FOV_INFO, "children"),
-        *model_inputs,
-    )
-    def _measurements(source, smoothing, density, depth_scale, fov_auto, fov_deg):
-        session = current_session()
-        table, measure_off, model_off, info = shown_or_explained(
-            lambda: render_measurements(
-                service, source, smoothing, density, depth_scale, fov_auto, fov_deg, session=session
-            ),
-            (None, True, True, ""),
-        )
-        return table, measure_off, measure_off, model_off, model_off, model_off, info
 
     # plotly reports a click once per frame drawn while the button is down (and at the start of
     # a drag): the browser turns a press into one pick (assets/face3d.js) and writes it here
@@ -451,21 +419,22 @@ def register(app: Dash, service: Face3DService) -> None:
     )
 
     @app.callback(
-        Output(ids.MODEL3D_GRAPH, "figure", allow_duplicate=True),
-        Output(ids.MODEL3D_MEASURE_STORE, "data"),
-        Output(ids.MODEL3D_MEASURE_STATUS, "children"),
-        Input(ids.MODEL3D_MEASURE_CLICK, "data"),
-        Input(ids.MODEL3D_MEASURE_CLEAR, "n_clicks"),
-        State(ids.MODEL3D_MEASURE_STORE, "data"),
-        *model_states,
+        output=[
+            Output(ids.MODEL3D_GRAPH, "figure", allow_duplicate=True),
+            Output(ids.MODEL3D_MEASURE_STORE, "data"),
+            Output(ids.MODEL3D_MEASURE_STATUS, "children"),
+        ],
+        inputs={
+            "click": Input(ids.MODEL3D_MEASURE_CLICK, "data"),
+            "_clear": Input(ids.MODEL3D_MEASURE_CLEAR, "n_clicks"),
+        },
+        state={"state": State(ids.MODEL3D_MEASURE_STORE, "data"), "raw": view_dependencies(State)},
         prevent_initial_call=True,
     )
-    def _click(click, _clear, state, source, smoothing, density, depth_scale, fov_auto, fov_deg):
+    def _click(click, _clear, state, raw):
         if ctx.triggered_id == ids.MODEL3D_MEASURE_CLEAR:
             return clear_measurement()
-        shown = model_view(
-            service, source, smoothing, density, depth_scale, fov_auto, fov_deg, session=current_session()
-        )
+        shown = shown_model(service, ModelView.parse(raw), session=current_session())
         return measure_click(service, shown, click, state)
 
     @app.callback(

@@ -14,30 +14,39 @@ The field of view comes from the photo's EXIF focal length unless the user sets 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
 
 from dash import ClientsideFunction, Dash, Input, Output, Patch, State, ctx, no_update, set_props
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids
+from dashboard.browser_values import number, point_xyz
 from dashboard.callbacks.depth import start_depth
 from dashboard.callbacks.jobs import register_job_controller
-from dashboard.controls import Controls3D, fov_choice
+from dashboard.callbacks.measure import MEASURE_DOWNLOADS, SOLID_DOWNLOADS, measurement_panel
+from dashboard.callbacks.view3d import ShownModel, shown_model, view_dependencies
+from dashboard.controls import Controls3D, ModelView
 from dashboard.errors import shown_or_explained
 from dashboard.jobs import JobRunner
 from dashboard.layout.measure import MEASURE_HINT
-from dashboard.services import Face3DService, UploadMeta
+from dashboard.services import Face3DService
 from dashboard.sessions import current_session
 from face3d_core import figures
 from face3d_core.camera import CameraFov
 from face3d_core.geometry import nearness_from_z
 from face3d_core.mesh import Mesh
 from face3d_core.pipeline import DepthRef
-from face3d_core.reconstruct import MAX_MODEL_POINTS, FaceModel3D, ReconstructionParams
+from face3d_core.reconstruct import MAX_MODEL_POINTS, FaceModel3D
 from face3d_core.report import fov_text
 
 logger = logging.getLogger(__name__)
+
+#: The 3D model's download buttons (enabled with the model).
+MODEL_DOWNLOADS = (
+    ids.MODEL3D_DOWNLOAD_PLY,
+    ids.MODEL3D_DOWNLOAD_OBJ,
+    ids.MODEL3D_DOWNLOAD_GLB,
+    ids.MODEL3D_DOWNLOAD_STL,
+)
 
 CAMERA_BUTTONS = {
     ids.MODEL3D_CAMERA_FRONT: "front",
@@ -46,58 +55,8 @@ CAMERA_BUTTONS = {
 }
 
 
-@dataclass(frozen=True)
-class ModelView:
-    """What the 3D tab shows: which depth map, the shape controls and the field of view.
-
-    Attributes:
-        ref: The depth map.
-        controls: The tab's controls.
-        fov: The field of view (from EXIF, the default, or the user's).
-        meta: The photo as the session sees it (its own file name).
-    """
-
-    ref: DepthRef
-    controls: Controls3D
-    fov: CameraFov
-    meta: UploadMeta
-
-    @property
-    def params(self) -> ReconstructionParams:
-        """The reconstruction parameters of this view (the same for the view, downloads and measurements)."""
-        return self.controls.to_params(self.fov.fov_deg)
-
-
-def model_view(
-    service: Face3DService,
-    source: Any,
-    smoothing: Any,
-    density: Any,
-    depth_scale: Any,
-    fov_auto: Any = True,
-    fov_deg: Any = None,
-    display: Any = None,
-    colors: Any = None,
-    *,
-    session: str,
-) -> ModelView | None:
-    """Turn the browser's values into a :class:`ModelView` once (None without a 3D source).
-
-    The photo must be the session's (checked first, before anything about it is read).
-
-    Raises:
-        PhotoMissingError: The photo is not the session's or no longer stored.
-    """
-    ref = DepthRef.from_dict(source)
-    if ref is None:
-        return None
-    meta = service.access.require_photo(session, ref.sha)
-    controls = Controls3D.from_values(smoothing, density, depth_scale, display, colors)
-    return ModelView(ref, controls, service.cameras.fov(ref.sha, fov_choice(fov_auto, fov_deg)), meta)
-
-
-def valid_camera(camera: Any) -> dict | None:
-    """Return a plotly scene camera dict when ``camera`` looks like one (from the browser), else None."""
+def valid_camera(camera: object) -> dict | None:
+    """A plotly scene camera dict when ``camera`` (from the browser) is one, else None: finite numbers only."""
     if not isinstance(camera, dict) or not isinstance(camera.get("eye"), dict):
         return None
     out = {}
@@ -105,31 +64,26 @@ def valid_camera(camera: Any) -> dict | None:
         value = camera.get(part)
         if value is None:
             continue
-        if not isinstance(value, dict):
+        point = point_xyz(value)
+        if point is None:
             return None
-        try:
-            out[part] = {axis: float(value[axis]) for axis in ("x", "y", "z")}
-        except (KeyError, TypeError, ValueError):
-            return None
+        out[part] = dict(zip("xyz", point.tolist(), strict=True))
     return out
 
 
-def view_state(view: Any) -> tuple[dict | None, int]:
+def view_state(view: object) -> tuple[dict | None, int]:
     """Return ``(camera or None, revision)`` from the view store."""
     if not isinstance(view, dict):
         return None, 0
-    try:
-        rev = int(view.get("rev") or 0)
-    except (TypeError, ValueError):
-        rev = 0
-    return valid_camera(view.get("camera")), rev
+    rev = number(view.get("rev") or 0, 0, 2**31)
+    return valid_camera(view.get("camera")), 0 if rev is None else int(rev)
 
 
 def uirevision_for(ref: DepthRef | None, rev: int) -> str:
     """The figure's ``uirevision``: new for another face or a camera preset, same for sliders."""
     if ref is None:
         return f"m3d--None-None-{rev}"
-    return f"m3d-{ref.sha[:12]}-{ref.model_variant}-{ref.face}-{rev}"
+    return f"m3d-{ref.sha[:12]}-{ref.model_variant}-{ref.face_index}-{rev}"
 
 
 def build_model_figure(
@@ -202,19 +156,7 @@ def stats_text(
 
 
 def render_model3d(
-    service: Face3DService,
-    source: Any,
-    smoothing: Any,
-    density: Any,
-    depth_scale: Any,
-    display: Any,
-    colors: Any,
-    view: Any,
-    *,
-    session: str,
-    new_source: bool = False,
-    fov_auto: Any = True,
-    fov_deg: Any = None,
+    service: Face3DService, view: ModelView, view_store: object, *, session: str, new_source: bool = False
 ) -> tuple:
     """Figure and stats for the 3D tab.
 
@@ -223,17 +165,10 @@ def render_model3d(
 
     Args:
         service: The dashboard service.
-        source: The 3D source store (``{"sha", "model", "face"}``).
-        smoothing: Smoothing slider value.
-        density: Density slider value.
-        depth_scale: Depth scale slider value.
-        display: ``"points"`` or ``"mesh"``.
-        colors: ``"gray"`` or ``"photo"``.
-        view: The view store (``{"camera", "rev"}``).
+        view: The view the page asks for (with its display controls).
+        view_store: The view store (``{"camera", "rev"}``).
         session: The browser session (only its own photos are shown).
         new_source: True when the source itself changed (reset the camera).
-        fov_auto: The "auto (EXIF)" switch of the field of view.
-        fov_deg: The field-of-view slider (used when ``fov_auto`` is off).
 
     Returns:
         ``(figure, stats, empty hidden, results hidden, downloads disabled, new view store or no_update)``.
@@ -242,9 +177,11 @@ def render_model3d(
         PhotoMissingError: The photo is not the session's or no longer stored.
         DepthMissingError: Its depth map is no longer stored.
     """
-    shown = model_view(
-        service, source, smoothing, density, depth_scale, fov_auto, fov_deg, display, colors, session=session
-    )
+    return render_shown(service, shown_model(service, view, session=session), view_store, new_source=new_source)
+
+
+def render_shown(service: Face3DService, shown: ShownModel | None, view_store: object, *, new_source: bool) -> tuple:
+    """:func:`render_model3d` of a view already checked for the session."""
     if shown is None:
         return EMPTY_MODEL3D
     ref, controls, params = shown.ref, shown.controls, shown.params
@@ -253,8 +190,8 @@ def render_model3d(
     if controls.display == "mesh":
         # too many triangles for a light figure: a coarser grid of the same reconstruction
         shown_mesh = service.models3d.display_mesh(ref, params, figures.MAX_DISPLAY_TRIANGLES)
-    camera, rev = view_state(view)
-    new_view: Any = no_update
+    camera, rev = view_state(view_store)
+    new_view: object = no_update
     if new_source:
         camera, rev = None, rev + 1
         new_view = {"camera": None, "rev": rev}
@@ -273,7 +210,7 @@ def render_model3d(
 EMPTY_MODEL3D = (figures.go.Figure(), "", False, True, True, no_update)
 
 
-def camera_patch(source: Any, view: Any, preset: str) -> tuple[dict, Patch]:
+def camera_patch(source: object, view: object, preset: str) -> tuple[dict, Patch]:
     """New view store and a figure patch that moves the camera to a preset (no data resent)."""
     _, rev = view_state(view)
     rev += 1
@@ -306,50 +243,56 @@ def register(app: Dash, service: Face3DService, runner: JobRunner) -> None:
     )
 
     @app.callback(
-        Output(ids.MODEL3D_GRAPH, "figure"),
-        Output(ids.MODEL3D_STATS, "children"),
-        Output(ids.MODEL3D_EMPTY, "hidden"),
-        Output(ids.MODEL3D_RESULTS, "hidden"),
-        Output(ids.MODEL3D_DOWNLOAD_PLY, "disabled"),
-        Output(ids.MODEL3D_DOWNLOAD_OBJ, "disabled"),
-        Output(ids.MODEL3D_DOWNLOAD_GLB, "disabled"),
-        Output(ids.MODEL3D_DOWNLOAD_STL, "disabled"),
-        Input(ids.MODEL3D_SOURCE_STORE, "data"),
-        Input(ids.MODEL3D_SMOOTHING, "value"),
-        Input(ids.MODEL3D_DENSITY, "value"),
-        Input(ids.MODEL3D_DEPTH_SCALE, "value"),
-        Input(ids.MODEL3D_DISPLAY, "value"),
-        Input(ids.MODEL3D_COLORS, "value"),
-        Input(ids.MODEL3D_FOV_AUTO, "value"),
-        Input(ids.MODEL3D_FOV, "value"),
-        State(ids.MODEL3D_VIEW_STORE, "data"),
+        output=[
+            Output(ids.MODEL3D_GRAPH, "figure"),
+            Output(ids.MODEL3D_STATS, "children"),
+            Output(ids.MODEL3D_EMPTY, "hidden"),
+            Output(ids.MODEL3D_RESULTS, "hidden"),
+            *(Output(button, "disabled") for button in MODEL_DOWNLOADS),
+            Output(ids.MODEL3D_MEASURE_TABLE, "children"),
+            *(Output(button, "disabled") for button in MEASURE_DOWNLOADS),
+            *(Output(button, "disabled") for button in SOLID_DOWNLOADS),
+            Output(ids.MODEL3D_FOV_INFO, "children"),
+        ],
+        inputs={
+            "raw": view_dependencies(Input),
+            "display": Input(ids.MODEL3D_DISPLAY, "value"),
+            "colors": Input(ids.MODEL3D_COLORS, "value"),
+        },
+        state={"view_store": State(ids.MODEL3D_VIEW_STORE, "data")},
     )
-    def _render(source, smoothing, density, depth_scale, display, colors, fov_auto, fov_deg, view):
-        new_source = ctx.triggered_id in (None, ids.MODEL3D_SOURCE_STORE)
+    def _render(raw, display, colors, view_store):
+        # the one callback of the six values: the view is parsed and checked once, then drawn and measured
+        trigger = ctx.triggered_id
+        view = ModelView.parse(raw).shown_as(display, colors)
         session = current_session()
-        fig, stats, empty_hidden, results_hidden, disabled, new_view = shown_or_explained(
-            lambda: render_model3d(
-                service,
-                source,
-                smoothing,
-                density,
-                depth_scale,
-                display,
-                colors,
-                view,
-                session=session,
-                new_source=new_source,
-                fov_auto=fov_auto,
-                fov_deg=fov_deg,
-            ),
-            EMPTY_MODEL3D,
-        )
+        shown: list[ShownModel | None] = []
+
+        def drawn() -> tuple:
+            shown.append(shown_model(service, view, session=session))
+            return render_shown(service, shown[0], view_store, new_source=trigger in (None, ids.MODEL3D_SOURCE_STORE))
+
+        fig, stats, empty_hidden, results_hidden, disabled, new_view = shown_or_explained(drawn, EMPTY_MODEL3D)
         if new_view is not no_update:
             set_props(ids.MODEL3D_VIEW_STORE, {"data": new_view})
         # a new figure has no picked points: click to measure starts again
         set_props(ids.MODEL3D_MEASURE_STORE, {"data": None})
         set_props(ids.MODEL3D_MEASURE_STATUS, {"children": MEASURE_HINT})
-        return fig, stats, empty_hidden, results_hidden, disabled, disabled, disabled, disabled
+        model_outputs = (fig, stats, empty_hidden, results_hidden, *[disabled] * len(MODEL_DOWNLOADS))
+        if trigger in (ids.MODEL3D_DISPLAY, ids.MODEL3D_COLORS):  # the same model: its measurements stand
+            return [*model_outputs, *[no_update] * (2 + len(MEASURE_DOWNLOADS) + len(SOLID_DOWNLOADS))]
+        table, measure_off, model_off, info = (
+            shown_or_explained(lambda: measurement_panel(service, shown[0]), (None, True, True, ""))
+            if shown
+            else (None, True, True, "")
+        )
+        return [
+            *model_outputs,
+            table,
+            *[measure_off] * len(MEASURE_DOWNLOADS),
+            *[model_off] * len(SOLID_DOWNLOADS),
+            info,
+        ]
 
     @app.callback(
         Output(ids.MODEL3D_VIEW_STORE, "data", allow_duplicate=True),

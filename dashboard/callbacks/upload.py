@@ -16,6 +16,7 @@ from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids
+from dashboard.browser_values import text_list
 from dashboard.jobs import describe_unexpected
 from dashboard.services import MAX_UPLOADS, Face3DService, UploadMeta
 from dashboard.services.uploads import display_name
@@ -104,13 +105,10 @@ def handle_upload(
     Returns:
         ``(new store, messages)``.
     """
-    if isinstance(contents, str):
-        contents = [contents]
-    if isinstance(filenames, str):
-        filenames = [filenames]
-    contents = list(contents or [])
-    filenames = list(filenames or [])
-    filenames += [f"file {i + 1}" for i in range(len(filenames), len(contents))]
+    contents = text_list(contents, MAX_UPLOADS)
+    filenames = text_list(filenames, MAX_UPLOADS)
+    filenames += [""] * (len(contents) - len(filenames))
+    filenames = [name or f"file {i + 1}" for i, name in enumerate(filenames)]
     items = store_items(store)
     known = {item["sha"] for item in items}
     messages: list = []
@@ -300,7 +298,7 @@ def render_gallery(service: Face3DService, store: Any, thumb_url_for, *, session
     items = store_items(store)
     cards, missing = [], 0
     for item in items:
-        meta = service.access.photo(session, item["sha"])
+        meta = service.access.meta(session, item["sha"])
         if meta is None:
             missing += 1
             continue

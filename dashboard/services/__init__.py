@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
 from dashboard.jobs import JobContext, Task
 from dashboard.services.access import Access, MembershipStore, MemoryMembershipStore
 from dashboard.services.camera import Cameras
@@ -66,9 +64,8 @@ from dashboard.services.warmup import Warmup
 from face3d_core.cache import ResultStore
 from face3d_core.compare import ComparisonResult
 from face3d_core.config import get_settings
-from face3d_core.errors import Face3DError
 from face3d_core.faces import DEFAULT_MARGIN
-from face3d_core.pipeline import DepthRef, FaceDepth, TaskProgress
+from face3d_core.pipeline import DepthRef
 
 __all__ = [
     "MAX_UPLOADS",
@@ -137,53 +134,12 @@ class Face3DService:
         self.models3d = Models3D(self.depth_maps, heavy=self.heavy)
         self.cameras = Cameras(self.uploads)
         self.comparisons = Comparisons(cache, self.uploads, self.depth_maps, self.cameras)
-        self.exports = Exports(self.uploads, self.depth_maps, self.models3d, heavy=self.heavy)
-        self.reports = Reports(self.uploads, self.depth_maps, self.models3d, heavy=self.heavy)
+        self.exports = Exports(self.depth_maps, self.models3d, heavy=self.heavy)
+        self.reports = Reports(self.depth_maps, self.models3d, heavy=self.heavy)
         self.warmup = Warmup(self.depth_maps, self.uploads)
         self.live = LiveStreams(self.depth_maps, detector_path, limits=live_limits, off_reason=live_off_reason)
         self.downloads = downloads if downloads is not None else Downloads()
         self.janitor = MemoryJanitor([self.depth_maps.memory, self.models3d.memory])
-
-    # -- shortcuts for scripts and tests (loose values; callbacks use the composers) -------
-
-    def ingest_upload(self, data: bytes, name: str, session: str = "") -> UploadMeta:
-        """Store an upload for ``session`` (default: the server's own); see :meth:`Access.upload`."""
-        return self.access.upload(session, data, name)
-
-    def upload_meta(self, sha: str, session: str = "") -> UploadMeta | None:
-        """The photo as ``session`` sees it, or None; see :meth:`Access.photo`."""
-        return self.access.photo(session, sha)
-
-    def require_meta(self, sha: str, session: str = "") -> UploadMeta:
-        """See :meth:`Access.require_photo`."""
-        return self.access.require_photo(session, sha)
-
-    def image(self, sha: str) -> np.ndarray:
-        """The decoded ``(H, W, 3) uint8`` RGB photo (see :meth:`Uploads.photo`)."""
-        return self.uploads.photo(sha)
-
-    def depth_key(self, sha: str, model: str, face: int | None, precision: str = "fp32") -> str:
-        """Cache key of a face's depth map (see :meth:`DepthMaps.key`)."""
-        return self.depth_maps.key(DepthRef(sha, model, face, precision))
-
-    def cached_depth(self, sha: str, model: str, face: int | None, precision: str = "fp32") -> FaceDepth | None:
-        """A cached depth map, or None (also for values that name no depth map)."""
-        try:
-            ref = DepthRef(sha, model, face, precision)
-        except (ValueError, Face3DError):
-            return None
-        return self.depth_maps.cached(ref)
-
-    def compute_depth(
-        self,
-        sha: str,
-        model: str,
-        face: int | None,
-        progress: TaskProgress | None = None,
-        precision: str = "fp32",
-    ) -> FaceDepth:
-        """The depth map of one face, from the cache or by running the network (see :meth:`DepthMaps.compute`)."""
-        return self.depth_maps.compute(DepthRef(sha, model, face, precision), progress)
 
     # -- background tasks ----------------------------------------------------------------
 

@@ -217,13 +217,13 @@ class Access:
         sha = sha256_hex(data)
         known = self.members.name(session, sha) is not None
         self.keep(sha)  # before storing: the new entry is in use from its first byte
-        meta = self.uploads.ingest(data, name, revalidate=not known)
+        meta = self.uploads.ingest(data, name, sha=sha, revalidate=not known)
         self.members.add(session, meta.sha256, name)
         with self._lock:
             self._refreshed[(session, meta.sha256)] = time.monotonic()
         return dataclasses.replace(meta, name=name)
 
-    def photo(self, session: str, sha: Any) -> UploadMeta | None:
+    def meta(self, session: str, sha: Any) -> UploadMeta | None:
         """The photo ``sha`` as ``session`` sees it (its own name), or None.
 
         None when the session never uploaded that content, when it is no longer stored, or
@@ -247,12 +247,12 @@ class Access:
         return dataclasses.replace(meta, name=name)
 
     def require_photo(self, session: str, sha: Any) -> UploadMeta:
-        """Like :meth:`photo`, raising the user-facing error instead of returning None.
+        """Like :meth:`meta`, raising the user-facing error instead of returning None.
 
         Raises:
             PhotoMissingError: Not this session's photo, or no longer stored.
         """
-        meta = self.photo(session, sha)
+        meta = self.meta(session, sha)
         if meta is None:
             raise PhotoMissingError()
         return meta
@@ -273,7 +273,7 @@ class Access:
         Raises:
             PhotoMissingError: A photo is not the session's or no longer stored.
         """
-        return [self.require_photo(session, ref.sha).face_label(ref.face) for ref in refs]
+        return [self.require_photo(session, ref.sha).face_label(ref.face_index) for ref in refs]
 
     def comparison(self, session: str, result: ComparisonResult | None) -> ComparisonResult | None:
         """A cached comparison as ``session`` sees it (its own names), or None.

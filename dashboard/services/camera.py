@@ -8,8 +8,6 @@ the user always wins.
 
 from __future__ import annotations
 
-import math
-
 from dashboard.services.errors import PhotoMissingError
 from dashboard.services.memory import MemoryLRU
 from dashboard.services.uploads import Uploads
@@ -40,6 +38,4 @@ class Cameras:
             auto = photo_fov(None)
         if given_deg is None:
             return auto
-        size = auto.image_size_wh
-        focal = None if size is None else size[0] / 2.0 / math.tan(math.radians(given_deg) / 2.0)
-        return CameraFov(float(given_deg), focal, "given", "", size)
+        return CameraFov.of_size(given_deg, "given", auto.image_size_wh)

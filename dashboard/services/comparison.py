@@ -68,7 +68,7 @@ class Comparisons:
             combine_hashes([ref.sha for ref in refs]),
             model=refs[0].model_variant,
             params={
-                "faces": [ref.face for ref in refs],
+                "faces": [ref.face_index for ref in refs],
                 "size": DEFAULT_SIZE,
                 "margin": self.depth.margin,
                 "max_side": self.depth.max_side,
@@ -89,7 +89,7 @@ class Comparisons:
             PhotoMissingError: A photo is no longer stored.
         """
         for ref, name in zip(refs, names, strict=True):
-            if ref.face is not None:
+            if ref.face_index is not None:
                 continue
             meta = self.uploads.require_meta(ref.sha)
             if meta.detector_unavailable is not None:
@@ -131,8 +131,6 @@ class Comparisons:
         cached = self.cached(key)
         if cached is not None:
             return key, cached
-        for ref in refs:
-            self.uploads.require_meta(ref.sha)
         names = list(names) if names is not None else [f"face {index + 1}" for index in range(len(refs))]
         result = compare_faces(refs, names, self.depth.compute, progress, model_of=self.model_of)
         self.store.set(key, result)

@@ -157,7 +157,7 @@ class DepthMaps:
 
     def key(self, ref: DepthRef) -> str:
         """Cache key of a face's depth map (fp32 maps keep the keys they had before the fast mode)."""
-        params = {"face": ref.face, "margin": self.margin, "max_side": self.max_side}
+        params = {"face": ref.face_index, "margin": self.margin, "max_side": self.max_side}
         return make_key("depth", ref.sha, model=ref.model_variant, params=params)
 
     def cached(self, ref: DepthRef) -> FaceDepth | None:
@@ -214,7 +214,7 @@ class DepthMaps:
         result = compute_face_depth(
             image_rgb,
             model_name=ref.model,
-            face_index=ref.face,
+            face_index=ref.face_index,
             margin=self.margin,
             faces=meta.faces,
             estimator=estimator,

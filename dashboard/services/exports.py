@@ -27,7 +27,6 @@ from dashboard.services.depth import DepthMaps
 from dashboard.services.errors import DepthMissingError
 from dashboard.services.heavy import HeavyWork
 from dashboard.services.model3d import Models3D, is_heavy
-from dashboard.services.uploads import Uploads
 from face3d_core.depthmap import encode_depth_npy, encode_depth_png8, encode_depth_png16
 from face3d_core.errors import ExportError, shown_value
 from face3d_core.export import export_mesh
@@ -128,14 +127,12 @@ class Exports:
     """Download files of cached results.
 
     Args:
-        uploads: The photos (for file names).
         depth: The cached depth maps.
         models: The reconstructions.
         heavy: The turnstile large files wait at (3D models of many points, reliefs).
     """
 
-    def __init__(self, uploads: Uploads, depth: DepthMaps, models: Models3D, *, heavy: HeavyWork | None = None):
-        self.uploads = uploads
+    def __init__(self, depth: DepthMaps, models: Models3D, *, heavy: HeavyWork | None = None):
         self.depth = depth
         self.models = models
         self.heavy = heavy if heavy is not None else getattr(models, "heavy", None) or HeavyWork()
@@ -154,7 +151,6 @@ class Exports:
         face_depth = self.depth.cached(ref)
         if face_depth is None:
             raise DepthMissingError("Generate the depth map first.")
-        self.uploads.require_meta(ref.sha)
         encode, suffix = DEPTH_FORMATS[kind]
         return safe_stem(name) + suffix, encode(face_depth.depth_rel)
 
@@ -172,7 +168,6 @@ class Exports:
         fmt = fmt.lower()
         if fmt not in MODEL_FORMATS:
             raise ExportError(f"Unknown 3D format {fmt!r}; use PLY, OBJ, GLB or STL.")
-        self.uploads.require_meta(ref.sha)
         with self.heavy.turn("A 3D model download") if is_heavy(params) else contextlib.nullcontext():
             face_model = self.models.model(ref, params)
             files = export_mesh(face_model.mesh, fmt)
@@ -247,7 +242,6 @@ class Exports:
         fmt = fmt.lower()
         if fmt not in RELIEF_FORMATS:
             raise ExportError(f"Unknown relief format {fmt!r}; use STL or 3MF.")
-        self.uploads.require_meta(ref.sha)
         with self.heavy.turn("A printable relief"):
             solid = self.relief(ref, params, settings)
             stem = f"{safe_stem(name)}_relief"

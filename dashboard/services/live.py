@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dashboard.services.depth import DepthMaps
+from dashboard.services.errors import LiveRefusal
 from face3d_core.errors import Face3DError
 from face3d_core.figures import depth_colormap_lut
 from face3d_core.live import (
@@ -82,25 +83,6 @@ class LiveLimits:
     burst: int = 5
     max_streams: int = 4
     wait_s: float = 1.0
-
-
-class LiveRefusal(Exception):
-    """A frame that is not computed, with what the page should do.
-
-    Attributes:
-        status: HTTP status (400, 413, 429 or 503).
-        code: A short word the page acts on: ``frame`` (a bad frame), ``in-flight``, ``rate``,
-            ``busy``, ``dropped``, ``loading``, ``failed`` or ``off``.
-        message: One sentence for the user.
-        retry_after_s: When to send the next frame; None: stop the live view.
-    """
-
-    def __init__(self, status: int, code: str, message: str, retry_after_s: float | None):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.retry_after_s = retry_after_s
 
 
 class FrameTurns:

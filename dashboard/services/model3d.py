@@ -88,7 +88,7 @@ class Models3D:
             "model3d",
             ref.sha,
             model=ref.model_variant,
-            params={"face": ref.face, "margin": self.depth.margin, "recon": params},
+            params={"face": ref.face_index, "margin": self.depth.margin, "recon": params},
         )
 
     def model(self, ref: DepthRef, params: ReconstructionParams) -> FaceModel3D:

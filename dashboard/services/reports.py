@@ -14,7 +14,7 @@ from dashboard.services.errors import DepthMissingError, MeasureError
 from dashboard.services.exports import safe_stem
 from dashboard.services.heavy import HeavyWork
 from dashboard.services.model3d import Models3D
-from dashboard.services.uploads import UploadMeta, Uploads
+from dashboard.services.uploads import UploadMeta
 from face3d_core.camera import CameraFov
 from face3d_core.compare import ComparisonResult
 from face3d_core.depthmap import normalize_depth
@@ -28,14 +28,12 @@ class Reports:
     """HTML reports of cached results.
 
     Args:
-        uploads: The photos (for names).
         depth: The cached depth maps.
         models: The reconstructions and measurements.
         heavy: The turnstile a report waits at.
     """
 
-    def __init__(self, uploads: Uploads, depth: DepthMaps, models: Models3D, *, heavy: HeavyWork | None = None):
-        self.uploads = uploads
+    def __init__(self, depth: DepthMaps, models: Models3D, *, heavy: HeavyWork | None = None):
         self.depth = depth
         self.models = models
         self.heavy = heavy if heavy is not None else getattr(models, "heavy", None) or HeavyWork()
@@ -45,9 +43,7 @@ class Reports:
 
         Raises:
             DepthMissingError: No depth map for ``ref`` in the cache.
-            PhotoMissingError: The photo is no longer stored.
         """
-        self.uploads.require_meta(ref.sha)
         face_depth = self.depth.cached(ref)
         if face_depth is None:
             raise DepthMissingError("Generate the 3D model first.")
@@ -80,7 +76,7 @@ class Reports:
             DepthMissingError: No depth map for ``ref`` in the cache.
         """
         with self.heavy.turn("A report"):
-            face = self.face(ref, params, fov, meta.face_label(ref.face))
+            face = self.face(ref, params, fov, meta.face_label(ref.face_index))
             return f"{safe_stem(meta.name)}_report.html", build_report([face]).encode("utf-8")
 
     def comparison_report(

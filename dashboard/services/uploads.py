@@ -141,12 +141,13 @@ class Uploads:
         """Key of a photo's :class:`UploadMeta`."""
         return make_key("upload-meta", sha)
 
-    def ingest(self, data: bytes, name: str, *, revalidate: bool = False) -> UploadMeta:
+    def ingest(self, data: bytes, name: str, *, sha: str | None = None, revalidate: bool = False) -> UploadMeta:
         """Validate, decode and store an uploaded file; detect its faces.
 
         Args:
             data: The file's bytes.
             name: The file's name (display only; returned in the metadata, never stored here).
+            sha: The SHA-256 of ``data`` where the caller hashed it already (an upload is hashed once).
             revalidate: Decode and detect again even when the content is stored already (for a
                 session that does not hold it yet: the same work as a first upload).
 
@@ -166,7 +167,7 @@ class Uploads:
                 f"The file is too large ({len(data) / 1e6:.1f} MB); the limit is {MAX_FILE_BYTES // (1024 * 1024)} MB."
             )
         name = display_name(name)
-        sha = sha256_hex(data)
+        sha = sha256_hex(data) if sha is None else sha
         existing = self.meta(sha)
         if existing is not None and not revalidate and existing.detector_unavailable is None:
             return dataclasses.replace(existing, name=str(name))

@@ -304,7 +304,7 @@ def build_face_depth(
             sx, sy = w / size_wh[0], h / size_wh[1]
             crop_rgb = cv2.resize(image_rgb, (w, h), interpolation=cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR)
             if face is not None:
-                crop_face = face.transformed((sx, sy), (0.5 * sx - 0.5, 0.5 * sy - 0.5))
+                crop_face = face.resized((sx, sy))
         return FaceDepth(
             depth_rel=depth,
             image_rgb=crop_rgb,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.harness.paths import MODEL
+from tests.harness.service_calls import cached_depth, compute_depth, image, ingest_upload
 
 MARKER = "FAULT_RESULT"
 
@@ -164,12 +165,12 @@ def main(argv: list[str]) -> None:
         return store["items"], " ".join(str(m.to_plotly_json()["props"]["children"]) for m in messages)
 
     def stored_ok(svc: Face3DService, sha: str) -> bool:
-        return svc.uploads.meta(sha) is not None and svc.image(sha).ndim == 3
+        return svc.uploads.meta(sha) is not None and image(svc, sha).ndim == 3
 
     service = make_service()
     runner = ThreadJobRunner(DiskJobStore(os.path.join(cache_dir, "jobs")), service.tasks())
-    meta_a = service.ingest_upload(read(photo_a), "a.png")
-    service.compute_depth(meta_a.sha256, MODEL, 0)
+    meta_a = ingest_upload(service, read(photo_a), "a.png")
+    compute_depth(service, meta_a.sha256, MODEL, 0)
 
     # -- disk full ------------------------------------------------------------------------
     faults.fill_disk(out)
@@ -177,7 +178,7 @@ def main(argv: list[str]) -> None:
     out["full_upload_items"] = items
     out["full_upload_message"] = message
     try:
-        service.ingest_upload(read(photo_b), "b.jpg")
+        ingest_upload(service, read(photo_b), "b.jpg")
         out["full_ingest_error"] = None
     except CacheError as exc:
         out["full_ingest_error"] = exc.user_message
@@ -192,7 +193,7 @@ def main(argv: list[str]) -> None:
     except CacheError as exc:
         out["full_job"] = ["submit-refused", exc.title, exc.user_message]
     out["full_a_still_ok_same_process"] = stored_ok(service, meta_a.sha256)
-    out["full_a_depth_cached"] = service.cached_depth(meta_a.sha256, MODEL, 0) is not None
+    out["full_a_depth_cached"] = cached_depth(service, meta_a.sha256, MODEL, 0) is not None
     try:
         out["full_a_still_ok_new_process"] = stored_ok(make_service(), meta_a.sha256)
     except CacheError as exc:

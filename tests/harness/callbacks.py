@@ -1,4 +1,4 @@
-"""Driving the dashboard's callbacks as plain functions: a started job polled to its end as the page does."""
+"""Driving the dashboard's callbacks as plain functions: a started job polled to its end, the 3D view's page values."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import time
 from dash import no_update
 
 from dashboard.callbacks.jobs import StartOutcome, poll_view, start_view
+from dashboard.controls import ModelView
 from dashboard.jobs import JobRunner
 
 
@@ -30,3 +31,26 @@ def finish_job(runner: JobRunner, outcome: StartOutcome, session: str, timeout_s
         assert view.alert is None, view.alert
         time.sleep(0.05)
     raise AssertionError("job did not finish")
+
+
+def page_view(
+    source: object,
+    smoothing: object = None,
+    density: object = None,
+    depth_scale: object = None,
+    *,
+    fov_auto: object = True,
+    fov_deg: object = None,
+    display: object = None,
+    colors: object = None,
+) -> ModelView:
+    """The 3D view the page's values name, parsed as the callbacks parse them (:meth:`ModelView.parse`)."""
+    raw = {
+        "source": source,
+        "smoothing": smoothing,
+        "density": density,
+        "depth_scale": depth_scale,
+        "fov_auto": fov_auto,
+        "fov_deg": fov_deg,
+    }
+    return ModelView.parse(raw).shown_as(display, colors)

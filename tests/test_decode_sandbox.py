@@ -216,6 +216,7 @@ if sys.argv[2] == "fork":
 images.decode_image(png_bytes(np.zeros((20, 20, 3), np.uint8)))
 print(decode_sandbox.SANDBOX.zygote_pid, flush=True)
 if sys.argv[1] == "exit":
+    sys.stdin.readline()  # the test has looked at the zygote
     os._exit(0)  # as the CLI ends: no atexit handler runs
 sys.stdin.read()  # until killed
 """
@@ -235,6 +236,9 @@ def test_the_decoder_ends_with_its_process(end, start):
         assert _parent(zygote) == child.pid and spawned == (start == "spawn")
         if end == "kill":
             child.kill()
+        else:
+            child.stdin.write("\n")
+            child.stdin.flush()
         child.wait(timeout=30)
         _wait_until(lambda: _gone(zygote) or _state(zygote) == "Z", what="the zygote to end with its process")
     finally:

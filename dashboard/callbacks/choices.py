@@ -6,10 +6,9 @@ face in one tab picks it in the other), with one callback per pair so there is n
 
 from __future__ import annotations
 
-from typing import Any
-
 import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, State, ctx, html
+from dash.development.base_component import Component
 
 from dashboard import ids
 from dashboard.callbacks.upload import store_items
@@ -29,7 +28,7 @@ from face3d_core.errors import UnknownModelError
 from face3d_core.models.registry import DEFAULT_MODEL, list_models
 
 
-def face_options(service: Face3DService, store: Any, *, session: str) -> list[dict]:
+def face_options(service: Face3DService, store: object, *, session: str) -> list[dict]:
     """Dropdown options for the session's uploaded photos: value = SHA-256, label = its name and face."""
     options = []
     for item in store_items(store):
@@ -49,8 +48,8 @@ def face_options(service: Face3DService, store: Any, *, session: str) -> list[di
     return options
 
 
-def sync_faces(options: list[dict], depth_value: Any, model3d_value: Any, trigger: Any) -> Any:
-    """Return the face both pickers should show after a change (first photo by default)."""
+def sync_faces(options: list[dict], depth_value: object, model3d_value: object, trigger: object) -> str | None:
+    """Return the face both pickers should show after a change (first photo by default): an option's value or None."""
     valid = [o["value"] for o in options]
     chosen = model3d_value if trigger == ids.MODEL3D_FACE else depth_value
     if chosen not in valid:
@@ -59,7 +58,7 @@ def sync_faces(options: list[dict], depth_value: Any, model3d_value: Any, trigge
     return chosen
 
 
-def compare_selection(options: list[dict], current: Any) -> list[str]:
+def compare_selection(options: list[dict], current: object) -> list[str]:
     """Keep the still-valid compare choices; preselect the first two photos when empty."""
     valid = [o["value"] for o in options]
     chosen = [v for v in (current or []) if v in valid][:MAX_COMPARE]
@@ -82,17 +81,17 @@ def model_options(statuses: list[ModelStatus] | None = None) -> list[dict]:
     return options
 
 
-def valid_model(value: Any) -> str:
+def valid_model(value: object) -> str:
     """Return ``value`` if it is a registered model, else the default."""
     return value if value in list_models() else DEFAULT_MODEL
 
 
-def valid_precision(value: Any, choices: PrecisionChoices) -> str:
+def valid_precision(value: object, choices: PrecisionChoices) -> str:
     """Return ``value`` if this server offers it, else the default precision."""
     return value if isinstance(value, str) and value in choices.options else choices.default
 
 
-def model_info(name: str, precision: str = "fp32", runtime: str | None = None) -> Any:
+def model_info(name: str, precision: str = "fp32", runtime: str | None = None) -> Component:
     """What the user needs to know about a model's weights (and how to get missing ones) and its precision.
 
     Args:

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 LARGE_ENTRY_BYTES = 4 * 2**20
 #: ... is dropped once nobody used it for this long (seconds); a rebuild costs tens of ms or a disk read.
 IDLE_LARGE_S = 20.0
-#: Any entry is dropped after this long unused.
+#: Every entry is dropped after this long unused.
 IDLE_ANY_S = 600.0
 #: How often the janitor looks.
 JANITOR_PERIOD_S = 5.0

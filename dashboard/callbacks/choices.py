@@ -50,18 +50,19 @@ def face_options(service: Face3DService, store: object, *, session: str) -> list
 
 def sync_faces(options: list[dict], depth_value: object, model3d_value: object, trigger: object) -> str | None:
     """Return the face both pickers should show after a change (first photo by default): an option's value or None."""
-    valid = [o["value"] for o in options]
-    chosen = model3d_value if trigger == ids.MODEL3D_FACE else depth_value
-    if chosen not in valid:
-        other = depth_value if trigger == ids.MODEL3D_FACE else model3d_value
-        chosen = other if other in valid else (valid[0] if valid else None)
-    return chosen
+    valid: list[str] = [o["value"] for o in options]
+    chosen, other = (model3d_value, depth_value) if trigger == ids.MODEL3D_FACE else (depth_value, model3d_value)
+    for wanted in (chosen, other):
+        if wanted in valid:
+            return valid[valid.index(wanted)]
+    return valid[0] if valid else None
 
 
 def compare_selection(options: list[dict], current: object) -> list[str]:
     """Keep the still-valid compare choices; preselect the first two photos when empty."""
-    valid = [o["value"] for o in options]
-    chosen = [v for v in (current or []) if v in valid][:MAX_COMPARE]
+    valid: list[str] = [o["value"] for o in options]
+    picked = current if isinstance(current, list) else []  # anything else from the page is no choice
+    chosen = [valid[valid.index(v)] for v in picked if v in valid][:MAX_COMPARE]
     if not chosen and len(valid) >= 2:
         chosen = valid[:2]
     return chosen

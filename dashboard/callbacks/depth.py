@@ -42,7 +42,7 @@ def depth_request(
         raise NothingSelectedError("Upload a face photo in the Upload tab first, then choose it here.")
     meta = service.access.require_photo(session, sha)
     chosen = valid_precision(precision, precision_choices_here())
-    return DepthRef(meta.sha256, model, meta.face_index(face_for(store, sha)), chosen)
+    return DepthRef(meta.sha256, model, meta.face_index(face_for(store, meta.sha256)), chosen)
 
 
 def start_depth(

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from celery.signals import worker_process_init
 
-from dashboard.jobs import Heartbeat, JobState, JobStatus, execute_job
+from dashboard.jobs import Heartbeat, JobState, JobStatus, JSONObject, execute_job
 from dashboard.jobs_celery import TASK_NAME, RedisJobStore, make_celery
 from face3d_core.pipeline import LoadableDepthPredictor
 from face3d_core.weights import ProgressFn as DownloadProgressFn
@@ -132,7 +132,7 @@ def warm_up_worker_process(**_kwargs: object) -> None:
 
 
 @app.task(name=TASK_NAME, ignore_result=True)
-def run_job(job_id: str, kind: str, params: dict[str, object]) -> str:
+def run_job(job_id: str, kind: str, params: JSONObject) -> str:
     """Run one dashboard job (``kind`` is a :meth:`Face3DService.tasks` name); return its final state."""
     service, store = worker_state()
     status = store.get(job_id) or JobStatus(job_id=job_id, kind=kind)

@@ -10,9 +10,7 @@ then sends its headers a byte at a time holds a worker thread for as long as it 
 
 from __future__ import annotations
 
-from typing import Any
-
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from dashboard.request_limits import headers_received, watch_headers
 
@@ -20,8 +18,12 @@ from dashboard.request_limits import headers_received, watch_headers
 class DeadlineThreadWorker(ThreadWorker):
     """gunicorn's ``gthread`` worker; a client late with its request headers is disconnected."""
 
-    def handle(self, conn: Any) -> Any:
-        """Handle one request of a connection (in a worker thread) under the header deadline."""
+    def handle(self, conn: TConn) -> object:
+        """Handle one request of a connection (in a worker thread) under the header deadline.
+
+        Returns:
+            What gunicorn's own ``handle`` returns (the worker's next step for the connection).
+        """
         client = conn.client[0] if isinstance(conn.client, (tuple, list)) else conn.client
         watch_headers(conn.sock, f"client {client}")
         try:

@@ -45,7 +45,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, TypeAlias, TypedDict
 
 from face3d_core.cache import MISSING
 from face3d_core.cache.diskdb import DiskDB, OnDamage
@@ -53,6 +53,11 @@ from face3d_core.config import get_settings
 from face3d_core.errors import CacheError, Face3DError
 
 logger = logging.getLogger(__name__)
+
+#: A JSON value: job parameters and results are made of these (they cross processes as JSON).
+JSONValue: TypeAlias = "str | int | float | bool | None | list[JSONValue] | dict[str, JSONValue]"
+#: A JSON object: a job's parameters or its result.
+JSONObject: TypeAlias = "dict[str, JSONValue]"
 
 #: How long finished job records are kept (seconds).
 JOB_TTL_S = 6 * 3600
@@ -106,7 +111,7 @@ class JobStatus:
     state: JobState = JobState.QUEUED
     progress: float = 0.0
     message: str = "Waiting to start..."
-    result: dict[str, Any] | None = None
+    result: JSONObject | None = None
     error_title: str | None = None
     error_message: str | None = None
     error_file: str | None = None
@@ -116,14 +121,14 @@ class JobStatus:
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """Return a plain dict (state as its string value)."""
         data = asdict(self)
         data["state"] = self.state.value
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> JobStatus:
+    def from_dict(cls, data: Mapping[str, object]) -> JobStatus:
         """Rebuild from :meth:`to_dict` output (fields this version does not know are ignored)."""
         known = {f.name for f in fields(cls)}
         values = {key: value for key, value in data.items() if key in known}
@@ -274,7 +279,7 @@ class JobContext:
 
 
 #: A task: ``task(params, context) -> small JSON-able result dict``.
-Task = Callable[[dict[str, Any], JobContext], dict[str, Any]]
+Task = Callable[[JSONObject, JobContext], JSONObject]
 
 
 class JobRunner(Protocol):
@@ -283,7 +288,7 @@ class JobRunner(Protocol):
     Implemented by :class:`ThreadJobRunner` and :class:`~dashboard.jobs_celery.CeleryJobRunner`.
     """
 
-    def submit(self, kind: str, params: dict[str, Any], owner: str = "") -> str:
+    def submit(self, kind: str, params: JSONObject, owner: str = "") -> str:
         """Queue a task by name with JSON parameters for ``owner`` (a session id); return the job id."""
         ...
 
@@ -342,10 +347,19 @@ def _read_link_or_file(path: str, link: bool) -> str | None:
         return None
 
 
-_IDENTITY: dict[str, Any] | None = None
+class ProcessIdentity(TypedDict):
+    """One process of one machine (see :func:`process_identity`); stored as JSON in a heartbeat."""
+
+    pid: int
+    boot: str | None
+    pidns: str | None
+    start: int | None
 
 
-def process_identity() -> dict[str, Any]:
+_IDENTITY: ProcessIdentity | None = None
+
+
+def process_identity() -> ProcessIdentity:
     """This process as another process of the machine can check it: boot, PID namespace, pid, start time.
 
     A process id alone is reused (a restarted container's server is process 1 again); with the
@@ -363,7 +377,7 @@ def process_identity() -> dict[str, Any]:
     return _IDENTITY
 
 
-def identity_alive(identity: Any) -> bool | None:
+def identity_alive(identity: object) -> bool | None:
     """Whether the process of a :func:`process_identity` still runs: True, False, or None when this machine cannot tell.
 
     Only a process of the same boot and PID namespace can be checked (``/proc``); for one of
@@ -464,7 +478,7 @@ def describe_unexpected(exc: BaseException) -> tuple[str, str, str]:
     )
 
 
-def execute_job(store: JobStore, status: JobStatus, task: Task, params: dict[str, Any]) -> JobStatus:
+def execute_job(store: JobStore, status: JobStatus, task: Task, params: JSONObject) -> JobStatus:
     """Run one job to its end and record every state change in ``store`` (any job backend).
 
     The task's user-facing errors become a failed job with their message; anything else is
@@ -551,7 +565,7 @@ class ThreadJobRunner:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="face3d-job")
         self._heartbeat = Heartbeat(store, self.token).__enter__()
 
-    def submit(self, kind: str, params: dict[str, Any], owner: str = "") -> str:
+    def submit(self, kind: str, params: JSONObject, owner: str = "") -> str:
         """Queue ``tasks[kind](params)`` for ``owner`` (a session id); return the new job id.
 
         Raises:
@@ -566,7 +580,7 @@ class ThreadJobRunner:
         logger.info("Job %s (%s) queued", status.job_id[:12], kind)
         return status.job_id
 
-    def _run(self, status: JobStatus, params: dict[str, Any]) -> None:
+    def _run(self, status: JobStatus, params: JSONObject) -> None:
         execute_job(self.store, status, self.tasks[status.kind], params)
 
     def _owner_alive(self, status: JobStatus) -> bool:

@@ -28,12 +28,16 @@ import logging
 import os
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
-from dashboard.jobs import JOB_TTL_S, JobIds, JobState, JobStatus, heartbeat_interval, live_status
+from dashboard.jobs import JOB_TTL_S, JobIds, JobState, JobStatus, JSONObject, heartbeat_interval, live_status
 from dashboard.services.errors import JobQueueError
 from face3d_core.cache.redis import redact_url
 from face3d_core.errors import CacheError
+
+if TYPE_CHECKING:  # imported where used: the web process imports them only in scale-out mode
+    import redis
+    from celery import Celery
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +45,7 @@ logger = logging.getLogger(__name__)
 TASK_NAME = "face3d.run_job"
 
 
-def make_celery(url: str) -> Any:
+def make_celery(url: str) -> Celery:
     """Return a Celery app that uses Redis at ``url`` as its broker (no result backend).
 
     Settings: JSON messages only; no Celery results (state lives in :class:`RedisJobStore`);
@@ -80,7 +84,7 @@ class RedisJobStore:
         client: An existing ``redis.Redis`` client (tests); built from ``url`` otherwise.
     """
 
-    def __init__(self, url: str, client: Any = None):
+    def __init__(self, url: str, client: redis.Redis | None = None):
         import redis
 
         self._errors = (redis.RedisError, OSError)
@@ -160,7 +164,7 @@ class CeleryJobRunner:
             :mod:`dashboard.sessions`; default: a secret of this process only).
     """
 
-    def __init__(self, store: RedisJobStore, celery: Any, kinds: Iterable[str], *, job_ids: JobIds | None = None):
+    def __init__(self, store: RedisJobStore, celery: Celery, kinds: Iterable[str], *, job_ids: JobIds | None = None):
         self.store = store
         self.celery = celery
         self.kinds = frozenset(kinds)
@@ -171,7 +175,7 @@ class CeleryJobRunner:
         """Build the runner for a Redis URL (job store and broker on the same Redis)."""
         return cls(RedisJobStore(url), make_celery(url), kinds, job_ids=job_ids)
 
-    def submit(self, kind: str, params: dict[str, Any], owner: str = "") -> str:
+    def submit(self, kind: str, params: JSONObject, owner: str = "") -> str:
         """Record a queued job for ``owner`` (a session id) and send it to the workers; return its id.
 
         Raises:

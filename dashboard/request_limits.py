@@ -27,12 +27,17 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol
 
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.serving import WSGIRequestHandler
 
 from face3d_core.config import get_settings
+
+if TYPE_CHECKING:
+    from dash import Dash
+    from flask import Flask
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +53,16 @@ QUIET_PATHS = ("/face3d/live/frame",)
 SOCKET_KEYS = ("gunicorn.socket", "face3d.socket")
 
 _WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+#: ``sys.exc_info()`` as a WSGI app passes it to ``start_response`` after an error.
+_ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
+
+
+class _BodyStream(Protocol):
+    """A WSGI server's ``wsgi.input``: what :class:`_LimitedBody` reads from."""
+
+    def read(self, size: int = ..., /) -> bytes: ...
+
+    def readline(self, size: int = ..., /) -> bytes: ...
 
 
 class _Watch:
@@ -157,7 +172,7 @@ def headers_received() -> None:
 class _LimitedBody:
     """The request body as the app reads it: counted, cut off at the limit, on a deadline."""
 
-    def __init__(self, stream: Any, max_bytes: int, declared: int | None, watch: _Watch | None):
+    def __init__(self, stream: _BodyStream, max_bytes: int, declared: int | None, watch: _Watch | None):
         self._stream = stream
         self._max_bytes = max_bytes
         self._declared = declared
@@ -198,7 +213,7 @@ class _LimitedBody:
         size = limit if size is None or size < 0 else min(size, limit)
         return self._count(self._stream.readline(max(0, size)), size)
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: bytearray | memoryview) -> int:
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
@@ -264,12 +279,12 @@ class BodyLimit:
         reply: list = []
         sent: list = []  # the server's write(), once its start_response was called
 
-        def send_reply() -> Callable[[bytes], Any]:
+        def send_reply() -> Callable[[bytes], object]:
             if not sent:
                 sent.append(start_response(*reply))
             return sent[0]
 
-        def remember(status: str, headers: list, exc_info: Any = None) -> Callable[[bytes], Any]:
+        def remember(status: str, headers: list, exc_info: _ExcInfo | None = None) -> Callable[[bytes], object]:
             # held back until the app returns: a body over the limit turns any answer into 413
             reply[:] = [status, headers, exc_info]
             return lambda data: send_reply()(data)
@@ -325,11 +340,11 @@ class BoundedRequestHandler(WSGIRequestHandler):
         return wsgi_env
 
 
-def limit_requests(server: Any, max_bytes: int) -> None:
+def limit_requests(server: Flask, max_bytes: int) -> None:
     """Put :class:`BodyLimit` in front of a Flask server's WSGI app (any WSGI server then applies it)."""
     server.wsgi_app = BodyLimit(server.wsgi_app, max_bytes)
 
 
-def run_dev_server(app: Any, host: str, port: int, *, debug: bool = False) -> None:
+def run_dev_server(app: Dash, host: str, port: int, *, debug: bool = False) -> None:
     """Serve a Dash app with Werkzeug's threaded server and :class:`BoundedRequestHandler`."""
     app.run(host=host, port=port, debug=debug, threaded=True, request_handler=BoundedRequestHandler)

@@ -27,7 +27,6 @@ import re
 import secrets
 import stat
 from pathlib import Path
-from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
 
@@ -161,7 +160,7 @@ class SessionCookies:
         """The cookie that carries ``session_id``."""
         return f"{session_id}.{self._signature(session_id)}"
 
-    def session_of(self, cookie: Any) -> str | None:
+    def session_of(self, cookie: object) -> str | None:
         """The session id a cookie carries, or None when it is missing, malformed or forged."""
         if not isinstance(cookie, str) or len(cookie) != 65:
             return None

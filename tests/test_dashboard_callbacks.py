@@ -199,6 +199,8 @@ def test_face_options_and_sync(env, uploaded):
     assert choices.sync_faces([], "x", "y", None) is None
     assert choices.compare_selection(options, None) == [first, second]
     assert choices.compare_selection(options, ["gone", second]) == [second]
+    for junk in (5, 1.5, True, {second: 1}, second):  # no choice from the page: the first two, never a TypeError
+        assert choices.compare_selection(options, junk) == [first, second]
 
 
 def test_model_options_show_weights(monkeypatch, tmp_path):

@@ -7,15 +7,13 @@ frames go to ``/face3d/live/frame`` (:mod:`dashboard.live_endpoint`), not throug
 
 from __future__ import annotations
 
-from typing import Any
-
 from dash import Dash, Input, Output
 
 from dashboard import ids
 from face3d_core.figures import DEFAULT_COLORMAP, DEPTH_COLORMAPS, depth_colormap_gradient
 
 
-def live_colormap(colormap: Any) -> tuple[str, dict]:
+def live_colormap(colormap: object) -> tuple[str, dict]:
     """The colour map the live view asks for (the Depth tab's, else the default) and its legend bar's style."""
     name = colormap if isinstance(colormap, str) and colormap in DEPTH_COLORMAPS else DEFAULT_COLORMAP
     return name, {"background": depth_colormap_gradient(name)}

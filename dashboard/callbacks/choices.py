@@ -6,10 +6,9 @@ face in one tab picks it in the other), with one callback per pair so there is n
 
 from __future__ import annotations
 
-from typing import Any
-
 import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, State, ctx, html
+from dash.development.base_component import Component
 
 from dashboard import ids
 from dashboard.callbacks.upload import store_items
@@ -29,7 +28,7 @@ from face3d_core.errors import UnknownModelError
 from face3d_core.models.registry import DEFAULT_MODEL, list_models
 
 
-def face_options(service: Face3DService, store: Any, *, session: str) -> list[dict]:
+def face_options(service: Face3DService, store: object, *, session: str) -> list[dict]:
     """Dropdown options for the session's uploaded photos: value = SHA-256, label = its name and face."""
     options = []
     for item in store_items(store):
@@ -49,20 +48,21 @@ def face_options(service: Face3DService, store: Any, *, session: str) -> list[di
     return options
 
 
-def sync_faces(options: list[dict], depth_value: Any, model3d_value: Any, trigger: Any) -> Any:
-    """Return the face both pickers should show after a change (first photo by default)."""
-    valid = [o["value"] for o in options]
-    chosen = model3d_value if trigger == ids.MODEL3D_FACE else depth_value
-    if chosen not in valid:
-        other = depth_value if trigger == ids.MODEL3D_FACE else model3d_value
-        chosen = other if other in valid else (valid[0] if valid else None)
-    return chosen
+def sync_faces(options: list[dict], depth_value: object, model3d_value: object, trigger: object) -> str | None:
+    """Return the face both pickers should show after a change (first photo by default): an option's value or None."""
+    valid: list[str] = [o["value"] for o in options]
+    chosen, other = (model3d_value, depth_value) if trigger == ids.MODEL3D_FACE else (depth_value, model3d_value)
+    for wanted in (chosen, other):
+        if wanted in valid:
+            return valid[valid.index(wanted)]
+    return valid[0] if valid else None
 
 
-def compare_selection(options: list[dict], current: Any) -> list[str]:
+def compare_selection(options: list[dict], current: object) -> list[str]:
     """Keep the still-valid compare choices; preselect the first two photos when empty."""
-    valid = [o["value"] for o in options]
-    chosen = [v for v in (current or []) if v in valid][:MAX_COMPARE]
+    valid: list[str] = [o["value"] for o in options]
+    picked = current if isinstance(current, list) else []  # anything else from the page is no choice
+    chosen = [valid[valid.index(v)] for v in picked if v in valid][:MAX_COMPARE]
     if not chosen and len(valid) >= 2:
         chosen = valid[:2]
     return chosen
@@ -82,17 +82,17 @@ def model_options(statuses: list[ModelStatus] | None = None) -> list[dict]:
     return options
 
 
-def valid_model(value: Any) -> str:
+def valid_model(value: object) -> str:
     """Return ``value`` if it is a registered model, else the default."""
     return value if value in list_models() else DEFAULT_MODEL
 
 
-def valid_precision(value: Any, choices: PrecisionChoices) -> str:
+def valid_precision(value: object, choices: PrecisionChoices) -> str:
     """Return ``value`` if this server offers it, else the default precision."""
     return value if isinstance(value, str) and value in choices.options else choices.default
 
 
-def model_info(name: str, precision: str = "fp32", runtime: str | None = None) -> Any:
+def model_info(name: str, precision: str = "fp32", runtime: str | None = None) -> Component:
     """What the user needs to know about a model's weights (and how to get missing ones) and its precision.
 
     Args:

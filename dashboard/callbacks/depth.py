@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from dash import ClientsideFunction, Dash, Input, Output, State
 
@@ -28,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 
 def depth_request(
-    service: Face3DService, sha: Any, model: Any, store: Any, *, session: str, precision: Any = "fp32"
+    service: Face3DService, sha: object, model: object, store: object, *, session: str, precision: object = "fp32"
 ) -> DepthRef:
     """Return the depth map the user asks for: the chosen photo, model, face and precision (browser values).
 
@@ -43,18 +42,18 @@ def depth_request(
         raise NothingSelectedError("Upload a face photo in the Upload tab first, then choose it here.")
     meta = service.access.require_photo(session, sha)
     chosen = valid_precision(precision, precision_choices_here())
-    return DepthRef(meta.sha256, model, meta.face_index(face_for(store, sha)), chosen)
+    return DepthRef(meta.sha256, model, meta.face_index(face_for(store, meta.sha256)), chosen)
 
 
 def start_depth(
     service: Face3DService,
     runner: JobRunner,
-    sha: Any,
-    model: Any,
-    store: Any,
+    sha: object,
+    model: object,
+    store: object,
     *,
     session: str,
-    precision: Any = "fp32",
+    precision: object = "fp32",
 ) -> StartOutcome:
     """Generate button: serve a cached depth map at once, otherwise queue the network job for ``session``."""
     ref = depth_request(service, sha, model, store, session=session, precision=precision)
@@ -68,7 +67,7 @@ def start_depth(
 EMPTY_DEPTH = (figures.go.Figure(), figures.go.Figure(), "", False, True, True)
 
 
-def render_depth(service: Face3DService, result: Any, colormap: Any, *, session: str) -> tuple:
+def render_depth(service: Face3DService, result: object, colormap: object, *, session: str) -> tuple:
     """Figures and caption for a depth result.
 
     Returns:

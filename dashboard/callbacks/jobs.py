@@ -16,14 +16,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from dash import Dash, Input, Output, State, ctx, no_update
+from dash import Dash, Input, NoUpdate, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids
 from dashboard.errors import AlertInfo, safe_message, show_alert
-from dashboard.jobs import FIRST_POLL_MS, POLL_MS, JobRunner, JobState
+from dashboard.jobs import FIRST_POLL_MS, POLL_MS, JobRunner, JobState, JSONObject
 from dashboard.sessions import current_session
 
 logger = logging.getLogger(__name__)
@@ -33,7 +32,7 @@ logger = logging.getLogger(__name__)
 class StartOutcome:
     """What pressing a tab's Generate button led to: a finished result or a queued job."""
 
-    result: dict | None = None
+    result: JSONObject | None = None
     job_id: str | None = None
 
 
@@ -57,12 +56,12 @@ class JobView:
 
     job: dict | None = None
     interval_disabled: bool = True
-    interval_ms: Any = field(default_factory=lambda: no_update)
+    interval_ms: int | NoUpdate = field(default_factory=lambda: no_update)
     panel_hidden: bool = True
     progress: float = 0.0
     label: str = ""
     message: str = ""
-    result: Any = field(default_factory=lambda: no_update)
+    result: JSONObject | None | NoUpdate = field(default_factory=lambda: no_update)
     busy: bool = False
     alert: AlertInfo | None = None
 
@@ -97,7 +96,7 @@ def start_view(outcome: StartOutcome) -> JobView:
     )
 
 
-def poll_view(runner: JobRunner, job: Any, *, session: str) -> JobView:
+def poll_view(runner: JobRunner, job: object, *, session: str) -> JobView:
     """View for the job's current status (called by the interval).
 
     A job id that is not one the server issued to ``session`` is the same as an unknown one.
@@ -136,7 +135,7 @@ def poll_view(runner: JobRunner, job: Any, *, session: str) -> JobView:
     )
 
 
-def cancel_view(runner: JobRunner, job: Any, *, session: str) -> JobView:
+def cancel_view(runner: JobRunner, job: object, *, session: str) -> JobView:
     """Cancel the session's running job (if any) and show that at once.
 
     Anything but a job id the server issued to ``session`` is ignored (never stored nor logged).

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import dash_bootstrap_components as dbc
 import numpy as np
-from dash import ClientsideFunction, Dash, Input, Output, Patch, State, ctx, html, no_update
+from dash import ClientsideFunction, Dash, Input, NoUpdate, Output, Patch, State, ctx, html, no_update
+from dash.development.base_component import Component
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids
@@ -84,7 +84,7 @@ def measurement_table(result: FaceMeasurements) -> html.Div:
     """
     rows = []
     for m in result.measurements:
-        label: list[Any] = [m.label]
+        label: list[str | Component] = [m.label]
         if m.reference:
             label.append(dbc.Badge(reference_text(result), color="warning", text_color="dark", className="ms-1"))
         elif m.note:
@@ -150,13 +150,13 @@ def compare_measurements(service: Face3DService, result: ComparisonResult) -> li
     return measured
 
 
-def session_comparison(service: Face3DService, data: Any, session: str) -> ComparisonResult | None:
+def session_comparison(service: Face3DService, data: object, session: str) -> ComparisonResult | None:
     """The comparison the page names, as ``session`` sees it (None unless it holds every compared photo)."""
     key = data.get("key") if isinstance(data, dict) else None
     return service.access.comparison(session, service.comparisons.cached(key))
 
 
-def render_compare_measurements(service: Face3DService, data: Any, *, session: str) -> tuple[Any, bool]:
+def render_compare_measurements(service: Face3DService, data: object, *, session: str) -> tuple[html.Div | None, bool]:
     """The Compare tab's measurements side by side (only of the session's own comparison).
 
     Returns:
@@ -188,7 +188,7 @@ def render_compare_measurements(service: Face3DService, data: Any, *, session: s
     return table, False
 
 
-def fov_slider(service: Face3DService, auto: Any, source: Any, *, session: str) -> tuple[bool, Any]:
+def fov_slider(service: Face3DService, auto: object, source: object, *, session: str) -> tuple[bool, int | NoUpdate]:
     """The field-of-view slider: disabled while "auto (EXIF)" is on; switched off, it starts at the photo's value.
 
     Returns:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TypedDict
 
 import dash_bootstrap_components as dbc
 from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
+from dash.development.base_component import Component
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids
@@ -31,7 +33,14 @@ logger = logging.getLogger(__name__)
 # -- the uploads store ------------------------------------------------------------------
 
 
-def store_items(store: Any) -> list[dict]:
+class UploadItem(TypedDict):
+    """One photo of the uploads store: its SHA-256 and the face chosen in it (None: none chosen)."""
+
+    sha: str
+    face: int | None
+
+
+def store_items(store: object) -> list[UploadItem]:
     """Return the valid ``{"sha", "face"}`` items of the uploads store (robust to junk).
 
     At most :data:`MAX_UPLOADS` items (a gallery never holds more): a forged store of a million
@@ -40,7 +49,8 @@ def store_items(store: Any) -> list[dict]:
     items = store.get("items") if isinstance(store, dict) else None
     if not isinstance(items, list):
         return []
-    clean, seen = [], set()
+    clean: list[UploadItem] = []
+    seen: set[str] = set()
     for item in items[: 4 * MAX_UPLOADS]:
         if len(clean) >= MAX_UPLOADS:
             break
@@ -55,7 +65,7 @@ def store_items(store: Any) -> list[dict]:
     return clean
 
 
-def face_for(store: Any, sha: str | None) -> int | None:
+def face_for(store: object, sha: str | None) -> int | None:
     """Return the face index chosen for ``sha`` in the store (None when none was chosen)."""
     for item in store_items(store):
         if item["sha"] == sha:
@@ -91,8 +101,8 @@ def file_message(name: str, text: str, color: str) -> dbc.Alert:
 
 
 def handle_upload(
-    service: Face3DService, contents: Any, filenames: Any, store: Any, *, session: str
-) -> tuple[dict, list]:
+    service: Face3DService, contents: object, filenames: object, store: object, *, session: str
+) -> tuple[dict, list[dbc.Alert]]:
     """Ingest uploaded files one by one; a bad file gets its own message, the others are kept.
 
     Args:
@@ -111,7 +121,7 @@ def handle_upload(
     filenames = [name or f"file {i + 1}" for i, name in enumerate(filenames)]
     items = store_items(store)
     known = {item["sha"] for item in items}
-    messages: list = []
+    messages: list[dbc.Alert] = []
     added = 0
     whole: dict[str, list[str]] = {}  # reason -> names of photos used whole because detection could not run
     for content, name in zip(contents, filenames, strict=False):
@@ -164,7 +174,7 @@ def handle_upload(
     return {"items": items}, messages
 
 
-def rejected_messages(rejected: Any) -> list:
+def rejected_messages(rejected: object) -> list[dbc.Alert]:
     """Messages for files the browser refused before upload (bigger than the size limit)."""
     files = rejected.get("files") if isinstance(rejected, dict) else None
     messages = []
@@ -286,7 +296,9 @@ def gallery_card(meta: UploadMeta, selected: int | None, thumb_url: str) -> dbc.
     )
 
 
-def render_gallery(service: Face3DService, store: Any, thumb_url_for, *, session: str) -> tuple[Any, str]:
+def render_gallery(
+    service: Face3DService, store: object, thumb_url_for: Callable[[str], str], *, session: str
+) -> tuple[list[Component], str]:
     """Return ``(gallery children, count text)`` for the uploads store.
 
     Args:
@@ -303,7 +315,7 @@ def render_gallery(service: Face3DService, store: Any, thumb_url_for, *, session
             missing += 1
             continue
         cards.append(gallery_card(meta, meta.face_index(item["face"]), thumb_url_for(meta.sha256)))
-    children: list = []
+    children: list[Component] = []
     if missing:
         children.append(
             dbc.Alert(
@@ -330,7 +342,7 @@ def render_gallery(service: Face3DService, store: Any, thumb_url_for, *, session
     return children, str(len(cards))
 
 
-def pick_face(store: Any, sha: str, index: int) -> dict:
+def pick_face(store: object, sha: str, index: int) -> dict:
     """Return the store with face ``index`` chosen for photo ``sha``."""
     items = store_items(store)
     for item in items:
@@ -339,7 +351,7 @@ def pick_face(store: Any, sha: str, index: int) -> dict:
     return {"items": items}
 
 
-def remove_photo(store: Any, sha: str) -> dict:
+def remove_photo(store: object, sha: str) -> dict:
     """Return the store without photo ``sha`` (the cache keeps it for others)."""
     return {"items": [item for item in store_items(store) if item["sha"] != sha]}
 

@@ -32,7 +32,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from dashboard.services.errors import PhotoMissingError
 from dashboard.services.uploads import UploadMeta, Uploads, display_name
@@ -43,6 +43,9 @@ from face3d_core.config import get_settings
 from face3d_core.errors import CacheError
 from face3d_core.images import sha256_hex
 from face3d_core.pipeline import DepthRef
+
+if TYPE_CHECKING:  # imported where used: only scale-out mode needs it
+    import redis
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +129,7 @@ class RedisMembershipStore:
         client: An existing ``redis.Redis`` client (tests); built from ``url`` otherwise.
     """
 
-    def __init__(self, url: str, client: Any = None):
+    def __init__(self, url: str, client: redis.Redis | None = None):
         import redis
 
         self._errors = (redis.RedisError, OSError)
@@ -223,7 +226,7 @@ class Access:
             self._refreshed[(session, meta.sha256)] = time.monotonic()
         return dataclasses.replace(meta, name=name)
 
-    def meta(self, session: str, sha: Any) -> UploadMeta | None:
+    def meta(self, session: str, sha: object) -> UploadMeta | None:
         """The photo ``sha`` as ``session`` sees it (its own name), or None.
 
         None when the session never uploaded that content, when it is no longer stored, or
@@ -246,7 +249,7 @@ class Access:
                 logger.info("Could not refresh a session's photo %s: %s", sha[:12], exc)
         return dataclasses.replace(meta, name=name)
 
-    def require_photo(self, session: str, sha: Any) -> UploadMeta:
+    def require_photo(self, session: str, sha: object) -> UploadMeta:
         """Like :meth:`meta`, raising the user-facing error instead of returning None.
 
         Raises:

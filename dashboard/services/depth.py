@@ -164,7 +164,7 @@ class DepthMaps:
         """Return the cached depth map or None (never runs the network)."""
         key = self.key(ref)
         value = self.memory.get(key)
-        if value is None:
+        if not isinstance(value, FaceDepth):
             value = self.store.get(key)
             if not isinstance(value, FaceDepth):
                 return None
@@ -180,7 +180,7 @@ class DepthMaps:
         """
         key = self.key(ref)
         hot = self.memory.get(key)
-        if hot is not None:
+        if isinstance(hot, FaceDepth):
             return hot
         report = progress or no_progress
         computed = []

@@ -18,7 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -32,13 +32,13 @@ logger = logging.getLogger(__name__)
 LARGE_ENTRY_BYTES = 4 * 2**20
 #: ... is dropped once nobody used it for this long (seconds); a rebuild costs tens of ms or a disk read.
 IDLE_LARGE_S = 20.0
-#: Any entry is dropped after this long unused.
+#: Every entry is dropped after this long unused.
 IDLE_ANY_S = 600.0
 #: How often the janitor looks.
 JANITOR_PERIOD_S = 5.0
 
 
-def approx_nbytes(value: Any, _depth: int = 0) -> int:
+def approx_nbytes(value: object, _depth: int = 0) -> int:
     """Bytes held by the numpy arrays of a value (dataclasses, tuples, dicts; shallowly nested)."""
     if isinstance(value, np.ndarray):
         return int(value.nbytes)
@@ -67,7 +67,7 @@ class MemoryLRU:
     def __init__(self, max_items: int, max_bytes: int = 256 * 1024 * 1024):
         self.max_items = max(1, int(max_items))
         self.max_bytes = int(max_bytes)
-        self._items: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[object, int]] = OrderedDict()
         self._used: dict[str, float] = {}  # key -> time.monotonic() of its last use
         self._bytes = 0
         self._lock = threading.Lock()
@@ -80,7 +80,7 @@ class MemoryLRU:
         """Bytes held now."""
         return self._bytes
 
-    def get(self, key: str) -> Any | None:
+    def get(self, key: str) -> object | None:
         """Return the value of ``key`` (marking it recently used) or None."""
         with self._lock:
             entry = self._items.get(key)
@@ -92,13 +92,13 @@ class MemoryLRU:
             self.hits += 1
             return entry[0]
 
-    def _peek(self, key: str) -> Any:
+    def _peek(self, key: str) -> object:
         """The value of ``key`` or MISSING, without counting or reordering."""
         with self._lock:
             entry = self._items.get(key)
         return MISSING if entry is None else entry[0]
 
-    def put(self, key: str, value: Any) -> None:
+    def put(self, key: str, value: object) -> None:
         """Store ``value``, evicting the least recently used entries beyond the limits."""
         size = approx_nbytes(value)
         with self._lock:
@@ -116,7 +116,7 @@ class MemoryLRU:
     def get_or_compute(self, key: str, compute: Callable[[], T]) -> T:
         """Return the stored value or compute it once (concurrent callers for the key wait for it)."""
 
-        def read(k: str) -> Any:
+        def read(k: str) -> object:
             value = self.get(k)
             return MISSING if value is None else value
 

@@ -109,7 +109,7 @@ class Models3D:
             return built
 
         cached = self.memory.get(key)
-        if cached is not None:
+        if isinstance(cached, FaceModel3D):
             return cached
         if is_heavy(params):  # the turn first, then the key's lock (never the other way round)
             with self.heavy.turn("A 3D model of many points"):

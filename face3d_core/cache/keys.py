@@ -21,7 +21,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 #: Bump when a stored format or an algorithm behind a cached result changes.
 #: v2: upload metadata holds :class:`~face3d_core.faces.Face` objects (not dicts) and
@@ -40,7 +40,7 @@ _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _KIND_RE = re.compile(r"^[a-z0-9_][a-z0-9_.-]*$")
 
 
-def is_sha256_hex(value: object) -> bool:
+def is_sha256_hex(value: object) -> TypeGuard[str]:
     """Return True when ``value`` is a lowercase 64-character hex SHA-256 string."""
     return isinstance(value, str) and bool(_SHA256_RE.match(value))
 

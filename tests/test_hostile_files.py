@@ -231,3 +231,15 @@ def test_cli_reports_each_hostile_file_and_does_the_good_ones(tmp_path, fill_wei
     growth = hostile_rss - baseline_rss
     print(f"CLI peak RSS: {baseline_rss / 2**20:.0f} MiB one photo, {hostile_rss / 2**20:.0f} MiB with the corpus")
     assert growth < MEMORY_GROWTH_LIMIT, f"peak memory grew by {growth / 2**20:.0f} MiB on the hostile corpus"
+
+
+def test_a_drop_of_more_files_than_are_read_says_so_once(service):
+    from dashboard.callbacks.upload import MAX_FILES_READ
+
+    offered = MAX_FILES_READ + 50
+    store, messages = handle_upload(service, ["not a data url"] * offered, None, None, session="")
+    texts = [_texts(m) for m in messages]
+    assert store_items(store) == []
+    assert sum(f"Only the first {MAX_FILES_READ} files were read" in t for t in texts) == 1
+    assert len(texts) == MAX_FILES_READ + 1  # one refusal per file read, named "file N"
+    assert sum("file 1" in t for t in texts) >= 1  # files without names are named by their place

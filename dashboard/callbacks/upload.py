@@ -29,6 +29,9 @@ from face3d_core.images import MAX_FILE_BYTES
 
 logger = logging.getLogger(__name__)
 
+#: The most files of one drop that are looked at (those beyond the gallery's room are refused by name).
+MAX_FILES_READ = 4 * MAX_UPLOADS
+
 
 # -- the uploads store ------------------------------------------------------------------
 
@@ -115,13 +118,24 @@ def handle_upload(
     Returns:
         ``(new store, messages)``.
     """
-    contents = text_list(contents, MAX_UPLOADS)
-    filenames = text_list(filenames, MAX_UPLOADS)
+    # more files than the gallery takes each get "the gallery is full" (no decoding); a forged list
+    # of a million is read no further than this
+    offered = len(contents) if isinstance(contents, list) else 1
+    contents = text_list(contents, MAX_FILES_READ)
+    filenames = text_list(filenames, MAX_FILES_READ)
     filenames += [""] * (len(contents) - len(filenames))
     filenames = [name or f"file {i + 1}" for i, name in enumerate(filenames)]
     items = store_items(store)
     known = {item["sha"] for item in items}
     messages: list[dbc.Alert] = []
+    if offered > MAX_FILES_READ:
+        messages.append(
+            file_message(
+                f"{offered} files",
+                f"Only the first {MAX_FILES_READ} files were read; a gallery holds {MAX_UPLOADS}.",
+                "info",
+            )
+        )
     added = 0
     whole: dict[str, list[str]] = {}  # reason -> names of photos used whole because detection could not run
     for content, name in zip(contents, filenames, strict=False):

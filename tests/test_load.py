@@ -29,7 +29,7 @@ import requests
 
 from face3d_core.models.cpu_info import cpu_name
 from tests.harness.paths import FILL_PY, MODEL, RELIABILITY_ARTIFACTS, YUNET_PATH, face_photos, require
-from tests.harness.processes import child_env
+from tests.harness.processes import cache_sharing_compiled_models, child_env
 from tests.harness.servers import WebServer
 from tests.harness.users import Stats, run_users
 
@@ -50,7 +50,8 @@ def photos() -> list[Path]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, photos, fill_weights):
     root = tmp_path_factory.mktemp("load")
-    env = child_env(FACE3D_CACHE_DIR=str(root / "cache"), FACE3D_WEIGHTS_DIR=str(fill_weights))
+    cache = cache_sharing_compiled_models(root / "cache", tmp_path_factory)
+    env = child_env(FACE3D_CACHE_DIR=str(cache), FACE3D_WEIGHTS_DIR=str(fill_weights))
     web = WebServer.dashboard(env, root / "server.log")
     try:
         yield web.start()
@@ -119,7 +120,7 @@ BACK_ABOVE_IDLE = 300 * 2**20
 BACK_WITHIN_S = 60.0
 
 
-def test_concurrent_heavy_use_is_bounded_and_memory_goes_back(tmp_path, photos, fill_weights, capsys):
+def test_concurrent_heavy_use_is_bounded_and_memory_goes_back(tmp_path, tmp_path_factory, photos, fill_weights, capsys):
     """Issue 16: 6 sessions at once do upload, depth, 3D at full density, 2 clicks, a relief STL and a report.
 
     Before: +2.75 GB over a 520 MB idle at the peak, and 2.3-2.9 GB kept afterwards (the issue's
@@ -128,7 +129,8 @@ def test_concurrent_heavy_use_is_bounded_and_memory_goes_back(tmp_path, photos, 
     """
     from tests.harness.heavy_load import run_heavy_load
 
-    env = child_env(FACE3D_CACHE_DIR=str(tmp_path / "cache"), FACE3D_WEIGHTS_DIR=str(fill_weights))
+    cache = cache_sharing_compiled_models(tmp_path / "cache", tmp_path_factory)
+    env = child_env(FACE3D_CACHE_DIR=str(cache), FACE3D_WEIGHTS_DIR=str(fill_weights))
     server = WebServer.dashboard(env, tmp_path / "server.log").start()
     try:
         report = run_heavy_load(

@@ -20,7 +20,7 @@ import pytest
 
 from tests.harness.page_waits import RequestTrackingBrowser
 from tests.harness.paths import FACES_DIR, FILL_PY, REPO_ROOT, YUNET_PATH, require
-from tests.harness.processes import child_env
+from tests.harness.processes import cache_sharing_compiled_models, child_env
 from tests.harness.servers import WebServer
 
 CHROMIUM = os.environ.get("FACE3D_CHROMIUM", "/usr/bin/chromium")
@@ -38,7 +38,8 @@ def own_dashboard(tmp_path_factory, name: str, fill_weights: Path) -> Iterator[W
     """A running ``python -m dashboard`` with a cache folder of its own (``<tmp>/<name>N/cache``); stopped on exit."""
     require(FILL_PY, YUNET_PATH)
     root = tmp_path_factory.mktemp(name)
-    env = child_env(FACE3D_CACHE_DIR=str(root / "cache"), FACE3D_WEIGHTS_DIR=str(fill_weights))
+    cache = cache_sharing_compiled_models(root / "cache", tmp_path_factory)
+    env = child_env(FACE3D_CACHE_DIR=str(cache), FACE3D_WEIGHTS_DIR=str(fill_weights))
     server = WebServer.dashboard(env, root / "server.log", start_timeout=90.0)
     try:
         yield server.start()

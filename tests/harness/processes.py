@@ -62,6 +62,23 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def cache_sharing_compiled_models(cache_dir: Path, tmp_path_factory) -> Path:
+    """``cache_dir``, created, whose ``compiled`` folder is the test run's one shared folder.
+
+    Servers of the run that use the same checkpoint (``fill_weights``) then export and compile each
+    network once per input size, not once per server: about 200 MB of disk and several seconds of
+    CPU each. The compiled-model store is made for several processes on one folder (whole files,
+    atomic renames). Tests of compiling itself keep a cache of their own.
+    """
+    shared = Path(tmp_path_factory.getbasetemp()) / "compiled-models-shared"
+    shared.mkdir(exist_ok=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    link = cache_dir / "compiled"
+    if not link.is_symlink():
+        link.symlink_to(shared, target_is_directory=True)
+    return cache_dir
+
+
 def peak_rss_bytes(pid: int) -> int | None:
     """Peak resident memory of a live process (Linux ``VmHWM``), or None where unavailable."""
     try:

@@ -32,7 +32,7 @@ from dashboard import ids
 from tests.harness import flows
 from tests.harness.dash_client import DashHttp, output
 from tests.harness.paths import FILL_PY, MODEL, RELIABILITY_ARTIFACTS, YUNET_PATH, face_photos, require
-from tests.harness.processes import PYTHON, ManagedProcess, child_env, free_port
+from tests.harness.processes import PYTHON, ManagedProcess, cache_sharing_compiled_models, child_env, free_port
 from tests.harness.servers import RedisServer, WebServer
 from tests.harness.service_calls import cached_depth, depth_key
 from tests.harness.users import Stats, UserSession, photo_variant, run_users
@@ -89,7 +89,7 @@ def deployment(redis_url, shared_ready, fill_weights, tmp_path_factory):
         for number in range(INFERENCE_WORKERS):
             env = child_env(
                 FACE3D_REDIS_URL=redis_url,
-                FACE3D_CACHE_DIR=str(root / f"gpu{number}-cache"),
+                FACE3D_CACHE_DIR=str(cache_sharing_compiled_models(root / f"gpu{number}-cache", tmp_path_factory)),
                 FACE3D_WEIGHTS_DIR=str(fill_weights),
                 FACE3D_JOB_HEARTBEAT_S="1",
             )

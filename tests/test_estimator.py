@@ -87,8 +87,10 @@ BACKENDS = [
 
 
 @pytest.mark.parametrize(("backend", "accelerate"), BACKENDS)
-def test_every_backend_matches_official(backend, accelerate, weights_dir, reference_dir):
-    _write_checkpoint("midas_v21_small_256", weights_dir)
+def test_every_backend_matches_official(backend, accelerate, run_weights_dir, reference_dir):
+    # the run's shared folder: an export made earlier in the run by the same code is reused (the
+    # export itself and its storage are checked by test_export_and_verification_are_stored_once)
+    _write_checkpoint("midas_v21_small_256", run_weights_dir)
     est = DepthEstimator("midas_v21_small_256", device="cpu", precision="fp32", accelerate=accelerate, backend=backend)
     assert est.backend == backend
     depth_rel = est.predict(load_image(reference_dir / "pattern_480x640.png"))

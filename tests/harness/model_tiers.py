@@ -45,6 +45,10 @@ BUDGET_EXCEPTIONS_GB = {
     # export and the compiled network: 8.1 GB measured with one compiled network at a time (12.7 GB
     # with both input sizes in one estimator).
     "dpt_beit_large_512": 9.0,
+    # ViT-L through the app's runtime, one compiled network at a time: 5.95 GB measured (7.66 GB
+    # with both input sizes in one estimator); PyTorch's ONNX exporter holds a second copy of the
+    # 1.3 GB of weights while it writes the file. The margin covers the allocator's variation.
+    "dpt_large_384": 6.5,
 }
 
 #: The option of :mod:`tests.conftest` that keeps one network's ``models`` tests (the tier runner sets it).

@@ -9,7 +9,7 @@ waits until it is idle (plotly.js warmed up), then clicks each tab once. The bud
 requirement; a loaded machine can push one round over it, so a round that misses gets one more
 fresh page, and one round must meet the budget on every tab. Each round's figures are printed and
 written to ``long_tasks.json`` in the e2e artifacts; ``benchmarks/tab_switch.py`` measures before and
-after (``docs/dashboard-ui.md``: 1.4 s before, 0.11 s after, for the first switch to Depth).
+after (``docs/dashboard-ui.md``: about 1 s before, 0.1 s after, for the first switch to Depth).
 """
 
 from __future__ import annotations

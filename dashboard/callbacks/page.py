@@ -1,7 +1,7 @@
 """What the whole page does in the browser: no freeze at the first switch to a tab, phones.
 
 * **Warm-up while idle.** ``dcc.Graph`` loads plotly.js (4.6 MB) when the first graph mounts,
-  and compiling it blocks the browser for a second or more on a slow CPU (measured: 1.2-1.8 s
+  and compiling it blocks the browser for a second or more on a slow CPU (measured: 0.9-2.1 s
   of long tasks at the first switch to the Depth tab on a 2-core EPYC, software WebGL). So once
   the page has loaded and the browser is idle (``requestIdleCallback``, at the latest
   :data:`WARMUP_TIMEOUT_MS` after the page appeared), ``assets/face3d.js`` sets

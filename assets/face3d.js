@@ -117,6 +117,69 @@
         return "face3d-figure-box face3d-figure-box--compare3d face3d-compare3d-rows-" + rows;
       },
 
+      /* Once the page has loaded and the browser is idle, ask the server for the hidden warm-up graph
+         (dashboard/callbacks/page.py): plotly.js is then loaded and compiled while nobody waits, not
+         at the first switch to a tab with a figure. window.face3dWarmup = false skips it. */
+      warmUpWhenIdle: function () {
+        var started = false;
+        function start() {
+          if (started || window.face3dWarmup === false) { return; }
+          started = true;
+          window.dash_clientside.set_props("page-warmup-store", { data: Date.now() });
+        }
+        if (window.requestIdleCallback) {
+          window.requestIdleCallback(start, { timeout: 2500 });
+        } else {
+          window.setTimeout(start, 1000);
+        }
+        return window.dash_clientside.no_update;
+      },
+
+      /* {"phone": bool} for the server's figures (e.g. stacked depth profiles); set again when a resize
+         crosses the phone width. */
+      watchViewport: function (_id, config) {
+        var query = window.matchMedia("(max-width: " + config.phone_max_px + "px)");
+        var phone = query.matches;
+        window.addEventListener("resize", function () {
+          if (query.matches !== phone) {
+            phone = query.matches;
+            window.dash_clientside.set_props("page-viewport", { data: { phone: phone } });
+          }
+        });
+        return { phone: phone };
+      },
+
+      /* Long control lists (accordions) start folded on narrow screens; wide screens keep them open. */
+      foldSections: function (_id, config) {
+        var count = window.dash_clientside.callback_context.outputs_list.length;
+        var narrow = config && window.matchMedia("(max-width: " + config.narrow_max_px + "px)").matches;
+        var out = [];
+        for (var i = 0; i < count; i++) { out.push(narrow ? [] : window.dash_clientside.no_update); }
+        return out;
+      },
+
+      /* On a narrow screen the result lies below the settings: bring a new one into view once it is
+         shown (PAGE_CONFIG's "reveal": result store -> [the box that shows it, the element to bring to
+         the top]). */
+      revealResult: function () {
+        var noUpdate = window.dash_clientside.no_update;
+        var config = arguments[arguments.length - 1];
+        var triggered = (window.dash_clientside.callback_context.triggered || [])[0];
+        if (!config || !triggered || !triggered.value) { return noUpdate; }
+        if (!window.matchMedia("(max-width: " + config.narrow_max_px + "px)").matches) { return noUpdate; }
+        var target = config.reveal[triggered.prop_id.split(".")[0]];  /* [box shown, element to the top] */
+        var frames = 0;
+        (function look() {
+          var box = document.getElementById(target[0]), top = document.getElementById(target[1]);
+          if (box && top && !box.hidden && box.offsetParent !== null) {
+            top.scrollIntoView({ behavior: "smooth", block: "start" });
+          } else if (++frames < 240) {  /* about 4 s: the result's callback answers meanwhile */
+            window.requestAnimationFrame(look);
+          }
+        })();
+        return noUpdate;
+      },
+
       /* Copy the camera of the scene the user moved to every other scene of the figure. */
       syncCameras: function (relayoutData, graphId) {
         var noUpdate = window.dash_clientside.no_update;

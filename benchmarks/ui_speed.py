@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     from dashboard import ids
     from dashboard.app import create_app
     from dashboard.controls import DENSITY_POINTS
+    from face3d_core.compare import ComparisonItems
     from face3d_core.pipeline import DepthRef
     from tests.doubles import FakeEstimator, write_fill_checkpoint
     from tests.harness import flows
@@ -232,9 +233,13 @@ def main(argv: list[str] | None = None) -> int:
         other_face = 0 if other.face_count else None
         if other_face is not None:
             refs = [DepthRef(sha, args.model, face), DepthRef(other.sha256, args.model, other_face)]
-            key, _ = service.comparisons.compute(refs)
+            key = service.comparisons.compute(ComparisonItems(refs)).key
             response = flows.view_comparison(dash, key, 2)
             results["compare_render_ms"] = ms(dash.last.seconds)
+            response = {
+                **response,
+                "response": {**response["response"], **flows.view_difference(dash, key, 2)["response"]},
+            }
             for name, component in (
                 ("compare 3d", ids.COMPARE_3D_GRAPH),
                 ("compare profiles", ids.COMPARE_PROFILES_GRAPH),

@@ -117,3 +117,17 @@ def text_list(value: object, max_items: int) -> list[str]:
     """
     items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
     return [item if isinstance(item, str) else "" for item in items[:max_items]]
+
+
+def distinct_texts(value: object, max_items: int) -> list[str]:
+    """The distinct texts of a list (a multi-select's ``value``), in order, at most ``max_items``; junk ignored.
+
+    Example:
+        >>> distinct_texts(["a", 7, "b", "a", None, "c"], 2)
+        ['a', 'b']
+    """
+    chosen: list[str] = []
+    for item in value[: 4 * max_items] if isinstance(value, list) else []:
+        if isinstance(item, str) and item not in chosen and len(chosen) < max_items:
+            chosen.append(item)
+    return chosen

@@ -23,6 +23,16 @@ DOWNLOAD = "download"
 DOWNLOAD_STATUS = "download-status"
 #: The last download the page started ``{"filename", "at"}`` (written by ``face3d.startDownload``).
 DOWNLOAD_STARTED = "download-started"
+#: A hidden box that receives a tiny graph while the browser is idle after the page loaded, so
+#: plotly.js is loaded and compiled then, not at the first switch to a tab with a figure.
+PAGE_WARMUP = "page-warmup"
+#: Set by ``assets/face3d.js`` (``requestIdleCallback``) when the browser is idle after the page loaded.
+PAGE_WARMUP_STORE = "page-warmup-store"
+#: The browser's window: ``{"phone": bool}`` (at most ``PAGE_CONFIG["phone_max_px"]`` wide), set by
+#: ``assets/face3d.js`` at the start and when a resize crosses that width.
+PAGE_VIEWPORT = "page-viewport"
+#: What ``assets/face3d.js`` needs to know of the layout: ``{"narrow_max_px", "phone_max_px", "reveal": {store: box}}``.
+PAGE_CONFIG = "page-config"
 
 # -- upload tab -------------------------------------------------------------------------
 UPLOAD = "upload"
@@ -64,6 +74,8 @@ LIVE_STATS = "live-stats"
 # Pattern-matching types (see the helpers below).
 FACE_BOX = "face-box"
 REMOVE_UPLOAD = "remove-upload"
+#: The remove (x) button of a comparison item's chip; its index is the item's key.
+COMPARE_ITEM_REMOVE = "compare-item-remove"
 #: The "Upload again" button of a "photo no longer available" alert (on any tab).
 UPLOAD_AGAIN = "upload-again"
 
@@ -72,14 +84,16 @@ DEPTH_FACE = "depth-face"
 DEPTH_MODEL = "depth-model"
 MODEL3D_FACE = "model3d-face"
 MODEL3D_MODEL = "model3d-model"
-COMPARE_MODEL = "compare-model"
+#: The Compare tab's depth models (several: one face under several networks).
+COMPARE_MODELS = "compare-models"
 DEPTH_MODEL_INFO = "depth-model-info"
 MODEL3D_MODEL_INFO = "model3d-model-info"
 COMPARE_MODEL_INFO = "compare-model-info"
-#: Exact (fp32) or Fast (bf16) depth maps; kept in sync across the three tabs like the model.
+#: Exact (fp32) or Fast (bf16) depth maps; kept in sync across the Depth and 3D tabs like the model.
 DEPTH_PRECISION = "depth-precision"
 MODEL3D_PRECISION = "model3d-precision"
-COMPARE_PRECISION = "compare-precision"
+#: The Compare tab's precisions (both may be chosen: an item per precision).
+COMPARE_PRECISIONS = "compare-precisions"
 
 # -- depth tab --------------------------------------------------------------------------
 DEPTH_GENERATE = "depth-generate"
@@ -89,6 +103,8 @@ DEPTH_EMPTY = "depth-empty"
 DEPTH_RESULTS = "depth-results"
 DEPTH_ORIGINAL_GRAPH = "depth-original-graph"
 DEPTH_MAP_GRAPH = "depth-map-graph"
+#: The depth map's column (brought into view on a phone when a depth map arrives).
+DEPTH_MAP_COL = "depth-map-col"
 DEPTH_CAPTION = "depth-caption"
 DEPTH_DOWNLOAD_PNG8 = "depth-download-png8"
 DEPTH_DOWNLOAD_PNG16 = "depth-download-png16"
@@ -108,6 +124,8 @@ MODEL3D_CAMERA_FRONT = "model3d-camera-front"
 MODEL3D_CAMERA_SIDE = "model3d-camera-side"
 MODEL3D_CAMERA_TOP = "model3d-camera-top"
 MODEL3D_GRAPH = "model3d-graph"
+#: The card of the 3D view (brought into view on a phone when a model arrives).
+MODEL3D_VIEW_CARD = "model3d-view-card"
 MODEL3D_EMPTY = "model3d-empty"
 MODEL3D_RESULTS = "model3d-results"
 MODEL3D_STATS = "model3d-stats"
@@ -139,7 +157,20 @@ MODEL3D_DOWNLOAD_REPORT = "model3d-download-report"
 
 # -- compare tab ------------------------------------------------------------------------
 COMPARE_FACES = "compare-faces"
+#: The items to compare (``[{"sha", "model", "precision"}]``): the chosen faces x models x precisions,
+#: less those removed; shown as chips.
+COMPARE_ITEMS_STORE = "compare-items-store"
+#: Items the user removed from the current choice: ``{"for": choice signature, "keys": [item key]}``.
+COMPARE_REMOVED_STORE = "compare-removed-store"
+COMPARE_ITEMS = "compare-items"
+COMPARE_ITEMS_NOTE = "compare-items-note"
 COMPARE_RUN = "compare-run"
+#: Items left out of the last comparison (their network's weights are missing), with the usual help.
+COMPARE_SKIPPED = "compare-skipped"
+#: The two items of the difference map (indices into the comparison) and the button that swaps them.
+COMPARE_PAIR_FIRST = "compare-pair-first"
+COMPARE_PAIR_SECOND = "compare-pair-second"
+COMPARE_PAIR_SWAP = "compare-pair-swap"
 COMPARE_RESULT_STORE = "compare-result-store"
 COMPARE_PAGE = "compare-page"
 COMPARE_EMPTY = "compare-empty"
@@ -159,6 +190,12 @@ COMPARE_MEASURE_TABLE = "compare-measure-table"
 COMPARE_DOWNLOAD_MEASURE_CSV = "compare-download-measure-csv"
 COMPARE_DOWNLOAD_MEASURE_JSON = "compare-download-measure-json"
 COMPARE_DOWNLOAD_REPORT = "compare-download-report"
+
+# -- folding sections of the settings (open on wide screens, folded on narrow ones) -----
+DEPTH_SECTIONS = "depth-sections"
+MODEL3D_SECTIONS = "model3d-sections"
+COMPARE_SECTIONS = "compare-sections"
+SECTIONS = (DEPTH_SECTIONS, MODEL3D_SECTIONS, COMPARE_SECTIONS)
 
 # -- background jobs (one panel per tab) ----------------------------------------------
 JOB_PREFIXES = ("depth", "model3d", "compare")

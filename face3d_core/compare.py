@@ -17,9 +17,12 @@ differently and every head is turned its own way, so faces are compared in a com
 2. :func:`nose_profile` (vertical, through the nose tip) and :func:`eye_profile` (horizontal,
    through the eyes) sample the aligned map; positions are in inter-ocular distances (IOD)
    from the nose tip / face centre, so profiles of different faces overlay.
-3. :func:`difference_map` and :func:`compare_pair` compare two aligned faces.
-4. :func:`compare_faces` composes these for 2 to 6 faces into a :class:`ComparisonResult`; it
-   gets each face's depth from a caller-supplied provider (the dashboard's cached depth maps,
+3. :func:`difference_map` and :func:`compare_pair` compare two aligned faces
+   (:meth:`ComparisonResult.pair` for any two items of a comparison).
+4. :func:`compare_faces` composes these for 2 to 6 *items* into a :class:`ComparisonResult`; an
+   item is a face under a depth model in a precision, so one face under several networks
+   ("which network sees this face best?") compares like several faces under one. It
+   gets each item's depth from a caller-supplied provider (the dashboard's cached depth maps,
    or :func:`face3d_core.pipeline.compute_face_depth` directly), so it knows nothing of caches.
 
 All depth values here are in normalised units (fractions of the face's own depth range),
@@ -51,6 +54,7 @@ import numpy as np
 from face3d_core.errors import Face3DError
 from face3d_core.face_frame import FrameSurface, HeadPose
 from face3d_core.masks import face_mask
+from face3d_core.models.registry import get_spec
 from face3d_core.pipeline import DepthRef, FaceDepth, TaskProgress, no_progress
 
 logger = logging.getLogger(__name__)
@@ -464,54 +468,131 @@ def compare_pair(a: AlignedFace, b: AlignedFace) -> PairMetrics:
     )
 
 
-@dataclass(frozen=True, eq=False)
-class ComparisonResult:
-    """A comparison of 2 to 6 aligned faces (what :func:`compare_faces` returns).
+@dataclass(frozen=True)
+class PairComparison:
+    """Two items of a comparison compared: the difference map and its numbers.
 
     Attributes:
-        shas: Photos (content hashes), in the caller's order.
-        faces: Face index used in each photo.
-        names: Display names.
-        model: Depth model used.
+        first: Index of the first item in the comparison.
+        second: Index of the second item.
+        names: Their display names, ``(first, second)``.
+        diff: ``(S, S) float32`` first minus second (:func:`difference_map`), NaN outside the common face region.
+        metrics: The numbers (:func:`compare_pair`).
+    """
+
+    first: int
+    second: int
+    names: tuple[str, str]
+    diff: np.ndarray
+    metrics: PairMetrics
+
+
+@dataclass(frozen=True, eq=False)
+class ComparisonResult:
+    """A comparison of 2 to 6 aligned items (what :func:`compare_faces` returns).
+
+    An *item* is a face under a depth model in a precision (a :class:`~face3d_core.pipeline.DepthRef`):
+    several faces under one model, one face under several models, or a mix.
+
+    Attributes:
+        refs: The compared depth maps, in the caller's order.
+        names: Display names (e.g. ``"a.jpg · MiDaS small"``).
         aligned: Aligned, normalised faces.
         nose: Vertical profiles through the nose.
         eyes: Horizontal profiles through the eyes.
-        diff: ``(S, S) float32`` difference map, first minus second face (two faces only).
-        metrics: Numbers comparing the two faces (two faces only).
-        precision: Precision of the depth maps (see :class:`~face3d_core.pipeline.DepthRef`).
     """
 
-    shas: tuple[str, ...]
-    faces: tuple[int | None, ...]
+    refs: tuple[DepthRef, ...]
     names: tuple[str, ...]
-    model: str
     aligned: tuple[AlignedFace, ...]
     nose: tuple[Profile, ...]
     eyes: tuple[Profile, ...]
-    diff: np.ndarray | None = None
-    metrics: PairMetrics | None = None
-    precision: str = "fp32"
 
     @property
-    def refs(self) -> tuple[DepthRef, ...]:
-        """The compared depth maps, in order."""
-        return tuple(
-            DepthRef(sha, self.model, face, self.precision) for sha, face in zip(self.shas, self.faces, strict=True)
+    def shas(self) -> tuple[str, ...]:
+        """Photos (content hashes), in order."""
+        return tuple(ref.sha for ref in self.refs)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Depth model of each item, in order."""
+        return tuple(ref.model for ref in self.refs)
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        """Precision of each item's depth map, in order."""
+        return tuple(ref.precision for ref in self.refs)
+
+    def pair(self, first: int = 0, second: int = 1) -> PairComparison:
+        """Compare two of the items: ``first`` minus ``second`` (a few milliseconds).
+
+        Raises:
+            ValueError: An index outside the items, or the same item twice.
+        """
+        count = len(self.aligned)
+        if not (0 <= first < count and 0 <= second < count) or first == second:
+            raise ValueError(f"expected two different items of {count}, got {first} and {second}")
+        a, b = self.aligned[first], self.aligned[second]
+        return PairComparison(
+            first, second, (self.names[first], self.names[second]), difference_map(a, b), compare_pair(a, b)
         )
 
 
 def check_comparable(refs: Sequence[DepthRef]) -> None:
-    """Check that ``refs`` can form one comparison: 2 to 6 faces, one depth model in one precision.
+    """Check that ``refs`` can form one comparison: 2 to 6 different items (faces, models and precisions may mix).
 
     Raises:
-        ComparisonError: Too few or too many faces, or mixed models or precisions.
+        ComparisonError: Too few or too many items, or one item chosen twice.
     """
     if not MIN_FACES <= len(refs) <= MAX_FACES:
-        raise ComparisonError(f"Choose between {MIN_FACES} and {MAX_FACES} faces to compare.")
-    if len({ref.model for ref in refs}) != 1:
-        raise ComparisonError("All faces of a comparison must use the same depth model.")
-    if len({ref.precision for ref in refs}) != 1:
-        raise ComparisonError("All faces of a comparison must use the same precision (Exact or Fast).")
+        raise ComparisonError(f"Choose between {MIN_FACES} and {MAX_FACES} items to compare.")
+    if len(set(refs)) != len(refs):
+        raise ComparisonError(
+            "The same face under the same model and precision is chosen twice; choose each item only once."
+        )
+
+
+@dataclass(frozen=True)
+class ComparisonItems:
+    """The items of one comparison, checked once when built (:func:`check_comparable`).
+
+    Built where the items enter (the Compare button's callback, a comparison job's parameters);
+    everything after it (the cache key, :func:`compare_faces`) takes it as checked.
+
+    Attributes:
+        refs: 2 to 6 different items, in order (faces, models and precisions may mix).
+
+    Raises:
+        ComparisonError: Too few or too many items, or one item chosen twice.
+
+    Example:
+        >>> a, b = DepthRef("0" * 64, "midas_v21_small_256", 0), DepthRef("1" * 64, "midas_v21_small_256", 0)
+        >>> len(ComparisonItems((a, b)))
+        2
+    """
+
+    refs: tuple[DepthRef, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "refs", tuple(self.refs))
+        check_comparable(self.refs)
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __iter__(self):
+        return iter(self.refs)
+
+
+def item_name(face_name: str, ref: DepthRef) -> str:
+    """An item's display name: the face and the model, and the precision when not exact.
+
+    Example:
+        >>> item_name("a.jpg", DepthRef("0" * 64, "dpt_hybrid_384", 0, "bf16"))
+        'a.jpg · DPT-Hybrid · bf16'
+    """
+    name = f"{face_name} · {get_spec(ref.model).label}"
+    return name if ref.precision == "fp32" else f"{name} · {ref.precision}"
 
 
 def _default_model(ref: DepthRef, face_depth: FaceDepth):
@@ -534,7 +615,7 @@ def _aligned(ref: DepthRef, face_depth: FaceDepth, model_of: ModelProvider, size
 
 
 def compare_faces(
-    refs: Sequence[DepthRef],
+    refs: ComparisonItems | Sequence[DepthRef],
     names: Sequence[str],
     depth_of: DepthProvider,
     progress: TaskProgress | None = None,
@@ -542,10 +623,12 @@ def compare_faces(
     size: int = DEFAULT_SIZE,
     model_of: ModelProvider | None = None,
 ) -> ComparisonResult:
-    """Align 2 to 6 faces in their own 3D frames (pose-normalised) and compare their depth.
+    """Align 2 to 6 items in their own 3D frames (pose-normalised) and compare their depth.
 
     Args:
-        refs: The faces, all with the same model and each with a face index.
+        refs: The items (a face under a model and a precision), each with a face index; faces,
+            models and precisions may mix. :class:`ComparisonItems` are taken as checked; a
+            plain sequence is checked here.
         names: Display name of each face (also used in messages).
         depth_of: Returns the :class:`~face3d_core.pipeline.FaceDepth` of one face; it gets a
             progress function for its own share of the work.
@@ -555,14 +638,13 @@ def compare_faces(
             default field of view); a face that cannot be put in its frame is aligned in 2D.
 
     Returns:
-        The :class:`ComparisonResult` (difference map and metrics for two faces).
+        The :class:`ComparisonResult` (:meth:`ComparisonResult.pair` compares any two items).
 
     Raises:
-        ComparisonError: Fewer than 2 or more than 6 faces, a photo without a face, mixed
-            models, or faces that cannot be aligned.
+        ComparisonError: Fewer than 2 or more than 6 items, an item chosen twice, or a photo
+            without a face.
     """
-    refs = list(refs)
-    check_comparable(refs)
+    refs = list(refs if isinstance(refs, ComparisonItems) else ComparisonItems(tuple(refs)))
     if len(names) != len(refs):
         raise ValueError(f"expected {len(refs)} names, got {len(names)}")
     for ref, name in zip(refs, names, strict=True):
@@ -581,19 +663,10 @@ def compare_faces(
         face_depth = depth_of(ref, sub)  # a face was asked for, so face_depth.face is set
         aligned.append(_aligned(ref, face_depth, model_of or _default_model, size))
     report(0.93, "Comparing profiles...")
-    diff = metrics = None
-    if count == 2:
-        diff = difference_map(aligned[0], aligned[1])
-        metrics = compare_pair(aligned[0], aligned[1])
     return ComparisonResult(
-        shas=tuple(ref.sha for ref in refs),
-        faces=tuple(ref.face_index for ref in refs),
+        refs=tuple(refs),
         names=tuple(names),
-        model=refs[0].model,
         aligned=tuple(aligned),
         nose=tuple(nose_profile(a) for a in aligned),
         eyes=tuple(eye_profile(a) for a in aligned),
-        diff=diff,
-        metrics=metrics,
-        precision=refs[0].precision,
     )

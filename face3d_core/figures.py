@@ -564,6 +564,28 @@ def _grid_domains(count: int) -> list[tuple[list[float], list[float]]]:
     return domains
 
 
+#: Longest face name in a comparison view's title (the middle is cut; the full name shows on hover).
+TITLE_CHARS = 24
+
+
+def short_name(text: str, limit: int = TITLE_CHARS) -> str:
+    """``text`` cut in the middle to at most ``limit`` characters (``"fr_obama_o…portrait.jpg"``)."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return f"{text[:head]}…{text[len(text) - (limit - 1 - head) :]}"
+
+
+def scene_title(name: str) -> str:
+    """A comparison view's title: the face (cut to :data:`TITLE_CHARS`), then the model on a line of its own.
+
+    ``name`` is ``"face · model[ · precision]"`` (:func:`face3d_core.compare.item_name`); each part is escaped.
+    """
+    face, _, network = str(name).partition(" · ")
+    lines = [plain(short_name(face))] + ([plain(network)] if network else [])
+    return "<br>".join(lines)
+
+
 def compare_3d_figure(
     traces: Sequence[dict],
     names: Sequence[str],
@@ -576,7 +598,7 @@ def compare_3d_figure(
 
     Args:
         traces: One trace per face (see :func:`points_trace`).
-        names: The faces' names (escaped here), shown above each scene.
+        names: The items' names (``"face · model"``, escaped here), shown in each scene's corner.
         camera: The camera every scene starts with.
         uirevision: Keeps the cameras while it stays the same.
         height: Height of one row in pixels (a page may instead size the figure itself).
@@ -586,23 +608,27 @@ def compare_3d_figure(
         raise ValueError("compare_3d_figure shows 1 to 4 faces")
     rows, _ = compare_grid(count)
     layout = _base_layout(height * rows, uirevision=uirevision)
-    layout["margin"] = {"l": 4, "r": 4, "t": 28, "b": 4}
+    layout["margin"] = {"l": 4, "r": 4, "t": 4, "b": 4}
     annotations, data = [], []
     for index, ((x_domain, y_domain), trace, name) in enumerate(zip(_grid_domains(count), traces, names, strict=True)):
         key = "scene" if index == 0 else f"scene{index + 1}"
         layout[key] = {**_scene(camera, uirevision), "domain": {"x": x_domain, "y": y_domain}}
         data.append({**trace, "scene": key})
-        annotations.append(
-            {
-                "text": plain(name),
-                "x": (x_domain[0] + x_domain[1]) / 2,
-                "y": y_domain[1],
+        annotations.append(  # inside the scene's bottom-left corner: never over the next scene, whatever the
+            {  # size, nor under the mode bar (top right of the figure; always shown on a touch screen)
+                "text": scene_title(name),
+                "hovertext": plain(name),
+                "x": x_domain[0],
+                "y": y_domain[0],
                 "xref": "paper",
                 "yref": "paper",
-                "xanchor": "center",
+                "xanchor": "left",
                 "yanchor": "bottom",
+                "align": "left",
                 "showarrow": False,
-                "font": {"size": 13},
+                "font": {"size": 12, "color": "#f8f9fa"},
+                "bgcolor": "rgba(32, 36, 43, 0.8)",
+                "borderpad": 3,
             }
         )
     layout["annotations"] = annotations
@@ -614,25 +640,31 @@ def profiles_figure(
     nose_profiles: Sequence[tuple[np.ndarray, np.ndarray]],
     eye_profiles: Sequence[tuple[np.ndarray, np.ndarray]],
     height: int = 360,
+    *,
+    stacked: bool = False,
 ) -> go.Figure:
     """Overlaid depth profiles: vertical through the nose (left) and horizontal through the eyes (right).
 
     Args:
-        names: Face names (escaped here).
-        nose_profiles: ``(positions, values)`` per face; positions in inter-ocular distances.
+        names: Item names (escaped here).
+        nose_profiles: ``(positions, values)`` per item; positions in inter-ocular distances.
         eye_profiles: The same for the horizontal profile.
         height: Figure height.
+        stacked: The eyes' profile below the nose's instead of beside it (a phone's narrow screen).
     """
+    rows, cols = (2, 1) if stacked else (1, 2)
     fig = make_subplots(
-        rows=1,
-        cols=2,
+        rows=rows,
+        cols=cols,
         horizontal_spacing=0.08,
+        vertical_spacing=0.2,
         subplot_titles=("Vertical, through the nose", "Horizontal, through the eyes"),
     )
+    cells = ((1, 1), (2, 1)) if stacked else ((1, 1), (1, 2))
     for index, name in enumerate(names):
         color = FACE_COLORS[index % len(FACE_COLORS)]
         label = plain(name)
-        for col, (positions, values) in ((1, nose_profiles[index]), (2, eye_profiles[index])):
+        for (row, col), (positions, values) in zip(cells, (nose_profiles[index], eye_profiles[index]), strict=True):
             fig.add_trace(
                 go.Scatter(
                     x=np.asarray(positions, dtype=np.float32),
@@ -641,22 +673,26 @@ def profiles_figure(
                     line={"color": color, "width": 2},
                     name=label,
                     legendgroup=label,
-                    showlegend=col == 1,
+                    showlegend=(row, col) == (1, 1),
                     connectgaps=False,
-                    hovertemplate=f"{label}<br>position %{{x:.2f}} IOD<br>depth %{{y:.3f}}<extra></extra>",
+                    hovertemplate=f"{label}<br>position %{{x:.2f}} IOD<br>depth %{{y:.2f}}<extra></extra>",
                 ),
-                row=1,
+                row=row,
                 col=col,
             )
     fig.update_layout(
         **_base_layout(height, uirevision="profiles"),
-        legend={"orientation": "h", "y": -0.2, "x": 0.0},
+        legend={"orientation": "h", "y": -0.12 if stacked else -0.2, "x": 0.0},
         hovermode="closest",
     )
-    fig.update_layout(margin={"l": 50, "r": 10, "t": 30, "b": 40})
-    fig.update_xaxes(title_text="forehead ← nose tip → chin (IOD)", row=1, col=1, zeroline=True)
-    fig.update_xaxes(title_text="image left ← centre → right (IOD)", row=1, col=2, zeroline=True)
+    # stacked (a phone, a touch screen): the mode bar is always shown; room above the first title keeps it clear
+    fig.update_layout(margin={"l": 50, "r": 10, "t": 64 if stacked else 30, "b": 40})
+    (nose_row, nose_col), (eyes_row, eyes_col) = cells
+    fig.update_xaxes(title_text="forehead ← nose tip → chin (IOD)", row=nose_row, col=nose_col, zeroline=True)
+    fig.update_xaxes(title_text="image left ← centre → right (IOD)", row=eyes_row, col=eyes_col, zeroline=True)
     fig.update_yaxes(title_text="normalised depth (1 = nearest)", row=1, col=1)
+    if stacked:
+        fig.update_yaxes(title_text="normalised depth", row=2, col=1)
     fig.update_xaxes(gridcolor="#e9ecef")
     fig.update_yaxes(gridcolor="#e9ecef", rangemode="normal")
     return fig
@@ -692,7 +728,7 @@ def difference_figure(diff: np.ndarray, name_a: str, name_b: str, height: int = 
                 "title": {"text": "1st − 2nd (red: 1st nearer)", "side": "top"},
                 "outlinewidth": 0,
             },
-            hovertemplate=f"{a} − {b}: %{{z:.3f}}<extra></extra>",
+            hovertemplate=f"{a} − {b}: %{{z:.2f}}<extra></extra>",
         )
     )
     fig.update_layout(**_base_layout(height, uirevision="diff"))

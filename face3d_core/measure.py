@@ -127,6 +127,8 @@ PAIRED: frozenset[str] = frozenset({"nose_width", "mouth_width", "face_width_eye
 
 CSV_COLUMNS: tuple[str, ...] = (
     "image",
+    "model",
+    "precision",
     "measurement",
     "label",
     "status",
@@ -313,10 +315,15 @@ class FaceMeasurements:
             "roll_deg": _round(self.pose.roll_deg, 1),
         }
 
-    def to_rows(self, image: str = "") -> list[dict[str, object]]:
+    def to_rows(self, image: str = "", model: str = "", precision: str = "") -> list[dict[str, object]]:
         """One dict per measurement with the keys of :data:`CSV_COLUMNS`.
 
         A refused value is empty (``None``), the reason in ``note``.
+
+        Args:
+            image: The photo's name.
+            model: The depth network that gave the depth (registry name; empty for a given depth map).
+            precision: Its precision (``fp32``, ``bf16``; empty where not known).
         """
         rows = []
         pose = self._pose_cells()
@@ -324,6 +331,8 @@ class FaceMeasurements:
             rows.append(
                 {
                     "image": image,
+                    "model": model,
+                    "precision": precision,
                     "measurement": m.name,
                     "label": m.label,
                     "status": m.status,
@@ -347,10 +356,15 @@ class FaceMeasurements:
             )
         return rows
 
-    def to_dict(self, image: str = "") -> dict[str, object]:
-        """JSON-friendly form: pose, scale, depth fit, field of view, measurements and points (``None`` for NaN)."""
+    def to_dict(self, image: str = "", model: str = "", precision: str = "") -> dict[str, object]:
+        """JSON-friendly form: pose, scale, depth fit, field of view, measurements and points (``None`` for NaN).
+
+        ``model`` and ``precision`` name the depth network that gave the depth (see :meth:`to_rows`).
+        """
         return {
             "image": image,
+            "model": model,
+            "precision": precision,
             "pose": None if self.pose is None else self.pose.to_dict(),
             "refusal": self.refusal or None,
             "scale_source": self.scale_source,

@@ -8,8 +8,9 @@ current browser, from a file or an e-mail attachment:
   interactive 3D model (a light mesh with the photo's colours, the measured points and
   distances drawn on it) and the measurement table (value, 1-sigma uncertainty, between which
   points, notes; the eye distance marked as the scale reference when the scale is assumed);
-* for a comparison: the measurements side by side, the depth profiles through the nose and
-  the eyes, and for two faces the difference map with its numbers.
+* for a comparison (faces, or one face under several depth networks): the measurements side by
+  side with each column's face and network, the depth profiles through the nose and the eyes,
+  and the difference map of two of the items with its numbers.
 
 The figures are the dashboard's (:mod:`face3d_core.figures`); no Dash is needed. Plotly's
 JavaScript (4.8 MB as shipped with plotly.py) is embedded **once**, gzip-compressed and
@@ -41,7 +42,7 @@ import plotly.io as pio
 from face3d_core import __version__, figures
 from face3d_core.camera import CameraFov
 from face3d_core.coarsen import coarser_mesh
-from face3d_core.compare import ComparisonResult
+from face3d_core.compare import ComparisonResult, PairComparison
 from face3d_core.depthmap import normalize_depth
 from face3d_core.geometry import nearness_from_z
 from face3d_core.measure import (
@@ -98,7 +99,8 @@ class ReportFace:
         model: The reconstructed 3D face (mm).
         measurements: Its measurements, or None when it could not be measured.
         fov: The field of view used and where it came from.
-        depth_model: Title of the depth network (empty for a given depth map).
+        depth_model: Title of the depth network, with the precision where it is not exact (empty
+            for a given depth map).
         note: Why there are no measurements, or anything else a reader must know.
     """
 
@@ -135,7 +137,7 @@ def _finite(value: float | None) -> bool:
 
 def reference_text(result: FaceMeasurements) -> str:
     """The words that mark the scale reference, e.g. ``"scale reference: assumed 63 mm"``."""
-    return f"scale reference: assumed {result['eye_distance'].value_mm:g} mm (adult mean), not measured"
+    return f"scale reference: assumed {result['eye_distance'].value_mm:.0f} mm (adult mean), not measured"
 
 
 def scale_note(result: FaceMeasurements | None) -> str:
@@ -198,15 +200,17 @@ def refusal_notes(results: Sequence[tuple[str, FaceMeasurements | None]]) -> lis
     return lines
 
 
-def pair_metric_rows(result: ComparisonResult) -> list[tuple[str, str]]:
-    """The numbers comparing two faces as ``(label, value)`` rows (empty for more faces)."""
-    m = result.metrics
-    if m is None:
-        return []
-    a, b = result.names[:2]
+def pair_metric_rows(pair: PairComparison) -> list[tuple[str, str]]:
+    """The numbers comparing two items as ``(label, value)`` rows.
+
+    Normalised depth to 2 decimals (1 % of a face's depth range: the depth maps of one face under
+    two networks differ by more than that), the correlation to 2 and the common area in whole percent.
+    """
+    m = pair.metrics
+    a, b = pair.names
 
     def fmt(value: float | None) -> str:
-        return f"{value:.3f}" if _finite(value) else "–"
+        return f"{value:.2f}" if _finite(value) else "–"
 
     return [
         ("RMS difference", fmt(m.rms_difference)),
@@ -482,10 +486,16 @@ def _face_section(page: _Page, face: ReportFace, number: int) -> str:
     return "\n".join(parts)
 
 
-def _comparison_sections(page: _Page, faces: Sequence[ReportFace], comparison: ComparisonResult | None) -> str:
+def _comparison_sections(
+    page: _Page, faces: Sequence[ReportFace], comparison: ComparisonResult | None, pair: tuple[int, int] | None
+) -> str:
     parts = []
-    names = [face.name for face in faces]
-    header = "".join(f"<th>{_esc(name)}</th>" for name in names)
+    header = "".join(
+        f"<th>{_esc(face.name)}"
+        + (f'<div class="muted">{_esc(face.depth_model)}</div>' if face.depth_model else "")
+        + "</th>"
+        for face in faces
+    )
     body = "".join(
         f"<tr><td>{_esc(label)}</td>{''.join(f'<td class=num>{_esc(c)}</td>' for c in cells)}</tr>"
         for label, cells in side_by_side_rows([face.measurements for face in faces])
@@ -518,15 +528,17 @@ def _comparison_sections(page: _Page, faces: Sequence[ReportFace], comparison: C
             + "".join(f'<p class="muted">{_esc(line)}</p>' for line in alignment_notes(comparison))
             + "</section>"
         )
-        if comparison.diff is not None and comparison.metrics is not None:
-            diff = figures.difference_figure(comparison.diff, comparison.names[0], comparison.names[1])
+        if pair is not None:
+            compared = comparison.pair(*pair)
+            diff = figures.difference_figure(compared.diff, *compared.names)
             rows = "".join(
                 f"<tr><td>{_esc(label)}</td><td class=num>{_esc(value)}</td></tr>"
-                for label, value in pair_metric_rows(comparison)
+                for label, value in pair_metric_rows(compared)
             )
+            first, second = compared.names
             parts.append(
-                '<section id="difference"><h2>Difference of the two faces</h2><div class="row two">'
-                + page.plot(diff, "First minus second face, normalised depth")
+                f'<section id="difference"><h2>Difference: {_esc(first)} minus {_esc(second)}</h2><div class="row two">'
+                + page.plot(diff, f"{first} minus {second}, normalised depth")
                 + f"<div><table><tbody>{rows}</tbody></table>"
                 f'<p class="note">{_esc(PAIR_METRICS_NOTE)}</p></div></div></section>'
             )
@@ -549,6 +561,7 @@ def build_report(
     faces: Sequence[ReportFace],
     *,
     comparison: ComparisonResult | None = None,
+    pair: tuple[int, int] | None = (0, 1),
     title: str | None = None,
     created: dt.datetime | None = None,
     compress_js: bool = True,
@@ -558,7 +571,10 @@ def build_report(
     Args:
         faces: The faces, in order (at least one).
         comparison: Their comparison (profiles, difference map), for two or more faces.
-        title: The page title (default: "face3d report: <name>" or "face3d comparison of N faces").
+        pair: The two items of ``comparison`` whose difference map is shown, first minus second
+            (None: no difference map).
+        title: The page title (default: "face3d report: <name>", "face3d comparison of N faces", or of
+            "N items" where a photo appears more than once, e.g. under several models).
         created: Time stamp written in the report (default: now, local time).
         compress_js: Embed Plotly's JavaScript gzip-compressed (2 MB instead of 4.8 MB; needs a
             browser with ``DecompressionStream``).
@@ -573,12 +589,14 @@ def build_report(
     if not faces:
         raise ValueError("a report needs at least one face")
     if title is None:
-        title = f"face3d report: {faces[0].name}" if len(faces) == 1 else f"face3d comparison of {len(faces)} faces"
+        photos = len(set(comparison.shas)) if comparison is not None else len(faces)
+        what = "faces" if photos == len(faces) else "items"  # one face under several models is not several faces
+        title = f"face3d report: {faces[0].name}" if len(faces) == 1 else f"face3d comparison of {len(faces)} {what}"
     created = created or dt.datetime.now().astimezone()
     page = _Page()
     body = []
     if len(faces) > 1:
-        body.append(_comparison_sections(page, faces, comparison))
+        body.append(_comparison_sections(page, faces, comparison, pair))
     body.extend(_face_section(page, face, number) for number, face in enumerate(faces, start=1))
     stamp = created.strftime("%Y-%m-%d %H:%M")
     text = "\n".join(

@@ -53,6 +53,8 @@ def test_the_helpers_never_raise_and_return_their_type(value):
     assert points is None or (len(points) <= 2 and all(p.shape == (3,) for p in points))
     view = ModelView.parse(value)
     assert view.ref is None and view.controls == Controls3D()
+    texts = browser_values.distinct_texts(value, 3)
+    assert len(texts) <= 3 and len(set(texts)) == len(texts) and all(isinstance(t, str) for t in texts)
 
 
 @pytest.mark.parametrize("huge", [HUGE, -HUGE, "1e400", float("nan"), "nan", "-inf", True, [1], {"a": 1}])

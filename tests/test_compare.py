@@ -225,13 +225,17 @@ def test_compare_faces_composes_alignment_profiles_and_metrics(face):
 
     result = compare.compare_faces(refs, ["a.jpg", "b.jpg"], depth_of, lambda f, m: progress.append((f, m)))
     assert asked == refs and result.refs == tuple(refs)
-    assert result.names == ("a.jpg", "b.jpg") and result.model == refs[0].model
+    assert result.names == ("a.jpg", "b.jpg") and result.models == (refs[0].model,) * 2
     # each face put in its own 3D frame first (pose-normalised), then the same building blocks
     aligned = [compare.align_face_3d(compare._default_model(ref, depths[i])) for i, ref in enumerate(refs)]
     assert all(a.pose is not None and not a.note for a in result.aligned)
-    np.testing.assert_allclose(result.diff, difference_map(aligned[0], aligned[1]), atol=1e-6)
-    assert result.metrics == compare_pair(aligned[0], aligned[1])
-    assert result.metrics.nose_prominence_b > result.metrics.nose_prominence_a  # the longer nose
+    pair = result.pair(0, 1)
+    np.testing.assert_allclose(pair.diff, difference_map(aligned[0], aligned[1]), atol=1e-6)
+    assert pair.metrics == compare_pair(aligned[0], aligned[1]) and pair.names == ("a.jpg", "b.jpg")
+    assert pair.metrics.nose_prominence_b > pair.metrics.nose_prominence_a  # the longer nose
+    swapped = result.pair(1, 0)  # any order: the second minus the first
+    np.testing.assert_allclose(swapped.diff, -pair.diff, atol=1e-6)
+    assert swapped.metrics.nose_prominence_a == pair.metrics.nose_prominence_b
     np.testing.assert_array_equal(result.nose[1].values, nose_profile(aligned[1]).values)
     # progress: each face's share in order, then the comparison
     fractions = [f for f, _ in progress]
@@ -273,7 +277,7 @@ def test_scene_photos_turned_20_degrees_compare_as_the_same(scene_photos, yunet_
         lambda ref, report: depths[refs.index(ref)],
         model_of=lambda ref, fd: reconstruct_face(fd, ReconstructionParams(fov_deg=40.1, representation="points")),
     )
-    assert result.metrics.correlation >= 0.95, result.metrics
+    assert result.pair().metrics.correlation >= 0.95, result.pair().metrics
     assert abs(result.aligned[0].pose.yaw_deg) < 6 and 13 < result.aligned[1].pose.yaw_deg < 25
 
 
@@ -295,10 +299,25 @@ def test_a_face_turned_too_far_is_aligned_in_2d_and_says_so(face):
     assert "turned" in result.aligned[1].note and "picture only" in result.aligned[1].note
 
 
-def test_compare_faces_of_three_has_no_pair_numbers(face):
+def test_any_two_of_three_items_compare_and_one_face_under_several_models(face):
+    """Items mix faces and models; the pair of any two is computed on demand, a bad pair is refused."""
+    from face3d_core.pipeline import DepthRef
+
     fd = _face_depth(*face)
-    result = compare.compare_faces(_refs(3), ["a", "b", "c"], lambda ref, report: fd)
-    assert len(result.aligned) == 3 and result.diff is None and result.metrics is None
+    sha = "a" * 64
+    refs = [DepthRef(sha, "midas_v21_small_256", 0), DepthRef(sha, "dpt_hybrid_384", 0), _refs(1)[0]]
+    names = [compare.item_name("a.jpg", ref) for ref in refs]
+    assert names[:2] == ["a.jpg · MiDaS small", "a.jpg · DPT-Hybrid"]
+    asked = []
+    result = compare.compare_faces(refs, names, lambda ref, report: asked.append(ref) or fd)
+    assert asked == refs and result.models == ("midas_v21_small_256", "dpt_hybrid_384", "midas_v21_small_256")
+    assert len(result.aligned) == 3 and result.names == tuple(names)
+    same = result.pair(0, 2)  # the same depth map under two names: no difference
+    assert same.names == (names[0], names[2]) and np.nanmax(np.abs(same.diff)) == 0.0
+    assert same.metrics.rms_difference == 0.0
+    for first, second in ((0, 0), (0, 3), (-1, 1)):
+        with pytest.raises(ValueError):
+            result.pair(first, second)
 
 
 def test_compare_faces_refuses_what_cannot_be_compared(face):
@@ -317,7 +336,7 @@ def test_compare_faces_refuses_what_cannot_be_compared(face):
     no_face = [*_refs(1), DepthRef("f" * 64, "midas_v21_small_256", None)]
     with pytest.raises(ComparisonError, match="No face was found in group.jpg"):
         compare.compare_faces(no_face, ["a.jpg", "group.jpg"], depth_of)
-    mixed = [*_refs(1), DepthRef("f" * 64, "dpt_hybrid_384", 0)]
-    with pytest.raises(ComparisonError, match="same depth model"):
-        compare.compare_faces(mixed, ["a", "b"], depth_of)
+    twice = [*_refs(1), *_refs(1)]
+    with pytest.raises(ComparisonError, match="chosen twice"):
+        compare.compare_faces(twice, ["a", "b"], depth_of)
     assert never == []  # refused before any depth map was asked for

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dashboard.services.exports import Exports
+from dashboard.services.exports import Exports, MeasuredFace
 from face3d_core.cli import main
 from face3d_core.csv_safety import FORMULA_STARTS, csv_text, safe_cell
 from face3d_core.faces import Face
 from face3d_core.measure import CSV_COLUMNS, measure_face
+from face3d_core.pipeline import DepthRef
 from face3d_core.reconstruct import ReconstructionParams, reconstruct_face
 
 #: Names an attacker could give a photo (no "/" for the ones that become files).
@@ -71,12 +72,14 @@ def measured():
 def test_dashboard_measurement_csv_of_the_3d_tab_and_compare_are_inert(measured):
     """The 3D tab's CSV (one face) and Compare's (several) are both Exports.measurements_file."""
     exports = Exports(depth=None, models=None)  # measurement files need none of them
-    pairs = [(name, measured["result"]) for name in EVIL_NAMES]
-    for chosen in (pairs[:1], pairs):
+    ref = DepthRef("0" * 64, "midas_v21_small_256", 0, "bf16")
+    faces = [MeasuredFace(name, measured["result"], ref) for name in EVIL_NAMES]
+    for chosen in (faces[:1], faces):
         _, data = exports.measurements_file(chosen, "csv", "face3d_comparison")
         rows = _cells(data.decode("utf-8"))
         assert list(rows[0]) == list(CSV_COLUMNS) and len(rows) == len(chosen) * len(measured["result"].measurements)
-        assert {row["image"] for row in rows} == {"'" + name for name, _ in chosen}
+        assert {row["image"] for row in rows} == {"'" + face.name for face in chosen}
+        assert {(row["model"], row["precision"]) for row in rows} == {("midas_v21_small_256", "bf16")}
         assert not any(_dangerous(cell) for row in rows for cell in row.values() if not _is_number(cell))
 
 

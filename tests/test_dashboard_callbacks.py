@@ -26,7 +26,7 @@ from dashboard.jobs import DiskJobStore, JobState, JobStatus, ThreadJobRunner
 from dashboard.services import Face3DService, PhotoMissingError, safe_stem
 from face3d_core import figures
 from face3d_core.cache import ResultCache
-from face3d_core.compare import ComparisonError
+from face3d_core.compare import ComparisonError, ComparisonItems
 from face3d_core.errors import Face3DError, InvalidImageError, NoFaceFoundError
 from face3d_core.pipeline import DepthRef
 from tests.doubles import FakeEstimator, NoJobsRunner
@@ -201,6 +201,10 @@ def test_face_options_and_sync(env, uploaded):
     assert choices.compare_selection(options, ["gone", second]) == [second]
     for junk in (5, 1.5, True, {second: 1}, second):  # no choice from the page: the first two, never a TypeError
         assert choices.compare_selection(options, junk) == [first, second]
+    assert choices.compare_selection(options[:1], None) == [first]  # one face, to compare under several models
+    # photos uploaded one at a time: the second joins the first (the e2e flows clicked Compare with one face)
+    assert choices.compare_selection(options[:2], [first], options[:1]) == [first, second]
+    assert choices.compare_selection(options, [second], options) == [second]  # a narrowed choice stays
 
 
 def test_model_options_show_weights(monkeypatch, tmp_path):
@@ -456,28 +460,37 @@ def test_compare_two_faces(env, uploaded, faces_dir):
         session=SESSION,
     )
     shas = [uploaded["shas"][0], store["items"][-1]["sha"]]
-    with pytest.raises(Face3DError):
-        compare.start_compare(env["service"], env["runner"], shas[:1], MODEL, store, session=SESSION)
-    result = run_job(env, compare.start_compare(env["service"], env["runner"], shas, MODEL, store, session=SESSION))
-    assert result["count"] == 2
-    again = compare.start_compare(env["service"], env["runner"], shas, MODEL, store, session=SESSION)
+    items = compare.compare_items(shas, [MODEL], ["fp32"])
+    with pytest.raises(Face3DError, match="at least two faces"):
+        compare.start_compare(env["service"], env["runner"], items[:1], store, session=SESSION)
+    result = run_job(env, compare.start_compare(env["service"], env["runner"], items, store, session=SESSION))
+    assert result["count"] == 2 and result["skipped"] == []
+    again = compare.start_compare(env["service"], env["runner"], items, store, session=SESSION)
     assert again.job_id is None  # cached
-    (empty_hidden, results_hidden, fig3d, note, pages, profiles, pair_hidden, diff, metrics) = compare.render_compare(
-        env["service"], result, 0, session=SESSION
-    )
-    assert empty_hidden and not results_hidden and not pair_hidden
+    shown = compare.render_compare(env["service"], result, 0, session=SESSION)
+    empty_hidden, results_hidden, fig3d, note, pages, profiles, first_options, _, first, second, skipped = shown
+    assert empty_hidden and not results_hidden and (first, second) == (0, 1) and skipped is None
     assert sum(1 for key in fig3d["layout"] if key.startswith("scene")) == 2
+    titles = [a["hovertext"] for a in fig3d["layout"]["annotations"]]
+    assert titles == ["fr_obama_official_portrait.jpg · MiDaS small", "skimage_astronaut.png · MiDaS small"]
+    assert [o["label"] for o in first_options] == [f"{i + 1}. {t}" for i, t in enumerate(titles)]
     assert len(profiles.data) == 4  # 2 faces x (nose, eyes)
-    assert diff.data[0].type == "heatmap"
+    diff, metrics = compare.render_pair(env["service"], result, 1, 0, session=SESSION)  # second minus first
+    assert diff.data[0].type == "heatmap" and "skimage_astronaut.png · MiDaS small −" in diff.data[0].hovertemplate
     assert "RMS difference" in json.dumps(metrics.to_plotly_json(), default=str)
+    assert "two different" in json.dumps(
+        compare.render_pair(env["service"], result, 1, 1, session=SESSION)[1].to_plotly_json()
+    )
+    assert compare.swap_pair(0, 1) == (1, 0) and compare.valid_pair(7, "x", 2) == (0, 1)
     assert pages == []
 
 
 def test_compare_refuses_a_photo_without_face_before_any_job(env, uploaded):
     shas = [uploaded["shas"][0], uploaded["shas"][2]]
     calls = env["estimator"].calls
+    items = compare.compare_items(shas, [MODEL], ["fp32"])
     with pytest.raises(ComparisonError, match="No face was found in skimage_coffee_noface.png") as info:
-        compare.start_compare(env["service"], env["runner"], shas, MODEL, uploaded["store"], session=SESSION)
+        compare.start_compare(env["service"], env["runner"], items, uploaded["store"], session=SESSION)
     assert "Remove it from the comparison" in alert_for_exception(info.value).message
     assert env["estimator"].calls == calls  # refused at once: no depth network ran
 
@@ -488,12 +501,13 @@ def test_comparison_of_cached_faces_is_done_in_the_callback(env, uploaded):
     refs = [depth.depth_request(service, sha, MODEL, uploaded["store"], session=SESSION) for sha in shas]
     for ref in refs:
         service.depth_maps.compute(ref)  # the depth maps are cached
-    assert service.comparisons.cached(service.comparisons.key(refs)) is None
+    assert service.comparisons.cached(service.comparisons.key(ComparisonItems(refs))) is None
     started = time.perf_counter()
-    outcome = compare.start_compare(service, runner, shas, MODEL, uploaded["store"], session=SESSION)
+    items = compare.compare_items(shas, [MODEL], ["fp32"])
+    outcome = compare.start_compare(service, runner, items, uploaded["store"], session=SESSION)
     seconds = time.perf_counter() - started
     assert outcome.job_id is None and runner.submitted == []
-    assert outcome.result == {"key": service.comparisons.key(refs), "count": 2}
+    assert outcome.result == {"key": service.comparisons.key(ComparisonItems(refs)), "count": 2, "skipped": []}
     assert service.comparisons.cached(outcome.result["key"]) is not None
     view = start_view(outcome)
     assert view.result == outcome.result and view.interval_disabled and view.panel_hidden
@@ -504,7 +518,7 @@ def test_compare_pages_respect_the_webgl_limit():
     assert compare.pages(3) == [[0, 1, 2]]
     assert compare.pages(6) == [[0, 1, 2, 3], [2, 3, 4, 5]]
     assert all(len(group) <= compare.MAX_SCENES for n in range(2, 7) for group in compare.pages(n))
-    assert [o["label"] for o in compare.page_options(5)] == ["Faces 1–4", "Faces 2–5"]
+    assert [o["label"] for o in compare.page_options(5)] == ["Items 1–4", "Items 2–5"]
 
 
 def test_compare_empty_state(env):

@@ -14,6 +14,7 @@ import json
 import math
 import time
 import zipfile
+from html import escape as html_escape
 from xml.etree import ElementTree
 
 import numpy as np
@@ -31,6 +32,7 @@ from dashboard.services.exports import ReliefSettings
 from face3d_core import figures
 from face3d_core.cache import ResultCache
 from face3d_core.camera import photo_fov
+from face3d_core.compare import ComparisonItems
 from face3d_core.errors import ExportError
 from face3d_core.images import load_image
 from face3d_core.measure import CSV_COLUMNS, MEASUREMENTS
@@ -182,7 +184,8 @@ def uploaded_noface(env, faces_dir):
 def test_compare_measurements_side_by_side(env):
     service = env["service"]
     refs = [depth.depth_request(service, sha, MODEL, env["store"], session=SESSION) for sha in env["shas"][:2]]
-    key, result = service.comparisons.compute(refs)
+    run = service.comparisons.compute(ComparisonItems(refs))
+    key, result = run.key, run.result
     table, disabled = measure.render_compare_measurements(service, {"key": key}, session=SESSION)
     text = _text(table)
     assert not disabled
@@ -424,14 +427,17 @@ def test_face_report_download(env):
 def test_compare_downloads(env):
     service = env["service"]
     refs = [depth.depth_request(service, sha, MODEL, env["store"], session=SESSION) for sha in env["shas"][:2]]
-    key, _ = service.comparisons.compute(refs)
+    key = service.comparisons.compute(ComparisonItems(refs)).key
     name, data, _ = _download(env, ids.COMPARE_DOWNLOAD_MEASURE_CSV, compare_data={"key": key})
     rows = list(csv.DictReader(io.StringIO(data.decode())))
     assert name == "face3d_comparison_measurements.csv"
     assert len(rows) == 2 * len(MEASUREMENTS) and {r["image"] for r in rows} == set(env["names"][:2])
-    name, data, _ = _download(env, ids.COMPARE_DOWNLOAD_REPORT, compare_data={"key": key})
+    assert {(r["model"], r["precision"]) for r in rows} == {(MODEL, "fp32")}  # the network of each row
+    name, data, _ = _download(env, ids.COMPARE_DOWNLOAD_REPORT, compare_data={"key": key}, compare_pair=(1, 0))
     html = data.decode("utf-8")
-    assert "Measurements side by side" in html and "Depth profiles" in html and "Difference of the two faces" in html
+    assert "Measurements side by side" in html and "Depth profiles" in html
+    first, second = (html_escape(f"{n} · MiDaS small") for n in env["names"][1::-1])
+    assert f"Difference: {first} minus {second}" in html  # the pair chosen on the page
     size_mb = len(data) / 1e6
     print(f"comparison report of 2 faces: {size_mb:.2f} MB")
     assert size_mb < 5
@@ -478,7 +484,7 @@ def test_another_session_sees_nothing_of_these_photos(env):
             _download(env, button, session=OTHER)
     assert measure.fov_slider(service, False, source, session=OTHER) == (False, no_update)
     refs = [depth.depth_request(service, sha, MODEL, env["store"], session=SESSION) for sha in env["shas"][:2]]
-    key, _ = service.comparisons.compute(refs)
+    key = service.comparisons.compute(ComparisonItems(refs)).key
     assert measure.render_compare_measurements(service, {"key": key}, session=OTHER) == (None, True)
     with pytest.raises(DepthMissingError, match="Run a comparison first"):
         _download(env, ids.COMPARE_DOWNLOAD_REPORT, compare_data={"key": key}, session=OTHER)

@@ -100,9 +100,8 @@ def test_depth_and_3d_use_the_whole_photo_and_compare_says_why_it_cannot(env, fa
 
     calls = env["estimator"].calls
     with pytest.raises(ComparisonError) as info:
-        compare.start_compare(
-            env["service"], env["runner"], [i["sha"] for i in store["items"]], MODEL, store, session=SESSION
-        )
+        items = compare.compare_items([i["sha"] for i in store["items"]], [MODEL], ["fp32"])
+        compare.start_compare(env["service"], env["runner"], items, store, session=SESSION)
     alert = alert_for_exception(info.value)
     assert alert.title == "Faces cannot be compared"
     assert "face detection is unavailable" in alert.message and "administrator" in alert.message

@@ -32,6 +32,7 @@ from dashboard.services import Face3DService
 from dashboard.services.depth import LOADING_MESSAGE, PRELOADING_MESSAGE
 from dashboard.services.model_status import precision_choices_here
 from face3d_core.cache import ResultCache
+from face3d_core.compare import ComparisonItems
 from face3d_core.errors import WeightsUnavailableError
 from face3d_core.reconstruct import MAX_MODEL_POINTS
 from tests.doubles import FakeEstimator, NoJobsRunner
@@ -150,7 +151,8 @@ def test_3d_of_a_cached_depth_map_and_a_comparison_of_cached_faces_start_no_job(
         service.depth_maps.compute(ref)
     outcome = depth.start_depth(service, runner, env["shas"][0], MODEL, env["store"], session=SESSION)
     assert outcome.job_id is None and outcome.result == refs[0].to_dict()
-    outcome = compare.start_compare(service, runner, env["shas"], MODEL, env["store"], session=SESSION)
+    items = compare.compare_items(env["shas"], [MODEL], ["fp32"])
+    outcome = compare.start_compare(service, runner, items, env["store"], session=SESSION)
     assert outcome.job_id is None and outcome.result["count"] == 2
     assert runner.submitted == []
 
@@ -159,7 +161,8 @@ def test_a_comparison_with_a_face_without_depth_map_is_a_job(env):
     service, runner = env["service"], NoJobsRunner()
     env["estimator"].gate.set()
     service.depth_maps.compute(depth.depth_request(service, env["shas"][0], MODEL, env["store"], session=SESSION))
-    outcome = compare.start_compare(service, runner, env["shas"], MODEL, env["store"], session=SESSION)
+    items = compare.compare_items(env["shas"], [MODEL], ["fp32"])
+    outcome = compare.start_compare(service, runner, items, env["store"], session=SESSION)
     assert outcome.job_id == "0" * 64 and runner.submitted == ["compare"]
 
 
@@ -305,7 +308,7 @@ def test_the_default_3d_view_of_a_1mp_portrait_keeps_to_its_budget_and_compare_d
     assert _points(full["data"][0]) > 2 * shown
     other = depth.depth_request(service, env["shas"][1], MODEL, env["store"], session=SESSION)
     service.depth_maps.compute(other)
-    key, result = service.comparisons.compute([ref, other], ["a", "b"])
+    result = service.comparisons.compute(ComparisonItems((ref, other)), ["a", "b"]).result
     fig3d = compare.compare_3d(service, result, 0)
     assert 0 < _points(fig3d["data"][0]) < shown
 

@@ -55,6 +55,10 @@ def _split_outputs(output: str) -> list[str]:
     return [output]
 
 
+#: Types of the pattern-matching ids.
+PATTERN_TYPES = (ids.FACE_BOX, ids.REMOVE_UPLOAD, ids.UPLOAD_AGAIN, ids.COMPARE_ITEM_REMOVE)
+
+
 def _component(spec: str) -> str:
     return spec.split("@")[0].rsplit(".", 1)[0]
 
@@ -67,7 +71,7 @@ def test_every_referenced_component_exists(dependencies, layout_ids):
         names += [i["id"] for i in dep["inputs"] + dep["state"]]
         for name in names:
             if name.startswith("{"):
-                assert json.loads(name)["type"] in (ids.FACE_BOX, ids.REMOVE_UPLOAD, ids.UPLOAD_AGAIN)
+                assert json.loads(name)["type"] in PATTERN_TYPES
             else:
                 assert name in static_ids, f"{name} is used by a callback but not in the layout"
 
@@ -75,7 +79,7 @@ def test_every_referenced_component_exists(dependencies, layout_ids):
 def test_every_id_constant_is_in_the_layout(layout_ids):
     static_ids = {i for i in layout_ids if isinstance(i, str)}
     constants = {v for k, v in vars(ids).items() if k.isupper() and isinstance(v, str)}
-    constants -= {ids.FACE_BOX, ids.REMOVE_UPLOAD, ids.UPLOAD_AGAIN}  # pattern-matching types
+    constants -= set(PATTERN_TYPES)
     constants -= {ids.TAB_UPLOAD, ids.TAB_DEPTH, ids.TAB_MODEL3D, ids.TAB_COMPARE}  # tab values
     missing = constants - static_ids
     assert not missing, missing

@@ -19,7 +19,7 @@ from dashboard.layout.common import precision_picker
 from dashboard.services import Face3DService
 from dashboard.services.model_status import NO_FAST_MODE, PrecisionChoices, precision_choices_here
 from face3d_core.cache import ResultCache, make_key
-from face3d_core.compare import ComparisonError
+from face3d_core.compare import ComparisonError, ComparisonItems
 from face3d_core.models.cpu_info import cpu_flags_known, cpu_has_bf16_flags
 from face3d_core.pipeline import WORK_MAX_SIDE, DepthRef
 from face3d_core.reconstruct import ReconstructionParams
@@ -119,21 +119,31 @@ def test_a_precision_the_server_does_not_offer_is_its_default(env, monkeypatch, 
     assert ref.precision == "fp32"
 
 
-def test_comparison_carries_the_precision_and_refuses_a_mix(env, monkeypatch):
+def test_comparison_carries_the_precision_and_compares_one_face_in_both(env, monkeypatch):
     offer(monkeypatch, FAST_OFFERED)
     service, runner, store = env["service"], env["runner"], env["store"]
     shas = [item["sha"] for item in store["items"]]
     fast = run_job(
-        runner, compare.start_compare(service, runner, shas, MODEL, store, session=SESSION, precision="bf16")
+        runner,
+        compare.start_compare(service, runner, compare.compare_items(shas, [MODEL], ["bf16"]), store, session=SESSION),
     )
-    exact = run_job(runner, compare.start_compare(service, runner, shas, MODEL, store, session=SESSION))
+    exact = run_job(
+        runner,
+        compare.start_compare(service, runner, compare.compare_items(shas, [MODEL], ["fp32"]), store, session=SESSION),
+    )
     assert fast["key"] != exact["key"]
     result = service.comparisons.cached(fast["key"])
-    assert result.precision == "bf16" and {ref.precision for ref in result.refs} == {"bf16"}
+    assert result.precisions == ("bf16", "bf16") and {ref.precision for ref in result.refs} == {"bf16"}
     assert env["estimators"][(MODEL, "bf16")].calls == 2 and env["estimators"][(MODEL, "fp32")].calls == 2
-    mixed = [DepthRef(shas[0], MODEL, 0, "bf16"), DepthRef(shas[1], MODEL, 0, "fp32")]
-    with pytest.raises(ComparisonError, match="same precision"):
-        service.comparisons.key(mixed)
+    # one face, exact and fast: two items, their depth maps reused (no network run), names saying which is which
+    both = compare.compare_items(shas[:1], [MODEL], ["fp32", "bf16"])
+    mixed = run_job(runner, compare.start_compare(service, runner, both, store, session=SESSION))
+    shown = service.access.comparison(SESSION, service.comparisons.cached(mixed["key"]))
+    assert shown.precisions == ("fp32", "bf16") and shown.names[1].endswith("· bf16")
+    assert env["estimators"][(MODEL, "bf16")].calls == 2 and env["estimators"][(MODEL, "fp32")].calls == 2
+    twice = [DepthRef(shas[0], MODEL, 0, "bf16")] * 2
+    with pytest.raises(ComparisonError, match="chosen twice"):
+        ComparisonItems(twice)
 
 
 def test_model_note_names_the_precision_and_the_measured_deviation(env):

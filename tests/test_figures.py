@@ -136,6 +136,41 @@ def test_compare_figure_has_one_scene_per_face_and_at_most_four():
         figures.compare_3d_figure([figures.points_trace(_points(10))] * 5, list("abcde"))
 
 
+def test_comparison_view_titles_say_face_and_model_in_the_scene_corner():
+    """Two lines (face, model) inside each scene's bottom-left corner: never into the next scene, never under the
+    mode bar (top right, always shown on a touch screen: it hid the titles of the top row on a phone)."""
+    long = "a_very_long_photo_name_from_a_phone_camera.jpg"
+    fig = figures.compare_3d_figure(
+        [figures.points_trace(_points(10, i)) for i in range(2)], [f"{long} · DPT-Hybrid · bf16", "<b>.png · LeViT"]
+    )
+    first, second = fig["layout"]["annotations"]
+    assert first["text"] == "a_very_long…e_camera.jpg<br>DPT-Hybrid · bf16" and len(figures.short_name(long)) == 24
+    assert first["hovertext"] == f"{long} · DPT-Hybrid · bf16"  # the whole name on hover
+    assert second["text"] == "&lt;b&gt;.png<br>LeViT"
+    for note, key in ((first, "scene"), (second, "scene2")):
+        domain = fig["layout"][key]["domain"]
+        assert (note["x"], note["y"], note["xanchor"], note["yanchor"]) == (
+            domain["x"][0],
+            domain["y"][0],
+            "left",
+            "bottom",
+        )
+    assert figures.short_name("short.jpg") == "short.jpg"
+
+
+def test_profiles_lie_side_by_side_or_one_above_the_other_on_a_phone():
+    profile = (np.linspace(-1, 1, 5), np.linspace(0, 1, 5))
+    wide = figures.profiles_figure(["a", "b"], [profile] * 2, [profile] * 2)
+    phone = figures.profiles_figure(["a", "b"], [profile] * 2, [profile] * 2, stacked=True)
+    assert wide.layout.xaxis.domain[1] < wide.layout.xaxis2.domain[0]  # beside
+    assert phone.layout.yaxis2.domain[1] < phone.layout.yaxis.domain[0]  # below, full width
+    assert phone.layout.xaxis.domain == phone.layout.xaxis2.domain == (0.0, 1.0)
+    assert [t.name for t in phone.data if t.showlegend] == ["a", "b"]  # one legend entry per item
+    assert (
+        phone.layout.margin.t >= 60 > wide.layout.margin.t
+    )  # a touch screen's mode bar (always shown) clears the title
+
+
 def test_camera_presets_are_distinct():
     eyes = {tuple(p["eye"].values()) for p in figures.CAMERA_PRESETS.values()}
     assert len(eyes) == 3

@@ -7,6 +7,7 @@ The browser side (the file opens offline and draws its plots) is tested in
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -120,12 +121,18 @@ def scene_faces(scene_photos, yunet_path):
 
 def test_two_face_comparison_report_contents_and_size(scene_faces):
     faces, comparison = scene_faces
-    html = build_report(faces, comparison=comparison)
+    networks = ["MiDaS v2.1 small (256)", "Depth Anything V2 Small (518) · Fast (bf16)"]
+    faces = [dataclasses.replace(face, depth_model=net) for face, net in zip(faces, networks, strict=True)]
+    html = build_report(faces, comparison=comparison, pair=(1, 0))
     size_mb = len(html.encode("utf-8")) / 1e6
     print(f"report of a 2-face comparison: {size_mb:.2f} MB")
     assert size_mb < 5.0
-    for section in ("Measurements side by side", "Depth profiles", "Difference of the two faces", "RMS difference"):
+    for section in ("Measurements side by side", "Depth profiles", "RMS difference"):
         assert section in html
+    # the chosen pair, second minus first; every column of the side-by-side table says its network
+    assert f"Difference: {faces[1].name} minus {faces[0].name}" in html
+    side = html[html.index('id="side-by-side"') : html.index('id="profiles"')]
+    assert all(f'<div class="muted">{net}</div>' in side for net in networks)
     figs = _figures(html)
     kinds = [f["data"][0]["type"] for f in figs]
     assert kinds.count("mesh3d") == 2 and kinds.count("heatmap") == 3 and kinds.count("scatter") == 1
@@ -169,7 +176,7 @@ def test_cli_report_of_two_photos_with_depth_files(scene_photos, yunet_path, tmp
     assert result.returncode == 0, result.stderr
     assert "report of 2 face(s) with a comparison" in result.stdout
     html = out.read_text(encoding="utf-8")
-    assert "<title>Two &lt;scans&gt;</title>" in html and "Difference of the two faces" in html
+    assert "<title>Two &lt;scans&gt;</title>" in html and '<section id="difference">' in html
     assert "given depth map lee_perry_smith_yaw0_depth.npy" in html and "FOV 40° from EXIF" in html
     assert out.stat().st_size < 5_000_000
     # a photo without a face: one error line, the others still reported, exit code 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dash import Dash
 
-from dashboard.callbacks import camera, choices, compare, depth, downloads, measure, model3d, upload
+from dashboard.callbacks import camera, choices, compare, depth, downloads, measure, model3d, page, upload
 from dashboard.jobs import JobRunner
 from dashboard.services import Face3DService
 
@@ -19,3 +19,4 @@ def register_callbacks(app: Dash, service: Face3DService, runner: JobRunner) -> 
     compare.register(app, service, runner)
     downloads.register(app, service)
     measure.register(app, service)
+    page.register(app)

@@ -6,11 +6,14 @@ face in one tab picks it in the other), with one callback per pair so there is n
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import dash_bootstrap_components as dbc
-from dash import Dash, Input, Output, State, ctx, html
+from dash import Dash, Input, Output, State, ctx, html, no_update
 from dash.development.base_component import Component
 
 from dashboard import ids
+from dashboard.browser_values import distinct_texts
 from dashboard.callbacks.upload import store_items
 from dashboard.layout.common import weights_help
 from dashboard.layout.compare import MAX_COMPARE
@@ -25,7 +28,8 @@ from dashboard.services.model_status import (
 )
 from dashboard.sessions import current_session
 from face3d_core.errors import UnknownModelError
-from face3d_core.models.registry import DEFAULT_MODEL, list_models
+from face3d_core.models.registry import DEFAULT_MODEL, get_spec, list_models
+from face3d_core.pipeline import PRECISIONS
 
 
 def face_options(service: Face3DService, store: object, *, session: str) -> list[dict]:
@@ -58,14 +62,26 @@ def sync_faces(options: list[dict], depth_value: object, model3d_value: object, 
     return valid[0] if valid else None
 
 
-def compare_selection(options: list[dict], current: object) -> list[str]:
-    """Keep the still-valid compare choices; preselect the first two photos when empty."""
-    valid: list[str] = [o["value"] for o in options]
-    picked = current if isinstance(current, list) else []  # anything else from the page is no choice
-    chosen = [valid[valid.index(v)] for v in picked if v in valid][:MAX_COMPARE]
-    if not chosen and len(valid) >= 2:
-        chosen = valid[:2]
-    return chosen
+def compare_selection(options: list[dict], current: object, previous: object = None) -> list[str]:
+    """The Compare tab's faces after the uploads changed: the still-valid choices, topped up to two with new photos.
+
+    With nothing chosen the first two photos (or the only one: one face under several models is a
+    comparison) are preselected. Photos uploaded one at a time are added until two are chosen, so
+    the second upload joins the first; a choice the user narrowed is left alone until another photo
+    arrives.
+
+    Args:
+        options: The face options now.
+        current: The faces chosen (browser value).
+        previous: The face options before this change (browser value): what counts as new.
+    """
+    valid = [o["value"] for o in options]
+    chosen = [v for v in distinct_texts(current, MAX_COMPARE) if v in valid]
+    if not chosen:
+        return valid[:2]
+    known = {o.get("value") for o in previous if isinstance(o, dict)} if isinstance(previous, list) else set(valid)
+    new = [v for v in valid if v not in known and v not in chosen]
+    return chosen + new[: max(0, 2 - len(chosen))]
 
 
 def model_options(statuses: list[ModelStatus] | None = None) -> list[dict]:
@@ -80,6 +96,45 @@ def model_options(statuses: list[ModelStatus] | None = None) -> list[dict]:
             label = f"{status.title} · weights missing"
         options.append({"label": label, "value": status.name, "title": status.description})
     return options
+
+
+def follow_choice(chosen: object, current: object) -> object:
+    """The Compare tab's models (or precisions) after the Depth/3D tabs chose ``chosen``.
+
+    A single choice follows the other tabs (a comparison of faces uses the model the user just
+    worked with); several chosen on the Compare tab (a comparison of models) stay as they are.
+    """
+    if isinstance(current, list) and len(current) > 1:
+        return no_update
+    return [chosen] if isinstance(chosen, str) else no_update
+
+
+def models_info(
+    models: object, precisions: object, last_runtime: Callable[[str, str], str | None] | None = None
+) -> html.Div | None:
+    """What the user needs to know about the Compare tab's models: the help for each one whose weights are missing.
+
+    Args:
+        models: The chosen models (browser values).
+        precisions: The chosen precisions.
+        last_runtime: ``(model, precision) -> text or None``: what ran it last here.
+    """
+    chosen = [m for m in distinct_texts(models, len(list_models())) if m in list_models()]
+    fast = [p for p in distinct_texts(precisions, len(PRECISIONS)) if p in PRECISIONS and p != "fp32"]
+    missing = [m for m in chosen if not model_status(m).ready]
+    parts = [model_info(m) for m in missing]
+    ready = [get_spec(m).label for m in chosen if m not in missing]
+    if ready:
+        parts.append(
+            html.Div(
+                [dbc.Badge("Weights ready", color="success", className="me-2"), html.Span(", ".join(ready))],
+                className="small",
+            )
+        )
+    if fast:
+        runtime = last_runtime(chosen[0], fast[0]) if last_runtime and chosen else None
+        parts.append(html.Div(precision_note(fast[0], runtime), className="small text-muted mt-1"))
+    return html.Div(parts, className="d-grid gap-1") if parts else None
 
 
 def valid_model(value: object) -> str:
@@ -164,43 +219,53 @@ def register(app: Dash, service: Face3DService) -> None:
         Output(ids.COMPARE_FACES, "value"),
         Input(ids.UPLOADS_STORE, "data"),
         State(ids.COMPARE_FACES, "value"),
+        State(ids.COMPARE_FACES, "options"),
     )
-    def _compare_faces(store, current):
+    def _compare_faces(store, current, previous):
         options = face_options(service, store, session=current_session())
-        return options, compare_selection(options, current)
+        return options, compare_selection(options, current, previous)
 
     precision_choices = precision_choices_here()
 
     @app.callback(
         Output(ids.DEPTH_MODEL, "value"),
         Output(ids.MODEL3D_MODEL, "value"),
-        Output(ids.COMPARE_MODEL, "value"),
         Output(ids.DEPTH_PRECISION, "value"),
         Output(ids.MODEL3D_PRECISION, "value"),
-        Output(ids.COMPARE_PRECISION, "value"),
         Output(ids.LIVE_PRECISION, "value"),
         Output(ids.DEPTH_MODEL_INFO, "children"),
         Output(ids.MODEL3D_MODEL_INFO, "children"),
-        Output(ids.COMPARE_MODEL_INFO, "children"),
         Input(ids.DEPTH_MODEL, "value"),
         Input(ids.MODEL3D_MODEL, "value"),
-        Input(ids.COMPARE_MODEL, "value"),
         Input(ids.DEPTH_PRECISION, "value"),
         Input(ids.MODEL3D_PRECISION, "value"),
-        Input(ids.COMPARE_PRECISION, "value"),
         Input(ids.LIVE_PRECISION, "value"),
     )
-    def _sync_models(
-        depth_model, model3d_model, compare_model, depth_precision, model3d_precision, compare_precision, live_precision
-    ):
+    def _sync_models(depth_model, model3d_model, depth_precision, model3d_precision, live_precision):
         trigger = ctx.triggered_id
-        chosen = {ids.MODEL3D_MODEL: model3d_model, ids.COMPARE_MODEL: compare_model}.get(trigger, depth_model)
-        chosen = valid_model(chosen)
-        precision = {
-            ids.MODEL3D_PRECISION: model3d_precision,
-            ids.COMPARE_PRECISION: compare_precision,
-            ids.LIVE_PRECISION: live_precision,
-        }.get(trigger, depth_precision)
+        chosen = valid_model(model3d_model if trigger == ids.MODEL3D_MODEL else depth_model)
+        precision = {ids.MODEL3D_PRECISION: model3d_precision, ids.LIVE_PRECISION: live_precision}.get(
+            trigger, depth_precision
+        )
         precision = valid_precision(precision, precision_choices)
         info = model_info(chosen, precision, service.depth_maps.last_runtime(chosen, precision))
-        return chosen, chosen, chosen, precision, precision, precision, precision, info, info, info
+        return chosen, chosen, precision, precision, precision, info, info
+
+    @app.callback(
+        Output(ids.COMPARE_MODELS, "value"),
+        Output(ids.COMPARE_PRECISIONS, "value"),
+        Input(ids.DEPTH_MODEL, "value"),
+        Input(ids.DEPTH_PRECISION, "value"),
+        State(ids.COMPARE_MODELS, "value"),
+        State(ids.COMPARE_PRECISIONS, "value"),
+    )
+    def _follow_models(model, precision, compare_models, compare_precisions):
+        return follow_choice(model, compare_models), follow_choice(precision, compare_precisions)
+
+    @app.callback(
+        Output(ids.COMPARE_MODEL_INFO, "children"),
+        Input(ids.COMPARE_MODELS, "value"),
+        Input(ids.COMPARE_PRECISIONS, "value"),
+    )
+    def _compare_model_info(models, precisions):
+        return models_info(models, precisions, service.depth_maps.last_runtime)

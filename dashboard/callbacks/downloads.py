@@ -84,22 +84,31 @@ class PageValues:
         view: The 3D view (:meth:`ModelView.parse` of the six values).
         relief: The relief's width, base and scale as typed (checked by ``ReliefSettings``).
         compare_data: The Compare tab's result store.
+        compare_pair: The Compare tab's two items of the difference map (checked by ``valid_pair``).
     """
 
     depth_result: DepthRef | None = None
     view: ModelView = ModelView()
     relief: tuple[object, object, object] = (None, None, None)
     compare_data: object = None
+    compare_pair: tuple[object, object] = (0, 1)
 
     @classmethod
-    def parse(cls, depth_result: object, raw_view: object, relief: object, compare_data: object) -> PageValues:
-        """The values of the download callback's states (``relief``: ``{"width", "base", "scale"}``)."""
+    def parse(
+        cls, depth_result: object, raw_view: object, relief: object, compare_data: object, compare_pair: object = None
+    ) -> PageValues:
+        """The values of the download callback's states.
+
+        ``relief`` is ``{"width", "base", "scale"}``, ``compare_pair`` ``{"first", "second"}``.
+        """
         fields = mapping(relief) or {}
+        pair = mapping(compare_pair) or {}
         return cls(
             DepthRef.from_dict(depth_result),
             ModelView.parse(raw_view),
             (fields.get("width"), fields.get("base"), fields.get("scale")),
             compare_data,
+            (pair.get("first", 0), pair.get("second", 1)),
         )
 
 
@@ -129,6 +138,7 @@ def make_file(
             view=values.view,
             relief=values.relief,
             compare_data=values.compare_data,
+            compare_pair=values.compare_pair,
             session=session,
         )
     raise PreventUpdate
@@ -159,14 +169,18 @@ def register(app: Dash, service: Face3DService) -> None:
                 "scale": State(ids.MODEL3D_RELIEF_SCALE, "value"),
             },
             "compare_data": State(ids.COMPARE_RESULT_STORE, "data"),
+            "compare_pair": {
+                "first": State(ids.COMPARE_PAIR_FIRST, "value"),
+                "second": State(ids.COMPARE_PAIR_SECOND, "value"),
+            },
         },
         running=[(Output(ids.DOWNLOAD_STATUS, "children"), PREPARING, "")],
         prevent_initial_call=True,
     )
-    def _download(_clicks, depth_result, raw_view, relief, compare_data):
+    def _download(_clicks, depth_result, raw_view, relief, compare_data, compare_pair):
         if not ctx.triggered or not ctx.triggered[0].get("value") or ctx.triggered_id not in BUTTONS:
             raise PreventUpdate
-        values = PageValues.parse(depth_result, raw_view, relief, compare_data)
+        values = PageValues.parse(depth_result, raw_view, relief, compare_data, compare_pair)
         link, note = download_link(service, ctx.triggered_id, values, session=current_session())
         if note is not None:
             set_props(ids.MODEL3D_RELIEF_INFO, {"children": note})

@@ -27,12 +27,12 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import ids
 from dashboard.browser_values import list_index, mapping, point_xyz, points_xyz
-from dashboard.callbacks.compare import compare_settings
+from dashboard.callbacks.compare import compare_settings, valid_pair
 from dashboard.callbacks.view3d import ShownModel, shown_model, view_dependencies
 from dashboard.controls import FOV_RANGE, ModelView
 from dashboard.layout.measure import MEASURE_HINT
 from dashboard.services import DepthMissingError, Face3DService, MeasureError
-from dashboard.services.exports import ReliefSettings
+from dashboard.services.exports import MeasuredFace, ReliefSettings
 from dashboard.sessions import current_session
 from face3d_core import figures
 from face3d_core.compare import ComparisonResult
@@ -174,13 +174,13 @@ def render_compare_measurements(service: Face3DService, data: object, *, session
         ]
     )
     found = [m for m in measured if m is not None]
-    note = "Values ± one standard deviation, in mm, each face measured in its own frame. " + scale_note(
+    note = "Values ± one standard deviation, in mm, each item measured in its own frame. " + scale_note(
         found[0] if found else None
     )
     lines = refusal_notes(list(zip(result.names, measured, strict=True)))
     table = html.Div(
         [
-            dbc.Table([head, body], size="sm", striped=True, responsive=True, className="mb-2"),
+            dbc.Table([head, body], size="sm", striped=True, responsive=True, className="mb-2 face3d-side-by-side"),
             html.Ul([html.Li(line) for line in lines], className="small text-muted mb-1") if lines else None,
             html.Div(note, className="text-muted"),
         ]
@@ -337,6 +337,7 @@ def download_file(
     view: ModelView | None = None,
     relief: tuple[object, object, object] = (None, None, None),
     compare_data: object = None,
+    compare_pair: tuple[object, object] = (0, 1),
     session: str,
 ) -> tuple[str, bytes, str | None]:
     """The file of one download button of this module (only of the session's own photos).
@@ -347,6 +348,8 @@ def download_file(
         view: The 3D view the page shows (None: none).
         relief: The relief's width, base and scale as typed.
         compare_data: The Compare tab's result store.
+        compare_pair: The Compare tab's two items of the difference map (the comparison report shows
+            that difference; checked by :func:`~dashboard.callbacks.compare.valid_pair`).
         session: The browser session.
 
     Returns:
@@ -364,9 +367,15 @@ def download_file(
         if result is None:
             raise DepthMissingError("Run a comparison first.")
         if what == "compare-report":
-            name, data = service.reports.comparison_report(result, compare_settings(service, result.refs))
+            chosen = valid_pair(*compare_pair, len(result.names))
+            name, data = service.reports.comparison_report(result, compare_settings(service, result.refs), chosen)
             return name, data, None
-        measured = [(n, m) for n, m in zip(result.names, compare_measurements(service, result), strict=True) if m]
+        faces = service.access.labels(session, result.refs)  # the image column; the model has its own
+        measured = [
+            MeasuredFace(face, m, ref)
+            for face, ref, m in zip(faces, result.refs, compare_measurements(service, result), strict=True)
+            if m
+        ]
         if not measured:
             raise MeasureError("None of the compared faces could be measured.")
         name, data = service.exports.measurements_file(measured, fmt, "face3d_comparison")
@@ -377,14 +386,13 @@ def download_file(
     meta = shown.meta
     if what == "measurements":
         result = service.models3d.measurements(shown.ref, shown.params, shown.fov.source)
-        name, data = service.exports.measurements_file(
-            [(meta.face_label(shown.ref.face_index), result)], fmt, meta.name
-        )
+        measured = [MeasuredFace(meta.face_label(shown.ref.face_index), result, shown.ref)]
+        name, data = service.exports.measurements_file(measured, fmt, meta.name)
         return name, data, None
     if what == "relief":
         settings = ReliefSettings.from_values(*relief)
         name, data, solid = service.exports.relief_file(shown.ref, shown.params, fmt, settings, meta.name)
-        note = f"{name}: {solid.describe()}, base {settings.base_mm:g} mm, relief {settings.relief:g}×."
+        note = f"{name}: {solid.describe()}, base {settings.base_mm:.3g} mm, relief {settings.relief:.2g}×."
         return name, data, note
     name, data = service.reports.face_report(shown.ref, shown.params, shown.fov, meta)
     return name, data, None

@@ -6,7 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from dashboard import ids
-from dashboard.layout.common import job_stores
+from dashboard.layout.common import NARROW_MAX_PX, PHONE_MAX_PX, job_stores
 from dashboard.layout.compare import compare_tab
 from dashboard.layout.depth import depth_tab
 from dashboard.layout.model3d import model3d_tab
@@ -40,6 +40,21 @@ def navbar() -> dbc.Navbar:
     )
 
 
+#: What comes into view on narrow screens when a tab's new result arrives: ``result store: (the box
+#: that shows the result, what to bring to the top once it is shown)``: the depth map (below the
+#: photo), the 3D view's card, the comparison.
+REVEAL_TARGETS = {
+    ids.DEPTH_RESULT_STORE: (ids.DEPTH_RESULTS, ids.DEPTH_MAP_COL),
+    ids.MODEL3D_SOURCE_STORE: (ids.MODEL3D_RESULTS, ids.MODEL3D_VIEW_CARD),
+    ids.COMPARE_RESULT_STORE: (ids.COMPARE_RESULTS, ids.COMPARE_RESULTS),
+}
+
+
+def page_config() -> dict:
+    """What ``assets/face3d.js`` needs to know of the layout (:data:`dashboard.ids.PAGE_CONFIG`)."""
+    return {"narrow_max_px": NARROW_MAX_PX, "phone_max_px": PHONE_MAX_PX, "reveal": REVEAL_TARGETS}
+
+
 def build_layout(model_options: list[dict], default_model: str, precision: PrecisionChoices) -> html.Div:
     """The whole page.
 
@@ -51,6 +66,7 @@ def build_layout(model_options: list[dict], default_model: str, precision: Preci
     tabs = dcc.Tabs(
         id=ids.TABS,
         value=ids.TAB_UPLOAD,
+        mobile_breakpoint=0,  # one row of tabs on a phone too (stacked tabs push everything down)
         className="face3d-tabs",
         parent_className="face3d-tabs-parent",
         content_className="face3d-tab-content pt-3",
@@ -94,6 +110,10 @@ def build_layout(model_options: list[dict], default_model: str, precision: Preci
         dcc.Store(id=ids.COMPARE_RESULT_STORE, storage_type="session"),
         dcc.Store(id=ids.DOWNLOAD),
         dcc.Store(id=ids.DOWNLOAD_STARTED),
+        dcc.Store(id=ids.PAGE_WARMUP_STORE),
+        dcc.Store(id=ids.PAGE_CONFIG, data=page_config()),
+        dcc.Store(id=ids.PAGE_VIEWPORT, data={"phone": False}),
+        html.Div(id=ids.PAGE_WARMUP, className="face3d-warmup", hidden=True, **{"aria-hidden": "true"}),
     ]
     for prefix in ids.JOB_PREFIXES:
         stores.extend(job_stores(prefix))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
@@ -106,8 +108,10 @@ def field(label: str, control, help_text: str | None = None, *, html_for: str | 
     return html.Div(children, className="mb-3 face3d-field")
 
 
-def card(title: str, body, *, header_extra=None, class_name: str = "", body_class: str = "") -> dbc.Card:
-    """A titled card."""
+def card(
+    title: str, body, *, header_extra=None, class_name: str = "", body_class: str = "", card_id: str | None = None
+) -> dbc.Card:
+    """A titled card (``card_id``: an id for it, e.g. to bring it into view)."""
     header = html.Div(
         [html.H2(title, className="face3d-card-title"), header_extra],
         className="d-flex justify-content-between align-items-center",
@@ -115,6 +119,7 @@ def card(title: str, body, *, header_extra=None, class_name: str = "", body_clas
     return dbc.Card(
         [dbc.CardHeader(header, className="bg-white"), dbc.CardBody(body, className=body_class)],
         className=f"shadow-sm mb-3 {class_name}",
+        **({"id": card_id} if card_id else {}),
     )
 
 
@@ -132,6 +137,44 @@ def precision_picker(component_id: str, choices: PrecisionChoices) -> html.Div:
         id=component_id, options=options, value=choices.default, inline=True, className="face3d-precision"
     )
     return field("Precision", radio, choices.unavailable)
+
+
+def precision_checklist(component_id: str, choices: PrecisionChoices) -> html.Div:
+    """Exact (fp32), Fast (bf16) or both (an item each); Fast disabled, with the reason, where not offered."""
+    options = [{"label": label, "value": value} for value, label in choices.options.items()]
+    if choices.unavailable is not None:
+        options.append({"label": "Fast (bf16)", "value": "bf16", "disabled": True})
+    checklist = dbc.Checklist(
+        id=component_id, options=options, value=[choices.default], inline=True, className="face3d-precision"
+    )
+    return field("Precision", checklist, choices.unavailable)
+
+
+#: At most this wide (CSS pixels) the settings column lies above the results: its sections start folded.
+NARROW_MAX_PX = 991
+#: At most this wide (CSS pixels) is a phone: figures with two plots side by side stack them.
+PHONE_MAX_PX = 599
+
+
+def sections(component_id: str, items: list[tuple[str, str, list]]) -> dbc.Accordion:
+    """Long control lists folded into titled sections: open on wide screens, folded on narrow ones.
+
+    ``assets/face3d.js`` (``foldSections``) folds them when the page starts on a screen at most
+    :data:`NARROW_MAX_PX` wide, so a phone shows the view after a short list; a section the user
+    opens stays open (Dash keeps ``active_item`` when the tab is shown again).
+
+    Args:
+        component_id: The accordion's id (one of :data:`dashboard.ids.SECTIONS`).
+        items: ``(item id, title, children)`` per section.
+    """
+    return dbc.Accordion(
+        [dbc.AccordionItem(children, title=title, item_id=item_id) for item_id, title, children in items],
+        id=component_id,
+        always_open=True,
+        active_item=[item_id for item_id, _, _ in items],
+        flush=True,
+        className="face3d-sections",
+    )
 
 
 def face_dropdown(component_id: str) -> dcc.Dropdown:
@@ -200,3 +243,17 @@ def weights_help(file_name: str, url: str | None, size_mb: float | None = None) 
             )
         )
     return html.Div(rows, className="face3d-weights-help small mt-2")
+
+
+def download_buttons(title: str, buttons: Sequence[tuple[str, str]]) -> list:
+    """A titled row of download buttons ``(label, id)``, disabled until there is something to download."""
+    return [
+        html.Div(title, className="fw-semibold small mb-1"),
+        dbc.ButtonGroup(
+            [
+                dbc.Button(label, id=bid, color="secondary", outline=True, size="sm", disabled=True)
+                for label, bid in buttons
+            ],
+            className="w-100",
+        ),
+    ]

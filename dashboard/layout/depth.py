@@ -8,6 +8,7 @@ from dash import dcc, html
 from dashboard import ids
 from dashboard.layout.common import (
     card,
+    download_buttons,
     empty_state,
     face_dropdown,
     field,
@@ -16,6 +17,7 @@ from dashboard.layout.common import (
     model_dropdown,
     precision_picker,
     responsive_graph,
+    sections,
 )
 from dashboard.services.model_status import PrecisionChoices
 from face3d_core.figures import DEFAULT_COLORMAP, DEPTH_COLORMAPS
@@ -38,42 +40,35 @@ def depth_tab(model_options: list[dict], default_model: str, precision: Precisio
             html.Div(id=ids.DEPTH_MODEL_INFO, className="mb-3"),
             dbc.Button("Generate depth map", id=ids.DEPTH_GENERATE, color="primary", className="w-100"),
             job_panel("depth"),
-            html.Hr(),
-            field(
-                "Colour map",
-                dcc.Dropdown(
-                    id=ids.DEPTH_COLORMAP,
-                    options=[{"label": k, "value": k} for k in DEPTH_COLORMAPS],
-                    value=DEFAULT_COLORMAP,
-                    clearable=False,
-                    searchable=False,
-                ),
-                "Grayscale: lighter = nearer.",
-            ),
-            html.Div("Download", className="fw-semibold small mb-1"),
-            dbc.ButtonGroup(
+            sections(
+                ids.DEPTH_SECTIONS,
                 [
-                    dbc.Button(
-                        "PNG 8-bit",
-                        id=ids.DEPTH_DOWNLOAD_PNG8,
-                        color="secondary",
-                        outline=True,
-                        size="sm",
-                        disabled=True,
-                    ),
-                    dbc.Button(
-                        "PNG 16-bit",
-                        id=ids.DEPTH_DOWNLOAD_PNG16,
-                        color="secondary",
-                        outline=True,
-                        size="sm",
-                        disabled=True,
-                    ),
-                    dbc.Button(
-                        ".npy", id=ids.DEPTH_DOWNLOAD_NPY, color="secondary", outline=True, size="sm", disabled=True
-                    ),
+                    (
+                        "display",
+                        "Colours and downloads",
+                        [
+                            field(
+                                "Colour map",
+                                dcc.Dropdown(
+                                    id=ids.DEPTH_COLORMAP,
+                                    options=[{"label": k, "value": k} for k in DEPTH_COLORMAPS],
+                                    value=DEFAULT_COLORMAP,
+                                    clearable=False,
+                                    searchable=False,
+                                ),
+                                "Grayscale: lighter = nearer.",
+                            ),
+                            *download_buttons(
+                                "Download",
+                                [
+                                    ("PNG 8-bit", ids.DEPTH_DOWNLOAD_PNG8),
+                                    ("PNG 16-bit", ids.DEPTH_DOWNLOAD_PNG16),
+                                    (".npy", ids.DEPTH_DOWNLOAD_NPY),
+                                ],
+                            ),
+                        ],
+                    )
                 ],
-                className="w-100",
             ),
         ],
     )
@@ -100,6 +95,7 @@ def depth_tab(model_options: list[dict], default_model: str, precision: Precisio
                 ],
                 md=6,
                 className="face3d-figure-col",
+                id=ids.DEPTH_MAP_COL,
             ),
         ],
         className="g-3",

@@ -9,6 +9,7 @@ from dashboard import ids
 from dashboard.controls import DEFAULT_CONTROLS, DENSITY_MARKS, DEPTH_SCALE_MARKS, SMOOTHING_MARKS
 from dashboard.layout.common import (
     card,
+    download_buttons,
     empty_state,
     face_dropdown,
     field,
@@ -17,6 +18,7 @@ from dashboard.layout.common import (
     model_dropdown,
     precision_picker,
     responsive_graph,
+    sections,
 )
 from dashboard.layout.measure import fov_field, measure_bar, measurements_card, relief_controls, report_button
 from dashboard.services.model_status import PrecisionChoices
@@ -42,6 +44,56 @@ def _slider(component_id: str, minimum: float, maximum: float, step: float, valu
     )
 
 
+def _display_controls(c) -> list:
+    """Points or mesh, grey depth or photo colours, camera presets."""
+    return [
+        field(
+            "Show as",
+            dbc.RadioItems(
+                id=ids.MODEL3D_DISPLAY,
+                value=c.display,
+                inline=True,
+                options=[{"label": "Points", "value": "points"}, {"label": "Mesh", "value": "mesh"}],
+            ),
+        ),
+        field(
+            "Colours",
+            dbc.RadioItems(
+                id=ids.MODEL3D_COLORS,
+                value=c.colors,
+                inline=True,
+                options=[{"label": "Grayscale depth", "value": "gray"}, {"label": "Photo", "value": "photo"}],
+            ),
+        ),
+        html.Div("Camera", className="fw-semibold small mb-1"),
+        dbc.ButtonGroup(
+            [
+                dbc.Button("Front", id=ids.MODEL3D_CAMERA_FRONT, color="secondary", outline=True, size="sm"),
+                dbc.Button("Side", id=ids.MODEL3D_CAMERA_SIDE, color="secondary", outline=True, size="sm"),
+                dbc.Button("Top", id=ids.MODEL3D_CAMERA_TOP, color="secondary", outline=True, size="sm"),
+            ],
+            className="w-100",
+        ),
+    ]
+
+
+def _download_controls() -> list:
+    """The 3D files, the printable relief and the report."""
+    return [
+        *download_buttons(
+            "3D files",
+            [
+                ("PLY", ids.MODEL3D_DOWNLOAD_PLY),
+                ("OBJ", ids.MODEL3D_DOWNLOAD_OBJ),
+                ("GLB", ids.MODEL3D_DOWNLOAD_GLB),
+                ("STL", ids.MODEL3D_DOWNLOAD_STL),
+            ],
+        ),
+        relief_controls(),
+        report_button(ids.MODEL3D_DOWNLOAD_REPORT),
+    ]
+
+
 def model3d_tab(model_options: list[dict], default_model: str, precision: PrecisionChoices) -> dbc.Row:
     """Layout of the 3D Model tab."""
     c = DEFAULT_CONTROLS
@@ -54,53 +106,26 @@ def model3d_tab(model_options: list[dict], default_model: str, precision: Precis
             html.Div(id=ids.MODEL3D_MODEL_INFO, className="mb-3"),
             dbc.Button("Generate 3D model", id=ids.MODEL3D_GENERATE, color="primary", className="w-100"),
             job_panel("model3d"),
-            html.Hr(),
-            field("Smoothing", _slider(ids.MODEL3D_SMOOTHING, 0, 4, 0.5, c.smoothing, SMOOTHING_MARKS)),
-            field("Point density", _slider(ids.MODEL3D_DENSITY, 1, 4, 1, c.density, DENSITY_MARKS)),
-            field("Depth scale", _slider(ids.MODEL3D_DEPTH_SCALE, 0.5, 2.0, 0.25, c.depth_scale, DEPTH_SCALE_MARKS)),
-            fov_field(),
-            field(
-                "Show as",
-                dbc.RadioItems(
-                    id=ids.MODEL3D_DISPLAY,
-                    value=c.display,
-                    inline=True,
-                    options=[{"label": "Points", "value": "points"}, {"label": "Mesh", "value": "mesh"}],
-                ),
-            ),
-            field(
-                "Colours",
-                dbc.RadioItems(
-                    id=ids.MODEL3D_COLORS,
-                    value=c.colors,
-                    inline=True,
-                    options=[{"label": "Grayscale depth", "value": "gray"}, {"label": "Photo", "value": "photo"}],
-                ),
-            ),
-            html.Div("Camera", className="fw-semibold small mb-1"),
-            dbc.ButtonGroup(
+            sections(
+                ids.MODEL3D_SECTIONS,
                 [
-                    dbc.Button("Front", id=ids.MODEL3D_CAMERA_FRONT, color="secondary", outline=True, size="sm"),
-                    dbc.Button("Side", id=ids.MODEL3D_CAMERA_SIDE, color="secondary", outline=True, size="sm"),
-                    dbc.Button("Top", id=ids.MODEL3D_CAMERA_TOP, color="secondary", outline=True, size="sm"),
+                    (
+                        "shape",
+                        "Shape",
+                        [
+                            field("Smoothing", _slider(ids.MODEL3D_SMOOTHING, 0, 4, 0.5, c.smoothing, SMOOTHING_MARKS)),
+                            field("Point density", _slider(ids.MODEL3D_DENSITY, 1, 4, 1, c.density, DENSITY_MARKS)),
+                            field(
+                                "Depth scale",
+                                _slider(ids.MODEL3D_DEPTH_SCALE, 0.5, 2.0, 0.25, c.depth_scale, DEPTH_SCALE_MARKS),
+                            ),
+                            fov_field(),
+                        ],
+                    ),
+                    ("display", "Display", _display_controls(c)),
+                    ("downloads", "Downloads and report", _download_controls()),
                 ],
-                className="w-100 mb-3",
             ),
-            html.Div("Download", className="fw-semibold small mb-1"),
-            dbc.ButtonGroup(
-                [
-                    dbc.Button(fmt, id=bid, color="secondary", outline=True, size="sm", disabled=True)
-                    for fmt, bid in (
-                        ("PLY", ids.MODEL3D_DOWNLOAD_PLY),
-                        ("OBJ", ids.MODEL3D_DOWNLOAD_OBJ),
-                        ("GLB", ids.MODEL3D_DOWNLOAD_GLB),
-                        ("STL", ids.MODEL3D_DOWNLOAD_STL),
-                    )
-                ],
-                className="w-100",
-            ),
-            relief_controls(),
-            report_button(ids.MODEL3D_DOWNLOAD_REPORT),
         ],
     )
     view = card(
@@ -126,6 +151,7 @@ def model3d_tab(model_options: list[dict], default_model: str, precision: Precis
                 ],
             ),
         ],
+        card_id=ids.MODEL3D_VIEW_CARD,
     )
     return dbc.Row(
         [dbc.Col(settings, lg=3, className="face3d-settings"), dbc.Col([view, measurements_card()], lg=9)],

@@ -13,8 +13,9 @@ Callbacks stay thin and call a :class:`Face3DService`, which holds one composer 
   compute-once path, with a memory tier in front;
 * :mod:`~dashboard.services.model3d` (``service.models3d``): the cheap step (reconstruction
   for slider values) in memory, so moving a slider back never reruns anything;
-* :mod:`~dashboard.services.comparison` (``service.comparisons``): comparisons by
-  :func:`face3d_core.compare.compare_faces`, cached per (ordered faces, model);
+* :mod:`~dashboard.services.comparison` (``service.comparisons``): comparisons of items (a face
+  under a model and a precision) by :func:`face3d_core.compare.compare_faces`, cached per
+  ordered items; an item whose network's weights are missing is left out, the others run;
 * :mod:`~dashboard.services.exports` (``service.exports``): download files (also the
   measurements and the printable relief);
 * :mod:`~dashboard.services.downloads` (``service.downloads``): prepared downloads, streamed by a
@@ -62,7 +63,7 @@ from dashboard.services.reports import Reports
 from dashboard.services.uploads import MAX_UPLOADS, THUMB_MAX_SIDE, UploadMeta, Uploads, make_thumbnail
 from dashboard.services.warmup import Warmup
 from face3d_core.cache import ResultStore
-from face3d_core.compare import ComparisonResult
+from face3d_core.compare import ComparisonItems, ComparisonResult
 from face3d_core.config import get_settings
 from face3d_core.faces import DEFAULT_MARGIN
 from face3d_core.pipeline import DepthRef
@@ -147,7 +148,9 @@ class Face3DService:
         """Task name -> function for the job runner (JSON params in, small JSON result out).
 
         ``depth``: params are a :meth:`DepthRef.to_dict`; ``compare``: ``{"refs": [DepthRef dicts],
-        "names": [the requesting session's labels]}``. The caller checked the session's access.
+        "names": [the requesting session's names of the items]}``, result
+        :meth:`~dashboard.services.comparison.ComparisonRun.to_store`. The caller checked the
+        session's access.
         """
 
         def depth_task(params: dict, job: JobContext) -> dict:
@@ -156,10 +159,10 @@ class Face3DService:
             return ref.to_dict()
 
         def compare_task(params: dict, job: JobContext) -> dict:
-            refs = [_job_ref(item) for item in params["refs"]]
+            items = ComparisonItems(tuple(_job_ref(item) for item in params["refs"]))  # the job's boundary
             names = [str(name) for name in params.get("names") or []]
-            key, result = self.comparisons.compute(refs, names or None, progress=job.report)
-            return {"key": key, "count": len(result.names)}
+            key = params.get("key") if isinstance(params.get("key"), str) else None  # the caller's, computed once
+            return self.comparisons.compute(items, names or None, progress=job.report, key=key).to_store()
 
         return {"depth": depth_task, "compare": compare_task}
 

@@ -38,7 +38,7 @@ from dashboard.services.errors import PhotoMissingError
 from dashboard.services.uploads import UploadMeta, Uploads, display_name
 from face3d_core.cache import MISSING, ResultStore, combine_hashes, is_sha256_hex
 from face3d_core.cache.diskdb import DiskDB, OnDamage
-from face3d_core.compare import ComparisonResult
+from face3d_core.compare import ComparisonResult, item_name
 from face3d_core.config import get_settings
 from face3d_core.errors import CacheError
 from face3d_core.images import sha256_hex
@@ -278,6 +278,14 @@ class Access:
         """
         return [self.require_photo(session, ref.sha).face_label(ref.face_index) for ref in refs]
 
+    def item_names(self, session: str, refs: Sequence[DepthRef]) -> list[str]:
+        """The session's names of comparison items: the face and the model (``"a.jpg · DPT-Hybrid"``).
+
+        Raises:
+            PhotoMissingError: A photo is not the session's or no longer stored.
+        """
+        return [item_name(label, ref) for label, ref in zip(self.labels(session, refs), refs, strict=True)]
+
     def comparison(self, session: str, result: ComparisonResult | None) -> ComparisonResult | None:
         """A cached comparison as ``session`` sees it (its own names), or None.
 
@@ -287,7 +295,7 @@ class Access:
         if result is None:
             return None
         try:
-            names = self.labels(session, result.refs)
+            names = self.item_names(session, result.refs)
         except PhotoMissingError:
             return None
         combined = combine_hashes(list(result.shas))

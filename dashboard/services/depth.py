@@ -171,6 +171,11 @@ class DepthMaps:
             self.memory.put(key, value)
         return value
 
+    def is_cached(self, ref: DepthRef) -> bool:
+        """Whether the depth map is computed and stored (an existence check: nothing is read)."""
+        key = self.key(ref)
+        return self.memory.get(key) is not None or key in self.store
+
     def compute(self, ref: DepthRef, progress: TaskProgress | None = None) -> FaceDepth:
         """Return the depth map of one face, from the cache or by running the network once.
 

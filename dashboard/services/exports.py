@@ -116,6 +116,32 @@ def _typed_number(raw: object) -> float:
     return number if math.isfinite(number) else math.nan
 
 
+@dataclass(frozen=True)
+class MeasuredFace:
+    """One face's measurements for a file, with the photo's name and the depth map that gave them.
+
+    Attributes:
+        name: The photo's name (as the asking session sees it; the file's ``image`` column).
+        result: The measurements.
+        ref: The depth map (its model and precision fill the ``model`` and ``precision`` columns).
+    """
+
+    name: str
+    result: FaceMeasurements
+    ref: DepthRef | None = None
+
+    def rows(self) -> list[dict[str, object]]:
+        """The CSV rows (:meth:`FaceMeasurements.to_rows`)."""
+        return self.result.to_rows(self.name, *self._network())
+
+    def document(self) -> dict[str, object]:
+        """The JSON document (:meth:`FaceMeasurements.to_dict`)."""
+        return self.result.to_dict(self.name, *self._network())
+
+    def _network(self) -> tuple[str, str]:
+        return ("", "") if self.ref is None else (self.ref.model, self.ref.precision)
+
+
 def safe_stem(name: str, fallback: str = "face") -> str:
     """Return a file-name stem made only of ``[A-Za-z0-9_-]`` from a user's file name."""
     stem = os.path.splitext(os.path.basename(str(name)))[0]
@@ -183,13 +209,14 @@ class Exports:
                     archive.writestr(os.path.basename(name), data)
             return f"{stem}_3d_{fmt}.zip", buffer.getvalue()
 
-    def measurements_file(
-        self, measured: Sequence[tuple[str, FaceMeasurements]], fmt: str, stem: str
-    ) -> tuple[str, bytes]:
+    def measurements_file(self, measured: Sequence[MeasuredFace], fmt: str, stem: str) -> tuple[str, bytes]:
         """Return ``(file name, bytes)`` of measurements as CSV or JSON (the ``face3d measure`` formats).
 
+        Every row (CSV) and face (JSON) names its photo and the depth network and precision
+        that gave its depth, so a comparison of models keeps them apart.
+
         Args:
-            measured: ``(photo name, measurements)`` per face.
+            measured: The measured faces, in order.
             fmt: ``"csv"`` or ``"json"``.
             stem: File name stem (made safe here).
 
@@ -200,10 +227,10 @@ class Exports:
         if fmt not in MEASURE_FORMATS:
             raise ExportError(f"Unknown measurement format {fmt!r}; use CSV or JSON.")
         if fmt == "csv":
-            rows = [row for name, result in measured for row in result.to_rows(name)]
+            rows = [row for face in measured for row in face.rows()]
             data = write_csv(rows).encode("utf-8")
         else:
-            document = {"faces": [result.to_dict(name) for name, result in measured]}
+            document = {"faces": [face.document() for face in measured]}
             data = (json.dumps(document, indent=2, allow_nan=False) + "\n").encode("utf-8")
         return f"{safe_stem(stem)}_measurements.{fmt}", data
 

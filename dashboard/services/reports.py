@@ -18,10 +18,17 @@ from dashboard.services.uploads import UploadMeta
 from face3d_core.camera import CameraFov
 from face3d_core.compare import ComparisonResult
 from face3d_core.depthmap import normalize_depth
+from face3d_core.models.estimator import PRECISION_LABELS
 from face3d_core.models.registry import get_spec
 from face3d_core.pipeline import DepthRef
 from face3d_core.reconstruct import ReconstructionParams
 from face3d_core.report import ReportFace, build_report
+
+
+def network_title(ref: DepthRef) -> str:
+    """A report face's depth network, e.g. ``"MiDaS v2.1 small (256)"``, with ``· Fast (bf16)`` when not exact."""
+    title = get_spec(ref.model).title
+    return title if ref.precision == "fp32" else f"{title} · {PRECISION_LABELS.get(ref.precision, ref.precision)}"
 
 
 class Reports:
@@ -63,7 +70,7 @@ class Reports:
             model=model,
             measurements=measurements,
             fov=fov,
-            depth_model=get_spec(ref.model).title,
+            depth_model=network_title(ref),
             note=note,
         )
 
@@ -80,13 +87,17 @@ class Reports:
             return f"{safe_stem(meta.name)}_report.html", build_report([face]).encode("utf-8")
 
     def comparison_report(
-        self, result: ComparisonResult, settings: Sequence[tuple[ReconstructionParams, CameraFov]]
+        self,
+        result: ComparisonResult,
+        settings: Sequence[tuple[ReconstructionParams, CameraFov]],
+        pair: tuple[int, int] = (0, 1),
     ) -> tuple[str, bytes]:
         """Return ``(file name, HTML bytes)`` of a comparison's report.
 
         Args:
             result: The comparison, with the asking session's names (see :meth:`Access.comparison`).
-            settings: ``(params, field of view)`` of each face, in the comparison's order.
+            settings: ``(params, field of view)`` of each item, in the comparison's order.
+            pair: The two items whose difference map the report shows (first minus second).
 
         Raises:
             DepthMissingError: A depth map is no longer in the cache.
@@ -96,5 +107,5 @@ class Reports:
                 self.face(ref, params, fov, label)
                 for ref, (params, fov), label in zip(result.refs, settings, result.names, strict=True)
             ]
-            html = build_report(faces, comparison=result)
-        return f"face3d_comparison_{len(faces)}_faces_report.html", html.encode("utf-8")
+            html = build_report(faces, comparison=result, pair=pair)
+        return f"face3d_comparison_{len(faces)}_items_report.html", html.encode("utf-8")

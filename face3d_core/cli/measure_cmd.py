@@ -121,8 +121,9 @@ def run(args: argparse.Namespace) -> int:
             print(error_line(unexpected_message(exc), image), file=sys.stderr)
             continue
         print(_table(image, result))
-        rows.extend(result.to_rows(image))
-        documents.append(result.to_dict(image))
+        network = "" if depth_path else args.model  # a given depth map came from no network of ours
+        rows.extend(result.to_rows(image, network))
+        documents.append(result.to_dict(image, network))
     try:
         if args.csv:
             _write(args.csv, write_csv(rows))

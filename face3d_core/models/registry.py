@@ -62,6 +62,8 @@ class ModelSpec:
             whose forward pass computes shape-dependent constants in Python).
         license: Licence of the official weights.
         description: One line for ``face3d models`` and the UI.
+        short_title: The name in titles and table columns where space is short (``MiDaS small``);
+            :attr:`label` falls back to :attr:`title`.
     """
 
     name: str
@@ -82,6 +84,12 @@ class ModelSpec:
     export_dynamic: bool = True
     license: str = "MIT"
     description: str = ""
+    short_title: str = ""
+
+    @property
+    def label(self) -> str:
+        """The short name for titles and columns (e.g. ``"DPT-Hybrid"``)."""
+        return self.short_title or self.title
 
     @property
     def weights_file(self) -> WeightsFile:
@@ -104,6 +112,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         "midas_v21_small_256",
         "v2_1",
         title="MiDaS v2.1 small (256)",
+        short_title="MiDaS small",
         builder="face3d_core.models.midas_small:build_midas_v21_small_256",
         sha256="70d6b9c891758c67f974a6097fb0c608c7ee67fb81ac3e5588847d5596d56fca",
         size_mb=81.8,
@@ -119,6 +128,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         "dpt_swin2_tiny_256",
         "v3_1",
         title="MiDaS v3.1 Swin2-T (256)",
+        short_title="Swin2-T",
         builder="face3d_core.models.dpt:build_dpt_swin2_tiny_256",
         sha256=None,
         size_mb=165.0,
@@ -133,6 +143,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         "dpt_levit_224",
         "v3_1",
         title="MiDaS v3.1 LeViT (224)",
+        short_title="LeViT",
         builder="face3d_core.models.dpt:build_dpt_levit_224",
         sha256=None,
         size_mb=195.0,
@@ -147,6 +158,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         "dpt_hybrid_384",
         "v3",
         title="MiDaS v3.0 DPT-Hybrid (384)",
+        short_title="DPT-Hybrid",
         builder="face3d_core.models.dpt:build_dpt_hybrid_384",
         sha256=None,
         size_mb=470.0,
@@ -161,6 +173,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         "dpt_large_384",
         "v3",
         title="MiDaS v3.0 DPT-Large (384)",
+        short_title="DPT-Large",
         builder="face3d_core.models.dpt:build_dpt_large_384",
         sha256=None,
         size_mb=1280.0,
@@ -175,6 +188,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         "dpt_beit_large_512",
         "v3_1",
         title="MiDaS v3.1 BEiT-L (512)",
+        short_title="BEiT-L 512",
         builder="face3d_core.models.dpt:build_dpt_beit_large_512",
         sha256=None,
         size_mb=1340.0,
@@ -190,6 +204,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         "dpt_beit_large_384",
         "v3_1",
         title="MiDaS v3.1 BEiT-L (384)",
+        short_title="BEiT-L 384",
         builder="face3d_core.models.dpt:build_dpt_beit_large_384",
         sha256=None,
         size_mb=1340.0,
@@ -205,6 +220,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         "dpt_beit_base_384",
         "v3_1",
         title="MiDaS v3.1 BEiT-B (384)",
+        short_title="BEiT-B",
         builder="face3d_core.models.dpt:build_dpt_beit_base_384",
         sha256=None,
         size_mb=430.0,
@@ -220,6 +236,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         "dpt_swin2_base_384",
         "v3_1",
         title="MiDaS v3.1 Swin2-B (384)",
+        short_title="Swin2-B",
         builder="face3d_core.models.dpt:build_dpt_swin2_base_384",
         sha256=None,
         size_mb=420.0,
@@ -234,6 +251,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         "dpt_swin2_large_384",
         "v3_1",
         title="MiDaS v3.1 Swin2-L (384)",
+        short_title="Swin2-L",
         builder="face3d_core.models.dpt:build_dpt_swin2_large_384",
         sha256=None,
         size_mb=840.0,
@@ -247,6 +265,7 @@ _SPECS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="depth_anything_v2_vits",
         title="Depth Anything V2 Small (518)",
+        short_title="Depth Anything V2 S",
         builder="face3d_core.models.depth_anything:build_depth_anything_v2_vits",
         url="https://huggingface.co/depth-anything/Depth-Anything-V2-Small/resolve/main/depth_anything_v2_vits.pth",
         file_name="depth_anything_v2_vits.pth",

@@ -93,19 +93,78 @@ def upload(page, paths: list[Path], expected_cards: int) -> None:
     )
 
 
-def full_flow(page, photos: list[Path], *, compare_alert: bool = False) -> None:
+#: What shows the result of each tab's button: the depth map, the 3D view's card, the comparison.
+RESULTS = {"depth": "#depth-map-col", "model3d": "#model3d-view-card", "compare": "#compare-results"}
+
+#: The page has stopped scrolling (the same position for 10 frames in a row).
+_SCROLL_SETTLED = """() => new Promise(resolve => { let last = -1, same = 0;
+  (function look() { same = window.scrollY === last ? same + 1 : 0; last = window.scrollY;
+    if (same >= 10) { resolve(last); } else { requestAnimationFrame(look); } })(); })"""
+#: The top of a result lies in the upper half of the window.
+_IN_VIEW = """sel => { const top = document.querySelector(sel).getBoundingClientRect().top;
+  return top >= -1 && top <= window.innerHeight / 2; }"""
+
+
+def result_in_view(page, tab: str, timeout_ms: int = 10_000) -> bool:
+    """Whether ``tab``'s result comes into view (the page scrolls to it on a narrow screen), once scrolling stops."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(_IN_VIEW, arg=RESULTS[tab], timeout=timeout_ms)
+    except PlaywrightTimeout:  # not in view
+        return False
+    page.evaluate(_SCROLL_SETTLED)
+    return page.evaluate(_IN_VIEW, RESULTS[tab])
+
+
+_CAMERA_EYE = """sel => { const gd = document.querySelector(sel + ' .js-plotly-plot');
+  const eye = gd._fullLayout.scene._scene.getCamera().eye; return [eye.x, eye.y, eye.z]; }"""
+
+
+def touch_drag(page, selector: str, dx: float, dy: float, steps: int = 10) -> tuple[list[float], list[float]]:
+    """Drag one finger across the middle of the 3D graph ``selector`` (real touch events, through CDP).
+
+    Returns:
+        The camera's eye position before and after the drag.
+    """
+    before = page.evaluate(_CAMERA_EYE, selector)
+    box = page.locator(f"{selector} .js-plotly-plot").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    cdp = page.context.new_cdp_session(page)
+    try:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+        for step in range(1, steps + 1):
+            point = {"x": x + dx * step / steps, "y": y + dy * step / steps}
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    finally:
+        cdp.detach()
+    page.wait_for_function(
+        "([sel, before]) => { const gd = document.querySelector(sel + ' .js-plotly-plot');"
+        " const eye = gd._fullLayout.scene._scene.getCamera().eye;"
+        " return Math.abs(eye.x - before[0]) + Math.abs(eye.y - before[1]) + Math.abs(eye.z - before[2]) > 1e-3; }",
+        arg=[selector, before],
+        timeout=10_000,
+    )
+    return before, page.evaluate(_CAMERA_EYE, selector)
+
+
+def full_flow(page, photos: list[Path], *, compare_alert: bool = False, after_result=None) -> None:
     """Upload ``photos``, then generate the depth map, the 3D model and the comparison of the first two.
 
     Args:
         page: A Playwright page on the dashboard (empty gallery).
         photos: Two or more photos.
         compare_alert: The comparison is expected to be refused with an alert (no face detector).
+        after_result: Called as ``after_result(tab)`` as soon as a tab's result is shown.
     """
     page.wait_for_selector("text=No photos yet")
     upload(page, photos, len(photos))
     open_tab(page, "depth")
     page.click("#depth-generate")
     page.wait_for_selector("#depth-results:not([hidden])", timeout=NETWORK_TIMEOUT_MS)
+    if after_result:
+        after_result("depth")
     open_tab(page, "model3d")
     page.click("#model3d-generate")
     page.wait_for_selector("#model3d-results:not([hidden])", timeout=NETWORK_TIMEOUT_MS)
@@ -113,6 +172,8 @@ def full_flow(page, photos: list[Path], *, compare_alert: bool = False) -> None:
         "document.querySelector('#model3d-graph .js-plotly-plot') && "
         "document.querySelector('#model3d-graph .js-plotly-plot').data.length >= 1"
     )
+    if after_result:
+        after_result("model3d")
     open_tab(page, "compare")
     page.click("#compare-run")
     if compare_alert:
@@ -120,3 +181,5 @@ def full_flow(page, photos: list[Path], *, compare_alert: bool = False) -> None:
     else:
         page.wait_for_selector("#compare-results:not([hidden])", timeout=NETWORK_TIMEOUT_MS)
         page.wait_for_selector("#compare-pair-section:not([hidden])", timeout=NETWORK_TIMEOUT_MS)
+        if after_result:
+            after_result("compare")

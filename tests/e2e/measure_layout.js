@@ -43,7 +43,11 @@
     gd.querySelectorAll(".main-svg, .gl-container, g.colorbar, .imagelayer image, .hm image, .heatmaplayer image, .legend")
       .forEach((e) => { if (shown(e)) { contained.push(e); } });
   });
-  root.querySelectorAll("table, img").forEach((e) => { if (shown(e)) { contained.push(e); } });
+  // a wide table in a scrolling box (.table-responsive, e.g. six items side by side on a phone) scrolls
+  // inside the card: the box must fit, the table may be wider
+  root.querySelectorAll("table, img").forEach((e) => {
+    if (shown(e)) { contained.push(e.closest(".table-responsive") || e); }
+  });
   for (const e of contained) {
     const card = cardOf(e);
     if (!card) { problems.push(`${label(e)} is in no card`); continue; }
@@ -108,6 +112,19 @@
       counts.scenes += 1;
       boxes.scenes[`${host ? host.id : "graph"}#${i}`] = box(scene);
       if (!inside(box(scene), box(gd))) { problems.push(`3D scene ${i} of ${label(gd)} ${fmt(box(scene))} leaves its figure`); }
+    });
+  });
+
+  // 4b. titles drawn in a figure (annotations) stay inside it and never overlap each other
+  graphs.forEach((gd) => {
+    const notes = Array.from(gd.querySelectorAll("g.annotation")).filter(shown);
+    const name = (n) => n.textContent.trim().slice(0, 40);
+    notes.forEach((note, i) => {
+      const a = box(note);
+      if (!inside(a, box(gd))) { problems.push(`the title "${name(note)}" ${fmt(a)} leaves its figure ${fmt(box(gd))}`); }
+      for (const other of notes.slice(i + 1)) {
+        if (meet(a, box(other))) { problems.push(`the titles "${name(note)}" and "${name(other)}" of ${label(gd)} overlap`); }
+      }
     });
   });
 

@@ -5,8 +5,11 @@ comparison), then every tab is measured with ``getBoundingClientRect`` (``measur
 every graph (its SVG and WebGL layers, colour bars, pictures), table and image must lie inside its
 card; colour bars lie inside their figure and over no picture or text; figures fit their boxes and
 do not overlap; pictures keep their aspect ratio; the comparison's 3D views share the card's width;
-the page never scrolls sideways and every tab is within reach. A screenshot of each tab at each
-size goes to ``test-artifacts/e2e/layout/`` with the measured boxes beside it (JSON).
+the page never scrolls sideways and every tab is within reach; titles drawn in a figure never
+overlap. After each Generate (and Compare) the result's card is in view. The phone (390x844: a
+touch screen) starts with its settings sections folded, and one finger turns the 3D view without
+scrolling the page. A screenshot of each tab at each size goes to ``test-artifacts/e2e/layout/``
+with the measured boxes beside it (JSON), and one of the window right after each result.
 """
 
 from __future__ import annotations
@@ -16,12 +19,25 @@ import json
 import pytest
 
 from tests.e2e.conftest import ConsoleLog
-from tests.e2e.flow import TABS, full_flow, measure_layout, measure_now, open_tab, screenshot
+from tests.e2e.flow import (
+    TABS,
+    full_flow,
+    measure_layout,
+    measure_now,
+    open_tab,
+    result_in_view,
+    screenshot,
+    touch_drag,
+)
 from tests.harness.page_waits import next_frames
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
-SIZES = [(1280, 720), (1440, 900), (1920, 1080), (1024, 768)]
+SIZES = [(1280, 720), (1440, 900), (1920, 1080), (1024, 768), (390, 844)]
+#: Narrower than this (CSS px) is a phone: a touch screen, the settings above the results, folded sections.
+PHONE_MAX_PX = 600
+#: Bootstrap's ``md``: narrower, the photo and the depth map lie one above the other.
+MD_PX = 768
 PHOTOS = ["fr_obama_official_portrait.jpg", "skimage_astronaut.png"]
 
 #: What each tab must show once the flow ran (so a check cannot pass by measuring nothing).
@@ -48,7 +64,13 @@ def layout_dir(artifacts_dir):
 
 
 def _fresh_page(browser, server, width: int, height: int):
-    context = browser.new_context(viewport={"width": width, "height": height})
+    phone = width < PHONE_MAX_PX  # a phone: touch, mobile viewport, a dense screen
+    context = browser.new_context(
+        viewport={"width": width, "height": height},
+        has_touch=phone,
+        is_mobile=phone,
+        device_scale_factor=2 if phone else 1,
+    )
     page = context.new_page()
     console = ConsoleLog()
     console.attach(page)
@@ -56,18 +78,21 @@ def _fresh_page(browser, server, width: int, height: int):
     return context, page, console
 
 
-def _tab_problems(name: str, measured: dict) -> list[str]:
+def _tab_problems(name: str, measured: dict, width: int = 1440) -> list[str]:
     problems = [f"{name}: {p}" for p in measured["problems"]]
     for what, least in AT_LEAST[name].items():
         if measured["counts"][what] < least:
             problems.append(f"{name}: measured {measured['counts'][what]} {what}, expected at least {least}")
     boxes = measured["boxes"]
-    if name == "depth":  # photo and depth map side by side: the same size, top edges level
+    if name == "depth":  # photo and depth map side by side (one above the other on a phone): drawn alike
         photo, depth = boxes["pictures"]["depth-original-graph"], boxes["pictures"]["depth-map-graph"]
-        if abs(photo["w"] - depth["w"]) > 2 or abs(photo["h"] - depth["h"]) > 2 or abs(photo["t"] - depth["t"]) > 2:
+        level = "l" if width < MD_PX else "t"
+        if abs(photo["w"] - depth["w"]) > 2 or abs(photo["h"] - depth["h"]) > 2 or abs(photo[level] - depth[level]) > 2:
             problems.append(f"depth: the photo {photo} and the depth map {depth} are not drawn alike")
-        if photo["r"] > depth["l"]:
+        if width >= MD_PX and photo["r"] > depth["l"]:
             problems.append("depth: the photo and the depth map are not side by side")
+        if width < MD_PX and photo["b"] > depth["t"]:
+            problems.append("depth: the photo and the depth map are not one above the other")
     if name == "compare":  # the 3D views share the card's width, two per row
         graph = boxes["graphs"]["compare-3d-graph"]
         scenes = [b for key, b in boxes["scenes"].items() if key.startswith("compare-3d-graph")]
@@ -79,20 +104,41 @@ def _tab_problems(name: str, measured: dict) -> list[str]:
     return problems
 
 
+#: How many settings sections each tab has (open on wide screens, folded on a phone).
+SECTIONS = {"depth": 1, "model3d": 3, "compare": 1}
+
+
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def test_every_tab_fits_its_cards(browser, ui_server, e2e_faces, layout_dir, size):
+    """Every tab fits; a result comes into view after its button; on a phone lists fold and a finger turns the view."""
     width, height = size
+    phone = width < PHONE_MAX_PX
     context, page, console = _fresh_page(browser, ui_server, width, height)
+    problems, report = [], {}
+
+    def after_result(tab: str) -> None:
+        if not result_in_view(page, tab):
+            problems.append(f"{tab}: the result is out of sight after its button was pressed")
+        page.screenshot(path=str(layout_dir / f"{width}x{height}_{tab}_result_in_view.png"))  # the window only
+        opened = page.evaluate(f"document.querySelectorAll('#{tab}-sections .accordion-collapse.show').length")
+        if opened != (0 if phone else SECTIONS[tab]):
+            problems.append(f"{tab}: {opened} of {SECTIONS[tab]} settings sections open at {width} px")
+        if phone and tab == "model3d":  # one finger turns the 3D view, and the page does not scroll with it
+            scrolled = page.evaluate("window.scrollY")
+            before, after = touch_drag(page, "#model3d-graph", 80, 20)
+            if page.evaluate("window.scrollY") != scrolled:
+                problems.append("model3d: a touch drag on the 3D view scrolled the page")
+            report["touch"] = {"eye_before": before, "eye_after": after}
+
     try:
-        full_flow(page, [e2e_faces / name for name in PHOTOS])
-        problems, report = [], {}
+        full_flow(page, [e2e_faces / name for name in PHOTOS], after_result=after_result)
         for name in TABS:
             open_tab(page, name)
             page.wait_for_function(READY[name], timeout=60_000)
             measured = measure_layout(page)
             screenshot(page, layout_dir, f"{width}x{height}_{name}")
             report[name] = measured
-            problems += _tab_problems(name, measured)
+            problems += _tab_problems(name, measured, width)
         (layout_dir / f"{width}x{height}.json").write_text(json.dumps(report, indent=1))
     finally:
         context.close()

@@ -2,7 +2,8 @@
 
 Every function takes a :class:`~tests.harness.dash_client.DashHttp` (a real server over HTTP or an
 app in process) and labels its requests with a kind (``upload``, ``depth_start``, ``depth_poll``,
-``depth_view``, ``model3d_view``, ``slider``, ``thumbnail``, ``compare_view``) for the timings.
+``depth_view``, ``model3d_view``, ``slider``, ``thumbnail``, ``compare_view``, ``compare_difference``) for the
+timings.
 """
 
 from __future__ import annotations
@@ -300,7 +301,7 @@ def generate_comparison(
     """Press *Compare* for the photos ``shas`` and poll its job like the page until the result arrives.
 
     Returns:
-        The comparison result (``{"key", "count"}``).
+        The comparison result (``{"key", "count", "skipped"}``).
 
     Raises:
         AssertionError: No result or job, an alert during a poll, or ``timeout_s`` passed.
@@ -308,8 +309,7 @@ def generate_comparison(
     job_store, interval = ids.job_store("compare"), ids.job_interval("compare")
     values = {
         job_store: None,
-        ids.COMPARE_FACES: list(shas),
-        ids.COMPARE_MODEL: model,
+        ids.COMPARE_ITEMS_STORE: [{"sha": sha, "model": model, "precision": "fp32"} for sha in shas],
         ids.UPLOADS_STORE: store,
         ids.COMPARE_RUN: 1,
     }
@@ -336,11 +336,26 @@ def generate_comparison(
 
 
 def view_comparison(client: DashHttp, key: str, count: int, page: int = 0) -> dict | None:
-    """Show a computed comparison (3D views, profiles, difference map) on the *Compare* tab."""
+    """Show a computed comparison (3D views, profiles, the items' names) on the *Compare* tab."""
     return client.call(
         (ids.COMPARE_RESULT_STORE, "data"),
         {ids.COMPARE_RESULT_STORE: {"key": key, "count": count}, ids.COMPARE_PAGE: page},
+        output_id=ids.COMPARE_3D_GRAPH,
         kind="compare_view",
+    )
+
+
+def view_difference(client: DashHttp, key: str, count: int, first: int = 0, second: int = 1) -> dict | None:
+    """Show the difference map of two items of a computed comparison (and its numbers)."""
+    return client.call(
+        (ids.COMPARE_RESULT_STORE, "data"),
+        {
+            ids.COMPARE_RESULT_STORE: {"key": key, "count": count},
+            ids.COMPARE_PAIR_FIRST: first,
+            ids.COMPARE_PAIR_SECOND: second,
+        },
+        output_id=ids.COMPARE_DIFF_GRAPH,
+        kind="compare_difference",
     )
 
 

@@ -13,10 +13,10 @@ picture through the steps below, every one of them bounded in cost:
    held for a few frames when the detector misses the face once; the crop is a square around
    it with the Depth tab's margin (:data:`face3d_core.faces.DEFAULT_MARGIN`), moved inside the
    frame rather than cut by its border;
-4. the crop (or the whole frame where no face is tracked) is resized to the network's own input
-   size (``spec.net_size``, 256 x 256 for the default MiDaS small), so every frame has the same
-   input shape: the compiled runtime serves it without compiling again, and the network's cost
-   per frame is fixed whatever the camera;
+4. the crop (or the whole frame where no face is tracked) is resized to one live input size
+   (:func:`live_input_size`: 192 x 192 for the default MiDaS small, whose still input is 256 x 256),
+   so every frame has the same input shape: the compiled runtime serves it without compiling
+   again, and the network's cost per frame is fixed whatever the camera;
 5. the depth is normalised like the Depth tab's (:func:`face3d_core.depthmap.normalize_depth`,
    1 = nearest) and coloured with a lookup table of the same colour map
    (:func:`face3d_core.figures.depth_colormap_lut`).
@@ -27,11 +27,12 @@ Example:
     >>> frame_rgb = decode_frame(jpeg_bytes)                              # doctest: +SKIP
     >>> live = live_depth(frame_rgb, estimator, FaceTracker(), lut)       # doctest: +SKIP
     >>> live.depth_rgb.shape, live.crop_xyxy                              # doctest: +SKIP
-    ((256, 256, 3), (212, 40, 468, 296))
+    ((192, 192, 3), (212, 40, 468, 296))
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import math
@@ -66,6 +67,11 @@ DETECT_MAX_SIDE = 320
 MIN_CROP_SIDE = 32
 #: JPEG quality of the depth picture sent back.
 DEPTH_JPEG_QUALITY = 85
+#: Longest side of the network input for live frames. The default MiDaS small runs live at
+#: 192 x 192 (0.56x the pixels of its 256 x 256 still input) so that a 2-core CPU keeps up with the
+#: camera; a captured photo goes through the whole pipeline at the network's own size. Networks
+#: with a fixed input (``resize_mode="square"``) keep theirs.
+LIVE_NET_MAX_SIDE = 192
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -246,10 +252,10 @@ def live_depth(
     else:
         x0, y0, x1, y1 = crop_xyxy
         view = frame_rgb[y0:y1, x0:x1]
-    net_h, net_w = estimator.spec.net_size
+    net_h, net_w = live_input_size(estimator.spec)
     # one input shape for every frame: area-shrink to the network's size, then its own normalisation
     small = cv2.resize(view, (net_w, net_h), interpolation=cv2.INTER_AREA)
-    batch = prepare_array(small, estimator.spec)[None]
+    batch = prepare_array(small, dataclasses.replace(estimator.spec, net_size=(net_h, net_w)))[None]
     detected = time.perf_counter()
     depth_rel = estimator.infer_array(batch)[0]
     inferred = time.perf_counter()
@@ -267,6 +273,22 @@ def live_depth(
         "colour": (coloured - inferred) * 1000.0,
     }
     return LiveDepth(np.ascontiguousarray(depth_rgb), crop_xyxy, (width, height), timings)
+
+
+def live_input_size(spec: ModelSpec) -> tuple[int, int]:
+    """The network input ``(height, width)`` of live frames: at most :data:`LIVE_NET_MAX_SIDE` a side.
+
+    The network's own size where it takes no other (``resize_mode="square"``) or is already smaller;
+    else shrunk to the longest side :data:`LIVE_NET_MAX_SIDE`, each side a multiple of the network's
+    ``multiple_of``.
+    """
+    net_h, net_w = spec.net_size
+    longest = max(net_h, net_w)
+    if spec.resize_mode == "square" or longest <= LIVE_NET_MAX_SIDE:
+        return net_h, net_w
+    step = spec.multiple_of
+    scale = LIVE_NET_MAX_SIDE / longest
+    return max(step, int(net_h * scale) // step * step), max(step, int(net_w * scale) // step * step)
 
 
 def encode_depth_jpeg(depth_rgb: np.ndarray, quality: int = DEPTH_JPEG_QUALITY) -> bytes:

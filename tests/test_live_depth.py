@@ -181,11 +181,11 @@ def test_a_frame_comes_back_as_the_depth_of_the_face_crop(live_app, face_frame, 
     assert x1 - x0 == y1 - y0, "a square crop"
     fx, fy, fw, fh = detect_faces(face_frame_rgb, model_path=yunet_path)[0].box_xywh
     assert x0 <= fx and y0 <= fy and fx + fw <= x1 and fy + fh <= y1, "the crop holds the face"
-    assert fake.batch_shapes == [(1, 3, 256, 256)], "the network's own input size"
+    assert fake.batch_shapes == [(1, 3, 192, 192)], "the live input size"
     picture = _picture(response)
-    assert picture.shape == (256, 256, 3)
+    assert picture.shape == (192, 192, 3)
     # the stand-in's depth is a dome: nearest in the middle, shown lightest in grayscale
-    assert picture[128, 128].mean() > picture[4, 4].mean() + 100
+    assert picture[96, 96].mean() > picture[4, 4].mean() + 100
     assert np.abs(picture.astype(int) - picture[..., :1]).max() <= 12, "grey"
     # the colour map asked for: the nearest pixel has viridis' near colour
     colour = _picture(post_frame(client, face_frame, query="precision=fp32&colormap=Viridis"))
@@ -199,8 +199,8 @@ def test_without_a_face_the_whole_frame_keeps_its_aspect_ratio(live_app):
     response = post_frame(client, _jpeg(blank))
     assert response.status_code == 200
     assert response.headers["X-Face3D-Crop"] == "none"
-    assert _picture(response).shape == (144, 256, 3)
-    assert fake.batch_shapes == [(1, 3, 256, 256)]
+    assert _picture(response).shape == (108, 192, 3)
+    assert fake.batch_shapes == [(1, 3, 192, 192)]
 
 
 def test_frames_only_from_the_page_of_a_session(live_app, face_frame):
@@ -486,3 +486,13 @@ def test_live_precision_follows_the_other_pickers(tmp_path):
     for picker in (ids.DEPTH_PRECISION, ids.MODEL3D_PRECISION, ids.LIVE_PRECISION):
         assert output(response, picker, "value") == wanted
     # the Compare tab's precisions follow the Depth tab's (a callback of their own, see test_compare_items)
+
+
+def test_live_input_is_at_most_192_a_side_where_the_network_takes_other_sizes():
+    from face3d_core.live import LIVE_NET_MAX_SIDE, live_input_size
+    from face3d_core.models.registry import get_spec
+
+    assert live_input_size(get_spec("midas_v21_small_256")) == (LIVE_NET_MAX_SIDE, LIVE_NET_MAX_SIDE) == (192, 192)
+    assert live_input_size(get_spec("dpt_hybrid_384")) == (192, 192)
+    for fixed in ("dpt_levit_224", "dpt_swin2_tiny_256"):  # fixed input sizes are kept
+        assert live_input_size(get_spec(fixed)) == get_spec(fixed).net_size

@@ -8,12 +8,13 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8050
 PYTEST_ARGS ?=
 
-.PHONY: run test test-models venv venv-dev browser redis lint bench clean help vendor-detector
+.PHONY: run test test-models test-system venv venv-dev browser redis lint bench clean help vendor-detector
 
 help:
 	@echo "make run    - install into $(VENV) and start the dashboard on http://$(HOST):$(PORT)"
-	@echo "make test   - install into $(VENV) (with test tools) and run the test suite (about 6 min on 2 cores)"
-	@echo "make test-models - the full-size network checks, one network per process (about 15 min, <= 6 GB)"
+	@echo "make test   - install into $(VENV) (with test tools) and run the test suite (about 8 min on 2 cores, <= 4 GB)"
+	@echo "make test-models - the full-size network checks, one network per process (about 8 min, <= 6 GB but 2 stated)"
+	@echo "make test-system - load, scale-out, restarts, the worst file, every window size (about 3 min)"
 	@echo "make lint   - ruff check + ruff format --check (CI runs it before the tests)"
 	@echo "make bench  - run the benchmarks in benchmarks/"
 	@echo "make vendor-detector YUNET=FILE - ship the YuNet face detector inside the package (for packagers)"
@@ -64,6 +65,12 @@ test: venv-dev browser redis
 MODELS_BUDGET_GB ?= 6
 test-models: venv-dev
 	$(PY) -m tests.model_tier --budget-gb $(MODELS_BUDGET_GB) -- $(PYTEST_ARGS)
+
+# Multi-process system runs (load, scale-out with Redis/Celery/gunicorn, a restart in a container,
+# the worst file's memory through a real server, every window size in the browser): minutes of
+# wall time that a laptop's `make test` leaves out; CI runs them.
+test-system: venv-dev browser redis
+	$(PY) -m pytest -m system $(PYTEST_ARGS)
 
 # ruff lint rules and formatting (CI runs `make lint test`: a lint or format problem fails it first).
 LINT_PATHS := face3d_core dashboard tests benchmarks

@@ -40,17 +40,24 @@ def _network_names(item: pytest.Item) -> set[str]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Full-size network tests (marker ``models``) run only when asked for.
+    """Full-size network tests (marker ``models``) and system runs (``system``) run only when asked for.
+
+    ``-m system`` (any marker expression naming ``system``) asks for the system runs: load,
+    scale-out, restarts in a container, the worst file's memory, every window size
+    (``make test-system``).
 
     ``-m models`` (or any marker expression naming ``models``) or ``--face3d-model NAME`` asks for
     them; with ``--face3d-model`` only the named networks' ``models`` tests are kept. Plain
     ``pytest`` and ``make test`` leave them out (``make test-models`` runs them).
     """
     wanted = set(config.getoption(MODEL_OPTION))
-    asked = bool(wanted) or "models" in (config.getoption("markexpr") or "")
+    markexpr = config.getoption("markexpr") or ""
+    asked = bool(wanted) or "models" in markexpr
     keep, drop = [], []
     for item in items:
-        if item.get_closest_marker("models") is None:
+        if item.get_closest_marker("system") is not None and "system" not in markexpr:
+            drop.append(item)  # multi-process system runs: `make test-system` (-m system)
+        elif item.get_closest_marker("models") is None:
             keep.append(item)
         elif asked and (not wanted or wanted & _network_names(item)):
             keep.append(item)

@@ -139,6 +139,7 @@ MEMORY_ABOVE_IDLE_LIMIT = 1.5 * 2**30
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_worst_file_costs_a_real_server_less_than_1_5_gb_at_any_setting(tmp_path, fill_weights, capsys):
     require(PHOTO, YUNET_PATH, FILL_PY)
     for folder in ("home", "tmp"):

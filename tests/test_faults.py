@@ -362,6 +362,7 @@ def _pid_namespace_available() -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_a_job_interrupted_in_a_container_is_not_taken_for_alive_after_the_restart(tmp_path):
     """The server is process 1 of its PID namespace (as in a container), killed mid-job, started again.
 

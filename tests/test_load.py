@@ -33,7 +33,7 @@ from tests.harness.processes import cache_sharing_compiled_models, child_env
 from tests.harness.servers import WebServer
 from tests.harness.users import Stats, run_users
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.system]
 
 USERS = int(os.environ.get("FACE3D_LOAD_USERS", "8"))
 SECONDS = float(os.environ.get("FACE3D_LOAD_SECONDS", "8"))

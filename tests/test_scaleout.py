@@ -133,6 +133,7 @@ def deployment(redis_url, shared_ready, fill_weights, tmp_path_factory):
             process.stop()
 
 
+@pytest.mark.system
 def test_users_share_one_cache_across_web_and_inference_workers(deployment, shared_ready, capsys):
     import redis
 
@@ -222,6 +223,7 @@ def test_users_share_one_cache_across_web_and_inference_workers(deployment, shar
         client.close()
 
 
+@pytest.mark.system
 def test_a_job_started_on_one_web_machine_is_followed_on_another(deployment, shared_ready):
     """Upload and Generate on web machine A; poll, view and download on web machine B."""
     first = DashHttp(deployment["url"])
@@ -243,6 +245,7 @@ def test_a_job_started_on_one_web_machine_is_followed_on_another(deployment, sha
     assert flows.thumbnail(DashHttp(deployment["url2"]), sha).status_code == 404
 
 
+@pytest.mark.system
 def test_web_tier_killed_and_restarted_keeps_uploads_and_results(deployment, shared_ready):
     """SIGKILL the whole gunicorn (master and workers), start it again: every upload and depth map is still there."""
     import redis

@@ -34,6 +34,8 @@ from tests.harness.page_waits import next_frames
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 SIZES = [(1280, 720), (1440, 900), (1920, 1080), (1024, 768), (390, 844)]
+#: Checked in ``make test``: a desktop and a phone; the other sizes in ``make test-system``.
+EVERY_RUN = {(1440, 900), (390, 844)}
 #: Narrower than this (CSS px) is a phone: a touch screen, the settings above the results, folded sections.
 PHONE_MAX_PX = 600
 #: Bootstrap's ``md``: narrower, the photo and the depth map lie one above the other.
@@ -108,7 +110,11 @@ def _tab_problems(name: str, measured: dict, width: int = 1440) -> list[str]:
 SECTIONS = {"depth": 1, "model3d": 3, "compare": 1}
 
 
-@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+@pytest.mark.parametrize(
+    "size",
+    [pytest.param(size, marks=() if size in EVERY_RUN else pytest.mark.system) for size in SIZES],
+    ids=[f"{w}x{h}" for w, h in SIZES],
+)
 def test_every_tab_fits_its_cards(browser, ui_server, e2e_faces, layout_dir, size):
     """Every tab fits; a result comes into view after its button; on a phone lists fold and a finger turns the view."""
     width, height = size

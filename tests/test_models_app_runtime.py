@@ -29,7 +29,7 @@ from tests.conftest import (
     load_reference_array,
     run_as_the_app,
 )
-from tests.harness.model_tiers import SAME_CODE_AS, model_param
+from tests.harness.model_tiers import ONE_COMPILED_AT_A_TIME, SAME_CODE_AS, model_param
 
 NAMES = (
     "dpt_swin2_tiny_256",
@@ -60,11 +60,7 @@ def test_reference_through_the_app_runtime(name: str, run_weights_dir) -> None:
         del model
     elif (REFERENCE_DIR / f"{name}.pattern.net_input.npy").exists():
         inputs.append(load_reference_array(name, "pattern.net_input")[None])
-    # The large networks hold one compiled network at a time (a new estimator per input size): ViT-L
-    # with both sizes compiled in one estimator peaks at 7.7 GB, BEiT-L 512 at 12.7 GB (OpenVINO folds
-    # each layer's relative position bias into a (16, 1025, 1025) constant, about 4.5 GB per size).
-    # The change of input size inside one estimator is checked on the other networks.
-    one_at_a_time = name in ("dpt_large_384", "dpt_beit_large_512")
+    one_at_a_time = name in ONE_COMPILED_AT_A_TIME  # the largest networks: see model_tiers
     outputs = run_as_the_app(name, state_dict, inputs, run_weights_dir, estimator_per_input=one_at_a_time)
     assert_matches_reference(outputs[0], load_reference_array(name, "output"))
     if expected_wide is not None:

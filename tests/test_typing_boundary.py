@@ -24,9 +24,6 @@ DASHBOARD = Path(__file__).resolve().parents[1] / "dashboard"
 
 #: Modules (relative to ``dashboard/``) that take raw page values; ``Any`` may appear anywhere in them.
 BOUNDARY_MODULES = {"browser_values.py"}
-#: Modules of work in progress on another branch (the Compare tab, branch i17-ui), with the most
-#: uses of ``Any`` they may still hold. Only ever shrinks: remove an entry once its module is clean.
-PENDING: dict[str, int] = {}
 
 
 def _is_callback_decorator(node: ast.expr) -> bool:
@@ -128,7 +125,7 @@ def test_any_only_at_the_dash_boundary():
         if name in BOUNDARY_MODULES:
             continue
         lines = any_outside_boundary(path.read_text(encoding="utf-8"))
-        if len(lines) > PENDING.get(name, 0):
+        if lines:
             found[name] = lines
     assert not found, (
         "`Any` outside the Dash boundary (give these a real type: a dataclass, TypedDict, Protocol, a concrete "
@@ -137,7 +134,7 @@ def test_any_only_at_the_dash_boundary():
 
 
 def test_the_allow_lists_name_existing_modules():
-    for name in [*BOUNDARY_MODULES, *PENDING]:
+    for name in BOUNDARY_MODULES:
         assert (DASHBOARD / name).is_file(), f"{name} is allowed `Any` but does not exist: remove it from the list"
 
 

@@ -38,6 +38,11 @@ SAME_CODE_AS = {
     "dpt_swin2_large_384": "dpt_swin2_tiny_256",
 }
 
+#: Networks checked through the app's runtime with a new estimator per input size (one compiled
+#: network in memory at a time): both sizes compiled in one estimator peak at 7.7 GB (ViT-L) and
+#: 12.7 GB (BEiT-L 512). The change of input size inside one estimator is checked on the others.
+ONE_COMPILED_AT_A_TIME = frozenset({"dpt_large_384", "dpt_beit_large_512"})
+
 #: Networks allowed more than the tier's budget, in GB, and why (``tests.model_tier`` prints it).
 BUDGET_EXCEPTIONS_GB = {
     # OpenVINO folds each of BEiT-L's 24 relative-position biases into a (16, 1025, 1025) float32
